@@ -1,0 +1,59 @@
+//! Defaults shared by every binary and test, following Apache HDFS.
+
+use std::time::Duration;
+
+/// Namenode RPC address when none is given.
+pub const NAMENODE_ADDR: &str = "127.0.0.1:9000";
+/// Environment variable naming the namenode for `dfs` and `dfs-fuse`.
+pub const NAMENODE_ENV: &str = "DFS_NAMENODE";
+/// First datanode port of the local dev cluster.
+pub const DATANODE_PORT: u16 = 9101;
+/// Default block size: 128 MiB (`dfs.blocksize`).
+pub const BLOCK_SIZE: u64 = 128 * 1024 * 1024;
+/// Smallest block size accepted (must be a multiple of [`BYTES_PER_CHECKSUM`]).
+pub const MIN_BLOCK_SIZE: u64 = 4096;
+/// Default replication (`dfs.replication`).
+pub const REPLICATION: u32 = 3;
+/// Largest replication accepted.
+pub const MAX_REPLICATION: u32 = 32;
+/// Bytes covered by one CRC (`dfs.bytes-per-checksum`).
+pub const BYTES_PER_CHECKSUM: usize = 512;
+/// Data bytes in one write packet: 64 KiB as in HDFS.
+pub const PACKET_SIZE: usize = 64 * 1024;
+/// Unacknowledged packets one write stream may have in flight (HDFS: 80).
+pub const MAX_PACKETS_IN_FLIGHT: usize = 80;
+/// Bytes per message of a block read stream.
+pub const READ_CHUNK: usize = 256 * 1024;
+/// Datanode heartbeat interval (`dfs.heartbeat.interval`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
+/// A datanode without heartbeat this long is stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+/// A datanode without heartbeat this long is dead (2 × 5 min + 10 × 3 s).
+pub const DEAD_AFTER: Duration = Duration::from_secs(630);
+/// Full block report interval (`dfs.blockreport.intervalMsec`): 6 h.
+pub const BLOCK_REPORT_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// Lease soft limit: another client may recover the file after this.
+pub const LEASE_SOFT_LIMIT: Duration = Duration::from_secs(60);
+/// Lease hard limit: the namenode recovers the file by itself after this.
+pub const LEASE_HARD_LIMIT: Duration = Duration::from_secs(20 * 60);
+/// Fraction of complete blocks that must have a replica to leave safe mode.
+pub const SAFEMODE_THRESHOLD: f64 = 0.999;
+/// Concurrent replication streams one datanode takes part in.
+pub const MAX_REPLICATION_STREAMS: u32 = 2;
+/// Largest gRPC message any service accepts (a packet plus its checksums).
+pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+/// Most entries one directory listing page returns.
+pub const LIST_PAGE: u32 = 1000;
+/// Longest file or directory name, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest path, in bytes.
+pub const MAX_PATH_LEN: usize = 4096;
+/// Deepest path, in components.
+pub const MAX_PATH_DEPTH: usize = 256;
+/// `PacketAck.seqno` of an ack that reports a failure to set up the pipeline
+/// (before any packet); its statuses name the node that failed.
+pub const SETUP_ACK_SEQNO: u64 = u64::MAX;
+/// How long a client waits for the namenode before giving up on a call.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client waits to connect to any server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,0 +1,162 @@
+//! The error contract between servers and clients.
+//!
+//! Every error a server returns is a gRPC `Status` whose message is one line
+//! naming what failed and why, and whose metadata key [`ERROR_KIND_KEY`]
+//! carries an [`ErrorKind`]. Clients map the kind back to a typed error
+//! (and `dfs-fuse` to an errno) without parsing messages.
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+/// Metadata key holding the [`ErrorKind`] of a failed call.
+pub const ERROR_KIND_KEY: &str = "dfs-error-kind";
+
+/// Machine-readable class of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The path or block does not exist.
+    NotFound,
+    /// The path exists already.
+    AlreadyExists,
+    /// A path component that must be a directory is a file.
+    NotADirectory,
+    /// The path is a directory where a file is needed.
+    IsADirectory,
+    /// A directory to delete or replace is not empty.
+    DirectoryNotEmpty,
+    /// The path is malformed (relative, NUL, `.`/`..`, too long).
+    InvalidPath,
+    /// An argument is out of range or inconsistent.
+    InvalidArgument,
+    /// The namenode is in safe mode and refuses mutations.
+    SafeMode,
+    /// Another client holds the file's lease.
+    LeaseHeld,
+    /// The caller does not hold the lease it claims (expired or recovered).
+    LeaseExpired,
+    /// No datanode could take the block.
+    NoDatanodes,
+    /// The replica or block has an older generation stamp, or was replaced.
+    StaleBlock,
+    /// Stored data failed its checksum.
+    Corrupt,
+    /// A write-once file cannot be changed this way.
+    NotSupported,
+    /// The node's storage is full or failed.
+    StorageFull,
+    /// A server-side failure (I/O, metadata store).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The wire name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::NotADirectory => "not_a_directory",
+            ErrorKind::IsADirectory => "is_a_directory",
+            ErrorKind::DirectoryNotEmpty => "directory_not_empty",
+            ErrorKind::InvalidPath => "invalid_path",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::SafeMode => "safe_mode",
+            ErrorKind::LeaseHeld => "lease_held",
+            ErrorKind::LeaseExpired => "lease_expired",
+            ErrorKind::NoDatanodes => "no_datanodes",
+            ErrorKind::StaleBlock => "stale_block",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::NotSupported => "not_supported",
+            ErrorKind::StorageFull => "storage_full",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// Parses a wire name; unknown names give `None`.
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        Some(match s {
+            "not_found" => ErrorKind::NotFound,
+            "already_exists" => ErrorKind::AlreadyExists,
+            "not_a_directory" => ErrorKind::NotADirectory,
+            "is_a_directory" => ErrorKind::IsADirectory,
+            "directory_not_empty" => ErrorKind::DirectoryNotEmpty,
+            "invalid_path" => ErrorKind::InvalidPath,
+            "invalid_argument" => ErrorKind::InvalidArgument,
+            "safe_mode" => ErrorKind::SafeMode,
+            "lease_held" => ErrorKind::LeaseHeld,
+            "lease_expired" => ErrorKind::LeaseExpired,
+            "no_datanodes" => ErrorKind::NoDatanodes,
+            "stale_block" => ErrorKind::StaleBlock,
+            "corrupt" => ErrorKind::Corrupt,
+            "not_supported" => ErrorKind::NotSupported,
+            "storage_full" => ErrorKind::StorageFull,
+            "internal" => ErrorKind::Internal,
+            _ => return None,
+        })
+    }
+
+    /// The gRPC code used for the kind.
+    pub fn code(self) -> Code {
+        match self {
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::NotADirectory
+            | ErrorKind::IsADirectory
+            | ErrorKind::DirectoryNotEmpty
+            | ErrorKind::LeaseHeld
+            | ErrorKind::LeaseExpired
+            | ErrorKind::StaleBlock
+            | ErrorKind::NotSupported => Code::FailedPrecondition,
+            ErrorKind::InvalidPath | ErrorKind::InvalidArgument => Code::InvalidArgument,
+            ErrorKind::SafeMode | ErrorKind::NoDatanodes => Code::Unavailable,
+            ErrorKind::StorageFull => Code::ResourceExhausted,
+            ErrorKind::Corrupt => Code::DataLoss,
+            ErrorKind::Internal => Code::Internal,
+        }
+    }
+
+    /// A `Status` of this kind with a one-line message.
+    pub fn status(self, message: impl Into<String>) -> Status {
+        let mut status = Status::new(self.code(), message);
+        status
+            .metadata_mut()
+            .insert(ERROR_KIND_KEY, MetadataValue::from_static(self.as_str()));
+        status
+    }
+
+    /// The kind a `Status` carries, if any.
+    pub fn of(status: &Status) -> Option<ErrorKind> {
+        status
+            .metadata()
+            .get(ERROR_KIND_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ErrorKind::parse)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_roundtrip_through_status() {
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::SafeMode,
+            ErrorKind::LeaseHeld,
+            ErrorKind::Corrupt,
+            ErrorKind::Internal,
+        ] {
+            let st = kind.status("x");
+            assert_eq!(ErrorKind::of(&st), Some(kind));
+            assert_eq!(st.code(), kind.code());
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::parse("nope"), None);
+    }
+}
