@@ -1,1 +1,9 @@
-fn main(){}
+//! Cluster integration tests: every test starts real `namenode`, `datanode`
+//! (and `dfs-fuse`) processes on loopback through `dfs_tests::Cluster`.
+//! One test binary, so the workspace links it once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod faults;
+mod namespace;
+mod roundtrip;

@@ -1,0 +1,109 @@
+//! Failures of issue 2: namenode SIGKILL and restart, a dead datanode, a
+//! replica whose bytes rot on disk.
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use dfs_client::Client;
+use dfs_tests::{replica_files, sha256_file, wait_until, Cluster};
+
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn namenode_sigkill_keeps_every_acknowledged_change() {
+    let mut c = Cluster::builder().start();
+    c.dfs_ok(&["mkdir", "-p", "/keep/dir"]);
+    let mut files = Vec::new();
+    for i in 0..6 {
+        let local = c.local_file(&format!("k{i}"), i * MIB / 2 + 17, i as u64);
+        let remote = format!("/keep/f{i}");
+        c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
+        files.push((local, remote));
+    }
+    c.dfs_ok(&["mv", "/keep/f5", "/keep/dir/f5"]);
+    files[5].1 = "/keep/dir/f5".into();
+    c.dfs_ok(&["rm", "/keep/f4"]);
+    files.remove(4);
+    c.dfs_ok(&["mkdir", "/after"]);
+
+    c.restart_namenode(3);
+
+    assert_eq!(c.dfs_json(&["stat", "--json", "/after"])["type"], "dir");
+    assert!(!c.dfs(&["stat", "/keep/f4"]).status.success(), "deleted file came back");
+    for (i, (local, remote)) in files.iter().enumerate() {
+        let out = c.dir.path().join(format!("restored-{i}"));
+        c.dfs_ok(&["get", remote, out.to_str().unwrap()]);
+        assert_eq!(sha256_file(local), sha256_file(&out), "{remote}");
+    }
+    // The restarted namenode accepts new writes.
+    let local = c.local_file("new", MIB + 5, 42);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/after/new"]);
+}
+
+#[test]
+fn files_read_back_with_one_of_three_datanodes_killed() {
+    let mut c = Cluster::builder().start();
+    let mut files = Vec::new();
+    for i in 0..4 {
+        let local = c.local_file(&format!("d{i}"), (i + 1) * MIB + 333, 10 + i as u64);
+        let remote = format!("/d{i}");
+        c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
+        files.push((local, remote));
+    }
+    c.datanodes[1].kill();
+    for (i, (local, remote)) in files.iter().enumerate() {
+        let out = c.dir.path().join(format!("back-{i}"));
+        c.dfs_ok(&["get", remote, out.to_str().unwrap()]);
+        assert_eq!(sha256_file(local), sha256_file(&out), "{remote}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_bytes_are_detected_and_reported() {
+    let c = Cluster::builder().start();
+    let local = c.local_file("rot", 2 * MIB, 7);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/rot"]);
+    let client = Client::connect(c.addr()).await.unwrap();
+    let locs = client.block_locations("/rot", 0, u64::MAX).await.unwrap();
+    let first = &locs[0];
+    // Corrupt the replica the reader will try first.
+    let victim_addr = first.hosts[0].clone();
+    let victim = (0..3)
+        .find(|&i| c.datanodes[i].addr == victim_addr)
+        .expect("victim datanode");
+    let replica = replica_files(&c.datanode_dir(victim))
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy() == format!("blk_{}", first.block_id))
+        .expect("replica file");
+    {
+        let mut f = fs::OpenOptions::new().write(true).open(&replica).unwrap();
+        f.seek(SeekFrom::Start(1000)).unwrap();
+        f.write_all(b"\xde\xad\xbe\xef").unwrap();
+        f.sync_all().unwrap();
+    }
+    // The read still returns the right bytes.
+    let out = c.dir.path().join("rot.out");
+    c.dfs_ok(&["get", "/rot", out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&local), sha256_file(&out));
+    // The namenode learned: the bad replica is no longer offered (or it was
+    // already replaced by a good copy).
+    let good = fs::read(&local).unwrap();
+    let block_len = first.length as usize;
+    let client2 = client.clone();
+    let block_id = first.block_id;
+    let rt = tokio::runtime::Handle::current();
+    let dir = c.datanode_dir(victim);
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(30), "the namenode to drop the corrupt replica", || {
+            let locs = rt.block_on(client2.block_locations("/rot", 0, 1)).unwrap();
+            let offered = locs[0].hosts.contains(&victim_addr);
+            let repaired = fs::read(dir.join("current/finalized").join(format!("blk_{block_id}")))
+                .map(|b| b == good[..block_len])
+                .unwrap_or(false);
+            !offered || repaired
+        });
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,162 @@
+//! ls/stat/mkdir/rm/mv through the CLI, and every bad input of issue 2:
+//! each fails with one clear line, a non-zero exit, and no change.
+
+use std::time::{Duration, Instant};
+
+use dfs_tests::Cluster;
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(c: &Cluster, args: &[&str], expect: &[&str]) -> String {
+    let out = c.dfs(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "dfs {args:?} should fail but succeeded");
+    assert_eq!(out.status.code(), Some(1), "dfs {args:?}: exit {:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "dfs {args:?} panicked: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "dfs {args:?}: not one line: {err}");
+    let lower = err.to_lowercase();
+    assert!(
+        expect.iter().any(|e| lower.contains(&e.to_lowercase())),
+        "dfs {args:?}: '{err}' does not mention any of {expect:?}"
+    );
+    err
+}
+
+/// Sorted names listed under a directory (recursive), as a snapshot of the namespace.
+fn snapshot(c: &Cluster) -> Vec<(String, String, u64)> {
+    let v = c.dfs_json(&["ls", "-R", "--json", "/"]);
+    let mut out: Vec<(String, String, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["type"].as_str().unwrap().to_string(),
+                e["length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn ls_stat_mkdir_rm_mv_semantics() {
+    let c = Cluster::builder().start();
+    c.dfs_ok(&["mkdir", "-p", "/a/b/c"]);
+    c.dfs_ok(&["mkdir", "/a/d"]);
+    let f = c.local_file("small", 1000, 1);
+    c.dfs_ok(&["put", f.to_str().unwrap(), "/a/b/file"]);
+
+    let st = c.dfs_json(&["stat", "--json", "/a/b"]);
+    assert_eq!(st["type"], "dir");
+    assert_eq!(st["path"], "/a/b");
+    for key in ["path", "type", "length", "replication", "block_size", "owner", "mode", "mtime"] {
+        assert!(st.get(key).is_some(), "stat --json lacks {key}: {st}");
+    }
+    let st = c.dfs_json(&["stat", "--json", "/a/b/file"]);
+    assert_eq!(st["length"], 1000);
+    assert_eq!(st["block_size"], 1024 * 1024);
+    assert!(st["mtime"].as_i64().unwrap() > 1_600_000_000_000, "mtime in ms: {st}");
+
+    let ls = c.dfs_json(&["ls", "--json", "/a/b"]);
+    let names: Vec<&str> = ls.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["/a/b/c", "/a/b/file"]);
+    let long = c.dfs_ok(&["ls", "-l", "/a/b"]);
+    assert!(long.contains("/a/b/file") && long.contains("1000"), "{long}");
+    assert!(long.lines().any(|l| l.starts_with('d')), "{long}");
+    let rec = c.dfs_ok(&["ls", "-R", "/a"]);
+    assert!(rec.contains("/a/b/c") && rec.contains("/a/d") && rec.contains("/a/b/file"), "{rec}");
+
+    // mv a file, then a directory.
+    c.dfs_ok(&["mv", "/a/b/file", "/a/d/moved"]);
+    assert!(c.dfs_ok(&["ls", "/a/d"]).contains("/a/d/moved"));
+    c.dfs_ok(&["mv", "/a/b", "/x"]);
+    assert_eq!(c.dfs_json(&["stat", "--json", "/x/c"])["type"], "dir");
+
+    // du
+    let du = c.dfs_ok(&["du", "-s", "/a"]);
+    assert!(du.contains("1000"), "{du}");
+
+    // rm file, rm -r dir.
+    c.dfs_ok(&["rm", "/a/d/moved"]);
+    c.dfs_ok(&["rm", "-r", "/x"]);
+    assert_eq!(
+        snapshot(&c),
+        vec![("/a".into(), "dir".into(), 0), ("/a/d".into(), "dir".into(), 0)]
+    );
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_change_nothing() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    c.dfs_ok(&["mkdir", "-p", "/d/sub"]);
+    let f = c.local_file("f", 10, 1);
+    let fs = f.to_str().unwrap();
+    c.dfs_ok(&["put", fs, "/d/file"]);
+    let before = snapshot(&c);
+
+    fails(&c, &["stat", "/nope"], &["/nope"]);
+    fails(&c, &["stat", "/nope"], &["no such file", "not found", "does not exist"]);
+    fails(&c, &["ls", "/nope/deeper"], &["no such file", "not found", "does not exist"]);
+    fails(&c, &["get", "/nope", "/tmp/never-written"], &["/nope"]);
+    fails(&c, &["mkdir", "relative/path"], &["absolute"]);
+    fails(&c, &["mkdir", "/d/../x"], &["'.' or '..'", "..", "dot"]);
+    fails(&c, &["mkdir", "/d/./x"], &["'.' or '..'", "dot"]);
+    fails(&c, &["mkdir", "/d/a\u{1}b/../c"], &[".."]);
+    let long = format!("/d/{}", "n".repeat(256));
+    fails(&c, &["mkdir", &long], &["255", "too long", "longer"]);
+    fails(&c, &["mkdir", "/d/file/child"], &["not a directory"]);
+    fails(&c, &["mkdir", "/missing/child"], &["/missing", "no such", "not found"]);
+    fails(&c, &["mkdir", "/d/sub"], &["exists"]);
+    fails(&c, &["put", fs, "/d/file"], &["exists"]);
+    fails(&c, &["put", fs, "/d/file/below"], &["not a directory"]);
+    fails(&c, &["put", fs, "/missing/x"], &["/missing", "no such", "not found"]);
+    fails(&c, &["rm", "/d/sub"], &["directory", "-r"]);
+    fails(&c, &["rm", "/d"], &["not empty", "directory"]);
+    fails(&c, &["rm", "/nope"], &["/nope"]);
+    fails(&c, &["mv", "/d", "/d/sub/inside"], &["itself", "descendant", "into"]);
+    fails(&c, &["mv", "/nope", "/other"], &["/nope"]);
+    fails(&c, &["mv", "/d/file", "/missing/file"], &["/missing", "no such", "not found"]);
+    fails(&c, &["mv", "/d/sub", "/d/file"], &["exists", "not a directory", "directory"]);
+    fails(&c, &["rm", "-r", "/"], &["/", "root"]);
+    assert_eq!(snapshot(&c), before, "a failed command changed the namespace");
+
+    // A NUL inside a name cannot come from argv; the library refuses it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = dfs_client::Client::connect(c.addr()).await.unwrap();
+        let err = client.mkdirs("/d/a\0b", false).await.unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+    });
+    assert_eq!(snapshot(&c), before);
+
+    // Creating over an existing file with -f replaces it.
+    let g = c.local_file("g", 20, 2);
+    c.dfs_ok(&["put", "-f", g.to_str().unwrap(), "/d/file"]);
+    assert_eq!(c.dfs_json(&["stat", "--json", "/d/file"])["length"], 20);
+}
+
+#[test]
+fn unreachable_namenode_fails_within_seconds_naming_it() {
+    // A port nobody listens on: bind and drop.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    let out = std::process::Command::new(dfs_tests::bin("dfs"))
+        .args(["--namenode", &addr, "ls", "/"])
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&addr), "error does not name {addr}: {err}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // DFS_NAMENODE is used when --namenode is absent.
+    let out = std::process::Command::new(dfs_tests::bin("dfs"))
+        .env("DFS_NAMENODE", &addr)
+        .args(["ls", "/"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
+}

@@ -1,0 +1,129 @@
+//! put/get round trips through the CLI and the library, and replica counts.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+
+use dfs_client::{Client, CreateOptions};
+use dfs_tests::{random_bytes, replica_files, sha256, sha256_file, Cluster};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+const MIB: usize = 1024 * 1024;
+/// 0 B, 1 B, exactly one block, one block + 1, several blocks and a tail.
+const SIZES: [usize; 5] = [0, 1, MIB, MIB + 1, 3 * MIB + 12345];
+
+#[test]
+fn cli_put_get_roundtrip_all_sizes() {
+    let c = Cluster::builder().start();
+    c.dfs_ok(&["mkdir", "-p", "/cli"]);
+    for (i, &size) in SIZES.iter().enumerate() {
+        let local = c.local_file(&format!("in-{size}"), size, i as u64 + 1);
+        let remote = format!("/cli/f-{size}");
+        c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
+        let out = c.dir.path().join(format!("out-{size}"));
+        c.dfs_ok(&["get", &remote, out.to_str().unwrap()]);
+        assert_eq!(sha256_file(&local), sha256_file(&out), "size {size}");
+        let st = c.dfs_json(&["stat", "--json", &remote]);
+        assert_eq!(st["length"], size as u64);
+        assert_eq!(st["type"], "file");
+        assert_eq!(st["replication"], 3);
+    }
+    // `-` is stdin for put and stdout for get/cat.
+    let data = random_bytes(MIB + 777, 99);
+    let out = c.dfs_stdin(&["put", "-", "/cli/stdin"], Some(&data));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = c.dfs(&["get", "/cli/stdin", "-"]);
+    assert!(got.status.success());
+    assert_eq!(sha256(&got.stdout), sha256(&data));
+    let cat = c.dfs(&["cat", "/cli/stdin"]);
+    assert_eq!(sha256(&cat.stdout), sha256(&data));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_roundtrip_seek_and_positional_reads() {
+    let c = Cluster::builder().start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    client.mkdirs("/lib", true).await.unwrap();
+    for (i, &size) in SIZES.iter().enumerate() {
+        let data = random_bytes(size, 1000 + i as u64);
+        let path = format!("/lib/f-{size}");
+        let mut w = client.create(&path, CreateOptions::default()).await.unwrap();
+        // Odd-sized writes cross packet and block boundaries.
+        for chunk in data.chunks(100_003) {
+            w.write_all(chunk).await.unwrap();
+        }
+        assert_eq!(w.bytes_written(), size as u64);
+        w.close().await.unwrap();
+
+        let mut r = client.open(&path).await.unwrap();
+        assert_eq!(r.len(), size as u64);
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).await.unwrap();
+        assert_eq!(sha256(&back), sha256(&data), "size {size}");
+
+        if size > 10 {
+            // Positional reads at block boundaries and odd offsets.
+            for &off in &[0usize, 1, 511, 512, MIB - 3, MIB, size / 2, size - 1] {
+                if off >= size {
+                    continue;
+                }
+                let mut buf = vec![0u8; 4096.min(size - off)];
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let n = r.read_at((off + filled) as u64, &mut buf[filled..]).await.unwrap();
+                    assert!(n > 0, "short read at {}", off + filled);
+                    filled += n;
+                }
+                assert_eq!(&buf[..], &data[off..off + buf.len()], "read_at {off}");
+            }
+            // Seek then stream.
+            let off = size / 3;
+            r.seek(std::io::SeekFrom::Start(off as u64)).await.unwrap();
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).await.unwrap();
+            assert_eq!(&rest[..], &data[off..]);
+        }
+    }
+    let names: Vec<String> = client
+        .list("/lib")
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.name().to_string())
+        .collect();
+    assert_eq!(names.len(), SIZES.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_block_has_three_replicas_on_distinct_datanodes() {
+    let c = Cluster::builder().start();
+    let local = c.local_file("five-blocks", 5 * MIB - 100, 5);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/five"]);
+    let client = Client::connect(c.addr()).await.unwrap();
+    let locs = client.block_locations("/five", 0, u64::MAX).await.unwrap();
+    assert_eq!(locs.len(), 5);
+    let mut expected_offset = 0;
+    for b in &locs {
+        assert_eq!(b.offset, expected_offset);
+        expected_offset += b.length;
+        let hosts: HashSet<&String> = b.hosts.iter().collect();
+        assert_eq!(b.hosts.len(), 3, "block {} hosts {:?}", b.block_id, b.hosts);
+        assert_eq!(hosts.len(), 3, "block {} has two replicas on one node", b.block_id);
+    }
+    assert_eq!(expected_offset, 5 * MIB as u64 - 100);
+    // And on disk: every block's replica file exists on exactly 3 datanodes.
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for i in 0..3 {
+        for f in replica_files(&c.datanode_dir(i)) {
+            *count.entry(f.file_name().unwrap().to_string_lossy().into()).or_default() += 1;
+        }
+    }
+    for b in &locs {
+        let name = format!("blk_{}", b.block_id);
+        assert_eq!(count.get(&name), Some(&3), "{name} on disk: {count:?}");
+    }
+    let total: u64 = (0..3)
+        .flat_map(|i| replica_files(&c.datanode_dir(i)))
+        .map(|f| fs::metadata(f).unwrap().len())
+        .sum();
+    assert_eq!(total, 3 * (5 * MIB as u64 - 100));
+}
