@@ -1,0 +1,65 @@
+//! Options for connecting, creating files and changing attributes.
+
+use std::time::Duration;
+
+use dfs_proto::defaults;
+
+/// How a [`Client`](crate::Client) talks to the cluster.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long to wait for one namenode call, and for the next message of a
+    /// datanode stream, before giving up. `dfs-fuse` sets a few seconds.
+    pub rpc_timeout: Duration,
+    /// How long to wait for a TCP connection to any server.
+    pub connect_timeout: Duration,
+    /// The host this client runs on, for data locality (placement puts the
+    /// first replica there if it is a datanode, reads prefer it). `None`
+    /// lets the namenode use the connection's peer address.
+    pub client_host: Option<String>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            rpc_timeout: defaults::RPC_TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            client_host: None,
+        }
+    }
+}
+
+/// How [`Client::create`](crate::Client::create) makes a file. Unset fields
+/// take the namenode's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Replace an existing file (never a directory).
+    pub overwrite: bool,
+    /// Create missing parent directories.
+    pub create_parents: bool,
+    /// Replicas per block (namenode default: 3).
+    pub replication: Option<u32>,
+    /// Block size in bytes, a multiple of 512 (namenode default: 128 MiB).
+    pub block_size: Option<u64>,
+    /// Permission bits such as `0o644`.
+    pub mode: Option<u32>,
+    /// Owner name.
+    pub owner: Option<String>,
+    /// Group name.
+    pub group: Option<String>,
+}
+
+/// Attributes to change with [`Client::set_attr`](crate::Client::set_attr);
+/// `None` leaves an attribute as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    /// Permission bits such as `0o755`.
+    pub mode: Option<u32>,
+    /// Owner name.
+    pub owner: Option<String>,
+    /// Group name.
+    pub group: Option<String>,
+    /// Modification time, milliseconds since the Unix epoch.
+    pub mtime: Option<i64>,
+    /// Access time, milliseconds since the Unix epoch.
+    pub atime: Option<i64>,
+}

@@ -1,0 +1,225 @@
+//! The FUSE mount (issue 4): real kernel FUSE (`dfs-fuse`) over a real
+//! cluster of processes, driven with the ordinary tools.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dfs_tests::{random_bytes, sha256_file, Cluster, Mount};
+
+const MIB: usize = 1024 * 1024;
+
+/// Runs a shell command, panicking with its output unless it succeeds.
+fn sh(cmd: &str) -> String {
+    let out = Command::new("bash").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `path mode mtime size` of every entry below `dir`, sorted.
+fn tree_listing(dir: &Path) -> String {
+    sh(&format!(
+        "cd '{}' && find . -mindepth 1 -printf '%P %y %m %Ts %s\\n' | awk '{{ if ($2==\"d\") $5=\"-\"; print }}' | sort",
+        dir.display()
+    ))
+}
+
+#[test]
+fn cp_in_and_out_of_the_mount() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    for (i, &size) in [0usize, 1, 3 * MIB + 5].iter().enumerate() {
+        let local = c.local_file(&format!("cp-{size}"), size, 50 + i as u64);
+        let inside = m.dir.join(format!("cp-{size}"));
+        sh(&format!("cp '{}' '{}'", local.display(), inside.display()));
+        assert_eq!(fs::metadata(&inside).unwrap().len(), size as u64);
+        let back = c.dir.path().join(format!("back-{size}"));
+        sh(&format!("cp '{}' '{}'", inside.display(), back.display()));
+        assert_eq!(sha256_file(&local), sha256_file(&back), "size {size}");
+        // The CLI sees what the mount wrote.
+        let st = c.dfs_json(&["stat", "--json", &format!("/cp-{size}")]);
+        assert_eq!(st["length"], size as u64);
+    }
+    // cp onto an existing file replaces it (O_TRUNC or setattr(size=0)).
+    let newer = c.local_file("newer", 12345, 77);
+    let target = m.dir.join(format!("cp-{}", 3 * MIB + 5));
+    sh(&format!("cp '{}' '{}'", newer.display(), target.display()));
+    assert_eq!(sha256_file(&newer), sha256_file(&target));
+    // Shell redirection truncates too.
+    sh(&format!("echo hello > '{}'", target.display()));
+    assert_eq!(fs::read_to_string(&target).unwrap(), "hello\n");
+}
+
+#[test]
+fn tar_extract_is_identical_with_modes_and_mtimes() {
+    let c = Cluster::builder().block_size(4 * MIB as u64).start();
+    let m = Mount::new(&c, &[]);
+    let src = if Path::new("/usr/lib/python3").is_dir() { "python3" } else { "" };
+    let tarball = c.dir.path().join("tree.tar");
+    if src.is_empty() {
+        sh(&format!("tar -C /usr/share -chf '{}' doc", tarball.display()));
+    } else {
+        sh(&format!("tar -C /usr/lib -cf '{}' {src}", tarball.display()));
+    }
+    let files: usize = sh(&format!("tar -tf '{}' | grep -vc '/$'", tarball.display()))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(files > 1000, "the tarball should have thousands of files ({files})");
+    let local = c.dir.path().join("local-x");
+    fs::create_dir_all(&local).unwrap();
+    sh(&format!("tar -C '{}' -xf '{}'", local.display(), tarball.display()));
+    let remote = m.dir.join("x");
+    fs::create_dir_all(&remote).unwrap();
+    sh(&format!("tar -C '{}' -xf '{}'", remote.display(), tarball.display()));
+    sh(&format!("diff -r '{}' '{}'", local.display(), remote.display()));
+    assert_eq!(tree_listing(&local), tree_listing(&remote), "modes or mtimes differ");
+}
+
+#[test]
+fn rsync_twice_changes_nothing_the_second_time() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    let src = c.dir.path().join("rs-src");
+    for d in ["a", "a/b", "c"] {
+        fs::create_dir_all(src.join(d)).unwrap();
+    }
+    for (i, name) in ["a/one", "a/b/two", "c/three", "four"].iter().enumerate() {
+        fs::write(src.join(name), random_bytes(1000 * (i + 1) + i * MIB / 2, i as u64)).unwrap();
+    }
+    fs::set_permissions(src.join("a/one"), fs::Permissions::from_mode(0o600)).unwrap();
+    let dst = m.dir.join("rs");
+    sh(&format!("rsync -a '{}/' '{}/'", src.display(), dst.display()));
+    sh(&format!("diff -r '{}' '{}'", src.display(), dst.display()));
+    assert_eq!(tree_listing(&src), tree_listing(&dst));
+    let second = sh(&format!("rsync -a --itemize-changes '{}/' '{}/'", src.display(), dst.display()));
+    assert_eq!(second.trim(), "", "second rsync changed something:\n{second}");
+}
+
+#[test]
+fn dd_with_fsync_and_shell_tools() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    let src = c.local_file("dd-src", 24 * MIB, 3);
+    let dst = m.dir.join("dd.bin");
+    sh(&format!(
+        "dd if='{}' of='{}' bs=1M conv=fsync status=none",
+        src.display(),
+        dst.display()
+    ));
+    assert_eq!(sha256_file(&src), sha256_file(&dst));
+    // sha256sum through the mount agrees with the local file.
+    let a = sh(&format!("sha256sum < '{}'", src.display()));
+    let b = sh(&format!("sha256sum < '{}'", dst.display()));
+    assert_eq!(a, b);
+
+    // mkdir -p, mv, ls -l, stat, rm -r.
+    sh(&format!("mkdir -p '{}/p/q/r'", m.dir.display()));
+    sh(&format!("mv '{}' '{}/p/q/r/moved.bin'", dst.display(), m.dir.display()));
+    let ls = sh(&format!("ls -l '{}/p/q/r'", m.dir.display()));
+    assert!(ls.contains("moved.bin") && ls.contains(&(24 * MIB).to_string()), "{ls}");
+    let st = sh(&format!("stat -c '%s %F %a' '{}/p/q/r/moved.bin'", m.dir.display()));
+    assert_eq!(st.trim(), format!("{} regular file 644", 24 * MIB));
+    let st = sh(&format!("stat -c '%F' '{}/p/q'", m.dir.display()));
+    assert_eq!(st.trim(), "directory");
+    sh(&format!("chmod 600 '{}/p/q/r/moved.bin'", m.dir.display()));
+    let meta = fs::metadata(m.dir.join("p/q/r/moved.bin")).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    sh(&format!("rm -r '{}/p'", m.dir.display()));
+    assert!(!m.dir.join("p").exists());
+    // rmdir of a non-empty dir fails, mv over an existing file replaces it.
+    fs::create_dir_all(m.dir.join("full/x")).unwrap();
+    assert!(fs::remove_dir(m.dir.join("full")).is_err());
+    fs::write(m.dir.join("f1"), b"one").unwrap();
+    fs::write(m.dir.join("f2"), b"two").unwrap();
+    fs::rename(m.dir.join("f1"), m.dir.join("f2")).unwrap();
+    assert_eq!(fs::read(m.dir.join("f2")).unwrap(), b"one");
+    assert!(!m.dir.join("f1").exists());
+}
+
+fn is_refused(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOTSUP))
+}
+
+#[test]
+fn random_writes_and_appends_are_refused_and_change_nothing() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    // Random offset while writing a new file.
+    let p = m.dir.join("new");
+    let mut f = fs::File::create(&p).unwrap();
+    f.write_all(&[1u8; 1000]).unwrap();
+    f.seek(SeekFrom::Start(5000)).unwrap();
+    let e = f.write_all(&[2u8; 10]).and_then(|_| f.flush()).unwrap_err();
+    assert!(is_refused(&e), "random write: {e:?}");
+    drop(f);
+
+    // Append to a closed file.
+    let closed = m.dir.join("closed");
+    fs::write(&closed, b"immutable").unwrap();
+    let r = fs::OpenOptions::new()
+        .append(true)
+        .open(&closed)
+        .and_then(|mut f| f.write_all(b"more").and_then(|_| f.sync_all()));
+    let e = r.unwrap_err();
+    assert!(is_refused(&e), "append: {e:?}");
+    // Overwrite in place without truncation.
+    let r = fs::OpenOptions::new()
+        .write(true)
+        .open(&closed)
+        .and_then(|mut f| f.write_all(b"X").and_then(|_| f.sync_all()));
+    assert!(is_refused(&r.unwrap_err()));
+    assert_eq!(fs::read(&closed).unwrap(), b"immutable");
+    // Truncate to a size other than 0.
+    let e = fs::OpenOptions::new().write(true).open(&closed).and_then(|f| f.set_len(3));
+    assert!(e.is_err());
+    assert_eq!(fs::read(&closed).unwrap(), b"immutable");
+    let log = m.log();
+    assert!(log.contains("closed"), "the mount should log why: {log}");
+}
+
+#[test]
+fn read_survives_a_datanode_killed_midway() {
+    let mut c = Cluster::builder().start();
+    let src = c.local_file("big", 40 * MIB, 9);
+    c.dfs_ok(&["put", src.to_str().unwrap(), "/big"]);
+    let m = Mount::new(&c, &[]);
+    let mut f = fs::File::open(m.dir.join("big")).unwrap();
+    let mut buf = vec![0u8; 10 * MIB];
+    f.read_exact(&mut buf).unwrap();
+    let mut all = buf.clone();
+    c.datanodes[0].kill();
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).unwrap();
+    all.extend_from_slice(&rest);
+    assert_eq!(dfs_tests::sha256(&all), sha256_file(&src));
+}
+
+#[test]
+fn namenode_down_fails_with_eio_within_timeout_then_recovers() {
+    let mut c = Cluster::builder().start();
+    let m = Mount::new(&c, &["--rpc-timeout", "3s", "--attr-timeout", "0s", "--entry-timeout", "0s"]);
+    fs::create_dir(m.dir.join("before")).unwrap();
+    c.namenode.kill();
+    let start = Instant::now();
+    let r = fs::read_dir(m.dir.join("before")).and_then(|d| d.collect::<Result<Vec<_>, _>>());
+    let took = start.elapsed();
+    let e = r.unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e:?}");
+    assert!(took < Duration::from_secs(15), "ls took {took:?}");
+    c.restart_namenode(3);
+    dfs_tests::wait_until(Duration::from_secs(30), "the mount to work again", || {
+        fs::read_dir(m.dir.join("before")).is_ok()
+    });
+    fs::write(m.dir.join("before/after"), b"ok").unwrap();
+    assert_eq!(fs::read(m.dir.join("before/after")).unwrap(), b"ok");
+}
