@@ -133,6 +133,15 @@ pub enum Error {
         /// The first failure.
         message: String,
     },
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The topology file could not be read.
     #[error("topology file {path}: {message}")]
     Topology {
@@ -168,6 +177,7 @@ impl Error {
             | Error::CorruptStore { .. }
             | Error::StoreFailed { .. }
             | Error::Topology { .. }
+            | Error::Io { .. }
             | Error::Transport(_) => ErrorKind::Internal,
         }
     }

@@ -7,4 +7,5 @@
 mod faults;
 mod fuse;
 mod namespace;
+mod replication;
 mod roundtrip;

@@ -1,0 +1,109 @@
+//! Opening gRPC channels to the namenode and to datanodes, with bounded
+//! connect times, and a per-client cache of datanode channels.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_proto::datanode::DataTransferClient;
+use dfs_proto::defaults;
+use parking_lot::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+
+/// HTTP/2 flow-control windows: large enough that a 64 KiB packet stream is
+/// never throttled by the default 64 KiB window.
+const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+
+/// An endpoint for `addr` (`host:port`) with the project's client settings.
+pub(crate) fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
+    let ep = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| {
+        Error::InvalidArgument {
+            message: format!("bad server address '{addr}': {e}"),
+        }
+    })?;
+    Ok(ep
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(false)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW))
+}
+
+/// Connects to `addr` now, failing within `connect_timeout` with an error
+/// that names `role` ("namenode", "datanode") and the address.
+pub(crate) async fn connect(addr: &str, role: &str, connect_timeout: Duration) -> Result<Channel> {
+    let ep = endpoint(addr, connect_timeout)?;
+    // The endpoint's own timeout covers the TCP connect; this one also
+    // covers name resolution and the HTTP/2 handshake.
+    match tokio::time::timeout(connect_timeout + Duration::from_secs(1), ep.connect()).await {
+        Ok(Ok(channel)) => Ok(channel),
+        Ok(Err(e)) => Err(Error::Unreachable {
+            addr: addr.to_string(),
+            message: format!("{role} not reachable: {}", deepest_cause(&e)),
+        }),
+        Err(_) => Err(Error::Unreachable {
+            addr: addr.to_string(),
+            message: format!("{role} did not accept a connection within {connect_timeout:?}"),
+        }),
+    }
+}
+
+/// The innermost cause of an error chain (e.g. "Connection refused (os error 111)").
+pub(crate) fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let deepest = cur.to_string();
+    let top = e.to_string();
+    if deepest == top {
+        top
+    } else {
+        format!("{top}: {deepest}")
+    }
+}
+
+/// Channels to datanodes, one per address, shared by every reader and writer
+/// of a client (HTTP/2 multiplexes their streams).
+#[derive(Debug, Clone)]
+pub(crate) struct DatanodePool {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    connect_timeout: Duration,
+}
+
+impl DatanodePool {
+    pub(crate) fn new(connect_timeout: Duration) -> Self {
+        DatanodePool {
+            channels: Arc::new(Mutex::new(HashMap::new())),
+            connect_timeout,
+        }
+    }
+
+    /// A data transfer client for the datanode at `addr`, connecting if
+    /// needed.
+    pub(crate) async fn get(&self, addr: &str) -> Result<DataTransferClient<Channel>> {
+        let cached = self.channels.lock().get(addr).cloned();
+        let channel = match cached {
+            Some(c) => c,
+            None => {
+                let c = connect(addr, "datanode", self.connect_timeout).await?;
+                self.channels.lock().insert(addr.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(DataTransferClient::new(channel)
+            .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))
+    }
+
+    /// Forgets the channel to `addr` after a failure, so the next use
+    /// connects afresh.
+    pub(crate) fn evict(&self, addr: &str) {
+        self.channels.lock().remove(addr);
+    }
+}

@@ -1,0 +1,118 @@
+//! A thin wrapper over the namenode's `ClientProtocol`: every call has a
+//! timeout, and every failure becomes a typed [`Error`] in one place.
+
+use std::future::Future;
+use std::time::Duration;
+
+use dfs_proto::defaults;
+use dfs_proto::namenode::ClientProtocolClient;
+use tonic::transport::Channel;
+use tonic::{Response, Status};
+
+use crate::error::{Error, Result};
+
+/// The longest wait between retries of an idempotent call.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// A connection to the namenode.
+#[derive(Debug, Clone)]
+pub(crate) struct NameNode {
+    client: ClientProtocolClient<Channel>,
+    addr: String,
+    rpc_timeout: Duration,
+}
+
+impl NameNode {
+    /// Connects to the namenode at `addr`; fails within `connect_timeout`
+    /// naming the address.
+    pub(crate) async fn connect(
+        addr: &str,
+        connect_timeout: Duration,
+        rpc_timeout: Duration,
+    ) -> Result<NameNode> {
+        let channel = crate::conn::connect(addr, "namenode", connect_timeout)
+            .await
+            .map_err(|e| match e {
+                Error::Unreachable { addr, message } => Error::Unreachable {
+                    message: format!("{message} (is the namenode running? set --namenode or DFS_NAMENODE)"),
+                    addr: format!("namenode at {addr}"),
+                },
+                other => other,
+            })?;
+        let client = ClientProtocolClient::new(channel)
+            .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE);
+        Ok(NameNode {
+            client,
+            addr: addr.to_string(),
+            rpc_timeout,
+        })
+    }
+
+    /// The namenode's address.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The timeout of one call.
+    pub(crate) fn rpc_timeout(&self) -> Duration {
+        self.rpc_timeout
+    }
+
+    /// Runs one call with the timeout; `op` names the call and `path` the
+    /// path it is about (for messages and error mapping).
+    pub(crate) async fn call<T, F, Fut>(&self, op: &str, path: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
+        match tokio::time::timeout(self.rpc_timeout, f(self.client.clone())).await {
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+            Ok(Err(status)) => {
+                let err = Error::from_status(status, path, &self.namenode_name());
+                tracing::debug!(op, path, error = %err, "namenode call failed");
+                Err(err)
+            }
+            Err(_) => Err(Error::Timeout {
+                what: format!(
+                    "namenode at {} did not answer {op}{}{} within {:?}",
+                    self.addr,
+                    if path.is_empty() { "" } else { " " },
+                    path,
+                    self.rpc_timeout
+                ),
+            }),
+        }
+    }
+
+    /// Like [`call`](Self::call) for calls that are safe to repeat: retries
+    /// while the namenode is unreachable or in safe mode, up to `budget`.
+    pub(crate) async fn call_retrying<T, F, Fut>(
+        &self,
+        op: &str,
+        path: &str,
+        budget: Duration,
+        mut f: F,
+    ) -> Result<T>
+    where
+        F: FnMut(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.call(op, path, &mut f).await {
+                Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < deadline => {
+                    tracing::debug!(op, path, error = %e, "retrying namenode call");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn namenode_name(&self) -> String {
+        format!("namenode at {}", self.addr)
+    }
+}

@@ -1,0 +1,266 @@
+//! Rack-aware placement, failure detection, re-replication, trimming,
+//! decommissioning, setrep and fsck (issue 3). Datanodes sit on distinct
+//! 127.0.0.x addresses so that every node is its own "host".
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use dfs_tests::{sha256_file, wait_until, Cluster, NodeSpec};
+use serde_json::Value;
+
+const MIB: usize = 1024 * 1024;
+
+/// Fast failure detection for tests.
+const FAST: &[&str] = &["--stale-after", "2s", "--dead-after", "5s"];
+
+fn nodes(racks: &[&str], first_host: u8) -> Vec<NodeSpec> {
+    racks
+        .iter()
+        .enumerate()
+        .map(|(i, r)| NodeSpec {
+            host: format!("127.0.0.{}", first_host as usize + i),
+            rack: Some(r.to_string()),
+        })
+        .collect()
+}
+
+fn six_nodes_three_racks(first_host: u8) -> Vec<NodeSpec> {
+    nodes(&["/r1", "/r1", "/r2", "/r2", "/r3", "/r3"], first_host)
+}
+
+fn fsck(c: &Cluster) -> Value {
+    // fsck exits non-zero when data is missing; the JSON is printed either way.
+    let out = c.dfs(&["fsck", "/", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "fsck --json: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Every block's replica (address, rack) list.
+fn blocks(report: &Value) -> Vec<(u64, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    for f in report["files"].as_array().unwrap() {
+        for b in f["blocks"].as_array().unwrap() {
+            let reps = b["replicas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["address"].as_str().unwrap().to_string(),
+                        r["rack"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            out.push((b["id"].as_u64().unwrap(), reps));
+        }
+    }
+    out
+}
+
+/// Replication `r` on distinct nodes, at least two racks, at most two per rack.
+fn well_placed(reps: &[(String, String)], r: usize) -> bool {
+    let nodes: HashSet<&String> = reps.iter().map(|(a, _)| a).collect();
+    let mut per_rack: HashMap<&String, usize> = HashMap::new();
+    for (_, rack) in reps {
+        *per_rack.entry(rack).or_default() += 1;
+    }
+    reps.len() == r && nodes.len() == r && per_rack.len() >= 2 && per_rack.values().all(|&n| n <= 2)
+}
+
+fn healthy_and_placed(c: &Cluster, r: usize) -> bool {
+    let rep = fsck(c);
+    rep["status"] == "HEALTHY"
+        && rep["under_replicated"] == 0
+        && rep["over_replicated"] == 0
+        && rep["mis_replicated"] == 0
+        && rep["missing"] == 0
+        && blocks(&rep).iter().all(|(_, reps)| well_placed(reps, r))
+}
+
+fn put_files(c: &Cluster, n: usize, size: usize) -> Vec<(std::path::PathBuf, String)> {
+    c.dfs_ok(&["mkdir", "-p", "/data"]);
+    (0..n)
+        .map(|i| {
+            let local = c.local_file(&format!("p{i}"), size + i * 1000, 100 + i as u64);
+            let remote = format!("/data/f{i}");
+            c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
+            (local, remote)
+        })
+        .collect()
+}
+
+fn all_read_back(c: &Cluster, files: &[(std::path::PathBuf, String)]) {
+    for (i, (local, remote)) in files.iter().enumerate() {
+        let out = c.dir.path().join(format!("rb-{i}-{}", rand::random::<u32>()));
+        c.dfs_ok(&["get", remote, out.to_str().unwrap()]);
+        assert_eq!(sha256_file(local), sha256_file(&out), "{remote}");
+    }
+}
+
+#[test]
+fn six_nodes_three_racks_placement_rules_hold() {
+    let c = Cluster::builder().nodes(six_nodes_three_racks(21)).start();
+    put_files(&c, 4, 3 * MIB);
+    let rep = fsck(&c);
+    assert_eq!(rep["status"], "HEALTHY", "{rep}");
+    let bl = blocks(&rep);
+    assert!(bl.len() >= 12);
+    for (id, reps) in &bl {
+        assert!(well_placed(reps, 3), "block {id}: {reps:?}");
+    }
+    let report = c.dfs_json(&["report", "--json"]);
+    let racks: HashSet<&str> = report["datanodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rack"].as_str().unwrap())
+        .collect();
+    assert_eq!(racks, HashSet::from(["/r1", "/r2", "/r3"]));
+}
+
+#[test]
+fn dead_datanode_is_re_replicated_then_trimmed_when_it_returns() {
+    let mut c = Cluster::builder()
+        .nodes(six_nodes_three_racks(31))
+        .namenode_args(FAST)
+        .start();
+    let files = put_files(&c, 4, 3 * MIB);
+    c.datanodes[2].kill();
+    wait_until(Duration::from_secs(60), "re-replication after a dead datanode", || {
+        let report = c.dfs_json(&["report", "--json"]);
+        let dead = report["datanodes"].as_array().unwrap().iter().any(|d| d["state"] == "dead");
+        dead && healthy_and_placed(&c, 3)
+    });
+    all_read_back(&c, &files);
+
+    // The node comes back with its old replicas: the extra copies are trimmed to 3.
+    c.datanodes[2].restart();
+    wait_until(Duration::from_secs(60), "over-replicated blocks trimmed", || {
+        let report = c.dfs_json(&["report", "--json"]);
+        let live = report["datanodes"].as_array().unwrap().iter().filter(|d| d["state"] == "live").count();
+        live == 6 && healthy_and_placed(&c, 3)
+    });
+    all_read_back(&c, &files);
+}
+
+#[test]
+fn losing_a_whole_rack_loses_nothing() {
+    let mut c = Cluster::builder()
+        .nodes(six_nodes_three_racks(41))
+        .namenode_args(FAST)
+        .start();
+    let files = put_files(&c, 3, 2 * MIB + 5);
+    // Both nodes of /r2.
+    c.datanodes[2].kill();
+    c.datanodes[3].kill();
+    all_read_back(&c, &files);
+    wait_until(Duration::from_secs(90), "replication and rack diversity after a rack loss", || {
+        healthy_and_placed(&c, 3)
+    });
+    all_read_back(&c, &files);
+}
+
+#[test]
+fn decommissioned_node_drains_without_loss() {
+    let mut c = Cluster::builder()
+        .nodes(nodes(&["/r1", "/r1", "/r2", "/r2"], 51))
+        .namenode_args(FAST)
+        .start();
+    let files = put_files(&c, 3, 2 * MIB);
+    let victim = c.datanodes[0].addr.clone();
+    c.dfs_ok(&["admin", "decommission", &victim]);
+    wait_until(Duration::from_secs(60), "decommission to finish", || {
+        let report = c.dfs_json(&["report", "--json"]);
+        report["datanodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["address"] == victim.as_str() && d["state"] == "decommissioned")
+    });
+    c.datanodes[0].kill();
+    wait_until(Duration::from_secs(30), "fsck HEALTHY after stopping the drained node", || {
+        let rep = fsck(&c);
+        rep["status"] == "HEALTHY" && rep["under_replicated"] == 0 && rep["missing"] == 0
+    });
+    all_read_back(&c, &files);
+}
+
+#[test]
+fn one_rack_and_too_few_nodes_still_accept_writes() {
+    // One rack, three nodes: every rule that can hold, holds.
+    let c = Cluster::builder().nodes(nodes(&["/only", "/only", "/only"], 61)).start();
+    let files = put_files(&c, 2, 2 * MIB);
+    let rep = fsck(&c);
+    assert_eq!(rep["status"], "HEALTHY", "{rep}");
+    assert_eq!(rep["mis_replicated"], 0, "one rack cannot be mis-replicated: {rep}");
+    for (id, reps) in blocks(&rep) {
+        let n: HashSet<&String> = reps.iter().map(|(a, _)| a).collect();
+        assert_eq!(n.len(), 3, "block {id}");
+    }
+    all_read_back(&c, &files);
+    drop(c);
+
+    // Two nodes, replication 3: writes succeed, fsck says under-replicated.
+    let c = Cluster::builder().nodes(nodes(&["/a", "/b"], 65)).start();
+    let files = put_files(&c, 2, MIB + 1);
+    let rep = fsck(&c);
+    assert!(rep["under_replicated"].as_u64().unwrap() >= 2, "{rep}");
+    assert_eq!(rep["missing"], 0);
+    for (_, reps) in blocks(&rep) {
+        assert_eq!(reps.len(), 2);
+    }
+    all_read_back(&c, &files);
+}
+
+#[test]
+fn setrep_up_and_down() {
+    let c = Cluster::builder().nodes(six_nodes_three_racks(71)).start();
+    let files = put_files(&c, 1, 2 * MIB + 3);
+    let path = files[0].1.clone();
+    c.dfs_ok(&["setrep", "5", &path]);
+    wait_until(Duration::from_secs(60), "5 replicas", || {
+        let rep = fsck(&c);
+        let bl = blocks(&rep);
+        !bl.is_empty() && bl.iter().all(|(_, r)| r.len() == 5) && rep["under_replicated"] == 0
+    });
+    assert_eq!(c.dfs_json(&["stat", "--json", &path])["replication"], 5);
+    c.dfs_ok(&["setrep", "2", &path]);
+    wait_until(Duration::from_secs(60), "2 replicas on 2 racks", || {
+        let rep = fsck(&c);
+        let bl = blocks(&rep);
+        rep["over_replicated"] == 0
+            && bl.iter().all(|(_, r)| {
+                r.len() == 2 && r.iter().map(|(_, k)| k).collect::<HashSet<_>>().len() == 2
+            })
+    });
+    all_read_back(&c, &files);
+}
+
+#[test]
+fn topology_file_wins_over_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let topo = dir.path().join("topology");
+    std::fs::write(&topo, "127.0.0.81 /dc1/rackA\n127.0.0.82 /dc1/rackB\n").unwrap();
+    let c = Cluster::builder()
+        .nodes(vec![
+            NodeSpec { host: "127.0.0.81".into(), rack: Some("/flag".into()) },
+            NodeSpec { host: "127.0.0.82".into(), rack: None },
+            NodeSpec { host: "127.0.0.83".into(), rack: None },
+        ])
+        .namenode_args(&["--topology", topo.to_str().unwrap()])
+        .start();
+    let report = c.dfs_json(&["report", "--json"]);
+    let mut racks: Vec<String> = report["datanodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rack"].as_str().unwrap().to_string())
+        .collect();
+    racks.sort();
+    assert_eq!(racks, vec!["/dc1/rackA", "/dc1/rackB", "/default-rack"]);
+}
