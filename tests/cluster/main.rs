@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chaos;
 mod faults;
 mod fuse;
 mod namespace;
 mod replication;
 mod roundtrip;
+mod safety;

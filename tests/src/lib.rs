@@ -370,6 +370,11 @@ impl Cluster {
 
     /// Starts one more datanode; returns its index.
     pub fn add_datanode(&mut self, spec: NodeSpec) -> usize {
+        self.add_datanode_with(spec, &[])
+    }
+
+    /// Starts one more datanode with extra flags; returns its index.
+    pub fn add_datanode_with(&mut self, spec: NodeSpec, extra: &[&str]) -> usize {
         let i = self.datanodes.len();
         let data = self.dir.path().join(format!("dn{i}"));
         fs::create_dir_all(&data).unwrap();
@@ -388,6 +393,7 @@ impl Cluster {
             args.push(r.clone());
         }
         args.extend(self.datanode_args.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
         let mut p = Proc::spawn(
             &format!("datanode-{i}"),
             bin("datanode"),

@@ -1,0 +1,280 @@
+//! Data safety under faults (issue 5): leases, writer death and lease
+//! recovery, pipeline recovery, scrubbing, all-replicas-corrupt, full disks
+//! and hostile RPC input.
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use dfs_client::{Client, CreateOptions};
+use dfs_proto::datanode::DataTransferClient;
+use dfs_proto::namenode::ClientProtocolClient;
+use dfs_tests::{random_bytes, replica_files, sha256, sha256_file, wait_until, Cluster, NodeSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+const LEASES: &[&str] = &["--lease-soft-limit", "2s", "--lease-hard-limit", "8s"];
+
+async fn read_all(client: &Client, path: &str) -> Result<Vec<u8>, dfs_client::Error> {
+    let mut f = client.open(path).await?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_file_and_readers_see_only_acknowledged_bytes() {
+    let c = Cluster::builder().namenode_args(LEASES).start();
+    let a = Client::connect(c.addr()).await.unwrap();
+    let b = Client::connect(c.addr()).await.unwrap();
+    let mut w = a.create("/uc", CreateOptions::default()).await.unwrap();
+    let data = random_bytes(MIB + 300 * KIB, 1);
+    w.write_all(&data[..MIB + 100 * KIB]).await.unwrap();
+    w.hflush().await.unwrap();
+
+    let err = b
+        .create("/uc", CreateOptions { overwrite: true, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("being written by another client"), "{err}");
+
+    // A reader sees exactly the acknowledged bytes.
+    let seen = read_all(&b, "/uc").await.unwrap();
+    assert_eq!(seen.len(), MIB + 100 * KIB);
+    assert_eq!(sha256(&seen), sha256(&data[..MIB + 100 * KIB]));
+
+    w.write_all(&data[MIB + 100 * KIB..]).await.unwrap();
+    w.close().await.unwrap();
+    assert_eq!(sha256(&read_all(&b, "/uc").await.unwrap()), sha256(&data));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_writer_is_recovered_by_dfs_recover_and_by_the_hard_limit() {
+    let c = Cluster::builder().namenode_args(LEASES).start();
+    for (path, forced) in [("/forced", true), ("/hard", false)] {
+        let writer = Client::connect(c.addr()).await.unwrap();
+        let data = random_bytes(2 * MIB + 777, 2);
+        let mut w = writer.create(path, CreateOptions::default()).await.unwrap();
+        w.write_all(&data[..MIB + 5000]).await.unwrap();
+        w.hflush().await.unwrap();
+        let acked = MIB + 5000;
+        // More bytes that may or may not have been acknowledged.
+        w.write_all(&data[acked..acked + 1000]).await.unwrap();
+        w.abort().await; // the writer dies: no close, no more renewals
+        drop(writer);
+
+        if forced {
+            let out = c.dfs(&["recover", path]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let reader = Client::connect(c.addr()).await.unwrap();
+        let r2 = reader.clone();
+        let p = path.to_string();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            wait_until(Duration::from_secs(40), "lease recovery to close the file", || {
+                handle
+                    .block_on(r2.status(&p))
+                    .map(|s| !s.under_construction)
+                    .unwrap_or(false)
+            })
+        })
+        .await
+        .unwrap();
+        let got = read_all(&reader, path).await.unwrap();
+        assert!(got.len() >= acked, "{path}: recovered {} < acknowledged {acked}", got.len());
+        assert!(got.len() <= acked + 1000);
+        assert_eq!(&got[..], &data[..got.len()], "{path}: recovered bytes differ");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_recovers_from_a_datanode_killed_mid_block() {
+    let mut c = Cluster::builder().datanodes(4).block_size(4 * MIB as u64).start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    let data = random_bytes(10 * MIB + 123, 3);
+    let mut w = client.create("/pipe", CreateOptions::default()).await.unwrap();
+    w.write_all(&data[..5 * MIB]).await.unwrap();
+    w.hflush().await.unwrap();
+    // Kill a node of the current (second) block's pipeline.
+    let locs = client.block_locations("/pipe", 4 * MIB as u64, 1).await.unwrap();
+    let victim = locs.last().unwrap().hosts[1].clone();
+    let i = c.datanodes.iter().position(|d| d.addr == victim).unwrap();
+    c.datanodes[i].kill();
+    w.write_all(&data[5 * MIB..]).await.unwrap();
+    w.close().await.unwrap();
+    let got = read_all(&client, "/pipe").await.unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_eq!(sha256(&got), sha256(&data));
+    // Every block still has 3 replicas (a replacement joined or re-replication ran).
+    let status = c.dfs(&["fsck", "/pipe", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["missing"], 0, "{v}");
+}
+
+#[test]
+fn scanner_finds_rot_and_the_namenode_repairs_it() {
+    let c = Cluster::builder().datanodes(4).datanode_args(&["--scan-rate", "50000000"]).start();
+    let local = c.local_file("scan", 2 * MIB, 4);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/scan"]);
+    let victim = (0..4).find(|&i| !replica_files(&c.datanode_dir(i)).is_empty()).unwrap();
+    let replica = &replica_files(&c.datanode_dir(victim))[0];
+    let good = fs::read(replica).unwrap();
+    let mut f = fs::OpenOptions::new().write(true).open(replica).unwrap();
+    f.seek(SeekFrom::Start(10)).unwrap();
+    f.write_all(&[!good[10]]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    // Nobody reads the file: only the scanner can notice.
+    wait_until(Duration::from_secs(60), "scanner detection and repair", || {
+        let out = c.dfs(&["fsck", "/", "--json"]);
+        let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+            Ok(v) => v,
+            Err(_) => return false,
+        };
+        let log = fs::read_to_string(&c.datanodes[victim].log).unwrap_or_default();
+        log.to_lowercase().contains("corrupt") && v["status"] == "HEALTHY" && v["under_replicated"] == 0
+    });
+    let out = c.dir.path().join("scan.out");
+    c.dfs_ok(&["get", "/scan", out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&local), sha256_file(&out));
+}
+
+#[test]
+fn all_replicas_corrupt_fails_clearly_and_fsck_says_corrupt() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let local = c.local_file("one", 100 * KIB, 5);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/one"]);
+    let replica = &replica_files(&c.datanode_dir(0))[0];
+    let mut bytes = fs::read(replica).unwrap();
+    bytes[5000] ^= 0x55;
+    fs::write(replica, &bytes).unwrap();
+    let out = c.dfs(&["cat", "/one"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("blk_"), "the error should name the block: {err}");
+    // Not a single wrong byte was written out before the failure.
+    assert!(out.stdout.len() <= 4096 || out.stdout[..] == fs::read(&local).unwrap()[..out.stdout.len()]);
+    wait_until(Duration::from_secs(20), "fsck CORRUPT", || {
+        let out = c.dfs(&["fsck", "/", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        !out.status.success() && v["status"] == "CORRUPT"
+    });
+}
+
+#[test]
+fn full_datanode_takes_no_new_blocks_but_serves_reads() {
+    let mut c = Cluster::builder().datanodes(3).start();
+    let local = c.local_file("before", 2 * MIB, 6);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/before"]);
+    // A fourth node whose reserve exceeds any disk.
+    c.add_datanode_with(NodeSpec { host: "127.0.0.1".into(), rack: None }, &["--reserved", "1000000000000000"]);
+    c.wait_live(3, Duration::from_secs(20));
+    let local2 = c.local_file("after", 3 * MIB, 7);
+    c.dfs_ok(&["put", local2.to_str().unwrap(), "/after"]);
+    assert!(replica_files(&c.datanode_dir(3)).is_empty(), "a full node received blocks");
+    let out = c.dir.path().join("after.out");
+    c.dfs_ok(&["get", "/after", out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&local2), sha256_file(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rpc_input_gets_errors_not_panics() {
+    use dfs_proto::*;
+    let mut c = Cluster::builder().datanodes(1).replication(1).start();
+    let local = c.local_file("h", 10 * KIB, 8);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/h"]);
+    let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr())).await.unwrap();
+    let mut dn = DataTransferClient::connect(format!("http://{}", c.datanodes[0].addr)).await.unwrap();
+
+    for path in ["", "relative", "/a/../../etc/passwd", "/a\0b", &format!("/{}", "x".repeat(300)), &"/d".repeat(5000)] {
+        let e = nn
+            .mkdirs(MkdirsRequest { path: path.to_string(), parents: true, ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{path:?}: {e}");
+    }
+    let e = nn
+        .get_block_locations(GetBlockLocationsRequest { path: "/h".into(), offset: u64::MAX, length: u64::MAX, ..Default::default() })
+        .await;
+    assert!(e.is_ok() || e.unwrap_err().code() == tonic::Code::InvalidArgument);
+    let e = nn
+        .add_block(AddBlockRequest { path: "/h".into(), client_name: "forger".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_ne!(e.code(), tonic::Code::Unknown, "{e}");
+    let e = nn
+        .complete(CompleteRequest {
+            path: "/h".into(),
+            client_name: "forger".into(),
+            last: Some(ExtendedBlock { id: 999_999, generation_stamp: 1, length: 1 << 40 }),
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(e.code(), tonic::Code::Unknown, "{e}");
+
+    // Forged block ids, absurd offsets.
+    for (id, offset, length) in [(424242u64, 0u64, 10u64), (1, u64::MAX - 5, u64::MAX), (0, 0, 0)] {
+        let r = dn
+            .read_block(ReadBlockRequest {
+                block: Some(ExtendedBlock { id, generation_stamp: 1, length }),
+                offset,
+                length,
+                client_name: "hostile".into(),
+            })
+            .await;
+        match r {
+            Err(e) => assert_ne!(e.code(), tonic::Code::Unknown, "{e}"),
+            Ok(mut s) => {
+                let next = s.get_mut().message().await;
+                assert!(next.is_err() || next.unwrap().is_none());
+            }
+        }
+    }
+    // A write whose checksums disagree with its data is refused.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(WriteBlockRequest {
+        msg: Some(write_block_request::Msg::Header(WriteHeader {
+            block: Some(ExtendedBlock { id: 77_777_777, generation_stamp: 1, length: 0 }),
+            targets: vec![],
+            stage: WriteStage::Create as i32,
+            client_name: "hostile".into(),
+            bytes_acked: 0,
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(WriteBlockRequest {
+        msg: Some(write_block_request::Msg::Packet(Packet {
+            seqno: 0,
+            offset_in_block: 0,
+            data: vec![1u8; 1000].into(),
+            checksums: vec![0u8; 8].into(),
+            last: true,
+            sync: false,
+        })),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let resp = dn.write_block(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+    let mut refused = resp.is_err();
+    if let Ok(s) = resp {
+        let mut s = s.into_inner();
+        while let Ok(Some(m)) = s.message().await {
+            if let Some(write_block_response::Msg::Ack(a)) = m.msg {
+                if a.statuses.iter().any(|s| *s != AckStatus::Success as i32) {
+                    refused = true;
+                }
+            }
+        }
+        refused = true; // an error status ends the stream: also a refusal
+    }
+    assert!(refused);
+    // Both servers are alive and the file still reads back.
+    assert!(c.namenode.is_running() && c.datanodes[0].is_running());
+    let out = c.dir.path().join("h.out");
+    c.dfs_ok(&["get", "/h", out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&local), sha256_file(&out));
+}
