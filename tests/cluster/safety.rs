@@ -170,7 +170,7 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
     c.dfs_ok(&["put", local.to_str().unwrap(), "/before"]);
     // A fourth node whose reserve exceeds any disk.
     c.add_datanode_with(NodeSpec { host: "127.0.0.1".into(), rack: None }, &["--reserved", "1000000000000000"]);
-    c.wait_live(3, Duration::from_secs(20));
+    c.wait_live(4, Duration::from_secs(20));
     let local2 = c.local_file("after", 3 * MIB, 7);
     c.dfs_ok(&["put", local2.to_str().unwrap(), "/after"]);
     assert!(replica_files(&c.datanode_dir(3)).is_empty(), "a full node received blocks");
@@ -182,7 +182,7 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_rpc_input_gets_errors_not_panics() {
     use dfs_proto::*;
-    let mut c = Cluster::builder().datanodes(1).replication(1).start();
+    let c = Cluster::builder().datanodes(1).replication(1).start();
     let local = c.local_file("h", 10 * KIB, 8);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/h"]);
     let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr())).await.unwrap();
@@ -262,16 +262,28 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     let mut refused = resp.is_err();
     if let Ok(s) = resp {
         let mut s = s.into_inner();
-        while let Ok(Some(m)) = s.message().await {
-            if let Some(write_block_response::Msg::Ack(a)) = m.msg {
-                if a.statuses.iter().any(|s| *s != AckStatus::Success as i32) {
+        loop {
+            match s.message().await {
+                Ok(Some(m)) => {
+                    if let Some(write_block_response::Msg::Ack(a)) = m.msg {
+                        if a.statuses.iter().any(|s| *s != AckStatus::Success as i32) {
+                            refused = true;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
                     refused = true;
+                    break;
                 }
             }
         }
-        refused = true; // an error status ends the stream: also a refusal
     }
-    assert!(refused);
+    assert!(refused, "a packet with wrong checksums was acknowledged");
+    assert!(
+        !replica_files(&c.datanode_dir(0)).iter().any(|p| p.ends_with("blk_77777777")),
+        "a packet with wrong checksums was stored"
+    );
     // Both servers are alive and the file still reads back.
     assert!(c.namenode.is_running() && c.datanodes[0].is_running());
     let out = c.dir.path().join("h.out");

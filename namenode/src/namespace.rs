@@ -1,0 +1,911 @@
+//! The namespace: the inode tree in memory.
+//!
+//! Every mutating operation is planned first: it validates against the
+//! current tree and returns a [`Batch`] of [`Change`]s plus its outcome,
+//! without touching anything. The caller persists the batch with the store
+//! and then applies the very same batch here with [`Namespace::apply`], so
+//! the tree in memory and the tree on disk are always built from the same
+//! changes (and a failed store write leaves memory untouched).
+
+use std::collections::{BTreeMap, HashMap};
+
+use dfs_proto::defaults;
+use dfs_proto::image::{BlockRecord, InodeRecord};
+use dfs_proto::path as dpath;
+use dfs_proto::{FileStatus, FileType};
+
+use crate::error::{Error, Result};
+use crate::store::{Batch, Change, Counters, Image, ROOT_ID};
+
+/// Lease holder recorded while the namenode itself recovers a file.
+pub const RECOVERY_HOLDER: &str = "dfs-namenode-lease-recovery";
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One inode: its persistent record and, for a directory, its entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inode {
+    /// The persisted fields.
+    pub rec: InodeRecord,
+    /// Directory entries by name (empty for files).
+    pub children: BTreeMap<String, u64>,
+}
+
+impl Inode {
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.rec.is_dir
+    }
+
+    /// Whether a writer holds the file open.
+    pub fn under_construction(&self) -> bool {
+        !self.rec.is_dir && !self.rec.lease_holder.is_empty()
+    }
+
+    /// Bytes of the file: the sum of its block lengths (for a block being
+    /// written, what the pipeline acknowledged).
+    pub fn length(&self) -> u64 {
+        self.rec.blocks.iter().map(|b| b.length).sum()
+    }
+}
+
+/// Who asks for a new inode and with which attributes.
+#[derive(Debug, Clone, Default)]
+pub struct NewAttrs {
+    /// Permission bits (0 = default).
+    pub mode: u32,
+    /// Owner (empty = `root`).
+    pub owner: String,
+    /// Group (empty = `root`).
+    pub group: String,
+}
+
+/// Parameters of [`Namespace::plan_create`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateArgs {
+    /// The file to create.
+    pub path: String,
+    /// Lease holder.
+    pub client_name: String,
+    /// Replace an existing file.
+    pub overwrite: bool,
+    /// Create missing parent directories.
+    pub create_parents: bool,
+    /// Replication (0 = default).
+    pub replication: u32,
+    /// Block size (0 = default).
+    pub block_size: u64,
+    /// Attributes.
+    pub attrs: NewAttrs,
+}
+
+/// A file taken out of the namespace (deleted or replaced).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemovedFile {
+    /// Its inode id.
+    pub id: u64,
+    /// Its blocks.
+    pub blocks: Vec<BlockRecord>,
+    /// Datanode ids of its last block's pipeline, if it was being written.
+    pub pipeline: Vec<String>,
+    /// Lease holder if it was being written.
+    pub lease_holder: String,
+}
+
+/// Outcome of a create.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The new file's inode id.
+    pub id: u64,
+    /// The normalized path.
+    pub path: String,
+    /// The file it replaced, if any.
+    pub replaced: Option<RemovedFile>,
+}
+
+/// Totals of a subtree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Bytes of every file.
+    pub length: u64,
+    /// Number of files.
+    pub files: u64,
+    /// Number of directories, the root of the subtree included.
+    pub directories: u64,
+    /// Bytes times replication.
+    pub space_consumed: u64,
+}
+
+/// The inode tree.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    inodes: HashMap<u64, Inode>,
+    counters: Counters,
+    default_block_size: u64,
+    default_replication: u32,
+}
+
+fn corrupt(message: String) -> Error {
+    Error::CorruptStore { message }
+}
+
+/// Splits and validates a path, returning its components and normal form.
+pub fn parse(path: &str) -> Result<(Vec<&str>, String)> {
+    let comps = dpath::components(path)?;
+    let mut norm = String::with_capacity(path.len());
+    for c in &comps {
+        norm.push('/');
+        norm.push_str(c);
+    }
+    if norm.is_empty() {
+        norm.push('/');
+    }
+    Ok((comps, norm))
+}
+
+fn prefix(comps: &[&str]) -> String {
+    if comps.is_empty() {
+        return "/".to_string();
+    }
+    let mut s = String::new();
+    for c in comps {
+        s.push('/');
+        s.push_str(c);
+    }
+    s
+}
+
+impl Namespace {
+    /// An empty namespace holding only `/` (tests).
+    pub fn new_empty(default_block_size: u64, default_replication: u32) -> Namespace {
+        let now = now_ms();
+        let root = InodeRecord {
+            id: ROOT_ID,
+            is_dir: true,
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+            mtime_ms: now,
+            atime_ms: now,
+            ..Default::default()
+        };
+        let mut inodes = HashMap::new();
+        inodes.insert(
+            ROOT_ID,
+            Inode {
+                rec: root,
+                children: BTreeMap::new(),
+            },
+        );
+        Namespace {
+            inodes,
+            counters: Counters::default(),
+            default_block_size,
+            default_replication,
+        }
+    }
+
+    /// Builds the tree from a loaded image, checking that it is one
+    /// consistent tree rooted at `/`.
+    pub fn from_image(image: Image, default_block_size: u64, default_replication: u32) -> Result<Namespace> {
+        let mut inodes: HashMap<u64, Inode> = HashMap::with_capacity(image.inodes.len());
+        let mut max_block = 0u64;
+        let mut max_gs = 0u64;
+        let mut max_inode = 0u64;
+        for rec in image.inodes {
+            max_inode = max_inode.max(rec.id);
+            for b in &rec.blocks {
+                max_block = max_block.max(b.id);
+                max_gs = max_gs.max(b.generation_stamp);
+            }
+            if rec.is_dir && !rec.blocks.is_empty() {
+                return Err(corrupt(format!("directory inode {} has blocks", rec.id)));
+            }
+            let id = rec.id;
+            if inodes
+                .insert(
+                    id,
+                    Inode {
+                        rec,
+                        children: BTreeMap::new(),
+                    },
+                )
+                .is_some()
+            {
+                return Err(corrupt(format!("inode {id} appears twice")));
+            }
+        }
+        match inodes.get(&ROOT_ID) {
+            Some(root) if root.is_dir() => {}
+            _ => return Err(corrupt("the root directory is missing".into())),
+        }
+        let mut entries_of = HashMap::<u64, u32>::new();
+        for (parent, name, child) in image.dirents {
+            let rec = match inodes.get(&child) {
+                Some(c) => &c.rec,
+                None => {
+                    return Err(corrupt(format!(
+                        "entry '{name}' of directory {parent} names missing inode {child}"
+                    )))
+                }
+            };
+            if rec.parent != parent || rec.name != name {
+                return Err(corrupt(format!(
+                    "entry '{name}' of directory {parent} names inode {child}, which says it is '{}' in {}",
+                    rec.name, rec.parent
+                )));
+            }
+            match inodes.get_mut(&parent) {
+                Some(p) if p.is_dir() => {
+                    p.children.insert(name, child);
+                }
+                _ => {
+                    return Err(corrupt(format!(
+                        "entry '{name}' belongs to inode {parent}, which is not a directory"
+                    )))
+                }
+            }
+            *entries_of.entry(child).or_default() += 1;
+        }
+        for id in inodes.keys() {
+            if *id != ROOT_ID && entries_of.get(id) != Some(&1) {
+                return Err(corrupt(format!(
+                    "inode {id} has {} directory entries, expected 1",
+                    entries_of.get(id).copied().unwrap_or(0)
+                )));
+            }
+        }
+        // Every inode must hang off the root (no detached cycles).
+        let mut seen = 0usize;
+        let mut stack = vec![ROOT_ID];
+        while let Some(id) = stack.pop() {
+            seen += 1;
+            if seen > inodes.len() {
+                return Err(corrupt("the directory tree has a cycle".into()));
+            }
+            if let Some(i) = inodes.get(&id) {
+                stack.extend(i.children.values().copied());
+            }
+        }
+        if seen != inodes.len() {
+            return Err(corrupt(format!(
+                "{} inodes are not reachable from /",
+                inodes.len() - seen
+            )));
+        }
+        let c = image.counters;
+        if c.next_inode <= max_inode || (max_block > 0 && c.next_block <= max_block) || c.generation_stamp < max_gs {
+            return Err(corrupt(format!(
+                "counters {c:?} are behind the records (max inode {max_inode}, block {max_block}, gs {max_gs})"
+            )));
+        }
+        Ok(Namespace {
+            inodes,
+            counters: c,
+            default_block_size,
+            default_replication,
+        })
+    }
+
+    /// Applies a batch planned by this namespace (after it was persisted).
+    pub fn apply(&mut self, batch: &[Change]) {
+        for change in batch {
+            match change {
+                Change::PutInode(rec) => match self.inodes.get_mut(&rec.id) {
+                    Some(i) => i.rec = rec.clone(),
+                    None => {
+                        self.inodes.insert(
+                            rec.id,
+                            Inode {
+                                rec: rec.clone(),
+                                children: BTreeMap::new(),
+                            },
+                        );
+                    }
+                },
+                Change::RemoveInode(id) => {
+                    self.inodes.remove(id);
+                }
+                Change::PutDirent { parent, name, child } => {
+                    if let Some(p) = self.inodes.get_mut(parent) {
+                        p.children.insert(name.clone(), *child);
+                    }
+                }
+                Change::RemoveDirent { parent, name } => {
+                    if let Some(p) = self.inodes.get_mut(parent) {
+                        p.children.remove(name);
+                    }
+                }
+                Change::Counters(c) => self.counters = *c,
+            }
+        }
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Default block size of new files.
+    pub fn default_block_size(&self) -> u64 {
+        self.default_block_size
+    }
+
+    /// An inode by id.
+    pub fn inode(&self, id: u64) -> Option<&Inode> {
+        self.inodes.get(&id)
+    }
+
+    /// Every inode (any order).
+    pub fn inodes(&self) -> impl Iterator<Item = &Inode> {
+        self.inodes.values()
+    }
+
+    /// Number of files and directories.
+    pub fn counts(&self) -> (u64, u64) {
+        let dirs = self.inodes.values().filter(|i| i.is_dir()).count() as u64;
+        (self.inodes.len() as u64 - dirs, dirs)
+    }
+
+    /// The absolute path of an inode.
+    pub fn path_of(&self, id: u64) -> Option<String> {
+        let mut names = Vec::new();
+        let mut cur = id;
+        while cur != ROOT_ID {
+            let i = self.inodes.get(&cur)?;
+            names.push(i.rec.name.as_str());
+            cur = i.rec.parent;
+            if names.len() > defaults::MAX_PATH_DEPTH + 1 {
+                return None;
+            }
+        }
+        Some(prefix(&names.into_iter().rev().collect::<Vec<_>>()))
+    }
+
+    fn walk(&self, comps: &[&str]) -> Result<u64> {
+        let mut cur = ROOT_ID;
+        for (i, name) in comps.iter().enumerate() {
+            let dir = &self.inodes[&cur];
+            if !dir.is_dir() {
+                return Err(Error::NotADirectory {
+                    path: prefix(&comps[..i]),
+                });
+            }
+            match dir.children.get(*name) {
+                Some(c) => cur = *c,
+                None => {
+                    return Err(Error::NotFound {
+                        path: prefix(comps),
+                    })
+                }
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Resolves a path to its inode id and normal form.
+    pub fn resolve(&self, path: &str) -> Result<(u64, String)> {
+        let (comps, norm) = parse(path)?;
+        Ok((self.walk(&comps)?, norm))
+    }
+
+    /// Resolves the parent directory of the last component. The error names
+    /// the first missing or non-directory ancestor.
+    fn resolve_parent(&self, comps: &[&str]) -> Result<u64> {
+        let full = prefix(comps);
+        let mut cur = ROOT_ID;
+        for (i, name) in comps[..comps.len().saturating_sub(1)].iter().enumerate() {
+            match self.inodes[&cur].children.get(*name) {
+                Some(c) => cur = *c,
+                None => {
+                    return Err(Error::ParentNotFound {
+                        path: full,
+                        parent: prefix(&comps[..=i]),
+                    })
+                }
+            }
+            if !self.inodes[&cur].is_dir() {
+                return Err(Error::NotADirectory {
+                    path: prefix(&comps[..=i]),
+                });
+            }
+        }
+        Ok(cur)
+    }
+
+    /// The status of an inode, reported under `path`.
+    pub fn status(&self, id: u64, path: String) -> Option<FileStatus> {
+        self.inodes.get(&id).map(|i| status_of(i, path))
+    }
+
+    /// The status of a path.
+    pub fn get_file_info(&self, path: &str) -> Result<FileStatus> {
+        let (id, norm) = self.resolve(path)?;
+        Ok(status_of(&self.inodes[&id], norm))
+    }
+
+    /// One page of a directory listing, sorted by name: entries after
+    /// `start_after`, at most `limit`; and whether more follow.
+    pub fn list(&self, path: &str, start_after: &str, limit: u32) -> Result<(Vec<FileStatus>, bool)> {
+        let (id, norm) = self.resolve(path)?;
+        let dir = &self.inodes[&id];
+        if !dir.is_dir() {
+            return Ok((vec![status_of(dir, norm)], false));
+        }
+        let limit = match limit {
+            0 => defaults::LIST_PAGE,
+            n => n.min(defaults::LIST_PAGE),
+        } as usize;
+        let range = if start_after.is_empty() {
+            dir.children.range::<str, _>(..)
+        } else {
+            dir.children
+                .range::<str, _>((std::ops::Bound::Excluded(start_after), std::ops::Bound::Unbounded))
+        };
+        let mut out = Vec::with_capacity(limit.min(dir.children.len()));
+        let mut has_more = false;
+        for (name, child) in range {
+            if out.len() == limit {
+                has_more = true;
+                break;
+            }
+            if let Some(c) = self.inodes.get(child) {
+                out.push(status_of(c, dpath::join(&norm, name)));
+            }
+        }
+        Ok((out, has_more))
+    }
+
+    /// Totals of the subtree at `path`.
+    pub fn content_summary(&self, path: &str) -> Result<Summary> {
+        let (id, _) = self.resolve(path)?;
+        let mut s = Summary::default();
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            let Some(i) = self.inodes.get(&id) else { continue };
+            if i.is_dir() {
+                s.directories += 1;
+                stack.extend(i.children.values().copied());
+            } else {
+                let len = i.length();
+                s.files += 1;
+                s.length += len;
+                s.space_consumed += len * u64::from(i.rec.replication);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Ids of every inode under (and including) `id`.
+    pub fn subtree(&self, id: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            if let Some(i) = self.inodes.get(&id) {
+                out.push(id);
+                stack.extend(i.children.values().rev().copied());
+            }
+        }
+        out
+    }
+
+    fn touch(&self, batch: &mut Batch, dir: u64, now: i64) {
+        if let Some(d) = self.inodes.get(&dir) {
+            if let Some(Change::PutInode(r)) = batch
+                .iter_mut()
+                .rev()
+                .find(|c| matches!(c, Change::PutInode(r) if r.id == dir))
+            {
+                r.mtime_ms = now;
+                return;
+            }
+            let mut rec = d.rec.clone();
+            rec.mtime_ms = now;
+            batch.push(Change::PutInode(rec));
+        }
+    }
+
+    fn new_dir(&self, c: &mut Counters, parent: u64, name: &str, attrs: &NewAttrs, now: i64) -> InodeRecord {
+        let id = c.next_inode;
+        c.next_inode += 1;
+        InodeRecord {
+            id,
+            parent,
+            name: name.to_string(),
+            is_dir: true,
+            mode: if attrs.mode == 0 { 0o755 } else { attrs.mode & 0o7777 },
+            owner: or_root(&attrs.owner),
+            group: or_root(&attrs.group),
+            mtime_ms: now,
+            atime_ms: now,
+            ..Default::default()
+        }
+    }
+
+    /// Creates every missing directory of `comps` (all of them must be
+    /// directories where they exist) and returns the last one's id.
+    fn plan_dirs(
+        &self,
+        comps: &[&str],
+        attrs: &NewAttrs,
+        c: &mut Counters,
+        batch: &mut Batch,
+        now: i64,
+    ) -> Result<u64> {
+        let mut cur = ROOT_ID;
+        let mut existing = true;
+        for (i, name) in comps.iter().enumerate() {
+            if existing {
+                match self.inodes[&cur].children.get(*name) {
+                    Some(child) => {
+                        if !self.inodes[child].is_dir() {
+                            return Err(Error::NotADirectory {
+                                path: prefix(&comps[..=i]),
+                            });
+                        }
+                        cur = *child;
+                        continue;
+                    }
+                    None => {
+                        existing = false;
+                        self.touch(batch, cur, now);
+                    }
+                }
+            }
+            let rec = self.new_dir(c, cur, name, attrs, now);
+            let id = rec.id;
+            batch.push(Change::PutDirent {
+                parent: cur,
+                name: name.to_string(),
+                child: id,
+            });
+            batch.push(Change::PutInode(rec));
+            cur = id;
+        }
+        Ok(cur)
+    }
+
+    /// Plans `mkdir` (`parents` = `mkdir -p`). Returns the directory's id
+    /// and normal path.
+    pub fn plan_mkdirs(&self, path: &str, parents: bool, attrs: &NewAttrs, now: i64) -> Result<(Batch, u64, String)> {
+        let (comps, norm) = parse(path)?;
+        let mut c = self.counters;
+        let mut batch = Batch::new();
+        match self.walk(&comps) {
+            Ok(id) if self.inodes[&id].is_dir() => {
+                return if parents {
+                    Ok((batch, id, norm))
+                } else {
+                    Err(Error::AlreadyExists { path: norm })
+                };
+            }
+            Ok(_) => return Err(Error::AlreadyExists { path: norm }),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let id = if parents {
+            self.plan_dirs(&comps, attrs, &mut c, &mut batch, now)?
+        } else {
+            let parent = self.resolve_parent(&comps)?;
+            let name = comps.last().copied().unwrap_or_default();
+            let rec = self.new_dir(&mut c, parent, name, attrs, now);
+            let id = rec.id;
+            self.touch(&mut batch, parent, now);
+            batch.push(Change::PutDirent {
+                parent,
+                name: name.to_string(),
+                child: id,
+            });
+            batch.push(Change::PutInode(rec));
+            id
+        };
+        batch.push(Change::Counters(c));
+        Ok((batch, id, norm))
+    }
+
+    fn removed_file(&self, id: u64) -> RemovedFile {
+        let rec = &self.inodes[&id].rec;
+        RemovedFile {
+            id,
+            blocks: rec.blocks.clone(),
+            pipeline: rec.pipeline.clone(),
+            lease_holder: rec.lease_holder.clone(),
+        }
+    }
+
+    /// Plans the creation of a file under construction leased to
+    /// `args.client_name`.
+    pub fn plan_create(&self, args: &CreateArgs, now: i64) -> Result<(Batch, Created)> {
+        let (comps, norm) = parse(&args.path)?;
+        if comps.is_empty() {
+            return Err(Error::IsADirectory { path: norm });
+        }
+        if args.client_name.is_empty() {
+            return Err(Error::invalid(format!("create {norm}: client_name is empty")));
+        }
+        let replication = match args.replication {
+            0 => self.default_replication,
+            r if r > defaults::MAX_REPLICATION => {
+                return Err(Error::invalid(format!(
+                    "create {norm}: replication {r} is out of range 1..={}",
+                    defaults::MAX_REPLICATION
+                )))
+            }
+            r => r,
+        };
+        let block_size = match args.block_size {
+            0 => self.default_block_size,
+            b => {
+                check_block_size(b).map_err(|m| Error::invalid(format!("create {norm}: {m}")))?;
+                b
+            }
+        };
+        let mut c = self.counters;
+        let mut batch = Batch::new();
+        let name = comps[comps.len() - 1];
+        let parent = if args.create_parents {
+            self.plan_dirs(&comps[..comps.len() - 1], &NewAttrs::default(), &mut c, &mut batch, now)?
+        } else {
+            self.resolve_parent(&comps)?
+        };
+        let mut replaced = None;
+        let existing = self.inodes.get(&parent).and_then(|p| p.children.get(name)).copied();
+        if let Some(old) = existing {
+            let o = &self.inodes[&old];
+            if !args.overwrite {
+                return Err(Error::AlreadyExists { path: norm });
+            }
+            if o.is_dir() {
+                return Err(Error::IsADirectory { path: norm });
+            }
+            if o.under_construction() && o.rec.lease_holder != args.client_name {
+                return Err(Error::LeaseHeld {
+                    path: norm,
+                    holder: o.rec.lease_holder.clone(),
+                });
+            }
+            replaced = Some(self.removed_file(old));
+            batch.push(Change::RemoveInode(old));
+        }
+        let id = c.next_inode;
+        c.next_inode += 1;
+        let rec = InodeRecord {
+            id,
+            parent,
+            name: name.to_string(),
+            is_dir: false,
+            mode: if args.attrs.mode == 0 { 0o644 } else { args.attrs.mode & 0o7777 },
+            owner: or_root(&args.attrs.owner),
+            group: or_root(&args.attrs.group),
+            mtime_ms: now,
+            atime_ms: now,
+            replication,
+            block_size,
+            blocks: vec![],
+            lease_holder: args.client_name.clone(),
+            pipeline: vec![],
+        };
+        self.touch(&mut batch, parent, now);
+        batch.push(Change::PutDirent {
+            parent,
+            name: name.to_string(),
+            child: id,
+        });
+        batch.push(Change::PutInode(rec));
+        batch.push(Change::Counters(c));
+        Ok((
+            batch,
+            Created {
+                id,
+                path: norm,
+                replaced,
+            },
+        ))
+    }
+
+    fn plan_remove_subtree(&self, id: u64, batch: &mut Batch, removed: &mut Vec<RemovedFile>) {
+        for i in self.subtree(id) {
+            let inode = &self.inodes[&i];
+            if !inode.is_dir() {
+                removed.push(self.removed_file(i));
+            }
+            if i != id {
+                batch.push(Change::RemoveDirent {
+                    parent: inode.rec.parent,
+                    name: inode.rec.name.clone(),
+                });
+            }
+            batch.push(Change::RemoveInode(i));
+        }
+    }
+
+    /// Plans a delete; returns the files removed.
+    pub fn plan_delete(&self, path: &str, recursive: bool, now: i64) -> Result<(Batch, Vec<RemovedFile>)> {
+        let (id, norm) = self.resolve(path)?;
+        if id == ROOT_ID {
+            return Err(Error::invalid("cannot delete the root directory /"));
+        }
+        let inode = &self.inodes[&id];
+        if inode.is_dir() && !inode.children.is_empty() && !recursive {
+            return Err(Error::DirectoryNotEmpty { path: norm });
+        }
+        let mut batch = Batch::new();
+        let mut removed = Vec::new();
+        let parent = inode.rec.parent;
+        batch.push(Change::RemoveDirent {
+            parent,
+            name: inode.rec.name.clone(),
+        });
+        self.plan_remove_subtree(id, &mut batch, &mut removed);
+        self.touch(&mut batch, parent, now);
+        Ok((batch, removed))
+    }
+
+    /// Plans a POSIX rename: `dst` is the new full name. An existing file at
+    /// `dst` is replaced only with `overwrite`; an existing empty directory
+    /// is replaced by a directory with `overwrite`. Returns the replaced file.
+    pub fn plan_rename(&self, src: &str, dst: &str, overwrite: bool, now: i64) -> Result<(Batch, Vec<RemovedFile>)> {
+        let (src_id, src_norm) = self.resolve(src)?;
+        let (dst_comps, dst_norm) = parse(dst)?;
+        if src_id == ROOT_ID {
+            return Err(Error::invalid("cannot rename the root directory /"));
+        }
+        if dst_comps.is_empty() {
+            return Err(Error::invalid(format!("cannot rename {src_norm} onto the root directory /")));
+        }
+        if src_norm == dst_norm {
+            return Ok((Batch::new(), Vec::new()));
+        }
+        let dst_parent = self.resolve_parent(&dst_comps)?;
+        // Refuse moving a directory into itself or below itself.
+        let mut a = dst_parent;
+        loop {
+            if a == src_id {
+                return Err(Error::invalid(format!(
+                    "cannot move {src_norm} into itself ({dst_norm})"
+                )));
+            }
+            if a == ROOT_ID {
+                break;
+            }
+            a = self.inodes[&a].rec.parent;
+        }
+        let src_inode = &self.inodes[&src_id];
+        let dst_name = dst_comps[dst_comps.len() - 1];
+        let mut batch = Batch::new();
+        let mut removed = Vec::new();
+        if let Some(&old) = self.inodes[&dst_parent].children.get(dst_name) {
+            let o = &self.inodes[&old];
+            match (src_inode.is_dir(), o.is_dir()) {
+                (false, true) => return Err(Error::IsADirectory { path: dst_norm }),
+                (true, false) => return Err(Error::NotADirectory { path: dst_norm }),
+                _ if !overwrite => return Err(Error::AlreadyExists { path: dst_norm }),
+                (true, true) if !o.children.is_empty() => {
+                    return Err(Error::DirectoryNotEmpty { path: dst_norm })
+                }
+                _ => {
+                    self.plan_remove_subtree(old, &mut batch, &mut removed);
+                }
+            }
+        }
+        let src_parent = src_inode.rec.parent;
+        batch.push(Change::RemoveDirent {
+            parent: src_parent,
+            name: src_inode.rec.name.clone(),
+        });
+        batch.push(Change::PutDirent {
+            parent: dst_parent,
+            name: dst_name.to_string(),
+            child: src_id,
+        });
+        let mut rec = src_inode.rec.clone();
+        rec.parent = dst_parent;
+        rec.name = dst_name.to_string();
+        batch.push(Change::PutInode(rec));
+        self.touch(&mut batch, src_parent, now);
+        self.touch(&mut batch, dst_parent, now);
+        Ok((batch, removed))
+    }
+
+    /// Plans a change of mode, owner, group or times.
+    pub fn plan_set_attr(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        owner: Option<String>,
+        group: Option<String>,
+        mtime_ms: Option<i64>,
+        atime_ms: Option<i64>,
+    ) -> Result<(Batch, u64, String)> {
+        let (id, norm) = self.resolve(path)?;
+        let mut rec = self.inodes[&id].rec.clone();
+        if let Some(m) = mode {
+            rec.mode = m & 0o7777;
+        }
+        if let Some(o) = owner {
+            if o.is_empty() {
+                return Err(Error::invalid(format!("set owner of {norm}: empty owner")));
+            }
+            rec.owner = o;
+        }
+        if let Some(g) = group {
+            if g.is_empty() {
+                return Err(Error::invalid(format!("set group of {norm}: empty group")));
+            }
+            rec.group = g;
+        }
+        if let Some(t) = mtime_ms {
+            rec.mtime_ms = t;
+        }
+        if let Some(t) = atime_ms {
+            rec.atime_ms = t;
+        }
+        Ok((vec![Change::PutInode(rec)], id, norm))
+    }
+
+    /// Plans a change of a file's replication.
+    pub fn plan_set_replication(&self, path: &str, replication: u32) -> Result<(Batch, u64)> {
+        let (id, norm) = self.resolve(path)?;
+        if replication == 0 || replication > defaults::MAX_REPLICATION {
+            return Err(Error::invalid(format!(
+                "setrep {norm}: replication {replication} is out of range 1..={}",
+                defaults::MAX_REPLICATION
+            )));
+        }
+        let inode = &self.inodes[&id];
+        if inode.is_dir() {
+            return Err(Error::IsADirectory { path: norm });
+        }
+        let mut rec = inode.rec.clone();
+        rec.replication = replication;
+        Ok((vec![Change::PutInode(rec)], id))
+    }
+}
+
+/// Checks a block size: a multiple of the checksum chunk, at least the minimum.
+pub fn check_block_size(b: u64) -> std::result::Result<(), String> {
+    if b < defaults::MIN_BLOCK_SIZE || b % defaults::BYTES_PER_CHECKSUM as u64 != 0 {
+        return Err(format!(
+            "block size {b} must be a multiple of {} and at least {}",
+            defaults::BYTES_PER_CHECKSUM,
+            defaults::MIN_BLOCK_SIZE
+        ));
+    }
+    Ok(())
+}
+
+fn or_root(s: &str) -> String {
+    if s.is_empty() {
+        "root".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn status_of(i: &Inode, path: String) -> FileStatus {
+    let r = &i.rec;
+    FileStatus {
+        path,
+        file_type: if r.is_dir { FileType::Dir } else { FileType::File } as i32,
+        length: if r.is_dir { 0 } else { i.length() },
+        replication: r.replication,
+        block_size: r.block_size,
+        owner: r.owner.clone(),
+        group: r.group.clone(),
+        mode: r.mode,
+        mtime_ms: r.mtime_ms,
+        atime_ms: r.atime_ms,
+        inode: r.id,
+        under_construction: i.under_construction(),
+        children: i.children.len() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests;
