@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dfs_proto::datanode::DataTransferClient;
 use dfs_proto::defaults;
@@ -19,11 +19,10 @@ const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
 /// An endpoint for `addr` (`host:port`) with the project's client settings.
 pub(crate) fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
-    let ep = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| {
-        Error::InvalidArgument {
+    let ep =
+        Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::InvalidArgument {
             message: format!("bad server address '{addr}': {e}"),
-        }
-    })?;
+        })?;
     Ok(ep
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
@@ -73,13 +72,19 @@ pub(crate) fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct DatanodePool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Nodes that failed a read or write lately, with when: tried last.
+    failed: Arc<Mutex<HashMap<String, Instant>>>,
     connect_timeout: Duration,
 }
+
+/// How long a node that failed is tried after the others.
+const FAILED_MEMORY: Duration = Duration::from_secs(60);
 
 impl DatanodePool {
     pub(crate) fn new(connect_timeout: Duration) -> Self {
         DatanodePool {
             channels: Arc::new(Mutex::new(HashMap::new())),
+            failed: Arc::new(Mutex::new(HashMap::new())),
             connect_timeout,
         }
     }
@@ -105,5 +110,25 @@ impl DatanodePool {
     /// connects afresh.
     pub(crate) fn evict(&self, addr: &str) {
         self.channels.lock().remove(addr);
+    }
+
+    /// Remembers that `addr` failed, so other replicas are tried first for
+    /// a while.
+    pub(crate) fn mark_failed(&self, addr: &str) {
+        self.evict(addr);
+        self.failed.lock().insert(addr.to_string(), Instant::now());
+    }
+
+    /// Whether `addr` failed within the last minute.
+    pub(crate) fn recently_failed(&self, addr: &str) -> bool {
+        let mut failed = self.failed.lock();
+        match failed.get(addr) {
+            Some(at) if at.elapsed() < FAILED_MEMORY => true,
+            Some(_) => {
+                failed.remove(addr);
+                false
+            }
+            None => false,
+        }
     }
 }

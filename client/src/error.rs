@@ -136,8 +136,20 @@ impl Error {
     /// was about; empty when none). `addr` is the server's address, named
     /// when the call failed in transport.
     pub(crate) fn from_status(status: Status, path: &str, addr: &str) -> Error {
+        Error::from_status_paths(status, &[path], addr)
+    }
+
+    /// Like [`from_status`](Self::from_status) for calls about several
+    /// paths (rename): the error names the path the server's message
+    /// mentions (the longest one that matches), else the first.
+    pub(crate) fn from_status_paths(status: Status, paths: &[&str], addr: &str) -> Error {
         let message = status.message().to_string();
-        let path = path.to_string();
+        let path = paths
+            .iter()
+            .filter(|p| !p.is_empty() && message.contains(**p))
+            .max_by_key(|p| p.len())
+            .or(paths.first())
+            .map_or_else(String::new, |p| p.to_string());
         match ErrorKind::of(&status) {
             Some(ErrorKind::NotFound) if !path.is_empty() => Error::NotFound { path },
             Some(ErrorKind::AlreadyExists) if !path.is_empty() => Error::AlreadyExists { path },
@@ -167,9 +179,7 @@ impl Error {
                 Error::LeaseHeld { path, message }
             }
             Some(ErrorKind::NotSupported) => Error::NotSupported { message },
-            Some(ErrorKind::NoDatanodes | ErrorKind::StorageFull) => {
-                Error::NoDatanodes { message }
-            }
+            Some(ErrorKind::NoDatanodes | ErrorKind::StorageFull) => Error::NoDatanodes { message },
             Some(ErrorKind::Corrupt) => Error::Corrupt { message },
             Some(ErrorKind::StaleBlock | ErrorKind::Internal) => Error::Server { message },
             None => match status.code() {
@@ -334,6 +344,16 @@ mod tests {
         let e = Error::from_status(ErrorKind::Internal.status("disk gone"), "/f", "nn:1");
         assert!(matches!(&e, Error::Server { message } if message == "disk gone"));
         assert_eq!(e.kind(), None);
+    }
+
+    #[test]
+    fn rename_errors_name_the_path_the_server_means() {
+        let st = ErrorKind::NotFound.status("parent of /missing/file does not exist");
+        let e = Error::from_status_paths(st, &["/d/file", "/missing/file"], "nn:1");
+        assert!(matches!(&e, Error::NotFound { path } if path == "/missing/file"), "{e}");
+        let st = ErrorKind::NotFound.status("/nope does not exist");
+        let e = Error::from_status_paths(st, &["/nope", "/other"], "nn:1");
+        assert!(matches!(&e, Error::NotFound { path } if path == "/nope"), "{e}");
     }
 
     #[test]

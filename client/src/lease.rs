@@ -72,9 +72,11 @@ impl LeaseRenewer {
             };
             let res = self
                 .namenode
-                .call("RenewLease", "", |mut c| async move {
-                    c.renew_lease(req).await
-                })
+                .call(
+                    "RenewLease",
+                    "",
+                    |mut c| async move { c.renew_lease(req).await },
+                )
                 .await;
             match res {
                 Ok(_) => tracing::trace!(client = %self.client_name, "lease renewed"),

@@ -1,1 +1,19 @@
-fn main() {}
+//! `dfs`: the command line of the dfs filesystem. Parsing and commands live
+//! in [`dfs_client::cli`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = dfs_client::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    dfs_client::cli::run(cli).await
+}

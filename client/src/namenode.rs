@@ -34,7 +34,9 @@ impl NameNode {
             .await
             .map_err(|e| match e {
                 Error::Unreachable { addr, message } => Error::Unreachable {
-                    message: format!("{message} (is the namenode running? set --namenode or DFS_NAMENODE)"),
+                    message: format!(
+                        "{message} (is the namenode running? set --namenode or DFS_NAMENODE)"
+                    ),
                     addr: format!("namenode at {addr}"),
                 },
                 other => other,
@@ -66,10 +68,21 @@ impl NameNode {
         F: FnOnce(ClientProtocolClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
+        self.call_paths(op, &[path], f).await
+    }
+
+    /// [`call`](Self::call) for a call about several paths (rename); an
+    /// error names the one the namenode's message is about.
+    pub(crate) async fn call_paths<T, F, Fut>(&self, op: &str, paths: &[&str], f: F) -> Result<T>
+    where
+        F: FnOnce(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
+        let path = paths.first().copied().unwrap_or("");
         match tokio::time::timeout(self.rpc_timeout, f(self.client.clone())).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
             Ok(Err(status)) => {
-                let err = Error::from_status(status, path, &self.namenode_name());
+                let err = Error::from_status_paths(status, paths, &self.namenode_name());
                 tracing::debug!(op, path, error = %err, "namenode call failed");
                 Err(err)
             }

@@ -78,7 +78,11 @@ mod tests {
     use super::*;
 
     fn bytes(n: usize, seed: u8) -> Bytes {
-        Bytes::from((0..n).map(|i| (i as u8).wrapping_add(seed)).collect::<Vec<_>>())
+        Bytes::from(
+            (0..n)
+                .map(|i| (i as u8).wrapping_add(seed))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -118,7 +122,10 @@ mod tests {
         let mut p = Packetizer::default();
         p.packet(bytes(1024, 0), false);
         let last = p.packet(Bytes::new(), true);
-        assert_eq!((last.offset, last.data.len(), last.checksums.len()), (1024, 0, 0));
+        assert_eq!(
+            (last.offset, last.data.len(), last.checksums.len()),
+            (1024, 0, 0)
+        );
     }
 
     #[test]

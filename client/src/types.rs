@@ -117,7 +117,7 @@ pub struct BlockLocation {
 
 impl From<&dfs_proto::LocatedBlock> for BlockLocation {
     fn from(lb: &dfs_proto::LocatedBlock) -> Self {
-        let block = lb.block.clone().unwrap_or_default();
+        let block = lb.block.unwrap_or_default();
         BlockLocation {
             block_id: block.id,
             offset: lb.offset,
@@ -552,10 +552,7 @@ mod tests {
         assert_eq!(b["replicas"][0]["address"], "a:1");
         assert_eq!(b["replicas"][0]["rack"], "/r");
 
-        let bad = FsckReport::from(dfs_proto::FsckResponse {
-            missing: 1,
-            ..resp
-        });
+        let bad = FsckReport::from(dfs_proto::FsckResponse { missing: 1, ..resp });
         assert_eq!(serde_json::to_value(&bad).unwrap()["status"], "CORRUPT");
     }
 }

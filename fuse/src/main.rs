@@ -1,2 +1,68 @@
-//! placeholder
-fn main() {}
+//! `dfs-fuse`: mounts a dfs cluster on a local folder and serves it in the
+//! foreground until unmounted (`fusermount3 -u`, `umount`, Ctrl-C, SIGTERM).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use dfs_proto::defaults;
+use tracing_subscriber::EnvFilter;
+
+/// Mount a dfs cluster as a local folder (FUSE).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Namenode address (host:port).
+    #[arg(long, env = defaults::NAMENODE_ENV, default_value = defaults::NAMENODE_ADDR)]
+    namenode: String,
+    /// Folder to mount on.
+    mountpoint: PathBuf,
+    /// How long the kernel caches file attributes.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    attr_timeout: Duration,
+    /// How long the kernel caches names (and their absence).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    entry_timeout: Duration,
+    /// Bytes read ahead of a sequential reader (0 disables read-ahead).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    read_ahead: u64,
+    /// How long to wait for the namenode before an operation fails with EIO.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    rpc_timeout: Duration,
+    /// Let users other than the one mounting use the mount.
+    #[arg(long)]
+    allow_other: bool,
+    /// Threads serving kernel requests.
+    #[arg(long, default_value_t = 8)]
+    threads: usize,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let args = Args::parse();
+    let config = dfs_fuse::MountConfig {
+        namenode: args.namenode,
+        mountpoint: args.mountpoint,
+        attr_timeout: args.attr_timeout,
+        entry_timeout: args.entry_timeout,
+        read_ahead: args.read_ahead,
+        rpc_timeout: args.rpc_timeout,
+        allow_other: args.allow_other,
+        threads: args.threads,
+    };
+    match dfs_fuse::mount(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -205,7 +205,7 @@ impl Store {
             .map_err(|e| Error::store("cannot read the format marker", e))?;
         match format {
             None if marker.exists() => {
-                return Err(corrupt(format!(
+                Err(corrupt(format!(
                     "{} was initialised before ({} exists) but now holds no namespace; \
                      refusing to start with an empty namespace",
                     path.display(),
@@ -355,6 +355,11 @@ impl Store {
         self.durable.send_modify(|_| {});
     }
 
+    /// Sequence number of the last applied batch.
+    pub fn last_applied(&self) -> u64 {
+        self.applied.load(Ordering::SeqCst)
+    }
+
     /// Waits until the batch with sequence number `seq` is on disk.
     pub async fn wait_durable(&self, seq: u64) -> Result<()> {
         let mut rx = self.durable.subscribe();
@@ -385,7 +390,10 @@ impl Store {
             let target = self.applied.load(Ordering::SeqCst);
             if target > *self.durable.borrow() && self.failed.lock().is_none() {
                 let db = self.db.clone();
-                match tokio::task::spawn_blocking(move || db.flush()).await {
+                let t0 = std::time::Instant::now();
+                let r = tokio::task::spawn_blocking(move || db.flush()).await;
+                eprintln!("FLUSH {} batches {:?}", target - *self.durable.borrow(), t0.elapsed());
+                match r {
                     Ok(Ok(_)) => {
                         self.durable.send_replace(target);
                     }

@@ -1,0 +1,358 @@
+//! Reading one byte range of one block: a `ReadBlock` stream from one
+//! replica at a time, every chunk verified, trimmed to the range asked for,
+//! and continued on the next replica from where the last one stopped.
+
+use bytes::Bytes;
+use dfs_proto::defaults::BYTES_PER_CHECKSUM;
+use dfs_proto::error_kind::ErrorKind;
+use dfs_proto::{
+    checksum, BadReplica, LocatedBlock, ReadBlockRequest, ReadBlockResponse, ReportBadBlocksRequest,
+};
+use tonic::Streaming;
+
+use crate::error::{Error, Result};
+use crate::reader::Shared;
+
+/// Why a replica was left.
+#[derive(Debug)]
+struct Failure {
+    address: String,
+    reason: String,
+    corrupt: bool,
+}
+
+/// Why a message was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Data does not match its checksum.
+    Corrupt(String),
+    /// The message does not fit the range asked for.
+    Protocol(String),
+}
+
+/// A position in one block, reading towards `end`.
+#[derive(Debug)]
+pub(crate) struct BlockCursor {
+    lb: LocatedBlock,
+    /// Block offset of the next byte to hand out.
+    next: u64,
+    /// Block offset where the range ends.
+    end: u64,
+    stream: Option<(usize, Streaming<ReadBlockResponse>)>,
+    failures: Vec<Failure>,
+    refreshed: bool,
+}
+
+impl BlockCursor {
+    pub(crate) fn new(lb: LocatedBlock, start: u64, end: u64) -> Self {
+        BlockCursor {
+            lb,
+            next: start,
+            end,
+            stream: None,
+            failures: Vec::new(),
+            refreshed: false,
+        }
+    }
+
+    /// File offset of the next byte this cursor hands out.
+    pub(crate) fn file_pos(&self) -> u64 {
+        self.lb.offset + self.next
+    }
+
+    fn block_name(&self) -> String {
+        self.lb
+            .block
+            .as_ref()
+            .map_or_else(|| "blk_?".to_string(), |b| b.name())
+    }
+
+    /// The next verified bytes of the range, or `None` at its end.
+    pub(crate) async fn next(&mut self, shared: &Shared) -> Result<Option<Bytes>> {
+        loop {
+            if self.next >= self.end {
+                self.stream = None;
+                return Ok(None);
+            }
+            if self.stream.is_none() {
+                self.open(shared).await?;
+            }
+            let Some((idx, stream)) = self.stream.as_mut() else {
+                continue;
+            };
+            let idx = *idx;
+            let timeout = shared.ctx.data_timeout();
+            let failure = match tokio::time::timeout(timeout, stream.message()).await {
+                Ok(Ok(Some(msg))) => match accept(&msg, self.next, self.end) {
+                    Ok(Some(piece)) => {
+                        self.next += piece.len() as u64;
+                        return Ok(Some(piece));
+                    }
+                    Ok(None) => continue,
+                    Err(Refused::Corrupt(reason)) => {
+                        self.report_corrupt(shared, idx, &reason);
+                        (reason, true)
+                    }
+                    Err(Refused::Protocol(reason)) => (reason, false),
+                },
+                Ok(Ok(None)) => (format!("stream ended at block offset {}", self.next), false),
+                Ok(Err(status)) => {
+                    // A datanode that finds its own replica corrupt says so
+                    // (and reports it itself).
+                    let corrupt = ErrorKind::of(&status) == Some(ErrorKind::Corrupt)
+                        || status.code() == tonic::Code::DataLoss;
+                    (status.message().to_string(), corrupt)
+                }
+                Err(_) => (format!("no data within {timeout:?}"), false),
+            };
+            self.fail(shared, idx, failure.0, failure.1);
+        }
+    }
+
+    fn fail(&mut self, shared: &Shared, idx: usize, reason: String, corrupt: bool) {
+        self.stream = None;
+        let address = self
+            .lb
+            .locations
+            .get(idx)
+            .map(|n| n.address.clone())
+            .unwrap_or_default();
+        tracing::warn!(
+            path = %shared.path, block = %self.block_name(), node = %address,
+            offset = self.next, reason = %reason, corrupt,
+            "replica read failed; trying the next replica"
+        );
+        if !corrupt {
+            shared.ctx.datanodes.mark_failed(&address);
+        }
+        self.failures.push(Failure {
+            address,
+            reason,
+            corrupt,
+        });
+    }
+
+    fn report_corrupt(&self, shared: &Shared, idx: usize, reason: &str) {
+        let (Some(block), Some(node)) = (self.lb.block, self.lb.locations.get(idx)) else {
+            return;
+        };
+        let req = ReportBadBlocksRequest {
+            replicas: vec![BadReplica {
+                block: Some(block),
+                node_id: node.id.clone(),
+                reason: reason.to_string(),
+            }],
+        };
+        let ctx = shared.ctx.clone();
+        let path = shared.path.clone();
+        tokio::spawn(async move {
+            let r = ctx
+                .namenode
+                .call("ReportBadBlocks", &path, |mut c| async move {
+                    c.report_bad_blocks(req).await
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(path = %path, error = %e, "could not report a corrupt replica");
+            }
+        });
+    }
+
+    /// Opens a stream at `next` on the first replica not tried yet.
+    async fn open(&mut self, shared: &Shared) -> Result<()> {
+        loop {
+            // Replicas not tried yet, nearest first, and nodes that failed
+            // lately (for any reader of this client) last.
+            let untried = |n: &&dfs_proto::DatanodeInfo| {
+                !self.failures.iter().any(|f| f.address == n.address)
+            };
+            let pool = &shared.ctx.datanodes;
+            let candidate = self
+                .lb
+                .locations
+                .iter()
+                .position(|n| untried(&n) && !pool.recently_failed(&n.address))
+                .or_else(|| self.lb.locations.iter().position(|n| untried(&n)));
+            let Some(idx) = candidate else {
+                if !self.refreshed && !self.failures.is_empty() {
+                    // The namenode may know other replicas (or a new
+                    // generation stamp): ask once, then try the ones that
+                    // did not return bad data again.
+                    self.refreshed = true;
+                    self.refresh(shared).await?;
+                    self.failures.retain(|f| f.corrupt);
+                    continue;
+                }
+                return Err(self.exhausted(shared));
+            };
+            let node = &self.lb.locations[idx];
+            let req = ReadBlockRequest {
+                block: self.lb.block,
+                offset: self.next,
+                length: self.end - self.next,
+                client_name: shared.ctx.client_name.clone(),
+            };
+            let timeout = shared.ctx.data_timeout();
+            let opened = match shared.ctx.datanodes.get(&node.address).await {
+                Ok(mut dn) => match tokio::time::timeout(timeout, dn.read_block(req)).await {
+                    Ok(Ok(resp)) => Ok(resp.into_inner()),
+                    Ok(Err(status)) => Err((
+                        status.message().to_string(),
+                        ErrorKind::of(&status) == Some(ErrorKind::Corrupt)
+                            || status.code() == tonic::Code::DataLoss,
+                    )),
+                    Err(_) => Err((format!("no answer within {timeout:?}"), false)),
+                },
+                Err(e) => Err((e.to_string(), false)),
+            };
+            match opened {
+                Ok(stream) => {
+                    self.stream = Some((idx, stream));
+                    return Ok(());
+                }
+                Err((reason, corrupt)) => self.fail(shared, idx, reason, corrupt),
+            }
+        }
+    }
+
+    async fn refresh(&mut self, shared: &Shared) -> Result<()> {
+        let id = self.lb.block.as_ref().map_or(0, |b| b.id);
+        let resp =
+            crate::reader::get_block_locations(&shared.ctx, &shared.path, self.file_pos(), 1)
+                .await?;
+        if let Some(lb) = resp
+            .blocks
+            .into_iter()
+            .find(|lb| lb.block.as_ref().is_some_and(|b| b.id == id))
+        {
+            self.lb.locations = lb.locations;
+            self.lb.corrupt = lb.corrupt;
+            if let (Some(mine), Some(theirs)) = (self.lb.block.as_mut(), lb.block) {
+                mine.generation_stamp = theirs.generation_stamp;
+                mine.length = mine.length.max(theirs.length);
+            }
+        }
+        Ok(())
+    }
+
+    fn exhausted(&self, shared: &Shared) -> Error {
+        let what = format!(
+            "block {} of {} (file offset {})",
+            self.block_name(),
+            shared.path,
+            self.file_pos()
+        );
+        if self.lb.locations.is_empty() && self.failures.is_empty() {
+            return Error::Corrupt {
+                message: format!("{what} is missing: no datanode holds a replica"),
+            };
+        }
+        let tried = self
+            .failures
+            .iter()
+            .map(|f| format!("{}: {}", f.address, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.failures.iter().any(|f| f.corrupt) {
+            Error::Corrupt {
+                message: format!("{what}: no replica could be read intact ({tried})"),
+            }
+        } else {
+            let mut addrs: Vec<&str> = self.failures.iter().map(|f| f.address.as_str()).collect();
+            addrs.dedup();
+            Error::Unreachable {
+                addr: addrs.join(", "),
+                message: format!("could not read {what} from any replica ({tried})"),
+            }
+        }
+    }
+}
+
+/// Checks one message of a read stream against its checksums and the range
+/// `[next, end)`, and returns the bytes it adds (`None` if it adds none).
+pub(crate) fn accept(
+    msg: &ReadBlockResponse,
+    next: u64,
+    end: u64,
+) -> std::result::Result<Option<Bytes>, Refused> {
+    let off = msg.offset;
+    if off % BYTES_PER_CHECKSUM as u64 != 0 {
+        return Err(Refused::Protocol(format!(
+            "data at block offset {off}, which is not a chunk boundary"
+        )));
+    }
+    if off > next {
+        return Err(Refused::Protocol(format!(
+            "data at block offset {off} while {next} was expected"
+        )));
+    }
+    if let Err(e) = checksum::verify(&msg.data, &msg.checksums) {
+        return Err(Refused::Corrupt(match e {
+            checksum::ChecksumError::Mismatch { offset } => {
+                format!(
+                    "checksum mismatch in the chunk at block offset {}",
+                    off + offset
+                )
+            }
+            other => format!("bad checksums at block offset {off}: {other}"),
+        }));
+    }
+    let data_end = off + msg.data.len() as u64;
+    if data_end <= next {
+        return Ok(None);
+    }
+    let start = (next - off) as usize;
+    let stop = (data_end.min(end) - off) as usize;
+    if stop <= start {
+        return Ok(None);
+    }
+    Ok(Some(msg.data.slice(start..stop)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(offset: u64, data: Vec<u8>) -> ReadBlockResponse {
+        let checksums = Bytes::from(checksum::compute(&data));
+        ReadBlockResponse {
+            offset,
+            data: Bytes::from(data),
+            checksums,
+        }
+    }
+
+    #[test]
+    fn trims_to_the_range() {
+        let data: Vec<u8> = (0..2048u32).map(|i| i as u8).collect();
+        let m = msg(512, data.clone());
+        // Asked from 700 to 1000 (block offsets).
+        let got = accept(&m, 700, 1000).unwrap().unwrap();
+        assert_eq!(&got[..], &data[188..488]);
+        // Already consumed: adds nothing.
+        assert_eq!(accept(&m, 4000, 5000).unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_corrupt_or_misplaced_data() {
+        let mut m = msg(0, vec![1u8; 1500]);
+        let mut bad = m.data.to_vec();
+        bad[1100] ^= 0x40;
+        m.data = Bytes::from(bad);
+        match accept(&m, 0, 1500) {
+            Err(Refused::Corrupt(reason)) => assert!(reason.contains("1024"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            accept(&msg(100, vec![0; 10]), 100, 200),
+            Err(Refused::Protocol(_))
+        ));
+        assert!(matches!(
+            accept(&msg(1024, vec![0; 10]), 100, 2000),
+            Err(Refused::Protocol(_))
+        ));
+        let mut short = msg(0, vec![0; 1000]);
+        short.checksums = short.checksums.slice(..4);
+        assert!(matches!(accept(&short, 0, 1000), Err(Refused::Corrupt(_))));
+    }
+}

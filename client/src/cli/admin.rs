@@ -1,0 +1,228 @@
+//! Cluster commands: `report`, `fsck`, `recover`, `admin decommission`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::format::human_size;
+use super::{print_json, print_out, CliError, CliResult};
+use crate::{Client, Error, FsckReport, NodeState};
+
+/// How long `dfs recover` waits for the file to close.
+const RECOVER_WAIT: Duration = Duration::from_secs(60);
+
+/// `dfs report`.
+pub(crate) async fn report(client: &Client, json: bool) -> CliResult {
+    let r = client.report().await?;
+    if json {
+        return print_json(&r);
+    }
+    let count = |s: NodeState| r.datanodes.iter().filter(|d| d.state == s).count();
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Safe mode: {}{}",
+        if r.safe_mode { "ON" } else { "OFF" },
+        if r.safe_mode_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.safe_mode_reason)
+        }
+    );
+    let capacity: u64 = r.datanodes.iter().map(|d| d.capacity).sum();
+    let used: u64 = r.datanodes.iter().map(|d| d.used).sum();
+    let remaining: u64 = r.datanodes.iter().map(|d| d.remaining).sum();
+    let _ = writeln!(
+        t,
+        "Capacity: {} ({capacity}), used: {} ({used}), remaining: {} ({remaining})",
+        human_size(capacity),
+        human_size(used),
+        human_size(remaining)
+    );
+    let _ = writeln!(
+        t,
+        "Blocks: {}, under-replicated: {}, pending replication: {}",
+        r.total_blocks, r.under_replicated, r.pending_replication
+    );
+    let _ = writeln!(
+        t,
+        "Datanodes: {} ({} live, {} stale, {} dead, {} decommissioning, {} decommissioned)",
+        r.datanodes.len(),
+        count(NodeState::Live),
+        count(NodeState::Stale),
+        count(NodeState::Dead),
+        count(NodeState::Decommissioning),
+        count(NodeState::Decommissioned)
+    );
+    for d in &r.datanodes {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Name: {} ({})", d.address, d.id);
+        let _ = writeln!(t, "Rack: {}", d.rack);
+        let _ = writeln!(t, "State: {}", d.state.as_str());
+        let _ = writeln!(
+            t,
+            "Capacity: {} ({}), used: {} ({}), remaining: {} ({})",
+            human_size(d.capacity),
+            d.capacity,
+            human_size(d.used),
+            d.used,
+            human_size(d.remaining),
+            d.remaining
+        );
+        let _ = writeln!(
+            t,
+            "Blocks: {}, active transfers: {}",
+            d.blocks, d.active_transfers
+        );
+        let _ = writeln!(
+            t,
+            "Last heartbeat: {:.1} s ago",
+            d.last_heartbeat_ms_ago as f64 / 1000.0
+        );
+        if !d.failure.is_empty() {
+            let _ = writeln!(t, "Failure: {}", d.failure);
+        }
+    }
+    print_out(&t)
+}
+
+/// The text form of an fsck report, in the manner of `hdfs fsck`.
+pub(crate) fn fsck_text(path: &str, r: &FsckReport) -> String {
+    let mut t = String::new();
+    for f in &r.files {
+        let problems = f
+            .blocks
+            .iter()
+            .filter(|b| {
+                b.missing
+                    || b.corrupt
+                    || b.under_replicated
+                    || b.mis_replicated
+                    || b.over_replicated
+            })
+            .count();
+        let _ = writeln!(
+            t,
+            "{} {} bytes, replication {}, {} block(s){}: {}",
+            f.path,
+            f.length,
+            f.replication,
+            f.blocks.len(),
+            if f.under_construction {
+                " (being written)"
+            } else {
+                ""
+            },
+            if problems == 0 { "OK" } else { "PROBLEMS" }
+        );
+        for (i, b) in f.blocks.iter().enumerate() {
+            let mut flags = Vec::new();
+            if b.missing {
+                flags.push("MISSING");
+            }
+            if b.corrupt {
+                flags.push("CORRUPT");
+            }
+            if b.under_replicated {
+                flags.push("UNDER-REPLICATED");
+            }
+            if b.over_replicated {
+                flags.push("OVER-REPLICATED");
+            }
+            if b.mis_replicated {
+                flags.push("MIS-REPLICATED");
+            }
+            let replicas = b
+                .replicas
+                .iter()
+                .map(|p| {
+                    let mut s = format!("{} {}", p.address, p.rack);
+                    if p.corrupt {
+                        s.push_str(" corrupt");
+                    }
+                    if p.decommissioning {
+                        s.push_str(" decommissioning");
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                t,
+                "  {i}. blk_{}_{} len={} repl={}/{} [{replicas}]{}{}",
+                b.id,
+                b.generation_stamp,
+                b.length,
+                b.replicas.len(),
+                b.expected_replication,
+                if flags.is_empty() { "" } else { " " },
+                flags.join(" ")
+            );
+        }
+    }
+    let status = if r.is_healthy() { "HEALTHY" } else { "CORRUPT" };
+    let _ = writeln!(t);
+    let _ = writeln!(t, "Status: {status}");
+    let _ = writeln!(t, " Total dirs:\t\t\t{}", r.total_dirs);
+    let _ = writeln!(t, " Total files:\t\t\t{}", r.total_files);
+    let _ = writeln!(t, " Total blocks:\t\t\t{}", r.total_blocks);
+    let _ = writeln!(t, " Under-replicated blocks:\t{}", r.under_replicated);
+    let _ = writeln!(t, " Over-replicated blocks:\t{}", r.over_replicated);
+    let _ = writeln!(t, " Mis-replicated blocks:\t\t{}", r.mis_replicated);
+    let _ = writeln!(t, " Corrupt blocks:\t\t{}", r.corrupt);
+    let _ = writeln!(t, " Missing blocks:\t\t{}", r.missing);
+    let _ = writeln!(t, " Live datanodes:\t\t{}", r.live_datanodes);
+    let _ = writeln!(t, " Racks:\t\t\t\t{}", r.racks);
+    let _ = writeln!(t);
+    let _ = writeln!(t, "The filesystem under path '{path}' is {status}");
+    t
+}
+
+/// `dfs fsck`: prints the report; fails when data is missing or corrupt.
+pub(crate) async fn fsck(client: &Client, path: &str, json: bool) -> CliResult {
+    let r = client.fsck(path).await?;
+    if json {
+        print_json(&r)?;
+    } else {
+        print_out(&fsck_text(path, &r))?;
+    }
+    if r.is_healthy() {
+        Ok(())
+    } else {
+        Err(CliError::Unhealthy(format!(
+            "{path} is CORRUPT: {} missing and {} corrupt block(s)",
+            r.missing, r.corrupt
+        )))
+    }
+}
+
+/// `dfs recover`: forces lease recovery and waits until the file is closed.
+pub(crate) async fn recover(client: &Client, path: &str) -> CliResult {
+    let deadline = tokio::time::Instant::now() + RECOVER_WAIT;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        if client.recover_lease(path, true).await? {
+            return print_out(&format!("{path}: closed\n"));
+        }
+        if tokio::time::Instant::now() + delay > deadline {
+            return Err(Error::Timeout {
+                what: format!(
+                    "lease recovery of {path} started but the file did not close within {RECOVER_WAIT:?} (is a datanode holding its last block up?)"
+                ),
+            }
+            .into());
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// `dfs admin decommission|recommission`.
+pub(crate) async fn decommission(client: &Client, node: &str, decommission: bool) -> CliResult {
+    client.decommission(node, decommission).await?;
+    let what = if decommission {
+        "decommissioning started (see dfs report)"
+    } else {
+        "recommissioned"
+    };
+    print_out(&format!("{node}: {what}\n"))
+}

@@ -1,0 +1,409 @@
+//! The `dfs` command line: argument parsing (clap derive) and one function
+//! per command, built on the [`Client`](crate::Client) library.
+//!
+//! Every failure is printed as one line `dfs: <command>: <message>` on
+//! stderr with exit code 1.
+//!
+//! ```
+//! use clap::Parser;
+//! use dfs_client::cli::{Cli, Command};
+//! let cli = Cli::try_parse_from(["dfs", "--namenode", "10.0.0.1:9000", "mkdir", "-p", "/a/b"]).unwrap();
+//! assert_eq!(cli.namenode.as_deref(), Some("10.0.0.1:9000"));
+//! assert!(matches!(cli.command, Command::Mkdir { parents: true, .. }));
+//! ```
+
+mod admin;
+mod format;
+mod namespace;
+mod transfer;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use dfs_proto::defaults;
+
+use crate::{Client, Error};
+
+/// `dfs`: work with files on a dfs cluster.
+#[derive(Debug, Parser)]
+#[command(name = "dfs", version, about = "Work with files on a dfs cluster", long_about = None)]
+pub struct Cli {
+    /// Namenode address (host:port). Default: $DFS_NAMENODE, else 127.0.0.1:9000.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub namenode: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `dfs`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy local files (or `-` for stdin) to the cluster.
+    Put(PutArgs),
+    /// Copy a file from the cluster to a local path (or `-` for stdout).
+    Get(GetArgs),
+    /// Print files to stdout.
+    Cat {
+        /// Files to print.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// List a directory.
+    Ls(LsArgs),
+    /// Create directories.
+    Mkdir {
+        /// Create missing parents; no error if the directory exists.
+        #[arg(short = 'p', long)]
+        parents: bool,
+        /// Directories to create.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Remove files or directories.
+    Rm {
+        /// Remove directories and everything under them.
+        #[arg(short = 'r', short_alias = 'R', long)]
+        recursive: bool,
+        /// Paths to remove.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Move or rename a file or directory.
+    Mv {
+        /// Source path.
+        src: String,
+        /// Destination path (an existing directory receives SRC inside it).
+        dst: String,
+    },
+    /// Show the status of a path.
+    Stat {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The path.
+        path: String,
+    },
+    /// Show space used under a path.
+    Du {
+        /// One total for PATH instead of one line per entry.
+        #[arg(short = 's', long)]
+        summary: bool,
+        /// Sizes in KiB, MiB, GiB.
+        #[arg(short = 'H', long = "human")]
+        human: bool,
+        /// The path.
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Show the cluster's datanodes and state.
+    Report {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the replication of a file (or of every file under a directory).
+    Setrep {
+        /// Wait until every block has the new number of replicas.
+        #[arg(short = 'w', long)]
+        wait: bool,
+        /// New replication.
+        replication: u32,
+        /// The path.
+        path: String,
+    },
+    /// Check the health of the files under a path; exits non-zero when data is missing or corrupt.
+    Fsck {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The path.
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Force lease recovery of a file whose writer is gone, and wait for it to close.
+    Recover {
+        /// The file.
+        path: String,
+    },
+    /// Administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `dfs admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Drain a datanode: re-replicate its blocks elsewhere.
+    Decommission {
+        /// Datanode address (host:port) or id.
+        address: String,
+    },
+    /// Return a decommissioned datanode to service.
+    Recommission {
+        /// Datanode address (host:port) or id.
+        address: String,
+    },
+}
+
+/// `dfs put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// Replace existing files.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Replicas per block.
+    #[arg(long, value_name = "N")]
+    pub replication: Option<u32>,
+    /// Block size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub block_size: Option<u64>,
+    /// Local files or directories (`-` for stdin), then the remote path.
+    #[arg(required = true, num_args = 2.., value_name = "LOCAL... REMOTE")]
+    pub paths: Vec<String>,
+}
+
+/// `dfs get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Replace an existing local file.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remote file or directory.
+    pub remote: String,
+    /// Local path (`-` for stdout); an existing directory receives the file inside it.
+    pub local: String,
+}
+
+/// `dfs ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// List subdirectories recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Long format: mode, replication, owner, group, size, mtime, path.
+    #[arg(short = 'l', long)]
+    pub long: bool,
+    /// Print a JSON array of statuses.
+    #[arg(long)]
+    pub json: bool,
+    /// The path.
+    #[arg(default_value = "/")]
+    pub path: String,
+}
+
+impl Command {
+    /// The command's name as printed in error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Put(_) => "put",
+            Command::Get(_) => "get",
+            Command::Cat { .. } => "cat",
+            Command::Ls(_) => "ls",
+            Command::Mkdir { .. } => "mkdir",
+            Command::Rm { .. } => "rm",
+            Command::Mv { .. } => "mv",
+            Command::Stat { .. } => "stat",
+            Command::Du { .. } => "du",
+            Command::Report { .. } => "report",
+            Command::Setrep { .. } => "setrep",
+            Command::Fsck { .. } => "fsck",
+            Command::Recover { .. } => "recover",
+            Command::Admin(AdminCommand::Decommission { .. }) => "admin decommission",
+            Command::Admin(AdminCommand::Recommission { .. }) => "admin recommission",
+        }
+    }
+}
+
+/// A failed command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The cluster refused or failed.
+    #[error(transparent)]
+    Client(#[from] Error),
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Local {
+        /// The local path.
+        path: String,
+        /// What happened.
+        source: std::io::Error,
+    },
+    /// The arguments do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+    /// fsck found missing or corrupt data (the report was printed).
+    #[error("{0}")]
+    Unhealthy(String),
+    /// stdout was closed by the reader (as in `dfs cat f | head`).
+    #[error("broken pipe")]
+    BrokenPipe,
+}
+
+/// The result of a command.
+pub type CliResult<T = ()> = std::result::Result<T, CliError>;
+
+/// Wraps a local I/O error with its path (a closed stdout becomes
+/// [`CliError::BrokenPipe`]).
+pub(crate) fn local(path: &str) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| {
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError::BrokenPipe
+        } else {
+            CliError::Local {
+                path: path.to_string(),
+                source,
+            }
+        }
+    }
+}
+
+/// The namenode address: `--namenode`, else `$DFS_NAMENODE`, else the default.
+pub fn namenode_addr(flag: Option<&str>) -> String {
+    if let Some(a) = flag.filter(|a| !a.is_empty()) {
+        return a.to_string();
+    }
+    match std::env::var(defaults::NAMENODE_ENV) {
+        Ok(a) if !a.is_empty() => a,
+        _ => defaults::NAMENODE_ADDR.to_string(),
+    }
+}
+
+/// Runs the parsed command line; prints errors as
+/// `dfs: <command>: <message>` and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let name = cli.command.name();
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::BrokenPipe) => ExitCode::from(141),
+        Err(e) => {
+            eprintln!("dfs: {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> CliResult {
+    let addr = namenode_addr(cli.namenode.as_deref());
+    let client = Client::connect(&addr).await?;
+    match cli.command {
+        Command::Put(args) => transfer::put(&client, args).await,
+        Command::Get(args) => transfer::get(&client, args).await,
+        Command::Cat { paths } => transfer::cat(&client, &paths).await,
+        Command::Ls(args) => namespace::ls(&client, args).await,
+        Command::Mkdir { parents, paths } => namespace::mkdir(&client, parents, &paths).await,
+        Command::Rm { recursive, paths } => namespace::rm(&client, recursive, &paths).await,
+        Command::Mv { src, dst } => namespace::mv(&client, &src, &dst).await,
+        Command::Stat { json, path } => namespace::stat(&client, &path, json).await,
+        Command::Du {
+            summary,
+            human,
+            path,
+        } => namespace::du(&client, &path, summary, human).await,
+        Command::Setrep {
+            wait,
+            replication,
+            path,
+        } => namespace::setrep(&client, replication, &path, wait).await,
+        Command::Report { json } => admin::report(&client, json).await,
+        Command::Fsck { json, path } => admin::fsck(&client, &path, json).await,
+        Command::Recover { path } => admin::recover(&client, &path).await,
+        Command::Admin(AdminCommand::Decommission { address }) => {
+            admin::decommission(&client, &address, true).await
+        }
+        Command::Admin(AdminCommand::Recommission { address }) => {
+            admin::decommission(&client, &address, false).await
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
+    print_out(&format!("{text}\n"))
+}
+
+/// Writes text to stdout, turning a closed pipe into [`CliError::BrokenPipe`].
+pub(crate) fn print_out(text: &str) -> CliResult {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(local("stdout"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn put_takes_several_locals_and_options() {
+        let cli = parse(&[
+            "dfs",
+            "put",
+            "-f",
+            "--replication",
+            "2",
+            "--block-size",
+            "1048576",
+            "a",
+            "b",
+            "/dst",
+        ]);
+        match cli.command {
+            Command::Put(p) => {
+                assert!(p.force);
+                assert_eq!(p.replication, Some(2));
+                assert_eq!(p.block_size, Some(1 << 20));
+                assert_eq!(p.paths, ["a", "b", "/dst"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["dfs", "put", "only-one"]).is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = parse(&["dfs", "ls", "-R", "-l", "--json", "/x"]);
+        assert!(matches!(
+            cli.command,
+            Command::Ls(LsArgs {
+                recursive: true,
+                long: true,
+                json: true,
+                ..
+            })
+        ));
+        let cli = parse(&["dfs", "rm", "-r", "/a", "/b"]);
+        assert!(matches!(
+            cli.command,
+            Command::Rm {
+                recursive: true,
+                ..
+            }
+        ));
+        let cli = parse(&["dfs", "fsck", "--json"]);
+        assert!(matches!(cli.command, Command::Fsck { json: true, ref path } if path == "/"));
+        let cli = parse(&["dfs", "admin", "decommission", "127.0.0.1:9101"]);
+        assert_eq!(cli.command.name(), "admin decommission");
+        let cli = parse(&["dfs", "setrep", "2", "/f"]);
+        assert!(matches!(
+            cli.command,
+            Command::Setrep { replication: 2, .. }
+        ));
+        let cli = parse(&["dfs", "du", "-s", "/d"]);
+        assert!(matches!(cli.command, Command::Du { summary: true, .. }));
+        // --namenode is global: accepted after the subcommand too.
+        let cli = parse(&["dfs", "stat", "--json", "/f", "--namenode", "h:1"]);
+        assert_eq!(cli.namenode.as_deref(), Some("h:1"));
+    }
+
+    #[test]
+    fn namenode_flag_wins() {
+        assert_eq!(namenode_addr(Some("h:9")), "h:9");
+    }
+}

@@ -1,0 +1,330 @@
+//! Data commands: `put`, `get`, `cat`.
+//!
+//! `put` writes to `NAME._COPYING_` and renames it into place when the copy
+//! is complete (as `hdfs dfs -put` does), so a failed or interrupted put
+//! never leaves a partial file under the final name; `get` does the same
+//! on the local side.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+
+use super::{local, CliError, CliResult, GetArgs, PutArgs};
+use crate::{Client, CreateOptions, Error, FileReader, FileWriter};
+
+/// Files at least this large get a progress bar (on a terminal).
+const PROGRESS_MIN: u64 = 32 << 20;
+/// Bytes read from a local file per call.
+const LOCAL_CHUNK: usize = 1 << 20;
+/// Suffix of a copy in progress.
+const COPYING: &str = "._COPYING_";
+
+fn progress(len: u64, name: &str) -> ProgressBar {
+    if len < PROGRESS_MIN || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar.set_message(name.to_string());
+    bar
+}
+
+fn file_name(local: &str) -> CliResult<String> {
+    Path::new(local)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| CliError::Usage(format!("{local}: cannot tell the file name")))
+}
+
+/// `dfs put LOCAL... REMOTE`.
+pub(crate) async fn put(client: &Client, args: PutArgs) -> CliResult {
+    let (remote, locals) = match args.paths.split_last() {
+        Some((r, l)) if !l.is_empty() => (r.clone(), l.to_vec()),
+        _ => return Err(CliError::Usage("put needs LOCAL... REMOTE".into())),
+    };
+    let opts = CreateOptions {
+        overwrite: args.force,
+        replication: args.replication,
+        block_size: args.block_size,
+        ..Default::default()
+    };
+    let remote_dir = match client.status(&remote).await {
+        Ok(st) if st.is_dir() => Some(st.path),
+        Ok(_) => None,
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if locals.len() > 1 && remote_dir.is_none() {
+        return Err(Error::NotADirectory { path: remote }.into());
+    }
+    for l in &locals {
+        let target = match &remote_dir {
+            Some(dir) if l == "-" => {
+                return Err(Error::IsADirectory { path: dir.clone() }.into());
+            }
+            Some(dir) => dfs_proto::path::join(dir, &file_name(l)?),
+            None => remote.clone(),
+        };
+        put_one(client, l, &target, &opts).await?;
+    }
+    Ok(())
+}
+
+async fn put_one(
+    client: &Client,
+    local_path: &str,
+    remote: &str,
+    opts: &CreateOptions,
+) -> CliResult {
+    if local_path != "-" {
+        let meta = tokio::fs::metadata(local_path)
+            .await
+            .map_err(local(local_path))?;
+        if meta.is_dir() {
+            return put_dir(client, Path::new(local_path), remote, opts).await;
+        }
+    }
+    if !opts.overwrite {
+        match client.status(remote).await {
+            Ok(_) => {
+                return Err(Error::AlreadyExists {
+                    path: remote.to_string(),
+                }
+                .into())
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let tmp = format!("{remote}{COPYING}");
+    let tmp_opts = CreateOptions {
+        overwrite: true,
+        ..opts.clone()
+    };
+    let writer = client
+        .create(&tmp, tmp_opts)
+        .await
+        .map_err(|e| rename_path(e, &tmp, remote))?;
+    let copied = if local_path == "-" {
+        copy_to_remote(tokio::io::stdin(), writer, ProgressBar::hidden(), "stdin").await
+    } else {
+        let file = tokio::fs::File::open(local_path)
+            .await
+            .map_err(local(local_path))?;
+        let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        copy_to_remote(file, writer, progress(len, local_path), local_path).await
+    };
+    let renamed = match copied {
+        Ok(()) => client
+            .rename(&tmp, remote, opts.overwrite)
+            .await
+            .map_err(CliError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = renamed {
+        if let Err(cleanup) = client.delete(&tmp, false).await {
+            tracing::warn!(path = %tmp, error = %cleanup, "could not remove the partial copy");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// An error about the temporary `._COPYING_` file, told about `remote`.
+fn rename_path(e: Error, tmp: &str, remote: &str) -> Error {
+    let fix = |p: String| if p == tmp { remote.to_string() } else { p };
+    match e {
+        Error::NotFound { path } => Error::NotFound { path: fix(path) },
+        Error::AlreadyExists { path } => Error::AlreadyExists { path: fix(path) },
+        Error::NotADirectory { path } => Error::NotADirectory { path: fix(path) },
+        Error::IsADirectory { path } => Error::IsADirectory { path: fix(path) },
+        Error::InvalidArgument { message } => Error::InvalidArgument {
+            message: message.replace(tmp, remote),
+        },
+        Error::Server { message } => Error::Server {
+            message: message.replace(tmp, remote),
+        },
+        other => other,
+    }
+}
+
+/// Copies a local directory tree (`hdfs dfs -put DIR`).
+async fn put_dir(client: &Client, dir: &Path, remote: &str, opts: &CreateOptions) -> CliResult {
+    let dir_str = dir.display().to_string();
+    client.mkdirs(remote, true).await?;
+    let mut entries = tokio::fs::read_dir(dir).await.map_err(local(&dir_str))?;
+    let mut names = Vec::new();
+    while let Some(e) = entries.next_entry().await.map_err(local(&dir_str))? {
+        names.push(e.path());
+    }
+    names.sort();
+    for p in names {
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+            return Err(CliError::Usage(format!(
+                "{}: name is not UTF-8",
+                p.display()
+            )));
+        };
+        let target = dfs_proto::path::join(remote, name);
+        let p_str = p.display().to_string();
+        Box::pin(put_one(client, &p_str, &target, opts)).await?;
+    }
+    Ok(())
+}
+
+async fn copy_to_remote(
+    mut src: impl AsyncRead + Unpin,
+    mut writer: FileWriter,
+    bar: ProgressBar,
+    src_name: &str,
+) -> CliResult {
+    let mut buf = vec![0u8; LOCAL_CHUNK];
+    loop {
+        let n = src.read(&mut buf).await.map_err(local(src_name))?;
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = writer.write_all(&buf[..n]).await {
+            bar.abandon();
+            writer.abort().await;
+            return Err(io_to_client(e).into());
+        }
+        bar.inc(n as u64);
+    }
+    let r = writer.close().await;
+    bar.finish_and_clear();
+    Ok(r?)
+}
+
+/// Recovers the client error inside an `io::Error` from `AsyncWrite`.
+fn io_to_client(e: std::io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(err)) => *err,
+            Some(Err(other)) => Error::Io(std::io::Error::other(other)),
+            None => Error::Io(std::io::Error::other("write failed")),
+        }
+    } else {
+        Error::Io(e)
+    }
+}
+
+/// `dfs get REMOTE LOCAL`.
+pub(crate) async fn get(client: &Client, args: GetArgs) -> CliResult {
+    let st = client.status(&args.remote).await?;
+    if args.local == "-" {
+        if st.is_dir() {
+            return Err(Error::IsADirectory { path: st.path }.into());
+        }
+        let reader = client.open(&st.path).await?;
+        return copy_to_local(reader, tokio::io::stdout(), ProgressBar::hidden(), "stdout").await;
+    }
+    let local_target = match tokio::fs::metadata(&args.local).await {
+        Ok(m) if m.is_dir() => Path::new(&args.local).join(st.name()),
+        _ => PathBuf::from(&args.local),
+    };
+    if st.is_dir() {
+        get_dir(client, &st.path, &local_target, args.force).await
+    } else {
+        get_one(client, &st.path, &local_target, args.force).await
+    }
+}
+
+async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> CliResult {
+    let target_str = target.display().to_string();
+    if !force && tokio::fs::symlink_metadata(target).await.is_ok() {
+        return Err(CliError::Local {
+            path: target_str,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "file exists (use -f to replace it)",
+            ),
+        });
+    }
+    let reader = client.open(remote).await?;
+    let mut tmp = target.as_os_str().to_owned();
+    tmp.push(COPYING);
+    let tmp = PathBuf::from(tmp);
+    let tmp_str = tmp.display().to_string();
+    let file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(local(&tmp_str))?;
+    let bar = progress(reader.len(), remote);
+    let r = copy_to_local(reader, file, bar, &tmp_str).await;
+    let r = match r {
+        Ok(()) => tokio::fs::rename(&tmp, target)
+            .await
+            .map_err(local(&target_str)),
+        Err(e) => Err(e),
+    };
+    if r.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    r
+}
+
+async fn get_dir(client: &Client, remote: &str, target: &Path, force: bool) -> CliResult {
+    let target_str = target.display().to_string();
+    tokio::fs::create_dir_all(target)
+        .await
+        .map_err(local(&target_str))?;
+    for e in client.list(remote).await? {
+        let child = target.join(e.name());
+        if e.is_dir() {
+            Box::pin(get_dir(client, &e.path, &child, force)).await?;
+        } else {
+            get_one(client, &e.path, &child, force).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn copy_to_local(
+    mut reader: FileReader,
+    dst: impl AsyncWrite + Unpin,
+    bar: ProgressBar,
+    dst_name: &str,
+) -> CliResult {
+    let mut out = BufWriter::with_capacity(4 << 20, dst);
+    loop {
+        let chunk = match reader.read_bytes().await {
+            Ok(c) => c,
+            Err(e) => {
+                bar.abandon();
+                return Err(e.into());
+            }
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        out.write_all(&chunk).await.map_err(local(dst_name))?;
+        bar.inc(chunk.len() as u64);
+    }
+    out.flush().await.map_err(local(dst_name))?;
+    let mut file = out.into_inner();
+    file.shutdown().await.map_err(local(dst_name))?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// `dfs cat PATH...`.
+pub(crate) async fn cat(client: &Client, paths: &[String]) -> CliResult {
+    for p in paths {
+        let st = client.status(p).await?;
+        if st.is_dir() {
+            return Err(Error::IsADirectory { path: st.path }.into());
+        }
+        let reader = client.open(&st.path).await?;
+        copy_to_local(reader, tokio::io::stdout(), ProgressBar::hidden(), "stdout").await?;
+    }
+    Ok(())
+}

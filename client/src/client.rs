@@ -1,0 +1,517 @@
+//! [`Client`]: the namespace calls, and the entry points of reading and
+//! writing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_proto::defaults;
+use dfs_proto::path::normalize;
+
+use crate::conn::DatanodePool;
+use crate::error::{Error, Result};
+use crate::lease::LeaseRenewer;
+use crate::namenode::NameNode;
+use crate::options::{ClientOptions, CreateOptions, SetAttr};
+use crate::reader::FileReader;
+use crate::types::{BlockLocation, ClusterReport, ContentSummary, FileStatus, FsStats, FsckReport};
+use crate::writer::FileWriter;
+
+/// A connection to a dfs cluster. Cheap to clone; clones share the
+/// connections, the client name (and so the leases) and the lease renewer.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) namenode: NameNode,
+    pub(crate) datanodes: DatanodePool,
+    pub(crate) opts: ClientOptions,
+    pub(crate) client_name: String,
+    pub(crate) leases: LeaseRenewer,
+}
+
+impl Inner {
+    /// The host sent to the namenode for locality (empty = use the peer).
+    pub(crate) fn client_host(&self) -> String {
+        self.opts.client_host.clone().unwrap_or_default()
+    }
+
+    /// How long to wait for the next message of a datanode stream.
+    pub(crate) fn data_timeout(&self) -> Duration {
+        self.opts.rpc_timeout
+    }
+}
+
+fn path_of(path: &str) -> Result<String> {
+    Ok(normalize(path)?)
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default()
+}
+
+impl Client {
+    /// Connects to the namenode at `addr` (`host:port`) with default
+    /// options. Fails within seconds, naming the address, when it cannot be
+    /// reached.
+    ///
+    /// ```no_run
+    /// # async fn f() -> dfs_client::Result<()> {
+    /// let client = dfs_client::Client::connect("127.0.0.1:9000").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(addr: &str) -> Result<Client> {
+        Client::connect_with(addr, ClientOptions::default()).await
+    }
+
+    /// Connects with explicit [`ClientOptions`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> dfs_client::Result<()> {
+    /// use std::time::Duration;
+    /// let opts = dfs_client::ClientOptions { rpc_timeout: Duration::from_secs(5), ..Default::default() };
+    /// let client = dfs_client::Client::connect_with("127.0.0.1:9000", opts).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(addr: &str, opts: ClientOptions) -> Result<Client> {
+        let namenode = NameNode::connect(addr, opts.connect_timeout, opts.rpc_timeout).await?;
+        let client_name = format!("dfs-client-{}", uuid::Uuid::new_v4());
+        let leases = LeaseRenewer::new(namenode.clone(), client_name.clone());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                namenode,
+                datanodes: DatanodePool::new(opts.connect_timeout),
+                opts,
+                client_name,
+                leases,
+            }),
+        })
+    }
+
+    /// The namenode address this client talks to.
+    pub fn namenode_addr(&self) -> &str {
+        self.inner.namenode.addr()
+    }
+
+    /// This client's name, which holds the leases of the files it writes.
+    pub fn client_name(&self) -> &str {
+        &self.inner.client_name
+    }
+
+    fn nn(&self) -> &NameNode {
+        &self.inner.namenode
+    }
+
+    /// The status of a file or directory.
+    ///
+    /// ```no_run
+    /// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
+    /// let st = client.status("/data/part-0").await?;
+    /// println!("{} bytes, {} replicas", st.length, st.replication);
+    /// # Ok(()) }
+    /// ```
+    pub async fn status(&self, path: &str) -> Result<FileStatus> {
+        let path = path_of(path)?;
+        let req = dfs_proto::GetFileInfoRequest { path: path.clone() };
+        let budget = self.nn().rpc_timeout();
+        let resp = self
+            .nn()
+            .call_retrying("GetFileInfo", &path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.get_file_info(req).await }
+            })
+            .await?;
+        match resp.status {
+            Some(st) => Ok(st.into()),
+            None => Err(Error::NotFound { path }),
+        }
+    }
+
+    /// Every entry of a directory in name order (all pages). For a file,
+    /// its own status.
+    ///
+    /// ```no_run
+    /// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
+    /// for entry in client.list("/data").await? {
+    ///     println!("{} {}", entry.name(), entry.length);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list(&self, path: &str) -> Result<Vec<FileStatus>> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (page, more) = self.list_page(path, &after, defaults::LIST_PAGE).await?;
+            let last = page.last().map(|s| s.name().to_string());
+            out.extend(page);
+            match last {
+                Some(name) if more => after = name,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// One page of a directory listing: at most `limit` entries whose name
+    /// sorts after `start_after` (empty = from the start), and whether more
+    /// follow.
+    pub async fn list_page(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<FileStatus>, bool)> {
+        let path = path_of(path)?;
+        let req = dfs_proto::ListStatusRequest {
+            path: path.clone(),
+            start_after: start_after.to_string(),
+            limit,
+        };
+        let budget = self.nn().rpc_timeout();
+        let resp = self
+            .nn()
+            .call_retrying("ListStatus", &path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.list_status(req).await }
+            })
+            .await?;
+        Ok((
+            resp.entries.into_iter().map(FileStatus::from).collect(),
+            resp.has_more,
+        ))
+    }
+
+    /// Creates a directory (and its missing parents when `parents`).
+    /// With `parents`, an existing directory is not an error.
+    pub async fn mkdirs(&self, path: &str, parents: bool) -> Result<FileStatus> {
+        let path = path_of(path)?;
+        let req = dfs_proto::MkdirsRequest {
+            path: path.clone(),
+            parents,
+            mode: 0o755,
+            owner: current_user(),
+            group: String::new(),
+        };
+        let resp = self
+            .nn()
+            .call("Mkdirs", &path, |mut c| async move { c.mkdirs(req).await })
+            .await?;
+        match resp.status {
+            Some(st) => Ok(st.into()),
+            None => self.status(&path).await,
+        }
+    }
+
+    /// Deletes a file, or a directory (which must be empty unless
+    /// `recursive`).
+    pub async fn delete(&self, path: &str, recursive: bool) -> Result<()> {
+        let path = path_of(path)?;
+        let req = dfs_proto::DeleteRequest {
+            path: path.clone(),
+            recursive,
+        };
+        self.nn()
+            .call("Delete", &path, |mut c| async move { c.delete(req).await })
+            .await?;
+        Ok(())
+    }
+
+    /// Renames `src` to `dst`. With `overwrite`, an existing destination
+    /// file is replaced (POSIX rename); otherwise it is an error.
+    pub async fn rename(&self, src: &str, dst: &str, overwrite: bool) -> Result<()> {
+        let src = path_of(src)?;
+        let dst = path_of(dst)?;
+        let req = dfs_proto::RenameRequest {
+            src: src.clone(),
+            dst: dst.clone(),
+            overwrite,
+        };
+        self.nn()
+            .call_paths("Rename", &[&src, &dst], |mut c| async move {
+                c.rename(req).await
+            })
+            .await
+            .map_err(|e| match e {
+                // Only the destination can be in the way.
+                Error::AlreadyExists { .. } => Error::AlreadyExists { path: dst.clone() },
+                Error::DirectoryNotEmpty { .. } => Error::DirectoryNotEmpty { path: dst.clone() },
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    /// Changes mode, owner, group or times; returns the new status.
+    pub async fn set_attr(&self, path: &str, attr: SetAttr) -> Result<FileStatus> {
+        let path = path_of(path)?;
+        let req = dfs_proto::SetAttrRequest {
+            path: path.clone(),
+            mode: attr.mode.map(|m| m & 0o7777),
+            owner: attr.owner,
+            group: attr.group,
+            mtime_ms: attr.mtime,
+            atime_ms: attr.atime,
+        };
+        let resp = self
+            .nn()
+            .call(
+                "SetAttr",
+                &path,
+                |mut c| async move { c.set_attr(req).await },
+            )
+            .await?;
+        match resp.status {
+            Some(st) => Ok(st.into()),
+            None => self.status(&path).await,
+        }
+    }
+
+    /// Changes a file's replication; the cluster adds or removes replicas.
+    pub async fn set_replication(&self, path: &str, replication: u32) -> Result<()> {
+        let path = path_of(path)?;
+        check_replication(replication)?;
+        let req = dfs_proto::SetReplicationRequest {
+            path: path.clone(),
+            replication,
+        };
+        self.nn()
+            .call("SetReplication", &path, |mut c| async move {
+                c.set_replication(req).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Bytes, files and directories under a path.
+    pub async fn content_summary(&self, path: &str) -> Result<ContentSummary> {
+        let path = path_of(path)?;
+        let req = dfs_proto::ContentSummaryRequest { path: path.clone() };
+        let r = self
+            .nn()
+            .call("ContentSummary", &path, |mut c| async move {
+                c.content_summary(req).await
+            })
+            .await?;
+        Ok(ContentSummary {
+            length: r.length,
+            files: r.files,
+            directories: r.directories,
+            space_consumed: r.space_consumed,
+        })
+    }
+
+    /// Creates a file and returns its writer. The file is visible at once
+    /// (empty, under construction); its data is readable up to what the
+    /// writer has flushed, and it is complete after
+    /// [`FileWriter::close`].
+    ///
+    /// ```no_run
+    /// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
+    /// use tokio::io::AsyncWriteExt;
+    /// let mut w = client.create("/data/hello.txt", Default::default()).await?;
+    /// w.write_all(b"hello, world\n").await?;
+    /// w.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create(&self, path: &str, opts: CreateOptions) -> Result<FileWriter> {
+        let path = path_of(path)?;
+        if let Some(r) = opts.replication {
+            check_replication(r)?;
+        }
+        if let Some(bs) = opts.block_size {
+            check_block_size(bs)?;
+        }
+        let req = dfs_proto::CreateRequest {
+            path: path.clone(),
+            client_name: self.inner.client_name.clone(),
+            overwrite: opts.overwrite,
+            create_parents: opts.create_parents,
+            replication: opts.replication.unwrap_or(0),
+            block_size: opts.block_size.unwrap_or(0),
+            mode: opts.mode.map(|m| m & 0o7777).unwrap_or(0o644),
+            owner: opts.owner.unwrap_or_else(current_user),
+            group: opts.group.unwrap_or_default(),
+        };
+        let resp = self
+            .nn()
+            .call("Create", &path, |mut c| async move { c.create(req).await })
+            .await?;
+        let status: FileStatus = match resp.status {
+            Some(st) => st.into(),
+            None => {
+                return Err(Error::Server {
+                    message: format!("namenode created {path} without returning its status"),
+                })
+            }
+        };
+        Ok(FileWriter::start(self.inner.clone(), path, status))
+    }
+
+    /// Opens a file for reading.
+    ///
+    /// ```no_run
+    /// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    /// let mut r = client.open("/data/hello.txt").await?;
+    /// let mut text = String::new();
+    /// r.read_to_string(&mut text).await?;
+    /// let mut head = [0u8; 5];
+    /// let n = r.read_at(0, &mut head).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(&self, path: &str) -> Result<FileReader> {
+        let path = path_of(path)?;
+        FileReader::open(self.inner.clone(), path).await
+    }
+
+    /// The blocks holding `length` bytes from `offset` (0 = to the end),
+    /// with the datanodes and racks of their replicas, for scheduling work
+    /// near the data.
+    pub async fn block_locations(
+        &self,
+        path: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<BlockLocation>> {
+        let path = path_of(path)?;
+        let resp = crate::reader::get_block_locations(&self.inner, &path, offset, length).await?;
+        Ok(resp.blocks.iter().map(BlockLocation::from).collect())
+    }
+
+    /// The cluster's datanodes and safe mode state (`dfs report`).
+    pub async fn report(&self) -> Result<ClusterReport> {
+        let budget = self.nn().rpc_timeout();
+        let r = self
+            .nn()
+            .call_retrying("ClusterReport", "", budget, |mut c| async move {
+                c.cluster_report(dfs_proto::ClusterReportRequest {}).await
+            })
+            .await?;
+        Ok(r.into())
+    }
+
+    /// The health of every file under `path` (`dfs fsck`).
+    pub async fn fsck(&self, path: &str) -> Result<FsckReport> {
+        let path = path_of(path)?;
+        let req = dfs_proto::FsckRequest { path: path.clone() };
+        let r = self
+            .nn()
+            .call("Fsck", &path, |mut c| async move { c.fsck(req).await })
+            .await?;
+        Ok(r.into())
+    }
+
+    /// Capacity and usage of the whole cluster.
+    pub async fn statfs(&self) -> Result<FsStats> {
+        let budget = self.nn().rpc_timeout();
+        let r = self
+            .nn()
+            .call_retrying("StatFs", "", budget, |mut c| async move {
+                c.stat_fs(dfs_proto::StatFsRequest {}).await
+            })
+            .await?;
+        Ok(FsStats {
+            capacity: r.capacity,
+            used: r.used,
+            remaining: r.remaining,
+            files: r.files,
+            block_size: r.block_size,
+        })
+    }
+
+    /// Starts lease recovery of a file whose writer is gone (with `force`,
+    /// before the soft limit expired). Returns `true` when the file is
+    /// closed; `false` means recovery is under way: call again to see it
+    /// finish.
+    pub async fn recover_lease(&self, path: &str, force: bool) -> Result<bool> {
+        let path = path_of(path)?;
+        let req = dfs_proto::RecoverLeaseRequest {
+            path: path.clone(),
+            client_name: self.inner.client_name.clone(),
+            force,
+        };
+        let r = self
+            .nn()
+            .call("RecoverLease", &path, |mut c| async move {
+                c.recover_lease(req).await
+            })
+            .await?;
+        Ok(r.closed)
+    }
+
+    /// Decommissions (`true`) or recommissions (`false`) the datanode with
+    /// this address or id.
+    pub async fn decommission(&self, node: &str, decommission: bool) -> Result<()> {
+        let req = dfs_proto::DecommissionRequest {
+            node: node.to_string(),
+            decommission,
+        };
+        self.nn()
+            .call("Decommission", "", |mut c| async move {
+                c.decommission(req).await
+            })
+            .await
+            .map_err(|e| match e {
+                Error::Server { message } if message.is_empty() => Error::NotFound {
+                    path: node.to_string(),
+                },
+                other => other,
+            })?;
+        Ok(())
+    }
+}
+
+fn check_replication(r: u32) -> Result<()> {
+    if r == 0 || r > defaults::MAX_REPLICATION {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "replication {r} is out of range (1 to {})",
+                defaults::MAX_REPLICATION
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_block_size(bs: u64) -> Result<()> {
+    if bs < defaults::MIN_BLOCK_SIZE || bs % defaults::BYTES_PER_CHECKSUM as u64 != 0 {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "block size {bs} must be at least {} and a multiple of {}",
+                defaults::MIN_BLOCK_SIZE,
+                defaults::BYTES_PER_CHECKSUM
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_checks() {
+        assert!(check_replication(0).is_err());
+        assert!(check_replication(3).is_ok());
+        assert!(check_replication(defaults::MAX_REPLICATION + 1).is_err());
+        assert!(check_block_size(1 << 20).is_ok());
+        assert!(check_block_size(1000).is_err());
+        assert!(check_block_size(4096 + 100).is_err());
+    }
+
+    #[tokio::test]
+    async fn unreachable_namenode_fails_fast_naming_the_address() {
+        // A port nobody listens on (bound then released).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let start = std::time::Instant::now();
+        let err = Client::connect(&addr).await.unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(matches!(err, Error::Unreachable { .. }));
+        assert!(err.to_string().contains(&addr), "{err}");
+    }
+}

@@ -1,0 +1,251 @@
+//! One block's `WriteBlock` stream to the first datanode of a pipeline:
+//! setup (header, `PipelineReady`), packets, and acks matched in order.
+//! Failures name the pipeline node that failed, as ARCHITECTURE.md
+//! describes: the first non-`SUCCESS` status of an ack, or the first node
+//! when the stream itself breaks.
+
+use std::time::Duration;
+
+use dfs_proto::defaults::{MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
+use dfs_proto::{
+    write_block_request, write_block_response, AckStatus, DatanodeInfo, ExtendedBlock, Packet,
+    PacketAck, WriteBlockRequest, WriteBlockResponse, WriteHeader, WriteStage,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+use crate::conn::DatanodePool;
+use crate::packet::OutPacket;
+
+/// A pipeline node failed; `index` is its position in the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NodeFailure {
+    /// Position of the failed node in the pipeline.
+    pub(crate) index: usize,
+    /// What happened.
+    pub(crate) reason: String,
+}
+
+impl NodeFailure {
+    fn first(reason: impl Into<String>) -> Self {
+        NodeFailure {
+            index: 0,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The index of the first failed node in an ack's statuses, if any.
+pub(crate) fn failed_index(ack: &PacketAck) -> Option<usize> {
+    ack.statuses
+        .iter()
+        .position(|s| *s == AckStatus::Error as i32 || *s == AckStatus::ChecksumError as i32)
+}
+
+/// An open pipeline.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    requests: mpsc::Sender<WriteBlockRequest>,
+    responses: Streaming<WriteBlockResponse>,
+    next_seqno: u64,
+    nodes: usize,
+}
+
+/// What to open a pipeline for.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup<'a> {
+    pub(crate) pool: &'a DatanodePool,
+    pub(crate) nodes: &'a [DatanodeInfo],
+    pub(crate) block: ExtendedBlock,
+    pub(crate) stage: WriteStage,
+    pub(crate) bytes_acked: u64,
+    pub(crate) client_name: &'a str,
+    pub(crate) timeout: Duration,
+}
+
+impl Pipeline {
+    /// Opens `WriteBlock` to the first node and waits until the whole
+    /// pipeline is ready.
+    pub(crate) async fn open(setup: Setup<'_>) -> Result<Pipeline, NodeFailure> {
+        let first = setup
+            .nodes
+            .first()
+            .ok_or_else(|| NodeFailure::first("empty pipeline"))?;
+        let mut client = setup
+            .pool
+            .get(&first.address)
+            .await
+            .map_err(|e| NodeFailure::first(e.to_string()))?;
+        // Room for every packet that may be in flight, so sending a packet
+        // never waits on this queue: backpressure comes from the ack window.
+        let (tx, rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT + 2);
+        let header = WriteBlockRequest {
+            msg: Some(write_block_request::Msg::Header(WriteHeader {
+                block: Some(setup.block),
+                targets: setup.nodes[1..].to_vec(),
+                stage: setup.stage as i32,
+                client_name: setup.client_name.to_string(),
+                bytes_acked: setup.bytes_acked,
+            })),
+        };
+        tx.send(header)
+            .await
+            .map_err(|_| NodeFailure::first("request stream closed"))?;
+        let call = client.write_block(ReceiverStream::new(rx));
+        let mut responses = match tokio::time::timeout(setup.timeout, call).await {
+            Ok(Ok(resp)) => resp.into_inner(),
+            Ok(Err(status)) => {
+                setup.pool.evict(&first.address);
+                return Err(NodeFailure::first(format!(
+                    "{}: {}",
+                    first.address,
+                    status.message()
+                )));
+            }
+            Err(_) => {
+                return Err(NodeFailure::first(format!(
+                    "{} did not answer the pipeline setup within {:?}",
+                    first.address, setup.timeout
+                )))
+            }
+        };
+        loop {
+            let msg = match tokio::time::timeout(setup.timeout, responses.message()).await {
+                Ok(Ok(Some(m))) => m,
+                Ok(Ok(None)) => {
+                    return Err(NodeFailure::first(format!(
+                        "{} closed the stream during pipeline setup",
+                        first.address
+                    )))
+                }
+                Ok(Err(status)) => {
+                    return Err(NodeFailure::first(format!(
+                        "{}: {}",
+                        first.address,
+                        status.message()
+                    )))
+                }
+                Err(_) => {
+                    return Err(NodeFailure::first(format!(
+                        "pipeline through {} was not ready within {:?}",
+                        first.address, setup.timeout
+                    )))
+                }
+            };
+            match msg.msg {
+                Some(write_block_response::Msg::Ready(_)) => break,
+                Some(write_block_response::Msg::Ack(ack)) => {
+                    let index = failed_index(&ack).unwrap_or(0);
+                    let node = setup
+                        .nodes
+                        .get(index)
+                        .map(|n| n.address.as_str())
+                        .unwrap_or("?");
+                    return Err(NodeFailure {
+                        index: index.min(setup.nodes.len() - 1),
+                        reason: format!(
+                            "pipeline setup failed at {node}{}{}",
+                            if ack.message.is_empty() { "" } else { ": " },
+                            ack.message
+                        ),
+                    });
+                }
+                None => continue,
+            }
+        }
+        Ok(Pipeline {
+            requests: tx,
+            responses,
+            next_seqno: 0,
+            nodes: setup.nodes.len(),
+        })
+    }
+
+    /// Sends one packet; returns its seqno. A closed stream is reported as
+    /// an error to be resolved by [`Pipeline::failure`].
+    pub(crate) async fn send(&mut self, p: &OutPacket) -> Result<u64, ()> {
+        let seqno = self.next_seqno;
+        self.next_seqno += 1;
+        let req = WriteBlockRequest {
+            msg: Some(write_block_request::Msg::Packet(Packet {
+                seqno,
+                offset_in_block: p.offset,
+                data: p.data.clone(),
+                checksums: p.checksums.clone(),
+                last: p.last,
+                sync: false,
+            })),
+        };
+        self.requests.send(req).await.map_err(|_| ())?;
+        Ok(seqno)
+    }
+
+    /// The next successful ack's seqno, or the failure it reports.
+    /// Cancel-safe: no message is lost if the future is dropped.
+    pub(crate) async fn next_ack(&mut self) -> Result<u64, NodeFailure> {
+        loop {
+            match self.responses.message().await {
+                Ok(Some(WriteBlockResponse {
+                    msg: Some(write_block_response::Msg::Ack(ack)),
+                })) => {
+                    if let Some(index) = failed_index(&ack) {
+                        return Err(NodeFailure {
+                            index: index.min(self.nodes.saturating_sub(1)),
+                            reason: if ack.message.is_empty() {
+                                format!("ack {} reports a failure", ack.seqno)
+                            } else {
+                                ack.message
+                            },
+                        });
+                    }
+                    if ack.seqno == SETUP_ACK_SEQNO {
+                        continue;
+                    }
+                    return Ok(ack.seqno);
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err(NodeFailure::first("the first datanode closed the stream")),
+                Err(status) => return Err(NodeFailure::first(status.message().to_string())),
+            }
+        }
+    }
+
+    /// After a failed send: the failure the response stream reports
+    /// (waiting at most `timeout`), or the first node's.
+    pub(crate) async fn failure(&mut self, timeout: Duration) -> NodeFailure {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.next_ack()).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(f)) => return f,
+                Err(_) => return NodeFailure::first("the stream to the first datanode broke"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bad_status_names_the_node() {
+        let ack = |s: &[AckStatus]| PacketAck {
+            seqno: 1,
+            statuses: s.iter().map(|x| *x as i32).collect(),
+            message: String::new(),
+        };
+        assert_eq!(failed_index(&ack(&[AckStatus::Success; 3])), None);
+        assert_eq!(
+            failed_index(&ack(&[
+                AckStatus::Success,
+                AckStatus::Error,
+                AckStatus::Error
+            ])),
+            Some(1)
+        );
+        assert_eq!(failed_index(&ack(&[AckStatus::ChecksumError])), Some(0));
+        assert_eq!(failed_index(&ack(&[])), None);
+    }
+}

@@ -1,0 +1,372 @@
+//! [`FileReader`]: sequential (`AsyncRead` + `AsyncSeek`) and positional
+//! reads, with checksum verification and fail-over between replicas.
+
+use std::future::Future;
+use std::io::SeekFrom;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use dfs_proto::{GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+
+use crate::block_reader::BlockCursor;
+use crate::client::Inner;
+use crate::error::{Error, Result};
+use crate::types::FileStatus;
+
+/// Asks the namenode where `length` bytes from `offset` (0 = to the end) of
+/// `path` live.
+pub(crate) async fn get_block_locations(
+    ctx: &Inner,
+    path: &str,
+    offset: u64,
+    length: u64,
+) -> Result<GetBlockLocationsResponse> {
+    let req = GetBlockLocationsRequest {
+        path: path.to_string(),
+        offset,
+        length,
+        client_host: ctx.client_host(),
+    };
+    let budget = ctx.namenode.rpc_timeout();
+    ctx.namenode
+        .call_retrying("GetBlockLocations", path, budget, |mut c| {
+            let req = req.clone();
+            async move { c.get_block_locations(req).await }
+        })
+        .await
+}
+
+/// What a reader knows of the file's blocks.
+#[derive(Debug, Default)]
+struct Locations {
+    blocks: Vec<LocatedBlock>,
+    under_construction: bool,
+}
+
+/// The state shared by a reader and the reads it has in flight.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) ctx: Arc<Inner>,
+    pub(crate) path: String,
+    status: FileStatus,
+    len: AtomicU64,
+    locations: Mutex<Locations>,
+}
+
+fn block_len(lb: &LocatedBlock) -> u64 {
+    lb.block.as_ref().map_or(0, |b| b.length)
+}
+
+impl Shared {
+    fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    fn store(&self, resp: GetBlockLocationsResponse) {
+        self.len.store(resp.file_length, Ordering::Release);
+        let mut loc = self.locations.lock();
+        loc.blocks = resp.blocks;
+        loc.under_construction = resp.under_construction;
+    }
+
+    /// Fetches the locations from `offset` on again.
+    pub(crate) async fn refresh(&self, offset: u64) -> Result<()> {
+        let resp = get_block_locations(&self.ctx, &self.path, offset, 0).await?;
+        self.store(resp);
+        Ok(())
+    }
+
+    fn cached(&self, pos: u64) -> Option<LocatedBlock> {
+        let loc = self.locations.lock();
+        loc.blocks
+            .iter()
+            .find(|lb| lb.offset <= pos && pos < lb.offset + block_len(lb))
+            .cloned()
+    }
+
+    /// The block holding file offset `pos`, from the cache or the namenode.
+    pub(crate) async fn locate(&self, pos: u64) -> Result<LocatedBlock> {
+        if let Some(lb) = self.cached(pos) {
+            return Ok(lb);
+        }
+        self.refresh(pos).await?;
+        self.cached(pos).ok_or_else(|| Error::Server {
+            message: format!(
+                "{}: the namenode returned no block for offset {pos} (file length {})",
+                self.path,
+                self.len()
+            ),
+        })
+    }
+
+    /// For a file being written, asks again how long it is now.
+    async fn refresh_if_growing(&self) -> Result<()> {
+        let growing = self.locations.lock().under_construction;
+        if growing {
+            self.refresh(0).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes (fewer at the end of the file) at `offset`.
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        if offset >= self.len() {
+            self.refresh_if_growing().await?;
+        }
+        let end = (offset + buf.len() as u64).min(self.len());
+        let mut filled = 0usize;
+        while offset + (filled as u64) < end {
+            let pos = offset + filled as u64;
+            let lb = self.locate(pos).await?;
+            let start_in_block = pos - lb.offset;
+            let end_in_block = (end - lb.offset).min(block_len(&lb));
+            let mut cursor = BlockCursor::new(lb, start_in_block, end_in_block);
+            while let Some(piece) = cursor.next(self).await? {
+                buf[filled..filled + piece.len()].copy_from_slice(&piece);
+                filled += piece.len();
+            }
+        }
+        Ok(filled)
+    }
+
+    /// The next bytes at `pos` for a sequential reader, continuing
+    /// `cursor` when it is positioned there.
+    async fn next_chunk(
+        self: Arc<Self>,
+        cursor: Option<BlockCursor>,
+        pos: u64,
+    ) -> (Option<BlockCursor>, Result<Bytes>) {
+        let mut cursor = cursor.filter(|c| c.file_pos() == pos);
+        loop {
+            let mut c = match cursor.take() {
+                Some(c) => c,
+                None => match self.locate(pos).await {
+                    Ok(lb) => {
+                        let len = block_len(&lb);
+                        let start = pos - lb.offset;
+                        BlockCursor::new(lb, start, len)
+                    }
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            match c.next(&self).await {
+                Ok(Some(bytes)) => return (Some(c), Ok(bytes)),
+                // This block is done; the next one starts at `pos`.
+                Ok(None) => continue,
+                Err(e) => return (None, Err(e)),
+            }
+        }
+    }
+}
+
+type ChunkFuture = Pin<Box<dyn Future<Output = (Option<BlockCursor>, Result<Bytes>)> + Send>>;
+
+/// Reads a file: `tokio::io::AsyncRead` + `AsyncSeek` for streaming, and
+/// [`read_at`](FileReader::read_at) for positional reads that may run
+/// concurrently. Every chunk is checked against its CRC; a replica that
+/// fails, times out or returns bad data is left for the next one, and a bad
+/// replica is reported to the namenode. No byte that failed its checksum is
+/// ever returned.
+///
+/// ```no_run
+/// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
+/// use tokio::io::{AsyncReadExt, AsyncSeekExt};
+/// let mut r = client.open("/data/big.bin").await?;
+/// r.seek(std::io::SeekFrom::Start(1 << 20)).await?;
+/// let mut buf = vec![0u8; 4096];
+/// r.read_exact(&mut buf).await?;
+/// # Ok(()) }
+/// ```
+pub struct FileReader {
+    shared: Arc<Shared>,
+    pos: u64,
+    /// Verified bytes at `pos`, not yet handed out.
+    buffered: Bytes,
+    /// The open block stream, positioned at `pos + buffered.len()`.
+    cursor: Option<BlockCursor>,
+    fut: Option<ChunkFuture>,
+    seek_to: Option<u64>,
+}
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("path", &self.shared.path)
+            .field("len", &self.shared.len())
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl FileReader {
+    pub(crate) async fn open(ctx: Arc<Inner>, path: String) -> Result<FileReader> {
+        let resp = get_block_locations(&ctx, &path, 0, 0).await?;
+        let status: FileStatus = match resp.status.clone() {
+            Some(st) => st.into(),
+            None => {
+                let req = dfs_proto::GetFileInfoRequest { path: path.clone() };
+                let r = ctx
+                    .namenode
+                    .call("GetFileInfo", &path, |mut c| async move {
+                        c.get_file_info(req).await
+                    })
+                    .await?;
+                match r.status {
+                    Some(st) => st.into(),
+                    None => return Err(Error::NotFound { path }),
+                }
+            }
+        };
+        if status.is_dir() {
+            return Err(Error::IsADirectory { path });
+        }
+        let shared = Arc::new(Shared {
+            ctx,
+            path,
+            status,
+            len: AtomicU64::new(0),
+            locations: Mutex::new(Locations::default()),
+        });
+        shared.store(resp);
+        Ok(FileReader {
+            shared,
+            pos: 0,
+            buffered: Bytes::new(),
+            cursor: None,
+            fut: None,
+            seek_to: None,
+        })
+    }
+
+    /// The file's length: what was acknowledged when it was opened (or
+    /// last looked up), for a file still being written.
+    pub fn len(&self) -> u64 {
+        self.shared.len()
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The file's status when it was opened.
+    pub fn status(&self) -> &FileStatus {
+        &self.shared.status
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`, without moving the
+    /// stream position. Returns fewer bytes only at the end of the file
+    /// (0 at or past it). Several may run at once.
+    pub async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.shared.read_at(offset, buf).await
+    }
+
+    /// The next verified bytes from the current position (empty at the
+    /// end of the file), without copying them: the fastest way to stream
+    /// a file.
+    pub async fn read_bytes(&mut self) -> Result<Bytes> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await?;
+        let bytes = std::mem::take(&mut self.buffered);
+        self.pos += bytes.len() as u64;
+        Ok(bytes)
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
+            if let Some(fut) = self.fut.as_mut() {
+                let (cursor, r) = ready!(fut.as_mut().poll(cx));
+                self.fut = None;
+                self.cursor = cursor;
+                self.buffered = r?;
+                return Poll::Ready(Ok(()));
+            }
+            if !self.buffered.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if self.pos >= self.shared.len() {
+                // A file being written may have grown; ask once per read.
+                let shared = self.shared.clone();
+                let pos = self.pos;
+                self.fut = Some(Box::pin(async move {
+                    match shared.refresh_if_growing().await {
+                        Ok(()) if pos < shared.len() => shared.next_chunk(None, pos).await,
+                        Ok(()) => (None, Ok(Bytes::new())),
+                        Err(e) => (None, Err(e)),
+                    }
+                }));
+                continue;
+            }
+            let shared = self.shared.clone();
+            let cursor = self.cursor.take();
+            let pos = self.pos;
+            self.fut = Some(Box::pin(shared.next_chunk(cursor, pos)));
+        }
+    }
+}
+
+impl AsyncRead for FileReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(this.poll_fill(cx))?;
+        let n = this.buffered.len().min(buf.remaining());
+        buf.put_slice(&this.buffered[..n]);
+        let _ = this.buffered.split_to(n);
+        this.pos += n as u64;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncSeek for FileReader {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> std::io::Result<()> {
+        let this = self.get_mut();
+        let target = match position {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => this.pos.checked_add_signed(d),
+            SeekFrom::End(d) => this.shared.len().checked_add_signed(d),
+        };
+        match target {
+            Some(t) => {
+                this.seek_to = Some(t);
+                Ok(())
+            }
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{}: seek before the start of the file", this.shared.path),
+            )),
+        }
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<u64>> {
+        let this = self.get_mut();
+        if let Some(target) = this.seek_to.take() {
+            if target != this.pos {
+                // Keep what is buffered when the target falls inside it.
+                let ahead = target.checked_sub(this.pos);
+                match ahead {
+                    Some(d) if (d as usize) < this.buffered.len() => {
+                        let _ = this.buffered.split_to(d as usize);
+                    }
+                    _ => {
+                        this.buffered = Bytes::new();
+                        this.fut = None;
+                        this.cursor = None;
+                    }
+                }
+                this.pos = target;
+            }
+        }
+        Poll::Ready(Ok(this.pos))
+    }
+}

@@ -1,0 +1,756 @@
+//! The background task behind a [`FileWriter`](crate::FileWriter): it
+//! allocates blocks, opens their pipelines, sends packets, matches acks,
+//! recovers a pipeline that loses a node, and completes the file.
+//!
+//! One task per open file. The writer hands it data through a bounded
+//! channel; the task keeps at most `MAX_PACKETS_IN_FLIGHT` packets
+//! unacknowledged (kept for resending after a recovery) and stops reading
+//! the channel when that window is full, so backpressure reaches the writer.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dfs_proto::defaults::MAX_PACKETS_IN_FLIGHT;
+use dfs_proto::{DatanodeInfo, ExtendedBlock, WriteStage};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::Inner;
+use crate::error::{Error, Result};
+use crate::lease::LeaseGuard;
+use crate::packet::{OutPacket, Packetizer};
+use crate::pipeline::{NodeFailure, Pipeline, Setup};
+
+/// Recoveries of the same packet before the write gives up (HDFS: 5).
+const MAX_RECOVERIES: u32 = 5;
+/// Attempts to allocate a block whose pipeline cannot be set up.
+const MAX_BLOCK_ATTEMPTS: usize = 4;
+/// How long `Complete` is retried while the last block has no finalized
+/// replica yet.
+const COMPLETE_BUDGET: Duration = Duration::from_secs(30);
+
+/// A message from the writer.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// File bytes; never crossing a block boundary.
+    Data(Bytes),
+    /// hflush: answer once every byte sent so far is acknowledged.
+    Flush(oneshot::Sender<Result<()>>),
+    /// Finish the last block and complete the file.
+    Close(oneshot::Sender<Result<()>>),
+}
+
+/// The first fatal error of a write, shared with the writer.
+pub(crate) type ErrorSlot = Arc<Mutex<Option<Error>>>;
+
+#[derive(Debug)]
+struct Inflight {
+    seqno: u64,
+    packet: OutPacket,
+}
+
+/// The block being written.
+#[derive(Debug)]
+struct BlockState {
+    /// Id and the generation stamp the namenode holds for it.
+    block: ExtendedBlock,
+    /// The generation stamp of the replicas of the current pipeline.
+    replica_gs: u64,
+    nodes: Vec<DatanodeInfo>,
+    pipeline: Option<Pipeline>,
+    packetizer: Packetizer,
+    unacked: VecDeque<Inflight>,
+    /// Bytes of the block every pipeline node acknowledged.
+    acked: u64,
+    /// Whether any packet of this block was acknowledged.
+    any_acked: bool,
+    /// Offset of the packet the recoveries below were for.
+    recovery_key: Option<u64>,
+    recoveries: u32,
+}
+
+pub(crate) struct Streamer {
+    ctx: Arc<Inner>,
+    path: String,
+    block_size: u64,
+    replication: u32,
+    /// The last finished block, with its final length.
+    prev: Option<ExtendedBlock>,
+    cur: Option<BlockState>,
+    /// Nodes that failed during this write; not chosen again.
+    excluded: Vec<DatanodeInfo>,
+    error: ErrorSlot,
+    _lease: LeaseGuard,
+}
+
+impl Streamer {
+    pub(crate) fn new(
+        ctx: Arc<Inner>,
+        path: String,
+        block_size: u64,
+        replication: u32,
+        error: ErrorSlot,
+        lease: LeaseGuard,
+    ) -> Self {
+        Streamer {
+            ctx,
+            path,
+            block_size,
+            replication,
+            prev: None,
+            cur: None,
+            excluded: Vec::new(),
+            error,
+            _lease: lease,
+        }
+    }
+
+    fn ack_timeout(&self) -> Duration {
+        let nodes = self.cur.as_ref().map_or(1, |b| b.nodes.len()) as u32;
+        self.ctx.opts.rpc_timeout.max(Duration::from_secs(20)) + Duration::from_secs(5) * nodes
+    }
+
+    fn setup_timeout(&self) -> Duration {
+        self.ctx.opts.rpc_timeout.max(Duration::from_secs(10))
+    }
+
+    /// Runs until the writer closes, aborts (drops the channel) or the
+    /// write fails.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        match self.serve(&mut rx).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(path = %self.path, error = %e, "write failed");
+                let reply = e.duplicate();
+                *self.error.lock() = Some(e);
+                // Answer whoever waits, then go.
+                rx.close();
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        Msg::Flush(tx) | Msg::Close(tx) => {
+                            let _ = tx.send(Err(reply.duplicate()));
+                        }
+                        Msg::Data(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<Msg>) -> Result<()> {
+        loop {
+            let waiting_acks = self.cur.as_ref().is_some_and(|b| !b.unacked.is_empty());
+            let timeout = self.ack_timeout();
+            tokio::select! {
+                biased;
+                ack = next_ack(self.cur.as_mut(), timeout), if waiting_acks => {
+                    self.on_ack(ack).await?;
+                }
+                msg = rx.recv() => match msg {
+                    None => {
+                        tracing::debug!(path = %self.path, "writer dropped without close; file left for lease recovery");
+                        return Ok(());
+                    }
+                    Some(Msg::Data(data)) => self.write(data).await?,
+                    Some(Msg::Flush(tx)) => {
+                        match self.flush().await {
+                            Ok(()) => { let _ = tx.send(Ok(())); }
+                            Err(e) => { let _ = tx.send(Err(e.duplicate())); return Err(e); }
+                        }
+                    }
+                    Some(Msg::Close(tx)) => {
+                        match self.close().await {
+                            Ok(()) => { let _ = tx.send(Ok(())); return Ok(()); }
+                            Err(e) => { let _ = tx.send(Err(e.duplicate())); return Err(e); }
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sends `data` as packets, starting and finishing blocks as needed.
+    async fn write(&mut self, mut data: Bytes) -> Result<()> {
+        while !data.is_empty() {
+            if self.cur.is_none() {
+                self.start_block().await?;
+            }
+            let sent = self.cur.as_ref().map_or(0, |b| b.packetizer.sent());
+            let room = (self.block_size - sent) as usize;
+            let piece = data.split_to(room.min(data.len()));
+            let ends_block = sent + piece.len() as u64 == self.block_size;
+            self.send_packet(piece, ends_block).await?;
+            if ends_block {
+                self.finish_block().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// hflush: waits for every ack, then tells the namenode the length.
+    async fn flush(&mut self) -> Result<()> {
+        self.drain_acks().await?;
+        let last = match (&self.cur, &self.prev) {
+            (Some(b), _) => ExtendedBlock {
+                length: b.acked,
+                ..b.block
+            },
+            (None, Some(p)) => *p,
+            (None, None) => return Ok(()),
+        };
+        let req = dfs_proto::FsyncRequest {
+            path: self.path.clone(),
+            client_name: self.ctx.client_name.clone(),
+            last_block: Some(last),
+        };
+        let budget = self.ctx.namenode.rpc_timeout();
+        self.ctx
+            .namenode
+            .call_retrying("Fsync", &self.path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.fsync(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Finishes the last block and completes the file.
+    async fn close(&mut self) -> Result<()> {
+        if self.cur.is_some() {
+            self.send_packet(Bytes::new(), true).await?;
+            self.finish_block().await?;
+        }
+        let req = dfs_proto::CompleteRequest {
+            path: self.path.clone(),
+            client_name: self.ctx.client_name.clone(),
+            last: self.prev,
+        };
+        let deadline = tokio::time::Instant::now() + COMPLETE_BUDGET;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let r = self
+                .ctx
+                .namenode
+                .call("Complete", &self.path, |mut c| {
+                    let req = req.clone();
+                    async move { c.complete(req).await }
+                })
+                .await;
+            match r {
+                Ok(resp) if resp.completed => {
+                    tracing::debug!(path = %self.path, "file complete");
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(path = %self.path, error = %e, "complete failed; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "closing {}: the namenode did not confirm a finalized replica of the last block within {:?}",
+                        self.path, COMPLETE_BUDGET
+                    ),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Waits until every packet sent is acknowledged.
+    async fn drain_acks(&mut self) -> Result<()> {
+        while self.cur.as_ref().is_some_and(|b| !b.unacked.is_empty()) {
+            let timeout = self.ack_timeout();
+            let ack = next_ack(self.cur.as_mut(), timeout).await;
+            self.on_ack(ack).await?;
+        }
+        Ok(())
+    }
+
+    /// Handles one ack (or a failure while waiting for one).
+    async fn on_ack(&mut self, ack: Result<u64, NodeFailure>) -> Result<()> {
+        let failure = match ack {
+            Ok(seqno) => {
+                let Some(b) = self.cur.as_mut() else {
+                    return Ok(());
+                };
+                match b.unacked.front() {
+                    Some(front) if front.seqno == seqno => {
+                        let done = b.unacked.pop_front();
+                        if let Some(done) = done {
+                            b.acked = b.acked.max(done.packet.end());
+                            b.any_acked = true;
+                            if b.recovery_key.is_some_and(|k| k <= done.packet.offset) {
+                                b.recovery_key = None;
+                                b.recoveries = 0;
+                            }
+                        }
+                        return Ok(());
+                    }
+                    Some(front) => NodeFailure {
+                        index: 0,
+                        reason: format!("ack {seqno} arrived while {} was expected", front.seqno),
+                    },
+                    None => NodeFailure {
+                        index: 0,
+                        reason: format!("ack {seqno} arrived for no packet"),
+                    },
+                }
+            }
+            Err(f) => f,
+        };
+        self.recover(failure).await
+    }
+
+    /// Queues and sends one packet of the current block, waiting for room
+    /// in the ack window first.
+    async fn send_packet(&mut self, data: Bytes, last: bool) -> Result<()> {
+        while self
+            .cur
+            .as_ref()
+            .is_some_and(|b| b.unacked.len() >= MAX_PACKETS_IN_FLIGHT)
+        {
+            let timeout = self.ack_timeout();
+            let ack = next_ack(self.cur.as_mut(), timeout).await;
+            self.on_ack(ack).await?;
+        }
+        let timeout = self.setup_timeout();
+        let Some(b) = self.cur.as_mut() else {
+            return Err(Error::Server {
+                message: format!("write of {}: no block is open", self.path),
+            });
+        };
+        let packet = b.packetizer.packet(data, last);
+        let sent = match b.pipeline.as_mut() {
+            Some(p) => p.send(&packet).await,
+            None => Err(()),
+        };
+        match sent {
+            Ok(seqno) => {
+                b.unacked.push_back(Inflight { seqno, packet });
+                Ok(())
+            }
+            Err(()) => {
+                // Queue it with a placeholder seqno; recovery renumbers and resends.
+                b.unacked.push_back(Inflight {
+                    seqno: u64::MAX,
+                    packet,
+                });
+                let failure = match b.pipeline.as_mut() {
+                    Some(p) => p.failure(timeout).await,
+                    None => NodeFailure {
+                        index: 0,
+                        reason: "no pipeline".into(),
+                    },
+                };
+                self.recover(failure).await
+            }
+        }
+    }
+
+    /// Sends nothing more for the current block: waits for the last
+    /// packet's ack and remembers the block as the previous one.
+    async fn finish_block(&mut self) -> Result<()> {
+        self.drain_acks().await?;
+        if let Some(b) = self.cur.take() {
+            let block = ExtendedBlock {
+                length: b.packetizer.sent(),
+                ..b.block
+            };
+            tracing::debug!(path = %self.path, block = %block, length = block.length, "block finished");
+            self.prev = Some(block);
+        }
+        Ok(())
+    }
+
+    fn excluded_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for n in &self.excluded {
+            keys.push(n.id.clone());
+            keys.push(n.address.clone());
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    async fn add_block(&self) -> Result<dfs_proto::LocatedBlock> {
+        let req = dfs_proto::AddBlockRequest {
+            path: self.path.clone(),
+            client_name: self.ctx.client_name.clone(),
+            previous: self.prev,
+            excluded_nodes: self.excluded_keys(),
+            client_host: self.ctx.client_host(),
+        };
+        let resp = self
+            .ctx
+            .namenode
+            .call("AddBlock", &self.path, |mut c| async move {
+                c.add_block(req).await
+            })
+            .await?;
+        match resp.block {
+            Some(lb) if lb.block.is_some() && !lb.locations.is_empty() => Ok(lb),
+            _ => Err(Error::NoDatanodes {
+                message: format!(
+                    "could not add a block to {}: the namenode returned no datanode",
+                    self.path
+                ),
+            }),
+        }
+    }
+
+    async fn abandon(&self, block: &ExtendedBlock) {
+        let req = dfs_proto::AbandonBlockRequest {
+            path: self.path.clone(),
+            client_name: self.ctx.client_name.clone(),
+            block: Some(*block),
+        };
+        if let Err(e) = self
+            .ctx
+            .namenode
+            .call("AbandonBlock", &self.path, |mut c| async move {
+                c.abandon_block(req).await
+            })
+            .await
+        {
+            tracing::warn!(path = %self.path, block = %block, error = %e, "could not abandon block");
+        }
+    }
+
+    /// Allocates the next block and opens its pipeline, leaving out nodes
+    /// that cannot be reached.
+    async fn start_block(&mut self) -> Result<()> {
+        let mut failures = Vec::new();
+        for _ in 0..MAX_BLOCK_ATTEMPTS {
+            let lb = self.add_block().await?;
+            let block = lb.block.unwrap_or_default();
+            let setup = Setup {
+                pool: &self.ctx.datanodes,
+                nodes: &lb.locations,
+                block,
+                stage: WriteStage::Create,
+                bytes_acked: 0,
+                client_name: &self.ctx.client_name,
+                timeout: self.setup_timeout(),
+            };
+            match Pipeline::open(setup).await {
+                Ok(pipeline) => {
+                    tracing::debug!(
+                        path = %self.path,
+                        block = %block,
+                        pipeline = ?lb.locations.iter().map(|n| n.address.as_str()).collect::<Vec<_>>(),
+                        "block started"
+                    );
+                    self.cur = Some(BlockState {
+                        replica_gs: block.generation_stamp,
+                        block,
+                        nodes: lb.locations,
+                        pipeline: Some(pipeline),
+                        packetizer: Packetizer::default(),
+                        unacked: VecDeque::new(),
+                        acked: 0,
+                        any_acked: false,
+                        recovery_key: None,
+                        recoveries: 0,
+                    });
+                    return Ok(());
+                }
+                Err(f) => {
+                    let bad = lb.locations[f.index.min(lb.locations.len() - 1)].clone();
+                    tracing::warn!(
+                        path = %self.path, block = %block, node = %bad.address, reason = %f.reason,
+                        "could not set up the write pipeline; abandoning the block and excluding the node"
+                    );
+                    failures.push(format!("{}: {}", bad.address, f.reason));
+                    self.excluded.push(bad);
+                    self.abandon(&block).await;
+                }
+            }
+        }
+        Err(Error::NoDatanodes {
+            message: format!(
+                "could not write a block of {}: no pipeline could be set up after {MAX_BLOCK_ATTEMPTS} attempts ({})",
+                self.path,
+                failures.join("; ")
+            ),
+        })
+    }
+
+    /// Rebuilds the pipeline of the current block after `failure` and
+    /// resends every unacknowledged packet.
+    async fn recover(&mut self, mut failure: NodeFailure) -> Result<()> {
+        loop {
+            let Some(b) = self.cur.as_mut() else {
+                return Err(Error::Server {
+                    message: format!("write of {}: {}", self.path, failure.reason),
+                });
+            };
+            b.pipeline = None;
+            let key = b.unacked.front().map_or(b.acked, |p| p.packet.offset);
+            if b.recovery_key == Some(key) {
+                b.recoveries += 1;
+            } else {
+                b.recovery_key = Some(key);
+                b.recoveries = 1;
+            }
+            if b.recoveries > MAX_RECOVERIES {
+                return Err(Error::Server {
+                    message: format!(
+                        "write of {} failed: block {} at offset {key} went through {MAX_RECOVERIES} pipeline recoveries; last failure: {}",
+                        self.path, b.block, failure.reason
+                    ),
+                });
+            }
+            let index = failure.index.min(b.nodes.len().saturating_sub(1));
+            let bad = b.nodes.remove(index);
+            tracing::warn!(
+                path = %self.path, block = %b.block, node = %bad.address, reason = %failure.reason,
+                acked = b.acked, "datanode failed in the write pipeline; recovering"
+            );
+            if b.nodes.is_empty() {
+                return Err(Error::Unreachable {
+                    addr: bad.address,
+                    message: format!(
+                        "every datanode of the pipeline of block {} of {} failed; last: {}",
+                        b.block, self.path, failure.reason
+                    ),
+                });
+            }
+            let any_acked = b.any_acked;
+            self.excluded.push(bad);
+            let result = if any_acked {
+                self.rebuild_pipeline().await
+            } else {
+                self.reallocate_block().await
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(Step::Node(f)) => failure = f,
+                Err(Step::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// No byte of the block was acknowledged: give it up and write its
+    /// packets into a fresh block on other nodes.
+    async fn reallocate_block(&mut self) -> Result<(), Step> {
+        let Some(old) = self.cur.take() else {
+            return Ok(());
+        };
+        self.abandon(&old.block).await;
+        let mut state = old;
+        let lb = self.add_block().await.map_err(Step::Fatal)?;
+        let block = lb.block.unwrap_or_default();
+        let setup = Setup {
+            pool: &self.ctx.datanodes,
+            nodes: &lb.locations,
+            block,
+            stage: WriteStage::Create,
+            bytes_acked: 0,
+            client_name: &self.ctx.client_name,
+            timeout: self.setup_timeout(),
+        };
+        let opened = Pipeline::open(setup).await;
+        state.block = block;
+        state.replica_gs = block.generation_stamp;
+        state.nodes = lb.locations;
+        state.acked = 0;
+        self.cur = Some(state);
+        match opened {
+            Ok(p) => self.resend(p).await,
+            Err(f) => Err(Step::Node(f)),
+        }
+    }
+
+    /// Some bytes were acknowledged: new generation stamp, a replacement
+    /// node if the cluster has one, reopen with stage RECOVER, resend.
+    async fn rebuild_pipeline(&mut self) -> Result<(), Step> {
+        let ctx = self.ctx.clone();
+        let path = self.path.clone();
+        let replication = self.replication as usize;
+        let excluded = self.excluded_keys();
+        let Some(b) = self.cur.as_mut() else {
+            return Ok(());
+        };
+        // 1. A new generation stamp, so replicas left behind are stale.
+        let req = dfs_proto::UpdateBlockForPipelineRequest {
+            client_name: ctx.client_name.clone(),
+            block: Some(b.block),
+        };
+        let resp = ctx
+            .namenode
+            .call("UpdateBlockForPipeline", &path, |mut c| async move {
+                c.update_block_for_pipeline(req).await
+            })
+            .await
+            .map_err(Step::Fatal)?;
+        let new_gs = resp.new_generation_stamp;
+        b.block.generation_stamp = new_gs;
+        let acked_block = ExtendedBlock {
+            id: b.block.id,
+            generation_stamp: b.replica_gs,
+            length: b.acked,
+        };
+
+        // 2. A replacement for the lost node, brought up to the acked bytes.
+        let mut nodes = b.nodes.clone();
+        if nodes.len() < replication {
+            let req = dfs_proto::GetAdditionalDatanodesRequest {
+                path: path.clone(),
+                client_name: ctx.client_name.clone(),
+                block: Some(acked_block),
+                existing_nodes: nodes.iter().map(|n| n.id.clone()).collect(),
+                excluded_nodes: excluded,
+                count: (replication - nodes.len()) as u32,
+            };
+            match ctx
+                .namenode
+                .call("GetAdditionalDatanodes", &path, |mut c| async move {
+                    c.get_additional_datanodes(req).await
+                })
+                .await
+            {
+                Ok(r) if !r.nodes.is_empty() => {
+                    let fresh: Vec<DatanodeInfo> = r
+                        .nodes
+                        .into_iter()
+                        .filter(|n| !nodes.iter().any(|m| m.id == n.id))
+                        .collect();
+                    if !fresh.is_empty() {
+                        match transfer(&ctx, &nodes[0], &acked_block, &fresh).await {
+                            Ok(()) => {
+                                tracing::info!(
+                                    path = %path, block = %acked_block,
+                                    added = ?fresh.iter().map(|n| n.address.as_str()).collect::<Vec<_>>(),
+                                    "replacement datanode joined the pipeline"
+                                );
+                                nodes.extend(fresh);
+                            }
+                            Err(e) => tracing::warn!(
+                                path = %path, block = %acked_block, error = %e,
+                                "could not copy the replica to a replacement datanode; going on with fewer replicas"
+                            ),
+                        }
+                    }
+                }
+                Ok(_) => tracing::info!(
+                    path = %path, block = %acked_block,
+                    "no replacement datanode available; going on with {} replicas", nodes.len()
+                ),
+                Err(e) => tracing::warn!(
+                    path = %path, block = %acked_block, error = %e,
+                    "could not ask for a replacement datanode; going on with fewer replicas"
+                ),
+            }
+        }
+        b.nodes = nodes;
+
+        // 3. Reopen the stream with stage RECOVER.
+        let new_block = ExtendedBlock {
+            id: b.block.id,
+            generation_stamp: new_gs,
+            length: b.acked,
+        };
+        let setup = Setup {
+            pool: &ctx.datanodes,
+            nodes: &b.nodes,
+            block: new_block,
+            stage: WriteStage::Recover,
+            bytes_acked: b.acked,
+            client_name: &ctx.client_name,
+            timeout: ctx.opts.rpc_timeout.max(Duration::from_secs(10)),
+        };
+        let pipeline = Pipeline::open(setup).await.map_err(Step::Node)?;
+
+        // 4. Record the new pipeline.
+        let req = dfs_proto::UpdatePipelineRequest {
+            client_name: ctx.client_name.clone(),
+            old_block: Some(acked_block),
+            new_block: Some(new_block),
+            node_ids: b.nodes.iter().map(|n| n.id.clone()).collect(),
+        };
+        ctx.namenode
+            .call("UpdatePipeline", &path, |mut c| async move {
+                c.update_pipeline(req).await
+            })
+            .await
+            .map_err(Step::Fatal)?;
+        b.replica_gs = new_gs;
+        tracing::info!(
+            path = %path, block = %b.block, acked = b.acked,
+            pipeline = ?b.nodes.iter().map(|n| n.address.as_str()).collect::<Vec<_>>(),
+            "write pipeline recovered"
+        );
+        self.resend(pipeline).await
+    }
+
+    /// Resends every unacknowledged packet on a fresh pipeline.
+    async fn resend(&mut self, mut pipeline: Pipeline) -> Result<(), Step> {
+        let timeout = self.setup_timeout();
+        let Some(b) = self.cur.as_mut() else {
+            return Ok(());
+        };
+        for inflight in b.unacked.iter_mut() {
+            match pipeline.send(&inflight.packet).await {
+                Ok(seqno) => inflight.seqno = seqno,
+                Err(()) => return Err(Step::Node(pipeline.failure(timeout).await)),
+            }
+        }
+        b.pipeline = Some(pipeline);
+        Ok(())
+    }
+}
+
+/// The outcome of one recovery attempt that did not work.
+enum Step {
+    /// Another node failed: try again without it.
+    Node(NodeFailure),
+    /// Give up.
+    Fatal(Error),
+}
+
+/// Waits for the current pipeline's next ack, at most `timeout`.
+async fn next_ack(cur: Option<&mut BlockState>, timeout: Duration) -> Result<u64, NodeFailure> {
+    let Some(p) = cur.and_then(|b| b.pipeline.as_mut()) else {
+        return Err(NodeFailure {
+            index: 0,
+            reason: "no pipeline".into(),
+        });
+    };
+    match tokio::time::timeout(timeout, p.next_ack()).await {
+        Ok(r) => r,
+        Err(_) => Err(NodeFailure {
+            index: 0,
+            reason: format!("no ack within {timeout:?}"),
+        }),
+    }
+}
+
+/// Has `source` copy its replica (up to `block.length`) to `targets`.
+async fn transfer(
+    ctx: &Inner,
+    source: &DatanodeInfo,
+    block: &ExtendedBlock,
+    targets: &[DatanodeInfo],
+) -> Result<()> {
+    let mut dn = ctx.datanodes.get(&source.address).await?;
+    let req = dfs_proto::TransferReplicaRequest {
+        block: Some(*block),
+        targets: targets.to_vec(),
+        client_name: ctx.client_name.clone(),
+    };
+    let timeout = ctx.opts.rpc_timeout.max(Duration::from_secs(30));
+    match tokio::time::timeout(timeout, dn.transfer_replica(req)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) => Err(Error::from_status(status, "", &source.address)),
+        Err(_) => Err(Error::Timeout {
+            what: format!("transfer of {block} from {}", source.address),
+        }),
+    }
+}

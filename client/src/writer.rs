@@ -1,0 +1,327 @@
+//! [`FileWriter`]: the `AsyncWrite` end of a file being written.
+//!
+//! Bytes are gathered into a packet buffer; each full packet goes through a
+//! bounded channel to the file's [`streamer`](crate::streamer) task, which
+//! owns the pipeline. Packets are cut at 64 KiB boundaries of the block
+//! and never cross a block boundary.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::BytesMut;
+use dfs_proto::defaults::{BLOCK_SIZE, PACKET_SIZE, REPLICATION};
+use tokio::io::AsyncWrite;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::PollSender;
+use tracing::Instrument;
+
+use crate::client::Inner;
+use crate::error::{Error, Result};
+use crate::streamer::{ErrorSlot, Msg, Streamer};
+use crate::types::FileStatus;
+
+/// Messages queued between the writer and its streamer task (each at most
+/// one packet), in addition to the streamer's window of unacknowledged
+/// packets.
+const CHANNEL_DEPTH: usize = 8;
+
+/// What the writer waits for.
+#[derive(Debug)]
+enum Pending {
+    Flush(oneshot::Receiver<Result<()>>),
+    Close(oneshot::Receiver<Result<()>>),
+}
+
+/// Writes a new file: `tokio::io::AsyncWrite`, where `poll_flush` is an
+/// hflush (it returns once every byte written so far is acknowledged by
+/// every datanode of the pipeline and readers can see it) and
+/// `poll_shutdown` closes the file.
+///
+/// Dropping a `FileWriter` without [`close`](FileWriter::close) does not
+/// complete the file: like a crashed writer, it is left to lease recovery.
+///
+/// ```no_run
+/// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
+/// use tokio::io::AsyncWriteExt;
+/// let mut w = client.create("/logs/today", Default::default()).await?;
+/// w.write_all(b"first line\n").await?;
+/// w.hflush().await?; // readers now see the first line
+/// w.write_all(b"second line\n").await?;
+/// w.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FileWriter {
+    path: String,
+    tx: PollSender<Msg>,
+    buf: BytesMut,
+    /// File offset of `buf[0]`.
+    buf_start: u64,
+    block_size: u64,
+    /// Bytes known to be acknowledged (the last successful flush).
+    flushed: u64,
+    /// `bytes_written()` when the pending flush was asked for.
+    flush_target: u64,
+    pending: Option<Pending>,
+    closed: bool,
+    error: ErrorSlot,
+    task: JoinHandle<()>,
+}
+
+impl FileWriter {
+    pub(crate) fn start(ctx: Arc<Inner>, path: String, status: FileStatus) -> FileWriter {
+        let block_size = if status.block_size == 0 {
+            BLOCK_SIZE
+        } else {
+            status.block_size
+        };
+        let replication = if status.replication == 0 {
+            REPLICATION
+        } else {
+            status.replication
+        };
+        let error = ErrorSlot::default();
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let lease = ctx.leases.register();
+        let streamer = Streamer::new(
+            ctx,
+            path.clone(),
+            block_size,
+            replication,
+            error.clone(),
+            lease,
+        );
+        let span = tracing::debug_span!("write", path = %path);
+        let task = tokio::spawn(streamer.run(rx).instrument(span));
+        FileWriter {
+            path,
+            tx: PollSender::new(tx),
+            buf: BytesMut::with_capacity(PACKET_SIZE),
+            buf_start: 0,
+            block_size,
+            flushed: 0,
+            flush_target: 0,
+            pending: None,
+            closed: false,
+            error,
+            task,
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Bytes accepted so far: the offset the next write lands at.
+    pub fn bytes_written(&self) -> u64 {
+        self.buf_start + self.buf.len() as u64
+    }
+
+    /// Returns once every byte written so far is acknowledged by every
+    /// datanode of the pipeline, and the namenode knows the length (so new
+    /// readers see it).
+    pub async fn hflush(&mut self) -> Result<()> {
+        std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// Flushes, finalizes the last block and completes the file (retrying
+    /// until the namenode confirms it). After this the file is immutable.
+    pub async fn close(mut self) -> Result<()> {
+        std::future::poll_fn(|cx| self.poll_close_inner(cx)).await
+    }
+
+    /// Stops writing without completing the file, as if this process had
+    /// crashed: the lease expires and lease recovery closes the file.
+    pub async fn abort(self) {
+        self.task.abort();
+        tracing::debug!(path = %self.path, "writer aborted");
+    }
+
+    /// Bytes the current packet may still take: up to the next 64 KiB
+    /// boundary of the block, never past the block's end.
+    fn packet_room(&self) -> usize {
+        packet_room(self.buf_start, self.buf.len(), self.block_size)
+    }
+
+    fn failed(&self) -> Error {
+        match self.error.lock().as_ref() {
+            Some(e) => e.duplicate(),
+            None => Error::Server {
+                message: format!("write of {} stopped", self.path),
+            },
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::InvalidArgument {
+                message: format!("{}: the writer is closed", self.path),
+            });
+        }
+        if let Some(e) = self.error.lock().as_ref() {
+            return Err(e.duplicate());
+        }
+        Ok(())
+    }
+
+    /// Reserves a slot in the channel and sends `msg()` in it.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        msg: impl FnOnce(&mut Self) -> Msg,
+    ) -> Poll<Result<()>> {
+        if ready!(self.tx.poll_reserve(cx)).is_err() {
+            return Poll::Ready(Err(self.failed()));
+        }
+        let m = msg(self);
+        if self.tx.send_item(m).is_err() {
+            return Poll::Ready(Err(self.failed()));
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_send_buf(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_send(cx, |w| {
+            let data = w.buf.split().freeze();
+            w.buf_start += data.len() as u64;
+            w.buf.reserve(PACKET_SIZE);
+            Msg::Data(data)
+        })
+    }
+
+    fn poll_write_inner(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<usize>> {
+        self.check()?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if self.packet_room() == 0 {
+            ready!(self.poll_send_buf(cx))?;
+        }
+        let n = self.packet_room().min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<()>>> {
+        let rx = match self.pending.as_mut() {
+            None => return Poll::Ready(None),
+            Some(Pending::Flush(rx) | Pending::Close(rx)) => rx,
+        };
+        let r = ready!(Pin::new(rx).poll(cx));
+        self.pending = None;
+        Poll::Ready(Some(match r {
+            Ok(r) => r,
+            Err(_) => Err(self.failed()),
+        }))
+    }
+
+    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
+            if matches!(self.pending, Some(Pending::Flush(_))) {
+                let r = ready!(self.poll_wait(cx)).unwrap_or(Ok(()));
+                if r.is_ok() {
+                    self.flushed = self.flush_target;
+                }
+                return Poll::Ready(r);
+            }
+            self.check()?;
+            if !self.buf.is_empty() {
+                ready!(self.poll_send_buf(cx))?;
+                continue;
+            }
+            if self.flushed == self.bytes_written() {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_send(cx, |w| {
+                let (tx, rx) = oneshot::channel();
+                w.pending = Some(Pending::Flush(rx));
+                w.flush_target = w.bytes_written();
+                Msg::Flush(tx)
+            }))?;
+        }
+    }
+
+    fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
+            match self.pending {
+                Some(Pending::Close(_)) => {
+                    let r = ready!(self.poll_wait(cx)).unwrap_or(Ok(()));
+                    self.closed = true;
+                    return Poll::Ready(r);
+                }
+                Some(Pending::Flush(_)) => {
+                    // A flush was started and not awaited to its end.
+                    ready!(self.poll_wait(cx));
+                    continue;
+                }
+                None => {}
+            }
+            if self.closed {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = self.error.lock().as_ref() {
+                return Poll::Ready(Err(e.duplicate()));
+            }
+            if !self.buf.is_empty() {
+                ready!(self.poll_send_buf(cx))?;
+                continue;
+            }
+            ready!(self.poll_send(cx, |w| {
+                let (tx, rx) = oneshot::channel();
+                w.pending = Some(Pending::Close(rx));
+                Msg::Close(tx)
+            }))?;
+        }
+    }
+}
+
+/// Bytes a packet that starts at file offset `start` and holds `buffered`
+/// bytes may still take: up to the next 64 KiB boundary of its block, never
+/// past the block's end.
+fn packet_room(start: u64, buffered: usize, block_size: u64) -> usize {
+    let in_block = start % block_size;
+    let packet = PACKET_SIZE as u64;
+    let end = ((in_block / packet + 1) * packet).min(block_size);
+    ((end - in_block) as usize).saturating_sub(buffered)
+}
+
+impl AsyncWrite for FileWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().poll_write_inner(cx, buf).map_err(Into::into)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().poll_flush_inner(cx).map_err(Into::into)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().poll_close_inner(cx).map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_room_respects_packet_and_block_boundaries() {
+        let room = packet_room;
+        assert_eq!(room(0, 0, 1 << 20), PACKET_SIZE);
+        assert_eq!(room(1000, 0, 1 << 20), PACKET_SIZE - 1000);
+        assert_eq!(room(0, 0, 4096), 4096);
+        assert_eq!(room(4096, 100, 4096), 3996);
+        assert_eq!(room((1 << 20) - 512, 0, 1 << 20), 512);
+        // After an hflush at 1000 the packet still ends at 64 KiB.
+        assert_eq!(room(1000, 24, 1 << 20), PACKET_SIZE - 1024);
+        // Second block starts a fresh packet.
+        assert_eq!(room(4096 * 3, 0, 4096 * 3), 4096 * 3);
+    }
+}

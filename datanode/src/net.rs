@@ -1,0 +1,60 @@
+//! Connections to other nodes: datanodes of a pipeline and the namenode.
+
+use std::time::Duration;
+
+use dfs_proto::datanode::DataTransferClient;
+use dfs_proto::defaults;
+use dfs_proto::namenode::DatanodeProtocolClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+
+/// HTTP/2 flow-control window of one stream: room for many 64 KiB packets
+/// in flight on a loopback or LAN hop.
+pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+/// HTTP/2 flow-control window of one connection.
+pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+/// HTTP/2 keepalive ping interval.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Time without a ping answer after which a connection is dead.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn endpoint(addr: &str) -> Result<Endpoint> {
+    let ep = Endpoint::from_shared(format!("http://{addr}")).map_err(|source| Error::Connect {
+        addr: addr.to_string(),
+        source,
+    })?;
+    Ok(ep
+        .connect_timeout(defaults::CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW))
+}
+
+/// Connects to a datanode's DataTransfer service.
+pub async fn connect_datanode(addr: &str) -> Result<DataTransferClient<Channel>> {
+    let channel = endpoint(addr)?
+        .connect()
+        .await
+        .map_err(|source| Error::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    Ok(DataTransferClient::new(channel)
+        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))
+}
+
+/// A client of the namenode's DatanodeProtocol that connects on first use
+/// and reconnects by itself; every call times out after the RPC timeout.
+pub fn namenode_client(addr: &str) -> Result<DatanodeProtocolClient<Channel>> {
+    let channel = endpoint(addr)?
+        .timeout(defaults::RPC_TIMEOUT)
+        .connect_lazy();
+    Ok(DatanodeProtocolClient::new(channel)
+        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))
+}

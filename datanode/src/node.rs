@@ -1,0 +1,153 @@
+//! The state one running datanode shares between its server, its pipelines
+//! and its background tasks.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use dfs_proto::namenode::DatanodeProtocolClient;
+use dfs_proto::DatanodeInfo;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+
+use crate::block_store::BlockStore;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::reports::Reporter;
+
+/// What kind of background job holds a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// A namenode-ordered copy.
+    Transfer,
+    /// A lease recovery led by this node.
+    Recovery,
+}
+
+/// One running datanode.
+#[derive(Debug)]
+pub struct Node {
+    /// Settings.
+    pub config: Config,
+    /// host:port of the DataTransfer service, as advertised.
+    pub address: String,
+    /// Local replicas.
+    pub store: Arc<BlockStore>,
+    /// Incremental block reports to send.
+    pub reporter: Reporter,
+    /// The namenode's DatanodeProtocol (connects lazily).
+    pub namenode: DatanodeProtocolClient<Channel>,
+    /// Cancelled when the node stops.
+    pub shutdown: CancellationToken,
+    /// Pipelines, transfers and recoveries in flight, awaited at shutdown.
+    pub tasks: TaskTracker,
+    /// Permits for namenode-ordered copies (`--max-transfers`).
+    pub transfer_slots: Arc<Semaphore>,
+    active_transfers: AtomicU32,
+    jobs: Mutex<HashSet<(Job, u64)>>,
+}
+
+impl Node {
+    /// A node over an opened store.
+    pub fn new(
+        config: Config,
+        address: String,
+        store: Arc<BlockStore>,
+        namenode: DatanodeProtocolClient<Channel>,
+    ) -> Node {
+        let slots = config.max_transfers.max(1) as usize;
+        Node {
+            config,
+            address,
+            store,
+            reporter: Reporter::default(),
+            namenode,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            transfer_slots: Arc::new(Semaphore::new(slots)),
+            active_transfers: AtomicU32::new(0),
+            jobs: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> &str {
+        self.store.node_id()
+    }
+
+    /// How the namenode knows this node.
+    pub fn info(&self) -> DatanodeInfo {
+        DatanodeInfo {
+            id: self.id().to_string(),
+            address: self.address.clone(),
+            rack: self.config.rack.clone(),
+        }
+    }
+
+    /// True when `node` is this datanode.
+    pub fn is_me(&self, node: &DatanodeInfo) -> bool {
+        node.id == self.id() || (node.id.is_empty() && node.address == self.address)
+    }
+
+    /// Replica copies in progress (reported in heartbeats).
+    pub fn active_transfers(&self) -> u32 {
+        self.active_transfers.load(Ordering::Relaxed)
+    }
+
+    /// Counts a replica copy for as long as the guard lives.
+    pub fn transfer_guard(self: &Arc<Self>) -> TransferGuard {
+        self.active_transfers.fetch_add(1, Ordering::Relaxed);
+        TransferGuard { node: self.clone() }
+    }
+
+    /// Claims `block` for a job; `None` when the same job already runs.
+    pub fn claim(self: &Arc<Self>, job: Job, block: u64) -> Option<JobGuard> {
+        self.jobs.lock().insert((job, block)).then(|| JobGuard {
+            node: self.clone(),
+            key: (job, block),
+        })
+    }
+
+    /// Runs blocking store work on the blocking pool.
+    pub async fn blocking<T, F>(&self, what: &'static str, f: F) -> Result<T>
+    where
+        F: FnOnce(&Arc<BlockStore>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| Error::TaskFailed {
+                task: what,
+                reason: e.to_string(),
+            })?
+    }
+}
+
+/// Counts one active replica copy.
+#[derive(Debug)]
+pub struct TransferGuard {
+    node: Arc<Node>,
+}
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.node.active_transfers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Holds a block for a job until dropped.
+#[derive(Debug)]
+pub struct JobGuard {
+    node: Arc<Node>,
+    key: (Job, u64),
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        self.node.jobs.lock().remove(&self.key);
+    }
+}

@@ -1,0 +1,612 @@
+//! The write pipeline: one `WriteBlock` stream through this node.
+//!
+//! ```text
+//! upstream ──packets──▶ receiver ──▶ writer thread (rbw file)   ──done N──┐
+//!                          └──────▶ downstream node ──acks──────────────┐ │
+//! upstream ◀──ack N─────────────────────────────────────────── responder ◀┘
+//! ```
+//!
+//! The receiver verifies each packet's checksums, queues it for the local
+//! writer and forwards the same bytes downstream; the responder acknowledges
+//! seqno N once the local write of N and the downstream ack of N are both
+//! in. Every queue is bounded, so a slow disk or a slow successor slows the
+//! client down instead of filling memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_proto::checksum;
+use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
+use dfs_proto::write_block_request::Msg as ReqMsg;
+use dfs_proto::write_block_response::Msg as RespMsg;
+use dfs_proto::{
+    AckStatus, ExtendedBlock, Packet, PacketAck, PipelineReady, WriteBlockRequest,
+    WriteBlockResponse, WriteHeader, WriteStage,
+};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Status, Streaming};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::block_store::{ReplicaState, ReplicaWriter};
+use crate::error::{Error, Result};
+use crate::net;
+use crate::node::Node;
+
+/// The stream of responses of a `WriteBlock` call.
+pub type WriteStream = ReceiverStream<Result<WriteBlockResponse, Status>>;
+
+/// How long the client may take to send the header.
+const HEADER_TIMEOUT: Duration = defaults::RPC_TIMEOUT;
+/// Time allowed per downstream node to connect and report ready.
+const SETUP_TIMEOUT_PER_HOP: Duration = Duration::from_secs(10);
+/// How long to wait for a downstream ack before declaring it failed.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Packets queued for the local writer (1 MiB of 64 KiB packets).
+const WRITE_QUEUE: usize = 16;
+/// Packets queued for the downstream connection.
+const DOWNSTREAM_QUEUE: usize = 16;
+
+/// A `statuses` list of `n` nodes where node `i` failed.
+pub fn failed_at(i: usize, n: usize) -> Vec<i32> {
+    (0..n.max(i + 1))
+        .map(|k| {
+            if k < i {
+                AckStatus::Success
+            } else if k == i {
+                AckStatus::Error
+            } else {
+                AckStatus::Unspecified
+            }
+        } as i32)
+        .collect()
+}
+
+/// Makes a downstream `statuses` list exactly `n` long; a list that claims
+/// no failure where one is expected marks the first node failed.
+fn normalize(mut statuses: Vec<i32>, n: usize, expect_failure: bool) -> Vec<i32> {
+    statuses.resize(n, AckStatus::Unspecified as i32);
+    if expect_failure && statuses.iter().all(|&s| s == AckStatus::Success as i32) {
+        return failed_at(0, n);
+    }
+    statuses
+}
+
+fn all_success(statuses: &[i32]) -> bool {
+    statuses.iter().all(|&s| s == AckStatus::Success as i32)
+}
+
+fn ack(seqno: u64, statuses: Vec<i32>, message: impl Into<String>) -> WriteBlockResponse {
+    WriteBlockResponse {
+        msg: Some(RespMsg::Ack(PacketAck {
+            seqno,
+            statuses,
+            message: message.into(),
+        })),
+    }
+}
+
+/// The connection to the next node of the pipeline.
+struct Downstream {
+    addr: String,
+    tx: mpsc::Sender<WriteBlockRequest>,
+    acks: Streaming<WriteBlockResponse>,
+}
+
+/// Why the rest of the pipeline could not be set up.
+struct SetupFailure {
+    /// One status per downstream node.
+    statuses: Vec<i32>,
+    message: String,
+}
+
+/// Handles a `WriteBlock` call: reads the header, prepares the local
+/// replica, connects the rest of the pipeline and returns the response
+/// stream; the packets are then handled by a background task.
+pub async fn write_block(
+    node: Arc<Node>,
+    mut upstream: Streaming<WriteBlockRequest>,
+) -> Result<WriteStream> {
+    let header = match timeout(HEADER_TIMEOUT, upstream.message()).await {
+        Ok(Ok(Some(WriteBlockRequest {
+            msg: Some(ReqMsg::Header(h)),
+        }))) => h,
+        Ok(Ok(Some(_))) => {
+            return Err(Error::invalid(
+                0,
+                "the first message of WriteBlock must be a header",
+            ))
+        }
+        Ok(Ok(None)) => {
+            return Err(Error::invalid(
+                0,
+                "WriteBlock stream ended before its header",
+            ))
+        }
+        Ok(Err(status)) => {
+            return Err(Error::invalid(
+                0,
+                format!(
+                    "WriteBlock stream failed before its header: {}",
+                    status.message()
+                ),
+            ))
+        }
+        Err(_) => return Err(Error::invalid(0, "no WriteBlock header within the timeout")),
+    };
+    let block = header
+        .block
+        .ok_or_else(|| Error::invalid(0, "write header without a block"))?;
+    let span = tracing::Span::current();
+    span.record("block", tracing::field::display(&block));
+    if !header.client_name.is_empty() {
+        span.record("client", header.client_name.as_str());
+    }
+    if header.targets.len() >= defaults::MAX_REPLICATION as usize {
+        return Err(Error::invalid(
+            block.id,
+            format!(
+                "pipeline of {} more nodes is too long",
+                header.targets.len()
+            ),
+        ));
+    }
+    if let Some(t) = header.targets.iter().find(|t| t.address.is_empty()) {
+        return Err(Error::invalid(
+            block.id,
+            format!("pipeline target '{}' has no address", t.id),
+        ));
+    }
+    if header.targets.iter().any(|t| node.is_me(t)) {
+        return Err(Error::invalid(
+            block.id,
+            "this datanode appears twice in the pipeline",
+        ));
+    }
+    let stage = WriteStage::try_from(header.stage).unwrap_or(WriteStage::Unspecified);
+    let (id, gs) = (block.id, block.generation_stamp);
+    let (writer, finalize_as) = match stage {
+        WriteStage::Create => {
+            let w = node
+                .blocking("create replica", move |s| {
+                    s.check_writable(true)?;
+                    s.create(id, gs, ReplicaState::Rbw)
+                })
+                .await?;
+            (w, ReplicaState::Finalized)
+        }
+        WriteStage::Recover => {
+            let acked = header.bytes_acked;
+            let w = node
+                .blocking("recover replica", move |s| {
+                    s.check_writable(false)?;
+                    s.recover(id, gs, acked)
+                })
+                .await?;
+            (w, ReplicaState::Finalized)
+        }
+        WriteStage::Replicate => {
+            let w = node
+                .blocking("create copy", move |s| {
+                    s.check_writable(true)?;
+                    s.create(id, gs, ReplicaState::Temporary)
+                })
+                .await?;
+            // A copy ordered by the namenode (no client) is a new finalized
+            // replica; a copy for a client's pipeline recovery stays being
+            // written, for the RECOVER stream that follows.
+            let into = if header.client_name.is_empty() {
+                ReplicaState::Finalized
+            } else {
+                ReplicaState::Rbw
+            };
+            (w, into)
+        }
+        WriteStage::Unspecified => {
+            return Err(Error::invalid(id, "write header without a stage"));
+        }
+    };
+    let n_down = header.targets.len();
+    let (resp_tx, resp_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT + 4);
+    let downstream = if n_down == 0 {
+        None
+    } else {
+        match connect_downstream(&header, &block).await {
+            Ok(d) => Some(d),
+            Err(failure) => {
+                warn!(reason = %failure.message, "pipeline setup failed downstream");
+                if stage != WriteStage::Recover {
+                    let _ = tokio::task::spawn_blocking(move || writer.abandon()).await;
+                }
+                let mut statuses = vec![AckStatus::Success as i32];
+                statuses.extend(failure.statuses);
+                let _ = resp_tx.try_send(Ok(ack(SETUP_ACK_SEQNO, statuses, failure.message)));
+                return Ok(ReceiverStream::new(resp_rx));
+            }
+        }
+    };
+    let _ = resp_tx.try_send(Ok(WriteBlockResponse {
+        msg: Some(RespMsg::Ready(PipelineReady {})),
+    }));
+    debug!(
+        stage = stage.as_str_name(),
+        downstream = n_down,
+        "pipeline ready"
+    );
+    let task = Pipeline {
+        node: node.clone(),
+        block,
+        n_down,
+        cancel: node.shutdown.child_token(),
+    };
+    node.tasks.spawn(
+        task.run(upstream, writer, finalize_as, downstream, resp_tx)
+            .instrument(span),
+    );
+    Ok(ReceiverStream::new(resp_rx))
+}
+
+async fn connect_downstream(
+    header: &WriteHeader,
+    block: &ExtendedBlock,
+) -> Result<Downstream, SetupFailure> {
+    let n = header.targets.len();
+    let next = &header.targets[0];
+    let addr = next.address.clone();
+    let fail_next = |reason: String| SetupFailure {
+        statuses: failed_at(0, n),
+        message: format!("datanode {addr} could not join the pipeline of {block}: {reason}"),
+    };
+    let setup = async {
+        let mut client = net::connect_datanode(&addr)
+            .await
+            .map_err(|e| fail_next(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(DOWNSTREAM_QUEUE);
+        let next_header = WriteHeader {
+            block: Some(*block),
+            targets: header.targets[1..].to_vec(),
+            stage: header.stage,
+            client_name: header.client_name.clone(),
+            bytes_acked: header.bytes_acked,
+        };
+        tx.send(WriteBlockRequest {
+            msg: Some(ReqMsg::Header(next_header)),
+        })
+        .await
+        .map_err(|_| fail_next("request stream closed".to_string()))?;
+        let mut acks = client
+            .write_block(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| fail_next(s.message().to_string()))?
+            .into_inner();
+        match acks.message().await {
+            Ok(Some(WriteBlockResponse {
+                msg: Some(RespMsg::Ready(_)),
+            })) => Ok(Downstream {
+                addr: addr.clone(),
+                tx,
+                acks,
+            }),
+            Ok(Some(WriteBlockResponse {
+                msg: Some(RespMsg::Ack(a)),
+            })) => Err(SetupFailure {
+                statuses: normalize(a.statuses, n, true),
+                message: a.message,
+            }),
+            Ok(_) => Err(fail_next("it closed the stream during setup".to_string())),
+            Err(s) => Err(fail_next(s.message().to_string())),
+        }
+    };
+    match timeout(SETUP_TIMEOUT_PER_HOP * n as u32, setup).await {
+        Ok(r) => r,
+        Err(_) => Err(fail_next("timed out".to_string())),
+    }
+}
+
+/// What the responder must acknowledge next, in seqno order.
+enum Pending {
+    /// A packet queued for writing and forwarding.
+    Packet { seqno: u64 },
+    /// A packet that failed its checksums; the stream ends after its ack.
+    BadChecksum { seqno: u64, message: String },
+    /// A protocol violation; the stream ends with this status.
+    Protocol(Status),
+}
+
+/// Outcome of the local write of one packet.
+struct LocalDone {
+    seqno: u64,
+    result: Result<Option<ExtendedBlock>>,
+}
+
+struct Pipeline {
+    node: Arc<Node>,
+    block: ExtendedBlock,
+    n_down: usize,
+    cancel: CancellationToken,
+}
+
+type RespTx = mpsc::Sender<Result<WriteBlockResponse, Status>>;
+
+impl Pipeline {
+    async fn run(
+        self,
+        upstream: Streaming<WriteBlockRequest>,
+        writer: ReplicaWriter,
+        finalize_as: ReplicaState,
+        downstream: Option<Downstream>,
+        resp: RespTx,
+    ) {
+        let (pending_tx, pending_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT * 2);
+        let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
+        let (done_tx, done_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT * 2);
+        let writer_task =
+            tokio::task::spawn_blocking(move || write_loop(writer, write_rx, done_tx, finalize_as));
+        let (down_tx, down) = match downstream {
+            Some(d) => (Some(d.tx), Some((d.addr, d.acks))),
+            None => (None, None),
+        };
+        let this = Arc::new(self);
+        let responder = tokio::spawn(
+            this.clone()
+                .respond(pending_rx, done_rx, down, resp)
+                .instrument(tracing::Span::current()),
+        );
+        this.receive(upstream, pending_tx, write_tx, down_tx).await;
+        let _ = responder.await;
+        let _ = writer_task.await;
+    }
+
+    /// Reads packets from upstream, checks them, and hands them to the
+    /// writer, the downstream node and the responder.
+    async fn receive(
+        &self,
+        mut upstream: Streaming<WriteBlockRequest>,
+        pending: mpsc::Sender<Pending>,
+        write: mpsc::Sender<Packet>,
+        down: Option<mpsc::Sender<WriteBlockRequest>>,
+    ) {
+        let mut last_seqno: Option<u64> = None;
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return,
+                m = upstream.message() => m,
+            };
+            let packet = match msg {
+                Ok(Some(WriteBlockRequest {
+                    msg: Some(ReqMsg::Packet(p)),
+                })) => p,
+                Ok(None) => return,
+                Ok(Some(_)) => {
+                    let st =
+                        Error::invalid(self.block.id, "unexpected message after the header").into();
+                    let _ = pending.send(Pending::Protocol(st)).await;
+                    return;
+                }
+                Err(status) => {
+                    debug!(status = %status.message(), "upstream stream ended with an error");
+                    return;
+                }
+            };
+            let seqno = packet.seqno;
+            if last_seqno.is_some_and(|l| seqno <= l) {
+                let st = Error::invalid(
+                    self.block.id,
+                    format!("packet seqno {seqno} does not increase"),
+                )
+                .into();
+                let _ = pending.send(Pending::Protocol(st)).await;
+                return;
+            }
+            last_seqno = Some(seqno);
+            if let Err(e) = checksum::verify(&packet.data, &packet.checksums) {
+                let err = Error::PacketChecksum {
+                    block: self.block.id,
+                    offset: packet.offset_in_block,
+                    source: e,
+                };
+                warn!(seqno, error = %err, "refusing a packet that fails its checksum");
+                let _ = pending
+                    .send(Pending::BadChecksum {
+                        seqno,
+                        message: err.to_string(),
+                    })
+                    .await;
+                return;
+            }
+            let last = packet.last;
+            let forward = down.as_ref().map(|_| WriteBlockRequest {
+                msg: Some(ReqMsg::Packet(packet.clone())),
+            });
+            let step = async {
+                pending.send(Pending::Packet { seqno }).await.ok()?;
+                write.send(packet).await.ok()?;
+                if let (Some(tx), Some(req)) = (&down, forward) {
+                    tx.send(req).await.ok()?;
+                }
+                Some(())
+            };
+            let sent = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => None,
+                r = step => r,
+            };
+            if sent.is_none() || last {
+                return;
+            }
+        }
+    }
+
+    /// Acknowledges packets in order once written here and downstream.
+    async fn respond(
+        self: Arc<Self>,
+        mut pending: mpsc::Receiver<Pending>,
+        mut done: mpsc::Receiver<LocalDone>,
+        mut down: Option<(String, Streaming<WriteBlockResponse>)>,
+        resp: RespTx,
+    ) {
+        let n = 1 + self.n_down;
+        let failure = loop {
+            let Some(p) = pending.recv().await else {
+                break None;
+            };
+            let seqno = match p {
+                Pending::Packet { seqno } => seqno,
+                Pending::BadChecksum { seqno, message } => {
+                    let mut statuses = vec![AckStatus::Unspecified as i32; n];
+                    statuses[0] = AckStatus::ChecksumError as i32;
+                    break Some(ack(seqno, statuses, message));
+                }
+                Pending::Protocol(status) => {
+                    let _ = resp.send(Err(status)).await;
+                    break None;
+                }
+            };
+            match done.recv().await {
+                Some(LocalDone {
+                    seqno: s,
+                    result: Ok(finalized),
+                }) if s == seqno => {
+                    if let Some(b) = finalized {
+                        info!(block = %b, bytes = b.length, "replica received");
+                        self.node.reporter.finalized(b);
+                    }
+                }
+                Some(LocalDone { result: Err(e), .. }) => {
+                    warn!(seqno, error = %e, "local write failed");
+                    break Some(ack(
+                        seqno,
+                        failed_at(0, n),
+                        format!("datanode {}: {e}", self.node.address),
+                    ));
+                }
+                _ => {
+                    break Some(ack(
+                        seqno,
+                        failed_at(0, n),
+                        format!("datanode {}: local writer stopped", self.node.address),
+                    ));
+                }
+            }
+            let mut statuses = vec![AckStatus::Success as i32];
+            if let Some((addr, acks)) = down.as_mut() {
+                let got = tokio::select! {
+                    _ = self.cancel.cancelled() => break None,
+                    _ = resp.closed() => break None,
+                    r = timeout(ACK_TIMEOUT, acks.message()) => r,
+                };
+                let reason = match got {
+                    Ok(Ok(Some(WriteBlockResponse {
+                        msg: Some(RespMsg::Ack(a)),
+                    }))) if a.seqno == seqno => {
+                        let ds = normalize(a.statuses, self.n_down, false);
+                        let ok = all_success(&ds);
+                        statuses.extend(ds);
+                        if !ok {
+                            break Some(ack(seqno, statuses, a.message));
+                        }
+                        None
+                    }
+                    Ok(Ok(Some(WriteBlockResponse {
+                        msg: Some(RespMsg::Ack(a)),
+                    }))) => Some(format!("acknowledged seqno {} instead of {seqno}", a.seqno)),
+                    Ok(Ok(Some(_))) => Some("sent an unexpected message".to_string()),
+                    Ok(Ok(None)) => Some("closed the stream".to_string()),
+                    Ok(Err(s)) => Some(s.message().to_string()),
+                    Err(_) => Some(format!("no ack within {}s", ACK_TIMEOUT.as_secs())),
+                };
+                if let Some(reason) = reason {
+                    warn!(node = %addr, seqno, %reason, "downstream datanode failed");
+                    break Some(ack(
+                        seqno,
+                        failed_at(1, n),
+                        format!("downstream datanode {addr} failed: {reason}"),
+                    ));
+                }
+            }
+            if resp.send(Ok(ack(seqno, statuses, ""))).await.is_err() {
+                debug!("upstream went away");
+                break None;
+            }
+        };
+        if let Some(a) = failure {
+            let _ = resp.send(Ok(a)).await;
+        }
+        // Stops the receiver (a no-op when it already finished).
+        self.cancel.cancel();
+    }
+}
+
+/// The local writer: writes packets in order on a blocking thread and
+/// reports each outcome. Stops at the first failure.
+fn write_loop(
+    writer: ReplicaWriter,
+    mut rx: mpsc::Receiver<Packet>,
+    done: mpsc::Sender<LocalDone>,
+    finalize_as: ReplicaState,
+) {
+    let mut writer = Some(writer);
+    while let Some(p) = rx.blocking_recv() {
+        let result = match writer.as_mut() {
+            None => Err(Error::invalid(
+                0,
+                "packet after the last packet of the block",
+            )),
+            Some(w) => w
+                .write_packet(p.offset_in_block, &p.data, &p.checksums)
+                .and_then(|()| if p.sync && !p.last { w.sync() } else { Ok(()) }),
+        };
+        let result = match result {
+            Ok(()) if p.last => match writer.take() {
+                // Only finalized replicas are reported; a copy kept as being
+                // written waits for its RECOVER stream.
+                Some(w) => w
+                    .finalize(finalize_as)
+                    .map(|b| (finalize_as == ReplicaState::Finalized).then_some(b)),
+                None => Ok(None),
+            },
+            Ok(()) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let failed = result.is_err();
+        if done
+            .blocking_send(LocalDone {
+                seqno: p.seqno,
+                result,
+            })
+            .is_err()
+            || failed
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_mark_the_failed_node() {
+        let s = |v: &[AckStatus]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
+        use AckStatus::*;
+        assert_eq!(failed_at(0, 3), s(&[Error, Unspecified, Unspecified]));
+        assert_eq!(failed_at(1, 3), s(&[Success, Error, Unspecified]));
+        assert_eq!(failed_at(1, 1), s(&[Success, Error]));
+        assert_eq!(
+            normalize(s(&[Success]), 2, false),
+            s(&[Success, Unspecified])
+        );
+        assert_eq!(
+            normalize(s(&[Success, Success]), 2, true),
+            s(&[Error, Unspecified])
+        );
+        assert_eq!(
+            normalize(s(&[Success, Error, Success]), 2, true),
+            s(&[Success, Error])
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! Replica recovery (lease recovery of a block whose writer is gone).
+//!
+//! The namenode picks a primary datanode and sends it `RecoverBlock` with a
+//! new generation stamp (the recovery id). The primary asks every replica for
+//! its state and length (`InitReplicaRecovery`, which also cuts off any
+//! writer), agrees on a length, brings every replica to it under the new
+//! stamp (`UpdateReplicaUnderRecovery`) and reports the outcome with
+//! `CommitBlockSynchronization`.
+//!
+//! The agreed length: a finalized replica's length when one exists (the
+//! block was complete on it), else the shortest replica being written —
+//! every acknowledged byte is on every surviving pipeline node, so the
+//! minimum never loses acknowledged data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_proto::defaults;
+use dfs_proto::{
+    CommitBlockSynchronizationRequest, DatanodeInfo, ExtendedBlock, InitReplicaRecoveryRequest,
+    InitReplicaRecoveryResponse, RecoverBlock, ReplicaStateKind, UpdateReplicaUnderRecoveryRequest,
+    UpdateReplicaUnderRecoveryResponse,
+};
+use futures::future::join_all;
+use tokio::time::timeout;
+use tracing::{info, warn, Instrument};
+
+use crate::block_store::ReplicaState;
+use crate::error::{Error, Result};
+use crate::net;
+use crate::node::{Job, Node};
+
+/// Attempts at CommitBlockSynchronization before leaving it to the
+/// namenode's next recovery.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+fn state_kind(state: ReplicaState) -> ReplicaStateKind {
+    match state {
+        ReplicaState::Finalized => ReplicaStateKind::Finalized,
+        ReplicaState::Rbw | ReplicaState::Temporary => ReplicaStateKind::Rbw,
+    }
+}
+
+/// The `InitReplicaRecovery` RPC.
+pub async fn init_replica_recovery(
+    node: Arc<Node>,
+    req: InitReplicaRecoveryRequest,
+) -> Result<InitReplicaRecoveryResponse> {
+    let block = req
+        .block
+        .ok_or_else(|| Error::invalid(0, "recovery request without a block"))?;
+    tracing::Span::current().record("block", tracing::field::display(&block));
+    let rid = req.recovery_id;
+    let info = node
+        .blocking("init replica recovery", move |s| {
+            s.init_recovery(&block, rid)
+        })
+        .await?;
+    info!(replica = %info.block, bytes = info.block.length, recovery_id = rid, "replica recovery started");
+    Ok(InitReplicaRecoveryResponse {
+        replica: Some(info.block),
+        state: state_kind(info.state) as i32,
+    })
+}
+
+/// The `UpdateReplicaUnderRecovery` RPC.
+pub async fn update_replica_under_recovery(
+    node: Arc<Node>,
+    req: UpdateReplicaUnderRecoveryRequest,
+) -> Result<UpdateReplicaUnderRecoveryResponse> {
+    let block = req
+        .block
+        .ok_or_else(|| Error::invalid(0, "recovery request without a block"))?;
+    tracing::Span::current().record("block", tracing::field::display(&block));
+    let (id, rid, len) = (block.id, req.recovery_id, req.new_length);
+    let replica = node
+        .blocking("update replica under recovery", move |s| {
+            s.update_recovery(id, rid, len)
+        })
+        .await?;
+    info!(replica = %replica, bytes = replica.length, "replica recovered and finalized");
+    Ok(UpdateReplicaUnderRecoveryResponse {
+        replica: Some(replica),
+    })
+}
+
+/// Starts a `RecoverBlock` command as primary, in the background.
+pub fn spawn_primary(node: &Arc<Node>, cmd: RecoverBlock) {
+    let Some(block) = cmd.block else {
+        warn!("ignoring a recovery command without a block");
+        return;
+    };
+    let Some(job) = node.claim(Job::Recovery, block.id) else {
+        info!(block = %block, "recovery already in progress; ignoring the repeated command");
+        return;
+    };
+    let span = tracing::info_span!("recover_block", block = %block, recovery_id = cmd.new_generation_stamp);
+    let node2 = node.clone();
+    node.tasks.spawn(
+        async move {
+            let _job = job;
+            tokio::select! {
+                r = recover_block(&node2, cmd) => if let Err(e) = r {
+                    warn!(error = %e, "block recovery failed; the namenode will retry");
+                },
+                _ = node2.shutdown.cancelled() => {}
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// One replica's answer to step 1.
+struct Answer {
+    node: DatanodeInfo,
+    replica: ExtendedBlock,
+    finalized: bool,
+}
+
+fn node_name(n: &DatanodeInfo) -> String {
+    if n.id.is_empty() {
+        n.address.clone()
+    } else {
+        n.id.clone()
+    }
+}
+
+async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
+    let block = cmd
+        .block
+        .ok_or_else(|| Error::invalid(0, "recovery command without a block"))?;
+    let rid = cmd.new_generation_stamp;
+    if rid <= block.generation_stamp {
+        return Err(Error::invalid(
+            block.id,
+            format!("recovery id {rid} is not newer than {block}"),
+        ));
+    }
+    if cmd.replicas.is_empty() {
+        return Err(Error::invalid(
+            block.id,
+            "recovery command without replicas",
+        ));
+    }
+    let inits = cmd
+        .replicas
+        .iter()
+        .map(|r| async move { (r.clone(), init_on(node, r, block, rid).await) });
+    let mut answers = Vec::new();
+    for (r, res) in join_all(inits).await {
+        match res {
+            Ok(resp) => match resp.replica {
+                Some(replica) => answers.push(Answer {
+                    node: r,
+                    replica,
+                    finalized: resp.state == ReplicaStateKind::Finalized as i32,
+                }),
+                None => warn!(node = %r.address, "replica answered without its state; left out"),
+            },
+            Err(e) => warn!(node = %r.address, error = %e, "replica left out of the recovery"),
+        }
+    }
+    if answers.is_empty() {
+        return Err(Error::Pipeline {
+            addr: cmd
+                .replicas
+                .iter()
+                .map(|r| r.address.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            reason: format!("no replica of {block} could take part in its recovery"),
+        });
+    }
+    let finalized_len = answers
+        .iter()
+        .filter(|a| a.finalized)
+        .map(|a| a.replica.length)
+        .min();
+    let new_len = finalized_len
+        .unwrap_or_else(|| answers.iter().map(|a| a.replica.length).min().unwrap_or(0));
+    let old_block = block;
+    if finalized_len.is_none() && answers.iter().all(|a| a.replica.length == 0) {
+        info!("no replica holds any byte; asking the namenode to drop the block");
+        let req = CommitBlockSynchronizationRequest {
+            old_block: Some(old_block),
+            new_block: Some(ExtendedBlock {
+                id: block.id,
+                generation_stamp: rid,
+                length: 0,
+            }),
+            node_ids: vec![],
+            delete: true,
+        };
+        return commit(node, req).await;
+    }
+    let updates = answers
+        .iter()
+        .filter(|a| a.replica.length >= new_len)
+        .map(|a| async move { (a, update_on(node, &a.node, a.replica, rid, new_len).await) });
+    let mut node_ids = Vec::new();
+    for (a, res) in join_all(updates).await {
+        match res {
+            Ok(_) => node_ids.push(node_name(&a.node)),
+            Err(e) => {
+                warn!(node = %a.node.address, error = %e, "replica could not be updated; left out")
+            }
+        }
+    }
+    if node_ids.is_empty() {
+        return Err(Error::Pipeline {
+            addr: String::new(),
+            reason: format!("no replica of {block} could be brought to {new_len} bytes"),
+        });
+    }
+    info!(
+        bytes = new_len,
+        replicas = node_ids.len(),
+        "replicas synchronized; committing"
+    );
+    let req = CommitBlockSynchronizationRequest {
+        old_block: Some(old_block),
+        new_block: Some(ExtendedBlock {
+            id: block.id,
+            generation_stamp: rid,
+            length: new_len,
+        }),
+        node_ids,
+        delete: false,
+    };
+    commit(node, req).await
+}
+
+async fn commit(node: &Node, req: CommitBlockSynchronizationRequest) -> Result<()> {
+    let mut last = None;
+    for attempt in 0..COMMIT_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        match node
+            .namenode
+            .clone()
+            .commit_block_synchronization(req.clone())
+            .await
+        {
+            Ok(_) => {
+                info!("block synchronization committed");
+                return Ok(());
+            }
+            Err(s) => {
+                last = Some(Error::remote(
+                    &node.config.namenode,
+                    "CommitBlockSynchronization",
+                    &s,
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or(Error::ShuttingDown))
+}
+
+async fn init_on(
+    node: &Arc<Node>,
+    target: &DatanodeInfo,
+    block: ExtendedBlock,
+    rid: u64,
+) -> Result<InitReplicaRecoveryResponse> {
+    let req = InitReplicaRecoveryRequest {
+        block: Some(block),
+        recovery_id: rid,
+    };
+    if node.is_me(target) {
+        return init_replica_recovery(node.clone(), req).await;
+    }
+    let addr = &target.address;
+    let call = async {
+        let mut client = net::connect_datanode(addr).await?;
+        client
+            .init_replica_recovery(req)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| Error::remote(addr, "InitReplicaRecovery", &s))
+    };
+    timeout(defaults::RPC_TIMEOUT, call)
+        .await
+        .map_err(|_| Error::Pipeline {
+            addr: addr.clone(),
+            reason: "InitReplicaRecovery timed out".to_string(),
+        })?
+}
+
+async fn update_on(
+    node: &Arc<Node>,
+    target: &DatanodeInfo,
+    replica: ExtendedBlock,
+    rid: u64,
+    new_len: u64,
+) -> Result<UpdateReplicaUnderRecoveryResponse> {
+    let req = UpdateReplicaUnderRecoveryRequest {
+        block: Some(replica),
+        recovery_id: rid,
+        new_length: new_len,
+    };
+    if node.is_me(target) {
+        return update_replica_under_recovery(node.clone(), req).await;
+    }
+    let addr = &target.address;
+    let call = async {
+        let mut client = net::connect_datanode(addr).await?;
+        client
+            .update_replica_under_recovery(req)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| Error::remote(addr, "UpdateReplicaUnderRecovery", &s))
+    };
+    timeout(defaults::RPC_TIMEOUT, call)
+        .await
+        .map_err(|_| Error::Pipeline {
+            addr: addr.clone(),
+            reason: "UpdateReplicaUnderRecovery timed out".to_string(),
+        })?
+}

@@ -1,0 +1,896 @@
+//! In-process tests: several datanodes started with `run` on 127.0.0.1:0,
+//! a fake namenode that records what they tell it and hands out commands,
+//! and a minimal client that writes and reads blocks over gRPC.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dfs_datanode::{run, Config};
+use dfs_proto::checksum;
+use dfs_proto::datanode::DataTransferClient;
+use dfs_proto::datanode_command::Command;
+use dfs_proto::defaults::{PACKET_SIZE, SETUP_ACK_SEQNO};
+use dfs_proto::error_kind::ErrorKind;
+use dfs_proto::namenode::{DatanodeProtocol, DatanodeProtocolServer};
+use dfs_proto::write_block_request::Msg as ReqMsg;
+use dfs_proto::write_block_response::Msg as RespMsg;
+use dfs_proto::*;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+// ------------------------------------------------------------ fake namenode
+
+#[derive(Default)]
+struct NnState {
+    registered: Vec<RegisterRequest>,
+    heartbeats: Vec<HeartbeatRequest>,
+    full_reports: Vec<BlockReportRequest>,
+    received: Vec<(String, ReplicaReport)>,
+    deleted: Vec<(String, ExtendedBlock)>,
+    commits: Vec<CommitBlockSynchronizationRequest>,
+    commands: HashMap<String, Vec<DatanodeCommand>>,
+}
+
+#[derive(Clone, Default)]
+struct FakeNamenode(Arc<Mutex<NnState>>);
+
+#[tonic::async_trait]
+impl DatanodeProtocol for FakeNamenode {
+    async fn register(
+        &self,
+        r: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        self.0.lock().registered.push(r.into_inner());
+        Ok(Response::new(RegisterResponse {
+            default_block_size: 1024 * 1024,
+        }))
+    }
+    async fn heartbeat(
+        &self,
+        r: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let r = r.into_inner();
+        let mut st = self.0.lock();
+        let commands = st.commands.remove(&r.node_id).unwrap_or_default();
+        st.heartbeats.push(r);
+        Ok(Response::new(HeartbeatResponse {
+            commands,
+            reregister: false,
+        }))
+    }
+    async fn block_report(
+        &self,
+        r: Request<BlockReportRequest>,
+    ) -> Result<Response<BlockReportResponse>, Status> {
+        self.0.lock().full_reports.push(r.into_inner());
+        Ok(Response::new(BlockReportResponse {}))
+    }
+    async fn incremental_block_report(
+        &self,
+        r: Request<IncrementalBlockReportRequest>,
+    ) -> Result<Response<IncrementalBlockReportResponse>, Status> {
+        let r = r.into_inner();
+        let mut st = self.0.lock();
+        for rep in r.received {
+            st.received.push((r.node_id.clone(), rep));
+        }
+        for b in r.deleted {
+            st.deleted.push((r.node_id.clone(), b));
+        }
+        Ok(Response::new(IncrementalBlockReportResponse {}))
+    }
+    async fn commit_block_synchronization(
+        &self,
+        r: Request<CommitBlockSynchronizationRequest>,
+    ) -> Result<Response<CommitBlockSynchronizationResponse>, Status> {
+        self.0.lock().commits.push(r.into_inner());
+        Ok(Response::new(CommitBlockSynchronizationResponse {}))
+    }
+}
+
+impl FakeNamenode {
+    async fn start() -> (FakeNamenode, String) {
+        let nn = FakeNamenode::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let svc = DatanodeProtocolServer::new(nn.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(TcpIncoming::from(listener)),
+        );
+        (nn, addr)
+    }
+
+    fn command(&self, node: &TestNode, cmd: Command) {
+        self.0
+            .lock()
+            .commands
+            .entry(node.id.clone())
+            .or_default()
+            .push(DatanodeCommand { command: Some(cmd) });
+    }
+
+    async fn wait(&self, what: &str, f: impl Fn(&NnState) -> bool) {
+        for _ in 0..200 {
+            if f(&self.0.lock()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn received(&self, node: &TestNode, id: u64, state: ReplicaState) -> bool {
+        self.0.lock().received.iter().any(|(n, r)| {
+            n == &node.id && r.state == state as i32 && r.block.as_ref().map(|b| b.id) == Some(id)
+        })
+    }
+}
+
+// ------------------------------------------------------------ datanodes
+
+struct TestNode {
+    addr: String,
+    id: String,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<dfs_datanode::Result<()>>>,
+}
+
+impl TestNode {
+    async fn start(namenode: &str, tune: impl FnOnce(&mut Config)) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(namenode, dir, tune).await
+    }
+
+    async fn start_in(
+        namenode: &str,
+        dir: tempfile::TempDir,
+        tune: impl FnOnce(&mut Config),
+    ) -> TestNode {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut config = Config::new(namenode, dir.path());
+        config.heartbeat_interval = Duration::from_millis(100);
+        config.scan_rate = 0;
+        tune(&mut config);
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(run(listener, config, async move {
+            let _ = rx.await;
+        }));
+        let mut id = String::new();
+        for _ in 0..100 {
+            if let Ok(mut c) = DataTransferClient::connect(format!("http://{addr}")).await {
+                if let Ok(r) = c.ping(PingRequest {}).await {
+                    id = r.into_inner().node_id;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!id.is_empty(), "datanode did not start");
+        TestNode {
+            addr,
+            id,
+            dir,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    fn info(&self) -> DatanodeInfo {
+        DatanodeInfo {
+            id: self.id.clone(),
+            address: self.addr.clone(),
+            rack: "/r".into(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    async fn client(&self) -> DataTransferClient<tonic::transport::Channel> {
+        DataTransferClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+            .max_decoding_message_size(dfs_proto::defaults::MAX_MESSAGE_SIZE)
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(15), h)
+                .await
+                .expect("datanode stops")
+                .unwrap()
+                .unwrap();
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+}
+
+// ------------------------------------------------------------ a tiny client
+
+fn payload(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+/// Packets of `data` starting at block offset `base`, seqnos from `seq0`.
+fn packets(data: &[u8], base: u64, seq0: u64, last: bool) -> Vec<Packet> {
+    let mut out: Vec<Packet> = data
+        .chunks(PACKET_SIZE)
+        .enumerate()
+        .map(|(i, c)| Packet {
+            seqno: seq0 + i as u64,
+            offset_in_block: base + (i * PACKET_SIZE) as u64,
+            data: Bytes::copy_from_slice(c),
+            checksums: Bytes::from(checksum::compute(c)),
+            last: false,
+            sync: false,
+        })
+        .collect();
+    if last {
+        match out.last_mut() {
+            Some(p) => p.last = true,
+            None => out.push(Packet {
+                seqno: seq0,
+                offset_in_block: base,
+                data: Bytes::new(),
+                checksums: Bytes::new(),
+                last: true,
+                sync: false,
+            }),
+        }
+    }
+    out
+}
+
+fn header(
+    block: ExtendedBlock,
+    targets: &[&TestNode],
+    stage: WriteStage,
+    bytes_acked: u64,
+) -> WriteHeader {
+    WriteHeader {
+        block: Some(block),
+        targets: targets.iter().map(|t| t.info()).collect(),
+        stage: stage as i32,
+        client_name: "dfs-client-test".into(),
+        bytes_acked,
+    }
+}
+
+/// Runs one WriteBlock call; returns every response (ready + acks).
+async fn write(
+    first: &TestNode,
+    header: WriteHeader,
+    packets: Vec<Packet>,
+) -> Result<Vec<WriteBlockResponse>, Status> {
+    let mut client = first.client().await;
+    let (tx, rx) = mpsc::channel(128);
+    tx.send(WriteBlockRequest {
+        msg: Some(ReqMsg::Header(header)),
+    })
+    .await
+    .unwrap();
+    let mut stream = client
+        .write_block(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    let first_msg = stream.message().await?;
+    let ready = matches!(
+        first_msg,
+        Some(WriteBlockResponse {
+            msg: Some(RespMsg::Ready(_))
+        })
+    );
+    out.extend(first_msg);
+    if ready {
+        for p in packets {
+            tx.send(WriteBlockRequest {
+                msg: Some(ReqMsg::Packet(p)),
+            })
+            .await
+            .unwrap();
+        }
+    }
+    drop(tx);
+    while let Some(m) = stream.message().await? {
+        out.push(m);
+    }
+    Ok(out)
+}
+
+fn acks_of(resps: &[WriteBlockResponse]) -> Vec<PacketAck> {
+    resps
+        .iter()
+        .filter_map(|r| match &r.msg {
+            Some(RespMsg::Ack(a)) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ok(n: usize) -> Vec<i32> {
+    vec![AckStatus::Success as i32; n]
+}
+
+async fn read(
+    node: &TestNode,
+    block: ExtendedBlock,
+    offset: u64,
+    length: u64,
+) -> Result<Vec<u8>, Status> {
+    let mut c = node.client().await;
+    let mut s = c
+        .read_block(ReadBlockRequest {
+            block: Some(block),
+            offset,
+            length,
+            client_name: "dfs-client-test".into(),
+        })
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    let mut first = None;
+    while let Some(m) = s.message().await? {
+        assert_eq!(m.offset % 512, 0);
+        checksum::verify(&m.data, &m.checksums).expect("chunks verify");
+        first.get_or_insert(m.offset);
+        out.extend_from_slice(&m.data);
+    }
+    let start = first.unwrap_or(offset);
+    let skip = (offset - start) as usize;
+    let mut out = out.split_off(skip.min(out.len()));
+    if length > 0 {
+        out.truncate(length as usize);
+    }
+    Ok(out)
+}
+
+fn blk(id: u64, gs: u64, length: u64) -> ExtendedBlock {
+    ExtendedBlock {
+        id,
+        generation_stamp: gs,
+        length,
+    }
+}
+
+// ------------------------------------------------------------ tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_of_three_writes_reports_and_reads_back() {
+    let (nn, nn_addr) = FakeNamenode::start().await;
+    let a = TestNode::start(&nn_addr, |_| {}).await;
+    let b = TestNode::start(&nn_addr, |_| {}).await;
+    let c = TestNode::start(&nn_addr, |_| {}).await;
+    nn.wait("3 registrations and block reports", |s| {
+        s.registered.len() == 3 && s.full_reports.len() >= 3
+    })
+    .await;
+    {
+        let st = nn.0.lock();
+        let reg = st
+            .registered
+            .iter()
+            .find(|r| r.node.as_ref().unwrap().id == a.id)
+            .unwrap();
+        assert_eq!(reg.node.as_ref().unwrap().address, a.addr);
+        assert!(reg.storage.as_ref().unwrap().capacity > 0);
+    }
+    let data = payload(1024 * 1024 + 1000, 1);
+    let block = blk(1001, 1, 0);
+    let pk = packets(&data, 0, 0, true);
+    let n = pk.len();
+    let resps = write(&a, header(block, &[&b, &c], WriteStage::Create, 0), pk)
+        .await
+        .unwrap();
+    assert!(matches!(resps[0].msg, Some(RespMsg::Ready(_))));
+    let acks = acks_of(&resps);
+    assert_eq!(acks.len(), n);
+    for (i, ack) in acks.iter().enumerate() {
+        assert_eq!(ack.seqno, i as u64);
+        assert_eq!(ack.statuses, ok(3), "{}", ack.message);
+    }
+    for node in [&a, &b, &c] {
+        assert!(node.path("current/finalized/blk_1001").exists());
+        assert!(node.path("current/finalized/blk_1001_1.meta").exists());
+        assert_eq!(read(node, block, 0, 0).await.unwrap(), data);
+        assert_eq!(
+            read(node, block, 1000, 5000).await.unwrap(),
+            &data[1000..6000]
+        );
+        assert_eq!(
+            read(node, block, data.len() as u64 - 10, 100)
+                .await
+                .unwrap(),
+            &data[data.len() - 10..]
+        );
+    }
+    for node in [&a, &b, &c] {
+        nn.wait("FINALIZED reports", |_| {
+            nn.received(node, 1001, ReplicaState::Finalized)
+        })
+        .await;
+    }
+    let reported = nn.0.lock().received[0].1.block.unwrap();
+    assert_eq!(reported.length, data.len() as u64);
+    // Stale and out-of-range reads are refused with typed errors.
+    let stale = read(&a, blk(1001, 2, 0), 0, 10).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&stale), Some(ErrorKind::StaleBlock));
+    let beyond = read(&a, block, data.len() as u64 + 1, 10)
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorKind::of(&beyond), Some(ErrorKind::InvalidArgument));
+    let missing = read(&a, blk(5, 1, 0), 0, 10).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&missing), Some(ErrorKind::NotFound));
+    // Creating it again is refused.
+    let again = write(&a, header(block, &[], WriteStage::Create, 0), vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorKind::of(&again), Some(ErrorKind::AlreadyExists));
+    // Heartbeats carry the storage figures.
+    nn.wait("heartbeats", |s| {
+        s.heartbeats
+            .iter()
+            .any(|h| h.storage.as_ref().is_some_and(|s| s.used > 0))
+    })
+    .await;
+    // A restarted node keeps its id and its replicas.
+    let a_id = a.id.clone();
+    let dir = a.stop().await;
+    let a = TestNode::start_in(&nn_addr, dir, |_| {}).await;
+    assert_eq!(a.id, a_id);
+    assert_eq!(read(&a, block, 0, 0).await.unwrap(), data);
+    nn.wait("a full report with the block", |s| {
+        s.full_reports
+            .iter()
+            .any(|r| r.node_id == a_id && r.replicas.iter().any(|x| x.block.unwrap().id == 1001))
+    })
+    .await;
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_failure_and_bad_checksums_are_acked() {
+    let (_nn, nn_addr) = FakeNamenode::start().await;
+    let a = TestNode::start(&nn_addr, |_| {}).await;
+    let b = TestNode::start(&nn_addr, |_| {}).await;
+    // A dead third node: its port is closed.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut h = header(blk(2001, 1, 0), &[&b], WriteStage::Create, 0);
+    h.targets.push(DatanodeInfo {
+        id: "dead".into(),
+        address: dead,
+        rack: "/r".into(),
+    });
+    let resps = write(&a, h, vec![]).await.unwrap();
+    let acks = acks_of(&resps);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].seqno, SETUP_ACK_SEQNO);
+    assert_eq!(
+        acks[0].statuses,
+        vec![
+            AckStatus::Success as i32,
+            AckStatus::Success as i32,
+            AckStatus::Error as i32
+        ]
+    );
+    assert!(
+        acks[0].message.contains("could not join"),
+        "{}",
+        acks[0].message
+    );
+    // The failed setup left no replica behind; the block can be written again.
+    assert!(!a.path("current/rbw/blk_2001").exists());
+    assert!(!b.path("current/rbw/blk_2001").exists());
+
+    // A packet whose checksums do not match.
+    let data = payload(5000, 2);
+    let mut pk = packets(&data, 0, 0, true);
+    let mut bad = pk[0].checksums.to_vec();
+    bad[0] ^= 1;
+    pk[0].checksums = Bytes::from(bad);
+    let resps = write(
+        &a,
+        header(blk(2001, 1, 0), &[&b], WriteStage::Create, 0),
+        pk,
+    )
+    .await
+    .unwrap();
+    let acks = acks_of(&resps);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].statuses[0], AckStatus::ChecksumError as i32);
+    assert!(acks[0].message.contains("blk_2001"), "{}", acks[0].message);
+
+    // A downstream node that dies mid-stream is named in the ack.
+    let data = payload(300 * 1024, 3);
+    let first = packets(&data[..128 * 1024], 0, 0, false);
+    let mut client = a.client().await;
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(WriteBlockRequest {
+        msg: Some(ReqMsg::Header(header(
+            blk(2002, 1, 0),
+            &[&b],
+            WriteStage::Create,
+            0,
+        ))),
+    })
+    .await
+    .unwrap();
+    let mut s = client
+        .write_block(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        s.message().await.unwrap().unwrap().msg,
+        Some(RespMsg::Ready(_))
+    ));
+    for p in first {
+        tx.send(WriteBlockRequest {
+            msg: Some(ReqMsg::Packet(p)),
+        })
+        .await
+        .unwrap();
+    }
+    for i in 0..2u64 {
+        let m = s.message().await.unwrap().unwrap();
+        match m.msg {
+            Some(RespMsg::Ack(a)) => assert_eq!((a.seqno, a.statuses), (i, ok(2))),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    b.stop().await;
+    for p in packets(&data[128 * 1024..], 128 * 1024, 2, true) {
+        let _ = tx
+            .send(WriteBlockRequest {
+                msg: Some(ReqMsg::Packet(p)),
+            })
+            .await;
+    }
+    let mut failure = None;
+    while let Ok(Some(m)) = s.message().await {
+        if let Some(RespMsg::Ack(a)) = m.msg {
+            if a.statuses != ok(2) {
+                failure = Some(a);
+            }
+        }
+    }
+    let failure = failure.expect("an ack naming the failed node");
+    assert_eq!(
+        failure.statuses,
+        vec![AckStatus::Success as i32, AckStatus::Error as i32]
+    );
+    // The local replica stays, being written, for a pipeline recovery.
+    assert!(a.path("current/rbw/blk_2002").exists());
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_recovery_with_a_transferred_replacement() {
+    let (nn, nn_addr) = FakeNamenode::start().await;
+    let a = TestNode::start(&nn_addr, |_| {}).await;
+    let b = TestNode::start(&nn_addr, |_| {}).await;
+    let c = TestNode::start(&nn_addr, |_| {}).await;
+    let data = payload(400 * 1024 + 77, 4);
+    // 200 KiB + 300 bytes written and acknowledged (hflush), no last packet.
+    let acked = 200 * 1024 + 300;
+    let resps = write(
+        &a,
+        header(blk(3001, 1, 0), &[&b], WriteStage::Create, 0),
+        packets(&data[..acked], 0, 0, false),
+    )
+    .await
+    .unwrap();
+    assert!(acks_of(&resps).iter().all(|a| a.statuses == ok(2)));
+    assert!(b.path("current/rbw/blk_3001").exists());
+    // B is lost; C replaces it: A copies the acknowledged bytes to C.
+    let mut ca = a.client().await;
+    ca.transfer_replica(TransferReplicaRequest {
+        block: Some(blk(3001, 2, acked as u64)),
+        targets: vec![c.info()],
+        client_name: "dfs-client-test".into(),
+    })
+    .await
+    .unwrap();
+    assert!(c.path("current/rbw/blk_3001").exists());
+    assert!(c.path("current/rbw/blk_3001_1.meta").exists());
+    assert!(!nn.received(&c, 3001, ReplicaState::Finalized));
+    // Then RECOVER with the new stamp: the partial chunk is resent.
+    let resend_from = acked / 512 * 512;
+    let resps = write(
+        &a,
+        header(blk(3001, 2, 0), &[&c], WriteStage::Recover, acked as u64),
+        packets(&data[resend_from..], resend_from as u64, 100, true),
+    )
+    .await
+    .unwrap();
+    let acks = acks_of(&resps);
+    assert!(!acks.is_empty());
+    assert!(acks.iter().all(|a| a.statuses == ok(2)), "{acks:?}");
+    for n in [&a, &c] {
+        assert!(n.path("current/finalized/blk_3001_2.meta").exists());
+        assert_eq!(read(n, blk(3001, 2, 0), 0, 0).await.unwrap(), data);
+        nn.wait("FINALIZED with the new stamp", |s| {
+            s.received
+                .iter()
+                .any(|(id, r)| id == &n.id && r.block.unwrap() == blk(3001, 2, data.len() as u64))
+        })
+        .await;
+    }
+    // B, left behind, still has the old stamp: it is not served for the new one.
+    let stale = read(&b, blk(3001, 2, 0), 0, 0).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&stale), Some(ErrorKind::StaleBlock));
+    let old = read(&a, blk(3001, 3, 0), 0, 0).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&old), Some(ErrorKind::StaleBlock));
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namenode_commands_copy_delete_and_recover() {
+    let (nn, nn_addr) = FakeNamenode::start().await;
+    let a = TestNode::start(&nn_addr, |_| {}).await;
+    let b = TestNode::start(&nn_addr, |_| {}).await;
+    let c = TestNode::start(&nn_addr, |_| {}).await;
+    let data = payload(700 * 1024 + 5, 5);
+    let block = blk(4001, 7, 0);
+    write(
+        &a,
+        header(block, &[], WriteStage::Create, 0),
+        packets(&data, 0, 0, true),
+    )
+    .await
+    .unwrap();
+    let full = blk(4001, 7, data.len() as u64);
+    // Re-replication: A copies to B and C.
+    nn.command(
+        &a,
+        Command::Transfer(TransferBlock {
+            block: Some(full),
+            targets: vec![b.info(), c.info()],
+        }),
+    );
+    for n in [&b, &c] {
+        nn.wait("the copy's FINALIZED report", |_| {
+            nn.received(n, 4001, ReplicaState::Finalized)
+        })
+        .await;
+        assert_eq!(read(n, block, 0, 0).await.unwrap(), data);
+        assert!(!n.path("tmp/blk_4001").exists());
+    }
+    // Delete on A.
+    nn.command(&a, Command::Delete(DeleteBlocks { blocks: vec![full] }));
+    nn.wait("the deletion report", |s| {
+        s.deleted.iter().any(|(id, b)| id == &a.id && b.id == 4001)
+    })
+    .await;
+    assert!(!a.path("current/finalized/blk_4001").exists());
+
+    // Lease recovery: replicas being written with different lengths.
+    let short = 100 * 1024 + 3;
+    write(
+        &a,
+        header(blk(4002, 1, 0), &[&b, &c], WriteStage::Create, 0),
+        packets(&data[..short], 0, 0, false),
+    )
+    .await
+    .unwrap();
+    // C got more bytes than the others (its upstream died after forwarding).
+    write(
+        &c,
+        header(blk(4002, 1, 0), &[], WriteStage::Recover, short as u64),
+        packets(
+            &data[short / 512 * 512..200 * 1024],
+            (short / 512 * 512) as u64,
+            0,
+            false,
+        ),
+    )
+    .await
+    .unwrap();
+    nn.command(
+        &b,
+        Command::Recover(RecoverBlock {
+            block: Some(blk(4002, 1, 0)),
+            new_generation_stamp: 9,
+            replicas: vec![a.info(), b.info(), c.info()],
+        }),
+    );
+    nn.wait("CommitBlockSynchronization", |s| !s.commits.is_empty())
+        .await;
+    let commit = nn.0.lock().commits[0].clone();
+    assert_eq!(commit.new_block.unwrap(), blk(4002, 9, short as u64));
+    assert_eq!(commit.node_ids.len(), 3);
+    assert!(!commit.delete);
+    for n in [&a, &b, &c] {
+        assert!(n.path("current/finalized/blk_4002_9.meta").exists());
+        assert_eq!(
+            read(n, blk(4002, 9, 0), 0, 0).await.unwrap(),
+            &data[..short]
+        );
+    }
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corruption_is_refused_moved_aside_and_reported() {
+    let (nn, nn_addr) = FakeNamenode::start().await;
+    let a = TestNode::start(&nn_addr, |_| {}).await;
+    let s = TestNode::start(&nn_addr, |c| c.scan_rate = 64 * 1024 * 1024).await;
+    let data = payload(600 * 1024, 6);
+    for n in [&a, &s] {
+        write(
+            n,
+            header(blk(5001, 1, 0), &[], WriteStage::Create, 0),
+            packets(&data, 0, 0, true),
+        )
+        .await
+        .unwrap();
+        let path = n.path("current/finalized/blk_5001");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[300_000] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    // A reader gets a Corrupt error naming the block and offset, never bad bytes.
+    let err = read(&a, blk(5001, 1, 0), 0, 0).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::Corrupt));
+    assert!(err.message().contains("blk_5001"), "{}", err.message());
+    assert!(
+        err.message().contains(&(300_000 / 512 * 512).to_string()),
+        "{}",
+        err.message()
+    );
+    nn.wait("the CORRUPT report", |_| {
+        nn.received(&a, 5001, ReplicaState::Corrupt)
+    })
+    .await;
+    assert!(a.path("current/corrupt/blk_5001_1").exists());
+    assert!(!a.path("current/finalized/blk_5001").exists());
+    // The scanner finds it by itself on the other node.
+    nn.wait("the scanner's CORRUPT report", |_| {
+        nn.received(&s, 5001, ReplicaState::Corrupt)
+    })
+    .await;
+    assert!(s.path("current/corrupt/blk_5001_1").exists());
+    a.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_node_refuses_new_blocks_but_serves_reads() {
+    let (nn, nn_addr) = FakeNamenode::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestNode::start_in(&nn_addr, dir, |_| {}).await;
+    let data = payload(10_000, 7);
+    write(
+        &n,
+        header(blk(6001, 1, 0), &[], WriteStage::Create, 0),
+        packets(&data, 0, 0, true),
+    )
+    .await
+    .unwrap();
+    let dir = n.stop().await;
+    let n = TestNode::start_in(&nn_addr, dir, |c| c.reserved = u64::MAX).await;
+    let err = write(
+        &n,
+        header(blk(6002, 1, 0), &[], WriteStage::Create, 0),
+        vec![],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::StorageFull));
+    assert_eq!(read(&n, blk(6001, 1, 0), 0, 0).await.unwrap(), data);
+    nn.wait("a heartbeat saying full", |s| {
+        s.heartbeats
+            .iter()
+            .any(|h| h.node_id == n.id && h.storage.as_ref().is_some_and(|s| s.full))
+    })
+    .await;
+    // A vanished data directory is reported as a failure and refuses writes.
+    std::fs::remove_dir_all(n.path("current")).unwrap();
+    nn.wait("a heartbeat reporting the failure", |s| {
+        s.heartbeats
+            .iter()
+            .any(|h| h.node_id == n.id && h.storage.as_ref().is_some_and(|s| !s.failure.is_empty()))
+    })
+    .await;
+    let err = write(
+        &n,
+        header(blk(6003, 1, 0), &[], WriteStage::Create, 0),
+        vec![],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::StorageFull));
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_without_a_namenode_and_rejects_bad_requests() {
+    // Nothing listens on the namenode address: the node still serves.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let a = TestNode::start(&dead, |_| {}).await;
+    let data = payload(70_000, 8);
+    let resps = write(
+        &a,
+        header(blk(7001, 1, 0), &[], WriteStage::Create, 0),
+        packets(&data, 0, 0, true),
+    )
+    .await
+    .unwrap();
+    assert!(acks_of(&resps).iter().all(|a| a.statuses == ok(1)));
+    assert_eq!(read(&a, blk(7001, 1, 0), 0, 0).await.unwrap(), data);
+    // A gap in the offsets is refused by the node (ack ERROR for itself).
+    let mut pk = packets(&data, 0, 0, true);
+    pk[1].offset_in_block += 512;
+    let resps = write(&a, header(blk(7002, 1, 0), &[], WriteStage::Create, 0), pk)
+        .await
+        .unwrap();
+    let acks = acks_of(&resps);
+    assert_eq!(acks.last().unwrap().statuses, vec![AckStatus::Error as i32]);
+    assert!(
+        acks.last().unwrap().message.contains("gap"),
+        "{}",
+        acks.last().unwrap().message
+    );
+    // Headers without a block or stage.
+    let mut h = header(blk(7003, 1, 0), &[], WriteStage::Create, 0);
+    h.block = None;
+    let err = write(&a, h, vec![]).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::InvalidArgument));
+    let err = write(
+        &a,
+        header(blk(7003, 1, 0), &[], WriteStage::Unspecified, 0),
+        vec![],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::InvalidArgument));
+    // Huge offsets and lengths are bounded.
+    let err = read(&a, blk(7001, 1, 0), u64::MAX, u64::MAX)
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::InvalidArgument));
+    assert_eq!(
+        read(&a, blk(7001, 1, 0), 69_000, u64::MAX).await.unwrap(),
+        &data[69_000..]
+    );
+    a.stop().await;
+}

@@ -1,0 +1,534 @@
+//! Writing a file through the mount: write-once, append-only, committed on
+//! the last release.
+//!
+//! One `Writer` exists per inode being written; every file handle opened
+//! for writing on that inode shares it. Data is accepted only at the
+//! current end of the file. When the kernel releases the last handle the
+//! file is committed (`FileWriter::close`) in the background: `close()` in
+//! the application returns at FLUSH, before RELEASE arrives, and the commit
+//! then overlaps with whatever the application does next. Operations that
+//! need the committed file (open for reading, rename, unlink, overwrite)
+//! wait for the commit through [`Writer::wait_done`].
+//!
+//! Attributes set while a file is written (tar sets them before close) are
+//! kept here, shown by getattr, and stored once the file is complete, so
+//! completing the file cannot overwrite them.
+
+use std::time::{Duration, Instant};
+
+use dfs_client::{Client, FileStatus, FileWriter, SetAttr};
+use fuser::Errno;
+use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+use tracing::{debug, error, warn};
+
+use crate::attr::now_ms;
+
+/// Where a writer is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// At least one file handle is open.
+    Open,
+    /// The last handle was released; the file is being completed.
+    Committing,
+    /// Completed (or given up); nothing more happens.
+    Done,
+}
+
+enum State {
+    /// An existing, complete file opened for writing: it may only be
+    /// replaced (truncated to 0), not appended to.
+    Existing,
+    /// A new file being written.
+    Open(FileWriter),
+    /// A write or flush failed; the file will not be completed.
+    Failed(Errno),
+    /// Handed to the commit.
+    Finished,
+}
+
+#[derive(Debug)]
+struct Info {
+    path: String,
+    handles: usize,
+    /// Every handle saw a FLUSH (close) after the last write: a RELEASE and
+    /// the commit are probably on their way.
+    flushed: bool,
+    bytes: u64,
+    status: Option<FileStatus>,
+    pending: SetAttr,
+    /// Attributes being stored right now (shown until the namenode has them).
+    applying: SetAttr,
+    last_write_ms: i64,
+    failed: Option<Errno>,
+    unlinked: bool,
+    done_at: Option<Instant>,
+}
+
+/// The shared write state of one inode.
+pub struct Writer {
+    ino: u64,
+    state: tokio::sync::Mutex<State>,
+    info: Mutex<Info>,
+    phase: watch::Sender<Phase>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("ino", &self.ino)
+            .field("info", &*self.info.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// A writer for a file just created (`status` as created), with one handle.
+    pub fn new_file(ino: u64, writer: FileWriter, status: FileStatus) -> Writer {
+        let path = writer.path().to_string();
+        Writer::build(ino, path, State::Open(writer), Some(status))
+    }
+
+    /// A writer for an existing complete file opened for writing, with one handle.
+    pub fn existing(ino: u64, path: String) -> Writer {
+        Writer::build(ino, path, State::Existing, None)
+    }
+
+    fn build(ino: u64, path: String, state: State, status: Option<FileStatus>) -> Writer {
+        Writer {
+            ino,
+            state: tokio::sync::Mutex::new(state),
+            info: Mutex::new(Info {
+                path,
+                handles: 1,
+                flushed: false,
+                bytes: 0,
+                status,
+                pending: SetAttr::default(),
+                applying: SetAttr::default(),
+                last_write_ms: now_ms(),
+                failed: None,
+                unlinked: false,
+                done_at: None,
+            }),
+            phase: watch::Sender::new(Phase::Open),
+        }
+    }
+
+    /// The inode written.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// The path being written.
+    pub fn path(&self) -> String {
+        self.info.lock().path.clone()
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// Bytes accepted so far.
+    pub fn bytes(&self) -> u64 {
+        self.info.lock().bytes
+    }
+
+    /// When it finished, if it did.
+    pub fn done_at(&self) -> Option<Instant> {
+        self.info.lock().done_at
+    }
+
+    /// Adds a handle; false when the writer is no longer open (the caller
+    /// must wait for it to finish and start a new one).
+    pub fn attach(&self) -> bool {
+        let mut info = self.info.lock();
+        if self.phase() != Phase::Open {
+            return false;
+        }
+        info.handles += 1;
+        info.flushed = false;
+        true
+    }
+
+    /// Drops a handle; true when it was the last one (the caller commits).
+    pub fn detach(&self) -> bool {
+        let mut info = self.info.lock();
+        info.handles = info.handles.saturating_sub(1);
+        if info.handles == 0 && self.phase() == Phase::Open {
+            self.phase.send_replace(Phase::Committing);
+            return true;
+        }
+        false
+    }
+
+    /// Drops every handle (at unmount, for handles the kernel never
+    /// released); true if the caller must now commit.
+    pub fn release_all(&self) -> bool {
+        let mut info = self.info.lock();
+        info.handles = 0;
+        if self.phase() == Phase::Open {
+            self.phase.send_replace(Phase::Committing);
+            return true;
+        }
+        false
+    }
+
+    /// True while the file is new and being written (not an existing file
+    /// opened for writing, not failed).
+    pub fn is_writing(&self) -> bool {
+        let info = self.info.lock();
+        info.status.is_some() && info.failed.is_none() && self.phase() != Phase::Done
+    }
+
+    /// Appends `data`, which must start at the current end of the file.
+    pub async fn write(&self, offset: u64, data: &[u8], timeout: Duration) -> Result<(), Errno> {
+        let mut state = self.state.lock().await;
+        let writer = match &mut *state {
+            State::Open(w) => w,
+            State::Existing => {
+                warn!(
+                    path = %self.path(),
+                    offset,
+                    "write refused: the file is complete and dfs files are write-once; \
+                     replace it by opening with O_TRUNC (or truncating it to 0) instead"
+                );
+                return Err(Errno::EPERM);
+            }
+            State::Failed(e) => return Err(*e),
+            State::Finished => return Err(Errno::EBADF),
+        };
+        let end = writer.bytes_written();
+        if offset != end {
+            warn!(
+                path = %self.path(),
+                offset,
+                end,
+                "write refused: dfs files are write-once and only grow at the end \
+                 (random writes and rewrites are not supported)"
+            );
+            return Err(Errno::EPERM);
+        }
+        let res = match tokio::time::timeout(timeout, writer.write_all(data)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_errno(&e, &self.path(), "write")),
+            Err(_) => {
+                warn!(path = %self.path(), ?timeout, "write timed out; the file will not be completed");
+                Err(Errno::EIO)
+            }
+        };
+        let bytes = writer.bytes_written();
+        let mut info = self.info.lock();
+        match res {
+            Ok(()) => {
+                info.bytes = bytes;
+                info.last_write_ms = now_ms();
+                info.flushed = false;
+            }
+            Err(e) => {
+                info.failed = Some(e);
+                *state = State::Failed(e);
+            }
+        }
+        res
+    }
+
+    /// FLUSH (every `close()` of a descriptor): reports an earlier failure
+    /// so `close()` returns it; the commit itself waits for RELEASE.
+    pub fn flush(&self) -> Result<(), Errno> {
+        let mut info = self.info.lock();
+        info.flushed = true;
+        info.failed.map_or(Ok(()), Err)
+    }
+
+    /// fsync: returns once every byte written is acknowledged by every
+    /// datanode of the pipeline.
+    pub async fn hflush(&self, timeout: Duration) -> Result<(), Errno> {
+        let mut state = self.state.lock().await;
+        let State::Open(writer) = &mut *state else {
+            return self.info.lock().failed.map_or(Ok(()), Err);
+        };
+        let res = match tokio::time::timeout(timeout, writer.hflush()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => {
+                warn!(path = %self.path(), error = %e, "fsync failed; the file will not be completed");
+                crate::errno::errno(&e)
+            }
+            Err(_) => {
+                warn!(path = %self.path(), ?timeout, "fsync timed out; the file will not be completed");
+                Errno::EIO
+            }
+        };
+        self.info.lock().failed = Some(res);
+        *state = State::Failed(res);
+        Err(res)
+    }
+
+    /// Turns an existing file opened for writing into a new, empty one
+    /// (after the caller re-created it with overwrite). False if the writer
+    /// is not in that state any more (the caller then closes `writer`).
+    pub async fn replace(&self, writer: FileWriter, status: FileStatus) -> Result<(), FileWriter> {
+        let mut state = self.state.lock().await;
+        if !matches!(*state, State::Existing) || self.phase() != Phase::Open {
+            return Err(writer);
+        }
+        *state = State::Open(writer);
+        let mut info = self.info.lock();
+        info.status = Some(status);
+        info.bytes = 0;
+        info.last_write_ms = now_ms();
+        Ok(())
+    }
+
+    /// True for an existing file opened for writing that was not replaced.
+    pub async fn is_existing(&self) -> bool {
+        matches!(*self.state.lock().await, State::Existing)
+    }
+
+    /// Keeps attributes to store once the file is complete; false if the
+    /// writer is not writing a new file (the caller stores them directly).
+    pub fn defer_attrs(&self, attrs: &SetAttr) -> bool {
+        let mut info = self.info.lock();
+        if info.status.is_none() || info.failed.is_some() || self.phase() == Phase::Done {
+            return false;
+        }
+        merge(&mut info.pending, attrs.clone());
+        true
+    }
+
+    /// The file's status while written: what the namenode knows, with the
+    /// length and attributes this mount knows better. `None` when this
+    /// writer has nothing to add (an existing file opened for writing).
+    pub fn overlay(&self, base: Option<&FileStatus>) -> Option<FileStatus> {
+        let info = self.info.lock();
+        let own = info.status.as_ref()?;
+        if self.phase() == Phase::Done && !base.is_some_and(|b| b.under_construction) {
+            return None;
+        }
+        let mut s = base.cloned().unwrap_or_else(|| own.clone());
+        s.length = s.length.max(info.bytes);
+        s.mtime = info.last_write_ms.max(s.mtime);
+        let mut attrs = info.applying.clone();
+        merge(&mut attrs, info.pending.clone());
+        s.mtime = attrs.mtime.unwrap_or(s.mtime);
+        s.atime = attrs.atime.unwrap_or(s.atime);
+        s.mode = attrs.mode.unwrap_or(s.mode);
+        if let Some(owner) = attrs.owner {
+            s.owner = owner;
+        }
+        if let Some(group) = attrs.group {
+            s.group = group;
+        }
+        Some(s)
+    }
+
+    /// The file was unlinked while open: it will be abandoned, not completed.
+    pub fn mark_unlinked(&self) {
+        self.info.lock().unlinked = true;
+    }
+
+    /// True if every handle was closed since the last write.
+    pub fn all_flushed(&self) -> bool {
+        self.info.lock().flushed
+    }
+
+    /// Waits until the writer is done, at most `limit`; true if it is.
+    pub async fn wait_done(&self, limit: Duration) -> bool {
+        let mut rx = self.phase.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|p| *p == Phase::Done))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until the last handle is released, at most `limit`.
+    pub async fn wait_released(&self, limit: Duration) -> bool {
+        let mut rx = self.phase.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|p| *p != Phase::Open))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Completes the file (after the last release): close, then store the
+    /// attributes set while it was written (also those set during the
+    /// close). Bounded by `timeout` per step.
+    pub async fn commit(&self, client: &Client, timeout: Duration) {
+        let state = std::mem::replace(&mut *self.state.lock().await, State::Finished);
+        let (path, unlinked) = {
+            let info = self.info.lock();
+            (info.path.clone(), info.unlinked)
+        };
+        match state {
+            State::Open(writer) if unlinked => {
+                debug!(path = %path, "file unlinked while open: abandoned");
+                writer.abort().await;
+            }
+            State::Open(writer) => {
+                let started = Instant::now();
+                match tokio::time::timeout(timeout, writer.close()).await {
+                    Ok(Ok(())) => {
+                        debug!(path = %path, elapsed = ?started.elapsed(), "file committed");
+                        self.store_pending(client, &path, timeout).await;
+                    }
+                    Ok(Err(e)) => error!(
+                        path = %path,
+                        error = %e,
+                        "completing the file failed; it stays under construction until the namenode recovers its lease"
+                    ),
+                    Err(_) => error!(
+                        path = %path,
+                        ?timeout,
+                        "completing the file timed out; it stays under construction until the namenode recovers its lease"
+                    ),
+                }
+            }
+            State::Failed(e) => {
+                warn!(
+                    path = %path,
+                    errno = e.code(),
+                    "file not completed because an earlier write failed"
+                );
+            }
+            State::Existing | State::Finished => {}
+        }
+        self.finish();
+    }
+
+    /// Stores deferred attributes until none are left, then marks the
+    /// writer done in the same critical section, so an attribute deferred
+    /// meanwhile is never lost.
+    async fn store_pending(&self, client: &Client, path: &str, timeout: Duration) {
+        loop {
+            let pending = {
+                let mut info = self.info.lock();
+                let pending = std::mem::take(&mut info.pending);
+                if !has_attrs(&pending) {
+                    info.applying = SetAttr::default();
+                    info.done_at = Some(Instant::now());
+                    self.phase.send_replace(Phase::Done);
+                    return;
+                }
+                merge(&mut info.applying, pending.clone());
+                pending
+            };
+            match tokio::time::timeout(timeout, client.set_attr(path, pending)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    warn!(path = %path, error = %e, "storing attributes after close failed")
+                }
+                Err(_) => warn!(path = %path, ?timeout, "storing attributes after close timed out"),
+            }
+        }
+    }
+
+    /// Marks the writer done (also for writers that never wrote).
+    pub fn finish(&self) {
+        let mut info = self.info.lock();
+        if info.done_at.is_none() {
+            info.done_at = Some(Instant::now());
+        }
+        self.phase.send_replace(Phase::Done);
+    }
+}
+
+/// Adds `newer` on top of `into`.
+fn merge(into: &mut SetAttr, newer: SetAttr) {
+    into.mode = newer.mode.or(into.mode);
+    into.owner = newer.owner.or(into.owner.take());
+    into.group = newer.group.or(into.group.take());
+    into.mtime = newer.mtime.or(into.mtime);
+    into.atime = newer.atime.or(into.atime);
+}
+
+/// True when `attrs` changes anything.
+pub fn has_attrs(attrs: &SetAttr) -> bool {
+    attrs.mode.is_some()
+        || attrs.owner.is_some()
+        || attrs.group.is_some()
+        || attrs.mtime.is_some()
+        || attrs.atime.is_some()
+}
+
+/// The errno of an I/O error from the writer, logging it once.
+fn io_errno(e: &std::io::Error, path: &str, what: &str) -> Errno {
+    let errno = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<dfs_client::Error>())
+        .map(crate::errno::errno)
+        .or_else(|| e.raw_os_error().map(Errno::from_i32))
+        .unwrap_or(Errno::EIO);
+    warn!(path = %path, error = %e, "{what} failed; the file will not be completed");
+    errno
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handles_share_a_writer_and_the_last_release_commits() {
+        let w = Writer::existing(5, "/a".into());
+        assert_eq!(w.phase(), Phase::Open);
+        assert!(w.attach());
+        assert!(!w.detach());
+        assert!(w.detach());
+        assert_eq!(w.phase(), Phase::Committing);
+        // A writer being committed takes no new handles.
+        assert!(!w.attach());
+        w.finish();
+        assert_eq!(w.phase(), Phase::Done);
+        assert!(w.wait_done(Duration::from_millis(10)).await);
+        assert!(w.done_at().is_some());
+    }
+
+    #[tokio::test]
+    async fn existing_file_refuses_writes_and_has_no_overlay() {
+        let w = Writer::existing(5, "/a".into());
+        assert!(w.is_existing().await);
+        assert!(!w.is_writing());
+        assert_eq!(
+            w.write(0, b"x", Duration::from_secs(1)).await,
+            Err(Errno::EPERM)
+        );
+        assert!(w.overlay(None).is_none());
+        assert!(!w.defer_attrs(&SetAttr {
+            mode: Some(0o600),
+            ..SetAttr::default()
+        }));
+        assert_eq!(w.flush(), Ok(()));
+        assert!(w.all_flushed());
+    }
+
+    #[tokio::test]
+    async fn release_all_and_waits() {
+        let w = Writer::existing(5, "/a".into());
+        assert!(w.attach());
+        assert!(!w.wait_released(Duration::from_millis(10)).await);
+        assert!(w.release_all());
+        assert!(w.wait_released(Duration::from_millis(10)).await);
+        assert!(!w.release_all());
+    }
+
+    #[test]
+    fn merge_prefers_newer() {
+        let mut a = SetAttr {
+            mode: Some(0o600),
+            mtime: Some(1),
+            ..SetAttr::default()
+        };
+        merge(
+            &mut a,
+            SetAttr {
+                mtime: Some(2),
+                owner: Some("7".into()),
+                ..SetAttr::default()
+            },
+        );
+        assert_eq!(a.mode, Some(0o600));
+        assert_eq!(a.mtime, Some(2));
+        assert_eq!(a.owner.as_deref(), Some("7"));
+        assert!(has_attrs(&a));
+        assert!(!has_attrs(&SetAttr::default()));
+    }
+}

@@ -1,0 +1,439 @@
+//! The datanode manager: registrations, heartbeats, liveness states,
+//! storage figures and each node's queue of pending commands.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use dfs_proto::{datanode_command, DatanodeCommand, DatanodeInfo, DeleteBlocks, ExtendedBlock, NodeState, StorageReport};
+
+use crate::placement::{Candidate, Skip};
+use crate::topology::{host_of, Topology};
+
+/// Index of a datanode in the manager; stable for the life of the process.
+pub type NodeIdx = u32;
+
+/// Administrative state of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// In service.
+    Normal,
+    /// Draining: readable, takes no new blocks, its replicas do not count.
+    Decommissioning,
+    /// Drained: stopping it loses nothing.
+    Decommissioned,
+}
+
+/// What the namenode knows of one datanode.
+#[derive(Debug, Clone)]
+pub struct Datanode {
+    /// Index in the manager.
+    pub idx: NodeIdx,
+    /// Stable node id (UUID).
+    pub id: String,
+    /// host:port of its DataTransfer service.
+    pub address: String,
+    /// Host part of the address.
+    pub host: String,
+    /// Effective rack.
+    pub rack: String,
+    /// The rack the node named itself.
+    pub own_rack: String,
+    /// Storage capacity in bytes.
+    pub capacity: u64,
+    /// Bytes used by blocks.
+    pub used: u64,
+    /// Bytes free for blocks.
+    pub remaining: u64,
+    /// The node refuses new blocks.
+    pub full: bool,
+    /// Storage failure reported by the node (empty when healthy).
+    pub failure: String,
+    /// Transfers the node reports in progress.
+    pub active_transfers: u32,
+    /// Last heartbeat or registration.
+    pub last_heartbeat: Instant,
+    /// Declared dead; must register again.
+    pub dead: bool,
+    /// Administrative state.
+    pub admin: AdminState,
+    /// Blocks to delete, sent in the next heartbeat replies.
+    deletes: VecDeque<ExtendedBlock>,
+    delete_ids: HashSet<(u64, u64)>,
+    /// Transfer and recovery commands for the next heartbeat reply.
+    commands: VecDeque<DatanodeCommand>,
+}
+
+impl Datanode {
+    /// The wire form of the node.
+    pub fn info(&self) -> DatanodeInfo {
+        DatanodeInfo {
+            id: self.id.clone(),
+            address: self.address.clone(),
+            rack: self.rack.clone(),
+        }
+    }
+
+    /// Whether it is out of service or draining.
+    pub fn decommissioning(&self) -> bool {
+        self.admin != AdminState::Normal
+    }
+
+    /// Seconds since the last heartbeat.
+    pub fn silence(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_heartbeat)
+    }
+
+    /// Pending delete commands.
+    pub fn pending_deletes(&self) -> usize {
+        self.deletes.len()
+    }
+}
+
+/// Outcome of a registration.
+#[derive(Debug, Clone, Default)]
+pub struct Registered {
+    /// The node's index.
+    pub idx: NodeIdx,
+    /// First registration of this id since the namenode started.
+    pub new: bool,
+    /// The node had been declared dead.
+    pub revived: bool,
+    /// Other node ids that used the same address; they are declared dead.
+    pub displaced: Vec<NodeIdx>,
+}
+
+/// All datanodes.
+#[derive(Debug)]
+pub struct DatanodeManager {
+    nodes: Vec<Datanode>,
+    by_id: HashMap<String, NodeIdx>,
+    topology: Topology,
+    stale_after: Duration,
+    dead_after: Duration,
+}
+
+impl DatanodeManager {
+    /// An empty manager.
+    pub fn new(topology: Topology, stale_after: Duration, dead_after: Duration) -> DatanodeManager {
+        DatanodeManager {
+            nodes: Vec::new(),
+            by_id: HashMap::new(),
+            topology,
+            stale_after,
+            dead_after,
+        }
+    }
+
+    /// Registers (or re-registers) a node. Its address and rack may change.
+    pub fn register(&mut self, info: &DatanodeInfo, storage: &StorageReport, now: Instant) -> Registered {
+        let rack = self.topology.resolve(&info.address, &info.rack);
+        let displaced: Vec<NodeIdx> = self
+            .nodes
+            .iter()
+            .filter(|n| n.address == info.address && n.id != info.id && !n.dead)
+            .map(|n| n.idx)
+            .collect();
+        for d in &displaced {
+            self.nodes[*d as usize].dead = true;
+        }
+        let (idx, new, revived) = match self.by_id.get(&info.id) {
+            Some(&idx) => {
+                let n = &mut self.nodes[idx as usize];
+                let revived = n.dead;
+                n.dead = false;
+                (idx, false, revived)
+            }
+            None => {
+                let idx = self.nodes.len() as NodeIdx;
+                self.nodes.push(Datanode {
+                    idx,
+                    id: info.id.clone(),
+                    address: String::new(),
+                    host: String::new(),
+                    rack: String::new(),
+                    own_rack: String::new(),
+                    capacity: 0,
+                    used: 0,
+                    remaining: 0,
+                    full: false,
+                    failure: String::new(),
+                    active_transfers: 0,
+                    last_heartbeat: now,
+                    dead: false,
+                    admin: AdminState::Normal,
+                    deletes: VecDeque::new(),
+                    delete_ids: HashSet::new(),
+                    commands: VecDeque::new(),
+                });
+                self.by_id.insert(info.id.clone(), idx);
+                (idx, true, false)
+            }
+        };
+        let n = &mut self.nodes[idx as usize];
+        n.address = info.address.clone();
+        n.host = host_of(&info.address).to_string();
+        n.own_rack = info.rack.clone();
+        n.rack = rack;
+        n.last_heartbeat = now;
+        apply_storage(n, storage);
+        // Commands queued for a previous incarnation are void.
+        n.commands.clear();
+        Registered {
+            idx,
+            new,
+            revived,
+            displaced,
+        }
+    }
+
+    /// Records a heartbeat. `None` when the node must register again
+    /// (unknown to this namenode, or declared dead).
+    pub fn heartbeat(&mut self, id: &str, storage: &StorageReport, active: u32, now: Instant) -> Option<NodeIdx> {
+        let idx = *self.by_id.get(id)?;
+        let n = &mut self.nodes[idx as usize];
+        if n.dead {
+            return None;
+        }
+        n.last_heartbeat = now;
+        n.active_transfers = active;
+        apply_storage(n, storage);
+        Some(idx)
+    }
+
+    /// A registered, not-dead node by id.
+    pub fn lookup(&self, id: &str) -> Option<NodeIdx> {
+        self.by_id.get(id).copied().filter(|i| !self.nodes[*i as usize].dead)
+    }
+
+    /// A node by id or address, dead or alive.
+    pub fn find(&self, id_or_address: &str) -> Option<NodeIdx> {
+        self.by_id
+            .get(id_or_address)
+            .copied()
+            .or_else(|| self.nodes.iter().rev().find(|n| n.address == id_or_address).map(|n| n.idx))
+    }
+
+    /// A node.
+    pub fn get(&self, idx: NodeIdx) -> &Datanode {
+        &self.nodes[idx as usize]
+    }
+
+    /// A node, mutably.
+    pub fn get_mut(&mut self, idx: NodeIdx) -> &mut Datanode {
+        &mut self.nodes[idx as usize]
+    }
+
+    /// Every node ever registered.
+    pub fn all(&self) -> &[Datanode] {
+        &self.nodes
+    }
+
+    /// Whether the node has missed heartbeats for the stale interval.
+    pub fn is_stale(&self, idx: NodeIdx, now: Instant) -> bool {
+        let n = &self.nodes[idx as usize];
+        !n.dead && n.silence(now) > self.stale_after
+    }
+
+    /// Whether a node can serve reads and hold counted replicas.
+    pub fn is_alive(&self, idx: NodeIdx) -> bool {
+        !self.nodes[idx as usize].dead
+    }
+
+    /// The state shown in reports.
+    pub fn state(&self, idx: NodeIdx, now: Instant) -> NodeState {
+        let n = &self.nodes[idx as usize];
+        if n.dead {
+            NodeState::Dead
+        } else if n.admin == AdminState::Decommissioned {
+            NodeState::Decommissioned
+        } else if n.admin == AdminState::Decommissioning {
+            NodeState::Decommissioning
+        } else if n.silence(now) > self.stale_after {
+            NodeState::Stale
+        } else {
+            NodeState::Live
+        }
+    }
+
+    /// Declares dead every node silent for the dead interval; returns them.
+    pub fn check_liveness(&mut self, now: Instant) -> Vec<NodeIdx> {
+        let mut out = Vec::new();
+        for n in &mut self.nodes {
+            if !n.dead && n.silence(now) > self.dead_after {
+                n.dead = true;
+                n.commands.clear();
+                out.push(n.idx);
+            }
+        }
+        out
+    }
+
+    /// Number of nodes not dead.
+    pub fn alive_count(&self) -> usize {
+        self.nodes.iter().filter(|n| !n.dead).count()
+    }
+
+    /// Number of in-service, live, not-stale nodes.
+    pub fn in_service_count(&self, now: Instant) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| !n.dead && n.admin == AdminState::Normal && n.silence(now) <= self.stale_after)
+            .count()
+    }
+
+    /// Distinct racks of nodes not dead.
+    pub fn rack_count(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| !n.dead)
+            .map(|n| n.rack.as_str())
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
+    /// Queues the deletion of a replica on a node.
+    pub fn queue_delete(&mut self, idx: NodeIdx, block: ExtendedBlock) {
+        let n = &mut self.nodes[idx as usize];
+        if n.dead {
+            return;
+        }
+        if n.delete_ids.insert((block.id, block.generation_stamp)) {
+            n.deletes.push_back(block);
+        }
+    }
+
+    /// Queues a transfer or recovery command.
+    pub fn queue_command(&mut self, idx: NodeIdx, cmd: DatanodeCommand) {
+        self.nodes[idx as usize].commands.push_back(cmd);
+    }
+
+    /// Drops a queued delete of `block` (it was found to be needed).
+    pub fn cancel_delete(&mut self, idx: NodeIdx, block_id: u64, gs: u64) {
+        let n = &mut self.nodes[idx as usize];
+        if n.delete_ids.remove(&(block_id, gs)) {
+            n.deletes.retain(|b| !(b.id == block_id && b.generation_stamp == gs));
+        }
+    }
+
+    /// Takes the commands for a heartbeat reply: queued transfers and
+    /// recoveries, and at most `max_deletes` deletions.
+    pub fn take_commands(&mut self, idx: NodeIdx, max_deletes: usize) -> Vec<DatanodeCommand> {
+        let n = &mut self.nodes[idx as usize];
+        let mut out: Vec<DatanodeCommand> = n.commands.drain(..).collect();
+        if !n.deletes.is_empty() {
+            let k = n.deletes.len().min(max_deletes);
+            let blocks: Vec<ExtendedBlock> = n.deletes.drain(..k).collect();
+            for b in &blocks {
+                n.delete_ids.remove(&(b.id, b.generation_stamp));
+            }
+            out.push(DatanodeCommand {
+                command: Some(datanode_command::Command::Delete(DeleteBlocks { blocks })),
+            });
+        }
+        out
+    }
+
+    /// The placement view of every node for a block of `block_size` bytes.
+    pub fn candidates(&self, now: Instant, block_size: u64) -> Vec<Candidate<'_>> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let skip = if n.dead {
+                    Some(Skip::Dead)
+                } else if !n.failure.is_empty() {
+                    Some(Skip::Failed)
+                } else if n.admin == AdminState::Decommissioned {
+                    Some(Skip::Decommissioned)
+                } else if n.admin == AdminState::Decommissioning {
+                    Some(Skip::Decommissioning)
+                } else if n.silence(now) > self.stale_after {
+                    Some(Skip::Stale)
+                } else if n.full {
+                    Some(Skip::Full)
+                } else if n.capacity > 0 && n.remaining < block_size {
+                    Some(Skip::NoSpace)
+                } else {
+                    None
+                };
+                Candidate {
+                    idx: n.idx,
+                    host: &n.host,
+                    rack: &n.rack,
+                    skip,
+                    load: n.active_transfers,
+                    remaining: n.remaining,
+                }
+            })
+            .collect()
+    }
+}
+
+fn apply_storage(n: &mut Datanode, s: &StorageReport) {
+    n.capacity = s.capacity;
+    n.used = s.used;
+    n.remaining = s.remaining;
+    n.full = s.full;
+    if n.failure != s.failure {
+        if s.failure.is_empty() {
+            tracing::info!(node = %n.id, address = %n.address, "datanode reports its storage healthy again");
+        } else {
+            tracing::warn!(node = %n.id, address = %n.address, failure = %s.failure,
+                "datanode reports failed storage; no new blocks go to it");
+        }
+    }
+    n.failure = s.failure.clone();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, addr: &str) -> DatanodeInfo {
+        DatanodeInfo {
+            id: id.into(),
+            address: addr.into(),
+            rack: String::new(),
+        }
+    }
+
+    #[test]
+    fn lifecycle() {
+        let t0 = Instant::now();
+        let mut m = DatanodeManager::new(Topology::default(), Duration::from_secs(3), Duration::from_secs(10));
+        let r = m.register(&info("a", "127.0.0.1:1"), &StorageReport::default(), t0);
+        assert!(r.new);
+        assert_eq!(m.get(r.idx).rack, crate::topology::DEFAULT_RACK);
+        assert_eq!(m.state(r.idx, t0), NodeState::Live);
+        assert_eq!(m.state(r.idx, t0 + Duration::from_secs(4)), NodeState::Stale);
+        assert_eq!(m.check_liveness(t0 + Duration::from_secs(11)), vec![r.idx]);
+        assert!(m.heartbeat("a", &StorageReport::default(), 0, t0).is_none());
+        assert!(m.heartbeat("zz", &StorageReport::default(), 0, t0).is_none());
+        let r2 = m.register(&info("a", "127.0.0.1:2"), &StorageReport::default(), t0);
+        assert!(r2.revived && !r2.new);
+        assert_eq!(m.get(r2.idx).address, "127.0.0.1:2");
+        // A new id on the same address displaces the old one.
+        let r3 = m.register(&info("b", "127.0.0.1:2"), &StorageReport::default(), t0);
+        assert_eq!(r3.displaced, vec![r2.idx]);
+    }
+
+    #[test]
+    fn deletes_are_batched_and_deduplicated() {
+        let t0 = Instant::now();
+        let mut m = DatanodeManager::new(Topology::default(), Duration::from_secs(3), Duration::from_secs(10));
+        let r = m.register(&info("a", "h:1"), &StorageReport::default(), t0);
+        for i in 0..5 {
+            let b = ExtendedBlock {
+                id: i,
+                generation_stamp: 1,
+                length: 0,
+            };
+            m.queue_delete(r.idx, b);
+            m.queue_delete(r.idx, b);
+        }
+        let cmds = m.take_commands(r.idx, 3);
+        assert_eq!(cmds.len(), 1);
+        let Some(datanode_command::Command::Delete(d)) = &cmds[0].command else { panic!() };
+        assert_eq!(d.blocks.len(), 3);
+        assert_eq!(m.get(r.idx).pending_deletes(), 2);
+    }
+}

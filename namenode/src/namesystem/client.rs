@@ -1,0 +1,680 @@
+//! ClientProtocol operations: the namespace, the write path (create,
+//! addBlock, fsync, complete, abandon) and the read path.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use dfs_proto::image::InodeRecord;
+use dfs_proto::{
+    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileStatus, FsyncRequest,
+    GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest, ReportBadBlocksRequest,
+    SetAttrRequest,
+};
+use rand::Rng;
+
+use super::{Namesystem, State};
+use crate::blocks::{BlockInfo, BlockState, Replica, ReplicaKind};
+use crate::datanodes::NodeIdx;
+use crate::error::{Error, Result};
+use crate::namespace::{now_ms, CreateArgs, NewAttrs, Summary, RECOVERY_HOLDER};
+use crate::placement::{self, choose_targets, Request};
+use crate::store::{Change, Store};
+
+impl Namesystem {
+    /// Status of a path.
+    pub fn get_file_info(&self, path: &str) -> Result<FileStatus> {
+        self.read(|st| st.ns.get_file_info(path))
+    }
+
+    /// One page of a listing.
+    pub fn list_status(&self, path: &str, start_after: &str, limit: u32) -> Result<(Vec<FileStatus>, bool)> {
+        self.read(|st| st.ns.list(path, start_after, limit))
+    }
+
+    /// Totals of a subtree.
+    pub fn content_summary(&self, path: &str) -> Result<Summary> {
+        self.read(|st| st.ns.content_summary(path))
+    }
+
+    /// `mkdir` / `mkdir -p`.
+    pub async fn mkdirs(&self, req: MkdirsRequest) -> Result<FileStatus> {
+        let (status, seq) = self.mutate(Some("create a directory"), |st, store| {
+            let attrs = NewAttrs {
+                mode: req.mode,
+                owner: req.owner,
+                group: req.group,
+            };
+            let (batch, id, path) = st.ns.plan_mkdirs(&req.path, req.parents, &attrs, now_ms())?;
+            let seq = st.commit(store, batch)?;
+            Ok((st.ns.status(id, path), seq))
+        })?;
+        self.durable(seq).await?;
+        status.ok_or_else(|| Error::NotFound { path: req.path })
+    }
+
+    /// Deletes a file or a directory (recursively if asked).
+    pub async fn delete(&self, path: &str, recursive: bool) -> Result<()> {
+        let seq = self.mutate(Some("delete"), |st, store| {
+            let (batch, removed) = st.ns.plan_delete(path, recursive, now_ms())?;
+            let seq = st.commit(store, batch)?;
+            let blocks: usize = removed.iter().map(|f| f.blocks.len()).sum();
+            for f in &removed {
+                st.forget_file(f);
+            }
+            tracing::info!(path, files = removed.len(), blocks, "deleted; replicas queued for deletion");
+            Ok(seq)
+        })?;
+        self.durable(seq).await
+    }
+
+    /// POSIX rename.
+    pub async fn rename(&self, src: &str, dst: &str, overwrite: bool) -> Result<()> {
+        let seq = self.mutate(Some("rename"), |st, store| {
+            let (batch, removed) = st.ns.plan_rename(src, dst, overwrite, now_ms())?;
+            let seq = st.commit(store, batch)?;
+            for f in &removed {
+                st.forget_file(f);
+            }
+            Ok(seq)
+        })?;
+        self.durable(seq).await
+    }
+
+    /// chmod / chown / utimes.
+    pub async fn set_attr(&self, req: SetAttrRequest) -> Result<FileStatus> {
+        let (status, seq) = self.mutate(Some("change attributes"), |st, store| {
+            let (batch, id, path) =
+                st.ns
+                    .plan_set_attr(&req.path, req.mode, req.owner, req.group, req.mtime_ms, req.atime_ms)?;
+            let seq = st.commit(store, batch)?;
+            Ok((st.ns.status(id, path), seq))
+        })?;
+        self.durable(seq).await?;
+        status.ok_or_else(|| Error::NotFound { path: req.path })
+    }
+
+    /// Changes a file's replication; the monitor adds or trims replicas.
+    pub async fn set_replication(&self, path: &str, replication: u32) -> Result<()> {
+        let seq = self.mutate(Some("change replication"), |st, store| {
+            let (batch, id) = st.ns.plan_set_replication(path, replication)?;
+            let seq = st.commit(store, batch)?;
+            let ids: Vec<u64> = st
+                .ns
+                .inode(id)
+                .map(|i| i.rec.blocks.iter().map(|b| b.id).collect())
+                .unwrap_or_default();
+            for b in &ids {
+                st.blocks.modify(*b, |info| info.expected = replication);
+            }
+            st.repl.check_all(ids);
+            tracing::info!(path, replication, "replication changed");
+            Ok(seq)
+        })?;
+        self.kick.notify_one();
+        self.durable(seq).await
+    }
+
+    /// Creates a file under construction, leased to the client.
+    pub async fn create(&self, req: CreateRequest) -> Result<FileStatus> {
+        let t0 = Instant::now();
+        let (status, seq) = self.mutate(Some("create a file"), |st, store| { let t1 = Instant::now(); let r = st.create(store, req, Instant::now()); if seq_dbg() { eprintln!("CREATE lockwait {:?} inside {:?}", t1 - t0, t1.elapsed()); } r })?;
+        self.durable(seq).await?;
+        Ok(status)
+    }
+
+    /// Allocates the next block of a file and chooses its pipeline.
+    pub async fn add_block(&self, req: AddBlockRequest, peer_host: &str) -> Result<LocatedBlock> {
+        let (block, seq) =
+            self.mutate(Some("allocate a block"), |st, store| st.add_block(store, req, peer_host, Instant::now()))?;
+        self.durable(seq).await?;
+        Ok(block)
+    }
+
+    /// Records the acknowledged length of the last block (hflush).
+    pub async fn fsync(&self, req: FsyncRequest) -> Result<()> {
+        let seq = self.mutate(Some("sync a file"), |st, store| st.fsync(store, req, Instant::now()))?;
+        self.durable(seq).await
+    }
+
+    /// Commits the last block and closes the file once every block has a
+    /// finalized replica; `false` means "not yet, retry".
+    pub async fn complete(&self, req: CompleteRequest) -> Result<bool> {
+        let (done, seq) = self.mutate(Some("complete a file"), |st, store| st.complete(store, req, Instant::now()))?;
+        self.durable(seq).await?;
+        if done {
+            self.kick.notify_one();
+        }
+        Ok(done)
+    }
+
+    /// Gives up the last block of a file being written.
+    pub async fn abandon_block(&self, path: &str, client: &str, block: Option<ExtendedBlock>) -> Result<()> {
+        let seq = self.mutate(Some("abandon a block"), |st, store| st.abandon_block(store, path, client, block))?;
+        self.durable(seq).await
+    }
+
+    /// Renews every lease of a client.
+    pub fn renew_lease(&self, client: &str) -> Result<()> {
+        if client.is_empty() {
+            return Err(Error::invalid("renew lease: client_name is empty"));
+        }
+        self.state.write().leases.renew(client, Instant::now());
+        Ok(())
+    }
+
+    /// Block locations of a byte range.
+    pub fn get_block_locations(&self, req: &GetBlockLocationsRequest, peer_host: &str) -> Result<GetBlockLocationsResponse> {
+        self.read(|st| st.block_locations(req, peer_host, Instant::now()))
+    }
+
+    /// Marks replicas corrupt as reported by a client or a datanode.
+    pub fn report_bad_blocks(&self, req: ReportBadBlocksRequest) -> Result<()> {
+        self.mutate(None, |st, _| {
+            for bad in req.replicas {
+                let Some(block) = bad.block else { continue };
+                st.mark_corrupt(&block, &bad.node_id, &bad.reason);
+            }
+            Ok(())
+        })?;
+        self.kick.notify_one();
+        Ok(())
+    }
+}
+
+/// The caller's view of a file it writes.
+pub(crate) struct Writing {
+    pub id: u64,
+    pub path: String,
+    pub rec: InodeRecord,
+}
+
+impl State {
+    /// Resolves a file the caller must be writing (holding its lease).
+    pub(crate) fn writing(&mut self, path: &str, client: &str, now: Instant) -> Result<Writing> {
+        let (id, norm) = self.ns.resolve(path)?;
+        let inode = self.ns.inode(id).ok_or_else(|| Error::NotFound { path: norm.clone() })?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory { path: norm });
+        }
+        let holder = inode.rec.lease_holder.as_str();
+        let message = if holder.is_empty() {
+            Some("not open for writing: the file is closed and files are write-once".to_string())
+        } else if holder == RECOVERY_HOLDER {
+            Some(format!("the lease of {client} was recovered; the file is being closed"))
+        } else if holder != client {
+            Some(format!("{client} does not hold the lease: the file is being written by {holder}"))
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            return Err(Error::LeaseExpired { path: norm, message });
+        }
+        let rec = inode.rec.clone();
+        self.leases.renew(client, now);
+        Ok(Writing { id, path: norm, rec })
+    }
+
+    pub(crate) fn create(&mut self, store: &Store, req: CreateRequest, now: Instant) -> Result<(FileStatus, u64)> {
+        let args = CreateArgs {
+            path: req.path,
+            client_name: req.client_name,
+            overwrite: req.overwrite,
+            create_parents: req.create_parents,
+            replication: req.replication,
+            block_size: req.block_size,
+            attrs: NewAttrs {
+                mode: req.mode,
+                owner: req.owner,
+                group: req.group,
+            },
+        };
+        let (batch, created) = self.ns.plan_create(&args, now_ms())?;
+        let seq = self.commit(store, batch)?;
+        if let Some(old) = &created.replaced {
+            self.forget_file(old);
+        }
+        self.leases.add(&args.client_name, created.id, now);
+        let status = self
+            .ns
+            .status(created.id, created.path.clone())
+            .ok_or(Error::NotFound { path: created.path })?;
+        Ok((status, seq))
+    }
+
+    /// Maps client-given node names (ids or addresses) to nodes.
+    pub(crate) fn node_set(&self, names: &[String]) -> HashSet<NodeIdx> {
+        names.iter().filter_map(|n| self.dns.find(n)).collect()
+    }
+
+    fn infos(&self, ids: &[String]) -> Vec<DatanodeInfo> {
+        ids.iter()
+            .filter_map(|id| self.dns.find(id))
+            .map(|i| self.dns.get(i).info())
+            .collect()
+    }
+
+    pub(crate) fn add_block(
+        &mut self,
+        store: &Store,
+        req: AddBlockRequest,
+        peer_host: &str,
+        now: Instant,
+    ) -> Result<(LocatedBlock, u64)> {
+        let w = self.writing(&req.path, &req.client_name, now)?;
+        let mut rec = w.rec;
+        let n = rec.blocks.len();
+        let offset_of = |k: usize, rec: &InodeRecord| rec.blocks[..k].iter().map(|b| b.length).sum::<u64>();
+        // A retried call whose answer was lost: hand out the same block again.
+        let retry_of_last = |rec: &InodeRecord, this: &Self| {
+            rec.blocks.last().is_some_and(|last| {
+                last.under_construction
+                    && last.length == 0
+                    && this.blocks.get(last.id).is_some_and(|b| b.replicas.is_empty())
+            })
+        };
+        match (&req.previous, rec.blocks.last()) {
+            (None, None) => {}
+            (None, Some(_)) if n == 1 && retry_of_last(&rec, self) => {
+                return Ok((self.located_new(&rec, 0), store.last_applied()));
+            }
+            (Some(p), Some(_)) if n >= 2 && rec.blocks[n - 2].id == p.id && retry_of_last(&rec, self) => {
+                return Ok((self.located_new(&rec, offset_of(n - 1, &rec)), store.last_applied()));
+            }
+            (Some(p), Some(last)) if p.id == last.id => {
+                if p.generation_stamp != last.generation_stamp {
+                    return Err(Error::StaleBlock {
+                        message: format!(
+                            "{}: previous block {p} does not match the current generation stamp {}",
+                            w.path, last.generation_stamp
+                        ),
+                    });
+                }
+            }
+            (Some(p), last) => {
+                return Err(Error::invalid(format!(
+                    "{}: previous block {p} is not the file's last block ({})",
+                    w.path,
+                    last.map_or("none".to_string(), |l| format!("blk_{}_{}", l.id, l.generation_stamp))
+                )))
+            }
+            (None, Some(last)) => {
+                return Err(Error::invalid(format!(
+                    "{}: the previous block (blk_{}) must be given with its final length",
+                    w.path, last.id
+                )))
+            }
+        }
+        let writer = if req.client_host.is_empty() {
+            peer_host
+        } else {
+            req.client_host.as_str()
+        };
+        let excluded = self.node_set(&req.excluded_nodes);
+        let cands = self.dns.candidates(now, rec.block_size);
+        let placement = choose_targets(
+            &cands,
+            &Request {
+                needed: rec.replication as usize,
+                existing: &[],
+                writer_host: Some(writer),
+                excluded: &excluded,
+            },
+            &mut rand::rng(),
+        );
+        if placement.targets.is_empty() {
+            return Err(Error::NoDatanodes {
+                message: format!(
+                    "cannot allocate a block for {} (replication {}): {}",
+                    w.path,
+                    rec.replication,
+                    placement.shortfall.unwrap_or_default()
+                ),
+            });
+        }
+        if let Some(why) = &placement.shortfall {
+            tracing::warn!(path = %w.path, "new block will be under-replicated: {why}");
+        }
+        // Commit the previous block.
+        let previous = req.previous;
+        if let (Some(p), Some(last)) = (&previous, rec.blocks.last_mut()) {
+            last.length = p.length;
+            last.under_construction = false;
+        }
+        let mut counters = self.ns.counters();
+        let block_id = counters.next_block;
+        counters.next_block += 1;
+        counters.generation_stamp += 1;
+        let gs = counters.generation_stamp;
+        let pipeline: Vec<String> = placement.targets.iter().map(|t| self.dns.get(*t).id.clone()).collect();
+        rec.blocks.push(dfs_proto::image::BlockRecord {
+            id: block_id,
+            generation_stamp: gs,
+            length: 0,
+            under_construction: true,
+        });
+        rec.pipeline = pipeline.clone();
+        rec.mtime_ms = now_ms();
+        let seq = self.commit(store, vec![Change::PutInode(rec.clone()), Change::Counters(counters)])?;
+        if let Some(p) = previous {
+            self.commit_block_in_map(p.id, p.length, now);
+        }
+        let mut info = BlockInfo::new(w.id, gs, 0, BlockState::UnderConstruction, rec.replication);
+        info.pipeline = pipeline;
+        self.blocks.insert(block_id, info);
+        tracing::debug!(path = %w.path, block = block_id, gs, targets = ?rec.pipeline, "block allocated");
+        Ok((self.located_new(&rec, offset_of(n, &rec)), seq))
+    }
+
+    /// The located form of the file's last (new) block with its pipeline.
+    fn located_new(&self, rec: &InodeRecord, offset: u64) -> LocatedBlock {
+        let last = rec.blocks.last().cloned().unwrap_or_default();
+        LocatedBlock {
+            block: Some(ExtendedBlock {
+                id: last.id,
+                generation_stamp: last.generation_stamp,
+                length: last.length,
+            }),
+            offset,
+            locations: self.infos(&rec.pipeline),
+            corrupt: false,
+            under_construction: true,
+        }
+    }
+
+    /// Marks a block committed at its final length in the block map.
+    pub(crate) fn commit_block_in_map(&mut self, id: u64, length: u64, now: Instant) {
+        self.blocks.modify(id, |b| {
+            b.len = length;
+            if b.state == BlockState::UnderConstruction {
+                b.state = BlockState::Committed;
+                b.committed_at = Some(now);
+            }
+            if b.is_safe() {
+                b.state = BlockState::Complete;
+            }
+        });
+    }
+
+    pub(crate) fn fsync(&mut self, store: &Store, req: FsyncRequest, now: Instant) -> Result<u64> {
+        let w = self.writing(&req.path, &req.client_name, now)?;
+        let Some(given) = req.last_block else {
+            return Ok(store.last_applied());
+        };
+        let mut rec = w.rec;
+        let Some(last) = rec.blocks.last_mut() else {
+            return Err(Error::invalid(format!("{}: fsync of {given} but the file has no block", w.path)));
+        };
+        if last.id != given.id {
+            return Err(Error::invalid(format!(
+                "{}: fsync of {given}, which is not the file's last block",
+                w.path
+            )));
+        }
+        if !last.under_construction || given.length <= last.length {
+            return Ok(store.last_applied());
+        }
+        last.length = given.length;
+        let (id, len) = (last.id, last.length);
+        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
+        self.blocks.modify(id, |b| {
+            if b.state == BlockState::UnderConstruction {
+                b.len = len;
+            }
+        });
+        Ok(seq)
+    }
+
+    pub(crate) fn complete(&mut self, store: &Store, req: CompleteRequest, now: Instant) -> Result<(bool, u64)> {
+        // A retry after a lost answer: the file is closed with this last block.
+        if let Ok((id, _)) = self.ns.resolve(&req.path) {
+            if let Some(i) = self.ns.inode(id) {
+                if !i.is_dir() && !i.under_construction() {
+                    let same = match (i.rec.blocks.last(), &req.last) {
+                        (None, None) => true,
+                        (Some(b), Some(l)) => b.id == l.id && b.generation_stamp == l.generation_stamp,
+                        _ => false,
+                    };
+                    if same {
+                        return Ok((true, store.last_applied()));
+                    }
+                }
+            }
+        }
+        let w = self.writing(&req.path, &req.client_name, now)?;
+        let mut rec = w.rec;
+        match (rec.blocks.last_mut(), &req.last) {
+            (None, None) => {}
+            (Some(b), Some(l)) if b.id == l.id => {
+                if b.generation_stamp != l.generation_stamp {
+                    return Err(Error::StaleBlock {
+                        message: format!(
+                            "{}: last block {l} does not match the current generation stamp {}",
+                            w.path, b.generation_stamp
+                        ),
+                    });
+                }
+                b.length = l.length;
+                b.under_construction = false;
+            }
+            (b, l) => {
+                return Err(Error::invalid(format!(
+                    "{}: complete with last block {} but the file's last block is {}",
+                    w.path,
+                    l.as_ref().map_or("none".to_string(), |l| l.to_string()),
+                    b.map_or("none".to_string(), |b| format!("blk_{}_{}", b.id, b.generation_stamp))
+                )))
+            }
+        }
+        if let Some(l) = &req.last {
+            self.commit_block_in_map(l.id, l.length, now);
+        }
+        let waiting: Vec<u64> = rec
+            .blocks
+            .iter()
+            .filter(|b| self.blocks.get(b.id).is_none_or(|i| i.good().next().is_none()))
+            .map(|b| b.id)
+            .collect();
+        if !waiting.is_empty() {
+            tracing::debug!(path = %w.path, ?waiting, "complete: waiting for a finalized replica");
+            return Ok((false, store.last_applied()));
+        }
+        let holder = std::mem::take(&mut rec.lease_holder);
+        rec.pipeline.clear();
+        rec.mtime_ms = now_ms();
+        let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
+        let length: u64 = rec.blocks.iter().map(|b| b.length).sum();
+        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
+        self.leases.remove(&holder, w.id);
+        for id in &ids {
+            self.blocks.modify(*id, |b| {
+                b.state = BlockState::Complete;
+                b.pipeline.clear();
+            });
+        }
+        self.repl.check_all(ids);
+        tracing::info!(path = %w.path, client = %holder, length, "file closed");
+        Ok((true, seq))
+    }
+
+    pub(crate) fn abandon_block(
+        &mut self,
+        store: &Store,
+        path: &str,
+        client: &str,
+        block: Option<ExtendedBlock>,
+    ) -> Result<u64> {
+        let w = self.writing(path, client, Instant::now())?;
+        let block = block.ok_or_else(|| Error::invalid(format!("{path}: abandon without a block")))?;
+        let mut rec = w.rec;
+        match rec.blocks.last() {
+            Some(last) if last.id == block.id && last.under_construction => {}
+            _ => {
+                // Already abandoned (a retry) or never allocated.
+                if rec.blocks.iter().all(|b| b.id != block.id) {
+                    return Ok(store.last_applied());
+                }
+                return Err(Error::invalid(format!(
+                    "{}: {block} is not the block being written",
+                    w.path
+                )));
+            }
+        }
+        rec.blocks.pop();
+        rec.pipeline.clear();
+        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
+        self.forget_block(block.id);
+        tracing::info!(path = %w.path, block = %block, "block abandoned");
+        Ok(seq)
+    }
+
+    pub(crate) fn block_locations(
+        &self,
+        req: &GetBlockLocationsRequest,
+        peer_host: &str,
+        now: Instant,
+    ) -> Result<GetBlockLocationsResponse> {
+        let (id, path) = self.ns.resolve(&req.path)?;
+        let inode = self.ns.inode(id).ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory { path });
+        }
+        let file_length = inode.length();
+        let end = if req.length == 0 {
+            file_length
+        } else {
+            req.offset.saturating_add(req.length).min(file_length)
+        };
+        let reader = if req.client_host.is_empty() {
+            peer_host
+        } else {
+            req.client_host.as_str()
+        };
+        let reader_racks: Vec<&str> = self
+            .dns
+            .all()
+            .iter()
+            .filter(|n| n.host == reader && !n.dead)
+            .map(|n| n.rack.as_str())
+            .collect();
+        let mut rng = rand::rng();
+        let mut blocks = Vec::new();
+        let mut off = 0u64;
+        for b in &inode.rec.blocks {
+            let start = off;
+            off += b.length;
+            if b.length == 0 || off <= req.offset || start >= end {
+                continue;
+            }
+            let Some(info) = self.blocks.get(b.id) else { continue };
+            let uc = info.state == BlockState::UnderConstruction;
+            let (nodes, corrupt) = self.read_replicas(info, uc);
+            let mut keyed: Vec<((u8, u8, u32), NodeIdx)> = nodes
+                .into_iter()
+                .map(|n| {
+                    let d = self.dns.get(n);
+                    let late = u8::from(self.dns.is_stale(n, now) || d.decommissioning());
+                    let dist = placement::distance(reader, &reader_racks, &d.host, &d.rack);
+                    ((late, dist, rng.random::<u32>()), n)
+                })
+                .collect();
+            keyed.sort_unstable_by_key(|k| k.0);
+            blocks.push(LocatedBlock {
+                block: Some(ExtendedBlock {
+                    id: b.id,
+                    generation_stamp: b.generation_stamp,
+                    length: b.length,
+                }),
+                offset: start,
+                locations: keyed.into_iter().map(|(_, n)| self.dns.get(n).info()).collect(),
+                corrupt,
+                under_construction: uc,
+            });
+        }
+        Ok(GetBlockLocationsResponse {
+            file_length,
+            blocks,
+            under_construction: inode.under_construction(),
+            status: Some(self.ns.status(id, path).unwrap_or_default()),
+        })
+    }
+
+    /// Nodes to read a block from, and whether they are all corrupt.
+    fn read_replicas(&self, info: &BlockInfo, uc: bool) -> (Vec<NodeIdx>, bool) {
+        if uc {
+            // The pipeline holds the acknowledged bytes.
+            let mut nodes: Vec<NodeIdx> = info
+                .pipeline
+                .iter()
+                .filter_map(|id| self.dns.lookup(id))
+                .collect();
+            for r in &info.replicas {
+                if r.gs == info.gs && !r.corrupt && !nodes.contains(&r.node) && self.dns.is_alive(r.node) {
+                    nodes.push(r.node);
+                }
+            }
+            return (nodes, false);
+        }
+        let alive = |r: &&Replica| self.dns.is_alive(r.node);
+        let good: Vec<NodeIdx> = info.good().filter(alive).map(|r| r.node).collect();
+        if !good.is_empty() {
+            return (good, false);
+        }
+        // Replicas still being finalized with the right generation stamp.
+        let rbw: Vec<NodeIdx> = info
+            .replicas
+            .iter()
+            .filter(alive)
+            .filter(|r| !r.corrupt && r.gs == info.gs && r.kind == ReplicaKind::Rbw)
+            .map(|r| r.node)
+            .collect();
+        if !rbw.is_empty() {
+            return (rbw, false);
+        }
+        let corrupt: Vec<NodeIdx> = info
+            .replicas
+            .iter()
+            .filter(alive)
+            .filter(|r| r.corrupt)
+            .map(|r| r.node)
+            .collect();
+        let all_corrupt = !corrupt.is_empty();
+        (corrupt, all_corrupt)
+    }
+
+    /// Marks the replica of `block` on `node_id` corrupt.
+    pub(crate) fn mark_corrupt(&mut self, block: &ExtendedBlock, node_id: &str, reason: &str) {
+        let Some(node) = self.dns.find(node_id) else {
+            tracing::warn!(block = %block, node = node_id, "bad replica reported on an unknown datanode; ignored");
+            return;
+        };
+        let Some(info) = self.blocks.get(block.id) else {
+            tracing::debug!(block = %block, node = node_id, "bad replica of a deleted block; deleting it");
+            self.dns.queue_delete(node, *block);
+            return;
+        };
+        if block.generation_stamp < info.gs {
+            tracing::info!(block = %block, node = node_id, "bad replica with an old generation stamp; deleting it");
+            self.blocks.modify(block.id, |b| b.remove_replica(node));
+            self.dns.queue_delete(node, *block);
+            return;
+        }
+        let address = self.dns.get(node).address.clone();
+        self.blocks.modify(block.id, |b| {
+            let mut r = b.replica(node).cloned().unwrap_or(Replica {
+                node,
+                gs: block.generation_stamp,
+                len: block.length,
+                kind: ReplicaKind::Finalized,
+                corrupt: true,
+            });
+            r.corrupt = true;
+            b.put_replica(r);
+        });
+        let good = self.blocks.get(block.id).map_or(0, |b| b.good().count());
+        tracing::warn!(block = %block, node = node_id, %address, reason, good_replicas = good,
+            "replica marked corrupt; it is no longer served and will be replaced");
+        self.repl.check(block.id);
+    }
+}
+
+fn seq_dbg() -> bool { use std::sync::atomic::*; static N: AtomicU64 = AtomicU64::new(0); N.fetch_add(1, Ordering::Relaxed) % 1000 == 0 }

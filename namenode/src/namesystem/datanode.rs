@@ -1,0 +1,254 @@
+//! DatanodeProtocol operations: registration, heartbeats (which carry the
+//! commands back), full and incremental block reports.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use dfs_proto::{
+    BlockReportRequest, ExtendedBlock, HeartbeatRequest, HeartbeatResponse, IncrementalBlockReportRequest,
+    RegisterRequest, RegisterResponse, ReplicaState,
+};
+
+use super::{Namesystem, State};
+use crate::blocks::{BlockState, Replica, ReplicaKind};
+use crate::datanodes::NodeIdx;
+use crate::error::{Error, Result};
+
+impl Namesystem {
+    /// Registers a datanode.
+    pub fn register_datanode(&self, req: RegisterRequest) -> Result<RegisterResponse> {
+        self.mutate(None, |st, _| st.register(req, Instant::now()))
+    }
+
+    /// Records a heartbeat and returns the node's pending commands.
+    pub fn heartbeat(&self, req: HeartbeatRequest) -> HeartbeatResponse {
+        let mut st = self.state.write();
+        st.heartbeat(req, Instant::now())
+    }
+
+    /// Reconciles a node's full block report.
+    pub fn block_report(&self, req: BlockReportRequest) -> Result<()> {
+        let left = self.mutate(None, |st, _| st.block_report(req, Instant::now()))?;
+        if left {
+            self.kick.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Applies an incremental block report.
+    pub fn incremental_block_report(&self, req: IncrementalBlockReportRequest) -> Result<()> {
+        let left = self.mutate(None, |st, _| st.incremental_block_report(req, Instant::now()))?;
+        if left {
+            self.kick.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// What became of one reported replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reported {
+    /// Recorded.
+    Stored,
+    /// Its block is not in the namespace: deletion queued.
+    Orphan,
+    /// Older generation stamp than the block's.
+    Stale,
+    /// Corrupt (reported so, wrong length, or unknown newer generation stamp).
+    Corrupt,
+}
+
+impl State {
+    pub(crate) fn register(&mut self, req: RegisterRequest, now: Instant) -> Result<RegisterResponse> {
+        let node = req.node.ok_or_else(|| Error::invalid("register: the node is missing"))?;
+        if node.id.is_empty() || node.id.len() > 256 {
+            return Err(Error::invalid("register: the node id must be 1 to 256 bytes"));
+        }
+        if node.address.parse::<std::net::SocketAddr>().is_err() && !node.address.contains(':') {
+            return Err(Error::invalid(format!(
+                "register {}: address '{}' is not host:port",
+                node.id, node.address
+            )));
+        }
+        let storage = req.storage.unwrap_or_default();
+        let r = self.dns.register(&node, &storage, now);
+        for d in r.displaced.clone() {
+            let why = format!("node {} registered with the same address", node.id);
+            self.node_lost(d, &why);
+        }
+        let n = self.dns.get(r.idx);
+        tracing::info!(
+            node = %n.id,
+            address = %n.address,
+            rack = %n.rack,
+            capacity = n.capacity,
+            remaining = n.remaining,
+            new = r.new,
+            revived = r.revived,
+            "datanode registered"
+        );
+        Ok(RegisterResponse {
+            default_block_size: self.cfg.block_size,
+        })
+    }
+
+    pub(crate) fn heartbeat(&mut self, req: HeartbeatRequest, now: Instant) -> HeartbeatResponse {
+        let storage = req.storage.unwrap_or_default();
+        match self.dns.heartbeat(&req.node_id, &storage, req.active_transfers, now) {
+            None => {
+                tracing::info!(node = %req.node_id, "heartbeat from an unregistered or dead datanode; asking it to register");
+                HeartbeatResponse {
+                    commands: vec![],
+                    reregister: true,
+                }
+            }
+            Some(idx) => HeartbeatResponse {
+                commands: self.dns.take_commands(idx, self.cfg.deletes_per_heartbeat),
+                reregister: false,
+            },
+        }
+    }
+
+    fn reporting_node(&self, id: &str) -> Result<NodeIdx> {
+        self.dns.lookup(id).ok_or_else(|| Error::UnknownDatanode { node: id.to_string() })
+    }
+
+    /// Full report: the node holds exactly these replicas.
+    pub(crate) fn block_report(&mut self, req: BlockReportRequest, now: Instant) -> Result<bool> {
+        let node = self.reporting_node(&req.node_id)?;
+        let mut seen = HashSet::with_capacity(req.replicas.len());
+        let (mut stored, mut orphans, mut stale, mut corrupt) = (0usize, 0usize, 0usize, 0usize);
+        for r in &req.replicas {
+            let Some(b) = &r.block else { continue };
+            seen.insert(b.id);
+            match self.process_replica(node, b, r.state(), now) {
+                Reported::Stored => stored += 1,
+                Reported::Orphan => orphans += 1,
+                Reported::Stale => stale += 1,
+                Reported::Corrupt => corrupt += 1,
+            }
+        }
+        let gone: Vec<u64> = self.blocks.blocks_of(node).filter(|id| !seen.contains(id)).collect();
+        for id in &gone {
+            self.blocks.modify(*id, |b| b.remove_replica(node));
+        }
+        self.repl.check_all(gone.iter().copied());
+        let n = self.dns.get(node);
+        tracing::info!(
+            node = %n.id,
+            address = %n.address,
+            replicas = req.replicas.len(),
+            stored,
+            orphans,
+            stale,
+            corrupt,
+            missing = gone.len(),
+            "full block report processed (orphan and stale replicas are queued for deletion)"
+        );
+        Ok(self.update_safemode(now))
+    }
+
+    pub(crate) fn incremental_block_report(&mut self, req: IncrementalBlockReportRequest, now: Instant) -> Result<bool> {
+        let node = self.reporting_node(&req.node_id)?;
+        for r in &req.received {
+            let Some(b) = &r.block else { continue };
+            let outcome = self.process_replica(node, b, r.state(), now);
+            tracing::debug!(node = %req.node_id, block = %b, state = ?r.state(), ?outcome, "replica received");
+        }
+        for b in &req.deleted {
+            let removed = self
+                .blocks
+                .modify(b.id, |info| {
+                    let ours = info.replica(node).is_some_and(|r| r.gs <= b.generation_stamp);
+                    ours && info.remove_replica(node)
+                })
+                .unwrap_or(false);
+            if removed {
+                self.repl.check(b.id);
+            }
+        }
+        Ok(self.update_safemode(now))
+    }
+
+    /// Applies one reported replica of `node`.
+    pub(crate) fn process_replica(
+        &mut self,
+        node: NodeIdx,
+        blk: &ExtendedBlock,
+        state: ReplicaState,
+        _now: Instant,
+    ) -> Reported {
+        let Some(info) = self.blocks.get(blk.id) else {
+            // Deleted, abandoned or never allocated: nothing references it.
+            self.dns.queue_delete(node, *blk);
+            return Reported::Orphan;
+        };
+        let recovering = info.state == BlockState::UnderConstruction || info.recovery.is_some();
+        let (gs, len, bstate) = (info.gs, info.len, info.state);
+        let was_corrupt = info.replica(node).is_some_and(|r| r.corrupt && r.gs == blk.generation_stamp);
+        if blk.generation_stamp < gs {
+            self.blocks.modify(blk.id, |b| {
+                b.remove_replica(node);
+                if recovering && !b.stale_holders.contains(&(node, blk.generation_stamp)) {
+                    b.stale_holders.push((node, blk.generation_stamp));
+                }
+            });
+            if !recovering {
+                self.dns.queue_delete(node, *blk);
+            }
+            return Reported::Stale;
+        }
+        let kind = match state {
+            ReplicaState::Finalized => ReplicaKind::Finalized,
+            _ => ReplicaKind::Rbw,
+        };
+        let corrupt = state == ReplicaState::Corrupt
+            || was_corrupt
+            || (!recovering && blk.generation_stamp > gs)
+            || (!recovering && kind == ReplicaKind::Finalized && blk.length != len && bstate != BlockState::UnderConstruction);
+        self.blocks.modify(blk.id, |b| {
+            b.put_replica(Replica {
+                node,
+                gs: blk.generation_stamp,
+                len: blk.length,
+                kind,
+                corrupt,
+            });
+            if b.state == BlockState::Committed && b.is_safe() {
+                b.state = BlockState::Complete;
+            }
+        });
+        if corrupt && !was_corrupt {
+            let n = self.dns.get(node);
+            tracing::warn!(block = %blk, node = %n.id, address = %n.address, expected_gs = gs, expected_length = len,
+                "replica is corrupt (reported so, or its length or generation stamp does not match); it will be replaced");
+        }
+        if !corrupt && kind == ReplicaKind::Finalized && blk.generation_stamp == gs {
+            self.repl.replica_arrived(blk.id, node);
+        }
+        self.repl.check(blk.id);
+        if corrupt {
+            Reported::Corrupt
+        } else {
+            Reported::Stored
+        }
+    }
+
+    /// A node is gone (dead or displaced): its replicas leave the block map
+    /// and its blocks are re-evaluated at once.
+    pub(crate) fn node_lost(&mut self, node: NodeIdx, why: &str) {
+        self.dns.get_mut(node).dead = true;
+        let ids = self.blocks.remove_node(node);
+        let copies = self.repl.drop_node(node);
+        let n = self.dns.get(node);
+        tracing::warn!(
+            node = %n.id,
+            address = %n.address,
+            rack = %n.rack,
+            replicas = ids.len(),
+            "datanode declared dead ({why}); its replicas no longer count and their blocks are queued for re-replication"
+        );
+        self.repl.check_all(ids);
+        self.repl.check_all(copies);
+    }
+}

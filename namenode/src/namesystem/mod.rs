@@ -1,0 +1,257 @@
+//! The namesystem: namespace, block map, datanodes, leases, safe mode and
+//! replication queues behind one lock, plus the metadata store.
+//!
+//! Locking: one `parking_lot::RwLock` over [`State`]. Reads (stat, list,
+//! block locations) take it shared; mutations take it exclusively for the
+//! in-memory change and the sled batch only, then release it and wait for
+//! the group commit. No lock is ever held across an `.await`.
+//!
+//! The operations live in submodules by protocol: [`client`] (namespace and
+//! writes), [`datanode`] (registration, heartbeats, block reports),
+//! [`recovery`] (leases and pipeline recovery), [`admin`] (reports, fsck,
+//! decommission) and [`monitor`] (the background loop).
+
+mod admin;
+mod client;
+mod datanode;
+mod monitor;
+mod recovery;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use crate::blocks::{BlockInfo, BlockMap, BlockState};
+use crate::config::Config;
+use crate::datanodes::DatanodeManager;
+use crate::error::{Error, Result};
+use crate::leases::LeaseManager;
+use crate::namespace::{Namespace, RemovedFile};
+use crate::replication::ReplicationQueues;
+use crate::safemode::SafeMode;
+use crate::store::{Batch, Store};
+use crate::topology::Topology;
+
+/// Everything in memory, behind the namesystem lock.
+pub struct State {
+    pub(crate) ns: Namespace,
+    pub(crate) blocks: BlockMap,
+    pub(crate) dns: DatanodeManager,
+    pub(crate) leases: LeaseManager,
+    pub(crate) safemode: SafeMode,
+    pub(crate) repl: ReplicationQueues,
+    pub(crate) cfg: Arc<Config>,
+}
+
+/// The namenode's shared state and store.
+pub struct Namesystem {
+    state: RwLock<State>,
+    store: Arc<Store>,
+    cfg: Arc<Config>,
+    /// Wakes the monitor early (a node died, safe mode ended).
+    kick: Notify,
+}
+
+impl Namesystem {
+    /// Opens the store, loads the namespace, rebuilds the block map without
+    /// locations and enters safe mode.
+    pub fn open(cfg: Config) -> Result<Namesystem> {
+        let topology = match &cfg.topology {
+            Some(p) => Topology::load(p)?,
+            None => Topology::default(),
+        };
+        let (store, image) = Store::open(&cfg.data_dir)?;
+        let ns = Namespace::from_image(image, cfg.block_size, cfg.replication)?;
+        let cfg = Arc::new(cfg);
+        let now = Instant::now();
+        let mut blocks = BlockMap::new();
+        let mut leases = LeaseManager::new();
+        for inode in ns.inodes() {
+            let rec = &inode.rec;
+            if rec.is_dir {
+                continue;
+            }
+            let uc_file = !rec.lease_holder.is_empty();
+            for b in &rec.blocks {
+                let state = if b.under_construction {
+                    BlockState::UnderConstruction
+                } else if uc_file {
+                    BlockState::Committed
+                } else {
+                    BlockState::Complete
+                };
+                let mut info = BlockInfo::new(rec.id, b.generation_stamp, b.length, state, rec.replication);
+                if b.under_construction {
+                    info.pipeline = rec.pipeline.clone();
+                }
+                blocks.insert(b.id, info);
+            }
+            if uc_file {
+                leases.add(&rec.lease_holder, rec.id, now);
+            }
+        }
+        let (files, dirs) = ns.counts();
+        let (_, total) = blocks.safe_counts();
+        tracing::info!(
+            store = %store.path().display(),
+            files,
+            dirs,
+            blocks = blocks.len(),
+            complete_blocks = total,
+            files_under_construction = leases.file_count(),
+            "namespace loaded"
+        );
+        let mut safemode = SafeMode::new(cfg.safemode_threshold, cfg.safemode_extension);
+        if safemode.update(0, total, now) {
+            tracing::info!("no complete blocks: safe mode is off");
+        } else {
+            tracing::info!(
+                "safe mode is on until {} of {total} blocks have a reported replica",
+                safemode.needed(total)
+            );
+        }
+        let state = State {
+            ns,
+            blocks,
+            dns: DatanodeManager::new(topology, cfg.stale_after, cfg.dead_after),
+            leases,
+            safemode,
+            repl: ReplicationQueues::new(),
+            cfg: cfg.clone(),
+        };
+        Ok(Namesystem {
+            state: RwLock::new(state),
+            store: Arc::new(store),
+            cfg,
+            kick: Notify::new(),
+        })
+    }
+
+    /// The store (to run its flusher).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Whether the namenode is in safe mode.
+    pub fn in_safe_mode(&self) -> bool {
+        self.state.read().safemode.is_on()
+    }
+
+    /// Runs `f` on the state under the exclusive lock, refusing in safe mode
+    /// when `op` names a namespace mutation.
+    fn mutate<T>(&self, op: Option<&'static str>, f: impl FnOnce(&mut State, &Store) -> Result<T>) -> Result<T> {
+        let mut st = self.state.write();
+        if let Some(op) = op {
+            st.check_safemode(op)?;
+        }
+        f(&mut st, &self.store)
+    }
+
+    /// Waits until the batch `seq` is durable.
+    async fn durable(&self, seq: u64) -> Result<()> {
+        self.store.wait_durable(seq).await
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read())
+    }
+}
+
+impl State {
+    /// Refuses a mutation while in safe mode, saying how far block reports got.
+    pub(crate) fn check_safemode(&self, op: &'static str) -> Result<()> {
+        if self.safemode.is_on() {
+            let (safe, total) = self.blocks.safe_counts();
+            return Err(Error::SafeMode {
+                op,
+                status: self.safemode.status(safe, total, Instant::now()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Persists a planned batch and applies it in memory. An empty batch
+    /// still waits for whatever was applied before it (the state it
+    /// observed may not be durable yet).
+    pub(crate) fn commit(&mut self, store: &Store, batch: Batch) -> Result<u64> {
+        if batch.is_empty() {
+            return Ok(store.last_applied());
+        }
+        let t0 = std::time::Instant::now();
+        let seq = store.apply(&batch)?;
+        let t1 = t0.elapsed();
+        self.ns.apply(&batch);
+        if seq % 1000 == 0 { eprintln!("COMMIT apply {:?} mem {:?}", t1, t0.elapsed() - t1); }
+        Ok(seq)
+    }
+
+    /// Drops a deleted or replaced file from the block map and leases, and
+    /// queues the deletion of every replica it had.
+    pub(crate) fn forget_file(&mut self, f: &RemovedFile) {
+        if !f.lease_holder.is_empty() {
+            self.leases.remove(&f.lease_holder, f.id);
+        }
+        for b in &f.blocks {
+            self.forget_block(b.id);
+        }
+    }
+
+    /// Removes a block and queues the deletion of its replicas, including
+    /// those a pipeline or a copy may be writing.
+    pub(crate) fn forget_block(&mut self, id: u64) {
+        self.repl.forget(id);
+        let Some(info) = self.blocks.remove(id) else { return };
+        for r in &info.replicas {
+            self.dns.queue_delete(
+                r.node,
+                dfs_proto::ExtendedBlock {
+                    id,
+                    generation_stamp: r.gs,
+                    length: r.len,
+                },
+            );
+        }
+        for node_id in &info.pipeline {
+            if let Some(n) = self.dns.lookup(node_id) {
+                if info.replica(n).is_none() {
+                    self.dns.queue_delete(n, info.extended(id));
+                }
+            }
+        }
+        for (n, gs) in &info.stale_holders {
+            self.dns.queue_delete(
+                *n,
+                dfs_proto::ExtendedBlock {
+                    id,
+                    generation_stamp: *gs,
+                    length: 0,
+                },
+            );
+        }
+    }
+
+    /// Moves safe mode on; logs when it ends.
+    pub(crate) fn update_safemode(&mut self, now: Instant) -> bool {
+        let (safe, total) = self.blocks.safe_counts();
+        let left = self.safemode.update(safe, total, now);
+        if left {
+            tracing::info!(
+                "leaving safe mode: {safe} of {total} complete blocks have a reported replica; \
+                 namespace changes are accepted"
+            );
+            // Everything may need replication now that reports are in.
+            let all: Vec<u64> = self.blocks.iter().map(|(id, _)| id).collect();
+            self.repl.check_all(all);
+        }
+        left
+    }
+}

@@ -1,0 +1,320 @@
+//! The gRPC services: thin adapters from ClientProtocol and
+//! DatanodeProtocol to the [`Namesystem`], one span per call.
+
+use std::sync::Arc;
+
+use dfs_proto::error_kind::ErrorKind;
+use dfs_proto::namenode::{ClientProtocol, DatanodeProtocol};
+use dfs_proto::*;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::error::Error;
+use crate::namesystem::Namesystem;
+
+/// Both namenode services over one namesystem.
+#[derive(Clone)]
+pub struct NamenodeService {
+    fs: Arc<Namesystem>,
+}
+
+impl NamenodeService {
+    /// Services over `fs`.
+    pub fn new(fs: Arc<Namesystem>) -> NamenodeService {
+        NamenodeService { fs }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Maps an error to a status, logging server-side failures.
+fn fail(e: Error) -> Status {
+    if e.kind() == ErrorKind::Internal {
+        tracing::error!(error = %e, "request failed");
+    } else {
+        tracing::debug!(error = %e, "request refused");
+    }
+    e.into()
+}
+
+fn ok<T>(r: Result<T, Error>) -> Reply<T> {
+    r.map(Response::new).map_err(fail)
+}
+
+fn peer_host<T>(req: &Request<T>) -> String {
+    req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl ClientProtocol for NamenodeService {
+    async fn get_file_info(&self, request: Request<GetFileInfoRequest>) -> Reply<GetFileInfoResponse> {
+        let r = request.into_inner();
+        let _s = tracing::debug_span!("get_file_info", path = %r.path).entered();
+        ok(self.fs.get_file_info(&r.path).map(|s| GetFileInfoResponse { status: Some(s) }))
+    }
+
+    async fn list_status(&self, request: Request<ListStatusRequest>) -> Reply<ListStatusResponse> {
+        let r = request.into_inner();
+        let _s = tracing::debug_span!("list_status", path = %r.path).entered();
+        ok(self
+            .fs
+            .list_status(&r.path, &r.start_after, r.limit)
+            .map(|(entries, has_more)| ListStatusResponse { entries, has_more }))
+    }
+
+    async fn mkdirs(&self, request: Request<MkdirsRequest>) -> Reply<MkdirsResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("mkdirs", path = %r.path);
+        let res = self.fs.mkdirs(r).instrument(span).await;
+        ok(res.map(|s| MkdirsResponse { status: Some(s) }))
+    }
+
+    async fn delete(&self, request: Request<DeleteRequest>) -> Reply<DeleteResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("delete", path = %r.path);
+        ok(self
+            .fs
+            .delete(&r.path, r.recursive)
+            .instrument(span)
+            .await
+            .map(|_| DeleteResponse {}))
+    }
+
+    async fn rename(&self, request: Request<RenameRequest>) -> Reply<RenameResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("rename", src = %r.src, dst = %r.dst);
+        ok(self
+            .fs
+            .rename(&r.src, &r.dst, r.overwrite)
+            .instrument(span)
+            .await
+            .map(|_| RenameResponse {}))
+    }
+
+    async fn set_attr(&self, request: Request<SetAttrRequest>) -> Reply<SetAttrResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("set_attr", path = %r.path);
+        ok(self
+            .fs
+            .set_attr(r)
+            .instrument(span)
+            .await
+            .map(|s| SetAttrResponse { status: Some(s) }))
+    }
+
+    async fn set_replication(&self, request: Request<SetReplicationRequest>) -> Reply<SetReplicationResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("set_replication", path = %r.path, replication = r.replication);
+        ok(self
+            .fs
+            .set_replication(&r.path, r.replication)
+            .instrument(span)
+            .await
+            .map(|_| SetReplicationResponse {}))
+    }
+
+    async fn content_summary(&self, request: Request<ContentSummaryRequest>) -> Reply<ContentSummaryResponse> {
+        let r = request.into_inner();
+        let _s = tracing::debug_span!("content_summary", path = %r.path).entered();
+        ok(self.fs.content_summary(&r.path).map(|s| ContentSummaryResponse {
+            length: s.length,
+            files: s.files,
+            directories: s.directories,
+            space_consumed: s.space_consumed,
+        }))
+    }
+
+    async fn create(&self, request: Request<CreateRequest>) -> Reply<CreateResponse> {
+        let r = request.into_inner();
+        let span = tracing::debug_span!("create", path = %r.path, client = %r.client_name);
+        ok(self
+            .fs
+            .create(r)
+            .instrument(span)
+            .await
+            .map(|s| CreateResponse { status: Some(s) }))
+    }
+
+    async fn add_block(&self, request: Request<AddBlockRequest>) -> Reply<AddBlockResponse> {
+        let peer = peer_host(&request);
+        let r = request.into_inner();
+        let span = tracing::debug_span!("add_block", path = %r.path, client = %r.client_name);
+        ok(self
+            .fs
+            .add_block(r, &peer)
+            .instrument(span)
+            .await
+            .map(|b| AddBlockResponse { block: Some(b) }))
+    }
+
+    async fn get_additional_datanodes(
+        &self,
+        request: Request<GetAdditionalDatanodesRequest>,
+    ) -> Reply<GetAdditionalDatanodesResponse> {
+        let r = request.into_inner();
+        let _s = tracing::info_span!("get_additional_datanodes", path = %r.path, client = %r.client_name).entered();
+        ok(self
+            .fs
+            .get_additional_datanodes(r)
+            .map(|nodes| GetAdditionalDatanodesResponse { nodes }))
+    }
+
+    async fn update_block_for_pipeline(
+        &self,
+        request: Request<UpdateBlockForPipelineRequest>,
+    ) -> Reply<UpdateBlockForPipelineResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("update_block_for_pipeline", client = %r.client_name);
+        ok(self
+            .fs
+            .update_block_for_pipeline(&r.client_name, r.block)
+            .instrument(span)
+            .await
+            .map(|gs| UpdateBlockForPipelineResponse {
+                new_generation_stamp: gs,
+            }))
+    }
+
+    async fn update_pipeline(&self, request: Request<UpdatePipelineRequest>) -> Reply<UpdatePipelineResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("update_pipeline", client = %r.client_name);
+        ok(self
+            .fs
+            .update_pipeline(r)
+            .instrument(span)
+            .await
+            .map(|_| UpdatePipelineResponse {}))
+    }
+
+    async fn fsync(&self, request: Request<FsyncRequest>) -> Reply<FsyncResponse> {
+        let r = request.into_inner();
+        let span = tracing::debug_span!("fsync", path = %r.path, client = %r.client_name);
+        ok(self.fs.fsync(r).instrument(span).await.map(|_| FsyncResponse {}))
+    }
+
+    async fn complete(&self, request: Request<CompleteRequest>) -> Reply<CompleteResponse> {
+        let r = request.into_inner();
+        let span = tracing::debug_span!("complete", path = %r.path, client = %r.client_name);
+        ok(self
+            .fs
+            .complete(r)
+            .instrument(span)
+            .await
+            .map(|completed| CompleteResponse { completed }))
+    }
+
+    async fn abandon_block(&self, request: Request<AbandonBlockRequest>) -> Reply<AbandonBlockResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("abandon_block", path = %r.path, client = %r.client_name);
+        ok(self
+            .fs
+            .abandon_block(&r.path, &r.client_name, r.block)
+            .instrument(span)
+            .await
+            .map(|_| AbandonBlockResponse {}))
+    }
+
+    async fn renew_lease(&self, request: Request<RenewLeaseRequest>) -> Reply<RenewLeaseResponse> {
+        let r = request.into_inner();
+        ok(self.fs.renew_lease(&r.client_name).map(|_| RenewLeaseResponse {}))
+    }
+
+    async fn recover_lease(&self, request: Request<RecoverLeaseRequest>) -> Reply<RecoverLeaseResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("recover_lease", path = %r.path, client = %r.client_name, force = r.force);
+        ok(self
+            .fs
+            .recover_lease(r)
+            .instrument(span)
+            .await
+            .map(|closed| RecoverLeaseResponse { closed }))
+    }
+
+    async fn get_block_locations(
+        &self,
+        request: Request<GetBlockLocationsRequest>,
+    ) -> Reply<GetBlockLocationsResponse> {
+        let peer = peer_host(&request);
+        let r = request.into_inner();
+        let _s = tracing::debug_span!("get_block_locations", path = %r.path).entered();
+        ok(self.fs.get_block_locations(&r, &peer))
+    }
+
+    async fn report_bad_blocks(&self, request: Request<ReportBadBlocksRequest>) -> Reply<ReportBadBlocksResponse> {
+        let r = request.into_inner();
+        let _s = tracing::info_span!("report_bad_blocks", replicas = r.replicas.len()).entered();
+        ok(self.fs.report_bad_blocks(r).map(|_| ReportBadBlocksResponse {}))
+    }
+
+    async fn cluster_report(&self, _request: Request<ClusterReportRequest>) -> Reply<ClusterReportResponse> {
+        Ok(Response::new(self.fs.cluster_report()))
+    }
+
+    async fn fsck(&self, request: Request<FsckRequest>) -> Reply<FsckResponse> {
+        let r = request.into_inner();
+        let path = if r.path.is_empty() { "/".to_string() } else { r.path };
+        let _s = tracing::info_span!("fsck", path = %path).entered();
+        ok(self.fs.fsck(&path))
+    }
+
+    async fn decommission(&self, request: Request<DecommissionRequest>) -> Reply<DecommissionResponse> {
+        let r = request.into_inner();
+        let _s = tracing::info_span!("decommission", node = %r.node, decommission = r.decommission).entered();
+        ok(self
+            .fs
+            .decommission(&r.node, r.decommission)
+            .map(|n| DecommissionResponse { node: Some(n) }))
+    }
+
+    async fn stat_fs(&self, _request: Request<StatFsRequest>) -> Reply<StatFsResponse> {
+        Ok(Response::new(self.fs.statfs()))
+    }
+}
+
+#[tonic::async_trait]
+impl DatanodeProtocol for NamenodeService {
+    async fn register(&self, request: Request<RegisterRequest>) -> Reply<RegisterResponse> {
+        let r = request.into_inner();
+        let node = r.node.as_ref().map(|n| n.id.clone()).unwrap_or_default();
+        let _s = tracing::info_span!("register", node = %node).entered();
+        ok(self.fs.register_datanode(r))
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
+        let r = request.into_inner();
+        let _s = tracing::debug_span!("heartbeat", node = %r.node_id).entered();
+        Ok(Response::new(self.fs.heartbeat(r)))
+    }
+
+    async fn block_report(&self, request: Request<BlockReportRequest>) -> Reply<BlockReportResponse> {
+        let r = request.into_inner();
+        let _s = tracing::info_span!("block_report", node = %r.node_id).entered();
+        ok(self.fs.block_report(r).map(|_| BlockReportResponse {}))
+    }
+
+    async fn incremental_block_report(
+        &self,
+        request: Request<IncrementalBlockReportRequest>,
+    ) -> Reply<IncrementalBlockReportResponse> {
+        let r = request.into_inner();
+        let _s = tracing::debug_span!("incremental_block_report", node = %r.node_id).entered();
+        ok(self
+            .fs
+            .incremental_block_report(r)
+            .map(|_| IncrementalBlockReportResponse {}))
+    }
+
+    async fn commit_block_synchronization(
+        &self,
+        request: Request<CommitBlockSynchronizationRequest>,
+    ) -> Reply<CommitBlockSynchronizationResponse> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("commit_block_synchronization");
+        ok(self
+            .fs
+            .commit_block_synchronization(r)
+            .instrument(span)
+            .await
+            .map(|_| CommitBlockSynchronizationResponse {}))
+    }
+}
