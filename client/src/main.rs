@@ -14,6 +14,8 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // A closed stderr must not turn into a panic.
+        .log_internal_errors(false)
         .init();
     dfs_client::cli::run(cli).await
 }

@@ -136,8 +136,10 @@ impl FileWriter {
 
     /// Stops writing without completing the file, as if this process had
     /// crashed: the lease expires and lease recovery closes the file.
-    pub async fn abort(self) {
+    pub async fn abort(mut self) {
         self.task.abort();
+        // Wait until the streamer has stopped: nothing is sent after this.
+        let _ = (&mut self.task).await;
         tracing::debug!(path = %self.path, "writer aborted");
     }
 
@@ -276,6 +278,14 @@ impl FileWriter {
                 Msg::Close(tx)
             }))?;
         }
+    }
+}
+
+impl Drop for FileWriter {
+    /// A writer dropped without `close` stops at once, like a crashed
+    /// process: nothing more is sent and the file is left to lease recovery.
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -195,8 +195,12 @@ impl DfsFs {
         path: &str,
         fut: impl Future<Output = dfs_client::Result<T>>,
     ) -> Result<T, Errno> {
+        let started = Instant::now();
         match tokio::time::timeout(self.opts.rpc_timeout + RPC_SLACK, fut).await {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                debug!(op = %op, path = %path, elapsed = ?started.elapsed(), "done");
+                Ok(v)
+            }
             Ok(Err(e)) => {
                 if is_expected(&e) {
                     debug!(op = %op, path = %path, error = %e, "refused");
@@ -258,7 +262,11 @@ impl DfsFs {
         {
             return Ok(file_attr(ino, &status, &self.owners));
         }
+        if let Some(status) = self.inodes.cached_dir(ino, self.opts.attr_ttl) {
+            return Ok(file_attr(ino, &status, &self.owners));
+        }
         let (_, status) = self.stat(ino).await?;
+        self.inodes.cache_dir(ino, &status);
         Ok(self.attr(ino, &status))
     }
 
@@ -267,6 +275,7 @@ impl DfsFs {
         match self.call("lookup", &path, self.client.status(&path)).await {
             Ok(status) => {
                 let ino = self.inodes.remember(parent, name, status.inode);
+                self.inodes.cache_dir(ino, &status);
                 Ok(Some(self.attr(ino, &status)))
             }
             Err(e) if e == Errno::ENOENT => {
@@ -322,6 +331,8 @@ impl DfsFs {
                 .await?;
         }
         let ino = self.inodes.remember(parent, name, status.inode);
+        self.inodes.cache_dir(ino, &status);
+        self.inodes.dir_changed(parent, now_ms());
         Ok(self.attr(ino, &status))
     }
 
@@ -350,6 +361,7 @@ impl DfsFs {
                 // Whatever the table knew under this name is gone.
                 self.inodes.unlink(parent, name);
                 let ino = self.inodes.remember(parent, name, 0);
+                self.inodes.dir_changed(parent, status.mtime);
                 let writer = Arc::new(Writer::new_file(ino, fw, status.clone()));
                 self.handles.set_writer(writer.clone());
                 let fh = self.handles.add_file(OpenFile {
@@ -586,6 +598,7 @@ impl DfsFs {
         if !self.inodes.confirm(ino, status.inode) {
             return Err(Errno::ESTALE);
         }
+        self.inodes.cache_dir(ino, &status);
         Ok(self.attr(ino, &status))
     }
 
@@ -601,6 +614,7 @@ impl DfsFs {
         self.call(op, &path, self.client.delete(&path, false))
             .await?;
         self.inodes.unlink(parent, name);
+        self.inodes.dir_changed(parent, now_ms());
         Ok(())
     }
 
@@ -634,6 +648,9 @@ impl DfsFs {
         self.call("rename", &src, self.client.rename(&src, &dst, overwrite))
             .await?;
         self.inodes.rename(parent, name, new_parent, new_name);
+        let now = now_ms();
+        self.inodes.dir_changed(parent, now);
+        self.inodes.dir_changed(new_parent, now);
         Ok(())
     }
 
@@ -1106,6 +1123,7 @@ impl Filesystem for DfsFs {
                         return reply.add(INodeNo(dir), cookie, name, &ttl, &attr, Generation(0));
                     };
                     let child = self.inodes.remember(ino.0, name, status.inode);
+                    self.inodes.cache_dir(child, status);
                     let attr = self.attr(child, status);
                     let full = reply.add(INodeNo(child), cookie, name, &ttl, &attr, Generation(0));
                     if full {

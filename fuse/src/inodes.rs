@@ -15,6 +15,9 @@
 //! lookups and no known child still needs it to build its path.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use dfs_client::FileStatus;
 
 use dfs_proto::defaults::MAX_PATH_DEPTH;
 use parking_lot::Mutex;
@@ -43,6 +46,10 @@ struct Node {
     children: u64,
     /// False once removed or replaced: the name no longer leads here.
     linked: bool,
+    /// A directory's last known status and when it was fetched. The kernel
+    /// drops a directory's attributes whenever an entry in it changes and
+    /// asks again before the next permission check; this answers that.
+    dir_status: Option<(Instant, FileStatus)>,
 }
 
 #[derive(Debug)]
@@ -78,6 +85,7 @@ impl InodeTable {
                 lookups: 1,
                 children: 0,
                 linked: true,
+                dir_status: None,
             },
         );
         InodeTable {
@@ -168,6 +176,32 @@ impl InodeTable {
         }
         if nn_id != 0 {
             inner.by_nn.insert(nn_id, ino);
+        }
+    }
+
+    /// Keeps a directory's status for [`InodeTable::cached_dir`] (files are ignored).
+    pub fn cache_dir(&self, ino: u64, status: &FileStatus) {
+        if !status.is_dir() {
+            return;
+        }
+        if let Some(node) = self.inner.lock().nodes.get_mut(&ino) {
+            node.dir_status = Some((Instant::now(), status.clone()));
+        }
+    }
+
+    /// A directory's status fetched less than `ttl` ago.
+    pub fn cached_dir(&self, ino: u64, ttl: Duration) -> Option<FileStatus> {
+        let inner = self.inner.lock();
+        let (at, status) = inner.nodes.get(&ino)?.dir_status.as_ref()?;
+        (at.elapsed() < ttl).then(|| status.clone())
+    }
+
+    /// An entry of directory `ino` changed through this mount at `mtime_ms`.
+    pub fn dir_changed(&self, ino: u64, mtime_ms: i64) {
+        if let Some(node) = self.inner.lock().nodes.get_mut(&ino) {
+            if let Some((_, status)) = node.dir_status.as_mut() {
+                status.mtime = status.mtime.max(mtime_ms);
+            }
         }
     }
 
@@ -288,6 +322,7 @@ impl Inner {
                 lookups: 0,
                 children: 0,
                 linked: true,
+                dir_status: None,
             },
         );
         if let Some(p) = self.nodes.get_mut(&parent) {
@@ -487,6 +522,35 @@ mod tests {
         assert!(t.confirm(a, 10));
         assert!(!t.confirm(a, 11));
         assert_eq!(t.path(a), Err(Stale::Gone));
+    }
+
+    #[test]
+    fn directory_status_cached_for_a_while() {
+        let t = InodeTable::new();
+        let d = t.remember(ROOT, "d", 10);
+        let mut st = FileStatus {
+            path: "/d".into(),
+            file_type: dfs_client::FileType::Dir,
+            length: 0,
+            replication: 0,
+            block_size: 0,
+            owner: "0".into(),
+            group: "0".into(),
+            mode: 0o755,
+            mtime: 100,
+            atime: 100,
+            inode: 10,
+            under_construction: false,
+        };
+        t.cache_dir(d, &st);
+        assert_eq!(t.cached_dir(d, Duration::from_secs(60)).unwrap().mtime, 100);
+        t.dir_changed(d, 200);
+        assert_eq!(t.cached_dir(d, Duration::from_secs(60)).unwrap().mtime, 200);
+        assert!(t.cached_dir(d, Duration::ZERO).is_none());
+        st.file_type = dfs_client::FileType::File;
+        let f = t.remember(d, "f", 11);
+        t.cache_dir(f, &st);
+        assert!(t.cached_dir(f, Duration::from_secs(60)).is_none());
     }
 
     #[test]

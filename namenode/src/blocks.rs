@@ -201,7 +201,10 @@ impl BlockMap {
 
     /// Blocks with a replica on `node`.
     pub fn blocks_of(&self, node: NodeIdx) -> impl Iterator<Item = u64> + '_ {
-        self.by_node.get(node as usize).into_iter().flat_map(|s| s.iter().copied())
+        self.by_node
+            .get(node as usize)
+            .into_iter()
+            .flat_map(|s| s.iter().copied())
     }
 
     /// Number of replicas on `node`.
@@ -302,7 +305,10 @@ mod tests {
     fn counters_follow_changes() {
         let mut m = BlockMap::new();
         m.insert(1, BlockInfo::new(10, 5, 100, BlockState::Complete, 3));
-        m.insert(2, BlockInfo::new(10, 5, 0, BlockState::UnderConstruction, 3));
+        m.insert(
+            2,
+            BlockInfo::new(10, 5, 0, BlockState::UnderConstruction, 3),
+        );
         assert_eq!(m.safe_counts(), (0, 1));
         m.modify(1, |b| b.put_replica(rep(0, 5, 100)));
         assert_eq!(m.safe_counts(), (1, 1));

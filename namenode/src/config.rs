@@ -9,7 +9,11 @@ use dfs_proto::defaults;
 
 /// Command line of the `namenode` binary.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "namenode", version, about = "The dfs namenode: namespace, block map, placement, replication and leases.")]
+#[command(
+    name = "namenode",
+    version,
+    about = "The dfs namenode: namespace, block map, placement, replication and leases."
+)]
 pub struct Args {
     /// Address to serve ClientProtocol and DatanodeProtocol on.
     #[arg(long, default_value = defaults::NAMENODE_ADDR)]

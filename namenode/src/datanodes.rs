@@ -4,7 +4,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use dfs_proto::{datanode_command, DatanodeCommand, DatanodeInfo, DeleteBlocks, ExtendedBlock, NodeState, StorageReport};
+use dfs_proto::{
+    datanode_command, DatanodeCommand, DatanodeInfo, DeleteBlocks, ExtendedBlock, NodeState,
+    StorageReport,
+};
 
 use crate::placement::{Candidate, Skip};
 use crate::topology::{host_of, Topology};
@@ -125,7 +128,12 @@ impl DatanodeManager {
     }
 
     /// Registers (or re-registers) a node. Its address and rack may change.
-    pub fn register(&mut self, info: &DatanodeInfo, storage: &StorageReport, now: Instant) -> Registered {
+    pub fn register(
+        &mut self,
+        info: &DatanodeInfo,
+        storage: &StorageReport,
+        now: Instant,
+    ) -> Registered {
         let rack = self.topology.resolve(&info.address, &info.rack);
         let displaced: Vec<NodeIdx> = self
             .nodes
@@ -188,7 +196,13 @@ impl DatanodeManager {
 
     /// Records a heartbeat. `None` when the node must register again
     /// (unknown to this namenode, or declared dead).
-    pub fn heartbeat(&mut self, id: &str, storage: &StorageReport, active: u32, now: Instant) -> Option<NodeIdx> {
+    pub fn heartbeat(
+        &mut self,
+        id: &str,
+        storage: &StorageReport,
+        active: u32,
+        now: Instant,
+    ) -> Option<NodeIdx> {
         let idx = *self.by_id.get(id)?;
         let n = &mut self.nodes[idx as usize];
         if n.dead {
@@ -202,15 +216,21 @@ impl DatanodeManager {
 
     /// A registered, not-dead node by id.
     pub fn lookup(&self, id: &str) -> Option<NodeIdx> {
-        self.by_id.get(id).copied().filter(|i| !self.nodes[*i as usize].dead)
+        self.by_id
+            .get(id)
+            .copied()
+            .filter(|i| !self.nodes[*i as usize].dead)
     }
 
     /// A node by id or address, dead or alive.
     pub fn find(&self, id_or_address: &str) -> Option<NodeIdx> {
-        self.by_id
-            .get(id_or_address)
-            .copied()
-            .or_else(|| self.nodes.iter().rev().find(|n| n.address == id_or_address).map(|n| n.idx))
+        self.by_id.get(id_or_address).copied().or_else(|| {
+            self.nodes
+                .iter()
+                .rev()
+                .find(|n| n.address == id_or_address)
+                .map(|n| n.idx)
+        })
     }
 
     /// A node.
@@ -277,7 +297,9 @@ impl DatanodeManager {
     pub fn in_service_count(&self, now: Instant) -> usize {
         self.nodes
             .iter()
-            .filter(|n| !n.dead && n.admin == AdminState::Normal && n.silence(now) <= self.stale_after)
+            .filter(|n| {
+                !n.dead && n.admin == AdminState::Normal && n.silence(now) <= self.stale_after
+            })
             .count()
     }
 
@@ -311,7 +333,8 @@ impl DatanodeManager {
     pub fn cancel_delete(&mut self, idx: NodeIdx, block_id: u64, gs: u64) {
         let n = &mut self.nodes[idx as usize];
         if n.delete_ids.remove(&(block_id, gs)) {
-            n.deletes.retain(|b| !(b.id == block_id && b.generation_stamp == gs));
+            n.deletes
+                .retain(|b| !(b.id == block_id && b.generation_stamp == gs));
         }
     }
 
@@ -399,15 +422,24 @@ mod tests {
     #[test]
     fn lifecycle() {
         let t0 = Instant::now();
-        let mut m = DatanodeManager::new(Topology::default(), Duration::from_secs(3), Duration::from_secs(10));
+        let mut m = DatanodeManager::new(
+            Topology::default(),
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        );
         let r = m.register(&info("a", "127.0.0.1:1"), &StorageReport::default(), t0);
         assert!(r.new);
         assert_eq!(m.get(r.idx).rack, crate::topology::DEFAULT_RACK);
         assert_eq!(m.state(r.idx, t0), NodeState::Live);
-        assert_eq!(m.state(r.idx, t0 + Duration::from_secs(4)), NodeState::Stale);
+        assert_eq!(
+            m.state(r.idx, t0 + Duration::from_secs(4)),
+            NodeState::Stale
+        );
         assert_eq!(m.check_liveness(t0 + Duration::from_secs(11)), vec![r.idx]);
         assert!(m.heartbeat("a", &StorageReport::default(), 0, t0).is_none());
-        assert!(m.heartbeat("zz", &StorageReport::default(), 0, t0).is_none());
+        assert!(m
+            .heartbeat("zz", &StorageReport::default(), 0, t0)
+            .is_none());
         let r2 = m.register(&info("a", "127.0.0.1:2"), &StorageReport::default(), t0);
         assert!(r2.revived && !r2.new);
         assert_eq!(m.get(r2.idx).address, "127.0.0.1:2");
@@ -419,7 +451,11 @@ mod tests {
     #[test]
     fn deletes_are_batched_and_deduplicated() {
         let t0 = Instant::now();
-        let mut m = DatanodeManager::new(Topology::default(), Duration::from_secs(3), Duration::from_secs(10));
+        let mut m = DatanodeManager::new(
+            Topology::default(),
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        );
         let r = m.register(&info("a", "h:1"), &StorageReport::default(), t0);
         for i in 0..5 {
             let b = ExtendedBlock {
@@ -432,7 +468,9 @@ mod tests {
         }
         let cmds = m.take_commands(r.idx, 3);
         assert_eq!(cmds.len(), 1);
-        let Some(datanode_command::Command::Delete(d)) = &cmds[0].command else { panic!() };
+        let Some(datanode_command::Command::Delete(d)) = &cmds[0].command else {
+            panic!()
+        };
         assert_eq!(d.blocks.len(), 3);
         assert_eq!(m.get(r.idx).pending_deletes(), 2);
     }

@@ -31,10 +31,13 @@ impl LeaseManager {
 
     /// Grants `holder` the lease of `file` (and renews the holder's lease).
     pub fn add(&mut self, holder: &str, file: u64, now: Instant) {
-        let l = self.leases.entry(holder.to_string()).or_insert_with(|| Lease {
-            renewed: now,
-            files: BTreeSet::new(),
-        });
+        let l = self
+            .leases
+            .entry(holder.to_string())
+            .or_insert_with(|| Lease {
+                renewed: now,
+                files: BTreeSet::new(),
+            });
         l.renewed = now;
         l.files.insert(file);
     }
@@ -63,7 +66,9 @@ impl LeaseManager {
 
     /// Time since `holder` last renewed, if it holds a lease.
     pub fn age(&self, holder: &str, now: Instant) -> Option<Duration> {
-        self.leases.get(holder).map(|l| now.saturating_duration_since(l.renewed))
+        self.leases
+            .get(holder)
+            .map(|l| now.saturating_duration_since(l.renewed))
     }
 
     /// Files of holders whose lease is older than `limit`.
@@ -77,7 +82,10 @@ impl LeaseManager {
 
     /// Files under `holder`'s lease.
     pub fn files_of(&self, holder: &str) -> Vec<u64> {
-        self.leases.get(holder).map(|l| l.files.iter().copied().collect()).unwrap_or_default()
+        self.leases
+            .get(holder)
+            .map(|l| l.files.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Notes a recovery attempt of `file`.
@@ -107,13 +115,22 @@ mod tests {
         m.add("c1", 5, t);
         m.add("c1", 6, t);
         m.add("c2", 7, t + Duration::from_secs(5));
-        assert_eq!(m.expired(Duration::from_secs(3), t + Duration::from_secs(6)).len(), 2);
+        assert_eq!(
+            m.expired(Duration::from_secs(3), t + Duration::from_secs(6))
+                .len(),
+            2
+        );
         assert!(m.renew("c1", t + Duration::from_secs(6)));
-        assert!(m.expired(Duration::from_secs(3), t + Duration::from_secs(7)).is_empty());
+        assert!(m
+            .expired(Duration::from_secs(3), t + Duration::from_secs(7))
+            .is_empty());
         m.remove("c1", 5);
         m.remove("c1", 6);
         assert!(!m.renew("c1", t));
         assert_eq!(m.file_count(), 1);
-        assert_eq!(m.age("c2", t + Duration::from_secs(6)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            m.age("c2", t + Duration::from_secs(6)),
+            Some(Duration::from_secs(1))
+        );
     }
 }

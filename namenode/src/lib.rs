@@ -41,7 +41,11 @@ pub use namesystem::Namesystem;
 /// Loads the namespace from `config.data_dir` and serves both namenode
 /// protocols on `listener` until `shutdown` completes; then stops the
 /// background tasks and flushes the store.
-pub async fn run(listener: tokio::net::TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     config.validate().map_err(Error::invalid)?;
     let addr = listener.local_addr().map_err(|source| Error::Io {
         context: "cannot read the listener's address".into(),

@@ -193,7 +193,11 @@ impl Namespace {
 
     /// Builds the tree from a loaded image, checking that it is one
     /// consistent tree rooted at `/`.
-    pub fn from_image(image: Image, default_block_size: u64, default_replication: u32) -> Result<Namespace> {
+    pub fn from_image(
+        image: Image,
+        default_block_size: u64,
+        default_replication: u32,
+    ) -> Result<Namespace> {
         let mut inodes: HashMap<u64, Inode> = HashMap::with_capacity(image.inodes.len());
         let mut max_block = 0u64;
         let mut max_gs = 0u64;
@@ -280,7 +284,10 @@ impl Namespace {
             )));
         }
         let c = image.counters;
-        if c.next_inode <= max_inode || (max_block > 0 && c.next_block <= max_block) || c.generation_stamp < max_gs {
+        if c.next_inode <= max_inode
+            || (max_block > 0 && c.next_block <= max_block)
+            || c.generation_stamp < max_gs
+        {
             return Err(corrupt(format!(
                 "counters {c:?} are behind the records (max inode {max_inode}, block {max_block}, gs {max_gs})"
             )));
@@ -312,7 +319,11 @@ impl Namespace {
                 Change::RemoveInode(id) => {
                     self.inodes.remove(id);
                 }
-                Change::PutDirent { parent, name, child } => {
+                Change::PutDirent {
+                    parent,
+                    name,
+                    child,
+                } => {
                     if let Some(p) = self.inodes.get_mut(parent) {
                         p.children.insert(name.clone(), *child);
                     }
@@ -432,7 +443,12 @@ impl Namespace {
 
     /// One page of a directory listing, sorted by name: entries after
     /// `start_after`, at most `limit`; and whether more follow.
-    pub fn list(&self, path: &str, start_after: &str, limit: u32) -> Result<(Vec<FileStatus>, bool)> {
+    pub fn list(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<FileStatus>, bool)> {
         let (id, norm) = self.resolve(path)?;
         let dir = &self.inodes[&id];
         if !dir.is_dir() {
@@ -445,8 +461,10 @@ impl Namespace {
         let range = if start_after.is_empty() {
             dir.children.range::<str, _>(..)
         } else {
-            dir.children
-                .range::<str, _>((std::ops::Bound::Excluded(start_after), std::ops::Bound::Unbounded))
+            dir.children.range::<str, _>((
+                std::ops::Bound::Excluded(start_after),
+                std::ops::Bound::Unbounded,
+            ))
         };
         let mut out = Vec::with_capacity(limit.min(dir.children.len()));
         let mut has_more = false;
@@ -468,7 +486,9 @@ impl Namespace {
         let mut s = Summary::default();
         let mut stack = vec![id];
         while let Some(id) = stack.pop() {
-            let Some(i) = self.inodes.get(&id) else { continue };
+            let Some(i) = self.inodes.get(&id) else {
+                continue;
+            };
             if i.is_dir() {
                 s.directories += 1;
                 stack.extend(i.children.values().copied());
@@ -511,7 +531,14 @@ impl Namespace {
         }
     }
 
-    fn new_dir(&self, c: &mut Counters, parent: u64, name: &str, attrs: &NewAttrs, now: i64) -> InodeRecord {
+    fn new_dir(
+        &self,
+        c: &mut Counters,
+        parent: u64,
+        name: &str,
+        attrs: &NewAttrs,
+        now: i64,
+    ) -> InodeRecord {
         let id = c.next_inode;
         c.next_inode += 1;
         InodeRecord {
@@ -519,7 +546,11 @@ impl Namespace {
             parent,
             name: name.to_string(),
             is_dir: true,
-            mode: if attrs.mode == 0 { 0o755 } else { attrs.mode & 0o7777 },
+            mode: if attrs.mode == 0 {
+                0o755
+            } else {
+                attrs.mode & 0o7777
+            },
             owner: or_root(&attrs.owner),
             group: or_root(&attrs.group),
             mtime_ms: now,
@@ -573,7 +604,13 @@ impl Namespace {
 
     /// Plans `mkdir` (`parents` = `mkdir -p`). Returns the directory's id
     /// and normal path.
-    pub fn plan_mkdirs(&self, path: &str, parents: bool, attrs: &NewAttrs, now: i64) -> Result<(Batch, u64, String)> {
+    pub fn plan_mkdirs(
+        &self,
+        path: &str,
+        parents: bool,
+        attrs: &NewAttrs,
+        now: i64,
+    ) -> Result<(Batch, u64, String)> {
         let (comps, norm) = parse(path)?;
         let mut c = self.counters;
         let mut batch = Batch::new();
@@ -627,7 +664,9 @@ impl Namespace {
             return Err(Error::IsADirectory { path: norm });
         }
         if args.client_name.is_empty() {
-            return Err(Error::invalid(format!("create {norm}: client_name is empty")));
+            return Err(Error::invalid(format!(
+                "create {norm}: client_name is empty"
+            )));
         }
         let replication = match args.replication {
             0 => self.default_replication,
@@ -650,12 +689,22 @@ impl Namespace {
         let mut batch = Batch::new();
         let name = comps[comps.len() - 1];
         let parent = if args.create_parents {
-            self.plan_dirs(&comps[..comps.len() - 1], &NewAttrs::default(), &mut c, &mut batch, now)?
+            self.plan_dirs(
+                &comps[..comps.len() - 1],
+                &NewAttrs::default(),
+                &mut c,
+                &mut batch,
+                now,
+            )?
         } else {
             self.resolve_parent(&comps)?
         };
         let mut replaced = None;
-        let existing = self.inodes.get(&parent).and_then(|p| p.children.get(name)).copied();
+        let existing = self
+            .inodes
+            .get(&parent)
+            .and_then(|p| p.children.get(name))
+            .copied();
         if let Some(old) = existing {
             let o = &self.inodes[&old];
             if !args.overwrite {
@@ -680,7 +729,11 @@ impl Namespace {
             parent,
             name: name.to_string(),
             is_dir: false,
-            mode: if args.attrs.mode == 0 { 0o644 } else { args.attrs.mode & 0o7777 },
+            mode: if args.attrs.mode == 0 {
+                0o644
+            } else {
+                args.attrs.mode & 0o7777
+            },
             owner: or_root(&args.attrs.owner),
             group: or_root(&args.attrs.group),
             mtime_ms: now,
@@ -726,7 +779,12 @@ impl Namespace {
     }
 
     /// Plans a delete; returns the files removed.
-    pub fn plan_delete(&self, path: &str, recursive: bool, now: i64) -> Result<(Batch, Vec<RemovedFile>)> {
+    pub fn plan_delete(
+        &self,
+        path: &str,
+        recursive: bool,
+        now: i64,
+    ) -> Result<(Batch, Vec<RemovedFile>)> {
         let (id, norm) = self.resolve(path)?;
         if id == ROOT_ID {
             return Err(Error::invalid("cannot delete the root directory /"));
@@ -750,14 +808,22 @@ impl Namespace {
     /// Plans a POSIX rename: `dst` is the new full name. An existing file at
     /// `dst` is replaced only with `overwrite`; an existing empty directory
     /// is replaced by a directory with `overwrite`. Returns the replaced file.
-    pub fn plan_rename(&self, src: &str, dst: &str, overwrite: bool, now: i64) -> Result<(Batch, Vec<RemovedFile>)> {
+    pub fn plan_rename(
+        &self,
+        src: &str,
+        dst: &str,
+        overwrite: bool,
+        now: i64,
+    ) -> Result<(Batch, Vec<RemovedFile>)> {
         let (src_id, src_norm) = self.resolve(src)?;
         let (dst_comps, dst_norm) = parse(dst)?;
         if src_id == ROOT_ID {
             return Err(Error::invalid("cannot rename the root directory /"));
         }
         if dst_comps.is_empty() {
-            return Err(Error::invalid(format!("cannot rename {src_norm} onto the root directory /")));
+            return Err(Error::invalid(format!(
+                "cannot rename {src_norm} onto the root directory /"
+            )));
         }
         if src_norm == dst_norm {
             return Ok((Batch::new(), Vec::new()));
@@ -892,7 +958,11 @@ fn status_of(i: &Inode, path: String) -> FileStatus {
     let r = &i.rec;
     FileStatus {
         path,
-        file_type: if r.is_dir { FileType::Dir } else { FileType::File } as i32,
+        file_type: if r.is_dir {
+            FileType::Dir
+        } else {
+            FileType::File
+        } as i32,
         length: if r.is_dir { 0 } else { i.length() },
         replication: r.replication,
         block_size: r.block_size,

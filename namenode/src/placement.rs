@@ -102,12 +102,18 @@ pub struct Placement {
 }
 
 /// Chooses `req.needed` new targets.
-pub fn choose_targets<R: Rng + ?Sized>(cands: &[Candidate<'_>], req: &Request<'_>, rng: &mut R) -> Placement {
+pub fn choose_targets<R: Rng + ?Sized>(
+    cands: &[Candidate<'_>],
+    req: &Request<'_>,
+    rng: &mut R,
+) -> Placement {
     let rack_of: HashMap<NodeIdx, &str> = cands.iter().map(|c| (c.idx, c.rack)).collect();
     let existing: HashSet<NodeIdx> = req.existing.iter().copied().collect();
     let usable: Vec<&Candidate<'_>> = cands
         .iter()
-        .filter(|c| c.skip.is_none() && !req.excluded.contains(&c.idx) && !existing.contains(&c.idx))
+        .filter(|c| {
+            c.skip.is_none() && !req.excluded.contains(&c.idx) && !existing.contains(&c.idx)
+        })
         .collect();
     let mut racks: HashSet<&str> = usable.iter().map(|c| c.rack).collect();
     racks.extend(req.existing.iter().filter_map(|e| rack_of.get(e).copied()));
@@ -127,7 +133,11 @@ pub fn choose_targets<R: Rng + ?Sized>(cands: &[Candidate<'_>], req: &Request<'_
     let mut chosen: Vec<NodeIdx> = Vec::new();
     let mut taken: HashSet<NodeIdx> = HashSet::new();
     for _ in 0..req.needed {
-        let free: Vec<&Candidate<'_>> = usable.iter().copied().filter(|c| !taken.contains(&c.idx)).collect();
+        let free: Vec<&Candidate<'_>> = usable
+            .iter()
+            .copied()
+            .filter(|c| !taken.contains(&c.idx))
+            .collect();
         if free.is_empty() {
             break;
         }
@@ -139,18 +149,36 @@ pub fn choose_targets<R: Rng + ?Sized>(cands: &[Candidate<'_>], req: &Request<'_
                     let local: Vec<_> = free.iter().copied().filter(|c| c.host == h).collect();
                     if local.is_empty() {
                         // The writer's rack, if it runs on a (full or busy) datanode.
-                        let writer_racks: HashSet<&str> =
-                            cands.iter().filter(|c| c.host == h).map(|c| c.rack).collect();
-                        free.iter().copied().filter(|c| writer_racks.contains(c.rack)).collect()
+                        let writer_racks: HashSet<&str> = cands
+                            .iter()
+                            .filter(|c| c.host == h)
+                            .map(|c| c.rack)
+                            .collect();
+                        free.iter()
+                            .copied()
+                            .filter(|c| writer_racks.contains(c.rack))
+                            .collect()
                     } else {
                         local
                     }
                 }
                 None => Vec::new(),
             },
-            1 => free.iter().copied().filter(|c| Some(c.rack) != rack(0)).collect(),
-            2 if rack(0) == rack(1) => free.iter().copied().filter(|c| Some(c.rack) != rack(0)).collect(),
-            2 => free.iter().copied().filter(|c| Some(c.rack) == rack(1)).collect(),
+            1 => free
+                .iter()
+                .copied()
+                .filter(|c| Some(c.rack) != rack(0))
+                .collect(),
+            2 if rack(0) == rack(1) => free
+                .iter()
+                .copied()
+                .filter(|c| Some(c.rack) != rack(0))
+                .collect(),
+            2 => free
+                .iter()
+                .copied()
+                .filter(|c| Some(c.rack) == rack(1))
+                .collect(),
             _ => {
                 // Prefer racks that do not hold a replica yet.
                 free.iter()
@@ -159,31 +187,50 @@ pub fn choose_targets<R: Rng + ?Sized>(cands: &[Candidate<'_>], req: &Request<'_
                     .collect()
             }
         };
-        let under_cap = |c: &&Candidate<'_>| per_rack.get(c.rack).copied().unwrap_or(0) < max_per_rack;
-        let pick = pick_least_loaded(&preferred.iter().copied().filter(under_cap).collect::<Vec<_>>(), rng)
-            .or_else(|| pick_least_loaded(&free.iter().copied().filter(under_cap).collect::<Vec<_>>(), rng))
-            .or_else(|| pick_least_loaded(&free, rng));
+        let under_cap =
+            |c: &&Candidate<'_>| per_rack.get(c.rack).copied().unwrap_or(0) < max_per_rack;
+        let pick = pick_least_loaded(
+            &preferred
+                .iter()
+                .copied()
+                .filter(under_cap)
+                .collect::<Vec<_>>(),
+            rng,
+        )
+        .or_else(|| {
+            pick_least_loaded(
+                &free.iter().copied().filter(under_cap).collect::<Vec<_>>(),
+                rng,
+            )
+        })
+        .or_else(|| pick_least_loaded(&free, rng));
         let Some(c) = pick else { break };
         taken.insert(c.idx);
         chosen.push(c.idx);
         placed.push(c.idx);
         *per_rack.entry(c.rack).or_default() += 1;
     }
-    let shortfall = (chosen.len() < req.needed).then(|| explain(cands, req, usable.len(), chosen.len()));
+    let shortfall =
+        (chosen.len() < req.needed).then(|| explain(cands, req, usable.len(), chosen.len()));
     Placement {
         targets: chosen,
         shortfall,
     }
 }
 
-fn pick_least_loaded<'a, 'b, R: Rng + ?Sized>(from: &[&'b Candidate<'a>], rng: &mut R) -> Option<&'b Candidate<'a>> {
+fn pick_least_loaded<'a, 'b, R: Rng + ?Sized>(
+    from: &[&'b Candidate<'a>],
+    rng: &mut R,
+) -> Option<&'b Candidate<'a>> {
     let a = *from.choose(rng)?;
     let b = *from.choose(rng)?;
-    Some(if (b.load, std::cmp::Reverse(b.remaining)) < (a.load, std::cmp::Reverse(a.remaining)) {
-        b
-    } else {
-        a
-    })
+    Some(
+        if (b.load, std::cmp::Reverse(b.remaining)) < (a.load, std::cmp::Reverse(a.remaining)) {
+            b
+        } else {
+            a
+        },
+    )
 }
 
 /// Says why fewer nodes than needed could be chosen, per class of node.
@@ -217,7 +264,12 @@ pub fn explain(cands: &[Candidate<'_>], req: &Request<'_>, usable: usize, chosen
     if !reasons.is_empty() {
         msg.push_str(": skipped");
         for (i, (why, n)) in reasons.iter().enumerate() {
-            let _ = write!(msg, "{} {n} {}", if i == 0 { "" } else { "," }, why.describe());
+            let _ = write!(
+                msg,
+                "{} {n} {}",
+                if i == 0 { "" } else { "," },
+                why.describe()
+            );
         }
     }
     msg
@@ -303,7 +355,11 @@ mod tests {
             );
             assert_eq!(p.targets.len(), 3);
             assert!(p.shortfall.is_none());
-            let racks: Vec<&str> = p.targets.iter().map(|t| nodes[*t as usize].rack.as_str()).collect();
+            let racks: Vec<&str> = p
+                .targets
+                .iter()
+                .map(|t| nodes[*t as usize].rack.as_str())
+                .collect();
             if writer.is_some() {
                 assert_eq!(p.targets[0], 2, "first replica on the writer's node");
             }

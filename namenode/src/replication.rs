@@ -89,7 +89,8 @@ pub fn priority(h: &Health, cluster_racks: usize) -> Option<Priority> {
         return (h.corrupt > 0).then_some(Priority::AllCorrupt);
     }
     if h.live + h.pending >= h.expected {
-        return (h.pending == 0 && h.mis_replicated(cluster_racks)).then_some(Priority::MisReplicated);
+        return (h.pending == 0 && h.mis_replicated(cluster_racks))
+            .then_some(Priority::MisReplicated);
     }
     if h.live <= 1 {
         Some(Priority::OneReplica)
@@ -170,7 +171,10 @@ impl ReplicationQueues {
 
     /// Blocks queued for copies (all-corrupt ones excluded).
     pub fn needed_count(&self) -> usize {
-        self.queues[..Priority::AllCorrupt as usize].iter().map(|q| q.len()).sum()
+        self.queues[..Priority::AllCorrupt as usize]
+            .iter()
+            .map(|q| q.len())
+            .sum()
     }
 
     /// Copies in flight.
@@ -219,7 +223,9 @@ impl ReplicationQueues {
 
     /// A target reported the replica; true if it was expected.
     pub fn replica_arrived(&mut self, id: u64, node: NodeIdx) -> bool {
-        let Some(p) = self.pending.get_mut(&id) else { return false };
+        let Some(p) = self.pending.get_mut(&id) else {
+            return false;
+        };
         let before = p.targets.len();
         p.targets.retain(|t| *t != node);
         let hit = p.targets.len() != before;
@@ -292,9 +298,20 @@ pub fn choose_excess(replicas: &[ExcessCandidate], excess: usize) -> Vec<NodeIdx
         for r in &left {
             *per_rack.entry(r.rack.as_str()).or_default() += 1;
         }
-        let crowded: Vec<usize> = (0..left.len()).filter(|i| per_rack[left[*i].rack.as_str()] > 1).collect();
-        let pool: Vec<usize> = if crowded.is_empty() { (0..left.len()).collect() } else { crowded };
-        let Some(victim) = pool.into_iter().min_by_key(|i| (left[*i].remaining, left[*i].node)) else { break };
+        let crowded: Vec<usize> = (0..left.len())
+            .filter(|i| per_rack[left[*i].rack.as_str()] > 1)
+            .collect();
+        let pool: Vec<usize> = if crowded.is_empty() {
+            (0..left.len()).collect()
+        } else {
+            crowded
+        };
+        let Some(victim) = pool
+            .into_iter()
+            .min_by_key(|i| (left[*i].remaining, left[*i].node))
+        else {
+            break;
+        };
         out.push(left[victim].node);
         left.remove(victim);
     }
@@ -321,10 +338,20 @@ mod tests {
         assert_eq!(priority(&h(2, 10), 2), Some(Priority::VeryUnder));
         assert_eq!(priority(&h(3, 3), 2), None);
         assert_eq!(priority(&h(4, 3), 2), None);
-        let one_rack = Health { racks: 1, ..h(3, 3) };
+        let one_rack = Health {
+            racks: 1,
+            ..h(3, 3)
+        };
         assert_eq!(priority(&one_rack, 2), Some(Priority::MisReplicated));
-        assert_eq!(priority(&one_rack, 1), None, "a one-rack cluster cannot do better");
-        let pending = Health { pending: 1, ..h(2, 3) };
+        assert_eq!(
+            priority(&one_rack, 1),
+            None,
+            "a one-rack cluster cannot do better"
+        );
+        let pending = Health {
+            pending: 1,
+            ..h(2, 3)
+        };
         assert_eq!(priority(&pending, 2), None);
         let corrupt = Health {
             corrupt: 2,
@@ -348,7 +375,14 @@ mod tests {
         q.set_priority(9, Some(Priority::OneReplica));
         q.set_priority(8, Some(Priority::MisReplicated));
         let first = q.schedule_order(3);
-        assert_eq!(first, vec![(9, Priority::OneReplica), (1, Priority::Under), (2, Priority::Under)]);
+        assert_eq!(
+            first,
+            vec![
+                (9, Priority::OneReplica),
+                (1, Priority::Under),
+                (2, Priority::Under)
+            ]
+        );
         let second: Vec<u64> = q.schedule_order(3).into_iter().map(|x| x.0).collect();
         assert_eq!(second, vec![9, 3, 4]);
         q.set_priority(9, None);
@@ -372,8 +406,13 @@ mod tests {
         assert_eq!(q.in_flight()[&0], 1);
         assert!(q.replica_arrived(1, 1));
         assert!(!q.replica_arrived(1, 1));
-        assert!(q.expire(t + Duration::from_secs(1), Duration::from_secs(5)).is_empty());
-        assert_eq!(q.expire(t + Duration::from_secs(6), Duration::from_secs(5)), vec![1]);
+        assert!(q
+            .expire(t + Duration::from_secs(1), Duration::from_secs(5))
+            .is_empty());
+        assert_eq!(
+            q.expire(t + Duration::from_secs(6), Duration::from_secs(5)),
+            vec![1]
+        );
         assert_eq!(q.pending_count(), 0);
     }
 
@@ -385,7 +424,12 @@ mod tests {
             remaining,
         };
         // r1 holds two replicas: one of them goes, the fuller one.
-        let reps = vec![c(0, "/r1", 50), c(1, "/r1", 10), c(2, "/r2", 1), c(3, "/r3", 5)];
+        let reps = vec![
+            c(0, "/r1", 50),
+            c(1, "/r1", 10),
+            c(2, "/r2", 1),
+            c(3, "/r3", 5),
+        ];
         assert_eq!(choose_excess(&reps, 1), vec![1]);
         // Then racks are all distinct: the fullest goes.
         assert_eq!(choose_excess(&reps, 2), vec![1, 2]);

@@ -42,15 +42,23 @@ fn ok<T>(r: Result<T, Error>) -> Reply<T> {
 }
 
 fn peer_host<T>(req: &Request<T>) -> String {
-    req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    req.remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }
 
 #[tonic::async_trait]
 impl ClientProtocol for NamenodeService {
-    async fn get_file_info(&self, request: Request<GetFileInfoRequest>) -> Reply<GetFileInfoResponse> {
+    async fn get_file_info(
+        &self,
+        request: Request<GetFileInfoRequest>,
+    ) -> Reply<GetFileInfoResponse> {
         let r = request.into_inner();
         let _s = tracing::debug_span!("get_file_info", path = %r.path).entered();
-        ok(self.fs.get_file_info(&r.path).map(|s| GetFileInfoResponse { status: Some(s) }))
+        ok(self
+            .fs
+            .get_file_info(&r.path)
+            .map(|s| GetFileInfoResponse { status: Some(s) }))
     }
 
     async fn list_status(&self, request: Request<ListStatusRequest>) -> Reply<ListStatusResponse> {
@@ -102,9 +110,13 @@ impl ClientProtocol for NamenodeService {
             .map(|s| SetAttrResponse { status: Some(s) }))
     }
 
-    async fn set_replication(&self, request: Request<SetReplicationRequest>) -> Reply<SetReplicationResponse> {
+    async fn set_replication(
+        &self,
+        request: Request<SetReplicationRequest>,
+    ) -> Reply<SetReplicationResponse> {
         let r = request.into_inner();
-        let span = tracing::info_span!("set_replication", path = %r.path, replication = r.replication);
+        let span =
+            tracing::info_span!("set_replication", path = %r.path, replication = r.replication);
         ok(self
             .fs
             .set_replication(&r.path, r.replication)
@@ -113,15 +125,21 @@ impl ClientProtocol for NamenodeService {
             .map(|_| SetReplicationResponse {}))
     }
 
-    async fn content_summary(&self, request: Request<ContentSummaryRequest>) -> Reply<ContentSummaryResponse> {
+    async fn content_summary(
+        &self,
+        request: Request<ContentSummaryRequest>,
+    ) -> Reply<ContentSummaryResponse> {
         let r = request.into_inner();
         let _s = tracing::debug_span!("content_summary", path = %r.path).entered();
-        ok(self.fs.content_summary(&r.path).map(|s| ContentSummaryResponse {
-            length: s.length,
-            files: s.files,
-            directories: s.directories,
-            space_consumed: s.space_consumed,
-        }))
+        ok(self
+            .fs
+            .content_summary(&r.path)
+            .map(|s| ContentSummaryResponse {
+                length: s.length,
+                files: s.files,
+                directories: s.directories,
+                space_consumed: s.space_consumed,
+            }))
     }
 
     async fn create(&self, request: Request<CreateRequest>) -> Reply<CreateResponse> {
@@ -175,7 +193,10 @@ impl ClientProtocol for NamenodeService {
             }))
     }
 
-    async fn update_pipeline(&self, request: Request<UpdatePipelineRequest>) -> Reply<UpdatePipelineResponse> {
+    async fn update_pipeline(
+        &self,
+        request: Request<UpdatePipelineRequest>,
+    ) -> Reply<UpdatePipelineResponse> {
         let r = request.into_inner();
         let span = tracing::info_span!("update_pipeline", client = %r.client_name);
         ok(self
@@ -189,7 +210,12 @@ impl ClientProtocol for NamenodeService {
     async fn fsync(&self, request: Request<FsyncRequest>) -> Reply<FsyncResponse> {
         let r = request.into_inner();
         let span = tracing::debug_span!("fsync", path = %r.path, client = %r.client_name);
-        ok(self.fs.fsync(r).instrument(span).await.map(|_| FsyncResponse {}))
+        ok(self
+            .fs
+            .fsync(r)
+            .instrument(span)
+            .await
+            .map(|_| FsyncResponse {}))
     }
 
     async fn complete(&self, request: Request<CompleteRequest>) -> Reply<CompleteResponse> {
@@ -203,7 +229,10 @@ impl ClientProtocol for NamenodeService {
             .map(|completed| CompleteResponse { completed }))
     }
 
-    async fn abandon_block(&self, request: Request<AbandonBlockRequest>) -> Reply<AbandonBlockResponse> {
+    async fn abandon_block(
+        &self,
+        request: Request<AbandonBlockRequest>,
+    ) -> Reply<AbandonBlockResponse> {
         let r = request.into_inner();
         let span = tracing::info_span!("abandon_block", path = %r.path, client = %r.client_name);
         ok(self
@@ -216,10 +245,16 @@ impl ClientProtocol for NamenodeService {
 
     async fn renew_lease(&self, request: Request<RenewLeaseRequest>) -> Reply<RenewLeaseResponse> {
         let r = request.into_inner();
-        ok(self.fs.renew_lease(&r.client_name).map(|_| RenewLeaseResponse {}))
+        ok(self
+            .fs
+            .renew_lease(&r.client_name)
+            .map(|_| RenewLeaseResponse {}))
     }
 
-    async fn recover_lease(&self, request: Request<RecoverLeaseRequest>) -> Reply<RecoverLeaseResponse> {
+    async fn recover_lease(
+        &self,
+        request: Request<RecoverLeaseRequest>,
+    ) -> Reply<RecoverLeaseResponse> {
         let r = request.into_inner();
         let span = tracing::info_span!("recover_lease", path = %r.path, client = %r.client_name, force = r.force);
         ok(self
@@ -240,26 +275,43 @@ impl ClientProtocol for NamenodeService {
         ok(self.fs.get_block_locations(&r, &peer))
     }
 
-    async fn report_bad_blocks(&self, request: Request<ReportBadBlocksRequest>) -> Reply<ReportBadBlocksResponse> {
+    async fn report_bad_blocks(
+        &self,
+        request: Request<ReportBadBlocksRequest>,
+    ) -> Reply<ReportBadBlocksResponse> {
         let r = request.into_inner();
         let _s = tracing::info_span!("report_bad_blocks", replicas = r.replicas.len()).entered();
-        ok(self.fs.report_bad_blocks(r).map(|_| ReportBadBlocksResponse {}))
+        ok(self
+            .fs
+            .report_bad_blocks(r)
+            .map(|_| ReportBadBlocksResponse {}))
     }
 
-    async fn cluster_report(&self, _request: Request<ClusterReportRequest>) -> Reply<ClusterReportResponse> {
+    async fn cluster_report(
+        &self,
+        _request: Request<ClusterReportRequest>,
+    ) -> Reply<ClusterReportResponse> {
         Ok(Response::new(self.fs.cluster_report()))
     }
 
     async fn fsck(&self, request: Request<FsckRequest>) -> Reply<FsckResponse> {
         let r = request.into_inner();
-        let path = if r.path.is_empty() { "/".to_string() } else { r.path };
+        let path = if r.path.is_empty() {
+            "/".to_string()
+        } else {
+            r.path
+        };
         let _s = tracing::info_span!("fsck", path = %path).entered();
         ok(self.fs.fsck(&path))
     }
 
-    async fn decommission(&self, request: Request<DecommissionRequest>) -> Reply<DecommissionResponse> {
+    async fn decommission(
+        &self,
+        request: Request<DecommissionRequest>,
+    ) -> Reply<DecommissionResponse> {
         let r = request.into_inner();
-        let _s = tracing::info_span!("decommission", node = %r.node, decommission = r.decommission).entered();
+        let _s = tracing::info_span!("decommission", node = %r.node, decommission = r.decommission)
+            .entered();
         ok(self
             .fs
             .decommission(&r.node, r.decommission)
@@ -286,7 +338,10 @@ impl DatanodeProtocol for NamenodeService {
         Ok(Response::new(self.fs.heartbeat(r)))
     }
 
-    async fn block_report(&self, request: Request<BlockReportRequest>) -> Reply<BlockReportResponse> {
+    async fn block_report(
+        &self,
+        request: Request<BlockReportRequest>,
+    ) -> Reply<BlockReportResponse> {
         let r = request.into_inner();
         let _s = tracing::info_span!("block_report", node = %r.node_id).entered();
         ok(self.fs.block_report(r).map(|_| BlockReportResponse {}))

@@ -71,7 +71,11 @@ impl Counters {
         if b.len() != 24 {
             return None;
         }
-        let u = |r: std::ops::Range<usize>| b.get(r).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes);
+        let u = |r: std::ops::Range<usize>| {
+            b.get(r)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
         Some(Counters {
             next_inode: u(0..8)?,
             next_block: u(8..16)?,
@@ -204,14 +208,12 @@ impl Store {
             .get(KEY_FORMAT)
             .map_err(|e| Error::store("cannot read the format marker", e))?;
         match format {
-            None if marker.exists() => {
-                Err(corrupt(format!(
-                    "{} was initialised before ({} exists) but now holds no namespace; \
+            None if marker.exists() => Err(corrupt(format!(
+                "{} was initialised before ({} exists) but now holds no namespace; \
                      refusing to start with an empty namespace",
-                    path.display(),
-                    marker.display()
-                )))
-            }
+                path.display(),
+                marker.display()
+            ))),
             None => {
                 let image = store.initialize()?;
                 std::fs::write(&marker, FORMAT).map_err(|source| Error::Io {
@@ -281,25 +283,41 @@ impl Store {
             let (k, v) = item.map_err(|e| Error::store("cannot read the store", e))?;
             match k.first() {
                 Some(b'i') if k.len() == 9 => {
-                    let id = u64::from_be_bytes(k[1..9].try_into().map_err(|_| corrupt("bad inode key"))?);
+                    let id = u64::from_be_bytes(
+                        k[1..9].try_into().map_err(|_| corrupt("bad inode key"))?,
+                    );
                     let rec = InodeRecord::decode(v.as_ref())
                         .map_err(|e| corrupt(format!("inode {id}: undecodable record: {e}")))?;
                     if rec.id != id {
-                        return Err(corrupt(format!("inode key {id} holds the record of inode {}", rec.id)));
+                        return Err(corrupt(format!(
+                            "inode key {id} holds the record of inode {}",
+                            rec.id
+                        )));
                     }
                     image.inodes.push(rec);
                 }
                 Some(b'd') if k.len() > 9 && v.len() == 8 => {
-                    let parent = u64::from_be_bytes(k[1..9].try_into().map_err(|_| corrupt("bad dirent key"))?);
+                    let parent = u64::from_be_bytes(
+                        k[1..9].try_into().map_err(|_| corrupt("bad dirent key"))?,
+                    );
                     let name = std::str::from_utf8(&k[9..])
-                        .map_err(|_| corrupt(format!("directory entry of inode {parent} with a non-UTF-8 name")))?
+                        .map_err(|_| {
+                            corrupt(format!(
+                                "directory entry of inode {parent} with a non-UTF-8 name"
+                            ))
+                        })?
                         .to_string();
-                    let child = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("bad dirent value"))?);
+                    let child = u64::from_be_bytes(
+                        v.as_ref()
+                            .try_into()
+                            .map_err(|_| corrupt("bad dirent value"))?,
+                    );
                     image.dirents.push((parent, name, child));
                 }
                 _ if k.as_ref() == KEY_COUNTERS => {
                     counters = Some(
-                        Counters::decode(&v).ok_or_else(|| corrupt("counters record has the wrong size"))?,
+                        Counters::decode(&v)
+                            .ok_or_else(|| corrupt("counters record has the wrong size"))?,
                     );
                 }
                 _ if k.as_ref() == KEY_FORMAT => {}
@@ -327,9 +345,11 @@ impl Store {
             match change {
                 Change::PutInode(rec) => b.insert(&inode_key(rec.id)[..], rec.encode_to_vec()),
                 Change::RemoveInode(id) => b.remove(&inode_key(*id)[..]),
-                Change::PutDirent { parent, name, child } => {
-                    b.insert(dirent_key(*parent, name), &child.to_be_bytes()[..])
-                }
+                Change::PutDirent {
+                    parent,
+                    name,
+                    child,
+                } => b.insert(dirent_key(*parent, name), &child.to_be_bytes()[..]),
                 Change::RemoveDirent { parent, name } => b.remove(dirent_key(*parent, name)),
                 Change::Counters(c) => b.insert(KEY_COUNTERS, &c.encode()[..]),
             }
@@ -390,14 +410,13 @@ impl Store {
             let target = self.applied.load(Ordering::SeqCst);
             if target > *self.durable.borrow() && self.failed.lock().is_none() {
                 let db = self.db.clone();
-                let t0 = std::time::Instant::now();
-                let r = tokio::task::spawn_blocking(move || db.flush()).await;
-                eprintln!("FLUSH {} batches {:?}", target - *self.durable.borrow(), t0.elapsed());
-                match r {
+                match tokio::task::spawn_blocking(move || db.flush()).await {
                     Ok(Ok(_)) => {
                         self.durable.send_replace(target);
                     }
-                    Ok(Err(e)) => self.fail(format!("flush of {} failed: {e}", self.path.display())),
+                    Ok(Err(e)) => {
+                        self.fail(format!("flush of {} failed: {e}", self.path.display()))
+                    }
                     Err(e) => self.fail(format!("flush task failed: {e}")),
                 }
                 continue;
@@ -421,7 +440,8 @@ impl Store {
             .flush()
             .map(|_| ())
             .map_err(|e| Error::store("flush failed", e))?;
-        self.durable.send_replace(self.applied.load(Ordering::SeqCst));
+        self.durable
+            .send_replace(self.applied.load(Ordering::SeqCst));
         Ok(())
     }
 }

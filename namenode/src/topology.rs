@@ -39,9 +39,15 @@ impl Topology {
             }
             let mut words = line.split_whitespace();
             let (Some(node), Some(rack), None) = (words.next(), words.next(), words.next()) else {
-                return Err(format!("line {}: expected 'ADDRESS_OR_HOST RACK', got '{line}'", n + 1));
+                return Err(format!(
+                    "line {}: expected 'ADDRESS_OR_HOST RACK', got '{line}'",
+                    n + 1
+                ));
             };
-            map.insert(node.to_string(), normalize_rack(rack).map_err(|m| format!("line {}: {m}", n + 1))?);
+            map.insert(
+                node.to_string(),
+                normalize_rack(rack).map_err(|m| format!("line {}: {m}", n + 1))?,
+            );
         }
         Ok(Topology { map })
     }

@@ -182,7 +182,7 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_rpc_input_gets_errors_not_panics() {
     use dfs_proto::*;
-    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let mut c = Cluster::builder().datanodes(1).replication(1).start();
     let local = c.local_file("h", 10 * KIB, 8);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/h"]);
     let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr())).await.unwrap();

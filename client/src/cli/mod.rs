@@ -277,7 +277,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::BrokenPipe) => ExitCode::from(141),
         Err(e) => {
-            eprintln!("dfs: {name}: {e}");
+            use std::io::Write;
+            // Never panic on a closed stderr.
+            let _ = writeln!(std::io::stderr(), "dfs: {name}: {e}");
             ExitCode::FAILURE
         }
     }

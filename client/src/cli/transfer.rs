@@ -114,15 +114,18 @@ async fn put_one(
         .create(&tmp, tmp_opts)
         .await
         .map_err(|e| rename_path(e, &tmp, remote))?;
-    let copied = if local_path == "-" {
-        copy_to_remote(tokio::io::stdin(), writer, ProgressBar::hidden(), "stdin").await
-    } else {
-        let file = tokio::fs::File::open(local_path)
-            .await
-            .map_err(local(local_path))?;
-        let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        copy_to_remote(file, writer, progress(len, local_path), local_path).await
+    let copy = async {
+        if local_path == "-" {
+            copy_to_remote(tokio::io::stdin(), writer, ProgressBar::hidden(), "stdin").await
+        } else {
+            let file = tokio::fs::File::open(local_path)
+                .await
+                .map_err(local(local_path))?;
+            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            copy_to_remote(file, writer, progress(len, local_path), local_path).await
+        }
     };
+    let copied = interruptible(copy).await;
     let renamed = match copied {
         Ok(()) => client
             .rename(&tmp, remote, opts.overwrite)
@@ -137,6 +140,15 @@ async fn put_one(
         return Err(e);
     }
     Ok(())
+}
+
+/// Runs a copy until it ends or the user interrupts it (Ctrl-C), so the
+/// caller can remove the partial copy either way.
+async fn interruptible(copy: impl std::future::Future<Output = CliResult>) -> CliResult {
+    tokio::select! {
+        r = copy => r,
+        _ = tokio::signal::ctrl_c() => Err(CliError::Usage("interrupted".into())),
+    }
 }
 
 /// An error about the temporary `._COPYING_` file, told about `remote`.
@@ -259,7 +271,7 @@ async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> C
         .await
         .map_err(local(&tmp_str))?;
     let bar = progress(reader.len(), remote);
-    let r = copy_to_local(reader, file, bar, &tmp_str).await;
+    let r = interruptible(copy_to_local(reader, file, bar, &tmp_str)).await;
     let r = match r {
         Ok(()) => tokio::fs::rename(&tmp, target)
             .await

@@ -38,7 +38,11 @@ impl FakeStore {
                 Change::RemoveInode(id) => {
                     self.inodes.remove(id);
                 }
-                Change::PutDirent { parent, name, child } => {
+                Change::PutDirent {
+                    parent,
+                    name,
+                    child,
+                } => {
                     self.dirents.insert((*parent, name.clone()), *child);
                 }
                 Change::RemoveDirent { parent, name } => {
@@ -51,7 +55,11 @@ impl FakeStore {
     fn image(&self) -> Image {
         Image {
             inodes: self.inodes.values().cloned().collect(),
-            dirents: self.dirents.iter().map(|((p, n), c)| (*p, n.clone(), *c)).collect(),
+            dirents: self
+                .dirents
+                .iter()
+                .map(|((p, n), c)| (*p, n.clone(), *c))
+                .collect(),
             counters: self.counters,
         }
     }
@@ -74,7 +82,9 @@ fn run(ns: &mut Namespace, fake: &mut FakeStore, planned: Result<Batch>) -> Resu
 
 fn mkdir(ns: &mut Namespace, p: &str, parents: bool) -> Result<()> {
     let mut fake = FakeStore::new(ns);
-    let r = ns.plan_mkdirs(p, parents, &NewAttrs::default(), 1).map(|x| x.0);
+    let r = ns
+        .plan_mkdirs(p, parents, &NewAttrs::default(), 1)
+        .map(|x| x.0);
     run(ns, &mut fake, r)
 }
 
@@ -101,15 +111,36 @@ fn kind(r: Result<()>) -> Option<ErrorKind> {
 fn mkdir_create_list_stat() {
     let mut n = ns();
     mkdir(&mut n, "/a/b", true).unwrap();
-    assert_eq!(kind(mkdir(&mut n, "/a/b", false)), Some(ErrorKind::AlreadyExists));
+    assert_eq!(
+        kind(mkdir(&mut n, "/a/b", false)),
+        Some(ErrorKind::AlreadyExists)
+    );
     mkdir(&mut n, "/a/b", true).unwrap();
-    assert_eq!(kind(mkdir(&mut n, "/x/y", false)), Some(ErrorKind::NotFound));
+    assert_eq!(
+        kind(mkdir(&mut n, "/x/y", false)),
+        Some(ErrorKind::NotFound)
+    );
     create(&mut n, "/a/f", false).unwrap();
-    assert_eq!(kind(create(&mut n, "/a/f", false)), Some(ErrorKind::AlreadyExists));
-    assert_eq!(kind(create(&mut n, "/a/f/g", false)), Some(ErrorKind::NotADirectory));
-    assert_eq!(kind(create(&mut n, "/a/b", true)), Some(ErrorKind::IsADirectory));
-    assert_eq!(kind(mkdir(&mut n, "/a/f", true)), Some(ErrorKind::AlreadyExists));
-    assert_eq!(kind(mkdir(&mut n, "/a/f/x", true)), Some(ErrorKind::NotADirectory));
+    assert_eq!(
+        kind(create(&mut n, "/a/f", false)),
+        Some(ErrorKind::AlreadyExists)
+    );
+    assert_eq!(
+        kind(create(&mut n, "/a/f/g", false)),
+        Some(ErrorKind::NotADirectory)
+    );
+    assert_eq!(
+        kind(create(&mut n, "/a/b", true)),
+        Some(ErrorKind::IsADirectory)
+    );
+    assert_eq!(
+        kind(mkdir(&mut n, "/a/f", true)),
+        Some(ErrorKind::AlreadyExists)
+    );
+    assert_eq!(
+        kind(mkdir(&mut n, "/a/f/x", true)),
+        Some(ErrorKind::NotADirectory)
+    );
     let st = n.get_file_info("/a/f").unwrap();
     assert_eq!(st.mode, 0o644);
     assert_eq!(st.owner, "root");
@@ -117,23 +148,46 @@ fn mkdir_create_list_stat() {
     assert_eq!(st.replication, 3);
     let (entries, more) = n.list("/a", "", 0).unwrap();
     assert!(!more);
-    assert_eq!(entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), vec!["/a/b", "/a/f"]);
+    assert_eq!(
+        entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+        vec!["/a/b", "/a/f"]
+    );
     assert_eq!(n.get_file_info("/a").unwrap().children, 2);
 }
 
 #[test]
 fn bad_paths_are_refused() {
     let mut n = ns();
-    for p in ["a", "/a/../b", "/a/./b", "/a\0b", &format!("/{}", "x".repeat(256))] {
-        assert_eq!(kind(mkdir(&mut n, p, true)), Some(ErrorKind::InvalidPath), "{p:?}");
-        assert_eq!(kind(create(&mut n, p, false)), Some(ErrorKind::InvalidPath), "{p:?}");
+    for p in [
+        "a",
+        "/a/../b",
+        "/a/./b",
+        "/a\0b",
+        &format!("/{}", "x".repeat(256)),
+    ] {
+        assert_eq!(
+            kind(mkdir(&mut n, p, true)),
+            Some(ErrorKind::InvalidPath),
+            "{p:?}"
+        );
+        assert_eq!(
+            kind(create(&mut n, p, false)),
+            Some(ErrorKind::InvalidPath),
+            "{p:?}"
+        );
     }
     let mut args = create_args("/f", false);
     args.block_size = 1000;
-    assert_eq!(n.plan_create(&args, 1).err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
+    assert_eq!(
+        n.plan_create(&args, 1).err().map(|e| e.kind()),
+        Some(ErrorKind::InvalidArgument)
+    );
     args.block_size = 0;
     args.replication = 33;
-    assert_eq!(n.plan_create(&args, 1).err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
+    assert_eq!(
+        n.plan_create(&args, 1).err().map(|e| e.kind()),
+        Some(ErrorKind::InvalidArgument)
+    );
 }
 
 #[test]
@@ -163,15 +217,39 @@ fn rename_rules() {
         let r = n.plan_rename(s, d, o, 1).map(|x| x.0);
         run(n, &mut fake, r)
     };
-    assert_eq!(kind(rn(&mut n, "/d", "/d/e/x", false)), Some(ErrorKind::InvalidArgument));
-    assert_eq!(kind(rn(&mut n, "/d", "/d/x", false)), Some(ErrorKind::InvalidArgument));
-    assert_eq!(kind(rn(&mut n, "/nope", "/x", false)), Some(ErrorKind::NotFound));
-    assert_eq!(kind(rn(&mut n, "/f", "/no/x", false)), Some(ErrorKind::NotFound));
-    assert_eq!(kind(rn(&mut n, "/f", "/g", false)), Some(ErrorKind::AlreadyExists));
-    assert_eq!(kind(rn(&mut n, "/f", "/d", true)), Some(ErrorKind::IsADirectory));
-    assert_eq!(kind(rn(&mut n, "/d", "/f", true)), Some(ErrorKind::NotADirectory));
+    assert_eq!(
+        kind(rn(&mut n, "/d", "/d/e/x", false)),
+        Some(ErrorKind::InvalidArgument)
+    );
+    assert_eq!(
+        kind(rn(&mut n, "/d", "/d/x", false)),
+        Some(ErrorKind::InvalidArgument)
+    );
+    assert_eq!(
+        kind(rn(&mut n, "/nope", "/x", false)),
+        Some(ErrorKind::NotFound)
+    );
+    assert_eq!(
+        kind(rn(&mut n, "/f", "/no/x", false)),
+        Some(ErrorKind::NotFound)
+    );
+    assert_eq!(
+        kind(rn(&mut n, "/f", "/g", false)),
+        Some(ErrorKind::AlreadyExists)
+    );
+    assert_eq!(
+        kind(rn(&mut n, "/f", "/d", true)),
+        Some(ErrorKind::IsADirectory)
+    );
+    assert_eq!(
+        kind(rn(&mut n, "/d", "/f", true)),
+        Some(ErrorKind::NotADirectory)
+    );
     mkdir(&mut n, "/empty", false).unwrap();
-    assert_eq!(kind(rn(&mut n, "/empty", "/d", true)), Some(ErrorKind::DirectoryNotEmpty));
+    assert_eq!(
+        kind(rn(&mut n, "/empty", "/d", true)),
+        Some(ErrorKind::DirectoryNotEmpty)
+    );
     rn(&mut n, "/f", "/g", true).unwrap();
     assert!(n.get_file_info("/f").is_err());
     rn(&mut n, "/d", "/empty", true).unwrap();
@@ -188,8 +266,14 @@ fn delete_rules() {
         let res = n.plan_delete(p, r, 1).map(|x| x.0);
         run(n, &mut fake, res)
     };
-    assert_eq!(kind(del(&mut n, "/", true)), Some(ErrorKind::InvalidArgument));
-    assert_eq!(kind(del(&mut n, "/d", false)), Some(ErrorKind::DirectoryNotEmpty));
+    assert_eq!(
+        kind(del(&mut n, "/", true)),
+        Some(ErrorKind::InvalidArgument)
+    );
+    assert_eq!(
+        kind(del(&mut n, "/d", false)),
+        Some(ErrorKind::DirectoryNotEmpty)
+    );
     del(&mut n, "/d", true).unwrap();
     assert_eq!(dump(&n).len(), 1);
 }
@@ -198,16 +282,24 @@ fn delete_rules() {
 fn image_checks_catch_inconsistency() {
     let mut n = ns();
     let mut fake = FakeStore::new(&n);
-    let (b, _, _) = n.plan_mkdirs("/a/b", true, &NewAttrs::default(), 1).unwrap();
+    let (b, _, _) = n
+        .plan_mkdirs("/a/b", true, &NewAttrs::default(), 1)
+        .unwrap();
     fake.apply(&b);
     n.apply(&b);
     assert!(Namespace::from_image(fake.image(), 4096, 3).is_ok());
     let mut bad = fake.image();
     bad.dirents.retain(|d| d.1 != "b");
-    assert!(matches!(Namespace::from_image(bad, 4096, 3), Err(Error::CorruptStore { .. })));
+    assert!(matches!(
+        Namespace::from_image(bad, 4096, 3),
+        Err(Error::CorruptStore { .. })
+    ));
     let mut bad = fake.image();
     bad.counters.next_inode = 2;
-    assert!(matches!(Namespace::from_image(bad, 4096, 3), Err(Error::CorruptStore { .. })));
+    assert!(matches!(
+        Namespace::from_image(bad, 4096, 3),
+        Err(Error::CorruptStore { .. })
+    ));
 }
 
 // ---------------------------------------------------------------- model
@@ -221,7 +313,8 @@ enum Op {
 }
 
 fn path_strategy() -> impl Strategy<Value = String> {
-    proptest::collection::vec(prop_oneof!["a", "b", "c"], 0..4).prop_map(|v| format!("/{}", v.join("/")))
+    proptest::collection::vec(prop_oneof!["a", "b", "c"], 0..4)
+        .prop_map(|v| format!("/{}", v.join("/")))
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -247,7 +340,9 @@ fn parent_of(p: &str) -> String {
 fn ancestors(p: &str) -> Vec<String> {
     // Proper ancestors below the root, top down.
     let comps: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
-    (1..comps.len()).map(|i| format!("/{}", comps[..i].join("/"))).collect()
+    (1..comps.len())
+        .map(|i| format!("/{}", comps[..i].join("/")))
+        .collect()
 }
 
 impl Model {
@@ -279,8 +374,16 @@ impl Model {
         Ok(())
     }
     fn children(&self, p: &str) -> Vec<String> {
-        let pre = if p == "/" { "/".to_string() } else { format!("{p}/") };
-        self.0.keys().filter(|k| k.starts_with(&pre) && k.as_str() != p).cloned().collect()
+        let pre = if p == "/" {
+            "/".to_string()
+        } else {
+            format!("{p}/")
+        };
+        self.0
+            .keys()
+            .filter(|k| k.starts_with(&pre) && k.as_str() != p)
+            .cloned()
+            .collect()
     }
     fn remove_tree(&mut self, p: &str) {
         for c in self.children(p) {
@@ -292,7 +395,13 @@ impl Model {
         match op {
             Op::Mkdir(p, parents) => {
                 match self.walk(p) {
-                    Ok(true) => return if *parents { Ok(()) } else { Err(ErrorKind::AlreadyExists) },
+                    Ok(true) => {
+                        return if *parents {
+                            Ok(())
+                        } else {
+                            Err(ErrorKind::AlreadyExists)
+                        }
+                    }
                     Ok(false) => return Err(ErrorKind::AlreadyExists),
                     Err(ErrorKind::NotFound) => {}
                     Err(e) => return Err(e),
@@ -349,7 +458,9 @@ impl Model {
                         (false, true) => return Err(ErrorKind::IsADirectory),
                         (true, false) => return Err(ErrorKind::NotADirectory),
                         _ if !overwrite => return Err(ErrorKind::AlreadyExists),
-                        (true, true) if !self.children(d).is_empty() => return Err(ErrorKind::DirectoryNotEmpty),
+                        (true, true) if !self.children(d).is_empty() => {
+                            return Err(ErrorKind::DirectoryNotEmpty)
+                        }
                         _ => self.remove_tree(d),
                     }
                 }

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use dfs_proto::{
-    ClusterReportResponse, DatanodeReport, FsckBlock, FsckFile, FsckReplica, FsckResponse, StatFsResponse,
+    ClusterReportResponse, DatanodeReport, FsckBlock, FsckFile, FsckReplica, FsckResponse,
+    StatFsResponse,
 };
 
 use super::{Namesystem, State};
@@ -30,7 +31,9 @@ impl Namesystem {
 
     /// Starts or stops decommissioning a node given by address or id.
     pub fn decommission(&self, node: &str, decommission: bool) -> Result<DatanodeReport> {
-        let report = self.mutate(None, |st, _| st.decommission(node, decommission, Instant::now()))?;
+        let report = self.mutate(None, |st, _| {
+            st.decommission(node, decommission, Instant::now())
+        })?;
         self.kick.notify_one();
         Ok(report)
     }
@@ -56,7 +59,12 @@ impl State {
         let (safe, total) = self.blocks.safe_counts();
         ClusterReportResponse {
             safe_mode: self.safemode.is_on(),
-            datanodes: self.dns.all().iter().map(|n| self.node_report(n.idx, now)).collect(),
+            datanodes: self
+                .dns
+                .all()
+                .iter()
+                .map(|n| self.node_report(n.idx, now))
+                .collect(),
             total_blocks: self.blocks.len() as u64,
             under_replicated: self.repl.needed_count() as u64,
             pending_replication: self.repl.pending_count() as u64,
@@ -79,7 +87,9 @@ impl State {
         let mut ids = self.ns.subtree(id);
         ids.sort_by_cached_key(|i| self.ns.path_of(*i).unwrap_or_default());
         for i in ids {
-            let Some(inode) = self.ns.inode(i) else { continue };
+            let Some(inode) = self.ns.inode(i) else {
+                continue;
+            };
             if inode.is_dir() {
                 out.total_dirs += 1;
                 continue;
@@ -155,8 +165,15 @@ impl State {
         r
     }
 
-    pub(crate) fn decommission(&mut self, node: &str, decommission: bool, now: Instant) -> Result<DatanodeReport> {
-        let idx = self.dns.find(node).ok_or_else(|| Error::UnknownDatanode { node: node.to_string() })?;
+    pub(crate) fn decommission(
+        &mut self,
+        node: &str,
+        decommission: bool,
+        now: Instant,
+    ) -> Result<DatanodeReport> {
+        let idx = self.dns.find(node).ok_or_else(|| Error::UnknownDatanode {
+            node: node.to_string(),
+        })?;
         let n = self.dns.get_mut(idx);
         let before = n.admin;
         if decommission {
@@ -170,11 +187,11 @@ impl State {
         let blocks: Vec<u64> = self.blocks.blocks_of(idx).collect();
         if before != after {
             tracing::info!(node = %id, %address, blocks = blocks.len(), state = ?after,
-                "{}", if decommission {
-                    "decommissioning: the node stays readable while its blocks are copied elsewhere"
-                } else {
-                    "recommissioned: the node is back in service; extra replicas will be trimmed"
-                });
+            "{}", if decommission {
+                "decommissioning: the node stays readable while its blocks are copied elsewhere"
+            } else {
+                "recommissioned: the node is back in service; extra replicas will be trimmed"
+            });
         }
         self.repl.check_all(blocks);
         Ok(self.node_report(idx, now))

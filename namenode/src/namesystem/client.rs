@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use dfs_proto::image::InodeRecord;
 use dfs_proto::{
-    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileStatus, FsyncRequest,
-    GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest, ReportBadBlocksRequest,
-    SetAttrRequest,
+    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileStatus,
+    FsyncRequest, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
+    ReportBadBlocksRequest, SetAttrRequest,
 };
 use rand::Rng;
 
@@ -27,7 +27,12 @@ impl Namesystem {
     }
 
     /// One page of a listing.
-    pub fn list_status(&self, path: &str, start_after: &str, limit: u32) -> Result<(Vec<FileStatus>, bool)> {
+    pub fn list_status(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<FileStatus>, bool)> {
         self.read(|st| st.ns.list(path, start_after, limit))
     }
 
@@ -44,7 +49,9 @@ impl Namesystem {
                 owner: req.owner,
                 group: req.group,
             };
-            let (batch, id, path) = st.ns.plan_mkdirs(&req.path, req.parents, &attrs, now_ms())?;
+            let (batch, id, path) = st
+                .ns
+                .plan_mkdirs(&req.path, req.parents, &attrs, now_ms())?;
             let seq = st.commit(store, batch)?;
             Ok((st.ns.status(id, path), seq))
         })?;
@@ -61,7 +68,12 @@ impl Namesystem {
             for f in &removed {
                 st.forget_file(f);
             }
-            tracing::info!(path, files = removed.len(), blocks, "deleted; replicas queued for deletion");
+            tracing::info!(
+                path,
+                files = removed.len(),
+                blocks,
+                "deleted; replicas queued for deletion"
+            );
             Ok(seq)
         })?;
         self.durable(seq).await
@@ -83,9 +95,14 @@ impl Namesystem {
     /// chmod / chown / utimes.
     pub async fn set_attr(&self, req: SetAttrRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("change attributes"), |st, store| {
-            let (batch, id, path) =
-                st.ns
-                    .plan_set_attr(&req.path, req.mode, req.owner, req.group, req.mtime_ms, req.atime_ms)?;
+            let (batch, id, path) = st.ns.plan_set_attr(
+                &req.path,
+                req.mode,
+                req.owner,
+                req.group,
+                req.mtime_ms,
+                req.atime_ms,
+            )?;
             let seq = st.commit(store, batch)?;
             Ok((st.ns.status(id, path), seq))
         })?;
@@ -116,30 +133,36 @@ impl Namesystem {
 
     /// Creates a file under construction, leased to the client.
     pub async fn create(&self, req: CreateRequest) -> Result<FileStatus> {
-        let t0 = Instant::now();
-        let (status, seq) = self.mutate(Some("create a file"), |st, store| { let t1 = Instant::now(); let r = st.create(store, req, Instant::now()); if seq_dbg() { eprintln!("CREATE lockwait {:?} inside {:?}", t1 - t0, t1.elapsed()); } r })?;
+        let (status, seq) = self.mutate(Some("create a file"), |st, store| {
+            st.create(store, req, Instant::now())
+        })?;
         self.durable(seq).await?;
         Ok(status)
     }
 
     /// Allocates the next block of a file and chooses its pipeline.
     pub async fn add_block(&self, req: AddBlockRequest, peer_host: &str) -> Result<LocatedBlock> {
-        let (block, seq) =
-            self.mutate(Some("allocate a block"), |st, store| st.add_block(store, req, peer_host, Instant::now()))?;
+        let (block, seq) = self.mutate(Some("allocate a block"), |st, store| {
+            st.add_block(store, req, peer_host, Instant::now())
+        })?;
         self.durable(seq).await?;
         Ok(block)
     }
 
     /// Records the acknowledged length of the last block (hflush).
     pub async fn fsync(&self, req: FsyncRequest) -> Result<()> {
-        let seq = self.mutate(Some("sync a file"), |st, store| st.fsync(store, req, Instant::now()))?;
+        let seq = self.mutate(Some("sync a file"), |st, store| {
+            st.fsync(store, req, Instant::now())
+        })?;
         self.durable(seq).await
     }
 
     /// Commits the last block and closes the file once every block has a
     /// finalized replica; `false` means "not yet, retry".
     pub async fn complete(&self, req: CompleteRequest) -> Result<bool> {
-        let (done, seq) = self.mutate(Some("complete a file"), |st, store| st.complete(store, req, Instant::now()))?;
+        let (done, seq) = self.mutate(Some("complete a file"), |st, store| {
+            st.complete(store, req, Instant::now())
+        })?;
         self.durable(seq).await?;
         if done {
             self.kick.notify_one();
@@ -148,8 +171,15 @@ impl Namesystem {
     }
 
     /// Gives up the last block of a file being written.
-    pub async fn abandon_block(&self, path: &str, client: &str, block: Option<ExtendedBlock>) -> Result<()> {
-        let seq = self.mutate(Some("abandon a block"), |st, store| st.abandon_block(store, path, client, block))?;
+    pub async fn abandon_block(
+        &self,
+        path: &str,
+        client: &str,
+        block: Option<ExtendedBlock>,
+    ) -> Result<()> {
+        let seq = self.mutate(Some("abandon a block"), |st, store| {
+            st.abandon_block(store, path, client, block)
+        })?;
         self.durable(seq).await
     }
 
@@ -163,7 +193,11 @@ impl Namesystem {
     }
 
     /// Block locations of a byte range.
-    pub fn get_block_locations(&self, req: &GetBlockLocationsRequest, peer_host: &str) -> Result<GetBlockLocationsResponse> {
+    pub fn get_block_locations(
+        &self,
+        req: &GetBlockLocationsRequest,
+        peer_host: &str,
+    ) -> Result<GetBlockLocationsResponse> {
         self.read(|st| st.block_locations(req, peer_host, Instant::now()))
     }
 
@@ -192,7 +226,10 @@ impl State {
     /// Resolves a file the caller must be writing (holding its lease).
     pub(crate) fn writing(&mut self, path: &str, client: &str, now: Instant) -> Result<Writing> {
         let (id, norm) = self.ns.resolve(path)?;
-        let inode = self.ns.inode(id).ok_or_else(|| Error::NotFound { path: norm.clone() })?;
+        let inode = self
+            .ns
+            .inode(id)
+            .ok_or_else(|| Error::NotFound { path: norm.clone() })?;
         if inode.is_dir() {
             return Err(Error::IsADirectory { path: norm });
         }
@@ -200,21 +237,37 @@ impl State {
         let message = if holder.is_empty() {
             Some("not open for writing: the file is closed and files are write-once".to_string())
         } else if holder == RECOVERY_HOLDER {
-            Some(format!("the lease of {client} was recovered; the file is being closed"))
+            Some(format!(
+                "the lease of {client} was recovered; the file is being closed"
+            ))
         } else if holder != client {
-            Some(format!("{client} does not hold the lease: the file is being written by {holder}"))
+            Some(format!(
+                "{client} does not hold the lease: the file is being written by {holder}"
+            ))
         } else {
             None
         };
         if let Some(message) = message {
-            return Err(Error::LeaseExpired { path: norm, message });
+            return Err(Error::LeaseExpired {
+                path: norm,
+                message,
+            });
         }
         let rec = inode.rec.clone();
         self.leases.renew(client, now);
-        Ok(Writing { id, path: norm, rec })
+        Ok(Writing {
+            id,
+            path: norm,
+            rec,
+        })
     }
 
-    pub(crate) fn create(&mut self, store: &Store, req: CreateRequest, now: Instant) -> Result<(FileStatus, u64)> {
+    pub(crate) fn create(
+        &mut self,
+        store: &Store,
+        req: CreateRequest,
+        now: Instant,
+    ) -> Result<(FileStatus, u64)> {
         let args = CreateArgs {
             path: req.path,
             client_name: req.client_name,
@@ -263,13 +316,17 @@ impl State {
         let w = self.writing(&req.path, &req.client_name, now)?;
         let mut rec = w.rec;
         let n = rec.blocks.len();
-        let offset_of = |k: usize, rec: &InodeRecord| rec.blocks[..k].iter().map(|b| b.length).sum::<u64>();
+        let offset_of =
+            |k: usize, rec: &InodeRecord| rec.blocks[..k].iter().map(|b| b.length).sum::<u64>();
         // A retried call whose answer was lost: hand out the same block again.
         let retry_of_last = |rec: &InodeRecord, this: &Self| {
             rec.blocks.last().is_some_and(|last| {
                 last.under_construction
                     && last.length == 0
-                    && this.blocks.get(last.id).is_some_and(|b| b.replicas.is_empty())
+                    && this
+                        .blocks
+                        .get(last.id)
+                        .is_some_and(|b| b.replicas.is_empty())
             })
         };
         match (&req.previous, rec.blocks.last()) {
@@ -277,8 +334,13 @@ impl State {
             (None, Some(_)) if n == 1 && retry_of_last(&rec, self) => {
                 return Ok((self.located_new(&rec, 0), store.last_applied()));
             }
-            (Some(p), Some(_)) if n >= 2 && rec.blocks[n - 2].id == p.id && retry_of_last(&rec, self) => {
-                return Ok((self.located_new(&rec, offset_of(n - 1, &rec)), store.last_applied()));
+            (Some(p), Some(_))
+                if n >= 2 && rec.blocks[n - 2].id == p.id && retry_of_last(&rec, self) =>
+            {
+                return Ok((
+                    self.located_new(&rec, offset_of(n - 1, &rec)),
+                    store.last_applied(),
+                ));
             }
             (Some(p), Some(last)) if p.id == last.id => {
                 if p.generation_stamp != last.generation_stamp {
@@ -294,7 +356,10 @@ impl State {
                 return Err(Error::invalid(format!(
                     "{}: previous block {p} is not the file's last block ({})",
                     w.path,
-                    last.map_or("none".to_string(), |l| format!("blk_{}_{}", l.id, l.generation_stamp))
+                    last.map_or("none".to_string(), |l| format!(
+                        "blk_{}_{}",
+                        l.id, l.generation_stamp
+                    ))
                 )))
             }
             (None, Some(last)) => {
@@ -345,7 +410,11 @@ impl State {
         counters.next_block += 1;
         counters.generation_stamp += 1;
         let gs = counters.generation_stamp;
-        let pipeline: Vec<String> = placement.targets.iter().map(|t| self.dns.get(*t).id.clone()).collect();
+        let pipeline: Vec<String> = placement
+            .targets
+            .iter()
+            .map(|t| self.dns.get(*t).id.clone())
+            .collect();
         rec.blocks.push(dfs_proto::image::BlockRecord {
             id: block_id,
             generation_stamp: gs,
@@ -354,7 +423,10 @@ impl State {
         });
         rec.pipeline = pipeline.clone();
         rec.mtime_ms = now_ms();
-        let seq = self.commit(store, vec![Change::PutInode(rec.clone()), Change::Counters(counters)])?;
+        let seq = self.commit(
+            store,
+            vec![Change::PutInode(rec.clone()), Change::Counters(counters)],
+        )?;
         if let Some(p) = previous {
             self.commit_block_in_map(p.id, p.length, now);
         }
@@ -385,6 +457,13 @@ impl State {
     pub(crate) fn commit_block_in_map(&mut self, id: u64, length: u64, now: Instant) {
         self.blocks.modify(id, |b| {
             b.len = length;
+            // A finalized replica of another length than the writer's is bad.
+            let gs = b.gs;
+            for r in b.replicas.iter_mut() {
+                if r.gs == gs && r.kind == ReplicaKind::Finalized && r.len != length {
+                    r.corrupt = true;
+                }
+            }
             if b.state == BlockState::UnderConstruction {
                 b.state = BlockState::Committed;
                 b.committed_at = Some(now);
@@ -402,7 +481,10 @@ impl State {
         };
         let mut rec = w.rec;
         let Some(last) = rec.blocks.last_mut() else {
-            return Err(Error::invalid(format!("{}: fsync of {given} but the file has no block", w.path)));
+            return Err(Error::invalid(format!(
+                "{}: fsync of {given} but the file has no block",
+                w.path
+            )));
         };
         if last.id != given.id {
             return Err(Error::invalid(format!(
@@ -424,14 +506,21 @@ impl State {
         Ok(seq)
     }
 
-    pub(crate) fn complete(&mut self, store: &Store, req: CompleteRequest, now: Instant) -> Result<(bool, u64)> {
+    pub(crate) fn complete(
+        &mut self,
+        store: &Store,
+        req: CompleteRequest,
+        now: Instant,
+    ) -> Result<(bool, u64)> {
         // A retry after a lost answer: the file is closed with this last block.
         if let Ok((id, _)) = self.ns.resolve(&req.path) {
             if let Some(i) = self.ns.inode(id) {
                 if !i.is_dir() && !i.under_construction() {
                     let same = match (i.rec.blocks.last(), &req.last) {
                         (None, None) => true,
-                        (Some(b), Some(l)) => b.id == l.id && b.generation_stamp == l.generation_stamp,
+                        (Some(b), Some(l)) => {
+                            b.id == l.id && b.generation_stamp == l.generation_stamp
+                        }
                         _ => false,
                     };
                     if same {
@@ -461,7 +550,10 @@ impl State {
                     "{}: complete with last block {} but the file's last block is {}",
                     w.path,
                     l.as_ref().map_or("none".to_string(), |l| l.to_string()),
-                    b.map_or("none".to_string(), |b| format!("blk_{}_{}", b.id, b.generation_stamp))
+                    b.map_or("none".to_string(), |b| format!(
+                        "blk_{}_{}",
+                        b.id, b.generation_stamp
+                    ))
                 )))
             }
         }
@@ -471,7 +563,11 @@ impl State {
         let waiting: Vec<u64> = rec
             .blocks
             .iter()
-            .filter(|b| self.blocks.get(b.id).is_none_or(|i| i.good().next().is_none()))
+            .filter(|b| {
+                self.blocks
+                    .get(b.id)
+                    .is_none_or(|i| i.good().next().is_none())
+            })
             .map(|b| b.id)
             .collect();
         if !waiting.is_empty() {
@@ -504,7 +600,8 @@ impl State {
         block: Option<ExtendedBlock>,
     ) -> Result<u64> {
         let w = self.writing(path, client, Instant::now())?;
-        let block = block.ok_or_else(|| Error::invalid(format!("{path}: abandon without a block")))?;
+        let block =
+            block.ok_or_else(|| Error::invalid(format!("{path}: abandon without a block")))?;
         let mut rec = w.rec;
         match rec.blocks.last() {
             Some(last) if last.id == block.id && last.under_construction => {}
@@ -534,7 +631,10 @@ impl State {
         now: Instant,
     ) -> Result<GetBlockLocationsResponse> {
         let (id, path) = self.ns.resolve(&req.path)?;
-        let inode = self.ns.inode(id).ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        let inode = self
+            .ns
+            .inode(id)
+            .ok_or_else(|| Error::NotFound { path: path.clone() })?;
         if inode.is_dir() {
             return Err(Error::IsADirectory { path });
         }
@@ -565,7 +665,9 @@ impl State {
             if b.length == 0 || off <= req.offset || start >= end {
                 continue;
             }
-            let Some(info) = self.blocks.get(b.id) else { continue };
+            let Some(info) = self.blocks.get(b.id) else {
+                continue;
+            };
             let uc = info.state == BlockState::UnderConstruction;
             let (nodes, corrupt) = self.read_replicas(info, uc);
             let mut keyed: Vec<((u8, u8, u32), NodeIdx)> = nodes
@@ -585,7 +687,10 @@ impl State {
                     length: b.length,
                 }),
                 offset: start,
-                locations: keyed.into_iter().map(|(_, n)| self.dns.get(n).info()).collect(),
+                locations: keyed
+                    .into_iter()
+                    .map(|(_, n)| self.dns.get(n).info())
+                    .collect(),
                 corrupt,
                 under_construction: uc,
             });
@@ -608,7 +713,11 @@ impl State {
                 .filter_map(|id| self.dns.lookup(id))
                 .collect();
             for r in &info.replicas {
-                if r.gs == info.gs && !r.corrupt && !nodes.contains(&r.node) && self.dns.is_alive(r.node) {
+                if r.gs == info.gs
+                    && !r.corrupt
+                    && !nodes.contains(&r.node)
+                    && self.dns.is_alive(r.node)
+                {
                     nodes.push(r.node);
                 }
             }
@@ -676,5 +785,3 @@ impl State {
         self.repl.check(block.id);
     }
 }
-
-fn seq_dbg() -> bool { use std::sync::atomic::*; static N: AtomicU64 = AtomicU64::new(0); N.fetch_add(1, Ordering::Relaxed) % 1000 == 0 }

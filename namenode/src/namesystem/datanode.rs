@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use dfs_proto::{
-    BlockReportRequest, ExtendedBlock, HeartbeatRequest, HeartbeatResponse, IncrementalBlockReportRequest,
-    RegisterRequest, RegisterResponse, ReplicaState,
+    BlockReportRequest, ExtendedBlock, HeartbeatRequest, HeartbeatResponse,
+    IncrementalBlockReportRequest, RegisterRequest, RegisterResponse, ReplicaState,
 };
 
 use super::{Namesystem, State};
@@ -37,7 +37,9 @@ impl Namesystem {
 
     /// Applies an incremental block report.
     pub fn incremental_block_report(&self, req: IncrementalBlockReportRequest) -> Result<()> {
-        let left = self.mutate(None, |st, _| st.incremental_block_report(req, Instant::now()))?;
+        let left = self.mutate(None, |st, _| {
+            st.incremental_block_report(req, Instant::now())
+        })?;
         if left {
             self.kick.notify_one();
         }
@@ -59,10 +61,18 @@ pub(crate) enum Reported {
 }
 
 impl State {
-    pub(crate) fn register(&mut self, req: RegisterRequest, now: Instant) -> Result<RegisterResponse> {
-        let node = req.node.ok_or_else(|| Error::invalid("register: the node is missing"))?;
+    pub(crate) fn register(
+        &mut self,
+        req: RegisterRequest,
+        now: Instant,
+    ) -> Result<RegisterResponse> {
+        let node = req
+            .node
+            .ok_or_else(|| Error::invalid("register: the node is missing"))?;
         if node.id.is_empty() || node.id.len() > 256 {
-            return Err(Error::invalid("register: the node id must be 1 to 256 bytes"));
+            return Err(Error::invalid(
+                "register: the node id must be 1 to 256 bytes",
+            ));
         }
         if node.address.parse::<std::net::SocketAddr>().is_err() && !node.address.contains(':') {
             return Err(Error::invalid(format!(
@@ -94,7 +104,10 @@ impl State {
 
     pub(crate) fn heartbeat(&mut self, req: HeartbeatRequest, now: Instant) -> HeartbeatResponse {
         let storage = req.storage.unwrap_or_default();
-        match self.dns.heartbeat(&req.node_id, &storage, req.active_transfers, now) {
+        match self
+            .dns
+            .heartbeat(&req.node_id, &storage, req.active_transfers, now)
+        {
             None => {
                 tracing::info!(node = %req.node_id, "heartbeat from an unregistered or dead datanode; asking it to register");
                 HeartbeatResponse {
@@ -110,7 +123,9 @@ impl State {
     }
 
     fn reporting_node(&self, id: &str) -> Result<NodeIdx> {
-        self.dns.lookup(id).ok_or_else(|| Error::UnknownDatanode { node: id.to_string() })
+        self.dns.lookup(id).ok_or_else(|| Error::UnknownDatanode {
+            node: id.to_string(),
+        })
     }
 
     /// Full report: the node holds exactly these replicas.
@@ -128,7 +143,11 @@ impl State {
                 Reported::Corrupt => corrupt += 1,
             }
         }
-        let gone: Vec<u64> = self.blocks.blocks_of(node).filter(|id| !seen.contains(id)).collect();
+        let gone: Vec<u64> = self
+            .blocks
+            .blocks_of(node)
+            .filter(|id| !seen.contains(id))
+            .collect();
         for id in &gone {
             self.blocks.modify(*id, |b| b.remove_replica(node));
         }
@@ -148,7 +167,11 @@ impl State {
         Ok(self.update_safemode(now))
     }
 
-    pub(crate) fn incremental_block_report(&mut self, req: IncrementalBlockReportRequest, now: Instant) -> Result<bool> {
+    pub(crate) fn incremental_block_report(
+        &mut self,
+        req: IncrementalBlockReportRequest,
+        now: Instant,
+    ) -> Result<bool> {
         let node = self.reporting_node(&req.node_id)?;
         for r in &req.received {
             let Some(b) = &r.block else { continue };
@@ -159,7 +182,9 @@ impl State {
             let removed = self
                 .blocks
                 .modify(b.id, |info| {
-                    let ours = info.replica(node).is_some_and(|r| r.gs <= b.generation_stamp);
+                    let ours = info
+                        .replica(node)
+                        .is_some_and(|r| r.gs <= b.generation_stamp);
                     ours && info.remove_replica(node)
                 })
                 .unwrap_or(false);
@@ -185,7 +210,9 @@ impl State {
         };
         let recovering = info.state == BlockState::UnderConstruction || info.recovery.is_some();
         let (gs, len, bstate) = (info.gs, info.len, info.state);
-        let was_corrupt = info.replica(node).is_some_and(|r| r.corrupt && r.gs == blk.generation_stamp);
+        let was_corrupt = info
+            .replica(node)
+            .is_some_and(|r| r.corrupt && r.gs == blk.generation_stamp);
         if blk.generation_stamp < gs {
             self.blocks.modify(blk.id, |b| {
                 b.remove_replica(node);
@@ -205,7 +232,10 @@ impl State {
         let corrupt = state == ReplicaState::Corrupt
             || was_corrupt
             || (!recovering && blk.generation_stamp > gs)
-            || (!recovering && kind == ReplicaKind::Finalized && blk.length != len && bstate != BlockState::UnderConstruction);
+            || (!recovering
+                && kind == ReplicaKind::Finalized
+                && blk.length != len
+                && bstate != BlockState::UnderConstruction);
         self.blocks.modify(blk.id, |b| {
             b.put_replica(Replica {
                 node,

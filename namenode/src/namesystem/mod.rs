@@ -6,10 +6,10 @@
 //! in-memory change and the sled batch only, then release it and wait for
 //! the group commit. No lock is ever held across an `.await`.
 //!
-//! The operations live in submodules by protocol: [`client`] (namespace and
-//! writes), [`datanode`] (registration, heartbeats, block reports),
-//! [`recovery`] (leases and pipeline recovery), [`admin`] (reports, fsck,
-//! decommission) and [`monitor`] (the background loop).
+//! The operations live in submodules by protocol: `client` (namespace and
+//! writes), `datanode` (registration, heartbeats, block reports),
+//! `recovery` (leases and pipeline recovery), `admin` (reports, fsck,
+//! decommission) and `monitor` (the background loop).
 
 mod admin;
 mod client;
@@ -44,6 +44,10 @@ pub struct State {
     pub(crate) leases: LeaseManager,
     pub(crate) safemode: SafeMode,
     pub(crate) repl: ReplicationQueues,
+    /// Copies are not scheduled before this instant: right after safe mode
+    /// the datanodes that have not reported yet would look like lost
+    /// replicas.
+    pub(crate) replication_ready_at: Instant,
     pub(crate) cfg: Arc<Config>,
 }
 
@@ -84,7 +88,8 @@ impl Namesystem {
                 } else {
                     BlockState::Complete
                 };
-                let mut info = BlockInfo::new(rec.id, b.generation_stamp, b.length, state, rec.replication);
+                let mut info =
+                    BlockInfo::new(rec.id, b.generation_stamp, b.length, state, rec.replication);
                 if b.under_construction {
                     info.pipeline = rec.pipeline.clone();
                 }
@@ -121,6 +126,7 @@ impl Namesystem {
             leases,
             safemode,
             repl: ReplicationQueues::new(),
+            replication_ready_at: now + startup_delay(&cfg),
             cfg: cfg.clone(),
         };
         Ok(Namesystem {
@@ -148,7 +154,11 @@ impl Namesystem {
 
     /// Runs `f` on the state under the exclusive lock, refusing in safe mode
     /// when `op` names a namespace mutation.
-    fn mutate<T>(&self, op: Option<&'static str>, f: impl FnOnce(&mut State, &Store) -> Result<T>) -> Result<T> {
+    fn mutate<T>(
+        &self,
+        op: Option<&'static str>,
+        f: impl FnOnce(&mut State, &Store) -> Result<T>,
+    ) -> Result<T> {
         let mut st = self.state.write();
         if let Some(op) = op {
             st.check_safemode(op)?;
@@ -164,6 +174,11 @@ impl Namesystem {
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.state.read())
     }
+}
+
+/// How long after start (or safe mode) copies wait for block reports.
+fn startup_delay(cfg: &Config) -> std::time::Duration {
+    (cfg.heartbeat_interval * 3).max(std::time::Duration::from_secs(2))
 }
 
 impl State {
@@ -186,11 +201,8 @@ impl State {
         if batch.is_empty() {
             return Ok(store.last_applied());
         }
-        let t0 = std::time::Instant::now();
         let seq = store.apply(&batch)?;
-        let t1 = t0.elapsed();
         self.ns.apply(&batch);
-        if seq % 1000 == 0 { eprintln!("COMMIT apply {:?} mem {:?}", t1, t0.elapsed() - t1); }
         Ok(seq)
     }
 
@@ -209,7 +221,9 @@ impl State {
     /// those a pipeline or a copy may be writing.
     pub(crate) fn forget_block(&mut self, id: u64) {
         self.repl.forget(id);
-        let Some(info) = self.blocks.remove(id) else { return };
+        let Some(info) = self.blocks.remove(id) else {
+            return;
+        };
         for r in &info.replicas {
             self.dns.queue_delete(
                 r.node,
@@ -248,9 +262,11 @@ impl State {
                 "leaving safe mode: {safe} of {total} complete blocks have a reported replica; \
                  namespace changes are accepted"
             );
-            // Everything may need replication now that reports are in.
+            // Everything may need replication now that reports are in; give
+            // the datanodes that have not reported yet a moment first.
             let all: Vec<u64> = self.blocks.iter().map(|(id, _)| id).collect();
             self.repl.check_all(all);
+            self.replication_ready_at = now + startup_delay(&self.cfg);
         }
         left
     }

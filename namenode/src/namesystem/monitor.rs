@@ -26,7 +26,8 @@ const MIN_PAUSE: Duration = Duration::from_millis(50);
 impl Namesystem {
     /// Runs the monitor until `shutdown` completes.
     pub async fn run_monitor(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
-        let period = (self.cfg.heartbeat_interval / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let period = (self.cfg.heartbeat_interval / 3)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -58,7 +59,10 @@ impl State {
         }
         let expired = self.repl.expire(now, self.cfg.replication_timeout);
         if !expired.is_empty() {
-            tracing::info!(blocks = expired.len(), "copies not confirmed in time; scheduling them again");
+            tracing::info!(
+                blocks = expired.len(),
+                "copies not confirmed in time; scheduling them again"
+            );
             self.repl.check_all(expired);
         }
         self.lease_tick(store, now);
@@ -145,7 +149,9 @@ impl State {
                 }
             }
             self.delete_stale_replicas(id);
-            let Some(info) = self.blocks.get(id) else { continue };
+            let Some(info) = self.blocks.get(id) else {
+                continue;
+            };
             let h = self.health(id, info, now);
             if h.corrupt > 0 && h.live > 0 {
                 self.delete_corrupt_replicas(id, &h, now);
@@ -153,7 +159,9 @@ impl State {
             if h.over_replicated() && h.pending == 0 {
                 self.trim_excess(id, &h);
             }
-            let Some(info) = self.blocks.get(id) else { continue };
+            let Some(info) = self.blocks.get(id) else {
+                continue;
+            };
             let h = self.health(id, info, now);
             self.repl.set_priority(id, priority(&h, racks));
         }
@@ -191,7 +199,9 @@ impl State {
     /// reached, or good plus corrupt exceed it, or no other node could take
     /// a new replica anyway. With no good replica, corrupt ones stay.
     fn delete_corrupt_replicas(&mut self, id: u64, h: &Health, now: Instant) {
-        let Some(info) = self.blocks.get(id) else { return };
+        let Some(info) = self.blocks.get(id) else {
+            return;
+        };
         let holders: HashSet<NodeIdx> = info.replicas.iter().map(|r| r.node).collect();
         let no_room = || {
             self.dns
@@ -223,7 +233,9 @@ impl State {
     }
 
     fn trim_excess(&mut self, id: u64, h: &Health) {
-        let Some(info) = self.blocks.get(id) else { return };
+        let Some(info) = self.blocks.get(id) else {
+            return;
+        };
         let cands: Vec<ExcessCandidate> = info
             .good()
             .filter(|r| self.dns.is_alive(r.node) && !self.dns.get(r.node).decommissioning())
@@ -247,7 +259,7 @@ impl State {
     }
 
     fn schedule_copies(&mut self, now: Instant) {
-        if self.repl.needed_count() == 0 {
+        if self.repl.needed_count() == 0 || now < self.replication_ready_at {
             return;
         }
         let limit = self.cfg.max_replication_streams;
@@ -277,7 +289,11 @@ impl State {
             }
             // Sources: good replicas, busy nodes skipped; the most urgent
             // blocks may use twice the streams (as HDFS's hard limit).
-            let source_limit = if p == Priority::OneReplica { limit * 2 } else { limit };
+            let source_limit = if p == Priority::OneReplica {
+                limit * 2
+            } else {
+                limit
+            };
             let source = info
                 .good()
                 .map(|r| r.node)
@@ -305,7 +321,12 @@ impl State {
                 existing.extend(pc.targets.iter().copied());
             }
             let mut excluded: HashSet<NodeIdx> = info.replicas.iter().map(|r| r.node).collect();
-            excluded.extend(in_flight.iter().filter(|(_, c)| **c >= limit).map(|(n, _)| *n));
+            excluded.extend(
+                in_flight
+                    .iter()
+                    .filter(|(_, c)| **c >= limit)
+                    .map(|(n, _)| *n),
+            );
             let cands = self.dns.candidates(now, info.len);
             let placement = choose_targets(
                 &cands,
@@ -319,7 +340,10 @@ impl State {
             );
             let mut targets = placement.targets;
             if p == Priority::MisReplicated {
-                let crowded: HashSet<&str> = existing.iter().map(|n| self.dns.get(*n).rack.as_str()).collect();
+                let crowded: HashSet<&str> = existing
+                    .iter()
+                    .map(|n| self.dns.get(*n).rack.as_str())
+                    .collect();
                 targets.retain(|t| !crowded.contains(self.dns.get(*t).rack.as_str()));
             }
             if targets.is_empty() {
@@ -349,7 +373,11 @@ impl State {
                 targets = ?targets.iter().map(|t| self.dns.get(*t).address.as_str()).collect::<Vec<_>>(),
                 "replication scheduled"
             );
-            let mut all_targets = self.repl.pending(id).map(|pc| pc.targets.clone()).unwrap_or_default();
+            let mut all_targets = self
+                .repl
+                .pending(id)
+                .map(|pc| pc.targets.clone())
+                .unwrap_or_default();
             all_targets.extend(targets);
             self.repl.add_pending(
                 id,
@@ -379,7 +407,9 @@ impl State {
         for node in draining {
             let mut waiting = 0usize;
             for id in self.blocks.blocks_of(node) {
-                let Some(info) = self.blocks.get(id) else { continue };
+                let Some(info) = self.blocks.get(id) else {
+                    continue;
+                };
                 let h = self.health(id, info, now);
                 let target = h.expected.min(in_service).max(1);
                 if info.state == BlockState::UnderConstruction || h.live < target {

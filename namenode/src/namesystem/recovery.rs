@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use dfs_proto::{
-    datanode_command, CommitBlockSynchronizationRequest, DatanodeCommand, DatanodeInfo, ExtendedBlock,
-    GetAdditionalDatanodesRequest, RecoverBlock, RecoverLeaseRequest, UpdatePipelineRequest,
+    datanode_command, CommitBlockSynchronizationRequest, DatanodeCommand, DatanodeInfo,
+    ExtendedBlock, GetAdditionalDatanodesRequest, RecoverBlock, RecoverLeaseRequest,
+    UpdatePipelineRequest,
 };
 
 use super::{Namesystem, State};
@@ -20,42 +21,69 @@ use crate::store::{Change, Store};
 impl Namesystem {
     /// Starts (or checks) lease recovery of a file; true once it is closed.
     pub async fn recover_lease(&self, req: RecoverLeaseRequest) -> Result<bool> {
-        let (closed, seq) = self.mutate(Some("recover a lease"), |st, store| st.recover_lease(store, &req, Instant::now()))?;
+        let (closed, seq) = self.mutate(Some("recover a lease"), |st, store| {
+            st.recover_lease(store, &req, Instant::now())
+        })?;
         self.durable(seq).await?;
         Ok(closed)
     }
 
     /// A new generation stamp for the block of a recovering pipeline.
-    pub async fn update_block_for_pipeline(&self, client: &str, block: Option<ExtendedBlock>) -> Result<u64> {
-        let (gs, seq) =
-            self.mutate(Some("update a pipeline"), |st, store| st.update_block_for_pipeline(store, client, block))?;
+    pub async fn update_block_for_pipeline(
+        &self,
+        client: &str,
+        block: Option<ExtendedBlock>,
+    ) -> Result<u64> {
+        let (gs, seq) = self.mutate(Some("update a pipeline"), |st, store| {
+            st.update_block_for_pipeline(store, client, block)
+        })?;
         self.durable(seq).await?;
         Ok(gs)
     }
 
     /// Records a recovered pipeline.
     pub async fn update_pipeline(&self, req: UpdatePipelineRequest) -> Result<()> {
-        let seq = self.mutate(Some("update a pipeline"), |st, store| st.update_pipeline(store, req))?;
+        let seq = self.mutate(Some("update a pipeline"), |st, store| {
+            st.update_pipeline(store, req)
+        })?;
         self.durable(seq).await
     }
 
     /// Replacement datanodes for a pipeline.
-    pub fn get_additional_datanodes(&self, req: GetAdditionalDatanodesRequest) -> Result<Vec<DatanodeInfo>> {
-        self.mutate(Some("add a datanode to a pipeline"), |st, _| st.additional_datanodes(req, Instant::now()))
+    pub fn get_additional_datanodes(
+        &self,
+        req: GetAdditionalDatanodesRequest,
+    ) -> Result<Vec<DatanodeInfo>> {
+        self.mutate(Some("add a datanode to a pipeline"), |st, _| {
+            st.additional_datanodes(req, Instant::now())
+        })
     }
 
     /// The outcome of a block recovery the namenode ordered.
-    pub async fn commit_block_synchronization(&self, req: CommitBlockSynchronizationRequest) -> Result<()> {
-        let seq = self.mutate(None, |st, store| st.commit_block_sync(store, req, Instant::now()))?;
+    pub async fn commit_block_synchronization(
+        &self,
+        req: CommitBlockSynchronizationRequest,
+    ) -> Result<()> {
+        let seq = self.mutate(None, |st, store| {
+            st.commit_block_sync(store, req, Instant::now())
+        })?;
         self.kick.notify_one();
         self.durable(seq).await
     }
 }
 
 impl State {
-    pub(crate) fn recover_lease(&mut self, store: &Store, req: &RecoverLeaseRequest, now: Instant) -> Result<(bool, u64)> {
+    pub(crate) fn recover_lease(
+        &mut self,
+        store: &Store,
+        req: &RecoverLeaseRequest,
+        now: Instant,
+    ) -> Result<(bool, u64)> {
         let (id, path) = self.ns.resolve(&req.path)?;
-        let inode = self.ns.inode(id).ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        let inode = self
+            .ns
+            .inode(id)
+            .ok_or_else(|| Error::NotFound { path: path.clone() })?;
         if inode.is_dir() {
             return Err(Error::IsADirectory { path });
         }
@@ -78,7 +106,11 @@ impl State {
         }
         if holder == RECOVERY_HOLDER {
             if let Some(last) = inode.rec.blocks.last() {
-                if self.blocks.get(last.id).is_some_and(|b| b.recovery.is_some()) {
+                if self
+                    .blocks
+                    .get(last.id)
+                    .is_some_and(|b| b.recovery.is_some())
+                {
                     return Ok((false, store.last_applied()));
                 }
             }
@@ -90,7 +122,12 @@ impl State {
     /// Recovers the lease of file `id`: closes it at once when its last
     /// block allows, else orders a block recovery from a primary datanode.
     /// Returns whether the file is closed now.
-    pub(crate) fn start_recovery(&mut self, store: &Store, id: u64, now: Instant) -> Result<(bool, u64)> {
+    pub(crate) fn start_recovery(
+        &mut self,
+        store: &Store,
+        id: u64,
+        now: Instant,
+    ) -> Result<(bool, u64)> {
         let Some(inode) = self.ns.inode(id) else {
             return Ok((true, store.last_applied()));
         };
@@ -101,7 +138,10 @@ impl State {
         let last = rec.blocks.last().cloned();
         let close_now = match &last {
             None => true,
-            Some(b) => self.blocks.get(b.id).is_some_and(|i| i.state != BlockState::UnderConstruction && i.is_safe()),
+            Some(b) => self
+                .blocks
+                .get(b.id)
+                .is_some_and(|i| i.state != BlockState::UnderConstruction && i.is_safe()),
         };
         if close_now {
             if let Some(b) = rec.blocks.last_mut() {
@@ -120,7 +160,11 @@ impl State {
         };
         // Nodes that may hold the block: the pipeline and every replica with
         // the current (or a newer) generation stamp, alive.
-        let mut nodes: Vec<NodeIdx> = info.pipeline.iter().filter_map(|n| self.dns.lookup(n)).collect();
+        let mut nodes: Vec<NodeIdx> = info
+            .pipeline
+            .iter()
+            .filter_map(|n| self.dns.lookup(n))
+            .collect();
         for r in &info.replicas {
             if r.gs >= info.gs && !nodes.contains(&r.node) && self.dns.is_alive(r.node) {
                 nodes.push(r.node);
@@ -131,7 +175,14 @@ impl State {
                 // No node ever received a byte of it: drop the block.
                 rec.blocks.pop();
                 let block_id = last.id;
-                let r = self.close_recovered(store, id, rec, &path, &old_holder, "empty last block dropped")?;
+                let r = self.close_recovered(
+                    store,
+                    id,
+                    rec,
+                    &path,
+                    &old_holder,
+                    "empty last block dropped",
+                )?;
                 self.forget_block(block_id);
                 return Ok(r);
             }
@@ -153,7 +204,10 @@ impl State {
         let block = info.extended(last.id);
         let replicas: Vec<DatanodeInfo> = nodes.iter().map(|n| self.dns.get(*n).info()).collect();
         rec.lease_holder = RECOVERY_HOLDER.to_string();
-        let seq = self.commit(store, vec![Change::PutInode(rec), Change::Counters(counters)])?;
+        let seq = self.commit(
+            store,
+            vec![Change::PutInode(rec), Change::Counters(counters)],
+        )?;
         if old_holder != RECOVERY_HOLDER {
             self.leases.remove(&old_holder, id);
             self.leases.add(RECOVERY_HOLDER, id, now);
@@ -231,7 +285,12 @@ impl State {
             });
         }
         self.repl.check_all(ids);
-        tracing::info!(path, holder = old_holder, length, "lease recovered, file closed ({why})");
+        tracing::info!(
+            path,
+            holder = old_holder,
+            length,
+            "lease recovered, file closed ({why})"
+        );
         Ok((true, seq))
     }
 
@@ -249,8 +308,14 @@ impl State {
             generation_stamp: 0,
             length: 0,
         });
-        let info = self.blocks.get(old.id).ok_or(Error::BlockNotFound { block: old.id })?;
-        if info.recovery.is_none() && info.gs == new.generation_stamp && info.state != BlockState::UnderConstruction {
+        let info = self
+            .blocks
+            .get(old.id)
+            .ok_or(Error::BlockNotFound { block: old.id })?;
+        if info.recovery.is_none()
+            && info.gs == new.generation_stamp
+            && info.state != BlockState::UnderConstruction
+        {
             // Already committed (a retry).
             return Ok(store.last_applied());
         }
@@ -272,11 +337,16 @@ impl State {
         }
         let file = info.file;
         let path = self.ns.path_of(file).unwrap_or_default();
-        let inode = self.ns.inode(file).ok_or(Error::BlockNotFound { block: old.id })?;
+        let inode = self
+            .ns
+            .inode(file)
+            .ok_or(Error::BlockNotFound { block: old.id })?;
         let mut rec = inode.rec.clone();
         let holder = rec.lease_holder.clone();
         if rec.blocks.last().map(|b| b.id) != Some(old.id) {
-            return Err(Error::invalid(format!("{path}: {old} is not the file's last block")));
+            return Err(Error::invalid(format!(
+                "{path}: {old} is not the file's last block"
+            )));
         }
         if req.delete {
             rec.blocks.pop();
@@ -294,7 +364,11 @@ impl State {
         if req.delete {
             self.forget_block(old.id);
         } else {
-            let synced: Vec<NodeIdx> = req.node_ids.iter().filter_map(|n| self.dns.lookup(n)).collect();
+            let synced: Vec<NodeIdx> = req
+                .node_ids
+                .iter()
+                .filter_map(|n| self.dns.lookup(n))
+                .collect();
             let mut stale = Vec::new();
             self.blocks.modify(old.id, |b| {
                 b.gs = new.generation_stamp;
@@ -351,9 +425,19 @@ impl State {
 
     /// Checks that `client` writes the file of `block` and that `block` is
     /// its last block under construction with the current stamp.
-    fn pipeline_block(&self, client: &str, block: &ExtendedBlock) -> Result<(u64, dfs_proto::image::InodeRecord)> {
-        let info = self.blocks.get(block.id).ok_or(Error::BlockNotFound { block: block.id })?;
-        let inode = self.ns.inode(info.file).ok_or(Error::BlockNotFound { block: block.id })?;
+    fn pipeline_block(
+        &self,
+        client: &str,
+        block: &ExtendedBlock,
+    ) -> Result<(u64, dfs_proto::image::InodeRecord)> {
+        let info = self
+            .blocks
+            .get(block.id)
+            .ok_or(Error::BlockNotFound { block: block.id })?;
+        let inode = self
+            .ns
+            .inode(info.file)
+            .ok_or(Error::BlockNotFound { block: block.id })?;
         let path = self.ns.path_of(info.file).unwrap_or_default();
         if inode.rec.lease_holder != client {
             return Err(Error::LeaseExpired {
@@ -374,7 +458,10 @@ impl State {
         }
         if block.generation_stamp != info.gs {
             return Err(Error::StaleBlock {
-                message: format!("{path}: {block} is stale: the current generation stamp is {}", info.gs),
+                message: format!(
+                    "{path}: {block} is stale: the current generation stamp is {}",
+                    info.gs
+                ),
             });
         }
         Ok((info.file, inode.rec.clone()))
@@ -386,7 +473,8 @@ impl State {
         client: &str,
         block: Option<ExtendedBlock>,
     ) -> Result<(u64, u64)> {
-        let block = block.ok_or_else(|| Error::invalid("updateBlockForPipeline: block is missing"))?;
+        let block =
+            block.ok_or_else(|| Error::invalid("updateBlockForPipeline: block is missing"))?;
         self.pipeline_block(client, &block)?;
         let mut c = self.ns.counters();
         c.generation_stamp += 1;
@@ -397,9 +485,17 @@ impl State {
         Ok((gs, seq))
     }
 
-    pub(crate) fn update_pipeline(&mut self, store: &Store, req: UpdatePipelineRequest) -> Result<u64> {
-        let old = req.old_block.ok_or_else(|| Error::invalid("updatePipeline: old_block is missing"))?;
-        let new = req.new_block.ok_or_else(|| Error::invalid("updatePipeline: new_block is missing"))?;
+    pub(crate) fn update_pipeline(
+        &mut self,
+        store: &Store,
+        req: UpdatePipelineRequest,
+    ) -> Result<u64> {
+        let old = req
+            .old_block
+            .ok_or_else(|| Error::invalid("updatePipeline: old_block is missing"))?;
+        let new = req
+            .new_block
+            .ok_or_else(|| Error::invalid("updatePipeline: new_block is missing"))?;
         let (_, mut rec) = self.pipeline_block(&req.client_name, &old)?;
         if new.id != old.id
             || new.generation_stamp <= old.generation_stamp
@@ -410,7 +506,10 @@ impl State {
             )));
         }
         if req.node_ids.iter().any(|n| self.dns.find(n).is_none()) {
-            return Err(Error::invalid(format!("updatePipeline {new}: unknown datanode in {:?}", req.node_ids)));
+            return Err(Error::invalid(format!(
+                "updatePipeline {new}: unknown datanode in {:?}",
+                req.node_ids
+            )));
         }
         if let Some(b) = rec.blocks.last_mut() {
             b.generation_stamp = new.generation_stamp;
@@ -440,9 +539,17 @@ impl State {
         Ok(seq)
     }
 
-    pub(crate) fn additional_datanodes(&mut self, req: GetAdditionalDatanodesRequest, now: Instant) -> Result<Vec<DatanodeInfo>> {
+    pub(crate) fn additional_datanodes(
+        &mut self,
+        req: GetAdditionalDatanodesRequest,
+        now: Instant,
+    ) -> Result<Vec<DatanodeInfo>> {
         let w = self.writing(&req.path, &req.client_name, now)?;
-        let existing: Vec<NodeIdx> = req.existing_nodes.iter().filter_map(|n| self.dns.find(n)).collect();
+        let existing: Vec<NodeIdx> = req
+            .existing_nodes
+            .iter()
+            .filter_map(|n| self.dns.find(n))
+            .collect();
         let excluded = self.node_set(&req.excluded_nodes);
         let count = (req.count as usize).min(dfs_proto::defaults::MAX_REPLICATION as usize);
         let cands = self.dns.candidates(now, w.rec.block_size);

@@ -28,6 +28,8 @@ fn config(dir: &std::path::Path) -> Config {
 impl Harness {
     fn open(cfg: Config) -> Harness {
         let fs = Arc::new(Namesystem::open(cfg).unwrap());
+        // No start-up grace for copies in these tests.
+        fs.state.write().replication_ready_at = Instant::now();
         let flusher = tokio::spawn(fs.store().clone().run_flusher());
         Harness { fs, flusher }
     }
@@ -146,15 +148,17 @@ fn three_nodes(h: &Harness) {
 async fn write_read_delete_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::open(config(dir.path()));
-    assert!(!h.fs.in_safe_mode(), "an empty namespace leaves safe mode at once");
+    assert!(
+        !h.fs.in_safe_mode(),
+        "an empty namespace leaves safe mode at once"
+    );
     three_nodes(&h);
     let blocks = h.write("/a/f", 2, 100).await;
     let st = h.fs.get_file_info("/a/f").unwrap();
     assert_eq!(st.length, 2 * 4096 + 100);
     assert!(!st.under_construction);
-    let loc = h
-        .fs
-        .get_block_locations(
+    let loc =
+        h.fs.get_block_locations(
             &GetBlockLocationsRequest {
                 path: "/a/f".into(),
                 offset: 4000,
@@ -173,9 +177,8 @@ async fn write_read_delete_cycle() {
     assert_eq!(loc.blocks[0].locations.len(), 3);
 
     // Closed files are write-once.
-    let err = h
-        .fs
-        .add_block(
+    let err =
+        h.fs.add_block(
             AddBlockRequest {
                 path: "/a/f".into(),
                 client_name: "c1".into(),
@@ -214,9 +217,8 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     })
     .await
     .unwrap();
-    let err = h
-        .fs
-        .create(CreateRequest {
+    let err =
+        h.fs.create(CreateRequest {
             path: "/f".into(),
             client_name: "c2".into(),
             overwrite: true,
@@ -226,9 +228,8 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseHeld);
     assert!(err.to_string().contains("being written by another client"));
-    let lb = h
-        .fs
-        .add_block(
+    let lb =
+        h.fs.add_block(
             AddBlockRequest {
                 path: "/f".into(),
                 client_name: "c1".into(),
@@ -249,9 +250,8 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     })
     .await
     .unwrap();
-    let loc = h
-        .fs
-        .get_block_locations(
+    let loc =
+        h.fs.get_block_locations(
             &GetBlockLocationsRequest {
                 path: "/f".into(),
                 ..Default::default()
@@ -306,9 +306,8 @@ async fn restart_keeps_namespace_and_enters_safe_mode() {
     assert_eq!(h.fs.get_file_info("/d/g").unwrap().length, 4097);
     assert!(h.fs.get_file_info("/d/f").is_err());
     assert!(h.fs.get_file_info("/open").unwrap().under_construction);
-    let err = h
-        .fs
-        .mkdirs(MkdirsRequest {
+    let err =
+        h.fs.mkdirs(MkdirsRequest {
             path: "/x".into(),
             ..Default::default()
         })
@@ -349,9 +348,8 @@ async fn restart_keeps_namespace_and_enters_safe_mode() {
     let cmds = h.commands("dn1");
     assert!(cmds.iter().any(|c| matches!(c, datanode_command::Command::Delete(d) if d.blocks.iter().any(|b| b.id == 999))));
     // The writer's lease survived the restart.
-    let err = h
-        .fs
-        .create(CreateRequest {
+    let err =
+        h.fs.create(CreateRequest {
             path: "/open".into(),
             client_name: "other".into(),
             overwrite: true,
@@ -381,12 +379,18 @@ async fn no_datanodes_error_says_why() {
     };
     let err = h.fs.add_block(add(), "").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoDatanodes);
-    assert!(err.to_string().contains("no datanode is registered"), "{err}");
+    assert!(
+        err.to_string().contains("no datanode is registered"),
+        "{err}"
+    );
     h.register("dn1", "127.0.0.1:1", "");
     let mut req = add();
     req.excluded_nodes = vec!["127.0.0.1:1".into()];
     let err = h.fs.add_block(req, "").await.unwrap_err();
-    assert!(err.to_string().contains("1 excluded by the client"), "{err}");
+    assert!(
+        err.to_string().contains("1 excluded by the client"),
+        "{err}"
+    );
     // Fewer nodes than the replication: as many as possible.
     let lb = h.fs.add_block(add(), "").await.unwrap();
     assert_eq!(lb.locations.len(), 1);
@@ -401,12 +405,7 @@ async fn dead_node_blocks_are_re_replicated_and_extra_replicas_trimmed() {
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let blocks = h.write("/f", 1, 0).await;
     let b = blocks[0];
-    let holders: Vec<String> = h
-        .fs
-        .fsck("/")
-        .unwrap()
-        .files[0]
-        .blocks[0]
+    let holders: Vec<String> = h.fs.fsck("/").unwrap().files[0].blocks[0]
         .replicas
         .iter()
         .map(|r| r.node_id.clone())
@@ -470,9 +469,8 @@ async fn corrupt_replica_is_replaced_then_deleted() {
         }],
     })
     .unwrap();
-    let loc = h
-        .fs
-        .get_block_locations(
+    let loc =
+        h.fs.get_block_locations(
             &GetBlockLocationsRequest {
                 path: "/f".into(),
                 ..Default::default()
@@ -495,7 +493,9 @@ async fn corrupt_replica_is_replaced_then_deleted() {
     h.received(&target, b);
     h.fs.tick(Instant::now());
     let cmds = h.commands(&bad);
-    assert!(cmds.iter().any(|c| matches!(c, datanode_command::Command::Delete(_))));
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, datanode_command::Command::Delete(_))));
     h.close().await;
 }
 
@@ -514,9 +514,8 @@ async fn lease_recovery_after_hard_limit() {
     })
     .await
     .unwrap();
-    let lb = h
-        .fs
-        .add_block(
+    let lb =
+        h.fs.add_block(
             AddBlockRequest {
                 path: "/f".into(),
                 client_name: "gone".into(),
@@ -528,9 +527,8 @@ async fn lease_recovery_after_hard_limit() {
         .unwrap();
     let b = lb.block.unwrap();
     // Within the soft limit another client may not recover without force.
-    let err = h
-        .fs
-        .recover_lease(RecoverLeaseRequest {
+    let err =
+        h.fs.recover_lease(RecoverLeaseRequest {
             path: "/f".into(),
             client_name: "other".into(),
             force: false,
@@ -551,9 +549,8 @@ async fn lease_recovery_after_hard_limit() {
     assert!(r.new_generation_stamp > b.generation_stamp);
     assert_eq!(r.replicas.len(), 3);
     // The old writer lost its lease.
-    let err = h
-        .fs
-        .fsync(FsyncRequest {
+    let err =
+        h.fs.fsync(FsyncRequest {
             path: "/f".into(),
             client_name: "gone".into(),
             last_block: Some(b),
@@ -602,9 +599,8 @@ async fn pipeline_recovery_bumps_generation_stamp() {
     })
     .await
     .unwrap();
-    let lb = h
-        .fs
-        .add_block(
+    let lb =
+        h.fs.add_block(
             AddBlockRequest {
                 path: "/f".into(),
                 client_name: "c1".into(),
@@ -618,9 +614,8 @@ async fn pipeline_recovery_bumps_generation_stamp() {
     let nodes: Vec<String> = lb.locations.iter().map(|l| l.id.clone()).collect();
     let gs = h.fs.update_block_for_pipeline("c1", Some(b)).await.unwrap();
     assert!(gs > b.generation_stamp);
-    let extra = h
-        .fs
-        .get_additional_datanodes(GetAdditionalDatanodesRequest {
+    let extra =
+        h.fs.get_additional_datanodes(GetAdditionalDatanodesRequest {
             path: "/f".into(),
             client_name: "c1".into(),
             block: Some(b),
@@ -664,7 +659,8 @@ async fn pipeline_recovery_bumps_generation_stamp() {
     h.fs.tick(Instant::now());
     let cmds = h.commands(&nodes[0]);
     assert!(
-        cmds.iter().any(|c| matches!(c, datanode_command::Command::Delete(d)
+        cmds.iter()
+            .any(|c| matches!(c, datanode_command::Command::Delete(d)
             if d.blocks.iter().any(|x| x.id == b.id && x.generation_stamp == b.generation_stamp))),
         "the stale replica is deleted: {cmds:?}"
     );
@@ -680,7 +676,9 @@ async fn decommission_drains_then_reports_decommissioned() {
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let b = h.write("/f", 1, 0).await[0];
-    let holder = h.fs.fsck("/").unwrap().files[0].blocks[0].replicas[0].node_id.clone();
+    let holder = h.fs.fsck("/").unwrap().files[0].blocks[0].replicas[0]
+        .node_id
+        .clone();
     let r = h.fs.decommission(&holder, true).unwrap();
     assert_eq!(r.state, NodeState::Decommissioning as i32);
     h.fs.tick(Instant::now());
@@ -695,9 +693,8 @@ async fn decommission_drains_then_reports_decommissioned() {
     let target = target.expect("a copy off the draining node");
     assert_ne!(target, holder);
     // Still readable meanwhile.
-    let loc = h
-        .fs
-        .get_block_locations(
+    let loc =
+        h.fs.get_block_locations(
             &GetBlockLocationsRequest {
                 path: "/f".into(),
                 ..Default::default()
@@ -706,7 +703,10 @@ async fn decommission_drains_then_reports_decommissioned() {
         )
         .unwrap();
     assert_eq!(loc.blocks[0].locations.len(), 3);
-    assert_eq!(loc.blocks[0].locations[2].id, holder, "draining nodes are read last");
+    assert_eq!(
+        loc.blocks[0].locations[2].id, holder,
+        "draining nodes are read last"
+    );
     h.received(&target, b);
     h.fs.tick(Instant::now());
     let report = h.fs.cluster_report();
