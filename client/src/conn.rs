@@ -34,7 +34,8 @@ pub(crate) fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint
 }
 
 /// Connects to `addr` now, failing within `connect_timeout` with an error
-/// that names `role` ("namenode", "datanode") and the address.
+/// that names `role` ("namenode", "datanode") and the address
+/// ("cannot reach namenode at 127.0.0.1:9000: ...").
 pub(crate) async fn connect(addr: &str, role: &str, connect_timeout: Duration) -> Result<Channel> {
     let ep = endpoint(addr, connect_timeout)?;
     // The endpoint's own timeout covers the TCP connect; this one also
@@ -42,12 +43,12 @@ pub(crate) async fn connect(addr: &str, role: &str, connect_timeout: Duration) -
     match tokio::time::timeout(connect_timeout + Duration::from_secs(1), ep.connect()).await {
         Ok(Ok(channel)) => Ok(channel),
         Ok(Err(e)) => Err(Error::Unreachable {
-            addr: addr.to_string(),
-            message: format!("{role} not reachable: {}", deepest_cause(&e)),
+            addr: format!("{role} at {addr}"),
+            message: deepest_cause(&e),
         }),
         Err(_) => Err(Error::Unreachable {
-            addr: addr.to_string(),
-            message: format!("{role} did not accept a connection within {connect_timeout:?}"),
+            addr: format!("{role} at {addr}"),
+            message: format!("no connection within {connect_timeout:?}"),
         }),
     }
 }

@@ -350,10 +350,16 @@ mod tests {
     fn rename_errors_name_the_path_the_server_means() {
         let st = ErrorKind::NotFound.status("parent of /missing/file does not exist");
         let e = Error::from_status_paths(st, &["/d/file", "/missing/file"], "nn:1");
-        assert!(matches!(&e, Error::NotFound { path } if path == "/missing/file"), "{e}");
+        assert!(
+            matches!(&e, Error::NotFound { path } if path == "/missing/file"),
+            "{e}"
+        );
         let st = ErrorKind::NotFound.status("/nope does not exist");
         let e = Error::from_status_paths(st, &["/nope", "/other"], "nn:1");
-        assert!(matches!(&e, Error::NotFound { path } if path == "/nope"), "{e}");
+        assert!(
+            matches!(&e, Error::NotFound { path } if path == "/nope"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -34,10 +34,11 @@ impl NameNode {
             .await
             .map_err(|e| match e {
                 Error::Unreachable { addr, message } => Error::Unreachable {
+                    addr,
                     message: format!(
-                        "{message} (is the namenode running? set --namenode or DFS_NAMENODE)"
+                        "{message} (is the namenode running? it is chosen with --namenode or {})",
+                        defaults::NAMENODE_ENV
                     ),
-                    addr: format!("namenode at {addr}"),
                 },
                 other => other,
             })?;

@@ -41,8 +41,10 @@ struct Args {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        // fuser warns when it unmounts a mount that `fusermount3 -u` already removed.
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,fuser::session=error")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

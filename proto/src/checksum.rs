@@ -98,7 +98,10 @@ mod tests {
         let mut data = vec![7u8; 2000];
         let sums = compute(&data);
         data[1500] ^= 1;
-        assert_eq!(verify(&data, &sums), Err(ChecksumError::Mismatch { offset: 1024 }));
+        assert_eq!(
+            verify(&data, &sums),
+            Err(ChecksumError::Mismatch { offset: 1024 })
+        );
     }
 
     proptest! {

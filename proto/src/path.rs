@@ -111,10 +111,19 @@ mod tests {
         assert!(matches!(components("a/b"), Err(PathError::NotAbsolute(_))));
         assert!(matches!(components(""), Err(PathError::NotAbsolute(_))));
         assert!(matches!(components("/a/\0b"), Err(PathError::Nul(_))));
-        assert!(matches!(components("/a/../b"), Err(PathError::DotComponent(_))));
-        assert!(matches!(components("/a/./b"), Err(PathError::DotComponent(_))));
+        assert!(matches!(
+            components("/a/../b"),
+            Err(PathError::DotComponent(_))
+        ));
+        assert!(matches!(
+            components("/a/./b"),
+            Err(PathError::DotComponent(_))
+        ));
         let long = format!("/{}", "x".repeat(256));
-        assert!(matches!(components(&long), Err(PathError::NameTooLong { len: 256, .. })));
+        assert!(matches!(
+            components(&long),
+            Err(PathError::NameTooLong { len: 256, .. })
+        ));
         assert!(components(&format!("/{}", "x".repeat(255))).is_ok());
         let deep = "/a".repeat(MAX_PATH_DEPTH + 1);
         assert!(matches!(components(&deep), Err(PathError::TooLong(_))));

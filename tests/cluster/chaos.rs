@@ -19,7 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const KIB: usize = 1024;
 
 fn chaos_secs() -> u64 {
-    std::env::var("DFS_CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(45)
+    std::env::var("DFS_CHAOS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(45)
 }
 
 #[test]
@@ -28,21 +31,40 @@ fn chaos() {
     let nodes = racks
         .iter()
         .enumerate()
-        .map(|(i, r)| NodeSpec { host: format!("127.0.0.{}", 91 + i), rack: Some(r.to_string()) })
+        .map(|(i, r)| NodeSpec {
+            host: format!("127.0.0.{}", 91 + i),
+            rack: Some(r.to_string()),
+        })
         .collect();
     let mut c = Cluster::builder()
         .nodes(nodes)
         .block_size(256 * KIB as u64)
-        .namenode_args(&["--stale-after", "2s", "--dead-after", "4s", "--lease-soft-limit", "3s", "--lease-hard-limit", "10s"])
+        .namenode_args(&[
+            "--stale-after",
+            "2s",
+            "--dead-after",
+            "4s",
+            "--lease-soft-limit",
+            "3s",
+            "--lease-hard-limit",
+            "10s",
+        ])
         .datanode_args(&["--scan-rate", "20000000"])
         .start();
     let addr = c.addr().to_string();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     // path -> sha256 of every file whose close was acknowledged.
     let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let bad_reads = Arc::new(AtomicU64::new(0));
-    let opts = ClientOptions { rpc_timeout: Duration::from_secs(5), ..ClientOptions::default() };
+    let opts = ClientOptions {
+        rpc_timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
 
     let mut tasks = Vec::new();
     for w in 0..3u64 {
@@ -62,7 +84,14 @@ fn chaos() {
                 let result = async {
                     let client = Client::connect_with(&addr, opts.clone()).await?;
                     let mut f = client
-                        .create(&path, CreateOptions { create_parents: true, overwrite: true, ..Default::default() })
+                        .create(
+                            &path,
+                            CreateOptions {
+                                create_parents: true,
+                                overwrite: true,
+                                ..Default::default()
+                            },
+                        )
                         .await?;
                     for chunk in data.chunks(50_000) {
                         f.write_all(chunk).await?;
@@ -81,7 +110,13 @@ fn chaos() {
         }));
     }
     for r in 0..2u64 {
-        let (addr, stop, acked, bad, opts) = (addr.clone(), stop.clone(), acked.clone(), bad_reads.clone(), opts.clone());
+        let (addr, stop, acked, bad, opts) = (
+            addr.clone(),
+            stop.clone(),
+            acked.clone(),
+            bad_reads.clone(),
+            opts.clone(),
+        );
         tasks.push(rt.spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(100 + r);
             while !stop.load(Ordering::Relaxed) {
@@ -154,7 +189,12 @@ fn chaos() {
     wait_until(Duration::from_secs(120), "fsck HEALTHY after chaos", || {
         let out = c.dfs(&["fsck", "/", "--json"]);
         serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .map(|v| v["status"] == "HEALTHY" && v["under_replicated"] == 0 && v["missing"] == 0 && v["corrupt"] == 0)
+            .map(|v| {
+                v["status"] == "HEALTHY"
+                    && v["under_replicated"] == 0
+                    && v["missing"] == 0
+                    && v["corrupt"] == 0
+            })
             .unwrap_or(false)
     });
 
@@ -179,12 +219,18 @@ fn chaos() {
             }
         }
     });
-    assert_eq!(bad_reads.load(Ordering::Relaxed), 0, "a reader got wrong bytes during chaos");
+    assert_eq!(
+        bad_reads.load(Ordering::Relaxed),
+        0,
+        "a reader got wrong bytes during chaos"
+    );
 
     // No datanode keeps blocks that no file references (deletions settle).
     wait_until(Duration::from_secs(60), "no orphan replicas", || {
         let out = c.dfs(&["fsck", "/", "--json"]);
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return false };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return false;
+        };
         let referenced: HashSet<String> = v["files"]
             .as_array()
             .unwrap()
@@ -220,7 +266,9 @@ fn corrupt_random_replica(c: &Cluster, rng: &mut rand::rngs::StdRng) -> bool {
     }
     let p = &files[rng.random_range(0..files.len())];
     let len = fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let Ok(mut f) = fs::OpenOptions::new().write(true).open(p) else { return false };
+    let Ok(mut f) = fs::OpenOptions::new().write(true).open(p) else {
+        return false;
+    };
     let off = rng.random_range(0..len);
     let _ = f.seek(SeekFrom::Start(off));
     let mut old = [0u8; 1];

@@ -30,7 +30,10 @@ fn namenode_sigkill_keeps_every_acknowledged_change() {
     c.restart_namenode(3);
 
     assert_eq!(c.dfs_json(&["stat", "--json", "/after"])["type"], "dir");
-    assert!(!c.dfs(&["stat", "/keep/f4"]).status.success(), "deleted file came back");
+    assert!(
+        !c.dfs(&["stat", "/keep/f4"]).status.success(),
+        "deleted file came back"
+    );
     for (i, (local, remote)) in files.iter().enumerate() {
         let out = c.dir.path().join(format!("restored-{i}"));
         c.dfs_ok(&["get", remote, out.to_str().unwrap()]);
@@ -95,14 +98,21 @@ async fn flipped_bytes_are_detected_and_reported() {
     let rt = tokio::runtime::Handle::current();
     let dir = c.datanode_dir(victim);
     tokio::task::spawn_blocking(move || {
-        wait_until(Duration::from_secs(30), "the namenode to drop the corrupt replica", || {
-            let locs = rt.block_on(client2.block_locations("/rot", 0, 1)).unwrap();
-            let offered = locs[0].hosts.contains(&victim_addr);
-            let repaired = fs::read(dir.join("current/finalized").join(format!("blk_{block_id}")))
+        wait_until(
+            Duration::from_secs(30),
+            "the namenode to drop the corrupt replica",
+            || {
+                let locs = rt.block_on(client2.block_locations("/rot", 0, 1)).unwrap();
+                let offered = locs[0].hosts.contains(&victim_addr);
+                let repaired = fs::read(
+                    dir.join("current/finalized")
+                        .join(format!("blk_{block_id}")),
+                )
                 .map(|b| b == good[..block_len])
                 .unwrap_or(false);
-            !offered || repaired
-        });
+                !offered || repaired
+            },
+        );
     })
     .await
     .unwrap();

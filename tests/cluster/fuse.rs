@@ -63,26 +63,55 @@ fn cp_in_and_out_of_the_mount() {
 fn tar_extract_is_identical_with_modes_and_mtimes() {
     let c = Cluster::builder().block_size(4 * MIB as u64).start();
     let m = Mount::new(&c, &[]);
-    let src = if Path::new("/usr/lib/python3").is_dir() { "python3" } else { "" };
+    let src = if Path::new("/usr/lib/python3").is_dir() {
+        "python3"
+    } else {
+        ""
+    };
     let tarball = c.dir.path().join("tree.tar");
     if src.is_empty() {
-        sh(&format!("tar -C /usr/share -chf '{}' doc", tarball.display()));
+        sh(&format!(
+            "tar -C /usr/share -chf '{}' doc",
+            tarball.display()
+        ));
     } else {
-        sh(&format!("tar -C /usr/lib -cf '{}' {src}", tarball.display()));
+        sh(&format!(
+            "tar -C /usr/lib -cf '{}' {src}",
+            tarball.display()
+        ));
     }
     let files: usize = sh(&format!("tar -tf '{}' | grep -vc '/$'", tarball.display()))
         .trim()
         .parse()
         .unwrap();
-    assert!(files > 1000, "the tarball should have thousands of files ({files})");
+    assert!(
+        files > 1000,
+        "the tarball should have thousands of files ({files})"
+    );
     let local = c.dir.path().join("local-x");
     fs::create_dir_all(&local).unwrap();
-    sh(&format!("tar -C '{}' -xf '{}'", local.display(), tarball.display()));
+    sh(&format!(
+        "tar -C '{}' -xf '{}'",
+        local.display(),
+        tarball.display()
+    ));
     let remote = m.dir.join("x");
     fs::create_dir_all(&remote).unwrap();
-    sh(&format!("tar -C '{}' -xf '{}'", remote.display(), tarball.display()));
-    sh(&format!("diff -r '{}' '{}'", local.display(), remote.display()));
-    assert_eq!(tree_listing(&local), tree_listing(&remote), "modes or mtimes differ");
+    sh(&format!(
+        "tar -C '{}' -xf '{}'",
+        remote.display(),
+        tarball.display()
+    ));
+    sh(&format!(
+        "diff -r '{}' '{}'",
+        local.display(),
+        remote.display()
+    ));
+    assert_eq!(
+        tree_listing(&local),
+        tree_listing(&remote),
+        "modes or mtimes differ"
+    );
 }
 
 #[test]
@@ -94,15 +123,31 @@ fn rsync_twice_changes_nothing_the_second_time() {
         fs::create_dir_all(src.join(d)).unwrap();
     }
     for (i, name) in ["a/one", "a/b/two", "c/three", "four"].iter().enumerate() {
-        fs::write(src.join(name), random_bytes(1000 * (i + 1) + i * MIB / 2, i as u64)).unwrap();
+        fs::write(
+            src.join(name),
+            random_bytes(1000 * (i + 1) + i * MIB / 2, i as u64),
+        )
+        .unwrap();
     }
     fs::set_permissions(src.join("a/one"), fs::Permissions::from_mode(0o600)).unwrap();
     let dst = m.dir.join("rs");
-    sh(&format!("rsync -a '{}/' '{}/'", src.display(), dst.display()));
+    sh(&format!(
+        "rsync -a '{}/' '{}/'",
+        src.display(),
+        dst.display()
+    ));
     sh(&format!("diff -r '{}' '{}'", src.display(), dst.display()));
     assert_eq!(tree_listing(&src), tree_listing(&dst));
-    let second = sh(&format!("rsync -a --itemize-changes '{}/' '{}/'", src.display(), dst.display()));
-    assert_eq!(second.trim(), "", "second rsync changed something:\n{second}");
+    let second = sh(&format!(
+        "rsync -a --itemize-changes '{}/' '{}/'",
+        src.display(),
+        dst.display()
+    ));
+    assert_eq!(
+        second.trim(),
+        "",
+        "second rsync changed something:\n{second}"
+    );
 }
 
 #[test]
@@ -124,10 +169,20 @@ fn dd_with_fsync_and_shell_tools() {
 
     // mkdir -p, mv, ls -l, stat, rm -r.
     sh(&format!("mkdir -p '{}/p/q/r'", m.dir.display()));
-    sh(&format!("mv '{}' '{}/p/q/r/moved.bin'", dst.display(), m.dir.display()));
+    sh(&format!(
+        "mv '{}' '{}/p/q/r/moved.bin'",
+        dst.display(),
+        m.dir.display()
+    ));
     let ls = sh(&format!("ls -l '{}/p/q/r'", m.dir.display()));
-    assert!(ls.contains("moved.bin") && ls.contains(&(24 * MIB).to_string()), "{ls}");
-    let st = sh(&format!("stat -c '%s %F %a' '{}/p/q/r/moved.bin'", m.dir.display()));
+    assert!(
+        ls.contains("moved.bin") && ls.contains(&(24 * MIB).to_string()),
+        "{ls}"
+    );
+    let st = sh(&format!(
+        "stat -c '%s %F %a' '{}/p/q/r/moved.bin'",
+        m.dir.display()
+    ));
     assert_eq!(st.trim(), format!("{} regular file 644", 24 * MIB));
     let st = sh(&format!("stat -c '%F' '{}/p/q'", m.dir.display()));
     assert_eq!(st.trim(), "directory");
@@ -180,7 +235,10 @@ fn random_writes_and_appends_are_refused_and_change_nothing() {
     assert!(is_refused(&r.unwrap_err()));
     assert_eq!(fs::read(&closed).unwrap(), b"immutable");
     // Truncate to a size other than 0.
-    let e = fs::OpenOptions::new().write(true).open(&closed).and_then(|f| f.set_len(3));
+    let e = fs::OpenOptions::new()
+        .write(true)
+        .open(&closed)
+        .and_then(|f| f.set_len(3));
     assert!(e.is_err());
     assert_eq!(fs::read(&closed).unwrap(), b"immutable");
     let log = m.log();
@@ -207,7 +265,17 @@ fn read_survives_a_datanode_killed_midway() {
 #[test]
 fn namenode_down_fails_with_eio_within_timeout_then_recovers() {
     let mut c = Cluster::builder().start();
-    let m = Mount::new(&c, &["--rpc-timeout", "3s", "--attr-timeout", "0s", "--entry-timeout", "0s"]);
+    let m = Mount::new(
+        &c,
+        &[
+            "--rpc-timeout",
+            "3s",
+            "--attr-timeout",
+            "0s",
+            "--entry-timeout",
+            "0s",
+        ],
+    );
     fs::create_dir(m.dir.join("before")).unwrap();
     c.namenode.kill();
     let start = Instant::now();

@@ -9,10 +9,22 @@ use dfs_tests::Cluster;
 fn fails(c: &Cluster, args: &[&str], expect: &[&str]) -> String {
     let out = c.dfs(args);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "dfs {args:?} should fail but succeeded");
-    assert_eq!(out.status.code(), Some(1), "dfs {args:?}: exit {:?}: {err}", out.status);
+    assert!(
+        !out.status.success(),
+        "dfs {args:?} should fail but succeeded"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "dfs {args:?}: exit {:?}: {err}",
+        out.status
+    );
     assert!(!err.contains("panicked"), "dfs {args:?} panicked: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "dfs {args:?}: not one line: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "dfs {args:?}: not one line: {err}"
+    );
     let lower = err.to_lowercase();
     assert!(
         expect.iter().any(|e| lower.contains(&e.to_lowercase())),
@@ -51,22 +63,45 @@ fn ls_stat_mkdir_rm_mv_semantics() {
     let st = c.dfs_json(&["stat", "--json", "/a/b"]);
     assert_eq!(st["type"], "dir");
     assert_eq!(st["path"], "/a/b");
-    for key in ["path", "type", "length", "replication", "block_size", "owner", "mode", "mtime"] {
+    for key in [
+        "path",
+        "type",
+        "length",
+        "replication",
+        "block_size",
+        "owner",
+        "mode",
+        "mtime",
+    ] {
         assert!(st.get(key).is_some(), "stat --json lacks {key}: {st}");
     }
     let st = c.dfs_json(&["stat", "--json", "/a/b/file"]);
     assert_eq!(st["length"], 1000);
     assert_eq!(st["block_size"], 1024 * 1024);
-    assert!(st["mtime"].as_i64().unwrap() > 1_600_000_000_000, "mtime in ms: {st}");
+    assert!(
+        st["mtime"].as_i64().unwrap() > 1_600_000_000_000,
+        "mtime in ms: {st}"
+    );
 
     let ls = c.dfs_json(&["ls", "--json", "/a/b"]);
-    let names: Vec<&str> = ls.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    let names: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["/a/b/c", "/a/b/file"]);
     let long = c.dfs_ok(&["ls", "-l", "/a/b"]);
-    assert!(long.contains("/a/b/file") && long.contains("1000"), "{long}");
+    assert!(
+        long.contains("/a/b/file") && long.contains("1000"),
+        "{long}"
+    );
     assert!(long.lines().any(|l| l.starts_with('d')), "{long}");
     let rec = c.dfs_ok(&["ls", "-R", "/a"]);
-    assert!(rec.contains("/a/b/c") && rec.contains("/a/d") && rec.contains("/a/b/file"), "{rec}");
+    assert!(
+        rec.contains("/a/b/c") && rec.contains("/a/d") && rec.contains("/a/b/file"),
+        "{rec}"
+    );
 
     // mv a file, then a directory.
     c.dfs_ok(&["mv", "/a/b/file", "/a/d/moved"]);
@@ -83,7 +118,10 @@ fn ls_stat_mkdir_rm_mv_semantics() {
     c.dfs_ok(&["rm", "-r", "/x"]);
     assert_eq!(
         snapshot(&c),
-        vec![("/a".into(), "dir".into(), 0), ("/a/d".into(), "dir".into(), 0)]
+        vec![
+            ("/a".into(), "dir".into(), 0),
+            ("/a/d".into(), "dir".into(), 0)
+        ]
     );
 }
 
@@ -97,8 +135,16 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     let before = snapshot(&c);
 
     fails(&c, &["stat", "/nope"], &["/nope"]);
-    fails(&c, &["stat", "/nope"], &["no such file", "not found", "does not exist"]);
-    fails(&c, &["ls", "/nope/deeper"], &["no such file", "not found", "does not exist"]);
+    fails(
+        &c,
+        &["stat", "/nope"],
+        &["no such file", "not found", "does not exist"],
+    );
+    fails(
+        &c,
+        &["ls", "/nope/deeper"],
+        &["no such file", "not found", "does not exist"],
+    );
     fails(&c, &["get", "/nope", "/tmp/never-written"], &["/nope"]);
     fails(&c, &["mkdir", "relative/path"], &["absolute"]);
     fails(&c, &["mkdir", "/d/../x"], &["'.' or '..'", "..", "dot"]);
@@ -107,20 +153,44 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     let long = format!("/d/{}", "n".repeat(256));
     fails(&c, &["mkdir", &long], &["255", "too long", "longer"]);
     fails(&c, &["mkdir", "/d/file/child"], &["not a directory"]);
-    fails(&c, &["mkdir", "/missing/child"], &["/missing", "no such", "not found"]);
+    fails(
+        &c,
+        &["mkdir", "/missing/child"],
+        &["/missing", "no such", "not found"],
+    );
     fails(&c, &["mkdir", "/d/sub"], &["exists"]);
     fails(&c, &["put", fs, "/d/file"], &["exists"]);
     fails(&c, &["put", fs, "/d/file/below"], &["not a directory"]);
-    fails(&c, &["put", fs, "/missing/x"], &["/missing", "no such", "not found"]);
+    fails(
+        &c,
+        &["put", fs, "/missing/x"],
+        &["/missing", "no such", "not found"],
+    );
     fails(&c, &["rm", "/d/sub"], &["directory", "-r"]);
     fails(&c, &["rm", "/d"], &["not empty", "directory"]);
     fails(&c, &["rm", "/nope"], &["/nope"]);
-    fails(&c, &["mv", "/d", "/d/sub/inside"], &["itself", "descendant", "into"]);
+    fails(
+        &c,
+        &["mv", "/d", "/d/sub/inside"],
+        &["itself", "descendant", "into"],
+    );
     fails(&c, &["mv", "/nope", "/other"], &["/nope"]);
-    fails(&c, &["mv", "/d/file", "/missing/file"], &["/missing", "no such", "not found"]);
-    fails(&c, &["mv", "/d/sub", "/d/file"], &["exists", "not a directory", "directory"]);
+    fails(
+        &c,
+        &["mv", "/d/file", "/missing/file"],
+        &["/missing", "no such", "not found"],
+    );
+    fails(
+        &c,
+        &["mv", "/d/sub", "/d/file"],
+        &["exists", "not a directory", "directory"],
+    );
     fails(&c, &["rm", "-r", "/"], &["/", "root"]);
-    assert_eq!(snapshot(&c), before, "a failed command changed the namespace");
+    assert_eq!(
+        snapshot(&c),
+        before,
+        "a failed command changed the namespace"
+    );
 
     // A NUL inside a name cannot come from argv; the library refuses it.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -140,7 +210,11 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
 #[test]
 fn unreachable_namenode_fails_within_seconds_naming_it() {
     // A port nobody listens on: bind and drop.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let start = Instant::now();
     let out = std::process::Command::new(dfs_tests::bin("dfs"))

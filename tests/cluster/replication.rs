@@ -96,7 +96,10 @@ fn put_files(c: &Cluster, n: usize, size: usize) -> Vec<(std::path::PathBuf, Str
 
 fn all_read_back(c: &Cluster, files: &[(std::path::PathBuf, String)]) {
     for (i, (local, remote)) in files.iter().enumerate() {
-        let out = c.dir.path().join(format!("rb-{i}-{}", rand::random::<u32>()));
+        let out = c
+            .dir
+            .path()
+            .join(format!("rb-{i}-{}", rand::random::<u32>()));
         c.dfs_ok(&["get", remote, out.to_str().unwrap()]);
         assert_eq!(sha256_file(local), sha256_file(&out), "{remote}");
     }
@@ -131,20 +134,37 @@ fn dead_datanode_is_re_replicated_then_trimmed_when_it_returns() {
         .start();
     let files = put_files(&c, 4, 3 * MIB);
     c.datanodes[2].kill();
-    wait_until(Duration::from_secs(60), "re-replication after a dead datanode", || {
-        let report = c.dfs_json(&["report", "--json"]);
-        let dead = report["datanodes"].as_array().unwrap().iter().any(|d| d["state"] == "dead");
-        dead && healthy_and_placed(&c, 3)
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "re-replication after a dead datanode",
+        || {
+            let report = c.dfs_json(&["report", "--json"]);
+            let dead = report["datanodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["state"] == "dead");
+            dead && healthy_and_placed(&c, 3)
+        },
+    );
     all_read_back(&c, &files);
 
     // The node comes back with its old replicas: the extra copies are trimmed to 3.
     c.datanodes[2].restart();
-    wait_until(Duration::from_secs(60), "over-replicated blocks trimmed", || {
-        let report = c.dfs_json(&["report", "--json"]);
-        let live = report["datanodes"].as_array().unwrap().iter().filter(|d| d["state"] == "live").count();
-        live == 6 && healthy_and_placed(&c, 3)
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "over-replicated blocks trimmed",
+        || {
+            let report = c.dfs_json(&["report", "--json"]);
+            let live = report["datanodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["state"] == "live")
+                .count();
+            live == 6 && healthy_and_placed(&c, 3)
+        },
+    );
     all_read_back(&c, &files);
 }
 
@@ -159,9 +179,11 @@ fn losing_a_whole_rack_loses_nothing() {
     c.datanodes[2].kill();
     c.datanodes[3].kill();
     all_read_back(&c, &files);
-    wait_until(Duration::from_secs(90), "replication and rack diversity after a rack loss", || {
-        healthy_and_placed(&c, 3)
-    });
+    wait_until(
+        Duration::from_secs(90),
+        "replication and rack diversity after a rack loss",
+        || healthy_and_placed(&c, 3),
+    );
     all_read_back(&c, &files);
 }
 
@@ -183,21 +205,30 @@ fn decommissioned_node_drains_without_loss() {
             .any(|d| d["address"] == victim.as_str() && d["state"] == "decommissioned")
     });
     c.datanodes[0].kill();
-    wait_until(Duration::from_secs(30), "fsck HEALTHY after stopping the drained node", || {
-        let rep = fsck(&c);
-        rep["status"] == "HEALTHY" && rep["under_replicated"] == 0 && rep["missing"] == 0
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "fsck HEALTHY after stopping the drained node",
+        || {
+            let rep = fsck(&c);
+            rep["status"] == "HEALTHY" && rep["under_replicated"] == 0 && rep["missing"] == 0
+        },
+    );
     all_read_back(&c, &files);
 }
 
 #[test]
 fn one_rack_and_too_few_nodes_still_accept_writes() {
     // One rack, three nodes: every rule that can hold, holds.
-    let c = Cluster::builder().nodes(nodes(&["/only", "/only", "/only"], 61)).start();
+    let c = Cluster::builder()
+        .nodes(nodes(&["/only", "/only", "/only"], 61))
+        .start();
     let files = put_files(&c, 2, 2 * MIB);
     let rep = fsck(&c);
     assert_eq!(rep["status"], "HEALTHY", "{rep}");
-    assert_eq!(rep["mis_replicated"], 0, "one rack cannot be mis-replicated: {rep}");
+    assert_eq!(
+        rep["mis_replicated"], 0,
+        "one rack cannot be mis-replicated: {rep}"
+    );
     for (id, reps) in blocks(&rep) {
         let n: HashSet<&String> = reps.iter().map(|(a, _)| a).collect();
         assert_eq!(n.len(), 3, "block {id}");
@@ -248,9 +279,18 @@ fn topology_file_wins_over_the_flag() {
     std::fs::write(&topo, "127.0.0.81 /dc1/rackA\n127.0.0.82 /dc1/rackB\n").unwrap();
     let c = Cluster::builder()
         .nodes(vec![
-            NodeSpec { host: "127.0.0.81".into(), rack: Some("/flag".into()) },
-            NodeSpec { host: "127.0.0.82".into(), rack: None },
-            NodeSpec { host: "127.0.0.83".into(), rack: None },
+            NodeSpec {
+                host: "127.0.0.81".into(),
+                rack: Some("/flag".into()),
+            },
+            NodeSpec {
+                host: "127.0.0.82".into(),
+                rack: None,
+            },
+            NodeSpec {
+                host: "127.0.0.83".into(),
+                rack: None,
+            },
         ])
         .namenode_args(&["--topology", topo.to_str().unwrap()])
         .start();

@@ -30,7 +30,11 @@ fn cli_put_get_roundtrip_all_sizes() {
     // `-` is stdin for put and stdout for get/cat.
     let data = random_bytes(MIB + 777, 99);
     let out = c.dfs_stdin(&["put", "-", "/cli/stdin"], Some(&data));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = c.dfs(&["get", "/cli/stdin", "-"]);
     assert!(got.status.success());
     assert_eq!(sha256(&got.stdout), sha256(&data));
@@ -46,7 +50,10 @@ async fn library_roundtrip_seek_and_positional_reads() {
     for (i, &size) in SIZES.iter().enumerate() {
         let data = random_bytes(size, 1000 + i as u64);
         let path = format!("/lib/f-{size}");
-        let mut w = client.create(&path, CreateOptions::default()).await.unwrap();
+        let mut w = client
+            .create(&path, CreateOptions::default())
+            .await
+            .unwrap();
         // Odd-sized writes cross packet and block boundaries.
         for chunk in data.chunks(100_003) {
             w.write_all(chunk).await.unwrap();
@@ -69,7 +76,10 @@ async fn library_roundtrip_seek_and_positional_reads() {
                 let mut buf = vec![0u8; 4096.min(size - off)];
                 let mut filled = 0;
                 while filled < buf.len() {
-                    let n = r.read_at((off + filled) as u64, &mut buf[filled..]).await.unwrap();
+                    let n = r
+                        .read_at((off + filled) as u64, &mut buf[filled..])
+                        .await
+                        .unwrap();
                     assert!(n > 0, "short read at {}", off + filled);
                     filled += n;
                 }
@@ -107,14 +117,21 @@ async fn every_block_has_three_replicas_on_distinct_datanodes() {
         expected_offset += b.length;
         let hosts: HashSet<&String> = b.hosts.iter().collect();
         assert_eq!(b.hosts.len(), 3, "block {} hosts {:?}", b.block_id, b.hosts);
-        assert_eq!(hosts.len(), 3, "block {} has two replicas on one node", b.block_id);
+        assert_eq!(
+            hosts.len(),
+            3,
+            "block {} has two replicas on one node",
+            b.block_id
+        );
     }
     assert_eq!(expected_offset, 5 * MIB as u64 - 100);
     // And on disk: every block's replica file exists on exactly 3 datanodes.
     let mut count: HashMap<String, usize> = HashMap::new();
     for i in 0..3 {
         for f in replica_files(&c.datanode_dir(i)) {
-            *count.entry(f.file_name().unwrap().to_string_lossy().into()).or_default() += 1;
+            *count
+                .entry(f.file_name().unwrap().to_string_lossy().into())
+                .or_default() += 1;
         }
     }
     for b in &locs {

@@ -34,10 +34,19 @@ async fn one_writer_per_file_and_readers_see_only_acknowledged_bytes() {
     w.hflush().await.unwrap();
 
     let err = b
-        .create("/uc", CreateOptions { overwrite: true, ..Default::default() })
+        .create(
+            "/uc",
+            CreateOptions {
+                overwrite: true,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("being written by another client"), "{err}");
+    assert!(
+        err.to_string().contains("being written by another client"),
+        "{err}"
+    );
 
     // A reader sees exactly the acknowledged bytes.
     let seen = read_all(&b, "/uc").await.unwrap();
@@ -66,39 +75,64 @@ async fn dead_writer_is_recovered_by_dfs_recover_and_by_the_hard_limit() {
 
         if forced {
             let out = c.dfs(&["recover", path]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let reader = Client::connect(c.addr()).await.unwrap();
         let r2 = reader.clone();
         let p = path.to_string();
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            wait_until(Duration::from_secs(40), "lease recovery to close the file", || {
-                handle
-                    .block_on(r2.status(&p))
-                    .map(|s| !s.under_construction)
-                    .unwrap_or(false)
-            })
+            wait_until(
+                Duration::from_secs(40),
+                "lease recovery to close the file",
+                || {
+                    handle
+                        .block_on(r2.status(&p))
+                        .map(|s| !s.under_construction)
+                        .unwrap_or(false)
+                },
+            )
         })
         .await
         .unwrap();
         let got = read_all(&reader, path).await.unwrap();
-        assert!(got.len() >= acked, "{path}: recovered {} < acknowledged {acked}", got.len());
+        assert!(
+            got.len() >= acked,
+            "{path}: recovered {} < acknowledged {acked}",
+            got.len()
+        );
         assert!(got.len() <= acked + 1000);
-        assert_eq!(&got[..], &data[..got.len()], "{path}: recovered bytes differ");
+        assert_eq!(
+            &got[..],
+            &data[..got.len()],
+            "{path}: recovered bytes differ"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_recovers_from_a_datanode_killed_mid_block() {
-    let mut c = Cluster::builder().datanodes(4).block_size(4 * MIB as u64).start();
+    let mut c = Cluster::builder()
+        .datanodes(4)
+        .block_size(4 * MIB as u64)
+        .start();
     let client = Client::connect(c.addr()).await.unwrap();
     let data = random_bytes(10 * MIB + 123, 3);
-    let mut w = client.create("/pipe", CreateOptions::default()).await.unwrap();
+    let mut w = client
+        .create("/pipe", CreateOptions::default())
+        .await
+        .unwrap();
     w.write_all(&data[..5 * MIB]).await.unwrap();
     w.hflush().await.unwrap();
     // Kill a node of the current (second) block's pipeline.
-    let locs = client.block_locations("/pipe", 4 * MIB as u64, 1).await.unwrap();
+    let locs = client
+        .block_locations("/pipe", 4 * MIB as u64, 1)
+        .await
+        .unwrap();
     let victim = locs.last().unwrap().hosts[1].clone();
     let i = c.datanodes.iter().position(|d| d.addr == victim).unwrap();
     c.datanodes[i].kill();
@@ -115,10 +149,15 @@ async fn pipeline_recovers_from_a_datanode_killed_mid_block() {
 
 #[test]
 fn scanner_finds_rot_and_the_namenode_repairs_it() {
-    let c = Cluster::builder().datanodes(4).datanode_args(&["--scan-rate", "50000000"]).start();
+    let c = Cluster::builder()
+        .datanodes(4)
+        .datanode_args(&["--scan-rate", "50000000"])
+        .start();
     let local = c.local_file("scan", 2 * MIB, 4);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/scan"]);
-    let victim = (0..4).find(|&i| !replica_files(&c.datanode_dir(i)).is_empty()).unwrap();
+    let victim = (0..4)
+        .find(|&i| !replica_files(&c.datanode_dir(i)).is_empty())
+        .unwrap();
     let replica = &replica_files(&c.datanode_dir(victim))[0];
     let good = fs::read(replica).unwrap();
     let mut f = fs::OpenOptions::new().write(true).open(replica).unwrap();
@@ -127,15 +166,21 @@ fn scanner_finds_rot_and_the_namenode_repairs_it() {
     f.sync_all().unwrap();
     drop(f);
     // Nobody reads the file: only the scanner can notice.
-    wait_until(Duration::from_secs(60), "scanner detection and repair", || {
-        let out = c.dfs(&["fsck", "/", "--json"]);
-        let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
-            Ok(v) => v,
-            Err(_) => return false,
-        };
-        let log = fs::read_to_string(&c.datanodes[victim].log).unwrap_or_default();
-        log.to_lowercase().contains("corrupt") && v["status"] == "HEALTHY" && v["under_replicated"] == 0
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "scanner detection and repair",
+        || {
+            let out = c.dfs(&["fsck", "/", "--json"]);
+            let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+                Ok(v) => v,
+                Err(_) => return false,
+            };
+            let log = fs::read_to_string(&c.datanodes[victim].log).unwrap_or_default();
+            log.to_lowercase().contains("corrupt")
+                && v["status"] == "HEALTHY"
+                && v["under_replicated"] == 0
+        },
+    );
     let out = c.dir.path().join("scan.out");
     c.dfs_ok(&["get", "/scan", out.to_str().unwrap()]);
     assert_eq!(sha256_file(&local), sha256_file(&out));
@@ -153,9 +198,14 @@ fn all_replicas_corrupt_fails_clearly_and_fsck_says_corrupt() {
     let out = c.dfs(&["cat", "/one"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("blk_"), "the error should name the block: {err}");
+    assert!(
+        err.contains("blk_"),
+        "the error should name the block: {err}"
+    );
     // Not a single wrong byte was written out before the failure.
-    assert!(out.stdout.len() <= 4096 || out.stdout[..] == fs::read(&local).unwrap()[..out.stdout.len()]);
+    assert!(
+        out.stdout.len() <= 4096 || out.stdout[..] == fs::read(&local).unwrap()[..out.stdout.len()]
+    );
     wait_until(Duration::from_secs(20), "fsck CORRUPT", || {
         let out = c.dfs(&["fsck", "/", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -169,11 +219,20 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
     let local = c.local_file("before", 2 * MIB, 6);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/before"]);
     // A fourth node whose reserve exceeds any disk.
-    c.add_datanode_with(NodeSpec { host: "127.0.0.1".into(), rack: None }, &["--reserved", "1000000000000000"]);
+    c.add_datanode_with(
+        NodeSpec {
+            host: "127.0.0.1".into(),
+            rack: None,
+        },
+        &["--reserved", "1000000000000000"],
+    );
     c.wait_live(4, Duration::from_secs(20));
     let local2 = c.local_file("after", 3 * MIB, 7);
     c.dfs_ok(&["put", local2.to_str().unwrap(), "/after"]);
-    assert!(replica_files(&c.datanode_dir(3)).is_empty(), "a full node received blocks");
+    assert!(
+        replica_files(&c.datanode_dir(3)).is_empty(),
+        "a full node received blocks"
+    );
     let out = c.dir.path().join("after.out");
     c.dfs_ok(&["get", "/after", out.to_str().unwrap()]);
     assert_eq!(sha256_file(&local2), sha256_file(&out));
@@ -185,22 +244,46 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     let mut c = Cluster::builder().datanodes(1).replication(1).start();
     let local = c.local_file("h", 10 * KIB, 8);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/h"]);
-    let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr())).await.unwrap();
-    let mut dn = DataTransferClient::connect(format!("http://{}", c.datanodes[0].addr)).await.unwrap();
+    let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr()))
+        .await
+        .unwrap();
+    let mut dn = DataTransferClient::connect(format!("http://{}", c.datanodes[0].addr))
+        .await
+        .unwrap();
 
-    for path in ["", "relative", "/a/../../etc/passwd", "/a\0b", &format!("/{}", "x".repeat(300)), &"/d".repeat(5000)] {
+    for path in [
+        "",
+        "relative",
+        "/a/../../etc/passwd",
+        "/a\0b",
+        &format!("/{}", "x".repeat(300)),
+        &"/d".repeat(5000),
+    ] {
         let e = nn
-            .mkdirs(MkdirsRequest { path: path.to_string(), parents: true, ..Default::default() })
+            .mkdirs(MkdirsRequest {
+                path: path.to_string(),
+                parents: true,
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{path:?}: {e}");
     }
     let e = nn
-        .get_block_locations(GetBlockLocationsRequest { path: "/h".into(), offset: u64::MAX, length: u64::MAX, ..Default::default() })
+        .get_block_locations(GetBlockLocationsRequest {
+            path: "/h".into(),
+            offset: u64::MAX,
+            length: u64::MAX,
+            ..Default::default()
+        })
         .await;
     assert!(e.is_ok() || e.unwrap_err().code() == tonic::Code::InvalidArgument);
     let e = nn
-        .add_block(AddBlockRequest { path: "/h".into(), client_name: "forger".into(), ..Default::default() })
+        .add_block(AddBlockRequest {
+            path: "/h".into(),
+            client_name: "forger".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_ne!(e.code(), tonic::Code::Unknown, "{e}");
@@ -208,17 +291,29 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
         .complete(CompleteRequest {
             path: "/h".into(),
             client_name: "forger".into(),
-            last: Some(ExtendedBlock { id: 999_999, generation_stamp: 1, length: 1 << 40 }),
+            last: Some(ExtendedBlock {
+                id: 999_999,
+                generation_stamp: 1,
+                length: 1 << 40,
+            }),
         })
         .await
         .unwrap_err();
     assert_ne!(e.code(), tonic::Code::Unknown, "{e}");
 
     // Forged block ids, absurd offsets.
-    for (id, offset, length) in [(424242u64, 0u64, 10u64), (1, u64::MAX - 5, u64::MAX), (0, 0, 0)] {
+    for (id, offset, length) in [
+        (424242u64, 0u64, 10u64),
+        (1, u64::MAX - 5, u64::MAX),
+        (0, 0, 0),
+    ] {
         let r = dn
             .read_block(ReadBlockRequest {
-                block: Some(ExtendedBlock { id, generation_stamp: 1, length }),
+                block: Some(ExtendedBlock {
+                    id,
+                    generation_stamp: 1,
+                    length,
+                }),
                 offset,
                 length,
                 client_name: "hostile".into(),
@@ -236,7 +331,11 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(WriteBlockRequest {
         msg: Some(write_block_request::Msg::Header(WriteHeader {
-            block: Some(ExtendedBlock { id: 77_777_777, generation_stamp: 1, length: 0 }),
+            block: Some(ExtendedBlock {
+                id: 77_777_777,
+                generation_stamp: 1,
+                length: 0,
+            }),
             targets: vec![],
             stage: WriteStage::Create as i32,
             client_name: "hostile".into(),
@@ -258,7 +357,9 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     .await
     .unwrap();
     drop(tx);
-    let resp = dn.write_block(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+    let resp = dn
+        .write_block(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
     let mut refused = resp.is_err();
     if let Ok(s) = resp {
         let mut s = s.into_inner();
@@ -281,7 +382,9 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     }
     assert!(refused, "a packet with wrong checksums was acknowledged");
     assert!(
-        !replica_files(&c.datanode_dir(0)).iter().any(|p| p.ends_with("blk_77777777")),
+        !replica_files(&c.datanode_dir(0))
+            .iter()
+            .any(|p| p.ends_with("blk_77777777")),
         "a packet with wrong checksums was stored"
     );
     // Both servers are alive and the file still reads back.

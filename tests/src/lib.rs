@@ -87,7 +87,10 @@ impl Proc {
         let err = out.try_clone().expect("clone log");
         let child = Command::new(&self.program)
             .args(&self.args)
-            .env("RUST_LOG", std::env::var("DFS_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("DFS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)
@@ -127,7 +130,11 @@ impl Proc {
                 }
             }
             if Instant::now() > deadline {
-                panic!("{} did not log '{marker}' within {START_TIMEOUT:?}:\n{}", self.name, tail(&self.log, 40));
+                panic!(
+                    "{} did not log '{marker}' within {START_TIMEOUT:?}:\n{}",
+                    self.name,
+                    tail(&self.log, 40)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -292,13 +299,15 @@ impl ClusterBuilder {
 
     /// Extra namenode flags.
     pub fn namenode_args(mut self, args: &[&str]) -> Self {
-        self.namenode_args.extend(args.iter().map(|s| s.to_string()));
+        self.namenode_args
+            .extend(args.iter().map(|s| s.to_string()));
         self
     }
 
     /// Extra flags for every datanode.
     pub fn datanode_args(mut self, args: &[&str]) -> Self {
-        self.datanode_args.extend(args.iter().map(|s| s.to_string()));
+        self.datanode_args
+            .extend(args.iter().map(|s| s.to_string()));
         self
     }
 
@@ -426,7 +435,11 @@ impl Cluster {
         let mut cmd = Command::new(bin("dfs"));
         cmd.arg("--namenode").arg(self.addr()).args(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let mut child = cmd.spawn().expect("spawn dfs");
         if let Some(data) = stdin {
             let mut sin = child.stdin.take().unwrap();
@@ -494,14 +507,21 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("---- namenode log ({}) ----\n{}", self.namenode.log.display(), tail(&self.namenode.log, 60));
+            eprintln!(
+                "---- namenode log ({}) ----\n{}",
+                self.namenode.log.display(),
+                tail(&self.namenode.log, 60)
+            );
             for d in &self.datanodes {
                 eprintln!("---- {} log ----\n{}", d.name, tail(&d.log, 30));
             }
             if std::env::var_os("DFS_KEEP_TEST_DIR").is_some() {
                 let p = self.dir.path().to_path_buf();
                 eprintln!("keeping {}", p.display());
-                std::mem::forget(std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
+                std::mem::forget(std::mem::replace(
+                    &mut self.dir,
+                    tempfile::tempdir().unwrap(),
+                ));
             }
         }
         for d in &mut self.datanodes {

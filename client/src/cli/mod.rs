@@ -1,5 +1,5 @@
 //! The `dfs` command line: argument parsing (clap derive) and one function
-//! per command, built on the [`Client`](crate::Client) library.
+//! per command, built on the [`Client`] library.
 //!
 //! Every failure is printed as one line `dfs: <command>: <message>` on
 //! stderr with exit code 1.

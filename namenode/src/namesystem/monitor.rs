@@ -128,6 +128,7 @@ impl State {
         }
         let racks = self.cluster_racks(now);
         let grace = self.report_grace();
+        let mut trimmed = 0usize;
         for id in ids {
             let Some(info) = self.blocks.get(id) else {
                 self.repl.forget(id);
@@ -157,13 +158,19 @@ impl State {
                 self.delete_corrupt_replicas(id, &h, now);
             }
             if h.over_replicated() && h.pending == 0 {
-                self.trim_excess(id, &h);
+                trimmed += self.trim_excess(id, &h);
             }
             let Some(info) = self.blocks.get(id) else {
                 continue;
             };
             let h = self.health(id, info, now);
             self.repl.set_priority(id, priority(&h, racks));
+        }
+        if trimmed > 0 {
+            tracing::info!(
+                replicas = trimmed,
+                "over-replicated blocks: excess replicas queued for deletion"
+            );
         }
     }
 
@@ -250,12 +257,14 @@ impl State {
             .collect();
         let victims = choose_excess(&cands, (h.live - h.expected) as usize);
         let block = info.extended(id);
+        let n = victims.len();
         for v in victims {
             self.blocks.modify(id, |b| b.remove_replica(v));
             self.dns.queue_delete(v, block);
-            tracing::info!(block = %block, node = %self.dns.get(v).address, expected = h.expected,
+            tracing::debug!(block = %block, node = %self.dns.get(v).address, expected = h.expected,
                 "over-replicated: deleting an excess replica");
         }
+        n
     }
 
     fn schedule_copies(&mut self, now: Instant) {
@@ -364,7 +373,7 @@ impl State {
             for t in &targets {
                 *in_flight.entry(*t).or_default() += 1;
             }
-            tracing::info!(
+            tracing::debug!(
                 block = %block,
                 priority = ?p,
                 live = h.live,
@@ -389,6 +398,14 @@ impl State {
             );
             self.repl.set_priority(id, None);
             scheduled += 1;
+        }
+        if scheduled > 0 {
+            tracing::info!(
+                scheduled,
+                still_queued = self.repl.needed_count(),
+                in_flight = self.repl.pending_count(),
+                "re-replication: copies handed to datanodes"
+            );
         }
     }
 

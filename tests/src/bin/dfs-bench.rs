@@ -119,7 +119,10 @@ where
     }
     let secs = start.elapsed().as_secs_f64();
     let ops = done.load(Ordering::Relaxed) as f64 / secs;
-    println!("# {name}: {} ops in {secs:.2}s", done.load(Ordering::Relaxed));
+    println!(
+        "# {name}: {} ops in {secs:.2}s",
+        done.load(Ordering::Relaxed)
+    );
     Ok(ops)
 }
 
