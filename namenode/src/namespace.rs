@@ -51,7 +51,10 @@ impl Inode {
     /// Bytes of the file: the sum of its block lengths (for a block being
     /// written, what the pipeline acknowledged).
     pub fn length(&self) -> u64 {
-        self.rec.blocks.iter().map(|b| b.length).sum()
+        self.rec
+            .blocks
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.length))
     }
 }
 
@@ -495,8 +498,10 @@ impl Namespace {
             } else {
                 let len = i.length();
                 s.files += 1;
-                s.length += len;
-                s.space_consumed += len * u64::from(i.rec.replication);
+                s.length = s.length.saturating_add(len);
+                s.space_consumed = s
+                    .space_consumed
+                    .saturating_add(len.saturating_mul(u64::from(i.rec.replication)));
             }
         }
         Ok(s)
@@ -529,6 +534,11 @@ impl Namespace {
             rec.mtime_ms = now;
             batch.push(Change::PutInode(rec));
         }
+    }
+
+    fn check_attrs(attrs: &NewAttrs) -> Result<()> {
+        check_principal("owner", &attrs.owner)?;
+        check_principal("group", &attrs.group)
     }
 
     fn new_dir(
@@ -612,6 +622,7 @@ impl Namespace {
         now: i64,
     ) -> Result<(Batch, u64, String)> {
         let (comps, norm) = parse(path)?;
+        Self::check_attrs(attrs)?;
         let mut c = self.counters;
         let mut batch = Batch::new();
         match self.walk(&comps) {
@@ -663,7 +674,8 @@ impl Namespace {
         if comps.is_empty() {
             return Err(Error::IsADirectory { path: norm });
         }
-        if args.client_name.is_empty() {
+        Self::check_attrs(&args.attrs)?;
+        if args.client_name.is_empty() || args.client_name.len() > 1024 {
             return Err(Error::invalid(format!(
                 "create {norm}: client_name is empty"
             )));
@@ -895,12 +907,14 @@ impl Namespace {
             rec.mode = m & 0o7777;
         }
         if let Some(o) = owner {
+            check_principal("owner", &o)?;
             if o.is_empty() {
                 return Err(Error::invalid(format!("set owner of {norm}: empty owner")));
             }
             rec.owner = o;
         }
         if let Some(g) = group {
+            check_principal("group", &g)?;
             if g.is_empty() {
                 return Err(Error::invalid(format!("set group of {norm}: empty group")));
             }
@@ -932,6 +946,17 @@ impl Namespace {
         rec.replication = replication;
         Ok((vec![Change::PutInode(rec)], id))
     }
+}
+
+/// Checks an owner or group name: 1 to 256 bytes, no NUL, no '/'.
+pub fn check_principal(what: &str, name: &str) -> Result<()> {
+    if name.len() > 256 || name.contains('\0') {
+        return Err(Error::invalid(format!(
+            "{what} must be at most 256 bytes without NUL (got {} bytes)",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a block size: a multiple of the checksum chunk, at least the minimum.

@@ -316,8 +316,11 @@ impl State {
         let w = self.writing(&req.path, &req.client_name, now)?;
         let mut rec = w.rec;
         let n = rec.blocks.len();
-        let offset_of =
-            |k: usize, rec: &InodeRecord| rec.blocks[..k].iter().map(|b| b.length).sum::<u64>();
+        let offset_of = |k: usize, rec: &InodeRecord| {
+            rec.blocks[..k]
+                .iter()
+                .fold(0u64, |a, b| a.saturating_add(b.length))
+        };
         // A retried call whose answer was lost: hand out the same block again.
         let retry_of_last = |rec: &InodeRecord, this: &Self| {
             rec.blocks.last().is_some_and(|last| {
@@ -368,6 +371,9 @@ impl State {
                     w.path, last.id
                 )))
             }
+        }
+        if let Some(p) = &req.previous {
+            check_length(&w.path, p, rec.block_size)?;
         }
         let writer = if req.client_host.is_empty() {
             peer_host
@@ -480,6 +486,7 @@ impl State {
             return Ok(store.last_applied());
         };
         let mut rec = w.rec;
+        check_length(&w.path, &given, rec.block_size)?;
         let Some(last) = rec.blocks.last_mut() else {
             return Err(Error::invalid(format!(
                 "{}: fsync of {given} but the file has no block",
@@ -531,6 +538,9 @@ impl State {
         }
         let w = self.writing(&req.path, &req.client_name, now)?;
         let mut rec = w.rec;
+        if let Some(l) = &req.last {
+            check_length(&w.path, l, rec.block_size)?;
+        }
         match (rec.blocks.last_mut(), &req.last) {
             (None, None) => {}
             (Some(b), Some(l)) if b.id == l.id => {
@@ -578,7 +588,10 @@ impl State {
         rec.pipeline.clear();
         rec.mtime_ms = now_ms();
         let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
-        let length: u64 = rec.blocks.iter().map(|b| b.length).sum();
+        let length = rec
+            .blocks
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.length));
         let seq = self.commit(store, vec![Change::PutInode(rec)])?;
         self.leases.remove(&holder, w.id);
         for id in &ids {
@@ -661,7 +674,7 @@ impl State {
         let mut off = 0u64;
         for b in &inode.rec.blocks {
             let start = off;
-            off += b.length;
+            off = off.saturating_add(b.length);
             if b.length == 0 || off <= req.offset || start >= end {
                 continue;
             }
@@ -784,4 +797,15 @@ impl State {
             "replica marked corrupt; it is no longer served and will be replaced");
         self.repl.check(block.id);
     }
+}
+
+/// Refuses a block length larger than the file's block size.
+pub(crate) fn check_length(path: &str, b: &ExtendedBlock, block_size: u64) -> Result<()> {
+    if b.length > block_size {
+        return Err(Error::invalid(format!(
+            "{path}: {b} has length {}, more than the file's block size {block_size}",
+            b.length
+        )));
+    }
+    Ok(())
 }

@@ -239,9 +239,10 @@ impl State {
         }
     }
 
-    fn trim_excess(&mut self, id: u64, h: &Health) {
+    /// Deletes replicas above the target; returns how many.
+    fn trim_excess(&mut self, id: u64, h: &Health) -> usize {
         let Some(info) = self.blocks.get(id) else {
-            return;
+            return 0;
         };
         let cands: Vec<ExcessCandidate> = info
             .good()

@@ -270,7 +270,10 @@ impl State {
             b.under_construction = false;
         }
         let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
-        let length: u64 = rec.blocks.iter().map(|b| b.length).sum();
+        let length = rec
+            .blocks
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.length));
         let seq = self.commit(store, vec![Change::PutInode(rec)])?;
         self.leases.remove(old_holder, id);
         for b in &ids {
@@ -342,6 +345,7 @@ impl State {
             .inode(file)
             .ok_or(Error::BlockNotFound { block: old.id })?;
         let mut rec = inode.rec.clone();
+        super::client::check_length(&path, &new, rec.block_size)?;
         let holder = rec.lease_holder.clone();
         if rec.blocks.last().map(|b| b.id) != Some(old.id) {
             return Err(Error::invalid(format!(
@@ -496,7 +500,9 @@ impl State {
         let new = req
             .new_block
             .ok_or_else(|| Error::invalid("updatePipeline: new_block is missing"))?;
-        let (_, mut rec) = self.pipeline_block(&req.client_name, &old)?;
+        let (file, mut rec) = self.pipeline_block(&req.client_name, &old)?;
+        let path = self.ns.path_of(file).unwrap_or_default();
+        super::client::check_length(&path, &new, rec.block_size)?;
         if new.id != old.id
             || new.generation_stamp <= old.generation_stamp
             || new.generation_stamp > self.ns.counters().generation_stamp
