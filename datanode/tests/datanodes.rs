@@ -131,10 +131,14 @@ impl FakeNamenode {
     }
 
     fn received(&self, node: &TestNode, id: u64, state: ReplicaState) -> bool {
-        self.0.lock().received.iter().any(|(n, r)| {
-            n == &node.id && r.state == state as i32 && r.block.as_ref().map(|b| b.id) == Some(id)
-        })
+        received(&self.0.lock(), node, id, state)
     }
+}
+
+fn received(s: &NnState, node: &TestNode, id: u64, state: ReplicaState) -> bool {
+    s.received.iter().any(|(n, r)| {
+        n == &node.id && r.state == state as i32 && r.block.as_ref().map(|b| b.id) == Some(id)
+    })
 }
 
 // ------------------------------------------------------------ datanodes

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
@@ -40,6 +40,8 @@ pub struct Handles {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirStream>>>>,
     writers: Mutex<HashMap<u64, Arc<Writer>>>,
+    /// When finished writers were last swept out of `writers`.
+    swept: Mutex<Option<Instant>>,
 }
 
 impl Handles {
@@ -110,7 +112,12 @@ impl Handles {
     /// Makes `writer` the writer of its inode.
     pub fn set_writer(&self, writer: Arc<Writer>) {
         let mut writers = self.writers.lock();
-        writers.retain(|_, w| w.done_at().is_none_or(|t| t.elapsed() <= DONE_LINGER));
+        // Sweep at most once per linger period: creating many files stays O(1) each.
+        let mut swept = self.swept.lock();
+        if swept.is_none_or(|t| t.elapsed() > DONE_LINGER) {
+            writers.retain(|_, w| w.done_at().is_none_or(|t| t.elapsed() <= DONE_LINGER));
+            *swept = Some(Instant::now());
+        }
         writers.insert(writer.ino(), writer);
     }
 
