@@ -85,6 +85,14 @@ pub(crate) struct Streamer {
     _lease: LeaseGuard,
 }
 
+impl std::fmt::Debug for Streamer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streamer")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
 impl Streamer {
     pub(crate) fn new(
         ctx: Arc<Inner>,
@@ -217,7 +225,7 @@ impl Streamer {
     }
 
     /// Finishes the last block and completes the file.
-    async fn close(&mut self) -> Result<()> {
+    pub(crate) async fn close(&mut self) -> Result<()> {
         if self.cur.is_some() {
             self.send_packet(Bytes::new(), true).await?;
             self.finish_block().await?;

@@ -3,7 +3,10 @@
 //! Bytes are gathered into a packet buffer; each full packet goes through a
 //! bounded channel to the file's [`streamer`](crate::streamer) task, which
 //! owns the pipeline. Packets are cut at 64 KiB boundaries of the block
-//! and never cross a block boundary.
+//! and never cross a block boundary. The task starts with the first packet
+//! or flush that has data: closing a file nothing was written to only
+//! completes it, without a task (the lease is renewed all the same while
+//! the writer is open).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,11 +31,31 @@ use crate::types::FileStatus;
 /// packets.
 const CHANNEL_DEPTH: usize = 8;
 
+/// Completing a file that no data was written to, without a task.
+type CloseEmpty = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
 /// What the writer waits for.
-#[derive(Debug)]
 enum Pending {
     Flush(oneshot::Receiver<Result<()>>),
     Close(oneshot::Receiver<Result<()>>),
+    CloseEmpty(CloseEmpty),
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pending::Flush(_) => "Flush",
+            Pending::Close(_) => "Close",
+            Pending::CloseEmpty(_) => "CloseEmpty",
+        })
+    }
+}
+
+/// The streamer task, once started.
+#[derive(Debug)]
+struct Running {
+    tx: PollSender<Msg>,
+    task: JoinHandle<()>,
 }
 
 /// Writes a new file: `tokio::io::AsyncWrite`, where `poll_flush` is an
@@ -56,7 +79,9 @@ enum Pending {
 #[derive(Debug)]
 pub struct FileWriter {
     path: String,
-    tx: PollSender<Msg>,
+    /// The streamer, until something needs its task.
+    idle: Option<Streamer>,
+    running: Option<Running>,
     buf: BytesMut,
     /// File offset of `buf[0]`.
     buf_start: u64,
@@ -68,7 +93,6 @@ pub struct FileWriter {
     pending: Option<Pending>,
     closed: bool,
     error: ErrorSlot,
-    task: JoinHandle<()>,
 }
 
 impl FileWriter {
@@ -84,7 +108,6 @@ impl FileWriter {
             status.replication
         };
         let error = ErrorSlot::default();
-        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let lease = ctx.leases.register();
         let streamer = Streamer::new(
             ctx,
@@ -94,12 +117,11 @@ impl FileWriter {
             error.clone(),
             lease,
         );
-        let span = tracing::debug_span!("write", path = %path);
-        let task = tokio::spawn(streamer.run(rx).instrument(span));
         FileWriter {
             path,
-            tx: PollSender::new(tx),
-            buf: BytesMut::with_capacity(PACKET_SIZE),
+            idle: Some(streamer),
+            running: None,
+            buf: BytesMut::new(),
             buf_start: 0,
             block_size,
             flushed: 0,
@@ -107,7 +129,24 @@ impl FileWriter {
             pending: None,
             closed: false,
             error,
-            task,
+        }
+    }
+
+    /// The channel to the streamer task, starting it if needed.
+    fn sender(&mut self) -> &mut PollSender<Msg> {
+        if let Some(streamer) = self.idle.take() {
+            let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+            let span = tracing::debug_span!("write", path = %self.path);
+            let task = tokio::spawn(streamer.run(rx).instrument(span));
+            self.running = Some(Running {
+                tx: PollSender::new(tx),
+                task,
+            });
+        }
+        match &mut self.running {
+            Some(r) => &mut r.tx,
+            // Just set above when it was not.
+            None => unreachable!("the streamer task runs"),
         }
     }
 
@@ -137,9 +176,12 @@ impl FileWriter {
     /// Stops writing without completing the file, as if this process had
     /// crashed: the lease expires and lease recovery closes the file.
     pub async fn abort(mut self) {
-        self.task.abort();
-        // Wait until the streamer has stopped: nothing is sent after this.
-        let _ = (&mut self.task).await;
+        self.idle = None;
+        if let Some(r) = self.running.as_mut() {
+            r.task.abort();
+            // Wait until the streamer has stopped: nothing is sent after this.
+            let _ = (&mut r.task).await;
+        }
         tracing::debug!(path = %self.path, "writer aborted");
     }
 
@@ -176,11 +218,11 @@ impl FileWriter {
         cx: &mut Context<'_>,
         msg: impl FnOnce(&mut Self) -> Msg,
     ) -> Poll<Result<()>> {
-        if ready!(self.tx.poll_reserve(cx)).is_err() {
+        if ready!(self.sender().poll_reserve(cx)).is_err() {
             return Poll::Ready(Err(self.failed()));
         }
         let m = msg(self);
-        if self.tx.send_item(m).is_err() {
+        if self.sender().send_item(m).is_err() {
             return Poll::Ready(Err(self.failed()));
         }
         Poll::Ready(Ok(()))
@@ -190,7 +232,6 @@ impl FileWriter {
         self.poll_send(cx, |w| {
             let data = w.buf.split().freeze();
             w.buf_start += data.len() as u64;
-            w.buf.reserve(PACKET_SIZE);
             Msg::Data(data)
         })
     }
@@ -204,6 +245,9 @@ impl FileWriter {
             ready!(self.poll_send_buf(cx))?;
         }
         let n = self.packet_room().min(data.len());
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(PACKET_SIZE);
+        }
         self.buf.extend_from_slice(&data[..n]);
         Poll::Ready(Ok(n))
     }
@@ -212,6 +256,11 @@ impl FileWriter {
         let rx = match self.pending.as_mut() {
             None => return Poll::Ready(None),
             Some(Pending::Flush(rx) | Pending::Close(rx)) => rx,
+            Some(Pending::CloseEmpty(fut)) => {
+                let r = ready!(fut.as_mut().poll(cx));
+                self.pending = None;
+                return Poll::Ready(Some(r));
+            }
         };
         let r = ready!(Pin::new(rx).poll(cx));
         self.pending = None;
@@ -250,7 +299,7 @@ impl FileWriter {
     fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         loop {
             match self.pending {
-                Some(Pending::Close(_)) => {
+                Some(Pending::Close(_) | Pending::CloseEmpty(_)) => {
                     let r = ready!(self.poll_wait(cx)).unwrap_or(Ok(()));
                     self.closed = true;
                     return Poll::Ready(r);
@@ -272,6 +321,13 @@ impl FileWriter {
                 ready!(self.poll_send_buf(cx))?;
                 continue;
             }
+            if let Some(mut streamer) = self.idle.take() {
+                // Nothing was written: complete the file from here.
+                self.pending = Some(Pending::CloseEmpty(Box::pin(async move {
+                    streamer.close().await
+                })));
+                continue;
+            }
             ready!(self.poll_send(cx, |w| {
                 let (tx, rx) = oneshot::channel();
                 w.pending = Some(Pending::Close(rx));
@@ -285,7 +341,9 @@ impl Drop for FileWriter {
     /// A writer dropped without `close` stops at once, like a crashed
     /// process: nothing more is sent and the file is left to lease recovery.
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(r) = &self.running {
+            r.task.abort();
+        }
     }
 }
 

@@ -644,15 +644,22 @@ impl BlockStore {
 
     /// Space figures for the namenode.
     pub fn stats(&self) -> StorageStats {
-        let used = {
-            let map = self.replicas.lock();
-            map.values()
-                .map(|r| {
-                    let len = r.meta.lock().len;
-                    len + meta::meta_len(len)
-                })
-                .sum()
-        };
+        let used = self
+            .snapshot()
+            .iter()
+            .map(|r| {
+                let len = r.meta.lock().len;
+                len + meta::meta_len(len)
+            })
+            .sum();
+        StorageStats {
+            used,
+            ..self.space()
+        }
+    }
+
+    /// Capacity, free space and failure, without the (costlier) used bytes.
+    fn space(&self) -> StorageStats {
         let mut failure = self.failure();
         let (total, avail) = match rustix::fs::statvfs(&self.root) {
             Ok(s) => (
@@ -669,7 +676,7 @@ impl BlockStore {
         let remaining = avail.saturating_sub(self.reserved);
         StorageStats {
             capacity: total.saturating_sub(self.reserved),
-            used,
+            used: 0,
             remaining,
             full: remaining < self.block_size.load(Ordering::Relaxed),
             failure,
@@ -683,7 +690,7 @@ impl BlockStore {
             return Err(Error::StorageFailed { reason });
         }
         if new_block {
-            let stats = self.stats();
+            let stats = self.space();
             if let Some(reason) = stats.failure {
                 return Err(Error::StorageFailed { reason });
             }
@@ -700,13 +707,19 @@ impl BlockStore {
 
     /// Every visible replica (finalized and being written).
     pub fn replicas(&self) -> Vec<ReplicaInfo> {
-        let map = self.replicas.lock();
-        map.values()
+        self.snapshot()
+            .iter()
             .filter_map(|r| {
                 let m = r.meta.lock();
                 (m.state != ReplicaState::Temporary && !m.removed).then(|| r.info(&m))
             })
             .collect()
+    }
+
+    /// The replica handles, taken under the map lock only (a replica lock
+    /// may be held across a disk write).
+    fn snapshot(&self) -> Vec<Arc<Replica>> {
+        self.replicas.lock().values().cloned().collect()
     }
 
     /// One replica, if present and visible.
@@ -1138,6 +1151,11 @@ impl ReplicaWriter {
     /// resent after hflush). The checksums must have been verified.
     pub fn write_packet(&mut self, offset: u64, data: &[u8], checksums: &[u8]) -> Result<()> {
         let id = self.id;
+        // A failed storage acknowledges nothing more, even through the
+        // open files of a replica it can no longer finalize.
+        if let Some(reason) = self.store.failure() {
+            return Err(Error::StorageFailed { reason });
+        }
         let mut m = self.replica.meta.lock();
         self.check(&m)?;
         let len = m.len;
@@ -1191,8 +1209,13 @@ impl ReplicaWriter {
 
     /// Fsyncs data and checksums (hsync).
     pub fn sync(&mut self) -> Result<()> {
-        let m = self.replica.meta.lock();
-        self.check(&m)?;
+        // The files belong to this writer: fsync without holding the lock,
+        // so readers and reports of the replica never wait for the disk.
+        self.check(&self.replica.meta.lock())?;
+        self.sync_files()
+    }
+
+    fn sync_files(&self) -> Result<()> {
         let err = |e| Error::io(format!("cannot sync blk_{}", self.id), e);
         self.data.sync_all().map_err(err)?;
         self.meta.sync_all().map_err(err)
@@ -1201,33 +1224,34 @@ impl ReplicaWriter {
     /// Fsyncs the replica and moves it to `into` (`Finalized`, or `Rbw` for
     /// a temporary copy that a pipeline recovery will continue).
     pub fn finalize(mut self, into: ReplicaState) -> Result<ExtendedBlock> {
-        let id = self.id;
-        let gs = self.gs;
-        let mut m = self.replica.meta.lock();
-        self.check(&m)?;
+        let (id, gs) = (self.id, self.gs);
         if into == ReplicaState::Temporary {
             return Err(Error::invalid(
                 id,
                 "a replica cannot be finalized as temporary",
             ));
         }
-        let err = |e| Error::io(format!("cannot sync blk_{id}"), e);
-        self.data.sync_all().map_err(err)?;
-        self.meta.sync_all().map_err(err)?;
-        if into != self.state {
-            let store = &self.store;
-            rename(&store.data_path(self.state, id), &store.data_path(into, id))?;
-            rename(
-                &store.meta_path(self.state, id, gs),
-                &store.meta_path(into, id, gs),
-            )?;
-            fsync_dir(&store.root.join(into.dir()))?;
-        }
-        m.state = into;
-        m.writer = 0;
-        let block = self.replica.info(&m).block;
-        drop(m);
+        self.sync()?;
+        let moved = into != self.state;
+        let block = {
+            let mut m = self.replica.meta.lock();
+            self.check(&m)?;
+            if moved {
+                let store = &self.store;
+                rename(&store.data_path(self.state, id), &store.data_path(into, id))?;
+                rename(
+                    &store.meta_path(self.state, id, gs),
+                    &store.meta_path(into, id, gs),
+                )?;
+            }
+            m.state = into;
+            m.writer = 0;
+            self.replica.info(&m).block
+        };
         self.done = true;
+        if moved {
+            fsync_dir(&self.store.root.join(into.dir()))?;
+        }
         Ok(block)
     }
 

@@ -123,12 +123,12 @@ pub enum Error {
         reason: String,
     },
     /// Another node could not be reached.
-    #[error("cannot reach {addr}: {source}")]
+    #[error("cannot reach {addr}: {reason}")]
     Connect {
         /// host:port of the peer.
         addr: String,
-        /// The transport error.
-        source: tonic::transport::Error,
+        /// The transport error with its causes.
+        reason: String,
     },
     /// A call to another node failed.
     #[error("{call} on {addr} failed: {message}")]
@@ -180,6 +180,22 @@ impl Error {
         Error::InvalidRequest {
             block,
             reason: reason.into(),
+        }
+    }
+
+    /// A failed connection to `addr`, with every cause of the transport
+    /// error (tonic's own message is only "transport error").
+    pub fn connect(addr: &str, err: &tonic::transport::Error) -> Error {
+        let mut reason = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(s) = source {
+            reason.push_str(": ");
+            reason.push_str(&s.to_string());
+            source = s.source();
+        }
+        Error::Connect {
+            addr: addr.to_string(),
+            reason,
         }
     }
 

@@ -122,6 +122,14 @@ async fn storage(node: &Node, last_failure: &mut Option<String>) -> Result<Stora
 /// Registration, heartbeats, full block reports and command execution,
 /// until the node stops.
 pub async fn run(node: Arc<Node>) {
+    let stop = node.shutdown.clone();
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = heartbeat_loop(node) => {}
+    }
+}
+
+async fn heartbeat_loop(node: Arc<Node>) {
     let mut link = Link {
         addr: &node.config.namenode,
         up: None,
@@ -309,8 +317,17 @@ fn spawn_delete(node: &Arc<Node>, cmd: DeleteBlocks) {
 }
 
 /// Sends incremental block reports as events arrive, batching whatever
-/// accumulated while the previous report was in flight.
+/// accumulated while the previous report was in flight, until the node
+/// stops.
 pub async fn report_loop(node: Arc<Node>) {
+    let stop = node.shutdown.clone();
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = send_reports(node) => {}
+    }
+}
+
+async fn send_reports(node: Arc<Node>) {
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {

@@ -20,10 +20,8 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn endpoint(addr: &str) -> Result<Endpoint> {
-    let ep = Endpoint::from_shared(format!("http://{addr}")).map_err(|source| Error::Connect {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let ep =
+        Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::connect(addr, &e))?;
     Ok(ep
         .connect_timeout(defaults::CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -39,10 +37,7 @@ pub async fn connect_datanode(addr: &str) -> Result<DataTransferClient<Channel>>
     let channel = endpoint(addr)?
         .connect()
         .await
-        .map_err(|source| Error::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
+        .map_err(|e| Error::connect(addr, &e))?;
     Ok(DataTransferClient::new(channel)
         .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
         .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))

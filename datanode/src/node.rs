@@ -111,6 +111,11 @@ impl Node {
         })
     }
 
+    /// Number of blocks held by `job`.
+    pub fn job_count(&self, job: Job) -> usize {
+        self.jobs.lock().iter().filter(|(j, _)| *j == job).count()
+    }
+
     /// Runs blocking store work on the blocking pool.
     pub async fn blocking<T, F>(&self, what: &'static str, f: F) -> Result<T>
     where

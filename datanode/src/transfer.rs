@@ -29,6 +29,8 @@ use crate::node::{Job, Node};
 use crate::pipeline::ACK_TIMEOUT;
 use crate::reader::handle_corruption;
 
+/// Copies that may wait for a slot, per `--max-transfers` slot.
+const QUEUED_PER_SLOT: usize = 8;
 /// Packets read ahead of the network.
 const READ_AHEAD: usize = 8;
 /// Time for the target pipeline to report ready.
@@ -83,6 +85,11 @@ pub fn spawn_command(node: &Arc<Node>, cmd: TransferBlock) {
         warn!("ignoring a transfer command without a block");
         return;
     };
+    let queued_max = node.config.max_transfers.max(1) as usize * QUEUED_PER_SLOT;
+    if node.job_count(Job::Transfer) >= queued_max {
+        warn!(block = %block, queued = queued_max, "too many copies queued; dropping the command (the namenode will retry)");
+        return;
+    }
     let Some(job) = node.claim(Job::Transfer, block.id) else {
         info!(block = %block, "transfer already in progress; ignoring the repeated command");
         return;

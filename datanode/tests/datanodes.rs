@@ -162,6 +162,13 @@ impl TestNode {
         dir: tempfile::TempDir,
         tune: impl FnOnce(&mut Config),
     ) -> TestNode {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let mut config = Config::new(namenode, dir.path());
@@ -436,8 +443,8 @@ async fn pipeline_of_three_writes_reports_and_reads_back() {
         );
     }
     for node in [&a, &b, &c] {
-        nn.wait("FINALIZED reports", |_| {
-            nn.received(node, 1001, ReplicaState::Finalized)
+        nn.wait("FINALIZED reports", |s| {
+            received(s, node, 1001, ReplicaState::Finalized)
         })
         .await;
     }
@@ -687,8 +694,8 @@ async fn namenode_commands_copy_delete_and_recover() {
         }),
     );
     for n in [&b, &c] {
-        nn.wait("the copy's FINALIZED report", |_| {
-            nn.received(n, 4001, ReplicaState::Finalized)
+        nn.wait("the copy's FINALIZED report", |s| {
+            received(s, n, 4001, ReplicaState::Finalized)
         })
         .await;
         assert_eq!(read(n, block, 0, 0).await.unwrap(), data);
@@ -754,9 +761,9 @@ async fn namenode_commands_copy_delete_and_recover() {
 async fn corruption_is_refused_moved_aside_and_reported() {
     let (nn, nn_addr) = FakeNamenode::start().await;
     let a = TestNode::start(&nn_addr, |_| {}).await;
-    let s = TestNode::start(&nn_addr, |c| c.scan_rate = 64 * 1024 * 1024).await;
+    let sc = TestNode::start(&nn_addr, |c| c.scan_rate = 64 * 1024 * 1024).await;
     let data = payload(600 * 1024, 6);
-    for n in [&a, &s] {
+    for n in [&a, &sc] {
         write(
             n,
             header(blk(5001, 1, 0), &[], WriteStage::Create, 0),
@@ -778,20 +785,20 @@ async fn corruption_is_refused_moved_aside_and_reported() {
         "{}",
         err.message()
     );
-    nn.wait("the CORRUPT report", |_| {
-        nn.received(&a, 5001, ReplicaState::Corrupt)
+    nn.wait("the CORRUPT report", |s| {
+        received(s, &a, 5001, ReplicaState::Corrupt)
     })
     .await;
     assert!(a.path("current/corrupt/blk_5001_1").exists());
     assert!(!a.path("current/finalized/blk_5001").exists());
     // The scanner finds it by itself on the other node.
-    nn.wait("the scanner's CORRUPT report", |_| {
-        nn.received(&s, 5001, ReplicaState::Corrupt)
+    nn.wait("the scanner's CORRUPT report", |s| {
+        received(s, &sc, 5001, ReplicaState::Corrupt)
     })
     .await;
-    assert!(s.path("current/corrupt/blk_5001_1").exists());
+    assert!(sc.path("current/corrupt/blk_5001_1").exists());
     a.stop().await;
-    s.stop().await;
+    sc.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
-//! The dfs namenode: it owns the namespace (persisted in sled with group
-//! commit), the block map, the datanode manager, replica placement, the
-//! replication monitor, leases and safe mode, and serves ClientProtocol and
-//! DatanodeProtocol on one gRPC listener.
+//! The dfs namenode: it owns the namespace (an edit log with group commit
+//! and a sled image), the block map, the datanode manager, replica
+//! placement, the replication monitor, leases and safe mode, and serves
+//! ClientProtocol and DatanodeProtocol on one gRPC listener.
 //!
 //! ```no_run
 //! # async fn demo() -> dfs_namenode::Result<()> {
@@ -16,6 +16,7 @@
 pub mod blocks;
 pub mod config;
 pub mod datanodes;
+pub mod edits;
 pub mod error;
 pub mod leases;
 pub mod namespace;
@@ -85,7 +86,15 @@ pub async fn run(
     let _ = monitor.await;
     fs.store().close();
     let _ = flusher.await;
-    fs.store().flush_now()?;
-    tracing::info!("namenode stopped; metadata flushed");
+    let store = fs.store().clone();
+    match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+        Ok(r) => r?,
+        Err(e) => {
+            return Err(Error::StoreFailed {
+                message: format!("final checkpoint task failed: {e}"),
+            })
+        }
+    }
+    tracing::info!("namenode stopped; metadata flushed and merged into the image");
     served.map_err(Error::from)
 }

@@ -1,4 +1,5 @@
-//! The metadata store: the only code that touches sled.
+//! The metadata store: the edit log (durability) and the sled image (the
+//! namespace at some earlier transaction), as HDFS's edit log and fsimage.
 //!
 //! Layout of the single sled tree (all integers big endian):
 //!
@@ -7,23 +8,36 @@
 //! | `i` + inode id | `InodeRecord` (prost) |
 //! | `d` + parent id + name | child inode id |
 //! | `c` | counters: next inode id, next block id, generation stamp |
+//! | `t` | txid of the last transaction in the image |
 //! | `v` | format marker [`FORMAT`] |
 //!
-//! Every mutation is one [`Batch`] applied atomically with
-//! [`Store::apply`]. Durability is a separate step: [`Store::wait_durable`]
-//! waits until the group-commit flusher (one task, [`Store::run_flusher`])
-//! has run `sled::Db::flush` after the batch was applied, so N concurrent
-//! mutations cost one flush.
+//! Every mutation is one [`Batch`], accepted in order with [`Store::apply`],
+//! which only queues it and gives it the next transaction id. Durability is
+//! a separate step: [`Store::wait_durable`] waits until the group-commit
+//! flusher (one task, [`Store::run_flusher`]) has appended every batch
+//! queued up to it to the edit log ([`crate::edits`]) with one write and one
+//! `fdatasync`, so N concurrent mutations cost one sync.
+//!
+//! When a segment of the log reaches [`SEGMENT_BYTES`] the flusher starts a
+//! new one, and a background checkpoint merges the closed segment into
+//! sled in one atomic batch that also records its last txid under `t`, then
+//! deletes the segment. At start, the segments after `t` are replayed on top
+//! of the image and merged into it; at a clean stop everything is merged.
+//! sled is never written on the path of a request (a sled flush blocks
+//! every concurrent sled batch).
 
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use dfs_proto::image::InodeRecord;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::{watch, Notify};
 
+use crate::edits::{self, Segment, SegmentWriter};
 use crate::error::{Error, Result};
 
 /// Inode id of `/`.
@@ -36,6 +50,12 @@ const MARKER: &str = "meta.initialized";
 
 const KEY_COUNTERS: &[u8] = b"c";
 const KEY_FORMAT: &[u8] = b"v";
+const KEY_TXID: &[u8] = b"t";
+/// Directory of the edit log segments, beside the sled directory.
+const EDITS_DIR: &str = "edits";
+/// A segment is closed, and merged into the image in the background, once
+/// it holds this many bytes (some 50,000 file creations).
+pub const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// The persisted id counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,19 +145,45 @@ pub struct Image {
     pub counters: Counters,
 }
 
-/// The sled-backed metadata store with its group-commit state.
+/// Batches accepted but not yet in the edit log.
+#[derive(Default)]
+struct Queue {
+    batches: Vec<Batch>,
+    /// Txid of the last accepted batch.
+    last: u64,
+}
+
+/// The open segment and the buffer records are encoded into.
+struct Log {
+    writer: SegmentWriter,
+    buf: Vec<u8>,
+}
+
+/// The metadata store: edit log, sled image and group-commit state.
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
-    /// Sequence number of the last applied batch.
-    applied: AtomicU64,
-    /// Highest sequence number known durable.
+    edits: PathBuf,
+    segment_bytes: u64,
+    /// Accepted batches waiting for the flusher.
+    queue: Mutex<Queue>,
+    /// Held while appending, so that groups are written in order.
+    log: Mutex<Log>,
+    /// Closed segments not yet merged into the image, oldest first.
+    closed_segments: Mutex<VecDeque<Segment>>,
+    /// Held while merging segments into the image.
+    checkpoint_lock: Mutex<()>,
+    /// Set while a background checkpoint task runs.
+    checkpointing: AtomicBool,
+    /// Txid of the last transaction in the sled image.
+    image_txid: AtomicU64,
+    /// Highest txid known durable.
     durable: watch::Sender<u64>,
     /// Wakes the flusher.
     kick: Notify,
     /// Set by `close`: the flusher flushes once more and exits.
     closed: AtomicBool,
-    /// First write or flush failure; mutations are refused after it.
+    /// First write, sync or checkpoint failure; mutations are refused after it.
     failed: Mutex<Option<String>>,
 }
 
@@ -162,19 +208,99 @@ fn corrupt(message: impl Into<String>) -> Error {
     }
 }
 
+/// The image being loaded, keyed for replaying edits on top.
+#[derive(Default)]
+struct Loading {
+    inodes: HashMap<u64, InodeRecord>,
+    dirents: HashMap<(u64, String), u64>,
+    counters: Option<Counters>,
+    txid: Option<u64>,
+}
+
+impl Loading {
+    fn apply(&mut self, batch: &[Change]) {
+        for change in batch {
+            match change {
+                Change::PutInode(rec) => {
+                    self.inodes.insert(rec.id, rec.clone());
+                }
+                Change::RemoveInode(id) => {
+                    self.inodes.remove(id);
+                }
+                Change::PutDirent {
+                    parent,
+                    name,
+                    child,
+                } => {
+                    self.dirents.insert((*parent, name.clone()), *child);
+                }
+                Change::RemoveDirent { parent, name } => {
+                    self.dirents.remove(&(*parent, name.clone()));
+                }
+                Change::Counters(c) => self.counters = Some(*c),
+            }
+        }
+    }
+
+    fn into_image(self) -> Result<Image> {
+        Ok(Image {
+            inodes: self.inodes.into_values().collect(),
+            dirents: self
+                .dirents
+                .into_iter()
+                .map(|((parent, name), child)| (parent, name, child))
+                .collect(),
+            counters: self
+                .counters
+                .ok_or_else(|| corrupt("the counters record is missing"))?,
+        })
+    }
+}
+
+/// Adds `batch` to a sled batch (later changes of a key replace earlier ones).
+fn add_to_sled(b: &mut sled::Batch, batch: &[Change]) {
+    for change in batch {
+        match change {
+            Change::PutInode(rec) => b.insert(&inode_key(rec.id)[..], rec.encode_to_vec()),
+            Change::RemoveInode(id) => b.remove(&inode_key(*id)[..]),
+            Change::PutDirent {
+                parent,
+                name,
+                child,
+            } => b.insert(dirent_key(*parent, name), &child.to_be_bytes()[..]),
+            Change::RemoveDirent { parent, name } => b.remove(dirent_key(*parent, name)),
+            Change::Counters(c) => b.insert(KEY_COUNTERS, &c.encode()[..]),
+        }
+    }
+}
+
+fn decode_u64(v: &[u8], what: &str) -> Result<u64> {
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(format!("{what} has the wrong size")))
+}
+
 impl Store {
-    /// Opens (or creates) the store in `dir` and loads everything in it.
+    /// Opens (or creates) the store in `dir`, replays the edit log on top of
+    /// the image and returns everything in it.
     ///
-    /// A store that cannot be read, holds undecodable records, or whose
-    /// records are inconsistent is an error naming the problem; it is never
-    /// silently re-created.
+    /// A store that cannot be read, holds undecodable records, whose records
+    /// are inconsistent, or whose edit log is damaged (other than an
+    /// unfinished write at its very end) or missing is an error naming the
+    /// problem; it is never silently re-created.
     pub fn open(dir: &Path) -> Result<(Store, Image)> {
+        Store::open_with(dir, SEGMENT_BYTES)
+    }
+
+    /// [`Store::open`] with segments closed at `segment_bytes`.
+    pub fn open_with(dir: &Path, segment_bytes: u64) -> Result<(Store, Image)> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             context: format!("cannot create data directory {}", dir.display()),
             source,
         })?;
         let path = dir.join("meta");
         let marker = dir.join(MARKER);
+        let had_marker = marker.exists();
         let cfg = sled::Config::new()
             .path(&path)
             .cache_capacity(64 * 1024 * 1024)
@@ -193,50 +319,84 @@ impl Store {
                 )))
             }
         };
-        let (durable, _) = watch::channel(0);
+        let format = db
+            .get(KEY_FORMAT)
+            .map_err(|e| Error::store("cannot read the format marker", e))?;
+        match format {
+            None if had_marker => {
+                return Err(corrupt(format!(
+                    "{} was initialised before ({} exists) but now holds no namespace; \
+                     refusing to start with an empty namespace",
+                    path.display(),
+                    marker.display()
+                )))
+            }
+            None => initialize(&db)?,
+            Some(f) if f.as_ref() != FORMAT => {
+                return Err(corrupt(format!(
+                    "{} has format {:?}, expected {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(&f),
+                    String::from_utf8_lossy(FORMAT)
+                )))
+            }
+            Some(_) => {}
+        }
+        let mut loading = load(&db)?;
+        let edits = dir.join(EDITS_DIR);
+        let segments = edits::list_segments(&edits)?;
+        if segments.is_empty() && had_marker && loading.txid.is_some() {
+            return Err(corrupt(format!(
+                "the edit log {} is missing: the namespace after transaction {} is lost",
+                edits.display(),
+                loading.txid.unwrap_or(0)
+            )));
+        }
+        std::fs::create_dir_all(&edits).map_err(|source| Error::Io {
+            context: format!("cannot create {}", edits.display()),
+            source,
+        })?;
+        let last = replay(&db, &mut loading, &segments)?;
+        // Continue in a fresh segment; the old ones are in the image now.
+        let writer = SegmentWriter::create(&edits, last + 1, room(segment_bytes))?;
+        for seg in segments.iter().filter(|s| s.first != last + 1) {
+            std::fs::remove_file(&seg.path).map_err(|source| Error::Io {
+                context: format!("cannot remove {}", seg.path.display()),
+                source,
+            })?;
+        }
+        edits::sync_dir(&edits)?;
+        if !had_marker {
+            std::fs::write(&marker, FORMAT).map_err(|source| Error::Io {
+                context: format!("cannot write {}", marker.display()),
+                source,
+            })?;
+        }
+        let image = loading.into_image()?;
+        let (durable, _) = watch::channel(last);
         let store = Store {
             db,
-            path: path.clone(),
-            applied: AtomicU64::new(0),
+            path,
+            edits,
+            segment_bytes,
+            queue: Mutex::new(Queue {
+                batches: Vec::new(),
+                last,
+            }),
+            log: Mutex::new(Log {
+                writer,
+                buf: Vec::new(),
+            }),
+            closed_segments: Mutex::new(VecDeque::new()),
+            checkpoint_lock: Mutex::new(()),
+            checkpointing: AtomicBool::new(false),
+            image_txid: AtomicU64::new(last),
             durable,
             kick: Notify::new(),
             closed: AtomicBool::new(false),
             failed: Mutex::new(None),
         };
-        let format = store
-            .db
-            .get(KEY_FORMAT)
-            .map_err(|e| Error::store("cannot read the format marker", e))?;
-        match format {
-            None if marker.exists() => Err(corrupt(format!(
-                "{} was initialised before ({} exists) but now holds no namespace; \
-                     refusing to start with an empty namespace",
-                path.display(),
-                marker.display()
-            ))),
-            None => {
-                let image = store.initialize()?;
-                std::fs::write(&marker, FORMAT).map_err(|source| Error::Io {
-                    context: format!("cannot write {}", marker.display()),
-                    source,
-                })?;
-                Ok((store, image))
-            }
-            Some(f) if f.as_ref() != FORMAT => Err(corrupt(format!(
-                "{} has format {:?}, expected {:?}",
-                path.display(),
-                String::from_utf8_lossy(&f),
-                String::from_utf8_lossy(FORMAT)
-            ))),
-            Some(_) => {
-                if !marker.exists() {
-                    // Initialised by a run that died before writing the marker.
-                    let _ = std::fs::write(&marker, FORMAT);
-                }
-                let image = store.load()?;
-                Ok((store, image))
-            }
-        }
+        Ok((store, image))
     }
 
     /// Where the sled files live.
@@ -244,123 +404,146 @@ impl Store {
         &self.path
     }
 
-    fn initialize(&self) -> Result<Image> {
-        let now = crate::namespace::now_ms();
-        let root = InodeRecord {
-            id: ROOT_ID,
-            parent: 0,
-            name: String::new(),
-            is_dir: true,
-            mode: 0o755,
-            owner: "root".into(),
-            group: "root".into(),
-            mtime_ms: now,
-            atime_ms: now,
-            ..Default::default()
-        };
-        let counters = Counters::default();
-        let mut batch = sled::Batch::default();
-        batch.insert(&inode_key(ROOT_ID)[..], root.encode_to_vec());
-        batch.insert(KEY_COUNTERS, &counters.encode()[..]);
-        batch.insert(KEY_FORMAT, FORMAT);
-        self.db
-            .apply_batch(batch)
-            .map_err(|e| Error::store("cannot initialise the store", e))?;
-        self.db
-            .flush()
-            .map_err(|e| Error::store("cannot flush the new store", e))?;
-        Ok(Image {
-            inodes: vec![root],
-            dirents: vec![],
-            counters,
-        })
+    /// Accepts `batch` (to be logged after every batch accepted before it)
+    /// and returns its txid, to be passed to [`Store::wait_durable`]. Fails
+    /// once the store has failed: a write, sync or checkpoint failure is
+    /// permanent.
+    pub fn apply(&self, batch: Batch) -> Result<u64> {
+        self.check()?;
+        let mut q = self.queue.lock();
+        q.last += 1;
+        q.batches.push(batch);
+        Ok(q.last)
     }
 
-    fn load(&self) -> Result<Image> {
-        let mut image = Image::default();
-        let mut counters = None;
-        for item in self.db.iter() {
-            let (k, v) = item.map_err(|e| Error::store("cannot read the store", e))?;
-            match k.first() {
-                Some(b'i') if k.len() == 9 => {
-                    let id = u64::from_be_bytes(
-                        k[1..9].try_into().map_err(|_| corrupt("bad inode key"))?,
-                    );
-                    let rec = InodeRecord::decode(v.as_ref())
-                        .map_err(|e| corrupt(format!("inode {id}: undecodable record: {e}")))?;
-                    if rec.id != id {
-                        return Err(corrupt(format!(
-                            "inode key {id} holds the record of inode {}",
-                            rec.id
-                        )));
-                    }
-                    image.inodes.push(rec);
-                }
-                Some(b'd') if k.len() > 9 && v.len() == 8 => {
-                    let parent = u64::from_be_bytes(
-                        k[1..9].try_into().map_err(|_| corrupt("bad dirent key"))?,
-                    );
-                    let name = std::str::from_utf8(&k[9..])
-                        .map_err(|_| {
-                            corrupt(format!(
-                                "directory entry of inode {parent} with a non-UTF-8 name"
-                            ))
-                        })?
-                        .to_string();
-                    let child = u64::from_be_bytes(
-                        v.as_ref()
-                            .try_into()
-                            .map_err(|_| corrupt("bad dirent value"))?,
-                    );
-                    image.dirents.push((parent, name, child));
-                }
-                _ if k.as_ref() == KEY_COUNTERS => {
-                    counters = Some(
-                        Counters::decode(&v)
-                            .ok_or_else(|| corrupt("counters record has the wrong size"))?,
-                    );
-                }
-                _ if k.as_ref() == KEY_FORMAT => {}
-                _ => {
-                    return Err(corrupt(format!(
-                        "unknown key {:?}",
-                        String::from_utf8_lossy(&k)
-                    )))
-                }
-            }
+    /// Fails if an earlier write, sync or checkpoint failed.
+    pub fn check(&self) -> Result<()> {
+        match self.failed.lock().as_ref() {
+            Some(message) => Err(Error::StoreFailed {
+                message: message.clone(),
+            }),
+            None => Ok(()),
         }
-        image.counters = counters.ok_or_else(|| corrupt("the counters record is missing"))?;
-        Ok(image)
     }
 
-    /// Applies `batch` atomically and returns its sequence number, to be
-    /// passed to [`Store::wait_durable`]. A failure here is permanent: the
-    /// store refuses every later batch.
-    pub fn apply(&self, batch: &[Change]) -> Result<u64> {
-        if let Some(message) = self.failed.lock().clone() {
+    /// Appends every accepted batch to the edit log with one write and one
+    /// sync, then wakes the waiters; returns whether the segment was closed
+    /// (and a checkpoint is due).
+    fn write_pending(&self) -> Result<bool> {
+        let mut log = self.log.lock();
+        let (batches, target) = {
+            let mut q = self.queue.lock();
+            (std::mem::take(&mut q.batches), q.last)
+        };
+        if target <= *self.durable.borrow() {
+            return Ok(false);
+        }
+        self.check()?;
+        let first = target + 1 - batches.len() as u64;
+        let Log { writer, buf } = &mut *log;
+        buf.clear();
+        for (txid, batch) in (first..).zip(&batches) {
+            edits::encode_record(txid, batch, buf);
+        }
+        if let Err(e) = writer.append(buf) {
+            let message = format!(
+                "cannot append to the edit log {}: {e}",
+                writer.segment().path.display()
+            );
+            self.fail(message.clone());
             return Err(Error::StoreFailed { message });
         }
-        let mut b = sled::Batch::default();
-        for change in batch {
-            match change {
-                Change::PutInode(rec) => b.insert(&inode_key(rec.id)[..], rec.encode_to_vec()),
-                Change::RemoveInode(id) => b.remove(&inode_key(*id)[..]),
-                Change::PutDirent {
-                    parent,
-                    name,
-                    child,
-                } => b.insert(dirent_key(*parent, name), &child.to_be_bytes()[..]),
-                Change::RemoveDirent { parent, name } => b.remove(dirent_key(*parent, name)),
-                Change::Counters(c) => b.insert(KEY_COUNTERS, &c.encode()[..]),
+        if buf.capacity() > 1 << 20 {
+            *buf = Vec::new();
+        }
+        self.durable.send_replace(target);
+        if writer.len() < self.segment_bytes {
+            return Ok(false);
+        }
+        self.roll(&mut log, target + 1)?;
+        Ok(true)
+    }
+
+    /// Closes the open segment (all of it durable) and starts one at `next`.
+    fn roll(&self, log: &mut Log, next: u64) -> Result<()> {
+        let writer = match SegmentWriter::create(&self.edits, next, room(self.segment_bytes)) {
+            Ok(w) => w,
+            Err(e) => {
+                self.fail(e.to_string());
+                return Err(e);
             }
+        };
+        let old = std::mem::replace(&mut log.writer, writer);
+        self.closed_segments.lock().push_back(old.segment().clone());
+        Ok(())
+    }
+
+    /// Merges every closed segment into the sled image, oldest first: one
+    /// atomic sled batch per segment, recording its last txid, flushed
+    /// before the segment is deleted.
+    fn checkpoint_closed(&self) -> Result<()> {
+        let _only = self.checkpoint_lock.lock();
+        loop {
+            let Some(seg) = self.closed_segments.lock().front().cloned() else {
+                return Ok(());
+            };
+            let contents = edits::read_segment(&seg, false)?;
+            let mut last = self.image_txid.load(Ordering::SeqCst);
+            let mut b = sled::Batch::default();
+            for (txid, batch) in &contents.records {
+                if *txid <= last {
+                    continue;
+                }
+                if *txid != last + 1 {
+                    return Err(corrupt(format!(
+                        "edit log segment {} skips from txid {last} to {txid}",
+                        seg.path.display()
+                    )));
+                }
+                add_to_sled(&mut b, batch);
+                last = *txid;
+            }
+            b.insert(KEY_TXID, &last.to_be_bytes()[..]);
+            self.db
+                .apply_batch(b)
+                .and_then(|()| self.db.flush().map(|_| ()))
+                .map_err(|e| Error::store(format!("cannot write {}", self.path.display()), e))?;
+            self.image_txid.store(last, Ordering::SeqCst);
+            match std::fs::remove_file(&seg.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        context: format!("cannot remove {}", seg.path.display()),
+                        source,
+                    })
+                }
+            }
+            self.closed_segments.lock().pop_front();
+            tracing::debug!(segment = %seg.path.display(), txid = last,
+                "checkpoint: edit log segment merged into the image");
         }
-        if let Err(e) = self.db.apply_batch(b) {
-            let err = Error::store("cannot apply a batch", e);
-            self.fail(err.to_string());
-            return Err(err);
+    }
+
+    /// Runs [`Store::checkpoint_closed`] in the background unless it runs.
+    fn start_checkpoint(self: &Arc<Self>) {
+        if self.checkpointing.swap(true, Ordering::SeqCst) {
+            return;
         }
-        let seq = self.applied.fetch_add(1, Ordering::SeqCst) + 1;
-        Ok(seq)
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || loop {
+            if let Err(e) = store.checkpoint_closed() {
+                store.fail(format!("checkpoint failed: {e}"));
+            }
+            store.checkpointing.store(false, Ordering::SeqCst);
+            // A segment closed after the loop saw none: go again.
+            if store.closed_segments.lock().is_empty()
+                || store.failed.lock().is_some()
+                || store.checkpointing.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+        });
     }
 
     fn fail(&self, message: String) {
@@ -375,12 +558,12 @@ impl Store {
         self.durable.send_modify(|_| {});
     }
 
-    /// Sequence number of the last applied batch.
+    /// Txid of the last accepted batch.
     pub fn last_applied(&self) -> u64 {
-        self.applied.load(Ordering::SeqCst)
+        self.queue.lock().last
     }
 
-    /// Waits until the batch with sequence number `seq` is on disk.
+    /// Waits until the batch with txid `seq` is on disk.
     pub async fn wait_durable(&self, seq: u64) -> Result<()> {
         let mut rx = self.durable.subscribe();
         if *rx.borrow() >= seq {
@@ -402,21 +585,20 @@ impl Store {
         }
     }
 
-    /// The group-commit loop: flushes whenever batches were applied since
-    /// the last flush and somebody waits, then wakes every waiter the flush
-    /// covers. Returns after [`Store::close`], once everything is flushed.
-    pub async fn run_flusher(self: std::sync::Arc<Self>) {
+    /// The group-commit loop: whenever batches were accepted since the
+    /// last write and somebody waits, appends them all to the edit log with
+    /// one sync, then wakes every waiter it covers; starts a checkpoint when
+    /// a segment fills up. Returns after [`Store::close`], once everything
+    /// is durable.
+    pub async fn run_flusher(self: Arc<Self>) {
         loop {
-            let target = self.applied.load(Ordering::SeqCst);
-            if target > *self.durable.borrow() && self.failed.lock().is_none() {
-                let db = self.db.clone();
-                match tokio::task::spawn_blocking(move || db.flush()).await {
-                    Ok(Ok(_)) => {
-                        self.durable.send_replace(target);
-                    }
-                    Ok(Err(e)) => {
-                        self.fail(format!("flush of {} failed: {e}", self.path.display()))
-                    }
+            let pending = self.last_applied() > *self.durable.borrow();
+            if pending && self.failed.lock().is_none() {
+                let store = self.clone();
+                // A failure is recorded by `fail`, which wakes the waiters.
+                match tokio::task::spawn_blocking(move || store.write_pending()).await {
+                    Ok(Ok(true)) => self.start_checkpoint(),
+                    Ok(_) => {}
                     Err(e) => self.fail(format!("flush task failed: {e}")),
                 }
                 continue;
@@ -434,16 +616,163 @@ impl Store {
         self.kick.notify_one();
     }
 
-    /// Flushes synchronously (tests and shutdown).
+    /// Makes everything accepted durable, synchronously (tests and
+    /// shutdown).
     pub fn flush_now(&self) -> Result<()> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| Error::store("flush failed", e))?;
-        self.durable
-            .send_replace(self.applied.load(Ordering::SeqCst));
-        Ok(())
+        self.write_pending().map(|_| ())
     }
+
+    /// Makes everything accepted durable and merges the whole edit log into
+    /// the sled image, so that the next start has nothing to replay
+    /// (shutdown). Blocks.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.write_pending()?;
+        {
+            let mut log = self.log.lock();
+            if !log.writer.is_empty() {
+                let next = *self.durable.borrow() + 1;
+                self.roll(&mut log, next)?;
+            }
+        }
+        self.checkpoint_closed()
+    }
+}
+
+/// Room added to a segment at a time: its size, at most 4 MiB.
+fn room(segment_bytes: u64) -> u64 {
+    segment_bytes.min(4 << 20)
+}
+
+/// Writes the root, the counters and the format marker of a new store.
+fn initialize(db: &sled::Db) -> Result<()> {
+    let now = crate::namespace::now_ms();
+    let root = InodeRecord {
+        id: ROOT_ID,
+        parent: 0,
+        name: String::new(),
+        is_dir: true,
+        mode: 0o755,
+        owner: "root".into(),
+        group: "root".into(),
+        mtime_ms: now,
+        atime_ms: now,
+        ..Default::default()
+    };
+    let mut batch = sled::Batch::default();
+    batch.insert(&inode_key(ROOT_ID)[..], root.encode_to_vec());
+    batch.insert(KEY_COUNTERS, &Counters::default().encode()[..]);
+    batch.insert(KEY_TXID, &0u64.to_be_bytes()[..]);
+    batch.insert(KEY_FORMAT, FORMAT);
+    db.apply_batch(batch)
+        .map_err(|e| Error::store("cannot initialise the store", e))?;
+    db.flush()
+        .map_err(|e| Error::store("cannot flush the new store", e))?;
+    Ok(())
+}
+
+/// Reads the whole sled image.
+fn load(db: &sled::Db) -> Result<Loading> {
+    let mut image = Loading::default();
+    for item in db.iter() {
+        let (k, v) = item.map_err(|e| Error::store("cannot read the store", e))?;
+        match k.first() {
+            Some(b'i') if k.len() == 9 => {
+                let id = decode_u64(&k[1..9], "an inode key")?;
+                let rec = InodeRecord::decode(v.as_ref())
+                    .map_err(|e| corrupt(format!("inode {id}: undecodable record: {e}")))?;
+                if rec.id != id {
+                    return Err(corrupt(format!(
+                        "inode key {id} holds the record of inode {}",
+                        rec.id
+                    )));
+                }
+                image.inodes.insert(id, rec);
+            }
+            Some(b'd') if k.len() > 9 && v.len() == 8 => {
+                let parent = decode_u64(&k[1..9], "a directory entry key")?;
+                let name = std::str::from_utf8(&k[9..])
+                    .map_err(|_| {
+                        corrupt(format!(
+                            "directory entry of inode {parent} with a non-UTF-8 name"
+                        ))
+                    })?
+                    .to_string();
+                let child = decode_u64(&v, "a directory entry")?;
+                image.dirents.insert((parent, name), child);
+            }
+            _ if k.as_ref() == KEY_COUNTERS => {
+                image.counters = Some(
+                    Counters::decode(&v)
+                        .ok_or_else(|| corrupt("counters record has the wrong size"))?,
+                );
+            }
+            _ if k.as_ref() == KEY_TXID => image.txid = Some(decode_u64(&v, "the txid record")?),
+            _ if k.as_ref() == KEY_FORMAT => {}
+            _ => {
+                return Err(corrupt(format!(
+                    "unknown key {:?}",
+                    String::from_utf8_lossy(&k)
+                )))
+            }
+        }
+    }
+    if image.counters.is_none() {
+        return Err(corrupt("the counters record is missing"));
+    }
+    Ok(image)
+}
+
+/// Replays the transactions of `segments` after the image's txid onto
+/// `image` and merges them into sled; returns the last txid.
+fn replay(db: &sled::Db, image: &mut Loading, segments: &[Segment]) -> Result<u64> {
+    let start = image.txid.unwrap_or(0);
+    let mut last = start;
+    let mut b = sled::Batch::default();
+    for (i, seg) in segments.iter().enumerate() {
+        let contents = edits::read_segment(seg, i + 1 == segments.len())?;
+        if let Some((first, _)) = contents.records.first() {
+            if *first != seg.first {
+                return Err(corrupt(format!(
+                    "edit log segment {} starts with txid {first}",
+                    seg.path.display()
+                )));
+            }
+        }
+        if contents.torn_bytes > 0 {
+            tracing::warn!(segment = %seg.path.display(), bytes = contents.torn_bytes,
+                "the edit log ends with an unfinished write (the namenode stopped while writing it); \
+                 it was never acknowledged and is dropped");
+        }
+        for (txid, batch) in contents.records {
+            if txid <= last {
+                continue;
+            }
+            if txid != last + 1 {
+                return Err(corrupt(format!(
+                    "the edit log skips from txid {last} to {txid} ({}): transactions are missing",
+                    seg.path.display()
+                )));
+            }
+            image.apply(&batch);
+            add_to_sled(&mut b, &batch);
+            last = txid;
+        }
+    }
+    if last != start || image.txid.is_none() {
+        b.insert(KEY_TXID, &last.to_be_bytes()[..]);
+        db.apply_batch(b)
+            .and_then(|()| db.flush().map(|_| ()))
+            .map_err(|e| Error::store("cannot merge the edit log into the image", e))?;
+    }
+    if last != start {
+        tracing::info!(
+            from = start + 1,
+            to = last,
+            "replayed {} transactions from the edit log",
+            last - start
+        );
+    }
+    Ok(last)
 }
 
 #[cfg(test)]
@@ -472,7 +801,7 @@ mod tests {
                 is_dir: true,
                 ..Default::default()
             };
-            s.apply(&[
+            s.apply(vec![
                 Change::PutInode(rec),
                 Change::PutDirent {
                     parent: ROOT_ID,
@@ -517,6 +846,151 @@ mod tests {
         assert!(Store::open(dir.path()).is_err());
     }
 
+    fn file(id: u64) -> Batch {
+        let name = format!("f{id}");
+        vec![
+            Change::PutInode(InodeRecord {
+                id,
+                parent: ROOT_ID,
+                name: name.clone(),
+                ..Default::default()
+            }),
+            Change::PutDirent {
+                parent: ROOT_ID,
+                name,
+                child: id,
+            },
+            Change::Counters(Counters {
+                next_inode: id + 1,
+                ..Counters::default()
+            }),
+        ]
+    }
+
+    fn names(image: &Image) -> Vec<String> {
+        let mut n: Vec<String> = image.dirents.iter().map(|d| d.1.clone()).collect();
+        n.sort();
+        n
+    }
+
+    fn segments(dir: &Path) -> Vec<Segment> {
+        edits::list_segments(&dir.join(EDITS_DIR)).unwrap()
+    }
+
+    #[test]
+    fn acknowledged_edits_survive_a_crash_and_are_merged_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (s, _) = Store::open(dir.path()).unwrap();
+            for id in 10..20 {
+                s.apply(file(id)).unwrap();
+            }
+            s.flush_now().unwrap();
+            // Dropped without a checkpoint, as if killed.
+        }
+        let (s, image) = Store::open(dir.path()).unwrap();
+        assert_eq!(image.dirents.len(), 10);
+        assert_eq!(image.counters.next_inode, 20);
+        assert_eq!(s.last_applied(), 10);
+        // Replayed edits were merged: one fresh segment is left.
+        assert_eq!(
+            segments(dir.path()),
+            vec![Segment::new(&dir.path().join(EDITS_DIR), 11)]
+        );
+        drop(s);
+        let (s, image) = Store::open(dir.path()).unwrap();
+        assert_eq!(image.dirents.len(), 10);
+        assert_eq!(s.last_applied(), 10);
+    }
+
+    #[tokio::test]
+    async fn full_segments_are_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open_with(dir.path(), 300).unwrap();
+        let s = Arc::new(s);
+        let flusher = tokio::spawn(s.clone().run_flusher());
+        for id in 10..60 {
+            let seq = s.apply(file(id)).unwrap();
+            s.wait_durable(seq).await.unwrap();
+        }
+        // Let the background checkpoint catch up.
+        for _ in 0..200 {
+            if s.closed_segments.lock().is_empty() && !s.checkpointing.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            s.image_txid.load(Ordering::SeqCst) > 10,
+            "nothing was checkpointed"
+        );
+        assert_eq!(segments(dir.path()).len(), 1);
+        s.close();
+        flusher.await.unwrap();
+        s.checkpoint().unwrap();
+        assert_eq!(s.image_txid.load(Ordering::SeqCst), 50);
+        drop(s);
+        let (_s, image) = Store::open(dir.path()).unwrap();
+        assert_eq!(image.dirents.len(), 50);
+    }
+
+    #[test]
+    fn an_unfinished_write_at_the_end_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (s, _) = Store::open(dir.path()).unwrap();
+            s.apply(file(10)).unwrap();
+            s.apply(file(11)).unwrap();
+            s.flush_now().unwrap();
+            let mut torn = Vec::new();
+            edits::encode_record(3, &file(12), &mut torn);
+            torn.truncate(torn.len() / 2);
+            s.log.lock().writer.append(&torn).unwrap();
+        }
+        let (s, image) = Store::open(dir.path()).unwrap();
+        assert_eq!(names(&image), vec!["f10", "f11"]);
+        assert_eq!(s.last_applied(), 2);
+    }
+
+    #[test]
+    fn a_damaged_edit_log_is_an_error_not_a_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = {
+            let (s, _) = Store::open(dir.path()).unwrap();
+            for id in 10..13 {
+                s.apply(file(id)).unwrap();
+            }
+            s.flush_now().unwrap();
+            let seg = s.log.lock().writer.segment().path.clone();
+            seg
+        };
+        let mut data = std::fs::read(&seg).unwrap();
+        data[40] ^= 0x55;
+        std::fs::write(&seg, &data).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(err, Error::CorruptStore { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_segment_or_edit_log_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (s, _) = Store::open_with(dir.path(), 100).unwrap();
+            for id in 10..16 {
+                s.apply(file(id)).unwrap();
+                s.flush_now().unwrap();
+            }
+        }
+        let segs = segments(dir.path());
+        assert!(segs.len() > 3, "{segs:?}");
+        std::fs::remove_file(&segs[1].path).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("skips"), "{err}");
+        std::fs::remove_dir_all(dir.path().join(EDITS_DIR)).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("edit log"), "{err}");
+    }
+
     #[tokio::test]
     async fn group_commit_wakes_waiters() {
         let dir = tempfile::tempdir().unwrap();
@@ -525,7 +999,7 @@ mod tests {
         let flusher = tokio::spawn(s.clone().run_flusher());
         let mut waits = Vec::new();
         for i in 0..32u64 {
-            let seq = s.apply(&[Change::RemoveInode(1000 + i)]).unwrap();
+            let seq = s.apply(vec![Change::RemoveInode(1000 + i)]).unwrap();
             let s2 = s.clone();
             waits.push(tokio::spawn(async move { s2.wait_durable(seq).await }));
         }

@@ -601,7 +601,7 @@ impl State {
             });
         }
         self.repl.check_all(ids);
-        tracing::info!(path = %w.path, client = %holder, length, "file closed");
+        tracing::debug!(path = %w.path, client = %holder, length, "file closed");
         Ok((true, seq))
     }
 

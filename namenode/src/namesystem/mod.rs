@@ -3,8 +3,8 @@
 //!
 //! Locking: one `parking_lot::RwLock` over [`State`]. Reads (stat, list,
 //! block locations) take it shared; mutations take it exclusively for the
-//! in-memory change and the sled batch only, then release it and wait for
-//! the group commit. No lock is ever held across an `.await`.
+//! in-memory change and queuing its batch for the edit log only, then
+//! release it and wait for the group commit. No lock is ever held across an `.await`.
 //!
 //! The operations live in submodules by protocol: `client` (namespace and
 //! writes), `datanode` (registration, heartbeats, block reports),
@@ -201,9 +201,9 @@ impl State {
         if batch.is_empty() {
             return Ok(store.last_applied());
         }
-        let seq = store.apply(&batch)?;
+        store.check()?;
         self.ns.apply(&batch);
-        Ok(seq)
+        store.apply(batch)
     }
 
     /// Drops a deleted or replaced file from the block map and leases, and

@@ -45,6 +45,12 @@ enum Cmd {
         /// Directory to work in (must not exist).
         #[arg(long, default_value = "/nnbench")]
         dir: String,
+        /// Process id of the namenode, when it runs on this machine: each
+        /// phase then also reports the namenode's CPU time per operation,
+        /// which, unlike operations per second, does not depend on what
+        /// else the machine is doing.
+        #[arg(long)]
+        namenode_pid: Option<u32>,
     },
 }
 
@@ -57,7 +63,8 @@ async fn main() -> Result<()> {
             clients,
             files_per_client,
             dir,
-        } => meta(&namenode, clients, files_per_client, &dir).await,
+            namenode_pid,
+        } => meta(&namenode, clients, files_per_client, &dir, namenode_pid).await,
     }
 }
 
@@ -93,13 +100,66 @@ async fn tcp(bytes: u64) -> Result<()> {
     Ok(())
 }
 
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat` (`self` for this process); `None` where unavailable.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, in USER_HZ (100/s) ticks.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU used by this process and by the namenode (if its pid is known).
+#[derive(Clone, Copy)]
+struct Cpu {
+    bench: Option<Duration>,
+    namenode: Option<Duration>,
+}
+
+impl Cpu {
+    fn now(namenode_pid: Option<u32>) -> Cpu {
+        Cpu {
+            bench: cpu_time("self"),
+            namenode: namenode_pid.and_then(|p| cpu_time(&p.to_string())),
+        }
+    }
+
+    /// "client X us/op, namenode Y us/op" since `earlier`.
+    fn per_op(&self, earlier: &Cpu, ops: u64) -> String {
+        let us = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) if ops > 0 => {
+                format!(
+                    "{:.0}",
+                    a.saturating_sub(b).as_secs_f64() * 1e6 / ops as f64
+                )
+            }
+            _ => "?".to_string(),
+        };
+        format!(
+            "cpu per op: client {} us, namenode {} us",
+            us(self.bench, earlier.bench),
+            us(self.namenode, earlier.namenode)
+        )
+    }
+}
+
 /// Runs `per_client` operations on each of `clients` tasks and returns ops/s.
-async fn phase<F, Fut>(name: &str, clients: &[Client], per_client: usize, op: F) -> Result<f64>
+async fn phase<F, Fut>(
+    name: &str,
+    clients: &[Client],
+    per_client: usize,
+    namenode_pid: Option<u32>,
+    op: F,
+) -> Result<f64>
 where
     F: Fn(Client, usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<u64>> + Send,
 {
     let done = Arc::new(AtomicU64::new(0));
+    let cpu = Cpu::now(namenode_pid);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (ci, client) in clients.iter().enumerate() {
@@ -118,15 +178,20 @@ where
         t.await??;
     }
     let secs = start.elapsed().as_secs_f64();
-    let ops = done.load(Ordering::Relaxed) as f64 / secs;
-    println!(
-        "# {name}: {} ops in {secs:.2}s",
-        done.load(Ordering::Relaxed)
-    );
+    let n = done.load(Ordering::Relaxed);
+    let ops = n as f64 / secs;
+    let cpu = Cpu::now(namenode_pid).per_op(&cpu, n);
+    println!("# {name}: {n} ops in {secs:.2}s; {cpu}");
     Ok(ops)
 }
 
-async fn meta(addr: &str, n: usize, per: usize, dir: &str) -> Result<()> {
+async fn meta(
+    addr: &str,
+    n: usize,
+    per: usize,
+    dir: &str,
+    namenode_pid: Option<u32>,
+) -> Result<()> {
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
         clients.push(
@@ -140,18 +205,24 @@ async fn meta(addr: &str, n: usize, per: usize, dir: &str) -> Result<()> {
         admin.mkdirs(&format!("{dir}/c{c}"), true).await?;
     }
     let d = dir.to_string();
-    let creates = phase("create", &clients, per, move |client, c, i| {
-        let path = format!("{d}/c{c}/f{i}");
-        async move {
-            let w = client.create(&path, CreateOptions::default()).await?;
-            w.close().await?;
-            Ok(1)
-        }
-    })
+    let creates = phase(
+        "create",
+        &clients,
+        per,
+        namenode_pid,
+        move |client, c, i| {
+            let path = format!("{d}/c{c}/f{i}");
+            async move {
+                let w = client.create(&path, CreateOptions::default()).await?;
+                w.close().await?;
+                Ok(1)
+            }
+        },
+    )
     .await?;
     println!("create_ops_per_s {creates:.0}");
     let d = dir.to_string();
-    let stats = phase("stat", &clients, per, move |client, c, i| {
+    let stats = phase("stat", &clients, per, namenode_pid, move |client, c, i| {
         let path = format!("{d}/c{c}/f{i}");
         async move {
             client.status(&path).await?;
@@ -164,7 +235,7 @@ async fn meta(addr: &str, n: usize, per: usize, dir: &str) -> Result<()> {
     let entries = Arc::new(AtomicU64::new(0));
     let e2 = entries.clone();
     let start = Instant::now();
-    let lists = phase("list", &clients, 20, move |client, c, _| {
+    let lists = phase("list", &clients, 20, namenode_pid, move |client, c, _| {
         let path = format!("{d}/c{c}");
         let e2 = e2.clone();
         async move {
