@@ -41,7 +41,7 @@ enum State {
     /// replaced (truncated to 0), not appended to.
     Existing,
     /// A new file being written.
-    Open(FileWriter),
+    Open(Box<FileWriter>),
     /// A write or flush failed; the file will not be completed.
     Failed(Errno),
     /// Handed to the commit.
@@ -87,7 +87,7 @@ impl Writer {
     /// A writer for a file just created (`status` as created), with one handle.
     pub fn new_file(ino: u64, writer: FileWriter, status: FileStatus) -> Writer {
         let path = writer.path().to_string();
-        Writer::build(ino, path, State::Open(writer), Some(status))
+        Writer::build(ino, path, State::Open(Box::new(writer)), Some(status))
     }
 
     /// A writer for an existing complete file opened for writing, with one handle.
@@ -274,7 +274,7 @@ impl Writer {
         if !matches!(*state, State::Existing) || self.phase() != Phase::Open {
             return Err(writer);
         }
-        *state = State::Open(writer);
+        *state = State::Open(Box::new(writer));
         let mut info = self.info.lock();
         info.status = Some(status);
         info.bytes = 0;

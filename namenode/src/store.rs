@@ -356,7 +356,7 @@ impl Store {
             context: format!("cannot create {}", edits.display()),
             source,
         })?;
-        let last = replay(&db, &mut loading, &segments)?;
+        let last = replay(&db, &path, &mut loading, &segments)?;
         // Continue in a fresh segment; the old ones are in the image now.
         let writer = SegmentWriter::create(&edits, last + 1, room(segment_bytes))?;
         for seg in segments.iter().filter(|s| s.first != last + 1) {
@@ -508,6 +508,7 @@ impl Store {
                 .apply_batch(b)
                 .and_then(|()| self.db.flush().map(|_| ()))
                 .map_err(|e| Error::store(format!("cannot write {}", self.path.display()), e))?;
+            sync_image(&self.path)?;
             self.image_txid.store(last, Ordering::SeqCst);
             match std::fs::remove_file(&seg.path) {
                 Ok(()) => {}
@@ -638,6 +639,26 @@ impl Store {
     }
 }
 
+/// Syncs the files of the sled image with `fsync`, before the edit log
+/// segments merged into it are deleted: `sled::Db::flush` only asks the
+/// kernel to write the data (`sync_file_range`), which survives a crash of
+/// the process but not necessarily of the machine.
+fn sync_image(path: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        context: format!("cannot sync the image in {}", path.display()),
+        source,
+    };
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_type().map_err(io)?.is_file() {
+            std::fs::File::open(entry.path())
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+        }
+    }
+    edits::sync_dir(path)
+}
+
 /// Room added to a segment at a time: its size, at most 4 MiB.
 fn room(segment_bytes: u64) -> u64 {
     segment_bytes.min(4 << 20)
@@ -724,7 +745,12 @@ fn load(db: &sled::Db) -> Result<Loading> {
 
 /// Replays the transactions of `segments` after the image's txid onto
 /// `image` and merges them into sled; returns the last txid.
-fn replay(db: &sled::Db, image: &mut Loading, segments: &[Segment]) -> Result<u64> {
+fn replay(
+    db: &sled::Db,
+    path: &Path,
+    image: &mut Loading,
+    segments: &[Segment],
+) -> Result<u64> {
     let start = image.txid.unwrap_or(0);
     let mut last = start;
     let mut b = sled::Batch::default();
@@ -763,6 +789,7 @@ fn replay(db: &sled::Db, image: &mut Loading, segments: &[Segment]) -> Result<u6
         db.apply_batch(b)
             .and_then(|()| db.flush().map(|_| ()))
             .map_err(|e| Error::store("cannot merge the edit log into the image", e))?;
+        sync_image(path)?;
     }
     if last != start {
         tracing::info!(
