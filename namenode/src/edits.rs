@@ -251,15 +251,6 @@ impl Segment {
     }
 }
 
-/// What [`read_segment`] found.
-#[derive(Debug, Default)]
-pub struct SegmentContents {
-    /// The records, in order.
-    pub records: Vec<Record>,
-    /// Bytes at the end that are not a whole record (an interrupted write).
-    pub torn_bytes: usize,
-}
-
 /// The segments of `dir` in txid order (none if `dir` does not exist).
 /// Other files are ignored.
 pub fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
@@ -289,10 +280,16 @@ pub fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
     Ok(out)
 }
 
-/// Reads a segment. Damage is an error, except at the end of the newest
-/// segment (`newest`), where bytes after the last whole record are an
-/// interrupted write when no whole record follows them.
-pub fn read_segment(seg: &Segment, newest: bool) -> Result<SegmentContents> {
+/// Reads a segment, handing its records to `visit` in order, and returns
+/// how many bytes at its end are not a whole record (an interrupted
+/// write). Damage is an error, except at the end of the newest segment
+/// (`newest`), where bytes after the last whole record are an interrupted
+/// write when no whole record follows them.
+pub fn read_segment(
+    seg: &Segment,
+    newest: bool,
+    mut visit: impl FnMut(Record) -> Result<()>,
+) -> Result<usize> {
     let data =
         std::fs::read(&seg.path).map_err(io(format!("cannot read {}", seg.path.display())))?;
     let name = seg.path.display();
@@ -307,20 +304,24 @@ pub fn read_segment(seg: &Segment, newest: bool) -> Result<SegmentContents> {
             .get(SEGMENT_HEADER..)
             .is_none_or(|r| r.iter().all(|b| *b == 0));
         if newest && no_records {
-            return Ok(SegmentContents {
-                records: Vec::new(),
-                torn_bytes: data.len(),
-            });
+            let header = &data[..data.len().min(SEGMENT_HEADER)];
+            let torn = if header.iter().any(|b| *b != 0) {
+                header.len()
+            } else {
+                0
+            };
+            return Ok(torn);
         }
         return Err(corrupt(format!("edit log segment {name} has a bad header")));
     }
-    let mut out = SegmentContents::default();
+    let mut last = seg.first.saturating_sub(1);
     let mut pos = SEGMENT_HEADER;
     while pos < data.len() {
         let rest = &data[pos..];
         match parse_record(rest) {
             Ok(Some((record, size))) => {
-                out.records.push(record);
+                last = record.0;
+                visit(record)?;
                 pos += size;
             }
             Ok(None) if rest.iter().all(|b| *b == 0) => break,
@@ -328,14 +329,10 @@ pub fn read_segment(seg: &Segment, newest: bool) -> Result<SegmentContents> {
                 let later =
                     (1..rest.len()).any(|i| matches!(parse_record(&rest[i..]), Ok(Some(_))));
                 if newest && !later {
-                    out.torn_bytes = rest.len();
-                    break;
+                    return Ok(rest.len());
                 }
                 return Err(corrupt(format!(
-                    "edit log segment {name} is damaged at byte {pos} (after txid {})",
-                    out.records
-                        .last()
-                        .map_or(seg.first.saturating_sub(1), |r| r.0)
+                    "edit log segment {name} is damaged at byte {pos} (after txid {last})"
                 )));
             }
             Err(e) => {
@@ -345,7 +342,7 @@ pub fn read_segment(seg: &Segment, newest: bool) -> Result<SegmentContents> {
             }
         }
     }
-    Ok(out)
+    Ok(0)
 }
 
 /// Syncs a directory, so that files created or removed in it stay so.
@@ -481,15 +478,24 @@ mod tests {
         w.segment().clone()
     }
 
+    fn read(seg: &Segment, newest: bool) -> Result<(Vec<Record>, usize)> {
+        let mut records = Vec::new();
+        let torn = read_segment(seg, newest, |r| {
+            records.push(r);
+            Ok(())
+        })?;
+        Ok((records, torn))
+    }
+
     #[test]
     fn records_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let seg = write(dir.path(), 5, 3);
-        let c = read_segment(&seg, false).unwrap();
-        assert_eq!(c.torn_bytes, 0);
-        let txids: Vec<u64> = c.records.iter().map(|r| r.0).collect();
+        let (records, torn) = read(&seg, false).unwrap();
+        assert_eq!(torn, 0);
+        let txids: Vec<u64> = records.iter().map(|r| r.0).collect();
         assert_eq!(txids, vec![5, 6, 7]);
-        assert_eq!(c.records[0].1, sample());
+        assert_eq!(records[0].1, sample());
         assert_eq!(list_segments(dir.path()).unwrap(), vec![seg]);
     }
 
@@ -498,8 +504,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let seg = write(dir.path(), 1, 2);
         assert_eq!(std::fs::metadata(&seg.path).unwrap().len(), 4096);
-        let c = read_segment(&seg, false).unwrap();
-        assert_eq!((c.records.len(), c.torn_bytes), (2, 0));
+        let (records, torn) = read(&seg, false).unwrap();
+        assert_eq!((records.len(), torn), (2, 0));
     }
 
     #[test]
@@ -510,14 +516,11 @@ mod tests {
         let end = data.iter().rposition(|b| *b != 0).unwrap() + 1;
         data[end - 7..end].fill(0);
         std::fs::write(&seg.path, &data).unwrap();
-        let c = read_segment(&seg, true).unwrap();
-        assert_eq!(c.records.len(), 1);
-        assert!(c.torn_bytes > 0);
+        let (records, torn) = read(&seg, true).unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(torn > 0);
         // The same damage in an older segment is corruption.
-        assert!(matches!(
-            read_segment(&seg, false),
-            Err(Error::CorruptStore { .. })
-        ));
+        assert!(matches!(read(&seg, false), Err(Error::CorruptStore { .. })));
     }
 
     #[test]
@@ -527,7 +530,7 @@ mod tests {
         let mut data = std::fs::read(&seg.path).unwrap();
         data[SEGMENT_HEADER + RECORD_HEADER + 3] ^= 0xFF;
         std::fs::write(&seg.path, &data).unwrap();
-        let err = read_segment(&seg, true).unwrap_err();
+        let err = read(&seg, true).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
     }
 
@@ -537,6 +540,6 @@ mod tests {
         let seg = write(dir.path(), 1, 1);
         let renamed = Segment::new(dir.path(), 2);
         std::fs::rename(&seg.path, &renamed.path).unwrap();
-        assert!(read_segment(&renamed, true).is_err());
+        assert!(read(&renamed, true).is_err());
     }
 }

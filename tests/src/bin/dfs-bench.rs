@@ -127,22 +127,28 @@ impl Cpu {
         }
     }
 
-    /// "client X us/op, namenode Y us/op" since `earlier`.
+    /// "cpu per op: client X us, namenode Y us" since `earlier` (each part
+    /// only where known).
     fn per_op(&self, earlier: &Cpu, ops: u64) -> String {
-        let us = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
-            (Some(a), Some(b)) if ops > 0 => {
-                format!(
-                    "{:.0}",
-                    a.saturating_sub(b).as_secs_f64() * 1e6 / ops as f64
-                )
-            }
-            _ => "?".to_string(),
+        let us = |who: &str, a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) if ops > 0 => Some(format!(
+                "{who} {:.0} us",
+                a.saturating_sub(b).as_secs_f64() * 1e6 / ops as f64
+            )),
+            _ => None,
         };
-        format!(
-            "cpu per op: client {} us, namenode {} us",
-            us(self.bench, earlier.bench),
-            us(self.namenode, earlier.namenode)
-        )
+        let parts: Vec<String> = [
+            us("client", self.bench, earlier.bench),
+            us("namenode", self.namenode, earlier.namenode),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; cpu per op: {}", parts.join(", "))
+        }
     }
 }
 
@@ -181,7 +187,7 @@ where
     let n = done.load(Ordering::Relaxed);
     let ops = n as f64 / secs;
     let cpu = Cpu::now(namenode_pid).per_op(&cpu, n);
-    println!("# {name}: {n} ops in {secs:.2}s; {cpu}");
+    println!("# {name}: {n} ops in {secs:.2}s{cpu}");
     Ok(ops)
 }
 
