@@ -586,10 +586,21 @@ impl Streamer {
         let Some(b) = self.cur.as_mut() else {
             return Ok(());
         };
+        // The block as the namenode knows it: the stamp of the last
+        // pipeline it recorded, and the acknowledged length.
+        let acked_block = ExtendedBlock {
+            id: b.block.id,
+            generation_stamp: b.replica_gs,
+            length: b.acked,
+        };
+        // A failed earlier attempt may have moved some replicas to a newer
+        // stamp than the namenode's; none is newer than the last one issued.
+        let newest_gs = b.block.generation_stamp.max(b.replica_gs);
+
         // 1. A new generation stamp, so replicas left behind are stale.
         let req = dfs_proto::UpdateBlockForPipelineRequest {
             client_name: ctx.client_name.clone(),
-            block: Some(b.block),
+            block: Some(acked_block),
         };
         let resp = ctx
             .namenode
@@ -600,10 +611,9 @@ impl Streamer {
             .map_err(Step::Fatal)?;
         let new_gs = resp.new_generation_stamp;
         b.block.generation_stamp = new_gs;
-        let acked_block = ExtendedBlock {
-            id: b.block.id,
-            generation_stamp: b.replica_gs,
-            length: b.acked,
+        let source_block = ExtendedBlock {
+            generation_stamp: newest_gs,
+            ..acked_block
         };
 
         // 2. A replacement for the lost node, brought up to the acked bytes.
@@ -631,7 +641,7 @@ impl Streamer {
                         .filter(|n| !nodes.iter().any(|m| m.id == n.id))
                         .collect();
                     if !fresh.is_empty() {
-                        match transfer(&ctx, &nodes[0], &acked_block, &fresh).await {
+                        match transfer(&ctx, &nodes[0], &source_block, &fresh).await {
                             Ok(()) => {
                                 tracing::info!(
                                     path = %path, block = %acked_block,

@@ -147,6 +147,58 @@ async fn pipeline_recovers_from_a_datanode_killed_mid_block() {
     assert_eq!(v["missing"], 0, "{v}");
 }
 
+/// Three pipeline failures inside one block, each time a node of the
+/// current pipeline (the first one, which sources the replacement's copy,
+/// among them): every recovery bumps the stamp and brings in a
+/// replacement, and the file still reads back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_survives_repeated_failures_in_one_block() {
+    let mut c = Cluster::builder()
+        .datanodes(7)
+        .block_size(16 * MIB as u64)
+        .start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    let data = random_bytes(14 * MIB + 77, 11);
+    let mut w = client
+        .create("/again", CreateOptions::default())
+        .await
+        .unwrap();
+    let step = 3 * MIB;
+    w.write_all(&data[..step]).await.unwrap();
+    w.hflush().await.unwrap();
+    let mut killed = Vec::new();
+    for (round, victim_index) in [1usize, 0, 2].into_iter().enumerate() {
+        let locs = client.block_locations("/again", 0, 1).await.unwrap();
+        let hosts = &locs.last().unwrap().hosts;
+        assert!(hosts.len() >= 2, "round {round}: pipeline {hosts:?}");
+        let victim = hosts[victim_index.min(hosts.len() - 1)].clone();
+        let i = c.datanodes.iter().position(|d| d.addr == victim).unwrap();
+        c.datanodes[i].kill();
+        killed.push(victim);
+        let (from, to) = ((round + 1) * step, (round + 2) * step);
+        w.write_all(&data[from..to]).await.unwrap();
+        w.hflush().await.unwrap();
+    }
+    w.write_all(&data[4 * step..]).await.unwrap();
+    w.close().await.unwrap();
+    let got = read_all(&client, "/again").await.unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_eq!(
+        sha256(&got),
+        sha256(&data),
+        "bytes differ after 3 recoveries"
+    );
+    let v = c.dfs_json(&["fsck", "/again", "--json"]);
+    assert_eq!(v["missing"], 0, "{v}");
+    assert_eq!(v["corrupt"], 0, "{v}");
+    let replicas = v["files"][0]["blocks"][0]["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 3, "replacements joined: {v}");
+    for r in replicas {
+        let addr = r["address"].as_str().unwrap();
+        assert!(!killed.iter().any(|k| k == addr), "{addr} was killed: {v}");
+    }
+}
+
 #[test]
 fn scanner_finds_rot_and_the_namenode_repairs_it() {
     let c = Cluster::builder()
