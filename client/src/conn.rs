@@ -30,7 +30,8 @@ pub(crate) fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(false)
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW))
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(dfs_proto::defaults::MAX_FRAME_SIZE))
 }
 
 /// Connects to `addr` now, failing within `connect_timeout` with an error

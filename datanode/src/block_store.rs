@@ -40,6 +40,7 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::meta;
+use crate::page_cache::{self, DropBehind};
 
 /// Name of the file holding the node's UUID, in the data directory.
 pub const NODE_ID_FILE: &str = "node_id";
@@ -809,6 +810,7 @@ impl BlockStore {
                 data,
                 meta: meta_file,
                 done: false,
+                behind: DropBehind::from(0),
             }),
             Err(e) => {
                 self.forget(&replica);
@@ -901,6 +903,7 @@ impl BlockStore {
             data,
             meta: meta_file,
             done: false,
+            behind: DropBehind::from(bytes_acked),
         })
     }
 
@@ -929,6 +932,7 @@ impl BlockStore {
             data,
             meta: meta_file,
             header_checked: false,
+            behind: None,
         })
     }
 
@@ -1127,6 +1131,8 @@ pub struct ReplicaWriter {
     data: File,
     meta: File,
     done: bool,
+    /// Written windows leave the page cache behind the writer.
+    behind: DropBehind,
 }
 
 impl ReplicaWriter {
@@ -1196,6 +1202,7 @@ impl ReplicaWriter {
         if offset < len {
             truncate_files(id, &self.data, &self.meta, len, offset)?;
             m.len = offset;
+            self.behind.rewind(offset);
         }
         self.data
             .write_all_at(data, offset)
@@ -1204,6 +1211,8 @@ impl ReplicaWriter {
             .write_all_at(checksums, meta::checksum_offset(offset))
             .map_err(|e| Error::io(format!("cannot write the checksums of blk_{id}"), e))?;
         m.len = end;
+        drop(m);
+        self.behind.advance(&self.data, end);
         Ok(())
     }
 
@@ -1232,6 +1241,9 @@ impl ReplicaWriter {
             ));
         }
         self.sync()?;
+        // Clean after the fsync: the pages go at once.
+        page_cache::drop_all(&self.data);
+        page_cache::drop_all(&self.meta);
         let moved = into != self.state;
         let block = {
             let mut m = self.replica.meta.lock();
@@ -1309,12 +1321,21 @@ pub struct ReplicaReader {
     data: File,
     meta: File,
     header_checked: bool,
+    /// Set by [`ReplicaReader::stream_from`].
+    behind: Option<DropBehind>,
 }
 
 impl ReplicaReader {
     /// The replica as it was when opened (its length is the readable length).
     pub fn info(&self) -> &ReplicaInfo {
         &self.info
+    }
+
+    /// Declares that the replica is read once, sequentially, from `start`:
+    /// longer read-ahead, and pages dropped behind the reader.
+    pub fn stream_from(&mut self, start: u64) {
+        page_cache::sequential(&self.data);
+        self.behind = Some(DropBehind::from(start));
     }
 
     /// Reads bytes `[start, end)` (`start` a multiple of 512, `end` at most
@@ -1363,6 +1384,9 @@ impl ReplicaReader {
                 checksum::ChecksumError::Length { .. } => start,
             };
             return Err(Error::ChecksumMismatch { block: id, offset });
+        }
+        if let Some(behind) = &mut self.behind {
+            behind.advance(&self.data, read_end);
         }
         let mut data = buf.split().freeze();
         if end < read_end {

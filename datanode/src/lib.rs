@@ -26,6 +26,7 @@ pub mod heartbeat;
 pub mod meta;
 pub mod net;
 pub mod node;
+pub mod page_cache;
 pub mod pipeline;
 pub mod reader;
 pub mod recovery;
@@ -111,6 +112,7 @@ pub async fn run(
     let served = Server::builder()
         .initial_stream_window_size(net::STREAM_WINDOW)
         .initial_connection_window_size(net::CONNECTION_WINDOW)
+        .max_frame_size(dfs_proto::defaults::MAX_FRAME_SIZE)
         .http2_keepalive_interval(Some(net::KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(net::KEEPALIVE_TIMEOUT))
         .add_service(service)

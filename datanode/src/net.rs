@@ -29,7 +29,8 @@ fn endpoint(addr: &str) -> Result<Endpoint> {
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW))
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(defaults::MAX_FRAME_SIZE))
 }
 
 /// Connects to a datanode's DataTransfer service.

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 use crate::block_store::{ReplicaReader, ReplicaState};
 use crate::error::{Error, Result};
 use crate::node::Node;
+use crate::page_cache;
 
 /// The stream of a `ReadBlock` call.
 pub type ReadStream = ReceiverStream<Result<ReadBlockResponse, Status>>;
@@ -73,6 +74,9 @@ fn stream_range(
     stop: u64,
     tx: &mpsc::Sender<Result<ReadBlockResponse, Status>>,
 ) {
+    if stop - start >= page_cache::WINDOW {
+        reader.stream_from(start);
+    }
     let mut buf = BytesMut::new();
     let mut pos = start;
     while pos < stop {

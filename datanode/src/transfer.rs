@@ -337,6 +337,9 @@ fn produce(
         }));
         return reader;
     }
+    if len >= crate::page_cache::WINDOW {
+        reader.stream_from(0);
+    }
     let mut buf = BytesMut::new();
     let mut pos = 0u64;
     while pos < len {

@@ -57,3 +57,7 @@ pub const SETUP_ACK_SEQNO: u64 = u64::MAX;
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client waits to connect to any server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Largest HTTP/2 DATA frame a data-path peer accepts (the protocol's
+/// default is 16 KiB, so a 64 KiB packet would take four frames).
+pub const MAX_FRAME_SIZE: u32 = 1024 * 1024;
