@@ -5,11 +5,11 @@
 //! never leaves a partial file under the final name; `get` does the same
 //! on the local side.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::{local, CliError, CliResult, GetArgs, PutArgs};
 use crate::{Client, CreateOptions, Error, FileReader, FileWriter};
@@ -18,6 +18,8 @@ use crate::{Client, CreateOptions, Error, FileReader, FileWriter};
 const PROGRESS_MIN: u64 = 32 << 20;
 /// Bytes read from a local file per call.
 const LOCAL_CHUNK: usize = 1 << 20;
+/// Chunks queued for the local writer thread.
+const LOCAL_QUEUE: usize = 8;
 /// Suffix of a copy in progress.
 const COPYING: &str = "._COPYING_";
 
@@ -238,7 +240,7 @@ pub(crate) async fn get(client: &Client, args: GetArgs) -> CliResult {
             return Err(Error::IsADirectory { path: st.path }.into());
         }
         let reader = client.open(&st.path).await?;
-        return copy_to_local(reader, tokio::io::stdout(), ProgressBar::hidden(), "stdout").await;
+        return copy_to_local(reader, stdout_file()?, ProgressBar::hidden(), "stdout").await;
     }
     let local_target = match tokio::fs::metadata(&args.local).await {
         Ok(m) if m.is_dir() => Path::new(&args.local).join(st.name()),
@@ -269,7 +271,9 @@ async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> C
     let tmp_str = tmp.display().to_string();
     let file = tokio::fs::File::create(&tmp)
         .await
-        .map_err(local(&tmp_str))?;
+        .map_err(local(&tmp_str))?
+        .into_std()
+        .await;
     let bar = progress(reader.len(), remote);
     let r = interruptible(copy_to_local(reader, file, bar, &tmp_str)).await;
     let r = match r {
@@ -300,32 +304,62 @@ async fn get_dir(client: &Client, remote: &str, target: &Path, force: bool) -> C
     Ok(())
 }
 
+/// Streams `reader` into `dst`. The verified chunks go to a blocking
+/// thread that writes them straight from the reader's buffers (tokio's
+/// file and stdout types would copy every byte once more).
 async fn copy_to_local(
     mut reader: FileReader,
-    dst: impl AsyncWrite + Unpin,
+    dst: std::fs::File,
     bar: ProgressBar,
     dst_name: &str,
 ) -> CliResult {
-    let mut out = BufWriter::with_capacity(4 << 20, dst);
-    loop {
-        let chunk = match reader.read_bytes().await {
-            Ok(c) => c,
-            Err(e) => {
-                bar.abandon();
-                return Err(e.into());
-            }
-        };
-        if chunk.is_empty() {
-            break;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(LOCAL_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut dst = dst;
+        while let Some(chunk) = rx.blocking_recv() {
+            dst.write_all(&chunk)?;
         }
-        out.write_all(&chunk).await.map_err(local(dst_name))?;
-        bar.inc(chunk.len() as u64);
+        dst.flush()
+    });
+    let mut read_error = None;
+    loop {
+        match reader.read_bytes().await {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => {
+                let n = chunk.len() as u64;
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is below
+                }
+                bar.inc(n);
+            }
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
     }
-    out.flush().await.map_err(local(dst_name))?;
-    let mut file = out.into_inner();
-    file.shutdown().await.map_err(local(dst_name))?;
+    drop(tx);
+    let written = writer.await.map_err(|e| CliError::Local {
+        path: dst_name.to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    if let Some(e) = read_error {
+        bar.abandon();
+        return Err(e.into());
+    }
+    written.map_err(local(dst_name))?;
     bar.finish_and_clear();
     Ok(())
+}
+
+/// Standard output as a file, written without a user-space buffer.
+fn stdout_file() -> CliResult<std::fs::File> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(local("stdout"))?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// `dfs cat PATH...`.
@@ -336,7 +370,7 @@ pub(crate) async fn cat(client: &Client, paths: &[String]) -> CliResult {
             return Err(Error::IsADirectory { path: st.path }.into());
         }
         let reader = client.open(&st.path).await?;
-        copy_to_local(reader, tokio::io::stdout(), ProgressBar::hidden(), "stdout").await?;
+        copy_to_local(reader, stdout_file()?, ProgressBar::hidden(), "stdout").await?;
     }
     Ok(())
 }
