@@ -139,10 +139,22 @@ async fn heartbeat_loop(node: Arc<Node>) {
     let mut last_failure = None;
     let mut next_full_report = Instant::now();
     let mut delay = Duration::ZERO;
+    // Regular intervals end early when a copy slot comes free; backoff
+    // delays do not.
+    let mut regular = false;
     loop {
-        if sleep_or_stop(&node, delay).await {
+        let stopped = if regular {
+            tokio::select! {
+                _ = node.shutdown.cancelled() => true,
+                _ = node.heartbeat_wait(delay) => false,
+            }
+        } else {
+            sleep_or_stop(&node, delay).await
+        };
+        if stopped {
             return;
         }
+        regular = false;
         let stats = match storage(&node, &mut last_failure).await {
             Ok(s) => s,
             Err(e) => {
@@ -207,6 +219,7 @@ async fn heartbeat_loop(node: Arc<Node>) {
             }
         }
         delay = node.config.heartbeat_interval;
+        regular = true;
     }
 }
 
@@ -350,13 +363,23 @@ async fn send_reports(node: Arc<Node>) {
                     Event::Deleted(b) => req.deleted.push(*b),
                 }
             }
+            let copies = node.take_copy_arrived();
             match node.namenode.clone().incremental_block_report(req).await {
                 Ok(_) => {
                     debug!(events = batch.len(), "incremental block report sent");
                     backoff.reset();
+                    if copies {
+                        // The namenode now counts this node's copy slot as
+                        // free: ask for more work instead of waiting for
+                        // the next interval.
+                        node.heartbeat_soon();
+                    }
                 }
                 Err(s) => {
                     debug!(error = %s.message(), "incremental block report failed; will retry");
+                    if copies {
+                        node.copy_arrived();
+                    }
                     node.reporter.restore(batch);
                     if sleep_or_stop(&node, backoff.next_delay()).await {
                         return;

@@ -240,6 +240,7 @@ pub async fn write_block(
         block,
         n_down,
         cancel: node.shutdown.child_token(),
+        ordered_copy: stage == WriteStage::Replicate && header.client_name.is_empty(),
     };
     node.tasks.spawn(
         task.run(upstream, writer, finalize_as, downstream, resp_tx)
@@ -326,6 +327,8 @@ struct Pipeline {
     block: ExtendedBlock,
     n_down: usize,
     cancel: CancellationToken,
+    /// A copy the namenode ordered (re-replication), not a client's write.
+    ordered_copy: bool,
 }
 
 type RespTx = mpsc::Sender<Result<WriteBlockResponse, Status>>;
@@ -473,6 +476,9 @@ impl Pipeline {
                     if let Some(b) = finalized {
                         info!(block = %b, bytes = b.length, "replica received");
                         self.node.reporter.finalized(b);
+                        if self.ordered_copy {
+                            self.node.copy_arrived();
+                        }
                     }
                 }
                 Some(LocalDone { result: Err(e), .. }) => {
