@@ -142,6 +142,8 @@ async fn heartbeat_loop(node: Arc<Node>) {
     // Regular intervals end early when a copy slot comes free; backoff
     // delays do not.
     let mut regular = false;
+    // The namenode's request for an early next heartbeat (0: none).
+    let mut fast_ms = 0u32;
     loop {
         let stopped = if regular {
             tokio::select! {
@@ -187,6 +189,7 @@ async fn heartbeat_loop(node: Arc<Node>) {
                         delay = Duration::ZERO;
                         continue;
                     }
+                    fast_ms = resp.next_heartbeat_ms;
                     execute(&node, resp.commands);
                 }
                 Err(e) => {
@@ -219,6 +222,9 @@ async fn heartbeat_loop(node: Arc<Node>) {
             }
         }
         delay = node.config.heartbeat_interval;
+        if fast_ms > 0 {
+            delay = delay.min(Duration::from_millis(fast_ms.into()));
+        }
         regular = true;
     }
 }

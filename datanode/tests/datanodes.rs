@@ -64,7 +64,7 @@ impl DatanodeProtocol for FakeNamenode {
         st.heartbeats.push(r);
         Ok(Response::new(HeartbeatResponse {
             commands,
-            reregister: false,
+            ..Default::default()
         }))
     }
     async fn block_report(

@@ -2,7 +2,7 @@
 //! commands back), full and incremental block reports.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dfs_proto::{
     BlockReportRequest, ExtendedBlock, HeartbeatRequest, HeartbeatResponse,
@@ -10,6 +10,9 @@ use dfs_proto::{
 };
 
 use super::{Namesystem, State};
+
+/// The shortest heartbeat interval asked of a datanode while copies run.
+const FAST_HEARTBEAT_MIN: Duration = Duration::from_millis(200);
 use crate::blocks::{BlockState, Replica, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
@@ -37,10 +40,14 @@ impl Namesystem {
 
     /// Applies an incremental block report.
     pub fn incremental_block_report(&self, req: IncrementalBlockReportRequest) -> Result<()> {
-        let left = self.mutate(None, |st, _| {
-            st.incremental_block_report(req, Instant::now())
+        let (left, copied) = self.mutate(None, |st, _| {
+            let copies = st.repl.pending_count();
+            let left = st.incremental_block_report(req, Instant::now())?;
+            Ok((left, st.repl.pending_count() < copies))
         })?;
-        if left {
+        // A landed copy frees slots on two nodes: schedule the next copies
+        // now rather than at the next tick.
+        if left || copied {
             self.kick.notify_one();
         }
         Ok(())
@@ -113,11 +120,13 @@ impl State {
                 HeartbeatResponse {
                     commands: vec![],
                     reregister: true,
+                    next_heartbeat_ms: 0,
                 }
             }
             Some(idx) => HeartbeatResponse {
                 commands: self.dns.take_commands(idx, self.cfg.deletes_per_heartbeat),
                 reregister: false,
+                next_heartbeat_ms: self.fast_heartbeat_ms(),
             },
         }
     }
@@ -193,6 +202,17 @@ impl State {
             }
         }
         Ok(self.update_safemode(now))
+    }
+
+    /// While copies are in flight, datanodes come back sooner than their
+    /// interval, so a freed copy slot is refilled at once rather than up to
+    /// a heartbeat later; otherwise 0 (the node's own interval).
+    fn fast_heartbeat_ms(&self) -> u32 {
+        if self.repl.pending_count() == 0 {
+            return 0;
+        }
+        let fast = (self.cfg.heartbeat_interval / 10).max(FAST_HEARTBEAT_MIN);
+        fast.as_millis().try_into().unwrap_or(u32::MAX)
     }
 
     /// Applies one reported replica of `node`.

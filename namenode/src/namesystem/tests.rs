@@ -748,3 +748,42 @@ async fn setrep_adds_and_removes_replicas() {
     assert_eq!(fsck.under_replicated, 0);
     h.close().await;
 }
+
+/// While a copy is in flight, heartbeat replies ask datanodes to come back
+/// sooner than their interval; once it lands, they stop asking.
+#[tokio::test]
+async fn heartbeats_speed_up_while_copies_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    h.register("dn4", "127.0.0.4:9101", "/r1");
+    let b = h.write("/f", 1, 0).await[0];
+    let beat = |n: &str| {
+        h.fs.heartbeat(HeartbeatRequest {
+            node_id: n.into(),
+            storage: Some(StorageReport {
+                capacity: 1 << 40,
+                remaining: 1 << 40,
+                ..Default::default()
+            }),
+            active_transfers: 0,
+        })
+    };
+    assert_eq!(beat("dn4").next_heartbeat_ms, 0, "nothing to copy yet");
+    h.fs.set_replication("/f", 4).await.unwrap();
+    h.fs.tick(Instant::now());
+    let mut target = None;
+    for n in ["dn1", "dn2", "dn3", "dn4"] {
+        let resp = beat(n);
+        assert!(resp.next_heartbeat_ms > 0, "{n}: a copy is in flight");
+        for c in resp.commands.into_iter().filter_map(|c| c.command) {
+            if let datanode_command::Command::Transfer(t) = c {
+                target = Some(t.targets[0].id.clone());
+            }
+        }
+    }
+    let target = target.expect("a copy was handed out");
+    h.received(&target, b);
+    assert_eq!(beat("dn1").next_heartbeat_ms, 0, "the copy landed");
+    h.close().await;
+}
