@@ -1004,7 +1004,7 @@ impl Filesystem for DfsFs {
     ) {
         // Never ENOSYS: the kernel would stop sending FLUSH for the whole mount.
         let res = match self.handles.file(fh.0).and_then(|f| f.writer.clone()) {
-            Some(w) => w.flush(),
+            Some(w) => self.block(w.flush(self.opts.data_timeout())),
             None => Ok(()),
         };
         match res {

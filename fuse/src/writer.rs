@@ -5,8 +5,11 @@
 //! for writing on that inode shares it. Data is accepted only at the
 //! current end of the file. When the kernel releases the last handle the
 //! file is committed (`FileWriter::close`) in the background: `close()` in
-//! the application returns at FLUSH, before RELEASE arrives, and the commit
-//! then overlaps with whatever the application does next. Operations that
+//! the application returns at FLUSH, before RELEASE arrives, once every
+//! byte written is acknowledged by every datanode of the pipeline (so the
+//! bytes survive the death of this process: lease recovery completes the
+//! file), and the commit then overlaps with whatever the application does
+//! next. Operations that
 //! need the committed file (open for reading, rename, unlink, overwrite)
 //! wait for the commit through [`Writer::wait_done`].
 //!
@@ -56,6 +59,8 @@ struct Info {
     /// the commit are probably on their way.
     flushed: bool,
     bytes: u64,
+    /// Bytes acknowledged by the whole pipeline at the last FLUSH or fsync.
+    synced: u64,
     status: Option<FileStatus>,
     pending: SetAttr,
     /// Attributes being stored right now (shown until the namenode has them).
@@ -104,6 +109,7 @@ impl Writer {
                 handles: 1,
                 flushed: false,
                 bytes: 0,
+                synced: 0,
                 status,
                 pending: SetAttr::default(),
                 applying: SetAttr::default(),
@@ -236,11 +242,23 @@ impl Writer {
     }
 
     /// FLUSH (every `close()` of a descriptor): reports an earlier failure
-    /// so `close()` returns it; the commit itself waits for RELEASE.
-    pub fn flush(&self) -> Result<(), Errno> {
-        let mut info = self.info.lock();
-        info.flushed = true;
-        info.failed.map_or(Ok(()), Err)
+    /// so `close()` returns it, and otherwise makes every byte written so
+    /// far acknowledged by every datanode of the pipeline (hflush), so that
+    /// a file whose `close()` returned keeps its bytes even if this process
+    /// dies before the commit (lease recovery then completes it at that
+    /// length). The commit itself waits for RELEASE.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), Errno> {
+        {
+            let mut info = self.info.lock();
+            info.flushed = true;
+            if let Some(e) = info.failed {
+                return Err(e);
+            }
+            if info.bytes <= info.synced {
+                return Ok(());
+            }
+        }
+        self.hflush(timeout).await
     }
 
     /// fsync: returns once every byte written is acknowledged by every
@@ -251,7 +269,11 @@ impl Writer {
             return self.info.lock().failed.map_or(Ok(()), Err);
         };
         let res = match tokio::time::timeout(timeout, writer.hflush()).await {
-            Ok(Ok(())) => return Ok(()),
+            Ok(Ok(())) => {
+                let mut info = self.info.lock();
+                info.synced = info.synced.max(writer.bytes_written());
+                return Ok(());
+            }
             Ok(Err(e)) => {
                 warn!(path = %self.path(), error = %e, "fsync failed; the file will not be completed");
                 crate::errno::errno(&e)
@@ -278,6 +300,7 @@ impl Writer {
         let mut info = self.info.lock();
         info.status = Some(status);
         info.bytes = 0;
+        info.synced = 0;
         info.last_write_ms = now_ms();
         Ok(())
     }
@@ -496,7 +519,7 @@ mod tests {
             mode: Some(0o600),
             ..SetAttr::default()
         }));
-        assert_eq!(w.flush(), Ok(()));
+        assert_eq!(w.flush(Duration::from_secs(1)).await, Ok(()));
         assert!(w.all_flushed());
     }
 

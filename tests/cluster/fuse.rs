@@ -337,3 +337,42 @@ fn hundred_thousand_entries_list_in_pages() {
     assert!(st.is_file());
     assert_eq!(st.len(), 0);
 }
+
+/// `close()` returns once the pipeline acknowledged every byte: a file
+/// closed just before the mount is SIGKILLed (its commit still pending)
+/// keeps all its bytes, and lease recovery completes it.
+#[test]
+fn closed_file_survives_the_mount_being_killed() {
+    let c = Cluster::builder()
+        .namenode_args(&["--lease-soft-limit", "1s", "--lease-hard-limit", "3s"])
+        .start();
+    let mut m = Mount::new(&c, &[]);
+    let data = random_bytes(3 * MIB + 123, 9);
+    {
+        let mut f = fs::File::create(m.dir.join("k")).unwrap();
+        f.write_all(&data).unwrap();
+    }
+    m.proc.kill();
+    m.unmount();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = dfs_client::Client::connect(c.addr()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st = client.status("/k").await.unwrap();
+            if !st.under_construction {
+                assert_eq!(st.length, data.len() as u64, "closed bytes were lost");
+                break;
+            }
+            assert!(Instant::now() < deadline, "lease recovery never closed /k");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let back = c.dir.path().join("k-back");
+    let out = c.dfs(&["get", "/k", back.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(fs::read(&back).unwrap(), data);
+}
