@@ -1,10 +1,12 @@
 //! Connections to other nodes: datanodes of a pipeline and the namenode.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use dfs_proto::datanode::DataTransferClient;
 use dfs_proto::defaults;
 use dfs_proto::namenode::DatanodeProtocolClient;
+use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
@@ -12,8 +14,9 @@ use crate::error::{Error, Result};
 /// HTTP/2 flow-control window of one stream: room for many 64 KiB packets
 /// in flight on a loopback or LAN hop.
 pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
-/// HTTP/2 flow-control window of one connection.
-pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+/// HTTP/2 flow-control window of one connection (shared by the pipelines
+/// multiplexed on it).
+pub const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// HTTP/2 keepalive ping interval.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Time without a ping answer after which a connection is dead.
@@ -33,15 +36,53 @@ fn endpoint(addr: &str) -> Result<Endpoint> {
         .max_frame_size(defaults::MAX_FRAME_SIZE))
 }
 
-/// Connects to a datanode's DataTransfer service.
+/// Open channels to other datanodes, one per address, shared by every
+/// pipeline and copy (HTTP/2 multiplexes them): a pipeline of small blocks
+/// would otherwise pay a TCP and HTTP/2 handshake per hop per block.
+#[derive(Debug, Default)]
+pub struct Peers {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Peers {
+    /// A client of `addr`'s DataTransfer service over the shared channel,
+    /// connecting first if there is none.
+    pub async fn get(&self, addr: &str) -> Result<DataTransferClient<Channel>> {
+        let cached = self.channels.lock().get(addr).cloned();
+        let channel = match cached {
+            Some(c) => c,
+            None => {
+                let c = endpoint(addr)?
+                    .connect()
+                    .await
+                    .map_err(|e| Error::connect(addr, &e))?;
+                self.channels.lock().insert(addr.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(data_client(channel))
+    }
+
+    /// Forgets the channel to `addr` after a failure on it, so the next
+    /// use connects afresh.
+    pub fn evict(&self, addr: &str) {
+        self.channels.lock().remove(addr);
+    }
+}
+
+fn data_client(channel: Channel) -> DataTransferClient<Channel> {
+    DataTransferClient::new(channel)
+        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE)
+}
+
+/// Connects to a datanode's DataTransfer service on a channel of its own.
 pub async fn connect_datanode(addr: &str) -> Result<DataTransferClient<Channel>> {
     let channel = endpoint(addr)?
         .connect()
         .await
         .map_err(|e| Error::connect(addr, &e))?;
-    Ok(DataTransferClient::new(channel)
-        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))
+    Ok(data_client(channel))
 }
 
 /// A client of the namenode's DatanodeProtocol that connects on first use

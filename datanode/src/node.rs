@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 use crate::block_store::BlockStore;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::net::Peers;
 use crate::reports::Reporter;
 
 /// What kind of background job holds a block.
@@ -46,6 +47,8 @@ pub struct Node {
     pub tasks: TaskTracker,
     /// Permits for namenode-ordered copies (`--max-transfers`).
     pub transfer_slots: Arc<Semaphore>,
+    /// Shared channels to other datanodes.
+    pub peers: Peers,
     /// Wakes the heartbeat loop before its interval is up.
     heartbeat_now: Notify,
     /// A namenode-ordered copy arrived since the last incremental report.
@@ -97,6 +100,7 @@ impl Node {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             transfer_slots: Arc::new(Semaphore::new(slots)),
+            peers: Peers::default(),
             heartbeat_now: Notify::new(),
             copy_arrived: AtomicBool::new(false),
             active_transfers: AtomicU32::new(0),

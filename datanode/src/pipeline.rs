@@ -213,7 +213,7 @@ pub async fn write_block(
     let downstream = if n_down == 0 {
         None
     } else {
-        match connect_downstream(&header, &block).await {
+        match connect_downstream(&node.peers, &header, &block).await {
             Ok(d) => Some(d),
             Err(failure) => {
                 warn!(reason = %failure.message, "pipeline setup failed downstream");
@@ -250,6 +250,7 @@ pub async fn write_block(
 }
 
 async fn connect_downstream(
+    peers: &net::Peers,
     header: &WriteHeader,
     block: &ExtendedBlock,
 ) -> Result<Downstream, SetupFailure> {
@@ -261,7 +262,8 @@ async fn connect_downstream(
         message: format!("datanode {addr} could not join the pipeline of {block}: {reason}"),
     };
     let setup = async {
-        let mut client = net::connect_datanode(&addr)
+        let mut client = peers
+            .get(&addr)
             .await
             .map_err(|e| fail_next(e.to_string()))?;
         let (tx, rx) = mpsc::channel(DOWNSTREAM_QUEUE);
@@ -300,10 +302,17 @@ async fn connect_downstream(
             Err(s) => Err(fail_next(s.message().to_string())),
         }
     };
-    match timeout(SETUP_TIMEOUT_PER_HOP * n as u32, setup).await {
+    let result = match timeout(SETUP_TIMEOUT_PER_HOP * n as u32, setup).await {
         Ok(r) => r,
         Err(_) => Err(fail_next("timed out".to_string())),
+    };
+    if let Err(f) = &result {
+        if f.statuses.first() == Some(&(AckStatus::Error as i32)) {
+            // The next node itself failed: connect afresh next time.
+            peers.evict(&addr);
+        }
     }
+    result
 }
 
 /// What the responder must acknowledge next, in seqno order.

@@ -24,7 +24,6 @@ use tracing::{info, warn, Instrument};
 
 use crate::block_store::{ReplicaReader, ReplicaState};
 use crate::error::{Error, Result};
-use crate::net;
 use crate::node::{Job, Node};
 use crate::pipeline::ACK_TIMEOUT;
 use crate::reader::handle_corruption;
@@ -186,7 +185,7 @@ async fn send(
         length: len,
     };
     let first = targets[0].address.clone();
-    let mut client = net::connect_datanode(&first).await?;
+    let mut client = node.peers.get(&first).await?;
     let (tx, rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT);
     let header = WriteHeader {
         block: Some(block),
@@ -223,12 +222,17 @@ async fn send(
             Err(s) => Err(Error::remote(&first, "WriteBlock", &s)),
         }
     };
-    let mut acks = timeout(SETUP_TIMEOUT, setup)
+    let setup = timeout(SETUP_TIMEOUT, setup)
         .await
         .map_err(|_| Error::Pipeline {
             addr: first.clone(),
             reason: "pipeline setup timed out".to_string(),
-        })??;
+        })
+        .and_then(|r| r);
+    if setup.is_err() {
+        node.peers.evict(&first);
+    }
+    let mut acks = setup?;
 
     let packets = len.div_ceil(PACKET_SIZE as u64).max(1);
     let (ptx, mut prx) = mpsc::channel::<Result<Packet>>(READ_AHEAD);
