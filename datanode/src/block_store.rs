@@ -762,7 +762,7 @@ impl BlockStore {
             let mut replaced = None;
             if let Some(existing) = map.get(&id).cloned() {
                 let mut m = existing.meta.lock();
-                if state == ReplicaState::Temporary && m.gs < gs && m.writer == 0 {
+                if state == ReplicaState::Temporary && m.gs < gs && m.writer == 0 && !m.removed {
                     m.removed = true;
                     replaced = Some(existing.info(&m));
                 } else {
@@ -960,12 +960,18 @@ impl BlockStore {
     /// Deletes a replica unless it is newer than `max_gs`. Returns the block
     /// deleted.
     pub fn delete(&self, id: u64, max_gs: u64) -> Result<Option<ExtendedBlock>> {
-        let (info, gs) = {
-            let mut map = self.replicas.lock();
+        // The replica stays in the map, marked removed, until its files are
+        // gone: a new replica of the same block cannot be created (and then
+        // lose its files to this removal) meanwhile.
+        let (info, gs, replica) = {
+            let map = self.replicas.lock();
             let Some(replica) = map.get(&id).cloned() else {
                 return Ok(None);
             };
             let mut m = replica.meta.lock();
+            if m.removed {
+                return Ok(None);
+            }
             if m.gs > max_gs {
                 warn!(
                     block = id,
@@ -975,12 +981,15 @@ impl BlockStore {
                 );
                 return Ok(None);
             }
-            map.remove(&id);
             m.removed = true;
             m.writer = 0;
-            (replica.info(&m), m.gs)
+            let (info, gs) = (replica.info(&m), m.gs);
+            drop(m);
+            (info, gs, replica)
         };
-        self.remove_files(info.state, id, true, Some(gs))?;
+        let removed = self.remove_files(info.state, id, true, Some(gs));
+        self.forget(&replica);
+        removed?;
         Ok(Some(info.block))
     }
 
@@ -1737,6 +1746,11 @@ mod tests {
         assert!(s.replica(11).is_none());
         assert!(!dir.path().join("current/finalized/blk_11").exists());
         assert_eq!(s.delete(11, 5).unwrap(), None);
+        // Once deleted, the block can arrive again (a later copy).
+        let w = s.create(11, 5, ReplicaState::Temporary).unwrap();
+        w.finalize(ReplicaState::Finalized).unwrap();
+        assert!(dir.path().join("current/finalized/blk_11").exists());
+        assert_eq!(s.replica(11).unwrap().block.generation_stamp, 5);
     }
 
     #[test]
