@@ -1,0 +1,308 @@
+//! Writing and reading one replica's files: [`ReplicaWriter`] appends
+//! verified packets and finalizes, [`ReplicaReader`] serves byte ranges
+//! with every checksum verified.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use dfs_proto::checksum::{self, CHECKSUM_SIZE};
+use dfs_proto::defaults::BYTES_PER_CHECKSUM;
+use dfs_proto::ExtendedBlock;
+use tracing::warn;
+
+use super::{
+    check_header, fsync_dir, rename, truncate_files, BlockStore, Replica, ReplicaInfo, ReplicaMeta,
+    ReplicaState, CHUNK,
+};
+use crate::error::{Error, Result};
+use crate::meta;
+use crate::page_cache::{self, DropBehind};
+
+/// Writes one replica: packets, sync, finalize. Dropping it without
+/// finalizing leaves a replica being written in place (for recovery) and
+/// removes a temporary copy.
+#[derive(Debug)]
+pub struct ReplicaWriter {
+    pub(super) store: Arc<BlockStore>,
+    pub(super) replica: Arc<Replica>,
+    pub(super) token: u64,
+    pub(super) id: u64,
+    pub(super) gs: u64,
+    /// Where the files are: `Rbw` or `Temporary`.
+    pub(super) state: ReplicaState,
+    pub(super) data: File,
+    pub(super) meta: File,
+    pub(super) done: bool,
+    /// Written windows leave the page cache behind the writer.
+    pub(super) behind: DropBehind,
+}
+
+impl ReplicaWriter {
+    /// The replica with its current length.
+    pub fn block(&self) -> ExtendedBlock {
+        ExtendedBlock {
+            id: self.id,
+            generation_stamp: self.gs,
+            length: self.replica.meta.lock().len,
+        }
+    }
+
+    fn check(&self, m: &ReplicaMeta) -> Result<()> {
+        if m.removed || m.writer != self.token || self.done {
+            return Err(Error::Superseded { block: self.id });
+        }
+        Ok(())
+    }
+
+    /// Writes a packet's data and checksums at `offset`. A packet below the
+    /// replica's length truncates it there first (a partial last chunk is
+    /// resent after hflush). The checksums must have been verified.
+    pub fn write_packet(&mut self, offset: u64, data: &[u8], checksums: &[u8]) -> Result<()> {
+        let id = self.id;
+        // A failed storage acknowledges nothing more, even through the
+        // open files of a replica it can no longer finalize.
+        if let Some(reason) = self.store.failure() {
+            return Err(Error::StorageFailed { reason });
+        }
+        let mut m = self.replica.meta.lock();
+        self.check(&m)?;
+        let len = m.len;
+        if data.is_empty() {
+            if offset != len {
+                return Err(Error::invalid(
+                    id,
+                    format!("empty packet at offset {offset} but the replica has {len} bytes"),
+                ));
+            }
+            return Ok(());
+        }
+        if offset % CHUNK != 0 {
+            return Err(Error::invalid(
+                id,
+                format!("packet offset {offset} is not a multiple of {CHUNK}"),
+            ));
+        }
+        if offset > len {
+            return Err(Error::invalid(
+                id,
+                format!("packet at offset {offset} leaves a gap after the replica's {len} bytes"),
+            ));
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| Error::invalid(id, "packet ends beyond 2^64"))?;
+        if checksums.len() as u64 != meta::checksum_len(data.len() as u64) {
+            return Err(Error::invalid(
+                id,
+                format!(
+                    "{} checksum bytes for {} data bytes",
+                    checksums.len(),
+                    data.len()
+                ),
+            ));
+        }
+        if offset < len {
+            truncate_files(id, &self.data, &self.meta, len, offset)?;
+            m.len = offset;
+            self.behind.rewind(offset);
+        }
+        self.data
+            .write_all_at(data, offset)
+            .map_err(|e| Error::io(format!("cannot write blk_{id} at {offset}"), e))?;
+        self.meta
+            .write_all_at(checksums, meta::checksum_offset(offset))
+            .map_err(|e| Error::io(format!("cannot write the checksums of blk_{id}"), e))?;
+        m.len = end;
+        drop(m);
+        self.behind.advance(&self.data, end);
+        Ok(())
+    }
+
+    /// Fsyncs data and checksums (hsync).
+    pub fn sync(&mut self) -> Result<()> {
+        // The files belong to this writer: fsync without holding the lock,
+        // so readers and reports of the replica never wait for the disk.
+        self.check(&self.replica.meta.lock())?;
+        self.sync_files()
+    }
+
+    fn sync_files(&self) -> Result<()> {
+        let err = |e| Error::io(format!("cannot sync blk_{}", self.id), e);
+        self.data.sync_all().map_err(err)?;
+        self.meta.sync_all().map_err(err)
+    }
+
+    /// Fsyncs the replica and moves it to `into` (`Finalized`, or `Rbw` for
+    /// a temporary copy that a pipeline recovery will continue).
+    pub fn finalize(mut self, into: ReplicaState) -> Result<ExtendedBlock> {
+        let (id, gs) = (self.id, self.gs);
+        if into == ReplicaState::Temporary {
+            return Err(Error::invalid(
+                id,
+                "a replica cannot be finalized as temporary",
+            ));
+        }
+        self.sync()?;
+        // Clean after the fsync: the pages go at once.
+        page_cache::drop_all(&self.data);
+        page_cache::drop_all(&self.meta);
+        let moved = into != self.state;
+        let block = {
+            let mut m = self.replica.meta.lock();
+            self.check(&m)?;
+            if moved {
+                let store = &self.store;
+                rename(&store.data_path(self.state, id), &store.data_path(into, id))?;
+                rename(
+                    &store.meta_path(self.state, id, gs),
+                    &store.meta_path(into, id, gs),
+                )?;
+            }
+            m.state = into;
+            m.writer = 0;
+            self.replica.info(&m).block
+        };
+        self.done = true;
+        if moved {
+            fsync_dir(&self.store.root.join(into.dir()))?;
+        }
+        Ok(block)
+    }
+
+    /// Deletes a replica that never got data (pipeline setup failed).
+    pub fn abandon(mut self) {
+        self.discard();
+    }
+
+    fn discard(&mut self) {
+        self.done = true;
+        {
+            let mut map = self.store.replicas.lock();
+            let mut m = self.replica.meta.lock();
+            if m.removed || m.writer != self.token {
+                return;
+            }
+            if map
+                .get(&self.id)
+                .is_some_and(|r| Arc::ptr_eq(r, &self.replica))
+            {
+                map.remove(&self.id);
+            }
+            m.removed = true;
+            m.writer = 0;
+        }
+        if let Err(e) = self
+            .store
+            .remove_files(self.state, self.id, true, Some(self.gs))
+        {
+            warn!(block = self.id, error = %e, "cannot remove an abandoned replica");
+        }
+    }
+}
+
+impl Drop for ReplicaWriter {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.state == ReplicaState::Temporary {
+            self.discard();
+        } else {
+            let mut m = self.replica.meta.lock();
+            if m.writer == self.token {
+                m.writer = 0;
+            }
+        }
+    }
+}
+
+/// Reads a replica's data with verified checksums.
+#[derive(Debug)]
+pub struct ReplicaReader {
+    pub(super) info: ReplicaInfo,
+    pub(super) data: File,
+    pub(super) meta: File,
+    pub(super) header_checked: bool,
+    /// Set by [`ReplicaReader::stream_from`].
+    pub(super) behind: Option<DropBehind>,
+}
+
+impl ReplicaReader {
+    /// The replica as it was when opened (its length is the readable length).
+    pub fn info(&self) -> &ReplicaInfo {
+        &self.info
+    }
+
+    /// Declares that the replica is read once, sequentially, from `start`:
+    /// longer read-ahead, and pages dropped behind the reader.
+    pub fn stream_from(&mut self, start: u64) {
+        page_cache::sequential(&self.data);
+        self.behind = Some(DropBehind::from(start));
+    }
+
+    /// Reads bytes `[start, end)` (`start` a multiple of 512, `end` at most
+    /// the replica's length), verifying every chunk against the stored
+    /// checksums. Returns the data and one CRC per 512-byte chunk of it;
+    /// when `end` cuts a chunk, that chunk is verified whole and its CRC
+    /// recomputed over the bytes returned. `buf` is reused between calls.
+    pub fn read(&mut self, start: u64, end: u64, buf: &mut BytesMut) -> Result<(Bytes, Bytes)> {
+        let id = self.info.block.id;
+        let len = self.info.block.length;
+        if start % CHUNK != 0 || start > end || end > len {
+            return Err(Error::invalid(
+                id,
+                format!("cannot read [{start}, {end}) of a {len}-byte replica"),
+            ));
+        }
+        if !self.header_checked {
+            check_header(id, &self.meta)?;
+            self.header_checked = true;
+        }
+        let read_end = end.div_ceil(CHUNK).saturating_mul(CHUNK).min(len);
+        let n = (read_end - start) as usize;
+        buf.clear();
+        buf.resize(n, 0);
+        let short = |e: io::Error, what: &'static str| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                Error::ReplicaShort {
+                    block: id,
+                    what,
+                    offset: start,
+                }
+            } else {
+                Error::io(format!("cannot read the {what} of blk_{id} at {start}"), e)
+            }
+        };
+        self.data
+            .read_exact_at(buf, start)
+            .map_err(|e| short(e, "data"))?;
+        let mut sums = vec![0u8; checksum::chunk_count(n) * CHECKSUM_SIZE];
+        self.meta
+            .read_exact_at(&mut sums, meta::checksum_offset(start))
+            .map_err(|e| short(e, "checksums"))?;
+        if let Err(e) = checksum::verify(buf, &sums) {
+            let offset = match e {
+                checksum::ChecksumError::Mismatch { offset } => start + offset,
+                checksum::ChecksumError::Length { .. } => start,
+            };
+            return Err(Error::ChecksumMismatch { block: id, offset });
+        }
+        if let Some(behind) = &mut self.behind {
+            behind.advance(&self.data, read_end);
+        }
+        let mut data = buf.split().freeze();
+        if end < read_end {
+            let keep = (end - start) as usize;
+            data.truncate(keep);
+            let last = keep / BYTES_PER_CHECKSUM * BYTES_PER_CHECKSUM;
+            let crc = checksum::crc(&data[last..]);
+            let at = last / BYTES_PER_CHECKSUM * CHECKSUM_SIZE;
+            sums.truncate(at);
+            sums.extend_from_slice(&crc.to_le_bytes());
+        }
+        Ok((data, Bytes::from(sums)))
+    }
+}

@@ -1,0 +1,368 @@
+//! Unit tests of the block store, its writers and readers.
+
+use bytes::BytesMut;
+
+use super::*;
+
+fn store(dir: &Path) -> Arc<BlockStore> {
+    Arc::new(BlockStore::open(dir, 0).unwrap())
+}
+
+fn payload(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn write_all(w: &mut ReplicaWriter, data: &[u8], packet: usize) {
+    let mut off = 0;
+    for chunk in data.chunks(packet) {
+        w.write_packet(off as u64, chunk, &checksum::compute(chunk))
+            .unwrap();
+        off += chunk.len();
+    }
+}
+
+fn read_all(s: &BlockStore, id: u64, gs: u64) -> Result<Vec<u8>> {
+    let mut r = s.open_reader(id, gs)?;
+    let len = r.info().block.length;
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < len {
+        let end = (pos + 4096).min(len);
+        let (d, c) = r.read(pos, end, &mut buf)?;
+        checksum::verify(&d, &c).unwrap();
+        out.extend_from_slice(&d);
+        pos = end;
+    }
+    Ok(out)
+}
+
+#[test]
+fn names_parse_only_from_digits() {
+    assert_eq!(parse_name("blk_12"), Some((12, None)));
+    assert_eq!(parse_name("blk_12_3.meta"), Some((12, Some(3))));
+    assert_eq!(parse_name("blk_12_x.meta"), None);
+    assert_eq!(parse_name("blk_../x"), None);
+    assert_eq!(parse_name("blk_+1"), None);
+    assert_eq!(parse_name("other"), None);
+}
+
+#[test]
+fn write_finalize_read_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let node_id = s.node_id().to_string();
+    let data = payload(100_000, 1);
+    let mut w = s.create(5, 1000, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 65536);
+    assert_eq!(w.block().length, 100_000);
+    // A replica being written is readable up to its length.
+    assert_eq!(read_all(&s, 5, 1000).unwrap(), data);
+    let b = w.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!(b.length, 100_000);
+    assert!(dir.path().join("current/finalized/blk_5").exists());
+    assert!(dir
+        .path()
+        .join("current/finalized/blk_5_1000.meta")
+        .exists());
+    assert!(!dir.path().join("current/rbw/blk_5").exists());
+    assert_eq!(read_all(&s, 5, 1000).unwrap(), data);
+    // A stale request is refused, a newer replica serves an older stamp.
+    assert!(matches!(
+        s.open_reader(5, 1001),
+        Err(Error::GenerationStamp { .. })
+    ));
+    assert!(s.open_reader(5, 1).is_ok());
+    assert!(matches!(
+        s.create(5, 1000, ReplicaState::Rbw),
+        Err(Error::ReplicaExists { .. })
+    ));
+    drop(s);
+    let s = store(dir.path());
+    assert_eq!(s.node_id(), node_id);
+    let info = s.replica(5).unwrap();
+    assert_eq!(info.state, ReplicaState::Finalized);
+    assert_eq!(info.block.length, 100_000);
+    assert_eq!(read_all(&s, 5, 1000).unwrap(), data);
+    assert!(s.stats().used >= 100_000);
+}
+
+#[test]
+fn partial_reads_trim_and_recompute_the_last_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(3000, 2);
+    let mut w = s.create(1, 1, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 65536);
+    w.finalize(ReplicaState::Finalized).unwrap();
+    let mut r = s.open_reader(1, 1).unwrap();
+    let mut buf = BytesMut::new();
+    let (d, c) = r.read(512, 1300, &mut buf).unwrap();
+    assert_eq!(&d[..], &data[512..1300]);
+    assert_eq!(c.len(), 8);
+    checksum::verify(&d, &c).unwrap();
+    assert!(matches!(
+        r.read(100, 200, &mut buf),
+        Err(Error::InvalidRequest { .. })
+    ));
+    assert!(matches!(
+        r.read(0, 3001, &mut buf),
+        Err(Error::InvalidRequest { .. })
+    ));
+}
+
+#[test]
+fn flipped_byte_is_detected_and_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(10_000, 3);
+    let mut w = s.create(9, 7, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 4096);
+    w.finalize(ReplicaState::Finalized).unwrap();
+    let path = dir.path().join("current/finalized/blk_9");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[5000] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+    match read_all(&s, 9, 7) {
+        Err(Error::ChecksumMismatch { block: 9, offset }) => assert_eq!(offset, 4608),
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    let moved = s.mark_corrupt(9, 7).unwrap().unwrap();
+    assert_eq!(moved.length, 10_000);
+    assert!(s.replica(9).is_none());
+    assert!(dir.path().join("current/corrupt/blk_9_7").exists());
+    assert!(dir.path().join("current/corrupt/blk_9_7.meta").exists());
+    assert!(matches!(
+        s.open_reader(9, 7),
+        Err(Error::ReplicaNotFound { block: 9 })
+    ));
+    // A new copy can take its place.
+    let mut w = s.create(9, 7, ReplicaState::Temporary).unwrap();
+    write_all(&mut w, &data, 65536);
+    w.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!(read_all(&s, 9, 7).unwrap(), data);
+}
+
+#[test]
+fn damaged_meta_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let mut w = s.create(4, 1, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &payload(1000, 0), 65536);
+    w.finalize(ReplicaState::Finalized).unwrap();
+    let meta_path = dir.path().join("current/finalized/blk_4_1.meta");
+    let mut m = fs::read(&meta_path).unwrap();
+    m[0] = b'X';
+    fs::write(&meta_path, &m).unwrap();
+    assert!(read_all(&s, 4, 1).unwrap_err().is_corruption());
+    drop(s);
+    // At start the bad replica is moved aside.
+    let s = store(dir.path());
+    assert!(s.replica(4).is_none());
+    assert!(dir.path().join("current/corrupt/blk_4_1.meta").exists());
+}
+
+#[test]
+fn packet_below_length_truncates_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(2000, 4);
+    let mut w = s.create(2, 1, ReplicaState::Rbw).unwrap();
+    // hflush of 1300 bytes, then the partial chunk is resent with more.
+    w.write_packet(0, &data[..1300], &checksum::compute(&data[..1300]))
+        .unwrap();
+    w.write_packet(1024, &data[1024..], &checksum::compute(&data[1024..]))
+        .unwrap();
+    assert_eq!(w.block().length, 2000);
+    assert_eq!(read_all(&s, 2, 1).unwrap(), data);
+    // Offsets must be chunk aligned and leave no gap.
+    assert!(matches!(
+        w.write_packet(100, &data[..10], &checksum::compute(&data[..10])),
+        Err(Error::InvalidRequest { .. })
+    ));
+    assert!(matches!(
+        w.write_packet(2048, &data[..10], &checksum::compute(&data[..10])),
+        Err(Error::InvalidRequest { .. })
+    ));
+    assert!(matches!(
+        w.write_packet(0, &data[..10], &[0u8; 8]),
+        Err(Error::InvalidRequest { .. })
+    ));
+    // An empty last packet sits at the end.
+    w.write_packet(2000, &[], &[]).unwrap();
+    w.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!(read_all(&s, 2, 1).unwrap(), data);
+}
+
+#[test]
+fn recover_truncates_renames_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(5000, 5);
+    let mut old = s.create(3, 10, ReplicaState::Rbw).unwrap();
+    write_all(&mut old, &data[..4000], 1024);
+    // Recovery to 2100 acknowledged bytes (mid-chunk) under stamp 11.
+    let mut w = s.recover(3, 11, 2100).unwrap();
+    assert!(matches!(
+        old.write_packet(
+            4000,
+            &data[4000..4100],
+            &checksum::compute(&data[4000..4100])
+        ),
+        Err(Error::Superseded { block: 3 })
+    ));
+    drop(old);
+    assert!(dir.path().join("current/rbw/blk_3_11.meta").exists());
+    assert!(!dir.path().join("current/rbw/blk_3_10.meta").exists());
+    assert_eq!(read_all(&s, 3, 11).unwrap(), &data[..2100]);
+    w.write_packet(2048, &data[2048..], &checksum::compute(&data[2048..]))
+        .unwrap();
+    let b = w.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!((b.generation_stamp, b.length), (11, 5000));
+    assert_eq!(read_all(&s, 3, 11).unwrap(), data);
+    // Too few bytes, or an older stamp, is refused.
+    assert!(matches!(
+        s.recover(3, 12, 6000),
+        Err(Error::InvalidRequest { .. })
+    ));
+    assert!(matches!(
+        s.recover(3, 9, 10),
+        Err(Error::GenerationStamp { .. })
+    ));
+    // A finalized replica can be recovered too (failure at close).
+    let mut w = s.recover(3, 12, 4096).unwrap();
+    w.write_packet(4096, &data[4096..], &checksum::compute(&data[4096..]))
+        .unwrap();
+    w.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!(read_all(&s, 3, 12).unwrap(), data);
+}
+
+#[test]
+fn replica_recovery_init_and_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(3000, 6);
+    let mut w = s.create(8, 5, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 1024);
+    let blk = ExtendedBlock {
+        id: 8,
+        generation_stamp: 5,
+        length: 0,
+    };
+    let info = s.init_recovery(&blk, 6).unwrap();
+    assert_eq!((info.state, info.block.length), (ReplicaState::Rbw, 3000));
+    // The writer is cut off.
+    assert!(w
+        .write_packet(3072, &[1], &checksum::compute(&[1]))
+        .is_err());
+    drop(w);
+    assert!(matches!(
+        s.update_recovery(8, 7, 100),
+        Err(Error::GenerationStamp { .. })
+    ));
+    assert!(matches!(
+        s.update_recovery(8, 6, 4000),
+        Err(Error::InvalidRequest { .. })
+    ));
+    let b = s.update_recovery(8, 6, 1500).unwrap();
+    assert_eq!((b.generation_stamp, b.length), (6, 1500));
+    assert_eq!(s.replica(8).unwrap().state, ReplicaState::Finalized);
+    assert_eq!(read_all(&s, 8, 6).unwrap(), &data[..1500]);
+    // Idempotent, and an old recovery is refused.
+    assert_eq!(s.update_recovery(8, 6, 1500).unwrap().length, 1500);
+    assert!(s.init_recovery(&blk, 6).is_err());
+    drop(s);
+    let s = store(dir.path());
+    assert_eq!(read_all(&s, 8, 6).unwrap(), &data[..1500]);
+}
+
+#[test]
+fn temporary_copies_vanish_unless_finalized() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let mut w = s.create(6, 1, ReplicaState::Temporary).unwrap();
+    write_all(&mut w, &payload(700, 7), 65536);
+    assert!(dir.path().join("tmp/blk_6").exists());
+    assert!(s.replica(6).is_none());
+    drop(w);
+    assert!(!dir.path().join("tmp/blk_6").exists());
+    assert!(!dir.path().join("tmp/blk_6_1.meta").exists());
+    assert!(s.create(6, 1, ReplicaState::Rbw).is_ok());
+}
+
+#[test]
+fn start_up_recovers_torn_rbw_and_cleans_tmp() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(3000, 8);
+    let mut w = s.create(7, 2, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 1024);
+    drop(w);
+    drop(s);
+    // Simulate a crash after data of a packet was written but not its checksums.
+    let p = dir.path().join("current/rbw/blk_7");
+    let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+    f.write_all(&[9u8; 600]).unwrap();
+    fs::write(dir.path().join("tmp/blk_99"), b"junk").unwrap();
+    let s = store(dir.path());
+    let info = s.replica(7).unwrap();
+    assert_eq!((info.state, info.block.length), (ReplicaState::Rbw, 3000));
+    assert_eq!(read_all(&s, 7, 2).unwrap(), data);
+    assert!(!dir.path().join("tmp/blk_99").exists());
+    // A finalization interrupted between its renames is completed.
+    drop(s);
+    fs::rename(
+        dir.path().join("current/rbw/blk_7"),
+        dir.path().join("current/finalized/blk_7"),
+    )
+    .unwrap();
+    let s = store(dir.path());
+    assert_eq!(s.replica(7).unwrap().state, ReplicaState::Finalized);
+    assert_eq!(read_all(&s, 7, 2).unwrap(), data);
+}
+
+#[test]
+fn delete_spares_newer_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let w = s.create(11, 5, ReplicaState::Rbw).unwrap();
+    w.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!(s.delete(11, 4).unwrap(), None);
+    assert!(s.replica(11).is_some());
+    assert_eq!(s.delete(11, 5).unwrap().unwrap().id, 11);
+    assert!(s.replica(11).is_none());
+    assert!(!dir.path().join("current/finalized/blk_11").exists());
+    assert_eq!(s.delete(11, 5).unwrap(), None);
+    // Once deleted, the block can arrive again (a later copy).
+    let w = s.create(11, 5, ReplicaState::Temporary).unwrap();
+    w.finalize(ReplicaState::Finalized).unwrap();
+    assert!(dir.path().join("current/finalized/blk_11").exists());
+    assert_eq!(s.replica(11).unwrap().block.generation_stamp, 5);
+}
+
+#[test]
+fn storage_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    assert_eq!(s.check_storage(), None);
+    let st = s.stats();
+    assert!(st.capacity > 0);
+    s.check_writable(true).unwrap();
+    // A reserve bigger than the disk makes the node full.
+    let full = Arc::new(BlockStore::open(dir.path(), u64::MAX).unwrap());
+    assert!(full.stats().full);
+    assert!(matches!(
+        full.check_writable(true),
+        Err(Error::StorageFull { .. })
+    ));
+    assert!(full.check_writable(false).is_ok());
+    // A vanished directory is a failure.
+    fs::remove_dir_all(dir.path().join("current")).unwrap();
+    assert!(s.check_storage().is_some());
+    assert!(matches!(
+        s.create(1, 1, ReplicaState::Rbw),
+        Err(Error::StorageFailed { .. })
+    ));
+}
