@@ -139,24 +139,12 @@ async fn heartbeat_loop(node: Arc<Node>) {
     let mut last_failure = None;
     let mut next_full_report = Instant::now();
     let mut delay = Duration::ZERO;
-    // Regular intervals end early when a copy slot comes free; backoff
-    // delays do not.
-    let mut regular = false;
     // The namenode's request for an early next heartbeat (0: none).
     let mut fast_ms = 0u32;
     loop {
-        let stopped = if regular {
-            tokio::select! {
-                _ = node.shutdown.cancelled() => true,
-                _ = node.heartbeat_wait(delay) => false,
-            }
-        } else {
-            sleep_or_stop(&node, delay).await
-        };
-        if stopped {
+        if sleep_or_stop(&node, delay).await {
             return;
         }
-        regular = false;
         let stats = match storage(&node, &mut last_failure).await {
             Ok(s) => s,
             Err(e) => {
@@ -225,7 +213,6 @@ async fn heartbeat_loop(node: Arc<Node>) {
         if fast_ms > 0 {
             delay = delay.min(Duration::from_millis(fast_ms.into()));
         }
-        regular = true;
     }
 }
 
@@ -369,23 +356,13 @@ async fn send_reports(node: Arc<Node>) {
                     Event::Deleted(b) => req.deleted.push(*b),
                 }
             }
-            let copies = node.take_copy_arrived();
             match node.namenode.clone().incremental_block_report(req).await {
                 Ok(_) => {
                     debug!(events = batch.len(), "incremental block report sent");
                     backoff.reset();
-                    if copies {
-                        // The namenode now counts this node's copy slot as
-                        // free: ask for more work instead of waiting for
-                        // the next interval.
-                        node.heartbeat_soon();
-                    }
                 }
                 Err(s) => {
                     debug!(error = %s.message(), "incremental block report failed; will retry");
-                    if copies {
-                        node.copy_arrived();
-                    }
                     node.reporter.restore(batch);
                     if sleep_or_stop(&node, backoff.next_delay()).await {
                         return;

@@ -60,7 +60,9 @@ impl Peers {
                 c
             }
         };
-        Ok(data_client(channel))
+        Ok(DataTransferClient::new(channel)
+            .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))
     }
 
     /// Forgets the channel to `addr` after a failure on it, so the next
@@ -68,21 +70,6 @@ impl Peers {
     pub fn evict(&self, addr: &str) {
         self.channels.lock().remove(addr);
     }
-}
-
-fn data_client(channel: Channel) -> DataTransferClient<Channel> {
-    DataTransferClient::new(channel)
-        .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE)
-}
-
-/// Connects to a datanode's DataTransfer service on a channel of its own.
-pub async fn connect_datanode(addr: &str) -> Result<DataTransferClient<Channel>> {
-    let channel = endpoint(addr)?
-        .connect()
-        .await
-        .map_err(|e| Error::connect(addr, &e))?;
-    Ok(data_client(channel))
 }
 
 /// A client of the namenode's DatanodeProtocol that connects on first use

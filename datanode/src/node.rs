@@ -2,13 +2,13 @@
 //! and its background tasks.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use dfs_proto::namenode::DatanodeProtocolClient;
 use dfs_proto::DatanodeInfo;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
@@ -49,40 +49,11 @@ pub struct Node {
     pub transfer_slots: Arc<Semaphore>,
     /// Shared channels to other datanodes.
     pub peers: Peers,
-    /// Wakes the heartbeat loop before its interval is up.
-    heartbeat_now: Notify,
-    /// A namenode-ordered copy arrived since the last incremental report.
-    copy_arrived: AtomicBool,
     active_transfers: AtomicU32,
     jobs: Mutex<HashSet<(Job, u64)>>,
 }
 
 impl Node {
-    /// Asks for a heartbeat now rather than at the end of the interval: a
-    /// copy slot came free, and the namenode may have more work for it.
-    pub fn heartbeat_soon(&self) {
-        self.heartbeat_now.notify_one();
-    }
-
-    /// Notes that a namenode-ordered copy arrived here.
-    pub fn copy_arrived(&self) {
-        self.copy_arrived.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether a copy arrived since the last call.
-    pub fn take_copy_arrived(&self) -> bool {
-        self.copy_arrived.swap(false, Ordering::Relaxed)
-    }
-
-    /// Waits `interval`, or less if [`heartbeat_soon`](Self::heartbeat_soon)
-    /// is called meanwhile.
-    pub async fn heartbeat_wait(&self, interval: std::time::Duration) {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = self.heartbeat_now.notified() => {}
-        }
-    }
-
     /// A node over an opened store.
     pub fn new(
         config: Config,
@@ -101,8 +72,6 @@ impl Node {
             tasks: TaskTracker::new(),
             transfer_slots: Arc::new(Semaphore::new(slots)),
             peers: Peers::default(),
-            heartbeat_now: Notify::new(),
-            copy_arrived: AtomicBool::new(false),
             active_transfers: AtomicU32::new(0),
             jobs: Mutex::new(HashSet::new()),
         }

@@ -240,7 +240,6 @@ pub async fn write_block(
         block,
         n_down,
         cancel: node.shutdown.child_token(),
-        ordered_copy: stage == WriteStage::Replicate && header.client_name.is_empty(),
     };
     node.tasks.spawn(
         task.run(upstream, writer, finalize_as, downstream, resp_tx)
@@ -336,8 +335,6 @@ struct Pipeline {
     block: ExtendedBlock,
     n_down: usize,
     cancel: CancellationToken,
-    /// A copy the namenode ordered (re-replication), not a client's write.
-    ordered_copy: bool,
 }
 
 type RespTx = mpsc::Sender<Result<WriteBlockResponse, Status>>;
@@ -485,9 +482,6 @@ impl Pipeline {
                     if let Some(b) = finalized {
                         info!(block = %b, bytes = b.length, "replica received");
                         self.node.reporter.finalized(b);
-                        if self.ordered_copy {
-                            self.node.copy_arrived();
-                        }
                     }
                 }
                 Some(LocalDone { result: Err(e), .. }) => {

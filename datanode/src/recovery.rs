@@ -27,7 +27,6 @@ use tracing::{info, warn, Instrument};
 
 use crate::block_store::ReplicaState;
 use crate::error::{Error, Result};
-use crate::net;
 use crate::node::{Job, Node};
 
 /// Attempts at CommitBlockSynchronization before leaving it to the
@@ -273,7 +272,7 @@ async fn init_on(
     }
     let addr = &target.address;
     let call = async {
-        let mut client = net::connect_datanode(addr).await?;
+        let mut client = node.peers.get(addr).await?;
         client
             .init_replica_recovery(req)
             .await
@@ -305,7 +304,7 @@ async fn update_on(
     }
     let addr = &target.address;
     let call = async {
-        let mut client = net::connect_datanode(addr).await?;
+        let mut client = node.peers.get(addr).await?;
         client
             .update_replica_under_recovery(req)
             .await

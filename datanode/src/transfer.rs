@@ -32,9 +32,6 @@ use crate::reader::handle_corruption;
 const QUEUED_PER_SLOT: usize = 8;
 /// Packets read ahead of the network.
 const READ_AHEAD: usize = 8;
-/// After a copy, the time the target's incremental report gets to reach
-/// the namenode before this node asks for more work.
-const REPORT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Time for the target pipeline to report ready.
 const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -112,11 +109,6 @@ pub fn spawn_command(node: &Arc<Node>, cmd: TransferBlock) {
                 Ok(()) => info!(targets = ?targets, bytes = block.length, "replica copied"),
                 Err(e) => warn!(targets = ?targets, error = %e, "replica copy failed; the namenode will retry"),
             }
-            drop(_permit);
-            // The slot is free: heartbeat soon for more work, once the
-            // target's incremental report has told the namenode.
-            tokio::time::sleep(REPORT_GRACE).await;
-            node2.heartbeat_soon();
         }
         .instrument(span),
     );

@@ -25,6 +25,15 @@ fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs library calls from these synchronous tests.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// `path mode mtime size` of every entry below `dir`, sorted.
 fn tree_listing(dir: &Path) -> String {
     sh(&format!(
@@ -301,11 +310,7 @@ fn hundred_thousand_entries_list_in_pages() {
     const N: usize = 100_000;
     const TASKS: usize = 32;
     let c = Cluster::builder().datanodes(1).replication(1).start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = dfs_client::Client::connect(c.addr()).await.unwrap();
         client.mkdirs("/big", false).await.unwrap();
         let mut tasks = Vec::new();
@@ -354,11 +359,7 @@ fn closed_file_survives_the_mount_being_killed() {
     }
     m.proc.kill();
     m.unmount();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = dfs_client::Client::connect(c.addr()).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
