@@ -78,7 +78,13 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with(addr: &str, opts: ClientOptions) -> Result<Client> {
-        let namenode = NameNode::connect(addr, opts.connect_timeout, opts.rpc_timeout).await?;
+        let namenode = NameNode::connect(
+            addr,
+            opts.namenode_connections.max(1),
+            opts.connect_timeout,
+            opts.rpc_timeout,
+        )
+        .await?;
         let client_name = format!("dfs-client-{}", uuid::Uuid::new_v4());
         let leases = LeaseRenewer::new(namenode.clone(), client_name.clone());
         Ok(Client {

@@ -16,6 +16,11 @@ pub struct ClientOptions {
     /// first replica there if it is a datanode, reads prefer it). `None`
     /// lets the namenode use the connection's peer address.
     pub client_host: Option<String>,
+    /// Connections to the namenode that the clones of one client share,
+    /// round robin (at least one). A few let many concurrent tasks of one
+    /// process make calls in parallel; one HTTP/2 connection is driven by a
+    /// single task at each end.
+    pub namenode_connections: usize,
 }
 
 impl Default for ClientOptions {
@@ -24,6 +29,7 @@ impl Default for ClientOptions {
             rpc_timeout: defaults::RPC_TIMEOUT,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             client_host: None,
+            namenode_connections: defaults::NAMENODE_CONNECTIONS,
         }
     }
 }

@@ -104,6 +104,7 @@ pub fn mount(config: MountConfig) -> Result<()> {
         rpc_timeout: config.rpc_timeout,
         connect_timeout: CONNECT_TIMEOUT.min(config.rpc_timeout),
         client_host: None,
+        ..ClientOptions::default()
     };
     let client = runtime.block_on(async {
         let client = Client::connect_with(&config.namenode, client_opts).await?;

@@ -55,6 +55,9 @@ pub const MAX_PATH_DEPTH: usize = 256;
 pub const SETUP_ACK_SEQNO: u64 = u64::MAX;
 /// How long a client waits for the namenode before giving up on a call.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections from one client (and its clones) to the namenode.
+pub const NAMENODE_CONNECTIONS: usize = 2;
 /// How long a client waits to connect to any server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -36,9 +36,16 @@ enum Cmd {
         /// Namenode address.
         #[arg(long, env = "DFS_NAMENODE", default_value = dfs_proto::defaults::NAMENODE_ADDR)]
         namenode: String,
-        /// Concurrent clients (each with its own connection).
+        /// Concurrent clients.
         #[arg(long, default_value_t = 64)]
         clients: usize,
+        /// Separate `Client` handles the clients are spread over, each with
+        /// its own namenode connections. The default, one, is one process
+        /// whose tasks share a client, as the threads of
+        /// NNThroughputBenchmark share one FileSystem and Hadoop IPC
+        /// connection; `--handles 64` gives every client its own.
+        #[arg(long, default_value_t = 1)]
+        handles: usize,
         /// Files per client.
         #[arg(long, default_value_t = 500)]
         files_per_client: usize,
@@ -61,10 +68,22 @@ async fn main() -> Result<()> {
         Cmd::Meta {
             namenode,
             clients,
+            handles,
             files_per_client,
             dir,
             namenode_pid,
-        } => meta(&namenode, clients, files_per_client, &dir, namenode_pid).await,
+        } => {
+            let conns = handles.clamp(1, clients.max(1));
+            meta(
+                &namenode,
+                clients,
+                conns,
+                files_per_client,
+                &dir,
+                namenode_pid,
+            )
+            .await
+        }
     }
 }
 
@@ -194,17 +213,21 @@ where
 async fn meta(
     addr: &str,
     n: usize,
+    conns: usize,
     per: usize,
     dir: &str,
     namenode_pid: Option<u32>,
 ) -> Result<()> {
-    let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
-        clients.push(
+    let mut clients: Vec<Client> = Vec::with_capacity(n);
+    for i in 0..n {
+        let client = if i < conns {
             Client::connect(addr)
                 .await
-                .with_context(|| format!("connect to {addr}"))?,
-        );
+                .with_context(|| format!("connect to {addr}"))?
+        } else {
+            clients[i % conns].clone()
+        };
+        clients.push(client);
     }
     let admin = &clients[0];
     for c in 0..n {
