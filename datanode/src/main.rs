@@ -9,6 +9,12 @@ use dfs_datanode::{run, Args, Config};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc keeps the data path's megabyte buffers in reused memory; with
+/// glibc's allocator each was a fresh mmap with page faults and zeroing
+/// (measured: datanode CPU per 1 GiB put 4.6-5.5 s -> 4.3-4.6 s).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
