@@ -16,6 +16,27 @@ use crate::reader::FileReader;
 use crate::types::{BlockLocation, ClusterReport, ContentSummary, FileStatus, FsStats, FsckReport};
 use crate::writer::FileWriter;
 
+/// A path's status and, for a file, the locations of its blocks, from
+/// [`Client::located_status`]; [`Client::open_located`] opens it.
+#[derive(Debug, Clone)]
+pub struct LocatedStatus {
+    path: String,
+    status: FileStatus,
+    locations: Option<dfs_proto::GetBlockLocationsResponse>,
+}
+
+impl LocatedStatus {
+    /// The path asked for, normalized.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The path's status.
+    pub fn status(&self) -> &FileStatus {
+        &self.status
+    }
+}
+
 /// A connection to a dfs cluster. Cheap to clone; clones share the
 /// connections, the client name (and so the leases) and the lease renewer.
 #[derive(Debug, Clone)]
@@ -122,7 +143,10 @@ impl Client {
     /// ```
     pub async fn status(&self, path: &str) -> Result<FileStatus> {
         let path = path_of(path)?;
-        let req = dfs_proto::GetFileInfoRequest { path: path.clone() };
+        let req = dfs_proto::GetFileInfoRequest {
+            path: path.clone(),
+            ..Default::default()
+        };
         let budget = self.nn().rpc_timeout();
         let resp = self
             .nn()
@@ -370,6 +394,61 @@ impl Client {
     pub async fn open(&self, path: &str) -> Result<FileReader> {
         let path = path_of(path)?;
         FileReader::open(self.inner.clone(), path).await
+    }
+
+    /// The status of a path and, for a file, where all its blocks are, in
+    /// one namenode call (HDFS's located status). [`Client::open_located`]
+    /// then opens the file without another call; a mount answering a
+    /// lookup and the open that follows uses this.
+    ///
+    /// ```no_run
+    /// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
+    /// let located = client.located_status("/data/part-0").await?;
+    /// if !located.status().is_dir() {
+    ///     let reader = client.open_located(located)?;
+    ///     println!("{} bytes", reader.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn located_status(&self, path: &str) -> Result<LocatedStatus> {
+        let path = path_of(path)?;
+        let req = dfs_proto::GetFileInfoRequest {
+            path: path.clone(),
+            with_locations: true,
+            client_host: self.inner.client_host(),
+        };
+        let budget = self.nn().rpc_timeout();
+        let resp = self
+            .nn()
+            .call_retrying("GetFileInfo", &path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.get_file_info(req).await }
+            })
+            .await?;
+        match resp.status {
+            Some(st) => Ok(LocatedStatus {
+                path,
+                status: st.into(),
+                locations: resp.locations,
+            }),
+            None => Err(Error::NotFound { path }),
+        }
+    }
+
+    /// Opens the file `located` describes with the block locations it
+    /// carries, without a namenode call. Locations that went stale (a
+    /// datanode died since) are refreshed by the reader as it fails over.
+    /// Fails for a directory.
+    pub fn open_located(&self, located: LocatedStatus) -> Result<FileReader> {
+        let LocatedStatus {
+            path,
+            status,
+            locations,
+        } = located;
+        match locations {
+            Some(resp) => FileReader::with_locations(self.inner.clone(), path, status, resp),
+            None => Err(Error::IsADirectory { path }),
+        }
     }
 
     /// The blocks holding `length` bytes from `offset` (0 = to the end),

@@ -56,7 +56,7 @@ mod writer;
 
 pub mod cli;
 
-pub use client::Client;
+pub use client::{Client, LocatedStatus};
 pub use error::{Error, Result};
 pub use options::{ClientOptions, CreateOptions, SetAttr};
 pub use reader::FileReader;

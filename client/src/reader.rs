@@ -209,7 +209,10 @@ impl FileReader {
         let status: FileStatus = match resp.status.clone() {
             Some(st) => st.into(),
             None => {
-                let req = dfs_proto::GetFileInfoRequest { path: path.clone() };
+                let req = dfs_proto::GetFileInfoRequest {
+                    path: path.clone(),
+                    ..Default::default()
+                };
                 let r = ctx
                     .namenode
                     .call("GetFileInfo", &path, |mut c| async move {
@@ -222,6 +225,17 @@ impl FileReader {
                 }
             }
         };
+        FileReader::with_locations(ctx, path, status, resp)
+    }
+
+    /// A reader over locations the caller already has (see
+    /// [`LocatedStatus`](crate::LocatedStatus)): no namenode call.
+    pub(crate) fn with_locations(
+        ctx: Arc<Inner>,
+        path: String,
+        status: FileStatus,
+        resp: GetBlockLocationsResponse,
+    ) -> Result<FileReader> {
         if status.is_dir() {
             return Err(Error::IsADirectory { path });
         }

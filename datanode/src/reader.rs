@@ -1,16 +1,17 @@
 //! `ReadBlock`: streams a byte range of a replica with verified checksums.
 //!
-//! A blocking task reads the data file sequentially in `READ_CHUNK` pieces,
-//! checks every 512-byte chunk against the `.meta` file and feeds a bounded
-//! channel; the gRPC stream drains it. A chunk that fails its checksum is
-//! never sent: the stream ends with a `Corrupt` status naming the block and
+//! A range of at most one `READ_CHUNK` is read by the blocking task that
+//! opens the replica. A longer one is read by a second blocking task
+//! sequentially in `READ_CHUNK` pieces, feeding a bounded channel that the
+//! gRPC stream drains. Every 512-byte chunk is checked against the `.meta`
+//! file first; a chunk that fails its checksum is never sent: the stream ends with a `Corrupt` status naming the block and
 //! offset, and a finalized replica is moved to `corrupt/` and reported.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use dfs_proto::defaults::{BYTES_PER_CHECKSUM, READ_CHUNK};
-use dfs_proto::{ReadBlockRequest, ReadBlockResponse};
+use dfs_proto::{ExtendedBlock, ReadBlockRequest, ReadBlockResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -28,43 +29,108 @@ pub type ReadStream = ReceiverStream<Result<ReadBlockResponse, Status>>;
 const READ_QUEUE: usize = 4;
 const CHUNK: u64 = BYTES_PER_CHECKSUM as u64;
 
+/// What a `ReadBlock` call found when it opened the replica.
+enum Opened {
+    /// A range of one message, already read: sent without a second task.
+    Ready(Result<ReadBlockResponse>),
+    /// A longer range, streamed by a blocking task from `start` to `stop`.
+    Stream {
+        reader: ReplicaReader,
+        start: u64,
+        stop: u64,
+    },
+    /// Nothing to send.
+    Empty,
+}
+
 /// Handles a `ReadBlock` call. `length` 0 reads to the end of the replica.
 pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<ReadStream> {
     let block = req
         .block
         .ok_or_else(|| Error::invalid(0, "read request without a block"))?;
     tracing::Span::current().record("block", tracing::field::display(&block));
-    let (id, gs) = (block.id, block.generation_stamp);
-    let reader = node
-        .blocking("open replica", move |s| s.open_reader(id, gs))
-        .await?;
-    let len = reader.info().block.length;
-    if req.offset > len {
-        return Err(Error::invalid(
-            id,
-            format!(
-                "read offset {} is beyond the replica's {len} bytes",
-                req.offset
-            ),
-        ));
-    }
-    let end = if req.length == 0 {
-        len
-    } else {
-        req.offset.saturating_add(req.length).min(len)
-    };
-    let start = req.offset / CHUNK * CHUNK;
-    // Whole chunks only: the client verifies them and trims to its range.
-    let stop = end.div_ceil(CHUNK).saturating_mul(CHUNK).min(len);
+    let span = tracing::Span::current();
+    let n = node.clone();
+    // Opening the replica and, for a small read, reading it happen in one
+    // blocking task: a small file costs one thread hand-off, not two.
+    let opened = tokio::task::spawn_blocking(move || {
+        let _enter = span.enter();
+        open_range(&n, &block, req.offset, req.length)
+    })
+    .await
+    .map_err(|e| Error::TaskFailed {
+        task: "open replica",
+        reason: e.to_string(),
+    })??;
     let (tx, rx) = mpsc::channel(READ_QUEUE);
-    if end > req.offset {
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            stream_range(&node, reader, start, stop, &tx);
-        });
+    match opened {
+        Opened::Ready(msg) => {
+            // The channel is empty and has room: this cannot fail.
+            let _ = tx.try_send(msg.map_err(Status::from));
+        }
+        Opened::Stream {
+            reader,
+            start,
+            stop,
+        } => {
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _enter = span.enter();
+                stream_range(&node, reader, start, stop, &tx);
+            });
+        }
+        Opened::Empty => {}
     }
     Ok(ReceiverStream::new(rx))
+}
+
+/// Opens the replica of `block` for `length` bytes at `offset` (0 = to the
+/// end) and reads them at once if they fit in one message.
+fn open_range(node: &Arc<Node>, block: &ExtendedBlock, offset: u64, length: u64) -> Result<Opened> {
+    let (id, gs) = (block.id, block.generation_stamp);
+    let mut reader = node.store.open_reader(id, gs)?;
+    let len = reader.info().block.length;
+    if offset > len {
+        return Err(Error::invalid(
+            id,
+            format!("read offset {offset} is beyond the replica's {len} bytes"),
+        ));
+    }
+    let end = if length == 0 {
+        len
+    } else {
+        offset.saturating_add(length).min(len)
+    };
+    if end <= offset {
+        return Ok(Opened::Empty);
+    }
+    let start = offset / CHUNK * CHUNK;
+    // Whole chunks only: the client verifies them and trims to its range.
+    let stop = end.div_ceil(CHUNK).saturating_mul(CHUNK).min(len);
+    if stop - start > READ_CHUNK as u64 {
+        return Ok(Opened::Stream {
+            reader,
+            start,
+            stop,
+        });
+    }
+    let mut buf = BytesMut::new();
+    let msg = match reader.read(start, stop, &mut buf) {
+        Ok((data, checksums)) => Ok(ReadBlockResponse {
+            offset: start,
+            data,
+            checksums,
+        }),
+        Err(e) => {
+            if e.is_corruption() {
+                handle_corruption(node, &reader, &e);
+            } else {
+                warn!(error = %e, "read failed");
+            }
+            Err(e)
+        }
+    };
+    Ok(Opened::Ready(msg))
 }
 
 fn stream_range(

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dfs_client::{
-    Client, CreateOptions, FileStatus, FileType as DfsFileType, FileWriter, FsStats, SetAttr,
+    Client, CreateOptions, FileStatus, FileType as DfsFileType, FileWriter, FsStats, LocatedStatus,
+    SetAttr,
 };
 use dfs_proto::defaults::{LIST_PAGE, MAX_NAME_LEN};
 use fuser::{
@@ -33,6 +34,7 @@ use crate::dirs::{DirStream, FIRST_ENTRY};
 use crate::errno::{errno, is_expected, path_errno};
 use crate::handles::{Handles, OpenFile};
 use crate::inodes::{InodeTable, Stale};
+use crate::located::RecentLookups;
 use crate::reader::Reader;
 use crate::writer::{has_attrs, Phase, Writer};
 
@@ -76,6 +78,7 @@ pub struct DfsFs {
     client: Client,
     inodes: InodeTable,
     handles: Handles,
+    lookups: RecentLookups<LocatedStatus>,
     owners: Owners,
     opts: FsOptions,
     commits: Arc<Semaphore>,
@@ -175,6 +178,7 @@ impl DfsFs {
             rt,
             client,
             inodes: InodeTable::new(),
+            lookups: RecentLookups::default(),
             handles: Handles::new(),
             owners: Owners::load(),
             opts,
@@ -272,10 +276,19 @@ impl DfsFs {
 
     async fn lookup_entry(&self, parent: u64, name: &str) -> Result<Option<FileAttr>, Errno> {
         let path = self.child_path(parent, name)?;
-        match self.call("lookup", &path, self.client.status(&path)).await {
-            Ok(status) => {
+        // With the block locations: the open that usually follows needs
+        // no namenode call of its own.
+        match self
+            .call("lookup", &path, self.client.located_status(&path))
+            .await
+        {
+            Ok(located) => {
+                let status = located.status().clone();
                 let ino = self.inodes.remember(parent, name, status.inode);
                 self.inodes.cache_dir(ino, &status);
+                if !status.is_dir() && !status.under_construction {
+                    self.lookups.put(ino, located);
+                }
                 Ok(Some(self.attr(ino, &status)))
             }
             Err(e) if e == Errno::ENOENT => {
@@ -428,7 +441,15 @@ impl DfsFs {
     /// A reader of `ino` and whether the file is still being written.
     async fn new_reader(&self, ino: u64) -> Result<(Reader, bool), Errno> {
         let path = self.path_of(ino)?;
-        let file = self.call("open", &path, self.client.open(&path)).await?;
+        let looked_up = self
+            .lookups
+            .take(ino)
+            .filter(|l| l.path() == path && self.inodes.confirm(ino, l.status().inode))
+            .and_then(|l| self.client.open_located(l).ok());
+        let file = match looked_up {
+            Some(file) => file,
+            None => self.call("open", &path, self.client.open(&path)).await?,
+        };
         if !self.inodes.confirm(ino, file.status().inode) {
             return Err(Errno::ESTALE);
         }
@@ -445,6 +466,7 @@ impl DfsFs {
 
     /// The writer a handle opened for writing on `ino` shares.
     async fn open_write(&self, ino: u64, trunc: bool) -> Result<Arc<Writer>, Errno> {
+        self.lookups.forget(ino);
         if let Some(w) = self.handles.active_writer(ino) {
             if w.attach() {
                 if trunc {

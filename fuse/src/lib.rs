@@ -24,6 +24,7 @@ pub mod errno;
 pub mod fs;
 pub mod handles;
 pub mod inodes;
+pub mod located;
 pub mod reader;
 pub mod writer;
 

@@ -53,12 +53,24 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<GetFileInfoRequest>,
     ) -> Reply<GetFileInfoResponse> {
+        if request.get_ref().with_locations {
+            let peer = peer_host(&request);
+            let r = request.into_inner();
+            let _s = tracing::debug_span!("get_file_info", path = %r.path).entered();
+            return ok(self
+                .fs
+                .located_file_info(&r.path, &r.client_host, &peer)
+                .map(|(s, locations)| GetFileInfoResponse {
+                    status: Some(s),
+                    locations,
+                }));
+        }
         let r = request.into_inner();
         let _s = tracing::debug_span!("get_file_info", path = %r.path).entered();
-        ok(self
-            .fs
-            .get_file_info(&r.path)
-            .map(|s| GetFileInfoResponse { status: Some(s) }))
+        ok(self.fs.get_file_info(&r.path).map(|s| GetFileInfoResponse {
+            status: Some(s),
+            locations: None,
+        }))
     }
 
     async fn list_status(&self, request: Request<ListStatusRequest>) -> Reply<ListStatusResponse> {

@@ -117,3 +117,41 @@ async fn flipped_bytes_are_detected_and_reported() {
     .await
     .unwrap();
 }
+
+/// A small file is read by the datanode in the task that opens the replica
+/// (one message): a flipped byte there is refused the same way, the read
+/// goes to another replica, and the datanode moves the bad replica aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_byte_in_a_small_file_is_refused_and_moved_aside() {
+    let c = Cluster::builder().start();
+    let local = c.local_file("small", 4096, 8);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/small"]);
+    let client = Client::connect(c.addr()).await.unwrap();
+    let locs = client.block_locations("/small", 0, u64::MAX).await.unwrap();
+    let first = &locs[0];
+    let victim_addr = first.hosts[0].clone();
+    let victim = (0..3)
+        .find(|&i| c.datanodes[i].addr == victim_addr)
+        .expect("victim datanode");
+    let name = format!("blk_{}", first.block_id);
+    let replica = replica_files(&c.datanode_dir(victim))
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy() == name)
+        .expect("replica file");
+    {
+        let mut f = fs::OpenOptions::new().write(true).open(&replica).unwrap();
+        f.seek(SeekFrom::Start(100)).unwrap();
+        f.write_all(b"\x00\xff").unwrap();
+        f.sync_all().unwrap();
+    }
+    let out = c.dir.path().join("small.out");
+    c.dfs_ok(&["get", "/small", out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&local), sha256_file(&out));
+    let log = c.datanodes[victim].log.clone();
+    wait_until(
+        Duration::from_secs(10),
+        "the datanode to move the corrupt replica aside",
+        || fs::read_to_string(&log).is_ok_and(|l| l.contains("corrupt replica moved to corrupt/")),
+    );
+    assert!(!replica.exists(), "{} is still in place", replica.display());
+}

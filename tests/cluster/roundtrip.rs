@@ -144,3 +144,47 @@ async fn every_block_has_three_replicas_on_distinct_datanodes() {
         .sum();
     assert_eq!(total, 3 * (5 * MIB as u64 - 100));
 }
+
+/// One namenode call gives status and locations; the reader opened from
+/// them needs no other, and still reads everything when the locations went
+/// stale because a datanode died after the lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn located_status_opens_without_a_second_call_and_survives_stale_locations() {
+    let mut c = Cluster::builder().start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    client.mkdirs("/loc", true).await.unwrap();
+    let data = random_bytes(2 * MIB + 4321, 77);
+    let mut w = client
+        .create("/loc/f", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(&data).await.unwrap();
+    w.close().await.unwrap();
+
+    let dir = client.located_status("/loc").await.unwrap();
+    assert!(dir.status().is_dir());
+    let err = client.open_located(dir).unwrap_err().to_string();
+    assert!(err.contains("/loc"), "{err}");
+
+    let located = client.located_status("/loc/f").await.unwrap();
+    assert_eq!(located.path(), "/loc/f");
+    assert_eq!(located.status().length, data.len() as u64);
+    let mut r = client.open_located(located.clone()).unwrap();
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).await.unwrap();
+    assert_eq!(sha256(&back), sha256(&data));
+
+    // Every replica list names all three nodes; kill one after the lookup.
+    c.datanodes[0].kill();
+    let mut r = client.open_located(located).unwrap();
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).await.unwrap();
+    assert_eq!(
+        sha256(&back),
+        sha256(&data),
+        "read with a dead node in the list"
+    );
+
+    let missing = client.located_status("/loc/nope").await.unwrap_err();
+    assert!(missing.to_string().contains("/loc/nope"), "{missing}");
+}

@@ -26,6 +26,30 @@ impl Namesystem {
         self.read(|st| st.ns.get_file_info(path))
     }
 
+    /// Status of a path and, for a file, the locations of all its blocks,
+    /// read under one lock so the two agree.
+    pub fn located_file_info(
+        &self,
+        path: &str,
+        client_host: &str,
+        peer_host: &str,
+    ) -> Result<(FileStatus, Option<GetBlockLocationsResponse>)> {
+        self.read(|st| {
+            let status = st.ns.get_file_info(path)?;
+            if status.file_type == dfs_proto::FileType::Dir as i32 {
+                return Ok((status, None));
+            }
+            let req = GetBlockLocationsRequest {
+                path: path.to_string(),
+                offset: 0,
+                length: 0,
+                client_host: client_host.to_string(),
+            };
+            let located = st.block_locations(&req, peer_host, Instant::now())?;
+            Ok((status, Some(located)))
+        })
+    }
+
     /// One page of a listing.
     pub fn list_status(
         &self,
