@@ -61,7 +61,9 @@ pub struct Datanode {
     pub admin: AdminState,
     /// Blocks to delete, sent in the next heartbeat replies.
     deletes: VecDeque<ExtendedBlock>,
-    delete_ids: HashSet<(u64, u64)>,
+    /// The queued deletes by block id, with their generation stamps (a
+    /// node holds one replica of a block at most).
+    delete_ids: HashMap<u64, u64>,
     /// Transfer and recovery commands for the next heartbeat reply.
     commands: VecDeque<DatanodeCommand>,
 }
@@ -170,7 +172,7 @@ impl DatanodeManager {
                     dead: false,
                     admin: AdminState::Normal,
                     deletes: VecDeque::new(),
-                    delete_ids: HashSet::new(),
+                    delete_ids: HashMap::new(),
                     commands: VecDeque::new(),
                 });
                 self.by_id.insert(info.id.clone(), idx);
@@ -319,9 +321,30 @@ impl DatanodeManager {
         if n.dead {
             return;
         }
-        if n.delete_ids.insert((block.id, block.generation_stamp)) {
-            n.deletes.push_back(block);
+        match n.delete_ids.get(&block.id) {
+            Some(&gs) if gs == block.generation_stamp => {}
+            Some(_) => {
+                // A delete of another stamp of the same replica is queued:
+                // the newer order replaces it.
+                n.deletes.retain(|b| b.id != block.id);
+                n.delete_ids.insert(block.id, block.generation_stamp);
+                n.deletes.push_back(block);
+            }
+            None => {
+                n.delete_ids.insert(block.id, block.generation_stamp);
+                n.deletes.push_back(block);
+            }
         }
+    }
+
+    /// The nodes that still have a delete of block `block_id` queued: not
+    /// a place for a new copy of it, which the delete would remove.
+    pub fn deleting(&self, block_id: u64) -> impl Iterator<Item = NodeIdx> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(move |(_, n)| n.delete_ids.contains_key(&block_id))
+            .map(|(i, _)| i as NodeIdx)
     }
 
     /// Queues a transfer or recovery command.
@@ -332,7 +355,8 @@ impl DatanodeManager {
     /// Drops a queued delete of `block` (it was found to be needed).
     pub fn cancel_delete(&mut self, idx: NodeIdx, block_id: u64, gs: u64) {
         let n = &mut self.nodes[idx as usize];
-        if n.delete_ids.remove(&(block_id, gs)) {
+        if n.delete_ids.get(&block_id) == Some(&gs) {
+            n.delete_ids.remove(&block_id);
             n.deletes
                 .retain(|b| !(b.id == block_id && b.generation_stamp == gs));
         }
@@ -347,7 +371,7 @@ impl DatanodeManager {
             let k = n.deletes.len().min(max_deletes);
             let blocks: Vec<ExtendedBlock> = n.deletes.drain(..k).collect();
             for b in &blocks {
-                n.delete_ids.remove(&(b.id, b.generation_stamp));
+                n.delete_ids.remove(&b.id);
             }
             out.push(DatanodeCommand {
                 command: Some(datanode_command::Command::Delete(DeleteBlocks { blocks })),

@@ -331,6 +331,9 @@ impl State {
                 existing.extend(pc.targets.iter().copied());
             }
             let mut excluded: HashSet<NodeIdx> = info.replicas.iter().map(|r| r.node).collect();
+            // A node still to delete an old replica of this block would
+            // delete the new copy with it.
+            excluded.extend(self.dns.deleting(id));
             excluded.extend(
                 in_flight
                     .iter()

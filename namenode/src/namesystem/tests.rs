@@ -787,3 +787,62 @@ async fn heartbeats_speed_up_while_copies_run() {
     assert_eq!(beat("dn1").next_heartbeat_ms, 0, "the copy landed");
     h.close().await;
 }
+
+#[tokio::test]
+async fn no_copy_goes_to_a_node_that_still_has_to_delete_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let b = h.write("/f", 1, 0).await[0];
+    let holders: Vec<String> = h.fs.fsck("/").unwrap().files[0].blocks[0]
+        .replicas
+        .iter()
+        .map(|r| r.node_id.clone())
+        .collect();
+    // The only spare node, dn4, holds an old replica of the block whose
+    // delete is still queued.
+    h.register("dn4", "127.0.0.4:9101", "/r1");
+    {
+        let mut st = h.fs.state.write();
+        let idx = st.dns.lookup("dn4").unwrap();
+        let old = ExtendedBlock {
+            generation_stamp: b.generation_stamp.saturating_sub(1),
+            ..b
+        };
+        st.dns.queue_delete(idx, old);
+    }
+    let lost = holders[0].clone();
+    let later = Instant::now() + Duration::from_secs(11);
+    let keep_alive = |h: &Harness| {
+        for n in ["dn1", "dn2", "dn3", "dn4"] {
+            if n != lost {
+                let mut st = h.fs.state.write();
+                let idx = st.dns.lookup(n).unwrap();
+                st.dns.get_mut(idx).last_heartbeat = later;
+            }
+        }
+    };
+    keep_alive(&h);
+    let transfer_targets = |h: &Harness| {
+        let mut targets = Vec::new();
+        for s in holders.iter().filter(|n| **n != lost) {
+            for c in h.commands(s) {
+                if let datanode_command::Command::Transfer(t) = c {
+                    targets.extend(t.targets.into_iter().map(|n| n.id));
+                }
+            }
+        }
+        targets
+    };
+    h.fs.tick(later);
+    assert_eq!(transfer_targets(&h), Vec::<String>::new());
+    // Once dn4 has been sent its delete, it may take the new copy.
+    assert!(h
+        .commands("dn4")
+        .iter()
+        .any(|c| matches!(c, datanode_command::Command::Delete(_))));
+    keep_alive(&h);
+    h.fs.tick(later);
+    assert_eq!(transfer_targets(&h), vec!["dn4".to_string()]);
+    h.close().await;
+}
