@@ -47,6 +47,10 @@ pub struct Args {
     /// Replica copies ordered by the namenode that run at the same time.
     #[arg(long, default_value_t = defaults::MAX_REPLICATION_STREAMS)]
     pub max_transfers: u32,
+    /// Replicas per full block report message; larger reports are sent in
+    /// parts.
+    #[arg(long, default_value_t = defaults::BLOCK_REPORT_PART)]
+    pub block_report_part: usize,
 }
 
 /// The datanode's settings.
@@ -68,6 +72,8 @@ pub struct Config {
     pub scan_rate: u64,
     /// Concurrent namenode-ordered replica copies.
     pub max_transfers: u32,
+    /// Replicas per full block report message.
+    pub block_report_part: usize,
 }
 
 impl Config {
@@ -82,6 +88,7 @@ impl Config {
             reserved: 0,
             scan_rate: DEFAULT_SCAN_RATE,
             max_transfers: defaults::MAX_REPLICATION_STREAMS,
+            block_report_part: defaults::BLOCK_REPORT_PART,
         }
     }
 }
@@ -105,6 +112,9 @@ impl TryFrom<Args> for Config {
         if a.max_transfers == 0 {
             return Err("--max-transfers must be at least 1".to_string());
         }
+        if a.block_report_part == 0 {
+            return Err("--block-report-part must be at least 1".to_string());
+        }
         Ok(Config {
             namenode: a.namenode,
             data_dir: a.data,
@@ -114,6 +124,7 @@ impl TryFrom<Args> for Config {
             reserved: a.reserved,
             scan_rate: a.scan_rate,
             max_transfers: a.max_transfers,
+            block_report_part: a.block_report_part,
         })
     }
 }

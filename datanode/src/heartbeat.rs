@@ -253,7 +253,10 @@ fn wire_state(state: ReplicaState) -> WireState {
     }
 }
 
+/// Sends a full block report, in parts of `--block-report-part` replicas
+/// when it is larger, while no incremental report can overtake it.
 async fn full_report(node: &Node) -> Result<usize> {
+    let _gate = node.report_gate.lock().await;
     let replicas: Vec<ReplicaReport> = node
         .store
         .replicas()
@@ -264,16 +267,46 @@ async fn full_report(node: &Node) -> Result<usize> {
         })
         .collect();
     let n = replicas.len();
-    let req = BlockReportRequest {
-        node_id: node.id().to_string(),
-        replicas,
-    };
-    node.namenode
-        .clone()
-        .block_report(req)
-        .await
-        .map_err(|s| Error::remote(&node.config.namenode, "BlockReport", &s))?;
+    let per_part = node.config.block_report_part.max(1);
+    let parts = n.div_ceil(per_part).max(1);
+    let parts_u32 = u32::try_from(parts).map_err(|_| {
+        Error::invalid(
+            0,
+            format!("a block report of {n} replicas needs too many parts"),
+        )
+    })?;
+    // Distinguishes this report's parts from those of an earlier one that
+    // was cut off.
+    let report_id = new_report_id();
+    let mut chunks = replicas.chunks(per_part);
+    for part in 0..parts_u32 {
+        let chunk = chunks.next().unwrap_or(&[]);
+        let req = BlockReportRequest {
+            node_id: node.id().to_string(),
+            replicas: chunk.to_vec(),
+            report_id,
+            part,
+            parts: parts_u32,
+        };
+        node.namenode
+            .clone()
+            .block_report(req)
+            .await
+            .map_err(|s| Error::remote(&node.config.namenode, "BlockReport", &s))?;
+    }
+    if parts > 1 {
+        debug!(replicas = n, parts, "full block report sent in parts");
+    }
     Ok(n)
+}
+
+/// A report id unlikely to repeat: the clock in nanoseconds.
+fn new_report_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1
 }
 
 /// Carries out the commands of a heartbeat reply.
@@ -341,6 +374,7 @@ async fn send_reports(node: Arc<Node>) {
             _ = node.reporter.wait() => {}
         }
         loop {
+            let gate = node.report_gate.lock().await;
             let batch = node.reporter.take();
             if batch.is_empty() {
                 break;
@@ -356,7 +390,9 @@ async fn send_reports(node: Arc<Node>) {
                     Event::Deleted(b) => req.deleted.push(*b),
                 }
             }
-            match node.namenode.clone().incremental_block_report(req).await {
+            let sent = node.namenode.clone().incremental_block_report(req).await;
+            drop(gate);
+            match sent {
                 Ok(_) => {
                     debug!(events = batch.len(), "incremental block report sent");
                     backoff.reset();

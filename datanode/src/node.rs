@@ -39,6 +39,11 @@ pub struct Node {
     pub store: Arc<BlockStore>,
     /// Incremental block reports to send.
     pub reporter: Reporter,
+    /// Held while an incremental report is sent and while a full report is
+    /// taken and sent, so the namenode sees them in the order they
+    /// describe: a replica received after a full report's snapshot is never
+    /// reported before it (the full report would then drop it).
+    pub report_gate: tokio::sync::Mutex<()>,
     /// The namenode's DatanodeProtocol (connects lazily).
     pub namenode: DatanodeProtocolClient<Channel>,
     /// Cancelled when the node stops.
@@ -67,6 +72,7 @@ impl Node {
             address,
             store,
             reporter: Reporter::default(),
+            report_gate: tokio::sync::Mutex::new(()),
             namenode,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -56,6 +56,10 @@ pub const SETUP_ACK_SEQNO: u64 = u64::MAX;
 /// How long a client waits for the namenode before giving up on a call.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Replicas per full block report message (~30 bytes each on the wire, so
+/// a part stays well under [`MAX_MESSAGE_SIZE`]); larger reports are split.
+pub const BLOCK_REPORT_PART: usize = 100_000;
+
 /// Connections from one client (and its clones) to the namenode.
 pub const NAMENODE_CONNECTIONS: usize = 2;
 /// How long a client waits to connect to any server.

@@ -155,3 +155,42 @@ async fn flipped_byte_in_a_small_file_is_refused_and_moved_aside() {
     );
     assert!(!replica.exists(), "{} is still in place", replica.display());
 }
+
+/// Datanodes whose full block reports come in parts (two replicas per
+/// message here; 100,000 by default) bring a restarted namenode out of safe
+/// mode with every replica known.
+#[test]
+fn block_reports_in_parts_rebuild_every_location_after_a_restart() {
+    let mut c = Cluster::builder()
+        .datanode_args(&["--block-report-part", "2"])
+        .start();
+    c.dfs_ok(&["mkdir", "/parts"]);
+    let mut files = Vec::new();
+    for i in 0..3 {
+        // 2.5 blocks each: 9 blocks, so each node reports in 5 parts.
+        let local = c.local_file(&format!("p{i}"), 2 * MIB + MIB / 2, 40 + i as u64);
+        let remote = format!("/parts/f{i}");
+        c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
+        files.push((local, remote));
+    }
+    c.restart_namenode(3);
+    let fsck = c.dfs_json(&["fsck", "--json", "/parts"]);
+    assert_eq!(fsck["status"], "HEALTHY", "{fsck}");
+    for f in fsck["files"].as_array().unwrap() {
+        for b in f["blocks"].as_array().unwrap() {
+            assert_eq!(b["replicas"].as_array().unwrap().len(), 3, "{b}");
+        }
+    }
+    for (local, remote) in &files {
+        let out = c.dir.path().join("back");
+        c.dfs_ok(&["get", "-f", remote, out.to_str().unwrap()]);
+        assert_eq!(sha256_file(local), sha256_file(&out), "{remote}");
+    }
+    // Each node's 9 replicas arrived in 5 parts.
+    let log = std::fs::read_to_string(&c.namenode.log).unwrap();
+    let reports = log
+        .lines()
+        .filter(|l| l.contains("full block report processed") && l.contains("parts=5"))
+        .count();
+    assert!(reports >= 3, "{reports} reports in 5 parts:\n{log}");
+}

@@ -54,6 +54,26 @@ impl Namesystem {
     }
 }
 
+/// A full block report whose later parts are still to come.
+#[derive(Debug)]
+pub(crate) struct PartialReport {
+    id: u64,
+    /// The part expected next.
+    next: u32,
+    /// Block ids reported so far.
+    seen: HashSet<u64>,
+    counts: Counts,
+}
+
+/// What became of the replicas of a report so far.
+#[derive(Debug, Default)]
+struct Counts {
+    stored: usize,
+    orphans: usize,
+    stale: usize,
+    corrupt: usize,
+}
+
 /// What became of one reported replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reported {
@@ -137,21 +157,58 @@ impl State {
         })
     }
 
-    /// Full report: the node holds exactly these replicas.
+    /// Full report: the node holds exactly these replicas (or, for a
+    /// report in parts, these and those of the other parts).
     pub(crate) fn block_report(&mut self, req: BlockReportRequest, now: Instant) -> Result<bool> {
         let node = self.reporting_node(&req.node_id)?;
-        let mut seen = HashSet::with_capacity(req.replicas.len());
-        let (mut stored, mut orphans, mut stale, mut corrupt) = (0usize, 0usize, 0usize, 0usize);
+        let parts = req.parts.max(1);
+        if req.part >= parts {
+            return Err(Error::invalid(format!(
+                "block report part {} of {parts} from {}",
+                req.part, req.node_id
+            )));
+        }
+        let mut report = if req.part == 0 {
+            self.partial_reports.remove(&node);
+            PartialReport {
+                id: req.report_id,
+                next: 0,
+                seen: HashSet::with_capacity(req.replicas.len()),
+                counts: Counts::default(),
+            }
+        } else {
+            match self.partial_reports.remove(&node) {
+                Some(p) if p.id == req.report_id && p.next == req.part => p,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "block report part {} of {parts} from {} does not follow an earlier part; send the report again",
+                        req.part, req.node_id
+                    )))
+                }
+            }
+        };
         for r in &req.replicas {
             let Some(b) = &r.block else { continue };
-            seen.insert(b.id);
+            report.seen.insert(b.id);
             match self.process_replica(node, b, r.state(), now) {
-                Reported::Stored => stored += 1,
-                Reported::Orphan => orphans += 1,
-                Reported::Stale => stale += 1,
-                Reported::Corrupt => corrupt += 1,
+                Reported::Stored => report.counts.stored += 1,
+                Reported::Orphan => report.counts.orphans += 1,
+                Reported::Stale => report.counts.stale += 1,
+                Reported::Corrupt => report.counts.corrupt += 1,
             }
         }
+        report.next = req.part + 1;
+        if report.next < parts {
+            self.partial_reports.insert(node, report);
+            return Ok(self.update_safemode(now));
+        }
+        let PartialReport { seen, counts, .. } = report;
+        let Counts {
+            stored,
+            orphans,
+            stale,
+            corrupt,
+        } = counts;
         let gone: Vec<u64> = self
             .blocks
             .blocks_of(node)
@@ -165,7 +222,8 @@ impl State {
         tracing::info!(
             node = %n.id,
             address = %n.address,
-            replicas = req.replicas.len(),
+            replicas = seen.len(),
+            parts,
             stored,
             orphans,
             stale,

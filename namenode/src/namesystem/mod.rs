@@ -19,6 +19,7 @@ mod recovery;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +28,7 @@ use tokio::sync::Notify;
 
 use crate::blocks::{BlockInfo, BlockMap, BlockState};
 use crate::config::Config;
-use crate::datanodes::DatanodeManager;
+use crate::datanodes::{DatanodeManager, NodeIdx};
 use crate::error::{Error, Result};
 use crate::leases::LeaseManager;
 use crate::namespace::{Namespace, RemovedFile};
@@ -48,6 +49,8 @@ pub struct State {
     /// the datanodes that have not reported yet would look like lost
     /// replicas.
     pub(crate) replication_ready_at: Instant,
+    /// Full block reports that arrive in parts, by node, until the last.
+    pub(crate) partial_reports: HashMap<NodeIdx, datanode::PartialReport>,
     pub(crate) cfg: Arc<Config>,
 }
 
@@ -127,6 +130,7 @@ impl Namesystem {
             safemode,
             repl: ReplicationQueues::new(),
             replication_ready_at: now + startup_delay(&cfg),
+            partial_reports: HashMap::new(),
             cfg: cfg.clone(),
         };
         Ok(Namesystem {

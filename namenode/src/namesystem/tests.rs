@@ -341,6 +341,7 @@ async fn restart_keeps_namespace_and_enters_safe_mode() {
                 state: ReplicaState::Finalized as i32,
             }))
             .collect(),
+        ..Default::default()
     })
     .unwrap();
     assert!(!h.fs.in_safe_mode());
@@ -844,5 +845,52 @@ async fn no_copy_goes_to_a_node_that_still_has_to_delete_the_block() {
     keep_alive(&h);
     h.fs.tick(later);
     assert_eq!(transfer_targets(&h), vec!["dn4".to_string()]);
+    h.close().await;
+}
+
+#[tokio::test]
+async fn a_block_report_in_parts_drops_only_what_no_part_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let blocks = h.write("/f", 3, 0).await;
+    let holders = |h: &Harness| -> Vec<usize> {
+        h.fs.fsck("/").unwrap().files[0]
+            .blocks
+            .iter()
+            .map(|b| b.replicas.iter().filter(|r| r.node_id == "dn1").count())
+            .collect()
+    };
+    assert_eq!(holders(&h), vec![1, 1, 1]);
+    let part = |id: u64, part: u32, bs: &[ExtendedBlock]| BlockReportRequest {
+        node_id: "dn1".into(),
+        replicas: bs
+            .iter()
+            .map(|b| ReplicaReport {
+                block: Some(*b),
+                state: ReplicaState::Finalized as i32,
+            })
+            .collect(),
+        report_id: id,
+        part,
+        parts: 3,
+    };
+    // Parts 0 and 1 name blocks 0 and 1; nothing is dropped before the last.
+    h.fs.block_report(part(7, 0, &blocks[..1])).unwrap();
+    h.fs.block_report(part(7, 1, &blocks[1..2])).unwrap();
+    assert_eq!(holders(&h), vec![1, 1, 1]);
+    // A part out of order (or of another report) is refused, and the
+    // report must start again.
+    let err = h.fs.block_report(part(8, 2, &[])).unwrap_err();
+    assert!(err.to_string().contains("does not follow"), "{err}");
+    let err = h.fs.block_report(part(7, 2, &[])).unwrap_err();
+    assert!(err.to_string().contains("does not follow"), "{err}");
+    let err = h.fs.block_report(part(7, 3, &[])).unwrap_err();
+    assert!(err.to_string().contains("part 3 of 3"), "{err}");
+    // A whole report: block 2 is in no part, so dn1 no longer holds it.
+    h.fs.block_report(part(9, 0, &blocks[..1])).unwrap();
+    h.fs.block_report(part(9, 1, &blocks[1..2])).unwrap();
+    h.fs.block_report(part(9, 2, &[])).unwrap();
+    assert_eq!(holders(&h), vec![1, 1, 0]);
     h.close().await;
 }
