@@ -1,0 +1,571 @@
+//! The kernel-facing half of the mount: `fuser::Filesystem` for
+//! [`DfsFs`]. Each method decodes a request, runs the matching helper of
+//! [`super`] on the runtime and turns its `Result<_, Errno>` into one reply.
+
+use std::ffi::OsStr;
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use dfs_proto::defaults::MAX_NAME_LEN;
+use fuser::{
+    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use tracing::debug;
+
+use super::{name_of, placeholder_attr, DfsFs, MAX_WRITE};
+use crate::dirs::DirStream;
+
+impl Filesystem for DfsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        if let Err(max) = config.set_max_write(MAX_WRITE) {
+            let _ = config.set_max_write(max);
+        }
+        let _ = config.set_max_background(64);
+        let _ = config.set_congestion_threshold(48);
+        // The namespace keeps milliseconds.
+        let _ = config.set_time_granularity(Duration::from_millis(1));
+        for cap in [
+            // Listings carry attributes: `ls -l` needs no lookup per entry.
+            InitFlags::FUSE_DO_READDIRPLUS,
+            // O_TRUNC arrives with open, not as a separate setattr.
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+            InitFlags::FUSE_BIG_WRITES,
+        ] {
+            if let Err(missing) = config.add_capabilities(cap) {
+                debug!(?missing, "kernel lacks a FUSE capability");
+            }
+        }
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        self.block(self.drain());
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        match self.block(self.lookup_entry(parent.0, name)) {
+            Ok(Some(attr)) => reply.entry_with_ttls(
+                &self.opts.attr_ttl,
+                &self.opts.entry_ttl,
+                &attr,
+                Generation(0),
+            ),
+            // Cache the absence for the entry timeout.
+            Ok(None) => reply.entry(
+                &self.opts.entry_ttl,
+                &placeholder_attr(0, FileType::RegularFile),
+                Generation(0),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inodes.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.block(self.getattr_of(ino.0)) {
+            Ok(attr) => reply.attr(&self.opts.attr_ttl, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        match self.block(self.setattr_of(ino.0, mode, uid, gid, size, atime, mtime)) {
+            Ok(attr) => reply.attr(&self.opts.attr_ttl, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        match self.block(self.mkdir_entry(req.uid(), req.gid(), parent.0, name, mode)) {
+            Ok(attr) => reply.entry_with_ttls(
+                &self.opts.attr_ttl,
+                &self.opts.entry_ttl,
+                &attr,
+                Generation(0),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let res = name_of(name).and_then(|name| self.block(self.remove(parent.0, name, false)));
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let res = name_of(name).and_then(|name| self.block(self.remove(parent.0, name, true)));
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        // dfs has no symbolic links.
+        reply.error(Errno::EPERM);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // dfs has no hard links.
+        reply.error(Errno::EPERM);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // Regular files come through create; devices, fifos and sockets do not exist in dfs.
+        reply.error(Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let res = name_of(name).and_then(|name| {
+            let newname = name_of(newname)?;
+            self.block(self.rename_entry(parent.0, name, newparent.0, newname, flags))
+        });
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.block(self.open_file(ino.0, flags)) {
+            Ok((fh, fopen)) => reply.opened(FileHandle(fh), fopen),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.block(self.read_handle(fh.0, offset, size)) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let Some(writer) = self.handles.file(fh.0).and_then(|f| f.writer.clone()) else {
+            return reply.error(Errno::EBADF);
+        };
+        let Ok(len) = u32::try_from(data.len()) else {
+            return reply.error(Errno::EINVAL);
+        };
+        match self.block(writer.write(offset, data, self.opts.data_timeout())) {
+            Ok(()) => reply.written(len),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Never ENOSYS: the kernel would stop sending FLUSH for the whole mount.
+        let res = match self.handles.file(fh.0).and_then(|f| f.writer.clone()) {
+            Some(w) => self.block(w.flush(self.opts.data_timeout())),
+            None => Ok(()),
+        };
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let writer = self
+            .handles
+            .remove_file(fh.0)
+            .and_then(|f| f.writer.clone());
+        if let Some(w) = writer {
+            if w.detach() {
+                // The last handle: commit in the background (close() already
+                // returned to the application at FLUSH), bounded in number.
+                let permit = self.block(self.commits.clone().acquire_owned());
+                let (client, limit) = (self.client.clone(), self.opts.data_timeout());
+                self.rt.spawn(async move {
+                    let _permit = permit;
+                    w.commit(&client, limit).await;
+                });
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let res = match self.handles.file(fh.0).and_then(|f| f.writer.clone()) {
+            Some(w) => self.block(w.hflush(self.opts.data_timeout())),
+            None => Ok(()),
+        };
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.path_of(ino.0) {
+            Ok(path) => reply.opened(
+                FileHandle(self.handles.add_dir(DirStream::new(path))),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let res =
+            self.block(
+                self.readdir_entries(ino.0, fh.0, offset, |ino, cookie, name, status| {
+                    let (ino, kind) = match status {
+                        None => (ino, FileType::Directory),
+                        Some(s) => {
+                            let kind = if s.is_dir() {
+                                FileType::Directory
+                            } else {
+                                FileType::RegularFile
+                            };
+                            // d_ino only: the inode if known, else a number outside the table's range.
+                            (
+                                self.inodes.find(ino, name).unwrap_or(u64::MAX - s.inode),
+                                kind,
+                            )
+                        }
+                    };
+                    reply.add(INodeNo(ino), cookie, kind, name)
+                }),
+            );
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let ttl = self.opts.attr_ttl;
+        let res =
+            self.block(
+                self.readdir_entries(ino.0, fh.0, offset, |dir, cookie, name, status| {
+                    let Some(status) = status else {
+                        // `.` and `..`: the kernel does not link them.
+                        let attr = placeholder_attr(dir, FileType::Directory);
+                        return reply.add(INodeNo(dir), cookie, name, &ttl, &attr, Generation(0));
+                    };
+                    let child = self.inodes.remember(ino.0, name, status.inode);
+                    self.inodes.cache_dir(child, status);
+                    let attr = self.attr(child, status);
+                    let full = reply.add(INodeNo(child), cookie, name, &ttl, &attr, Generation(0));
+                    if full {
+                        // Not sent: the kernel does not hold this lookup.
+                        self.inodes.forget(child, 1);
+                    }
+                    full
+                }),
+            );
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.remove_dir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Namespace changes are durable before the namenode answers.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        const FRAGMENT: u64 = 4096;
+        match self.statfs_of() {
+            Ok(s) => {
+                let free_files = u64::from(u32::MAX);
+                reply.statfs(
+                    s.capacity / FRAGMENT,
+                    s.remaining / FRAGMENT,
+                    s.remaining / FRAGMENT,
+                    s.files + free_files,
+                    free_files,
+                    FRAGMENT as u32,
+                    MAX_NAME_LEN as u32,
+                    FRAGMENT as u32,
+                )
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        match self.block(self.create_file((req.uid(), req.gid()), parent.0, name, mode, flags)) {
+            Ok((attr, fh)) => reply.created(
+                &self.opts.attr_ttl,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    // Not supported, answered without a warning per call. ENOSYS for the
+    // xattr calls makes the kernel stop asking for the whole mount.
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // No ioctls (cp asks for FICLONE first).
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: fuser::PollNotifier,
+        _events: fuser::PollEvents,
+        _flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+}
