@@ -36,8 +36,12 @@ const COMPLETE_BUDGET: Duration = Duration::from_secs(30);
 pub(crate) enum Msg {
     /// File bytes; never crossing a block boundary.
     Data(Bytes),
-    /// hflush: answer once every byte sent so far is acknowledged.
-    Flush(oneshot::Sender<Result<()>>),
+    /// hflush: answer once every byte sent so far is acknowledged and, if
+    /// `update_length`, the namenode knows the length.
+    Flush {
+        tx: oneshot::Sender<Result<()>>,
+        update_length: bool,
+    },
     /// Finish the last block and complete the file.
     Close(oneshot::Sender<Result<()>>),
 }
@@ -137,7 +141,7 @@ impl Streamer {
                 rx.close();
                 while let Some(msg) = rx.recv().await {
                     match msg {
-                        Msg::Flush(tx) | Msg::Close(tx) => {
+                        Msg::Flush { tx, .. } | Msg::Close(tx) => {
                             let _ = tx.send(Err(reply.duplicate()));
                         }
                         Msg::Data(_) => {}
@@ -162,8 +166,8 @@ impl Streamer {
                         return Ok(());
                     }
                     Some(Msg::Data(data)) => self.write(data).await?,
-                    Some(Msg::Flush(tx)) => {
-                        match self.flush().await {
+                    Some(Msg::Flush { tx, update_length }) => {
+                        match self.flush(update_length).await {
                             Ok(()) => { let _ = tx.send(Ok(())); }
                             Err(e) => { let _ = tx.send(Err(e.duplicate())); return Err(e); }
                         }
@@ -197,9 +201,13 @@ impl Streamer {
         Ok(())
     }
 
-    /// hflush: waits for every ack, then tells the namenode the length.
-    async fn flush(&mut self) -> Result<()> {
+    /// hflush: waits for every ack, then, if `update_length`, tells the
+    /// namenode the length.
+    async fn flush(&mut self, update_length: bool) -> Result<()> {
         self.drain_acks().await?;
+        if !update_length {
+            return Ok(());
+        }
         let last = match (&self.cur, &self.prev) {
             (Some(b), _) => ExtendedBlock {
                 length: b.acked,

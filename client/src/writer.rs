@@ -88,8 +88,12 @@ pub struct FileWriter {
     block_size: u64,
     /// Bytes known to be acknowledged (the last successful flush).
     flushed: u64,
+    /// Bytes the namenode was last told the file has.
+    length_told: u64,
     /// `bytes_written()` when the pending flush was asked for.
     flush_target: u64,
+    /// Whether the pending flush tells the namenode the length.
+    pending_updates_length: bool,
     pending: Option<Pending>,
     closed: bool,
     error: ErrorSlot,
@@ -125,7 +129,9 @@ impl FileWriter {
             buf_start: 0,
             block_size,
             flushed: 0,
+            length_told: 0,
             flush_target: 0,
+            pending_updates_length: false,
             pending: None,
             closed: false,
             error,
@@ -164,7 +170,18 @@ impl FileWriter {
     /// datanode of the pipeline, and the namenode knows the length (so new
     /// readers see it).
     pub async fn hflush(&mut self) -> Result<()> {
-        std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await
+        std::future::poll_fn(|cx| self.poll_flush_inner(cx, true)).await
+    }
+
+    /// Like [`hflush`](Self::hflush) without telling the namenode the
+    /// length (HDFS's plain hflush): every byte written so far is
+    /// acknowledged by every datanode of the pipeline, so it survives this
+    /// process (lease recovery finds the length on the datanodes), but new
+    /// readers see it only after the next length update or the close. One
+    /// namenode call cheaper; a mount uses it when `close()` returns before
+    /// the commit.
+    pub async fn hflush_data(&mut self) -> Result<()> {
+        std::future::poll_fn(|cx| self.poll_flush_inner(cx, false)).await
     }
 
     /// Flushes, finalizes the last block and completes the file (retrying
@@ -270,28 +287,39 @@ impl FileWriter {
         }))
     }
 
-    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    /// Flushes every byte written so far; with `update_length` the
+    /// namenode is told the length too. A flush still pending from an
+    /// earlier, abandoned call is awaited first and counts for what it
+    /// covered.
+    fn poll_flush_inner(&mut self, cx: &mut Context<'_>, update_length: bool) -> Poll<Result<()>> {
         loop {
             if matches!(self.pending, Some(Pending::Flush(_))) {
-                let r = ready!(self.poll_wait(cx)).unwrap_or(Ok(()));
-                if r.is_ok() {
-                    self.flushed = self.flush_target;
+                ready!(self.poll_wait(cx)).unwrap_or(Ok(()))?;
+                self.flushed = self.flush_target;
+                if self.pending_updates_length {
+                    self.length_told = self.flush_target;
                 }
-                return Poll::Ready(r);
+                continue;
             }
             self.check()?;
             if !self.buf.is_empty() {
                 ready!(self.poll_send_buf(cx))?;
                 continue;
             }
-            if self.flushed == self.bytes_written() {
+            let done = if update_length {
+                self.length_told == self.bytes_written()
+            } else {
+                self.flushed == self.bytes_written()
+            };
+            if done {
                 return Poll::Ready(Ok(()));
             }
             ready!(self.poll_send(cx, |w| {
                 let (tx, rx) = oneshot::channel();
                 w.pending = Some(Pending::Flush(rx));
                 w.flush_target = w.bytes_written();
-                Msg::Flush(tx)
+                w.pending_updates_length = update_length;
+                Msg::Flush { tx, update_length }
             }))?;
         }
     }
@@ -367,7 +395,9 @@ impl AsyncWrite for FileWriter {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.get_mut().poll_flush_inner(cx).map_err(Into::into)
+        self.get_mut()
+            .poll_flush_inner(cx, true)
+            .map_err(Into::into)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -258,17 +258,33 @@ impl Writer {
                 return Ok(());
             }
         }
-        self.hflush(timeout).await
+        // The namenode learns the length at the commit that follows; the
+        // bytes are safe once every datanode has them.
+        self.sync(timeout, false).await
     }
 
     /// fsync: returns once every byte written is acknowledged by every
-    /// datanode of the pipeline.
+    /// datanode of the pipeline and the namenode knows the length (so
+    /// other clients see it).
     pub async fn hflush(&self, timeout: Duration) -> Result<(), Errno> {
+        self.sync(timeout, true).await
+    }
+
+    /// Waits until every byte written is acknowledged by every datanode of
+    /// the pipeline; with `update_length` the namenode is told the length.
+    async fn sync(&self, timeout: Duration, update_length: bool) -> Result<(), Errno> {
         let mut state = self.state.lock().await;
         let State::Open(writer) = &mut *state else {
             return self.info.lock().failed.map_or(Ok(()), Err);
         };
-        let res = match tokio::time::timeout(timeout, writer.hflush()).await {
+        let flushed = async {
+            if update_length {
+                writer.hflush().await
+            } else {
+                writer.hflush_data().await
+            }
+        };
+        let res = match tokio::time::timeout(timeout, flushed).await {
             Ok(Ok(())) => {
                 let mut info = self.info.lock();
                 info.synced = info.synced.max(writer.bytes_written());

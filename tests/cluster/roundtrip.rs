@@ -188,3 +188,32 @@ async fn located_status_opens_without_a_second_call_and_survives_stale_locations
     let missing = client.located_status("/loc/nope").await.unwrap_err();
     assert!(missing.to_string().contains("/loc/nope"), "{missing}");
 }
+
+/// A flush abandoned half-way (its future dropped) does not make a later
+/// flush return before the bytes written since are acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_flush_does_not_cut_the_next_one_short() {
+    let c = Cluster::builder().start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    let data = random_bytes(300_000, 5);
+    let mut w = client
+        .create("/flushes", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(&data[..100_000]).await.unwrap();
+    // Polled once, then dropped: the flush request is on its way.
+    let _ = tokio::time::timeout(std::time::Duration::ZERO, w.hflush()).await;
+    w.write_all(&data[100_000..]).await.unwrap();
+    w.hflush().await.unwrap();
+    assert_eq!(client.status("/flushes").await.unwrap().length, 300_000);
+    w.close().await.unwrap();
+    let mut back = Vec::new();
+    client
+        .open("/flushes")
+        .await
+        .unwrap()
+        .read_to_end(&mut back)
+        .await
+        .unwrap();
+    assert_eq!(sha256(&back), sha256(&data));
+}
