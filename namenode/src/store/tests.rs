@@ -1,0 +1,272 @@
+use super::*;
+use std::sync::Arc;
+
+#[test]
+fn fresh_store_has_root_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, image) = Store::open(dir.path()).unwrap();
+    assert_eq!(image.inodes.len(), 1);
+    assert_eq!(image.inodes[0].id, ROOT_ID);
+    assert_eq!(image.counters, Counters::default());
+}
+
+#[test]
+fn batches_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (s, _) = Store::open(dir.path()).unwrap();
+        let rec = InodeRecord {
+            id: 7,
+            parent: ROOT_ID,
+            name: "a".into(),
+            is_dir: true,
+            ..Default::default()
+        };
+        s.apply(vec![
+            Change::PutInode(rec),
+            Change::PutDirent {
+                parent: ROOT_ID,
+                name: "a".into(),
+                child: 7,
+            },
+            Change::Counters(Counters {
+                next_inode: 8,
+                next_block: 5,
+                generation_stamp: 9,
+            }),
+        ])
+        .unwrap();
+        s.flush_now().unwrap();
+    }
+    let (_s, image) = Store::open(dir.path()).unwrap();
+    assert_eq!(image.inodes.len(), 2);
+    assert_eq!(image.dirents, vec![(ROOT_ID, "a".to_string(), 7)]);
+    assert_eq!(image.counters.next_inode, 8);
+}
+
+#[test]
+fn emptied_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    std::fs::remove_dir_all(dir.path().join("meta")).unwrap();
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(err, Error::CorruptStore { .. }), "{err}");
+}
+
+#[test]
+fn garbage_store_is_an_error_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let meta = dir.path().join("meta");
+    for e in std::fs::read_dir(&meta).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::write(&p, vec![0xAB; 4096]).unwrap();
+        }
+    }
+    assert!(Store::open(dir.path()).is_err());
+}
+
+fn file(id: u64) -> Batch {
+    let name = format!("f{id}");
+    vec![
+        Change::PutInode(InodeRecord {
+            id,
+            parent: ROOT_ID,
+            name: name.clone(),
+            ..Default::default()
+        }),
+        Change::PutDirent {
+            parent: ROOT_ID,
+            name,
+            child: id,
+        },
+        Change::Counters(Counters {
+            next_inode: id + 1,
+            ..Counters::default()
+        }),
+    ]
+}
+
+fn names(image: &Image) -> Vec<String> {
+    let mut n: Vec<String> = image.dirents.iter().map(|d| d.1.clone()).collect();
+    n.sort();
+    n
+}
+
+fn segments(dir: &Path) -> Vec<Segment> {
+    edits::list_segments(&dir.join(EDITS_DIR)).unwrap()
+}
+
+#[test]
+fn acknowledged_edits_survive_a_crash_and_are_merged_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (s, _) = Store::open(dir.path()).unwrap();
+        for id in 10..20 {
+            s.apply(file(id)).unwrap();
+        }
+        s.flush_now().unwrap();
+        // Dropped without a checkpoint, as if killed.
+    }
+    let (s, image) = Store::open(dir.path()).unwrap();
+    assert_eq!(image.dirents.len(), 10);
+    assert_eq!(image.counters.next_inode, 20);
+    assert_eq!(s.last_applied(), 10);
+    // Replayed edits were merged: one fresh segment is left.
+    assert_eq!(
+        segments(dir.path()),
+        vec![Segment::new(&dir.path().join(EDITS_DIR), 11)]
+    );
+    drop(s);
+    let (s, image) = Store::open(dir.path()).unwrap();
+    assert_eq!(image.dirents.len(), 10);
+    assert_eq!(s.last_applied(), 10);
+}
+
+#[tokio::test]
+async fn full_segments_are_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open_with(dir.path(), 300).unwrap();
+    let s = Arc::new(s);
+    let flusher = tokio::spawn(s.clone().run_flusher());
+    for id in 10..60 {
+        let seq = s.apply(file(id)).unwrap();
+        s.wait_durable(seq).await.unwrap();
+    }
+    // Let the background checkpoint catch up.
+    for _ in 0..200 {
+        if s.closed_segments.lock().is_empty() && !s.checkpointing.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        s.image_txid.load(Ordering::SeqCst) > 10,
+        "nothing was checkpointed"
+    );
+    assert_eq!(segments(dir.path()).len(), 1);
+    s.close();
+    flusher.await.unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(s.image_txid.load(Ordering::SeqCst), 50);
+    drop(s);
+    let (_s, image) = Store::open(dir.path()).unwrap();
+    assert_eq!(image.dirents.len(), 50);
+}
+
+#[test]
+fn a_checkpoint_cut_short_is_redone_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (s, _) = Store::open(dir.path()).unwrap();
+        let mut batches: Vec<Batch> = (10..20).map(file).collect();
+        batches.push(vec![
+            Change::RemoveDirent {
+                parent: ROOT_ID,
+                name: "f12".into(),
+            },
+            Change::RemoveInode(12),
+        ]);
+        for b in &batches {
+            s.apply(b.clone()).unwrap();
+        }
+        s.flush_now().unwrap();
+        // A checkpoint that wrote the last changes of a few keys and
+        // died before recording its txid.
+        let mut partial = sled::Batch::default();
+        for change in batches.iter().rev().take(3).flatten() {
+            match key_value(change) {
+                (k, Some(v)) => partial.insert(k, v),
+                (k, None) => partial.remove(k),
+            }
+        }
+        s.db.apply_batch(partial).unwrap();
+        s.db.flush().unwrap();
+    }
+    let (s, image) = Store::open(dir.path()).unwrap();
+    let expected: Vec<String> = (10..20)
+        .filter(|i| *i != 12)
+        .map(|i| format!("f{i}"))
+        .collect();
+    assert_eq!(names(&image), expected);
+    assert_eq!(image.inodes.len(), 10);
+    assert_eq!(image.counters.next_inode, 20);
+    assert_eq!(s.last_applied(), 11);
+}
+
+#[test]
+fn an_unfinished_write_at_the_end_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (s, _) = Store::open(dir.path()).unwrap();
+        s.apply(file(10)).unwrap();
+        s.apply(file(11)).unwrap();
+        s.flush_now().unwrap();
+        let mut torn = Vec::new();
+        edits::encode_record(3, &file(12), &mut torn);
+        torn.truncate(torn.len() / 2);
+        s.log.lock().writer.append(&torn).unwrap();
+    }
+    let (s, image) = Store::open(dir.path()).unwrap();
+    assert_eq!(names(&image), vec!["f10", "f11"]);
+    assert_eq!(s.last_applied(), 2);
+}
+
+#[test]
+fn a_damaged_edit_log_is_an_error_not_a_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = {
+        let (s, _) = Store::open(dir.path()).unwrap();
+        for id in 10..13 {
+            s.apply(file(id)).unwrap();
+        }
+        s.flush_now().unwrap();
+        let seg = s.log.lock().writer.segment().path.clone();
+        seg
+    };
+    let mut data = std::fs::read(&seg).unwrap();
+    data[40] ^= 0x55;
+    std::fs::write(&seg, &data).unwrap();
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(err, Error::CorruptStore { .. }), "{err}");
+}
+
+#[test]
+fn a_missing_segment_or_edit_log_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (s, _) = Store::open_with(dir.path(), 100).unwrap();
+        for id in 10..16 {
+            s.apply(file(id)).unwrap();
+            s.flush_now().unwrap();
+        }
+    }
+    let segs = segments(dir.path());
+    assert!(segs.len() > 3, "{segs:?}");
+    std::fs::remove_file(&segs[1].path).unwrap();
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(err.to_string().contains("skips"), "{err}");
+    std::fs::remove_dir_all(dir.path().join(EDITS_DIR)).unwrap();
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(err.to_string().contains("edit log"), "{err}");
+}
+
+#[tokio::test]
+async fn group_commit_wakes_waiters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(dir.path()).unwrap();
+    let s = Arc::new(s);
+    let flusher = tokio::spawn(s.clone().run_flusher());
+    let mut waits = Vec::new();
+    for i in 0..32u64 {
+        let seq = s.apply(vec![Change::RemoveInode(1000 + i)]).unwrap();
+        let s2 = s.clone();
+        waits.push(tokio::spawn(async move { s2.wait_durable(seq).await }));
+    }
+    for w in waits {
+        w.await.unwrap().unwrap();
+    }
+    s.close();
+    flusher.await.unwrap();
+}
