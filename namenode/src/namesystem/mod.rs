@@ -6,8 +6,10 @@
 //! in-memory change and queuing its batch for the edit log only, then
 //! release it and wait for the group commit. No lock is ever held across an `.await`.
 //!
-//! The operations live in submodules by protocol: `client` (namespace and
-//! writes), `datanode` (registration, heartbeats, block reports),
+//! The operations live in submodules: `client` (the ClientProtocol entry
+//! points), `write` (create, addBlock, fsync, complete, abandon on the
+//! state), `read` (block locations, corrupt replicas), `datanode`
+//! (registration, heartbeats, block reports),
 //! `recovery` (leases and pipeline recovery), `admin` (reports, fsck,
 //! decommission) and `monitor` (the background loop).
 
@@ -15,9 +17,11 @@ mod admin;
 mod client;
 mod datanode;
 mod monitor;
+mod read;
 mod recovery;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::Arc;

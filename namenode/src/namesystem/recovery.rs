@@ -345,7 +345,7 @@ impl State {
             .inode(file)
             .ok_or(Error::BlockNotFound { block: old.id })?;
         let mut rec = inode.rec.clone();
-        super::client::check_length(&path, &new, rec.block_size)?;
+        super::write::check_length(&path, &new, rec.block_size)?;
         let holder = rec.lease_holder.clone();
         if rec.blocks.last().map(|b| b.id) != Some(old.id) {
             return Err(Error::invalid(format!(
@@ -502,7 +502,7 @@ impl State {
             .ok_or_else(|| Error::invalid("updatePipeline: new_block is missing"))?;
         let (file, mut rec) = self.pipeline_block(&req.client_name, &old)?;
         let path = self.ns.path_of(file).unwrap_or_default();
-        super::client::check_length(&path, &new, rec.block_size)?;
+        super::write::check_length(&path, &new, rec.block_size)?;
         if new.id != old.id
             || new.generation_stamp <= old.generation_stamp
             || new.generation_stamp > self.ns.counters().generation_stamp

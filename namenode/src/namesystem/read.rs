@@ -1,0 +1,176 @@
+//! The read path on the namesystem state: block locations ordered for the
+//! reader, and replicas reported corrupt.
+
+use std::time::Instant;
+
+use dfs_proto::{ExtendedBlock, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock};
+use rand::Rng;
+
+use super::State;
+use crate::blocks::{BlockInfo, BlockState, Replica, ReplicaKind};
+use crate::datanodes::NodeIdx;
+use crate::error::{Error, Result};
+use crate::placement::{self};
+
+impl State {
+    pub(crate) fn block_locations(
+        &self,
+        req: &GetBlockLocationsRequest,
+        peer_host: &str,
+        now: Instant,
+    ) -> Result<GetBlockLocationsResponse> {
+        let (id, path) = self.ns.resolve(&req.path)?;
+        let inode = self
+            .ns
+            .inode(id)
+            .ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory { path });
+        }
+        let file_length = inode.length();
+        let end = if req.length == 0 {
+            file_length
+        } else {
+            req.offset.saturating_add(req.length).min(file_length)
+        };
+        let reader = if req.client_host.is_empty() {
+            peer_host
+        } else {
+            req.client_host.as_str()
+        };
+        let reader_racks: Vec<&str> = self
+            .dns
+            .all()
+            .iter()
+            .filter(|n| n.host == reader && !n.dead)
+            .map(|n| n.rack.as_str())
+            .collect();
+        let mut rng = rand::rng();
+        let mut blocks = Vec::new();
+        let mut off = 0u64;
+        for b in &inode.rec.blocks {
+            let start = off;
+            off = off.saturating_add(b.length);
+            if b.length == 0 || off <= req.offset || start >= end {
+                continue;
+            }
+            let Some(info) = self.blocks.get(b.id) else {
+                continue;
+            };
+            let uc = info.state == BlockState::UnderConstruction;
+            let (nodes, corrupt) = self.read_replicas(info, uc);
+            let mut keyed: Vec<((u8, u8, u32), NodeIdx)> = nodes
+                .into_iter()
+                .map(|n| {
+                    let d = self.dns.get(n);
+                    let late = u8::from(self.dns.is_stale(n, now) || d.decommissioning());
+                    let dist = placement::distance(reader, &reader_racks, &d.host, &d.rack);
+                    ((late, dist, rng.random::<u32>()), n)
+                })
+                .collect();
+            keyed.sort_unstable_by_key(|k| k.0);
+            blocks.push(LocatedBlock {
+                block: Some(ExtendedBlock {
+                    id: b.id,
+                    generation_stamp: b.generation_stamp,
+                    length: b.length,
+                }),
+                offset: start,
+                locations: keyed
+                    .into_iter()
+                    .map(|(_, n)| self.dns.get(n).info())
+                    .collect(),
+                corrupt,
+                under_construction: uc,
+            });
+        }
+        Ok(GetBlockLocationsResponse {
+            file_length,
+            blocks,
+            under_construction: inode.under_construction(),
+            status: Some(self.ns.status(id, path).unwrap_or_default()),
+        })
+    }
+
+    /// Nodes to read a block from, and whether they are all corrupt.
+    fn read_replicas(&self, info: &BlockInfo, uc: bool) -> (Vec<NodeIdx>, bool) {
+        if uc {
+            // The pipeline holds the acknowledged bytes.
+            let mut nodes: Vec<NodeIdx> = info
+                .pipeline
+                .iter()
+                .filter_map(|id| self.dns.lookup(id))
+                .collect();
+            for r in &info.replicas {
+                if r.gs == info.gs
+                    && !r.corrupt
+                    && !nodes.contains(&r.node)
+                    && self.dns.is_alive(r.node)
+                {
+                    nodes.push(r.node);
+                }
+            }
+            return (nodes, false);
+        }
+        let alive = |r: &&Replica| self.dns.is_alive(r.node);
+        let good: Vec<NodeIdx> = info.good().filter(alive).map(|r| r.node).collect();
+        if !good.is_empty() {
+            return (good, false);
+        }
+        // Replicas still being finalized with the right generation stamp.
+        let rbw: Vec<NodeIdx> = info
+            .replicas
+            .iter()
+            .filter(alive)
+            .filter(|r| !r.corrupt && r.gs == info.gs && r.kind == ReplicaKind::Rbw)
+            .map(|r| r.node)
+            .collect();
+        if !rbw.is_empty() {
+            return (rbw, false);
+        }
+        let corrupt: Vec<NodeIdx> = info
+            .replicas
+            .iter()
+            .filter(alive)
+            .filter(|r| r.corrupt)
+            .map(|r| r.node)
+            .collect();
+        let all_corrupt = !corrupt.is_empty();
+        (corrupt, all_corrupt)
+    }
+
+    /// Marks the replica of `block` on `node_id` corrupt.
+    pub(crate) fn mark_corrupt(&mut self, block: &ExtendedBlock, node_id: &str, reason: &str) {
+        let Some(node) = self.dns.find(node_id) else {
+            tracing::warn!(block = %block, node = node_id, "bad replica reported on an unknown datanode; ignored");
+            return;
+        };
+        let Some(info) = self.blocks.get(block.id) else {
+            tracing::debug!(block = %block, node = node_id, "bad replica of a deleted block; deleting it");
+            self.dns.queue_delete(node, *block);
+            return;
+        };
+        if block.generation_stamp < info.gs {
+            tracing::info!(block = %block, node = node_id, "bad replica with an old generation stamp; deleting it");
+            self.blocks.modify(block.id, |b| b.remove_replica(node));
+            self.dns.queue_delete(node, *block);
+            return;
+        }
+        let address = self.dns.get(node).address.clone();
+        self.blocks.modify(block.id, |b| {
+            let mut r = b.replica(node).cloned().unwrap_or(Replica {
+                node,
+                gs: block.generation_stamp,
+                len: block.length,
+                kind: ReplicaKind::Finalized,
+                corrupt: true,
+            });
+            r.corrupt = true;
+            b.put_replica(r);
+        });
+        let good = self.blocks.get(block.id).map_or(0, |b| b.good().count());
+        tracing::warn!(block = %block, node = node_id, %address, reason, good_replicas = good,
+            "replica marked corrupt; it is no longer served and will be replaced");
+        self.repl.check(block.id);
+    }
+}

@@ -1,0 +1,453 @@
+//! The write path on the namesystem state: create, addBlock, fsync,
+//! complete and abandon, for a client that holds the file's lease.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use dfs_proto::image::InodeRecord;
+use dfs_proto::{
+    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileStatus,
+    FsyncRequest, LocatedBlock,
+};
+
+use super::State;
+use crate::blocks::{BlockInfo, BlockState, ReplicaKind};
+use crate::datanodes::NodeIdx;
+use crate::error::{Error, Result};
+use crate::namespace::{now_ms, CreateArgs, NewAttrs, RECOVERY_HOLDER};
+use crate::placement::{choose_targets, Request};
+use crate::store::{Change, Store};
+
+/// The caller's view of a file it writes.
+pub(crate) struct Writing {
+    pub id: u64,
+    pub path: String,
+    pub rec: InodeRecord,
+}
+
+impl State {
+    /// Resolves a file the caller must be writing (holding its lease).
+    pub(crate) fn writing(&mut self, path: &str, client: &str, now: Instant) -> Result<Writing> {
+        let (id, norm) = self.ns.resolve(path)?;
+        let inode = self
+            .ns
+            .inode(id)
+            .ok_or_else(|| Error::NotFound { path: norm.clone() })?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory { path: norm });
+        }
+        let holder = inode.rec.lease_holder.as_str();
+        let message = if holder.is_empty() {
+            Some("not open for writing: the file is closed and files are write-once".to_string())
+        } else if holder == RECOVERY_HOLDER {
+            Some(format!(
+                "the lease of {client} was recovered; the file is being closed"
+            ))
+        } else if holder != client {
+            Some(format!(
+                "{client} does not hold the lease: the file is being written by {holder}"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            return Err(Error::LeaseExpired {
+                path: norm,
+                message,
+            });
+        }
+        let rec = inode.rec.clone();
+        self.leases.renew(client, now);
+        Ok(Writing {
+            id,
+            path: norm,
+            rec,
+        })
+    }
+
+    pub(crate) fn create(
+        &mut self,
+        store: &Store,
+        req: CreateRequest,
+        now: Instant,
+    ) -> Result<(FileStatus, u64)> {
+        let args = CreateArgs {
+            path: req.path,
+            client_name: req.client_name,
+            overwrite: req.overwrite,
+            create_parents: req.create_parents,
+            replication: req.replication,
+            block_size: req.block_size,
+            attrs: NewAttrs {
+                mode: req.mode,
+                owner: req.owner,
+                group: req.group,
+            },
+        };
+        let (batch, created) = self.ns.plan_create(&args, now_ms())?;
+        let seq = self.commit(store, batch)?;
+        if let Some(old) = &created.replaced {
+            self.forget_file(old);
+        }
+        self.leases.add(&args.client_name, created.id, now);
+        let status = self
+            .ns
+            .status(created.id, created.path.clone())
+            .ok_or(Error::NotFound { path: created.path })?;
+        Ok((status, seq))
+    }
+
+    /// Maps client-given node names (ids or addresses) to nodes.
+    pub(crate) fn node_set(&self, names: &[String]) -> HashSet<NodeIdx> {
+        names.iter().filter_map(|n| self.dns.find(n)).collect()
+    }
+
+    fn infos(&self, ids: &[String]) -> Vec<DatanodeInfo> {
+        ids.iter()
+            .filter_map(|id| self.dns.find(id))
+            .map(|i| self.dns.get(i).info())
+            .collect()
+    }
+
+    pub(crate) fn add_block(
+        &mut self,
+        store: &Store,
+        req: AddBlockRequest,
+        peer_host: &str,
+        now: Instant,
+    ) -> Result<(LocatedBlock, u64)> {
+        let w = self.writing(&req.path, &req.client_name, now)?;
+        let mut rec = w.rec;
+        let n = rec.blocks.len();
+        let offset_of = |k: usize, rec: &InodeRecord| {
+            rec.blocks[..k]
+                .iter()
+                .fold(0u64, |a, b| a.saturating_add(b.length))
+        };
+        // A retried call whose answer was lost: hand out the same block again.
+        let retry_of_last = |rec: &InodeRecord, this: &Self| {
+            rec.blocks.last().is_some_and(|last| {
+                last.under_construction
+                    && last.length == 0
+                    && this
+                        .blocks
+                        .get(last.id)
+                        .is_some_and(|b| b.replicas.is_empty())
+            })
+        };
+        match (&req.previous, rec.blocks.last()) {
+            (None, None) => {}
+            (None, Some(_)) if n == 1 && retry_of_last(&rec, self) => {
+                return Ok((self.located_new(&rec, 0), store.last_applied()));
+            }
+            (Some(p), Some(_))
+                if n >= 2 && rec.blocks[n - 2].id == p.id && retry_of_last(&rec, self) =>
+            {
+                return Ok((
+                    self.located_new(&rec, offset_of(n - 1, &rec)),
+                    store.last_applied(),
+                ));
+            }
+            (Some(p), Some(last)) if p.id == last.id => {
+                if p.generation_stamp != last.generation_stamp {
+                    return Err(Error::StaleBlock {
+                        message: format!(
+                            "{}: previous block {p} does not match the current generation stamp {}",
+                            w.path, last.generation_stamp
+                        ),
+                    });
+                }
+            }
+            (Some(p), last) => {
+                return Err(Error::invalid(format!(
+                    "{}: previous block {p} is not the file's last block ({})",
+                    w.path,
+                    last.map_or("none".to_string(), |l| format!(
+                        "blk_{}_{}",
+                        l.id, l.generation_stamp
+                    ))
+                )))
+            }
+            (None, Some(last)) => {
+                return Err(Error::invalid(format!(
+                    "{}: the previous block (blk_{}) must be given with its final length",
+                    w.path, last.id
+                )))
+            }
+        }
+        if let Some(p) = &req.previous {
+            check_length(&w.path, p, rec.block_size)?;
+        }
+        let writer = if req.client_host.is_empty() {
+            peer_host
+        } else {
+            req.client_host.as_str()
+        };
+        let excluded = self.node_set(&req.excluded_nodes);
+        let cands = self.dns.candidates(now, rec.block_size);
+        let placement = choose_targets(
+            &cands,
+            &Request {
+                needed: rec.replication as usize,
+                existing: &[],
+                writer_host: Some(writer),
+                excluded: &excluded,
+            },
+            &mut rand::rng(),
+        );
+        if placement.targets.is_empty() {
+            return Err(Error::NoDatanodes {
+                message: format!(
+                    "cannot allocate a block for {} (replication {}): {}",
+                    w.path,
+                    rec.replication,
+                    placement.shortfall.unwrap_or_default()
+                ),
+            });
+        }
+        if let Some(why) = &placement.shortfall {
+            tracing::warn!(path = %w.path, "new block will be under-replicated: {why}");
+        }
+        // Commit the previous block.
+        let previous = req.previous;
+        if let (Some(p), Some(last)) = (&previous, rec.blocks.last_mut()) {
+            last.length = p.length;
+            last.under_construction = false;
+        }
+        let mut counters = self.ns.counters();
+        let block_id = counters.next_block;
+        counters.next_block += 1;
+        counters.generation_stamp += 1;
+        let gs = counters.generation_stamp;
+        let pipeline: Vec<String> = placement
+            .targets
+            .iter()
+            .map(|t| self.dns.get(*t).id.clone())
+            .collect();
+        rec.blocks.push(dfs_proto::image::BlockRecord {
+            id: block_id,
+            generation_stamp: gs,
+            length: 0,
+            under_construction: true,
+        });
+        rec.pipeline = pipeline.clone();
+        rec.mtime_ms = now_ms();
+        let seq = self.commit(
+            store,
+            vec![Change::PutInode(rec.clone()), Change::Counters(counters)],
+        )?;
+        if let Some(p) = previous {
+            self.commit_block_in_map(p.id, p.length, now);
+        }
+        let mut info = BlockInfo::new(w.id, gs, 0, BlockState::UnderConstruction, rec.replication);
+        info.pipeline = pipeline;
+        self.blocks.insert(block_id, info);
+        tracing::debug!(path = %w.path, block = block_id, gs, targets = ?rec.pipeline, "block allocated");
+        Ok((self.located_new(&rec, offset_of(n, &rec)), seq))
+    }
+
+    /// The located form of the file's last (new) block with its pipeline.
+    fn located_new(&self, rec: &InodeRecord, offset: u64) -> LocatedBlock {
+        let last = rec.blocks.last().cloned().unwrap_or_default();
+        LocatedBlock {
+            block: Some(ExtendedBlock {
+                id: last.id,
+                generation_stamp: last.generation_stamp,
+                length: last.length,
+            }),
+            offset,
+            locations: self.infos(&rec.pipeline),
+            corrupt: false,
+            under_construction: true,
+        }
+    }
+
+    /// Marks a block committed at its final length in the block map.
+    pub(crate) fn commit_block_in_map(&mut self, id: u64, length: u64, now: Instant) {
+        self.blocks.modify(id, |b| {
+            b.len = length;
+            // A finalized replica of another length than the writer's is bad.
+            let gs = b.gs;
+            for r in b.replicas.iter_mut() {
+                if r.gs == gs && r.kind == ReplicaKind::Finalized && r.len != length {
+                    r.corrupt = true;
+                }
+            }
+            if b.state == BlockState::UnderConstruction {
+                b.state = BlockState::Committed;
+                b.committed_at = Some(now);
+            }
+            if b.is_safe() {
+                b.state = BlockState::Complete;
+            }
+        });
+    }
+
+    pub(crate) fn fsync(&mut self, store: &Store, req: FsyncRequest, now: Instant) -> Result<u64> {
+        let w = self.writing(&req.path, &req.client_name, now)?;
+        let Some(given) = req.last_block else {
+            return Ok(store.last_applied());
+        };
+        let mut rec = w.rec;
+        check_length(&w.path, &given, rec.block_size)?;
+        let Some(last) = rec.blocks.last_mut() else {
+            return Err(Error::invalid(format!(
+                "{}: fsync of {given} but the file has no block",
+                w.path
+            )));
+        };
+        if last.id != given.id {
+            return Err(Error::invalid(format!(
+                "{}: fsync of {given}, which is not the file's last block",
+                w.path
+            )));
+        }
+        if !last.under_construction || given.length <= last.length {
+            return Ok(store.last_applied());
+        }
+        last.length = given.length;
+        let (id, len) = (last.id, last.length);
+        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
+        self.blocks.modify(id, |b| {
+            if b.state == BlockState::UnderConstruction {
+                b.len = len;
+            }
+        });
+        Ok(seq)
+    }
+
+    pub(crate) fn complete(
+        &mut self,
+        store: &Store,
+        req: CompleteRequest,
+        now: Instant,
+    ) -> Result<(bool, u64)> {
+        // A retry after a lost answer: the file is closed with this last block.
+        if let Ok((id, _)) = self.ns.resolve(&req.path) {
+            if let Some(i) = self.ns.inode(id) {
+                if !i.is_dir() && !i.under_construction() {
+                    let same = match (i.rec.blocks.last(), &req.last) {
+                        (None, None) => true,
+                        (Some(b), Some(l)) => {
+                            b.id == l.id && b.generation_stamp == l.generation_stamp
+                        }
+                        _ => false,
+                    };
+                    if same {
+                        return Ok((true, store.last_applied()));
+                    }
+                }
+            }
+        }
+        let w = self.writing(&req.path, &req.client_name, now)?;
+        let mut rec = w.rec;
+        if let Some(l) = &req.last {
+            check_length(&w.path, l, rec.block_size)?;
+        }
+        match (rec.blocks.last_mut(), &req.last) {
+            (None, None) => {}
+            (Some(b), Some(l)) if b.id == l.id => {
+                if b.generation_stamp != l.generation_stamp {
+                    return Err(Error::StaleBlock {
+                        message: format!(
+                            "{}: last block {l} does not match the current generation stamp {}",
+                            w.path, b.generation_stamp
+                        ),
+                    });
+                }
+                b.length = l.length;
+                b.under_construction = false;
+            }
+            (b, l) => {
+                return Err(Error::invalid(format!(
+                    "{}: complete with last block {} but the file's last block is {}",
+                    w.path,
+                    l.as_ref().map_or("none".to_string(), |l| l.to_string()),
+                    b.map_or("none".to_string(), |b| format!(
+                        "blk_{}_{}",
+                        b.id, b.generation_stamp
+                    ))
+                )))
+            }
+        }
+        if let Some(l) = &req.last {
+            self.commit_block_in_map(l.id, l.length, now);
+        }
+        let waiting: Vec<u64> = rec
+            .blocks
+            .iter()
+            .filter(|b| {
+                self.blocks
+                    .get(b.id)
+                    .is_none_or(|i| i.good().next().is_none())
+            })
+            .map(|b| b.id)
+            .collect();
+        if !waiting.is_empty() {
+            tracing::debug!(path = %w.path, ?waiting, "complete: waiting for a finalized replica");
+            return Ok((false, store.last_applied()));
+        }
+        let holder = std::mem::take(&mut rec.lease_holder);
+        rec.pipeline.clear();
+        rec.mtime_ms = now_ms();
+        let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
+        let length = rec
+            .blocks
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.length));
+        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
+        self.leases.remove(&holder, w.id);
+        for id in &ids {
+            self.blocks.modify(*id, |b| {
+                b.state = BlockState::Complete;
+                b.pipeline.clear();
+            });
+        }
+        self.repl.check_all(ids);
+        tracing::debug!(path = %w.path, client = %holder, length, "file closed");
+        Ok((true, seq))
+    }
+
+    pub(crate) fn abandon_block(
+        &mut self,
+        store: &Store,
+        path: &str,
+        client: &str,
+        block: Option<ExtendedBlock>,
+    ) -> Result<u64> {
+        let w = self.writing(path, client, Instant::now())?;
+        let block =
+            block.ok_or_else(|| Error::invalid(format!("{path}: abandon without a block")))?;
+        let mut rec = w.rec;
+        match rec.blocks.last() {
+            Some(last) if last.id == block.id && last.under_construction => {}
+            _ => {
+                // Already abandoned (a retry) or never allocated.
+                if rec.blocks.iter().all(|b| b.id != block.id) {
+                    return Ok(store.last_applied());
+                }
+                return Err(Error::invalid(format!(
+                    "{}: {block} is not the block being written",
+                    w.path
+                )));
+            }
+        }
+        rec.blocks.pop();
+        rec.pipeline.clear();
+        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
+        self.forget_block(block.id);
+        tracing::info!(path = %w.path, block = %block, "block abandoned");
+        Ok(seq)
+    }
+}
+
+/// Refuses a block length larger than the file's block size.
+pub(crate) fn check_length(path: &str, b: &ExtendedBlock, block_size: u64) -> Result<()> {
+    if b.length > block_size {
+        return Err(Error::invalid(format!(
+            "{path}: {b} has length {}, more than the file's block size {block_size}",
+            b.length
+        )));
+    }
+    Ok(())
+}
