@@ -1,6 +1,7 @@
 //! `dfs`: the command line of the dfs filesystem. Parsing and commands live
 //! in [`dfs_client::cli`].
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -20,6 +21,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         // A closed stderr must not turn into a panic.
         .log_internal_errors(false)
         .init();
