@@ -175,7 +175,7 @@ impl DfsFs {
             rt,
             client,
             inodes: InodeTable::new(),
-            lookups: RecentLookups::default(),
+            lookups: RecentLookups::new(opts.entry_ttl),
             handles: Handles::new(),
             owners: Owners::load(),
             opts,

@@ -7,35 +7,47 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-/// How long a lookup's locations may serve an open. Complete files never
-/// change and a reader refreshes locations that went stale, so this only
-/// bounds how old a replica list may be when a read starts.
+/// The longest a lookup's locations may serve an open (the mount uses
+/// the shorter of this and its entry timeout). Complete files never change
+/// and a reader refreshes locations that went stale, so this only bounds
+/// how old a replica list may be when a read starts.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// At most this many lookups are kept; the oldest go first.
 pub const CAPACITY: usize = 1024;
 
 /// Lookups (in the mount: `dfs_client::LocatedStatus`) by inode, each kept
-/// for [`FRESH_FOR`] and taken by one open.
+/// for at most [`FRESH_FOR`] and taken by one open.
 #[derive(Debug)]
 pub struct RecentLookups<T> {
     map: Mutex<HashMap<u64, (Instant, T)>>,
+    fresh_for: Duration,
 }
 
 impl<T> Default for RecentLookups<T> {
     fn default() -> Self {
-        RecentLookups {
-            map: Mutex::new(HashMap::new()),
-        }
+        RecentLookups::new(FRESH_FOR)
     }
 }
 
 impl<T> RecentLookups<T> {
+    /// Keeps lookups for `fresh_for` (at most [`FRESH_FOR`]; zero keeps
+    /// none).
+    pub fn new(fresh_for: Duration) -> Self {
+        RecentLookups {
+            map: Mutex::new(HashMap::new()),
+            fresh_for: fresh_for.min(FRESH_FOR),
+        }
+    }
+
     /// Keeps the lookup of `ino` for the open that follows.
     pub fn put(&self, ino: u64, located: T) {
+        if self.fresh_for.is_zero() {
+            return;
+        }
         let now = Instant::now();
         let mut map = self.map.lock();
         if map.len() >= CAPACITY {
-            map.retain(|_, (at, _)| now.duration_since(*at) < FRESH_FOR);
+            map.retain(|_, (at, _)| now.duration_since(*at) < self.fresh_for);
             if map.len() >= CAPACITY {
                 if let Some(oldest) = map.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| *k) {
                     map.remove(&oldest);
@@ -45,10 +57,10 @@ impl<T> RecentLookups<T> {
         map.insert(ino, (now, located));
     }
 
-    /// The lookup of `ino`, if one was kept less than [`FRESH_FOR`] ago.
+    /// The lookup of `ino`, if one was kept less than its freshness ago.
     pub fn take(&self, ino: u64) -> Option<T> {
         let (at, located) = self.map.lock().remove(&ino)?;
-        (at.elapsed() < FRESH_FOR).then_some(located)
+        (at.elapsed() < self.fresh_for).then_some(located)
     }
 
     /// Forgets `ino` (its name now points elsewhere, or it is gone).
@@ -70,6 +82,13 @@ mod tests {
         l.put(8, "eight");
         l.forget(8);
         assert_eq!(l.take(8), None);
+    }
+
+    #[test]
+    fn a_zero_entry_timeout_keeps_nothing() {
+        let l = RecentLookups::new(Duration::ZERO);
+        l.put(7, "seven");
+        assert_eq!(l.take(7), None);
     }
 
     #[test]
