@@ -461,8 +461,38 @@ impl Client {
         length: u64,
     ) -> Result<Vec<BlockLocation>> {
         let path = path_of(path)?;
-        let resp = crate::reader::get_block_locations(&self.inner, &path, offset, length).await?;
-        Ok(resp.blocks.iter().map(BlockLocation::from).collect())
+        // The namenode lists a bounded number of blocks per reply: ask
+        // again from the end of the last one until the range is covered.
+        let mut out: Vec<BlockLocation> = Vec::new();
+        let mut from = offset;
+        loop {
+            let resp = crate::reader::get_block_locations(
+                &self.inner,
+                &path,
+                from,
+                if length == 0 {
+                    0
+                } else {
+                    (offset.saturating_add(length)).saturating_sub(from)
+                },
+            )
+            .await?;
+            let end = if length == 0 {
+                resp.file_length
+            } else {
+                offset.saturating_add(length).min(resp.file_length)
+            };
+            let Some(last) = resp.blocks.last() else {
+                break;
+            };
+            let next = last.offset + last.block.as_ref().map_or(0, |b| b.length);
+            out.extend(resp.blocks.iter().map(BlockLocation::from));
+            if next >= end || next <= from {
+                break;
+            }
+            from = next;
+        }
+        Ok(out)
     }
 
     /// The cluster's datanodes and safe mode state (`dfs report`).

@@ -60,6 +60,12 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 /// a part stays well under [`MAX_MESSAGE_SIZE`]); larger reports are split.
 pub const BLOCK_REPORT_PART: usize = 100_000;
 
+/// Blocks one `GetBlockLocations` (or located `GetFileInfo`) reply lists
+/// at most (~250 KB, far below [`MAX_MESSAGE_SIZE`]); a reader asks again
+/// from where the list ends. Without a cap a file of ~4 TB (33,000 blocks)
+/// could not be opened.
+pub const MAX_LOCATED_BLOCKS: usize = 1000;
+
 /// Connections from one client (and its clones) to the namenode.
 pub const NAMENODE_CONNECTIONS: usize = 2;
 /// How long a client waits to connect to any server.

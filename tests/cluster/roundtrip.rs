@@ -217,3 +217,41 @@ async fn an_abandoned_flush_does_not_cut_the_next_one_short() {
         .unwrap();
     assert_eq!(sha256(&back), sha256(&data));
 }
+
+/// A file of more blocks than one namenode reply lists (1000) reads back
+/// whole, and its block locations come back complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_more_blocks_than_one_reply_lists_reads_back_whole() {
+    let c = Cluster::builder().start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    let block = 4096u64;
+    let n_blocks = dfs_proto::defaults::MAX_LOCATED_BLOCKS as u64 + 20;
+    let data = random_bytes((n_blocks * block - 100) as usize, 12);
+    let opts = CreateOptions {
+        block_size: Some(block),
+        replication: Some(1),
+        ..CreateOptions::default()
+    };
+    let mut w = client.create("/many", opts).await.unwrap();
+    w.write_all(&data).await.unwrap();
+    w.close().await.unwrap();
+
+    let locs = client.block_locations("/many", 0, 0).await.unwrap();
+    assert_eq!(locs.len() as u64, n_blocks);
+    let tail = client
+        .block_locations("/many", 1000 * block + 10, 3 * block)
+        .await
+        .unwrap();
+    assert_eq!(tail.len(), 4, "{tail:?}");
+
+    let mut r = client.open("/many").await.unwrap();
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).await.unwrap();
+    assert_eq!(sha256(&back), sha256(&data));
+    // A positional read past the first reply's blocks.
+    let off = (n_blocks - 3) * block + 7;
+    let mut buf = vec![0u8; 5000];
+    let n = r.read_at(off, &mut buf).await.unwrap();
+    assert_eq!(n, 5000);
+    assert_eq!(&buf[..], &data[off as usize..off as usize + 5000]);
+}

@@ -11,6 +11,7 @@ use crate::blocks::{BlockInfo, BlockState, Replica, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
 use crate::placement::{self};
+use dfs_proto::defaults::MAX_LOCATED_BLOCKS;
 
 impl State {
     pub(crate) fn block_locations(
@@ -18,6 +19,18 @@ impl State {
         req: &GetBlockLocationsRequest,
         peer_host: &str,
         now: Instant,
+    ) -> Result<GetBlockLocationsResponse> {
+        self.block_locations_at_most(req, peer_host, now, MAX_LOCATED_BLOCKS)
+    }
+
+    /// [`block_locations`](Self::block_locations) listing at most
+    /// `max_blocks` blocks, the first ones of the range.
+    pub(crate) fn block_locations_at_most(
+        &self,
+        req: &GetBlockLocationsRequest,
+        peer_host: &str,
+        now: Instant,
+        max_blocks: usize,
     ) -> Result<GetBlockLocationsResponse> {
         let (id, path) = self.ns.resolve(&req.path)?;
         let inode = self
@@ -53,6 +66,9 @@ impl State {
             off = off.saturating_add(b.length);
             if b.length == 0 || off <= req.offset || start >= end {
                 continue;
+            }
+            if blocks.len() >= max_blocks {
+                break;
             }
             let Some(info) = self.blocks.get(b.id) else {
                 continue;
