@@ -901,26 +901,27 @@ async fn block_locations_are_listed_a_bounded_number_at_a_time() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     let blocks = h.write("/f", 3, 0).await;
-    let st = h.fs.state.read();
-    let req = |offset: u64| GetBlockLocationsRequest {
-        path: "/f".into(),
-        offset,
-        length: 0,
-        client_host: String::new(),
-    };
-    let first = st
-        .block_locations_at_most(&req(0), "", Instant::now(), 2)
-        .unwrap();
-    assert_eq!(first.file_length, 3 * 4096);
-    let ids: Vec<u64> = first.blocks.iter().map(|b| b.block.unwrap().id).collect();
-    assert_eq!(ids, vec![blocks[0].id, blocks[1].id]);
-    // Asking again from where the list ended gives the rest.
-    let rest = st
-        .block_locations_at_most(&req(2 * 4096), "", Instant::now(), 2)
-        .unwrap();
-    let ids: Vec<u64> = rest.blocks.iter().map(|b| b.block.unwrap().id).collect();
-    assert_eq!(ids, vec![blocks[2].id]);
-    assert_eq!(rest.blocks[0].offset, 2 * 4096);
-    drop(st);
+    {
+        let st = h.fs.state.read();
+        let req = |offset: u64| GetBlockLocationsRequest {
+            path: "/f".into(),
+            offset,
+            length: 0,
+            client_host: String::new(),
+        };
+        let first = st
+            .block_locations_at_most(&req(0), "", Instant::now(), 2)
+            .unwrap();
+        assert_eq!(first.file_length, 3 * 4096);
+        let ids: Vec<u64> = first.blocks.iter().map(|b| b.block.unwrap().id).collect();
+        assert_eq!(ids, vec![blocks[0].id, blocks[1].id]);
+        // Asking again from where the list ended gives the rest.
+        let rest = st
+            .block_locations_at_most(&req(2 * 4096), "", Instant::now(), 2)
+            .unwrap();
+        let ids: Vec<u64> = rest.blocks.iter().map(|b| b.block.unwrap().id).collect();
+        assert_eq!(ids, vec![blocks[2].id]);
+        assert_eq!(rest.blocks[0].offset, 2 * 4096);
+    }
     h.close().await;
 }
