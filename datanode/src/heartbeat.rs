@@ -25,6 +25,9 @@ use crate::node::Node;
 use crate::reports::Event;
 use crate::{recovery, transfer};
 
+/// Events per incremental block report (~40 bytes each on the wire).
+const IBR_MAX_EVENTS: usize = 10_000;
+
 /// First retry delay after a failed call to the namenode.
 const BACKOFF_START: Duration = Duration::from_millis(250);
 /// Longest retry delay.
@@ -375,7 +378,7 @@ async fn send_reports(node: Arc<Node>) {
         }
         loop {
             let gate = node.report_gate.lock().await;
-            let batch = node.reporter.take();
+            let batch = node.reporter.take(IBR_MAX_EVENTS);
             if batch.is_empty() {
                 break;
             }

@@ -58,11 +58,21 @@ impl Reporter {
         self.notify.notify_one();
     }
 
-    /// Takes every pending event.
-    pub fn take(&self) -> Vec<(u64, Event)> {
-        std::mem::take(&mut *self.pending.lock())
-            .into_iter()
-            .collect()
+    /// Takes at most `max` pending events (lowest block ids first), so one
+    /// incremental report stays far below the message size limit.
+    pub fn take(&self, max: usize) -> Vec<(u64, Event)> {
+        let mut pending = self.pending.lock();
+        if pending.len() <= max {
+            return std::mem::take(&mut *pending).into_iter().collect();
+        }
+        let mut out = Vec::with_capacity(max);
+        while out.len() < max {
+            match pending.pop_first() {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+        out
     }
 
     /// Puts back events that could not be sent, unless a newer event for the
@@ -104,19 +114,32 @@ mod tests {
     }
 
     #[test]
+    fn take_is_bounded() {
+        let r = Reporter::default();
+        for id in 1..=5 {
+            r.finalized(blk(id, 1));
+        }
+        let first: Vec<u64> = r.take(2).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(first, vec![1, 2]);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.take(10).len(), 3);
+        assert!(r.is_empty());
+    }
+
+    #[test]
     fn newest_event_wins_and_restore_keeps_it() {
         let r = Reporter::default();
         r.finalized(blk(1, 1));
         r.deleted(blk(1, 1));
         r.corrupt(blk(2, 1));
-        let batch = r.take();
+        let batch = r.take(usize::MAX);
         assert_eq!(batch.len(), 2);
         assert!(matches!(batch[0].1, Event::Deleted(_)));
         assert!(r.is_empty());
         r.finalized(blk(2, 2));
         r.restore(batch);
         assert_eq!(r.len(), 2);
-        let again = r.take();
+        let again = r.take(usize::MAX);
         match &again[1].1 {
             Event::Received(rep) => {
                 assert_eq!(rep.block.as_ref().map(|b| b.generation_stamp), Some(2))
