@@ -510,12 +510,36 @@ impl Client {
     /// The health of every file under `path` (`dfs fsck`).
     pub async fn fsck(&self, path: &str) -> Result<FsckReport> {
         let path = path_of(path)?;
-        let req = dfs_proto::FsckRequest { path: path.clone() };
-        let r = self
-            .nn()
-            .call("Fsck", &path, |mut c| async move { c.fsck(req).await })
-            .await?;
-        Ok(r.into())
+        // The namenode answers in pages (so no reply nears the message
+        // limit and its lock is held briefly); the counts add up.
+        let mut all = dfs_proto::FsckResponse::default();
+        let mut start_after = String::new();
+        loop {
+            let req = dfs_proto::FsckRequest {
+                path: path.clone(),
+                start_after: start_after.clone(),
+            };
+            let page = self
+                .nn()
+                .call("Fsck", &path, |mut c| async move { c.fsck(req).await })
+                .await?;
+            all.files.extend(page.files);
+            all.total_files += page.total_files;
+            all.total_dirs += page.total_dirs;
+            all.total_blocks += page.total_blocks;
+            all.under_replicated += page.under_replicated;
+            all.over_replicated += page.over_replicated;
+            all.mis_replicated += page.mis_replicated;
+            all.corrupt += page.corrupt;
+            all.missing += page.missing;
+            all.live_datanodes = page.live_datanodes;
+            all.racks = page.racks;
+            if !page.has_more || page.next_after.is_empty() || page.next_after == start_after {
+                break;
+            }
+            start_after = page.next_after;
+        }
+        Ok(all.into())
     }
 
     /// Capacity and usage of the whole cluster.

@@ -507,6 +507,86 @@ impl Namespace {
         Ok(s)
     }
 
+    /// Up to `limit` inodes of the subtree at `root` (whose path is
+    /// `root_path`) in pre-order with children by name, each with its path,
+    /// starting after the inode at `after` (a path below `root_path`, as a
+    /// previous page ended; `None` starts with `root` itself). `after` need
+    /// not exist any more: the walk goes on with what sorts after it. The
+    /// flag tells whether inodes remain.
+    pub fn subtree_page(
+        &self,
+        root: u64,
+        root_path: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<(u64, String)>, bool) {
+        let join = |dir: &str, name: &str| {
+            if dir == "/" {
+                format!("/{name}")
+            } else {
+                format!("{dir}/{name}")
+            }
+        };
+        // A stack of (id, path), popped in visiting order.
+        let mut stack: Vec<(u64, String)> = Vec::new();
+        match after {
+            None => stack.push((root, root_path.to_string())),
+            Some(after) => {
+                // The caller checked that `after` lies under `root_path`.
+                let rel = after
+                    .strip_prefix(root_path)
+                    .unwrap_or("")
+                    .trim_start_matches('/');
+                let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+                let mut dir = Some(root);
+                let mut dir_path = root_path.to_string();
+                for comp in &comps {
+                    let Some(d) = dir.and_then(|d| self.inodes.get(&d)) else {
+                        break;
+                    };
+                    // The siblings after `comp` come once its subtree is done.
+                    let later: Vec<(u64, String)> = d
+                        .children
+                        .range::<str, _>((
+                            std::ops::Bound::Excluded(*comp),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .map(|(name, id)| (*id, join(&dir_path, name)))
+                        .collect();
+                    stack.extend(later.into_iter().rev());
+                    dir = d.children.get(*comp).copied();
+                    dir_path = join(&dir_path, comp);
+                }
+                // The children of `after` itself (pre-order visits them next).
+                if let Some(d) = dir.and_then(|d| self.inodes.get(&d)) {
+                    stack.extend(
+                        d.children
+                            .iter()
+                            .rev()
+                            .map(|(name, id)| (*id, join(&dir_path, name))),
+                    );
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while let Some((id, path)) = stack.pop() {
+            if out.len() >= limit {
+                stack.push((id, path));
+                break;
+            }
+            if let Some(i) = self.inodes.get(&id) {
+                stack.extend(
+                    i.children
+                        .iter()
+                        .rev()
+                        .map(|(name, c)| (*c, join(&path, name))),
+                );
+                out.push((id, path));
+            }
+        }
+        (out, !stack.is_empty())
+    }
+
     /// Ids of every inode under (and including) `id`.
     pub fn subtree(&self, id: u64) -> Vec<u64> {
         let mut out = Vec::new();

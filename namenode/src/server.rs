@@ -314,7 +314,7 @@ impl ClientProtocol for NamenodeService {
             r.path
         };
         let _s = tracing::info_span!("fsck", path = %path).entered();
-        ok(self.fs.fsck(&path))
+        ok(self.fs.fsck(&path, &r.start_after))
     }
 
     async fn decommission(

@@ -66,6 +66,12 @@ pub const BLOCK_REPORT_PART: usize = 100_000;
 /// could not be opened.
 pub const MAX_LOCATED_BLOCKS: usize = 1000;
 
+/// Inodes one fsck reply covers at most; a page also ends after the file
+/// that brings it to [`FSCK_PAGE_BLOCKS`] blocks.
+pub const FSCK_PAGE_INODES: usize = 1000;
+/// Blocks after which an fsck page ends (at the end of a file).
+pub const FSCK_PAGE_BLOCKS: usize = 10_000;
+
 /// Connections from one client (and its clones) to the namenode.
 pub const NAMENODE_CONNECTIONS: usize = 2;
 /// How long a client waits to connect to any server.

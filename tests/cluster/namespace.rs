@@ -234,3 +234,44 @@ fn unreachable_namenode_fails_within_seconds_naming_it() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
 }
+
+/// `fsck` of a tree larger than one namenode page (1000 inodes) reports
+/// every file once, with counts that add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsck_of_a_tree_larger_than_one_page_reports_every_file() {
+    let c = Cluster::builder().start();
+    let client = dfs_client::Client::connect(c.addr()).await.unwrap();
+    let n = 1200usize;
+    let mut tasks = Vec::new();
+    for t in 0..8usize {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (t..n).step_by(8) {
+                let w = client
+                    .create(
+                        &format!("/big/d{}/f{i:04}", i % 7),
+                        dfs_client::CreateOptions {
+                            create_parents: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                w.close().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = client.fsck("/big").await.unwrap();
+    assert_eq!(report.total_files, n as u64);
+    assert_eq!(report.total_dirs, 8);
+    let paths: std::collections::HashSet<&str> =
+        report.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(report.files.len(), n);
+    assert_eq!(paths.len(), n, "a file was reported twice");
+    let json = c.dfs_json(&["fsck", "--json", "/big"]);
+    assert_eq!(json["files"].as_array().unwrap().len(), n);
+    assert_eq!(json["status"], "HEALTHY");
+}

@@ -510,3 +510,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn subtree_pages_walk_in_order_and_resume_after_anything() {
+    let mut n = ns();
+    for d in ["/a/b", "/a/c", "/a-x", "/z"] {
+        mkdir(&mut n, d, true).unwrap();
+    }
+    for f in ["/a/b/f1", "/a/b/f2", "/a/c/g", "/a-x/h", "/top"] {
+        create(&mut n, f, false).unwrap();
+    }
+    let (root, _) = n.resolve("/").unwrap();
+    let (all, more) = n.subtree_page(root, "/", None, 100);
+    assert!(!more);
+    let paths: Vec<&str> = all.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/", "/a", "/a/b", "/a/b/f1", "/a/b/f2", "/a/c", "/a/c/g", "/a-x", "/a-x/h", "/top",
+            "/z"
+        ]
+    );
+    // Pages of any size add up to the same walk.
+    for size in 1..=4 {
+        let mut got: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, more) = n.subtree_page(root, "/", after.as_deref(), size);
+            assert!(page.len() <= size);
+            got.extend(page.iter().map(|(_, p)| p.clone()));
+            if !more {
+                break;
+            }
+            after = page.last().map(|(_, p)| p.clone());
+        }
+        assert_eq!(got, paths, "pages of {size}");
+    }
+    // A subtree, and resuming after a path deleted since.
+    let (a, _) = n.resolve("/a").unwrap();
+    let (page, _) = n.subtree_page(a, "/a", Some("/a/b/f1"), 100);
+    let sub: Vec<&str> = page.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(sub, ["/a/b/f2", "/a/c", "/a/c/g"]);
+    let mut fake = FakeStore::new(&n);
+    let res = n.plan_delete("/a/b", true, 1).map(|x| x.0);
+    run(&mut n, &mut fake, res).unwrap();
+    let (page, more) = n.subtree_page(root, "/", Some("/a/b/f1"), 100);
+    let rest: Vec<&str> = page.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(rest, ["/a/c", "/a/c/g", "/a-x", "/a-x/h", "/top", "/z"]);
+    assert!(!more);
+}

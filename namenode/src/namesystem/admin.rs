@@ -8,6 +8,8 @@ use dfs_proto::{
     StatFsResponse,
 };
 
+use dfs_proto::defaults::{FSCK_PAGE_BLOCKS, FSCK_PAGE_INODES};
+
 use super::{Namesystem, State};
 use crate::blocks::BlockState;
 use crate::datanodes::{AdminState, NodeIdx};
@@ -20,8 +22,18 @@ impl Namesystem {
     }
 
     /// Block health of every file under `path`.
-    pub fn fsck(&self, path: &str) -> Result<FsckResponse> {
-        self.read(|st| st.fsck(path, Instant::now()))
+    /// One page of the health of the files under `path`, starting after
+    /// `start_after` (empty: from the start).
+    pub fn fsck(&self, path: &str, start_after: &str) -> Result<FsckResponse> {
+        self.read(|st| {
+            st.fsck_page(
+                path,
+                start_after,
+                FSCK_PAGE_INODES,
+                FSCK_PAGE_BLOCKS,
+                Instant::now(),
+            )
+        })
     }
 
     /// Capacity figures of the live datanodes.
@@ -76,18 +88,50 @@ impl State {
         }
     }
 
-    pub(crate) fn fsck(&self, path: &str, now: Instant) -> Result<FsckResponse> {
-        let (id, _) = self.ns.resolve(path)?;
+    /// One fsck page: at most `max_inodes` inodes of the subtree at `path`
+    /// in pre-order after `start_after`, ending early after the file that
+    /// brings it to `max_blocks` blocks, so no reply nears the message
+    /// limit and the lock is held briefly.
+    pub(crate) fn fsck_page(
+        &self,
+        path: &str,
+        start_after: &str,
+        max_inodes: usize,
+        max_blocks: usize,
+        now: Instant,
+    ) -> Result<FsckResponse> {
+        let (id, root_path) = self.ns.resolve(path)?;
+        let after = if start_after.is_empty() {
+            None
+        } else {
+            let inside = root_path == "/"
+                || start_after == root_path
+                || start_after
+                    .strip_prefix(root_path.as_str())
+                    .is_some_and(|r| r.starts_with('/'));
+            if !inside {
+                return Err(Error::invalid(format!(
+                    "fsck of {root_path}: cannot continue after {start_after}, which is not under it"
+                )));
+            }
+            Some(start_after)
+        };
         let cluster_racks = self.cluster_racks(now);
         let mut out = FsckResponse {
             live_datanodes: self.dns.all().iter().filter(|n| !n.dead).count() as u32,
             racks: self.dns.rack_count() as u32,
             ..Default::default()
         };
-        let mut ids = self.ns.subtree(id);
-        ids.sort_by_cached_key(|i| self.ns.path_of(*i).unwrap_or_default());
-        for i in ids {
-            let Some(inode) = self.ns.inode(i) else {
+        let (page, mut has_more) = self.ns.subtree_page(id, &root_path, after, max_inodes);
+        let mut blocks_in_page = 0usize;
+        let mut last = String::new();
+        for (i, ipath) in &page {
+            if blocks_in_page >= max_blocks {
+                has_more = true;
+                break;
+            }
+            last.clone_from(ipath);
+            let Some(inode) = self.ns.inode(*i) else {
                 continue;
             };
             if inode.is_dir() {
@@ -95,8 +139,9 @@ impl State {
                 continue;
             }
             out.total_files += 1;
+            blocks_in_page += inode.rec.blocks.len();
             let mut file = FsckFile {
-                path: self.ns.path_of(i).unwrap_or_default(),
+                path: ipath.clone(),
                 length: inode.length(),
                 replication: inode.rec.replication,
                 blocks: vec![],
@@ -147,6 +192,10 @@ impl State {
                 file.blocks.push(fb);
             }
             out.files.push(file);
+        }
+        out.has_more = has_more;
+        if has_more {
+            out.next_after = last;
         }
         Ok(out)
     }

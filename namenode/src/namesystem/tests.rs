@@ -406,7 +406,7 @@ async fn dead_node_blocks_are_re_replicated_and_extra_replicas_trimmed() {
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let blocks = h.write("/f", 1, 0).await;
     let b = blocks[0];
-    let holders: Vec<String> = h.fs.fsck("/").unwrap().files[0].blocks[0]
+    let holders: Vec<String> = h.fs.fsck("/", "").unwrap().files[0].blocks[0]
         .replicas
         .iter()
         .map(|r| r.node_id.clone())
@@ -423,7 +423,7 @@ async fn dead_node_blocks_are_re_replicated_and_extra_replicas_trimmed() {
         }
     }
     h.fs.tick(later);
-    let fsck = h.fs.fsck("/").unwrap();
+    let fsck = h.fs.fsck("/", "").unwrap();
     assert_eq!(fsck.under_replicated, 1);
     // A surviving holder was told to copy to the spare node.
     let survivors: Vec<&String> = holders.iter().filter(|n| **n != lost).collect();
@@ -441,13 +441,13 @@ async fn dead_node_blocks_are_re_replicated_and_extra_replicas_trimmed() {
     let target = t.targets[0].id.clone();
     assert!(!holders.contains(&target));
     h.received(&target, b);
-    let fsck = h.fs.fsck("/").unwrap();
+    let fsck = h.fs.fsck("/", "").unwrap();
     assert_eq!((fsck.under_replicated, fsck.missing), (0, 0));
     // The dead node comes back with its replica: one too many, trimmed.
     h.register(&lost, &format!("{lost}-addr:1"), "/r9");
     h.received(&lost, b);
     h.fs.tick(Instant::now());
-    let fsck = h.fs.fsck("/").unwrap();
+    let fsck = h.fs.fsck("/", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 3, "{fsck:?}");
     assert_eq!(fsck.over_replicated, 0);
     h.close().await;
@@ -460,7 +460,7 @@ async fn corrupt_replica_is_replaced_then_deleted() {
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let b = h.write("/f", 1, 0).await[0];
-    let fsck = h.fs.fsck("/f").unwrap();
+    let fsck = h.fs.fsck("/f", "").unwrap();
     let bad = fsck.files[0].blocks[0].replicas[0].node_id.clone();
     h.fs.report_bad_blocks(ReportBadBlocksRequest {
         replicas: vec![BadReplica {
@@ -665,7 +665,7 @@ async fn pipeline_recovery_bumps_generation_stamp() {
             if d.blocks.iter().any(|x| x.id == b.id && x.generation_stamp == b.generation_stamp))),
         "the stale replica is deleted: {cmds:?}"
     );
-    let fsck = h.fs.fsck("/f").unwrap();
+    let fsck = h.fs.fsck("/f", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 3);
     h.close().await;
 }
@@ -677,7 +677,7 @@ async fn decommission_drains_then_reports_decommissioned() {
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let b = h.write("/f", 1, 0).await[0];
-    let holder = h.fs.fsck("/").unwrap().files[0].blocks[0].replicas[0]
+    let holder = h.fs.fsck("/", "").unwrap().files[0].blocks[0].replicas[0]
         .node_id
         .clone();
     let r = h.fs.decommission(&holder, true).unwrap();
@@ -730,7 +730,7 @@ async fn setrep_adds_and_removes_replicas() {
     let b = h.write("/f", 1, 0).await[0];
     h.fs.set_replication("/f", 1).await.unwrap();
     h.fs.tick(Instant::now());
-    let fsck = h.fs.fsck("/f").unwrap();
+    let fsck = h.fs.fsck("/f", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 1);
     h.fs.set_replication("/f", 2).await.unwrap();
     h.fs.tick(Instant::now());
@@ -744,7 +744,7 @@ async fn setrep_adds_and_removes_replicas() {
         }
     }
     assert!(copied);
-    let fsck = h.fs.fsck("/f").unwrap();
+    let fsck = h.fs.fsck("/f", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 2);
     assert_eq!(fsck.under_replicated, 0);
     h.close().await;
@@ -795,7 +795,7 @@ async fn no_copy_goes_to_a_node_that_still_has_to_delete_the_block() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     let b = h.write("/f", 1, 0).await[0];
-    let holders: Vec<String> = h.fs.fsck("/").unwrap().files[0].blocks[0]
+    let holders: Vec<String> = h.fs.fsck("/", "").unwrap().files[0].blocks[0]
         .replicas
         .iter()
         .map(|r| r.node_id.clone())
@@ -855,7 +855,7 @@ async fn a_block_report_in_parts_drops_only_what_no_part_names() {
     three_nodes(&h);
     let blocks = h.write("/f", 3, 0).await;
     let holders = |h: &Harness| -> Vec<usize> {
-        h.fs.fsck("/").unwrap().files[0]
+        h.fs.fsck("/", "").unwrap().files[0]
             .blocks
             .iter()
             .map(|b| b.replicas.iter().filter(|r| r.node_id == "dn1").count())
@@ -923,5 +923,47 @@ async fn block_locations_are_listed_a_bounded_number_at_a_time() {
         assert_eq!(ids, vec![blocks[2].id]);
         assert_eq!(rest.blocks[0].offset, 2 * 4096);
     }
+    h.close().await;
+}
+
+#[tokio::test]
+async fn fsck_pages_add_up_to_the_whole_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    for i in 0..4 {
+        h.write(&format!("/d{}/f{i}", i % 2), 2, 0).await;
+    }
+    let whole = h.fs.fsck("/", "").unwrap();
+    assert!(!whole.has_more);
+    assert_eq!((whole.total_files, whole.total_blocks), (4, 8));
+    for (inodes, blocks) in [(1, 100), (2, 100), (100, 2), (3, 3)] {
+        let st = h.fs.state.read();
+        let (mut files, mut dirs, mut nblocks, mut paths) = (0, 0, 0, Vec::new());
+        let mut after = String::new();
+        loop {
+            let page = st
+                .fsck_page("/", &after, inodes, blocks, Instant::now())
+                .unwrap();
+            files += page.total_files;
+            dirs += page.total_dirs;
+            nblocks += page.total_blocks;
+            paths.extend(page.files.iter().map(|f| f.path.clone()));
+            if !page.has_more {
+                break;
+            }
+            assert!(!page.next_after.is_empty());
+            after = page.next_after;
+        }
+        assert_eq!(
+            (files, dirs, nblocks),
+            (4, 3, 8),
+            "pages of {inodes}/{blocks}"
+        );
+        let whole_paths: Vec<String> = whole.files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(paths, whole_paths);
+    }
+    let err = h.fs.fsck("/d0", "/d1/f1").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     h.close().await;
 }
