@@ -133,6 +133,31 @@ impl Client {
         &self.inner.namenode
     }
 
+    /// `GetFileInfo` of a normalized path, retried while the namenode is
+    /// unreachable or in safe mode; `with_locations` asks for the blocks.
+    async fn get_file_info(
+        &self,
+        path: &str,
+        with_locations: bool,
+    ) -> Result<dfs_proto::GetFileInfoResponse> {
+        let req = dfs_proto::GetFileInfoRequest {
+            path: path.to_string(),
+            with_locations,
+            client_host: if with_locations {
+                self.inner.client_host()
+            } else {
+                String::new()
+            },
+        };
+        let budget = self.nn().rpc_timeout();
+        self.nn()
+            .call_retrying("GetFileInfo", path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.get_file_info(req).await }
+            })
+            .await
+    }
+
     /// The status of a file or directory.
     ///
     /// ```no_run
@@ -143,18 +168,7 @@ impl Client {
     /// ```
     pub async fn status(&self, path: &str) -> Result<FileStatus> {
         let path = path_of(path)?;
-        let req = dfs_proto::GetFileInfoRequest {
-            path: path.clone(),
-            ..Default::default()
-        };
-        let budget = self.nn().rpc_timeout();
-        let resp = self
-            .nn()
-            .call_retrying("GetFileInfo", &path, budget, |mut c| {
-                let req = req.clone();
-                async move { c.get_file_info(req).await }
-            })
-            .await?;
+        let resp = self.get_file_info(&path, false).await?;
         match resp.status {
             Some(st) => Ok(st.into()),
             None => Err(Error::NotFound { path }),
@@ -412,19 +426,7 @@ impl Client {
     /// ```
     pub async fn located_status(&self, path: &str) -> Result<LocatedStatus> {
         let path = path_of(path)?;
-        let req = dfs_proto::GetFileInfoRequest {
-            path: path.clone(),
-            with_locations: true,
-            client_host: self.inner.client_host(),
-        };
-        let budget = self.nn().rpc_timeout();
-        let resp = self
-            .nn()
-            .call_retrying("GetFileInfo", &path, budget, |mut c| {
-                let req = req.clone();
-                async move { c.get_file_info(req).await }
-            })
-            .await?;
+        let resp = self.get_file_info(&path, true).await?;
         match resp.status {
             Some(st) => Ok(LocatedStatus {
                 path,

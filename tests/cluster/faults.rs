@@ -3,9 +3,10 @@
 
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use dfs_client::Client;
+use dfs_client::{BlockLocation, Client};
 use dfs_tests::{replica_files, sha256_file, wait_until, Cluster};
 
 const MIB: usize = 1024 * 1024;
@@ -68,23 +69,9 @@ async fn flipped_bytes_are_detected_and_reported() {
     let local = c.local_file("rot", 2 * MIB, 7);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/rot"]);
     let client = Client::connect(c.addr()).await.unwrap();
-    let locs = client.block_locations("/rot", 0, u64::MAX).await.unwrap();
-    let first = &locs[0];
-    // Corrupt the replica the reader will try first.
-    let victim_addr = first.hosts[0].clone();
-    let victim = (0..3)
-        .find(|&i| c.datanodes[i].addr == victim_addr)
-        .expect("victim datanode");
-    let replica = replica_files(&c.datanode_dir(victim))
-        .into_iter()
-        .find(|p| p.file_name().unwrap().to_string_lossy() == format!("blk_{}", first.block_id))
-        .expect("replica file");
-    {
-        let mut f = fs::OpenOptions::new().write(true).open(&replica).unwrap();
-        f.seek(SeekFrom::Start(1000)).unwrap();
-        f.write_all(b"\xde\xad\xbe\xef").unwrap();
-        f.sync_all().unwrap();
-    }
+    let (first, victim, _) =
+        corrupt_first_replica(&c, &client, "/rot", 1000, b"\xde\xad\xbe\xef").await;
+    let victim_addr = c.datanodes[victim].addr.clone();
     // The read still returns the right bytes.
     let out = c.dir.path().join("rot.out");
     c.dfs_ok(&["get", "/rot", out.to_str().unwrap()]);
@@ -127,23 +114,7 @@ async fn flipped_byte_in_a_small_file_is_refused_and_moved_aside() {
     let local = c.local_file("small", 4096, 8);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/small"]);
     let client = Client::connect(c.addr()).await.unwrap();
-    let locs = client.block_locations("/small", 0, u64::MAX).await.unwrap();
-    let first = &locs[0];
-    let victim_addr = first.hosts[0].clone();
-    let victim = (0..3)
-        .find(|&i| c.datanodes[i].addr == victim_addr)
-        .expect("victim datanode");
-    let name = format!("blk_{}", first.block_id);
-    let replica = replica_files(&c.datanode_dir(victim))
-        .into_iter()
-        .find(|p| p.file_name().unwrap().to_string_lossy() == name)
-        .expect("replica file");
-    {
-        let mut f = fs::OpenOptions::new().write(true).open(&replica).unwrap();
-        f.seek(SeekFrom::Start(100)).unwrap();
-        f.write_all(b"\x00\xff").unwrap();
-        f.sync_all().unwrap();
-    }
+    let (_, victim, replica) = corrupt_first_replica(&c, &client, "/small", 100, b"\x00\xff").await;
     let out = c.dir.path().join("small.out");
     c.dfs_ok(&["get", "/small", out.to_str().unwrap()]);
     assert_eq!(sha256_file(&local), sha256_file(&out));
@@ -193,4 +164,31 @@ fn block_reports_in_parts_rebuild_every_location_after_a_restart() {
         .filter(|l| l.contains("full block report processed") && l.contains("parts=5"))
         .count();
     assert!(reports >= 3, "{reports} reports in 5 parts:\n{log}");
+}
+
+/// Overwrites `bytes` at `offset` in the replica of the first block of
+/// `path` that a reader tries first; returns the block, the datanode's
+/// index and the replica file.
+async fn corrupt_first_replica(
+    c: &Cluster,
+    client: &Client,
+    path: &str,
+    offset: u64,
+    bytes: &[u8],
+) -> (BlockLocation, usize, PathBuf) {
+    let locs = client.block_locations(path, 0, u64::MAX).await.unwrap();
+    let first = locs[0].clone();
+    let victim = (0..c.datanodes.len())
+        .find(|&i| c.datanodes[i].addr == first.hosts[0])
+        .expect("victim datanode");
+    let name = format!("blk_{}", first.block_id);
+    let replica = replica_files(&c.datanode_dir(victim))
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy() == name)
+        .expect("replica file");
+    let mut f = fs::OpenOptions::new().write(true).open(&replica).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+    f.sync_all().unwrap();
+    (first, victim, replica)
 }
