@@ -409,6 +409,20 @@ impl Namespace {
         Ok((self.walk(&comps)?, norm))
     }
 
+    /// Resolves a path that must be a file: its inode id, normal form and
+    /// inode.
+    pub fn resolve_file(&self, path: &str) -> Result<(u64, String, &Inode)> {
+        let (id, norm) = self.resolve(path)?;
+        let inode = self
+            .inodes
+            .get(&id)
+            .ok_or_else(|| Error::NotFound { path: norm.clone() })?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory { path: norm });
+        }
+        Ok((id, norm, inode))
+    }
+
     /// Resolves the parent directory of the last component. The error names
     /// the first missing or non-directory ancestor.
     fn resolve_parent(&self, comps: &[&str]) -> Result<u64> {

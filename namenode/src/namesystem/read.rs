@@ -9,7 +9,7 @@ use rand::Rng;
 use super::State;
 use crate::blocks::{BlockInfo, BlockState, Replica, ReplicaKind};
 use crate::datanodes::NodeIdx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::placement::{self};
 use dfs_proto::defaults::MAX_LOCATED_BLOCKS;
 
@@ -32,14 +32,7 @@ impl State {
         now: Instant,
         max_blocks: usize,
     ) -> Result<GetBlockLocationsResponse> {
-        let (id, path) = self.ns.resolve(&req.path)?;
-        let inode = self
-            .ns
-            .inode(id)
-            .ok_or_else(|| Error::NotFound { path: path.clone() })?;
-        if inode.is_dir() {
-            return Err(Error::IsADirectory { path });
-        }
+        let (id, path, inode) = self.ns.resolve_file(&req.path)?;
         let file_length = inode.length();
         let end = if req.length == 0 {
             file_length

@@ -79,14 +79,7 @@ impl State {
         req: &RecoverLeaseRequest,
         now: Instant,
     ) -> Result<(bool, u64)> {
-        let (id, path) = self.ns.resolve(&req.path)?;
-        let inode = self
-            .ns
-            .inode(id)
-            .ok_or_else(|| Error::NotFound { path: path.clone() })?;
-        if inode.is_dir() {
-            return Err(Error::IsADirectory { path });
-        }
+        let (id, path, inode) = self.ns.resolve_file(&req.path)?;
         if !inode.under_construction() {
             return Ok((true, store.last_applied()));
         }

@@ -28,14 +28,7 @@ pub(crate) struct Writing {
 impl State {
     /// Resolves a file the caller must be writing (holding its lease).
     pub(crate) fn writing(&mut self, path: &str, client: &str, now: Instant) -> Result<Writing> {
-        let (id, norm) = self.ns.resolve(path)?;
-        let inode = self
-            .ns
-            .inode(id)
-            .ok_or_else(|| Error::NotFound { path: norm.clone() })?;
-        if inode.is_dir() {
-            return Err(Error::IsADirectory { path: norm });
-        }
+        let (id, norm, inode) = self.ns.resolve_file(path)?;
         let holder = inode.rec.lease_holder.as_str();
         let message = if holder.is_empty() {
             Some("not open for writing: the file is closed and files are write-once".to_string())
