@@ -404,6 +404,20 @@ impl DfsFs {
         }
     }
 
+    /// FLUSH (`fsync` false) or fsync (`fsync` true) of handle `fh`: for a
+    /// handle that writes, waits for its bytes to be acknowledged (fsync
+    /// also tells the namenode the length); for any other, nothing.
+    async fn sync_handle(&self, fh: u64, fsync: bool) -> Result<(), Errno> {
+        let Some(w) = self.handles.file(fh).and_then(|f| f.writer.clone()) else {
+            return Ok(());
+        };
+        if fsync {
+            w.hflush(self.opts.data_timeout()).await
+        } else {
+            w.flush(self.opts.data_timeout()).await
+        }
+    }
+
     async fn open_file(&self, ino: u64, flags: OpenFlags) -> Result<(u64, FopenFlags), Errno> {
         if flags.acc_mode() == OpenAccMode::O_RDONLY {
             return self.open_read(ino).await;

@@ -259,10 +259,7 @@ impl Filesystem for DfsFs {
         reply: ReplyEmpty,
     ) {
         // Never ENOSYS: the kernel would stop sending FLUSH for the whole mount.
-        let res = match self.handles.file(fh.0).and_then(|f| f.writer.clone()) {
-            Some(w) => self.block(w.flush(self.opts.data_timeout())),
-            None => Ok(()),
-        };
+        let res = self.block(self.sync_handle(fh.0, false));
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -306,10 +303,7 @@ impl Filesystem for DfsFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let res = match self.handles.file(fh.0).and_then(|f| f.writer.clone()) {
-            Some(w) => self.block(w.hflush(self.opts.data_timeout())),
-            None => Ok(()),
-        };
+        let res = self.block(self.sync_handle(fh.0, true));
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),

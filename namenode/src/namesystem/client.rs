@@ -30,18 +30,21 @@ impl Namesystem {
         peer_host: &str,
     ) -> Result<(FileStatus, Option<GetBlockLocationsResponse>)> {
         self.read(|st| {
-            let status = st.ns.get_file_info(path)?;
-            if status.file_type == dfs_proto::FileType::Dir as i32 {
-                return Ok((status, None));
-            }
             let req = GetBlockLocationsRequest {
                 path: path.to_string(),
                 offset: 0,
                 length: 0,
                 client_host: client_host.to_string(),
             };
-            let located = st.block_locations(&req, peer_host, Instant::now())?;
-            Ok((status, Some(located)))
+            // One resolve for a file: the locations carry its status.
+            match st.block_locations(&req, peer_host, Instant::now()) {
+                Ok(mut located) => {
+                    let status = located.status.take().unwrap_or_default();
+                    Ok((status, Some(located)))
+                }
+                Err(Error::IsADirectory { .. }) => Ok((st.ns.get_file_info(path)?, None)),
+                Err(e) => Err(e),
+            }
         })
     }
 

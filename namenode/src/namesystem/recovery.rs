@@ -251,24 +251,12 @@ impl State {
         &mut self,
         store: &Store,
         id: u64,
-        mut rec: dfs_proto::image::InodeRecord,
+        rec: dfs_proto::image::InodeRecord,
         path: &str,
         old_holder: &str,
         why: &str,
     ) -> Result<(bool, u64)> {
-        rec.lease_holder.clear();
-        rec.pipeline.clear();
-        rec.mtime_ms = now_ms();
-        for b in &mut rec.blocks {
-            b.under_construction = false;
-        }
-        let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
-        let length = rec
-            .blocks
-            .iter()
-            .fold(0u64, |a, b| a.saturating_add(b.length));
-        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
-        self.leases.remove(old_holder, id);
+        let (seq, ids, length) = self.close_file(store, id, rec, old_holder)?;
         for b in &ids {
             self.blocks.modify(*b, |i| {
                 i.state = if i.is_safe() || i.state == BlockState::Complete {

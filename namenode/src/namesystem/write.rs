@@ -380,16 +380,8 @@ impl State {
             tracing::debug!(path = %w.path, ?waiting, "complete: waiting for a finalized replica");
             return Ok((false, store.last_applied()));
         }
-        let holder = std::mem::take(&mut rec.lease_holder);
-        rec.pipeline.clear();
-        rec.mtime_ms = now_ms();
-        let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
-        let length = rec
-            .blocks
-            .iter()
-            .fold(0u64, |a, b| a.saturating_add(b.length));
-        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
-        self.leases.remove(&holder, w.id);
+        let holder = rec.lease_holder.clone();
+        let (seq, ids, length) = self.close_file(store, w.id, rec, &holder)?;
         for id in &ids {
             self.blocks.modify(*id, |b| {
                 b.state = BlockState::Complete;
@@ -399,6 +391,33 @@ impl State {
         self.repl.check_all(ids);
         tracing::debug!(path = %w.path, client = %holder, length, "file closed");
         Ok((true, seq))
+    }
+
+    /// Closes the file `id` in its record: no lease holder, no pipeline,
+    /// no block under construction, a new mtime; commits it and drops the
+    /// lease of `holder`. Returns the edit's sequence number, the file's
+    /// block ids and its length; the caller settles the block map.
+    pub(crate) fn close_file(
+        &mut self,
+        store: &Store,
+        id: u64,
+        mut rec: InodeRecord,
+        holder: &str,
+    ) -> Result<(u64, Vec<u64>, u64)> {
+        rec.lease_holder.clear();
+        rec.pipeline.clear();
+        rec.mtime_ms = now_ms();
+        for b in &mut rec.blocks {
+            b.under_construction = false;
+        }
+        let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
+        let length = rec
+            .blocks
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.length));
+        let seq = self.commit(store, vec![Change::PutInode(rec)])?;
+        self.leases.remove(holder, id);
+        Ok((seq, ids, length))
     }
 
     pub(crate) fn abandon_block(
