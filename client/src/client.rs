@@ -213,6 +213,7 @@ impl Client {
             path: path.clone(),
             start_after: start_after.to_string(),
             limit,
+            ..Default::default()
         };
         let budget = self.nn().rpc_timeout();
         let resp = self
@@ -226,6 +227,63 @@ impl Client {
             resp.entries.into_iter().map(FileStatus::from).collect(),
             resp.has_more,
         ))
+    }
+
+    /// One page of the listing of `path` like [`list_page`](Self::list_page),
+    /// each entry with the locations of a file's first blocks (HDFS's
+    /// `listLocatedStatus`): [`open_located`](Self::open_located) opens any
+    /// of them without a namenode call. A page holds at most
+    /// [`LOCATED_LIST_PAGE`](dfs_proto::defaults::LOCATED_LIST_PAGE) entries.
+    ///
+    /// ```no_run
+    /// # async fn run(client: dfs_client::Client) -> dfs_client::Result<()> {
+    /// let (page, _more) = client.list_located_page("/logs", "", 100).await?;
+    /// for entry in page.into_iter().filter(|e| !e.status().is_dir()) {
+    ///     let mut reader = client.open_located(entry)?;
+    ///     let mut buf = vec![0u8; 4096];
+    ///     let n = reader.read_at(0, &mut buf).await?;
+    ///     println!("{} bytes", n);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list_located_page(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<LocatedStatus>, bool)> {
+        let path = path_of(path)?;
+        let req = dfs_proto::ListStatusRequest {
+            path: path.clone(),
+            start_after: start_after.to_string(),
+            limit,
+            with_locations: true,
+            client_host: self.inner.client_host(),
+        };
+        let budget = self.nn().rpc_timeout();
+        let resp = self
+            .nn()
+            .call_retrying("ListStatus", &path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.list_status(req).await }
+            })
+            .await?;
+        let mut locations = resp.locations.into_iter();
+        let page = resp
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let located = locations.next().filter(|l| l.status.is_some());
+                let status = FileStatus::from(entry);
+                LocatedStatus {
+                    path: status.path.clone(),
+                    locations: located.filter(|_| !status.is_dir()),
+                    status,
+                }
+            })
+            .collect();
+        Ok((page, resp.has_more))
     }
 
     /// Creates a directory (and its missing parents when `parents`).

@@ -28,6 +28,8 @@ pub type ReadStream = ReceiverStream<Result<ReadBlockResponse, Status>>;
 /// Messages buffered ahead of the network (4 × 256 KiB).
 const READ_QUEUE: usize = 4;
 const CHUNK: u64 = BYTES_PER_CHECKSUM as u64;
+/// Reads of at most this many bytes run on the async worker itself.
+const SMALL_READ: u64 = 64 * 1024;
 
 /// What a `ReadBlock` call found when it opened the replica.
 enum Opened {
@@ -49,19 +51,26 @@ pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<ReadSt
         .block
         .ok_or_else(|| Error::invalid(0, "read request without a block"))?;
     tracing::Span::current().record("block", tracing::field::display(&block));
-    let span = tracing::Span::current();
-    let n = node.clone();
-    // Opening the replica and, for a small read, reading it happen in one
-    // blocking task: a small file costs one thread hand-off, not two.
-    let opened = tokio::task::spawn_blocking(move || {
-        let _enter = span.enter();
-        open_range(&n, &block, req.offset, req.length)
-    })
-    .await
-    .map_err(|e| Error::TaskFailed {
-        task: "open replica",
-        reason: e.to_string(),
-    })??;
+    let opened = if req.length > 0 && req.length <= SMALL_READ {
+        // A small read (a small file, a reader's positional read): opening
+        // and reading it take a few microseconds from the page cache, less
+        // than handing it to a blocking thread and back.
+        open_range(&node, &block, req.offset, req.length)?
+    } else {
+        let span = tracing::Span::current();
+        let n = node.clone();
+        // Opening the replica and, for a one-message range, reading it
+        // happen in one blocking task: one thread hand-off, not two.
+        tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            open_range(&n, &block, req.offset, req.length)
+        })
+        .await
+        .map_err(|e| Error::TaskFailed {
+            task: "open replica",
+            reason: e.to_string(),
+        })??
+    };
     let (tx, rx) = mpsc::channel(READ_QUEUE);
     match opened {
         Opened::Ready(msg) => {

@@ -7,6 +7,8 @@
 //! cluster turns into EIO, never into a hung process.
 
 use std::ffi::OsStr;
+
+use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,11 +17,12 @@ use dfs_client::{
     Client, CreateOptions, FileStatus, FileType as DfsFileType, FileWriter, FsStats, LocatedStatus,
     SetAttr,
 };
-use dfs_proto::defaults::{LIST_PAGE, MAX_NAME_LEN};
+use dfs_proto::defaults::{LIST_PAGE, LOCATED_LIST_PAGE, MAX_NAME_LEN};
 use fuser::{
     Errno, FileAttr, FileType, FopenFlags, INodeNo, OpenAccMode, OpenFlags, RenameFlags, TimeOrNow,
 };
 use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, info, warn};
@@ -30,7 +33,9 @@ use crate::errno::{errno, is_expected, path_errno};
 use crate::handles::{Handles, OpenFile};
 use crate::inodes::{InodeTable, Stale};
 use crate::located::RecentLookups;
+use crate::prefetch::{self, Key, Prefetch};
 use crate::reader::Reader;
+use crate::statahead::{Ahead, ListFrom, Slot, Statahead};
 use crate::writer::{has_attrs, Phase, Writer};
 
 mod kernel;
@@ -76,6 +81,8 @@ pub struct DfsFs {
     inodes: InodeTable,
     handles: Handles,
     lookups: RecentLookups<LocatedStatus>,
+    statahead: Statahead<LocatedStatus>,
+    prefetch: Prefetch,
     owners: Owners,
     opts: FsOptions,
     commits: Arc<Semaphore>,
@@ -176,6 +183,8 @@ impl DfsFs {
             client,
             inodes: InodeTable::new(),
             lookups: RecentLookups::new(opts.entry_ttl),
+            statahead: Statahead::new(opts.entry_ttl),
+            prefetch: Prefetch::new(),
             handles: Handles::new(),
             owners: Owners::load(),
             opts,
@@ -273,6 +282,21 @@ impl DfsFs {
 
     async fn lookup_entry(&self, parent: u64, name: &str) -> Result<Option<FileAttr>, Errno> {
         let path = self.child_path(parent, name)?;
+        let list = match self.statahead.lookup(parent, name) {
+            Ahead::Hit(located) => return Ok(Some(self.found(parent, name, located))),
+            Ahead::Absent => {
+                self.inodes.unlink(parent, name);
+                return Ok(None);
+            }
+            Ahead::Miss { list } => list,
+        };
+        if let Some(from) = list {
+            // A reader walking the directory in name order: list what
+            // follows in one call and serve the next lookups from it.
+            if let Some(answer) = self.list_ahead(parent, name, &from).await {
+                return Ok(answer);
+            }
+        }
         // With the block locations: the open that usually follows needs
         // no namenode call of its own.
         match self
@@ -280,13 +304,8 @@ impl DfsFs {
             .await
         {
             Ok(located) => {
-                let status = located.status().clone();
-                let ino = self.inodes.remember(parent, name, status.inode);
-                self.inodes.cache_dir(ino, &status);
-                if !status.is_dir() && !status.under_construction {
-                    self.lookups.put(ino, located);
-                }
-                Ok(Some(self.attr(ino, &status)))
+                self.statahead.found(parent, name, true);
+                Ok(Some(self.found(parent, name, located)))
             }
             Err(e) if e == Errno::ENOENT => {
                 self.inodes.unlink(parent, name);
@@ -294,6 +313,64 @@ impl DfsFs {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Fetches the page of `parent` after `from` for the statahead and
+    /// answers the lookup of `name` from it; `None` when it cannot (the
+    /// listing failed or does not settle the name).
+    async fn list_ahead(
+        &self,
+        parent: u64,
+        name: &str,
+        from: &ListFrom,
+    ) -> Option<Option<FileAttr>> {
+        let dir = self.path_of(parent).ok()?;
+        let listing = self
+            .client
+            .list_located_page(&dir, &from.after, LOCATED_LIST_PAGE);
+        let (page, has_more) = self.call("statahead", &dir, listing).await.ok()?;
+        debug!(path = %dir, after = %from.after, entries = page.len(), "statahead page");
+        let names = page
+            .into_iter()
+            .map(|located| {
+                let status = located.status();
+                let name = status.name().to_string();
+                // A file being written changes under us: look it up afresh.
+                let slot = if status.under_construction {
+                    Slot::Exists
+                } else {
+                    Slot::Entry(located)
+                };
+                (name, slot)
+            })
+            .collect();
+        self.statahead.fill(parent, from, names, has_more);
+        match self.statahead.lookup(parent, name) {
+            Ahead::Hit(located) => Some(Some(self.found(parent, name, located))),
+            Ahead::Absent => {
+                self.inodes.unlink(parent, name);
+                Some(None)
+            }
+            Ahead::Miss { .. } => None,
+        }
+    }
+
+    /// Remembers `name` in `parent` as `located` says and returns its
+    /// attributes; keeps a complete file's locations for the open.
+    fn found(&self, parent: u64, name: &str, located: LocatedStatus) -> FileAttr {
+        let status = located.status().clone();
+        let ino = self.inodes.remember(parent, name, status.inode);
+        self.inodes.cache_dir(ino, &status);
+        if !status.is_dir() && !status.under_construction {
+            self.lookups.put(ino, located);
+        }
+        self.attr(ino, &status)
+    }
+
+    /// Notes that the mount changed directory `parent` at `mtime_ms`.
+    fn dir_changed(&self, parent: u64, mtime_ms: i64) {
+        self.statahead.forget_dir(parent);
+        self.inodes.dir_changed(parent, mtime_ms);
     }
 
     /// Waits until a writer of `ino` that looks closed has committed, so a
@@ -342,7 +419,7 @@ impl DfsFs {
         }
         let ino = self.inodes.remember(parent, name, status.inode);
         self.inodes.cache_dir(ino, &status);
-        self.inodes.dir_changed(parent, now_ms());
+        self.dir_changed(parent, now_ms());
         Ok(self.attr(ino, &status))
     }
 
@@ -371,7 +448,7 @@ impl DfsFs {
                 // Whatever the table knew under this name is gone.
                 self.inodes.unlink(parent, name);
                 let ino = self.inodes.remember(parent, name, 0);
-                self.inodes.dir_changed(parent, status.mtime);
+                self.dir_changed(parent, status.mtime);
                 let writer = Arc::new(Writer::new_file(ino, fw, status.clone()));
                 self.handles.set_writer(writer.clone());
                 let fh = self.handles.add_file(OpenFile {
@@ -435,6 +512,9 @@ impl DfsFs {
     async fn open_read(&self, ino: u64) -> Result<(u64, FopenFlags), Errno> {
         self.settle(ino).await;
         let reader = self.new_reader(ino).await?;
+        if !reader.1 {
+            self.prefetch_following(ino);
+        }
         let flags = if reader.1 {
             FopenFlags::empty()
         } else {
@@ -465,6 +545,7 @@ impl DfsFs {
             return Err(Errno::ESTALE);
         }
         let growing = file.status().under_construction;
+        let key = Key::of(file.status());
         let reader = Reader::new(
             self.client.clone(),
             file,
@@ -472,7 +553,43 @@ impl DfsFs {
             self.opts.read_ahead,
             self.opts.data_timeout(),
         );
-        Ok((reader, growing))
+        if growing {
+            return Ok((reader, growing));
+        }
+        let whole = match self.prefetch.take(&key) {
+            Some(loading) => tokio::time::timeout(self.opts.data_timeout(), loading)
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        match whole {
+            Some(whole) => {
+                debug!(path = %reader.path(), "opened from the files read ahead");
+                Ok((reader.with_whole(whole), growing))
+            }
+            None => Ok((reader, growing)),
+        }
+    }
+
+    /// Starts reading the small files listed after `ino` in its
+    /// directory's statahead page: a program opening what it looked up in
+    /// name order opens them next.
+    fn prefetch_following(&self, ino: u64) {
+        let Ok(path) = self.path_of(ino) else {
+            return;
+        };
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let parent = self.inodes.parent(ino);
+        for located in self.statahead.following(parent, name, prefetch::AHEAD) {
+            let key = Key::of(located.status());
+            if located.status().under_construction || !self.prefetch.wants(&key) {
+                continue;
+            }
+            let (client, timeout) = (self.client.clone(), self.opts.data_timeout());
+            self.prefetch
+                .start(key, read_whole(client, located, key.length(), timeout));
+        }
     }
 
     /// The writer a handle opened for writing on `ino` shares.
@@ -628,6 +745,8 @@ impl DfsFs {
         let status = self
             .call("setattr", &path, self.client.set_attr(&path, attrs))
             .await?;
+        // A listed page may hold the old attributes.
+        self.statahead.forget_dir(self.inodes.parent(ino));
         if !self.inodes.confirm(ino, status.inode) {
             return Err(Errno::ESTALE);
         }
@@ -647,7 +766,7 @@ impl DfsFs {
         self.call(op, &path, self.client.delete(&path, false))
             .await?;
         self.inodes.unlink(parent, name);
-        self.inodes.dir_changed(parent, now_ms());
+        self.dir_changed(parent, now_ms());
         Ok(())
     }
 
@@ -682,8 +801,8 @@ impl DfsFs {
             .await?;
         self.inodes.rename(parent, name, new_parent, new_name);
         let now = now_ms();
-        self.inodes.dir_changed(parent, now);
-        self.inodes.dir_changed(new_parent, now);
+        self.dir_changed(parent, now);
+        self.dir_changed(new_parent, now);
         Ok(())
     }
 
@@ -792,6 +911,33 @@ impl DfsFs {
             }
         });
         futures::future::join_all(waits).await;
+    }
+}
+
+/// All `len` bytes of the file `located` describes (checksummed like any
+/// read), or `None` if they could not be read within `timeout`.
+async fn read_whole(
+    client: Client,
+    located: LocatedStatus,
+    len: u64,
+    timeout: Duration,
+) -> Option<Bytes> {
+    let path = located.path().to_string();
+    let file = client.open_located(located).ok()?;
+    let mut buf = Vec::with_capacity(usize::try_from(len).ok()?);
+    let mut limited = file.take(len);
+    let read = limited.read_to_end(&mut buf);
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(n)) if n as u64 == len => Some(Bytes::from(buf)),
+        Ok(Ok(n)) => {
+            debug!(path = %path, read = n, len, "read ahead came short; the open will read itself");
+            None
+        }
+        Ok(Err(e)) => {
+            debug!(path = %path, error = %e, "read ahead failed; the open will read itself");
+            None
+        }
+        Err(_) => None,
     }
 }
 

@@ -25,7 +25,9 @@ pub mod fs;
 pub mod handles;
 pub mod inodes;
 pub mod located;
+pub mod prefetch;
 pub mod reader;
+pub mod statahead;
 pub mod writer;
 
 use std::path::PathBuf;

@@ -69,6 +69,8 @@ pub struct Reader {
     /// For reads outside the stream (and the first stream): opened again
     /// when a stream took it.
     spare: Mutex<Option<FileReader>>,
+    /// The whole file, when it was read ahead ([`crate::prefetch`]).
+    whole: Option<Bytes>,
 }
 
 impl Drop for Reader {
@@ -99,7 +101,22 @@ impl Reader {
             timeout,
             stream: Mutex::new(Stream::default()),
             spare: Mutex::new(Some(file)),
+            whole: None,
         }
+    }
+
+    /// Serves every read from `whole`, the file's bytes read ahead, if it
+    /// holds the whole file; otherwise reads as usual.
+    pub fn with_whole(mut self, whole: Bytes) -> Reader {
+        if whole.len() as u64 == self.len {
+            self.whole = Some(whole);
+        }
+        self
+    }
+
+    /// The path the file was opened at.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The file's length when it was opened.
@@ -118,6 +135,10 @@ impl Reader {
             return Ok(Vec::new());
         }
         let end = self.len.min(offset.saturating_add(u64::from(size)));
+        if let Some(whole) = &self.whole {
+            // Both within `len`, which is `whole.len()`.
+            return Ok(whole[offset as usize..end as usize].to_vec());
+        }
         if self.window > 0 {
             let mut s = self.stream.lock().await;
             let servable =

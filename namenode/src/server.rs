@@ -74,12 +74,28 @@ impl ClientProtocol for NamenodeService {
     }
 
     async fn list_status(&self, request: Request<ListStatusRequest>) -> Reply<ListStatusResponse> {
+        let peer = peer_host(&request);
         let r = request.into_inner();
-        let _s = tracing::debug_span!("list_status", path = %r.path).entered();
+        let _s = tracing::debug_span!("list_status", path = %r.path, located = r.with_locations)
+            .entered();
+        if r.with_locations {
+            return ok(self
+                .fs
+                .list_located(&r.path, &r.start_after, r.limit, &r.client_host, &peer)
+                .map(|(entries, locations, has_more)| ListStatusResponse {
+                    entries,
+                    has_more,
+                    locations,
+                }));
+        }
         ok(self
             .fs
             .list_status(&r.path, &r.start_after, r.limit)
-            .map(|(entries, has_more)| ListStatusResponse { entries, has_more }))
+            .map(|(entries, has_more)| ListStatusResponse {
+                entries,
+                has_more,
+                locations: Vec::new(),
+            }))
     }
 
     async fn mkdirs(&self, request: Request<MkdirsRequest>) -> Reply<MkdirsResponse> {

@@ -44,6 +44,12 @@ pub const MAX_REPLICATION_STREAMS: u32 = 2;
 pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// Most entries one directory listing page returns.
 pub const LIST_PAGE: u32 = 1000;
+/// Most entries one located listing page returns (each with block locations).
+pub const LOCATED_LIST_PAGE: u32 = 100;
+/// Blocks listed per file in a located listing page: enough to open a small
+/// file without another call, and ~100 × 16 blocks stay far below
+/// [`MAX_MESSAGE_SIZE`]; a reader asks for the rest.
+pub const LOCATED_LIST_BLOCKS: usize = 16;
 /// Longest file or directory name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest path, in bytes.

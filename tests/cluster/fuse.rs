@@ -254,6 +254,89 @@ fn random_writes_and_appends_are_refused_and_change_nothing() {
     assert!(log.contains("closed"), "the mount should log why: {log}");
 }
 
+/// Reads `dir/f0000`... in name order from `from` to `to` (excluded),
+/// checking each against `expect`.
+fn read_in_order(
+    dir: &Path,
+    range: std::ops::Range<usize>,
+    expect: impl Fn(usize) -> Option<Vec<u8>>,
+) {
+    for i in range {
+        let path = dir.join(format!("f{i:04}"));
+        match (fs::read(&path), expect(i)) {
+            (Ok(got), Some(want)) => assert!(got == want, "{} read back wrong", path.display()),
+            (Err(e), None) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{}", path.display())
+            }
+            (got, want) => panic!(
+                "{}: read {:?}, expected {}",
+                path.display(),
+                got.map(|d| d.len()),
+                if want.is_some() {
+                    "a file"
+                } else {
+                    "no such file"
+                }
+            ),
+        }
+    }
+}
+
+#[test]
+fn reading_a_directory_in_name_order_is_served_ahead_and_sees_every_change() {
+    let mut c = Cluster::builder().start();
+    let m = Mount::with_log(&c, &[], "info,dfs_fuse=debug");
+    let dir = m.dir.join("many");
+    fs::create_dir(&dir).unwrap();
+    let content = |i: usize, version: u64| random_bytes(1000 + 37 * i, 1000 * version + i as u64);
+    for i in 0..250 {
+        fs::write(dir.join(format!("f{i:04}")), content(i, 0)).unwrap();
+    }
+    // Entries the pages must carry without locations or skip over.
+    fs::create_dir(dir.join("f0005-dir")).unwrap();
+    fs::write(dir.join("f0006-empty"), b"").unwrap();
+
+    // Several located pages (100 entries each), most files read ahead.
+    // (After the entry timeout: the kernel forgot the names it created.)
+    std::thread::sleep(Duration::from_millis(1100));
+    read_in_order(&dir, 0..250, |i| Some(content(i, 0)));
+    assert_eq!(fs::read(dir.join("f0006-empty")).unwrap(), b"");
+    assert!(dir.join("f0005-dir").is_dir());
+    let log = m.log();
+    let pages = log.matches("statahead page").count();
+    let ahead = log.matches("opened from the files read ahead").count();
+    assert!(
+        pages >= 3 && ahead >= 150,
+        "{pages} statahead pages and {ahead} files read ahead for 250 files read in order"
+    );
+
+    // Changes by the mount itself, in the middle of a listed page.
+    std::thread::sleep(Duration::from_millis(1100));
+    read_in_order(&dir, 0..10, |i| Some(content(i, 0)));
+    fs::write(dir.join("f0050"), content(50, 1)).unwrap();
+    fs::remove_file(dir.join("f0060")).unwrap();
+    let changed = |i: usize| match i {
+        50 => Some(content(50, 1)),
+        60 => None,
+        _ => Some(content(i, 0)),
+    };
+    read_in_order(&dir, 10..250, changed);
+
+    // Changes by another client show once the entry timeout (1 s) passed.
+    std::thread::sleep(Duration::from_millis(1100));
+    read_in_order(&dir, 0..10, changed);
+    let newer = c.local_file("f0070-v2", 4321, 7);
+    c.dfs_ok(&["rm", "/many/f0070"]);
+    c.dfs_ok(&["put", newer.to_str().unwrap(), "/many/f0070"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    read_in_order(&dir, 70..71, |_| Some(fs::read(&newer).unwrap()));
+
+    // A datanode down: files read ahead and read by their opens fail over.
+    std::thread::sleep(Duration::from_millis(1100));
+    c.datanodes[0].kill();
+    read_in_order(&dir, 71..250, changed);
+}
+
 #[test]
 fn read_survives_a_datanode_killed_midway() {
     let mut c = Cluster::builder().start();

@@ -609,6 +609,11 @@ pub struct Mount {
 impl Mount {
     /// Mounts the cluster at a new folder inside the cluster's temp dir.
     pub fn new(cluster: &Cluster, extra: &[&str]) -> Mount {
+        Mount::with_log(cluster, extra, "info")
+    }
+
+    /// [`Mount::new`] logging with the `RUST_LOG` filter `log`.
+    pub fn with_log(cluster: &Cluster, extra: &[&str], log: &str) -> Mount {
         let dir = cluster
             .dir
             .path()
@@ -637,7 +642,7 @@ impl Mount {
         proc.child = Some(
             Command::new(&proc.program)
                 .args(&proc.args)
-                .env("RUST_LOG", "info")
+                .env("RUST_LOG", log)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
                 .stdout(out)

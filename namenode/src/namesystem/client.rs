@@ -6,10 +6,12 @@
 use std::time::Instant;
 
 use dfs_proto::{
-    AddBlockRequest, CompleteRequest, CreateRequest, ExtendedBlock, FileStatus, FsyncRequest,
-    GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
+    AddBlockRequest, CompleteRequest, CreateRequest, ExtendedBlock, FileStatus, FileType,
+    FsyncRequest, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
     ReportBadBlocksRequest, SetAttrRequest,
 };
+
+use dfs_proto::defaults::{LOCATED_LIST_BLOCKS, LOCATED_LIST_PAGE};
 
 use super::Namesystem;
 use crate::error::{Error, Result};
@@ -56,6 +58,47 @@ impl Namesystem {
         limit: u32,
     ) -> Result<(Vec<FileStatus>, bool)> {
         self.read(|st| st.ns.list(path, start_after, limit))
+    }
+
+    /// One page of a listing with, for each file, the locations of its
+    /// first blocks (at most [`LOCATED_LIST_BLOCKS`]), read under one lock
+    /// so the two agree. A directory's locations are empty.
+    pub fn list_located(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+        client_host: &str,
+        peer_host: &str,
+    ) -> Result<(Vec<FileStatus>, Vec<GetBlockLocationsResponse>, bool)> {
+        let limit = match limit {
+            0 => LOCATED_LIST_PAGE,
+            n => n.min(LOCATED_LIST_PAGE),
+        };
+        self.read(|st| {
+            let (entries, has_more) = st.ns.list(path, start_after, limit)?;
+            let now = Instant::now();
+            let mut located = Vec::with_capacity(entries.len());
+            for e in &entries {
+                if e.file_type == FileType::Dir as i32 {
+                    located.push(GetBlockLocationsResponse::default());
+                    continue;
+                }
+                let req = GetBlockLocationsRequest {
+                    path: e.path.clone(),
+                    offset: 0,
+                    length: 0,
+                    client_host: client_host.to_string(),
+                };
+                located.push(st.block_locations_at_most(
+                    &req,
+                    peer_host,
+                    now,
+                    LOCATED_LIST_BLOCKS,
+                )?);
+            }
+            Ok((entries, located, has_more))
+        })
     }
 
     /// Totals of a subtree.
