@@ -11,6 +11,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use dfs_proto::{GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock};
 use parking_lot::Mutex;
+use sync_wrapper::SyncWrapper;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 
 use crate::block_reader::BlockCursor;
@@ -187,10 +188,19 @@ pub struct FileReader {
     pos: u64,
     /// Verified bytes at `pos`, not yet handed out.
     buffered: Bytes,
+    /// The sequential stream's state, touched only through `&mut self`
+    /// (reads and seeks); the wrapper makes `FileReader` `Sync`, so an
+    /// `Arc<FileReader>` can serve positional reads from many tasks.
+    stream: SyncWrapper<SeqStream>,
+    seek_to: Option<u64>,
+}
+
+/// The block stream of the sequential reader and its next chunk in flight.
+#[derive(Default)]
+struct SeqStream {
     /// The open block stream, positioned at `pos + buffered.len()`.
     cursor: Option<BlockCursor>,
     fut: Option<ChunkFuture>,
-    seek_to: Option<u64>,
 }
 
 impl std::fmt::Debug for FileReader {
@@ -251,8 +261,7 @@ impl FileReader {
             shared,
             pos: 0,
             buffered: Bytes::new(),
-            cursor: None,
-            fut: None,
+            stream: SyncWrapper::new(SeqStream::default()),
             seek_to: None,
         })
     }
@@ -292,10 +301,11 @@ impl FileReader {
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         loop {
-            if let Some(fut) = self.fut.as_mut() {
+            let stream = self.stream.get_mut();
+            if let Some(fut) = stream.fut.as_mut() {
                 let (cursor, r) = ready!(fut.as_mut().poll(cx));
-                self.fut = None;
-                self.cursor = cursor;
+                stream.fut = None;
+                stream.cursor = cursor;
                 self.buffered = r?;
                 return Poll::Ready(Ok(()));
             }
@@ -306,7 +316,7 @@ impl FileReader {
                 // A file being written may have grown; ask once per read.
                 let shared = self.shared.clone();
                 let pos = self.pos;
-                self.fut = Some(Box::pin(async move {
+                stream.fut = Some(Box::pin(async move {
                     match shared.refresh_if_growing().await {
                         Ok(()) if pos < shared.len() => shared.next_chunk(None, pos).await,
                         Ok(()) => (None, Ok(Bytes::new())),
@@ -316,9 +326,8 @@ impl FileReader {
                 continue;
             }
             let shared = self.shared.clone();
-            let cursor = self.cursor.take();
-            let pos = self.pos;
-            self.fut = Some(Box::pin(shared.next_chunk(cursor, pos)));
+            let cursor = stream.cursor.take();
+            stream.fut = Some(Box::pin(shared.next_chunk(cursor, self.pos)));
         }
     }
 }
@@ -374,8 +383,7 @@ impl AsyncSeek for FileReader {
                     }
                     _ => {
                         this.buffered = Bytes::new();
-                        this.fut = None;
-                        this.cursor = None;
+                        *this.stream.get_mut() = SeqStream::default();
                     }
                 }
                 this.pos = target;

@@ -101,6 +101,36 @@ async fn library_roundtrip_seek_and_positional_reads() {
         .map(|s| s.name().to_string())
         .collect();
     assert_eq!(names.len(), SIZES.len());
+
+    // One reader shared by tasks on other threads (`FileReader` is `Sync`):
+    // positional reads of different blocks at once.
+    let size = *SIZES.iter().max().unwrap();
+    let i = SIZES.iter().position(|&s| s == size).unwrap();
+    let data = std::sync::Arc::new(random_bytes(size, 1000 + i as u64));
+    let reader = std::sync::Arc::new(client.open(&format!("/lib/f-{size}")).await.unwrap());
+    let tasks: Vec<_> = (0..8)
+        .map(|k| {
+            let (reader, data) = (reader.clone(), data.clone());
+            tokio::spawn(async move {
+                let off = k * size / 8;
+                let mut buf = vec![0u8; (size / 8).min(size - off)];
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let at = (off + filled) as u64;
+                    let n = reader.read_at(at, &mut buf[filled..]).await.unwrap();
+                    assert!(n > 0, "short read at {at}");
+                    filled += n;
+                }
+                assert!(
+                    buf[..] == data[off..off + buf.len()],
+                    "parallel read_at {off}"
+                );
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
