@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".dfs.Packet.checksums")
         .bytes(".dfs.ReadBlockResponse.data")
         .bytes(".dfs.ReadBlockResponse.checksums")
+        .bytes(".dfs.SmallBlock.data")
+        .bytes(".dfs.SmallBlock.checksums")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -35,6 +35,11 @@ impl LocatedStatus {
     pub fn status(&self) -> &FileStatus {
         &self.status
     }
+
+    /// The block locations, for a file.
+    pub(crate) fn locations(&self) -> Option<&dfs_proto::GetBlockLocationsResponse> {
+        self.locations.as_ref()
+    }
 }
 
 /// A connection to a dfs cluster. Cheap to clone; clones share the

@@ -50,12 +50,15 @@ mod options;
 mod packet;
 mod pipeline;
 mod reader;
+mod small;
 mod streamer;
 mod types;
 mod writer;
 
 pub mod cli;
 
+/// The byte buffer [`Client::read_small_files`] returns (re-exported from `bytes`).
+pub use bytes::Bytes;
 pub use client::{Client, LocatedStatus};
 pub use error::{Error, Result};
 pub use options::{ClientOptions, CreateOptions, SetAttr};

@@ -10,8 +10,11 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use dfs_proto::defaults::{BYTES_PER_CHECKSUM, READ_CHUNK};
-use dfs_proto::{ExtendedBlock, ReadBlockRequest, ReadBlockResponse};
+use dfs_proto::defaults::{BYTES_PER_CHECKSUM, READ_CHUNK, SMALL_BLOCKS_PER_CALL, SMALL_BLOCK_MAX};
+use dfs_proto::{
+    ExtendedBlock, ReadBlockRequest, ReadBlockResponse, ReadSmallBlocksRequest,
+    ReadSmallBlocksResponse, SmallBlock,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -91,6 +94,76 @@ pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<ReadSt
         Opened::Empty => {}
     }
     Ok(ReceiverStream::new(rx))
+}
+
+/// Handles a `ReadSmallBlocks` call: each whole block read and verified
+/// like a one-message `ReadBlock`, all in one blocking task. A block this
+/// replica cannot serve gets an error entry; the others are still sent.
+pub async fn read_small_blocks(
+    node: Arc<Node>,
+    req: ReadSmallBlocksRequest,
+) -> Result<ReadSmallBlocksResponse> {
+    if req.blocks.len() > SMALL_BLOCKS_PER_CALL {
+        return Err(Error::invalid(
+            0,
+            format!(
+                "{} blocks asked in one small read; at most {SMALL_BLOCKS_PER_CALL}",
+                req.blocks.len()
+            ),
+        ));
+    }
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _enter = span.enter();
+        let blocks = req
+            .blocks
+            .iter()
+            .map(|block| match read_small(&node, block) {
+                Ok(b) => b,
+                Err(e) => {
+                    debug!(block = %block, error = %e, "small read refused");
+                    SmallBlock {
+                        error: e.to_string(),
+                        ..SmallBlock::default()
+                    }
+                }
+            })
+            .collect();
+        ReadSmallBlocksResponse { blocks }
+    })
+    .await
+    .map_err(|e| Error::TaskFailed {
+        task: "read small blocks",
+        reason: e.to_string(),
+    })
+}
+
+/// One whole small block, read and verified.
+fn read_small(node: &Arc<Node>, block: &ExtendedBlock) -> Result<SmallBlock> {
+    if block.length > SMALL_BLOCK_MAX {
+        return Err(Error::invalid(
+            block.id,
+            format!(
+                "{} bytes is too large for a small read (at most {SMALL_BLOCK_MAX})",
+                block.length
+            ),
+        ));
+    }
+    match open_range(node, block, 0, block.length.max(1))? {
+        Opened::Ready(msg) => {
+            let msg = msg?;
+            Ok(SmallBlock {
+                data: msg.data,
+                checksums: msg.checksums,
+                error: String::new(),
+            })
+        }
+        Opened::Empty => Ok(SmallBlock::default()),
+        Opened::Stream { .. } => Err(Error::invalid(
+            block.id,
+            "the replica is larger than a small read",
+        )),
+    }
 }
 
 /// Opens the replica of `block` for `length` bytes at `offset` (0 = to the

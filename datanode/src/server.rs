@@ -6,8 +6,9 @@ use std::sync::Arc;
 use dfs_proto::datanode::DataTransfer;
 use dfs_proto::{
     InitReplicaRecoveryRequest, InitReplicaRecoveryResponse, PingRequest, PingResponse,
-    ReadBlockRequest, TransferReplicaRequest, TransferReplicaResponse,
-    UpdateReplicaUnderRecoveryRequest, UpdateReplicaUnderRecoveryResponse, WriteBlockRequest,
+    ReadBlockRequest, ReadSmallBlocksRequest, ReadSmallBlocksResponse, TransferReplicaRequest,
+    TransferReplicaResponse, UpdateReplicaUnderRecoveryRequest, UpdateReplicaUnderRecoveryResponse,
+    WriteBlockRequest,
 };
 use tonic::{Request, Response, Status, Streaming};
 use tracing::field::Empty;
@@ -70,6 +71,22 @@ impl DataTransfer for DataTransferService {
             span.record("client", req.client_name.as_str());
         }
         reader::read_block(self.node.clone(), req)
+            .instrument(span)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn read_small_blocks(
+        &self,
+        req: Request<ReadSmallBlocksRequest>,
+    ) -> Result<Response<ReadSmallBlocksResponse>, Status> {
+        let span = call_span!("read_small_blocks", req);
+        let req = req.into_inner();
+        if !req.client_name.is_empty() {
+            span.record("client", req.client_name.as_str());
+        }
+        reader::read_small_blocks(self.node.clone(), req)
             .instrument(span)
             .await
             .map(Response::new)

@@ -7,8 +7,6 @@
 //! cluster turns into EIO, never into a hung process.
 
 use std::ffi::OsStr;
-
-use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,7 +20,6 @@ use fuser::{
     Errno, FileAttr, FileType, FopenFlags, INodeNo, OpenAccMode, OpenFlags, RenameFlags, TimeOrNow,
 };
 use parking_lot::Mutex;
-use tokio::io::AsyncReadExt;
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, info, warn};
@@ -573,23 +570,32 @@ impl DfsFs {
     }
 
     /// Starts reading the small files listed after `ino` in its
-    /// directory's statahead page: a program opening what it looked up in
-    /// name order opens them next.
+    /// directory's statahead page, together: a program opening what it
+    /// looked up in name order opens them next. A new batch starts when
+    /// the next file or half the window is not read ahead yet.
     fn prefetch_following(&self, ino: u64) {
         let Ok(path) = self.path_of(ino) else {
             return;
         };
         let name = path.rsplit('/').next().unwrap_or_default();
         let parent = self.inodes.parent(ino);
-        for located in self.statahead.following(parent, name, prefetch::AHEAD) {
-            let key = Key::of(located.status());
-            if located.status().under_construction || !self.prefetch.wants(&key) {
-                continue;
-            }
-            let (client, timeout) = (self.client.clone(), self.opts.data_timeout());
-            self.prefetch
-                .start(key, read_whole(client, located, key.length(), timeout));
+        let next = self.statahead.following(parent, name, prefetch::AHEAD);
+        let wanted: Vec<(usize, Key)> = next
+            .iter()
+            .enumerate()
+            .map(|(i, located)| (i, Key::of(located.status())))
+            .filter(|(i, key)| !next[*i].status().under_construction && self.prefetch.wants(key))
+            .collect();
+        let next_missing = wanted.first().is_some_and(|(i, _)| *i == 0);
+        if wanted.is_empty() || !(next_missing || wanted.len() >= prefetch::AHEAD / 2) {
+            return;
         }
+        let keys = wanted.iter().map(|(_, key)| *key).collect();
+        let files: Vec<LocatedStatus> = wanted.iter().map(|(i, _)| next[*i].clone()).collect();
+        let client = self.client.clone();
+        debug!(path = %path, files = files.len(), "reading the next small files ahead");
+        self.prefetch
+            .start_batch(keys, async move { client.read_small_files(&files).await });
     }
 
     /// The writer a handle opened for writing on `ino` shares.
@@ -911,33 +917,6 @@ impl DfsFs {
             }
         });
         futures::future::join_all(waits).await;
-    }
-}
-
-/// All `len` bytes of the file `located` describes (checksummed like any
-/// read), or `None` if they could not be read within `timeout`.
-async fn read_whole(
-    client: Client,
-    located: LocatedStatus,
-    len: u64,
-    timeout: Duration,
-) -> Option<Bytes> {
-    let path = located.path().to_string();
-    let file = client.open_located(located).ok()?;
-    let mut buf = Vec::with_capacity(usize::try_from(len).ok()?);
-    let mut limited = file.take(len);
-    let read = limited.read_to_end(&mut buf);
-    match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(n)) if n as u64 == len => Some(Bytes::from(buf)),
-        Ok(Ok(n)) => {
-            debug!(path = %path, read = n, len, "read ahead came short; the open will read itself");
-            None
-        }
-        Ok(Err(e)) => {
-            debug!(path = %path, error = %e, "read ahead failed; the open will read itself");
-            None
-        }
-        Err(_) => None,
     }
 }
 

@@ -22,8 +22,8 @@ use parking_lot::Mutex;
 
 /// Files up to this size are read ahead.
 pub const MAX_FILE: u64 = 256 * 1024;
-/// Files read ahead of the one a program opens.
-pub const AHEAD: usize = 8;
+/// Files read ahead of the one a program opens, asked for together.
+pub const AHEAD: usize = 16;
 /// Files kept (read or being read) at most: 16 MiB at most.
 pub const MAX_KEPT: usize = 64;
 /// How long a file read ahead waits for its open.
@@ -46,11 +46,6 @@ impl Key {
             length: status.length,
             mtime_ms: status.mtime,
         }
-    }
-
-    /// The file's length.
-    pub fn length(&self) -> u64 {
-        self.length
     }
 }
 
@@ -94,15 +89,29 @@ impl Prefetch {
         files.len() < MAX_KEPT
     }
 
-    /// Starts `read` on the runtime for the file under `key`, unless
-    /// [`wants`](Self::wants) says no. Must run inside the tokio runtime.
-    pub fn start(&self, key: Key, read: impl Future<Output = Option<Bytes>> + Send + 'static) {
-        if !self.wants(&key) {
-            return;
+    /// Starts `read` on the runtime for the files under `keys` together:
+    /// it yields their bytes in the same order. Keys already kept, or not
+    /// worth reading, are left out of the bookkeeping (their bytes are
+    /// dropped). Must run inside the tokio runtime.
+    pub fn start_batch(
+        &self,
+        keys: Vec<Key>,
+        read: impl Future<Output = Vec<Option<Bytes>>> + Send + 'static,
+    ) {
+        let batch = read.boxed().shared();
+        tokio::spawn(batch.clone());
+        let now = Instant::now();
+        for (i, key) in keys.into_iter().enumerate() {
+            if !self.wants(&key) {
+                continue;
+            }
+            let one = batch
+                .clone()
+                .map(move |files| files.get(i).cloned().flatten())
+                .boxed()
+                .shared();
+            self.files.lock().insert(key, (now, one));
         }
-        let loading = read.boxed().shared();
-        tokio::spawn(loading.clone());
-        self.files.lock().insert(key, (Instant::now(), loading));
     }
 
     /// The file under `key`, if read ahead (or being read) recently;
@@ -128,12 +137,16 @@ mod tests {
     #[tokio::test]
     async fn a_file_read_ahead_serves_one_open() {
         let p = Prefetch::new();
-        p.start(key(1, 3), async { Some(Bytes::from_static(b"abc")) });
+        p.start_batch(vec![key(1, 3)], async {
+            vec![Some(Bytes::from_static(b"abc"))]
+        });
         let loading = p.take(&key(1, 3)).expect("kept");
         assert_eq!(loading.await, Some(Bytes::from_static(b"abc")));
         assert!(p.take(&key(1, 3)).is_none());
         // Another length or time is another file.
-        p.start(key(2, 3), async { Some(Bytes::from_static(b"abc")) });
+        p.start_batch(vec![key(2, 3)], async {
+            vec![Some(Bytes::from_static(b"abc"))]
+        });
         assert!(p
             .take(&Key {
                 mtime_ms: 8,
@@ -147,15 +160,37 @@ mod tests {
         let p = Prefetch::new();
         assert!(!p.wants(&key(1, 0)));
         assert!(!p.wants(&key(1, MAX_FILE + 1)));
-        p.start(key(1, 3), async { None });
+        p.start_batch(vec![key(1, 3)], async { vec![None] });
         assert!(!p.wants(&key(1, 3)));
+    }
+
+    #[tokio::test]
+    async fn files_read_together_are_served_one_each() {
+        let p = Prefetch::new();
+        p.start_batch(vec![key(1, 1), key(2, 1), key(3, 1)], async {
+            vec![
+                Some(Bytes::from_static(b"a")),
+                None,
+                Some(Bytes::from_static(b"c")),
+            ]
+        });
+        assert_eq!(
+            p.take(&key(3, 1)).expect("kept").await,
+            Some(Bytes::from_static(b"c"))
+        );
+        assert_eq!(p.take(&key(2, 1)).expect("kept").await, None);
+        assert_eq!(
+            p.take(&key(1, 1)).expect("kept").await,
+            Some(Bytes::from_static(b"a"))
+        );
+        assert!(p.take(&key(1, 1)).is_none());
     }
 
     #[tokio::test]
     async fn stays_bounded() {
         let p = Prefetch::new();
         for i in 0..(MAX_KEPT as u64 + 10) {
-            p.start(key(i, 3), async { None });
+            p.start_batch(vec![key(i, 3)], async { vec![None] });
         }
         assert_eq!(p.files.lock().len(), MAX_KEPT);
         assert!(!p.wants(&key(1000, 3)));

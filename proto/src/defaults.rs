@@ -24,6 +24,11 @@ pub const PACKET_SIZE: usize = 64 * 1024;
 pub const MAX_PACKETS_IN_FLIGHT: usize = 80;
 /// Bytes per message of a block read stream.
 pub const READ_CHUNK: usize = 256 * 1024;
+/// Largest block `ReadSmallBlocks` serves (one read chunk).
+pub const SMALL_BLOCK_MAX: u64 = READ_CHUNK as u64;
+/// Blocks one `ReadSmallBlocks` call asks for at most (4 MiB of data at
+/// most, half of [`MAX_MESSAGE_SIZE`]).
+pub const SMALL_BLOCKS_PER_CALL: usize = 16;
 /// Datanode heartbeat interval (`dfs.heartbeat.interval`).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// A datanode without heartbeat this long is stale.

@@ -192,3 +192,68 @@ async fn corrupt_first_replica(
     f.sync_all().unwrap();
     (first, victim, replica)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_read_together_are_verified_and_fail_over() {
+    use tokio::io::AsyncWriteExt;
+    let mut c = Cluster::builder().block_size(MIB as u64).start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    client.mkdirs("/small", true).await.unwrap();
+    let mut want = Vec::new();
+    for i in 0..40u64 {
+        let len = if i == 3 { 0 } else { 100 + 997 * i as usize };
+        let data = dfs_tests::random_bytes(len, i);
+        let mut w = client
+            .create(&format!("/small/f{i:02}"), Default::default())
+            .await
+            .unwrap();
+        w.write_all(&data).await.unwrap();
+        w.close().await.unwrap();
+        want.push(Some(data));
+    }
+    // Two blocks: not a small file.
+    let big = c.local_file("big", MIB + 10, 99);
+    c.dfs_ok(&["put", big.to_str().unwrap(), "/small/z-big"]);
+    want.push(None);
+    // Every replica of f05 flipped: its bytes are never returned.
+    let name = {
+        let locs = client.block_locations("/small/f05", 0, 0).await.unwrap();
+        format!("blk_{}", locs[0].block_id)
+    };
+    for i in 0..c.datanodes.len() {
+        for p in replica_files(&c.datanode_dir(i)) {
+            if p.file_name().unwrap().to_string_lossy() == name {
+                let mut f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.seek(SeekFrom::Start(700)).unwrap();
+                f.write_all(b"XYZ").unwrap();
+            }
+        }
+    }
+    want[5] = None;
+
+    let check = |got: Vec<Option<Vec<u8>>>| {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.as_deref(), w.as_deref(), "file {i}");
+        }
+    };
+    let (page, more) = client.list_located_page("/small", "", 100).await.unwrap();
+    assert!(!more);
+    let read = |got: Vec<Option<_>>| -> Vec<Option<Vec<u8>>> {
+        got.into_iter()
+            .map(|b| b.map(|b: dfs_client::Bytes| b.to_vec()))
+            .collect()
+    };
+    check(read(client.read_small_files(&page).await));
+
+    // A datanode down (and still first in the located page): the files
+    // come from the others.
+    let first = page[0].status().path.clone();
+    let locs = client.block_locations(&first, 0, 0).await.unwrap();
+    let victim = (0..c.datanodes.len())
+        .find(|&i| c.datanodes[i].addr == locs[0].hosts[0])
+        .expect("victim datanode");
+    c.datanodes[victim].kill();
+    let fresh = Client::connect(c.addr()).await.unwrap();
+    check(read(fresh.read_small_files(&page).await));
+}
