@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use dfs_proto::defaults::{BYTES_PER_CHECKSUM, READ_CHUNK, SMALL_BLOCKS_PER_CALL, SMALL_BLOCK_MAX};
 use dfs_proto::{
     ExtendedBlock, ReadBlockRequest, ReadBlockResponse, ReadSmallBlocksRequest,
@@ -196,8 +195,7 @@ fn open_range(node: &Arc<Node>, block: &ExtendedBlock, offset: u64, length: u64)
             stop,
         });
     }
-    let mut buf = BytesMut::new();
-    let msg = match reader.read(start, stop, &mut buf) {
+    let msg = match reader.read(start, stop) {
         Ok((data, checksums)) => Ok(ReadBlockResponse {
             offset: start,
             data,
@@ -225,7 +223,6 @@ fn stream_range(
     if stop - start >= page_cache::WINDOW {
         reader.stream_from(start);
     }
-    let mut buf = BytesMut::new();
     let mut pos = start;
     while pos < stop {
         if node.shutdown.is_cancelled() {
@@ -233,7 +230,7 @@ fn stream_range(
             return;
         }
         let end = (pos + READ_CHUNK as u64).min(stop);
-        match reader.read(pos, end, &mut buf) {
+        match reader.read(pos, end) {
             Ok((data, checksums)) => {
                 let msg = ReadBlockResponse {
                     offset: pos,

@@ -6,12 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use dfs_proto::defaults::BYTES_PER_CHECKSUM;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::block_store::{ReplicaInfo, ReplicaReader, ReplicaState};
+use crate::block_store::{ReplicaInfo, ReplicaState};
 use crate::node::Node;
 use crate::reader::handle_corruption;
 
@@ -92,16 +91,15 @@ async fn scan_one(node: &Arc<Node>, info: &ReplicaInfo, rate: u64) -> Option<u64
     }
     let len = reader.info().block.length;
     let step = step_bytes(rate);
-    let mut state: (ReplicaReader, BytesMut) = (reader, BytesMut::new());
+    let mut reader = reader;
     let mut pos = 0u64;
     while pos < len {
         let end = (pos + step).min(len);
         let began = Instant::now();
-        let (r, buf) = state;
-        let (r, buf, res) = tokio::task::spawn_blocking(move || {
-            let (mut r, mut buf) = (r, buf);
-            let res = r.read(pos, end, &mut buf).map(|_| ());
-            (r, buf, res)
+        let (r, res) = tokio::task::spawn_blocking(move || {
+            let mut r = reader;
+            let res = r.read(pos, end).map(|_| ());
+            (r, res)
         })
         .await
         .ok()?;
@@ -113,7 +111,7 @@ async fn scan_one(node: &Arc<Node>, info: &ReplicaInfo, rate: u64) -> Option<u64
             }
             return None;
         }
-        state = (r, buf);
+        reader = r;
         let budget = Duration::from_secs_f64((end - pos) as f64 / rate as f64);
         pos = end;
         let pause = budget.saturating_sub(began.elapsed());

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use dfs_proto::checksum::{chunk_count, CHECKSUM_SIZE};
 use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT, PACKET_SIZE, READ_CHUNK, SETUP_ACK_SEQNO};
 use dfs_proto::write_block_request::Msg as ReqMsg;
@@ -344,11 +343,10 @@ fn produce(
     if len >= crate::page_cache::WINDOW {
         reader.stream_from(0);
     }
-    let mut buf = BytesMut::new();
     let mut pos = 0u64;
     while pos < len {
         let end = (pos + READ_CHUNK as u64).min(len);
-        let (data, sums) = match reader.read(pos, end, &mut buf) {
+        let (data, sums) = match reader.read(pos, end) {
             Ok(x) => x,
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
