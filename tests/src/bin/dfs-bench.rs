@@ -59,6 +59,25 @@ enum Cmd {
         #[arg(long)]
         namenode_pid: Option<u32>,
     },
+    /// Latency of writing small files one after another through the
+    /// library, by step: create (namenode), the data acknowledged by the
+    /// pipeline (`hflush_data`: block allocation, pipeline setup, one
+    /// packet), close (last packet and complete). Medians and 90th
+    /// percentiles in microseconds.
+    Small {
+        /// Namenode address.
+        #[arg(long, env = "DFS_NAMENODE", default_value = dfs_proto::defaults::NAMENODE_ADDR)]
+        namenode: String,
+        /// Files to write.
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// Bytes per file.
+        #[arg(long, default_value_t = 4096)]
+        size: usize,
+        /// Directory to write in (must not exist).
+        #[arg(long, default_value = "/smallbench")]
+        dir: String,
+    },
 }
 
 #[tokio::main]
@@ -84,7 +103,53 @@ async fn main() -> Result<()> {
             )
             .await
         }
+        Cmd::Small {
+            namenode,
+            files,
+            size,
+            dir,
+        } => small(&namenode, files, size, &dir).await,
     }
+}
+
+/// `dfs-bench small`: per-step latency of small files written in turn.
+async fn small(namenode: &str, files: usize, size: usize, dir: &str) -> Result<()> {
+    let client = Client::connect(namenode).await?;
+    client.mkdirs(dir, false).await?;
+    let data = vec![7u8; size];
+    let mut steps: [Vec<u128>; 4] = Default::default();
+    let start = Instant::now();
+    for i in 0..files {
+        let t0 = Instant::now();
+        let mut w = client
+            .create(&format!("{dir}/f{i:06}"), CreateOptions::default())
+            .await?;
+        let t1 = Instant::now();
+        w.write_all(&data).await?;
+        w.hflush_data().await?;
+        let t2 = Instant::now();
+        w.close().await?;
+        let t3 = Instant::now();
+        for (k, d) in [t1 - t0, t2 - t1, t3 - t2, t3 - t0].iter().enumerate() {
+            steps[k].push(d.as_micros());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("small_files_per_s {:.1}", files as f64 / secs);
+    for (name, mut v) in ["create", "data_acked", "close", "total"]
+        .into_iter()
+        .zip(steps)
+    {
+        v.sort_unstable();
+        let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)));
+        println!(
+            "small_{name}_us median {} p90 {}",
+            at(0.5).copied().unwrap_or(0),
+            at(0.9).copied().unwrap_or(0)
+        );
+    }
+    client.delete(dir, true).await?;
+    Ok(())
 }
 
 async fn tcp(bytes: u64) -> Result<()> {
