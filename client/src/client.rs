@@ -204,6 +204,22 @@ impl Client {
         }
     }
 
+    /// `ListStatus` of the normalized `path`, retried while the namenode is
+    /// unreachable or in safe mode.
+    async fn list_status(
+        &self,
+        path: &str,
+        req: dfs_proto::ListStatusRequest,
+    ) -> Result<dfs_proto::ListStatusResponse> {
+        let budget = self.nn().rpc_timeout();
+        self.nn()
+            .call_retrying("ListStatus", path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.list_status(req).await }
+            })
+            .await
+    }
+
     /// One page of a directory listing: at most `limit` entries whose name
     /// sorts after `start_after` (empty = from the start), and whether more
     /// follow.
@@ -220,14 +236,7 @@ impl Client {
             limit,
             ..Default::default()
         };
-        let budget = self.nn().rpc_timeout();
-        let resp = self
-            .nn()
-            .call_retrying("ListStatus", &path, budget, |mut c| {
-                let req = req.clone();
-                async move { c.list_status(req).await }
-            })
-            .await?;
+        let resp = self.list_status(&path, req).await?;
         Ok((
             resp.entries.into_iter().map(FileStatus::from).collect(),
             resp.has_more,
@@ -266,14 +275,7 @@ impl Client {
             with_locations: true,
             client_host: self.inner.client_host(),
         };
-        let budget = self.nn().rpc_timeout();
-        let resp = self
-            .nn()
-            .call_retrying("ListStatus", &path, budget, |mut c| {
-                let req = req.clone();
-                async move { c.list_status(req).await }
-            })
-            .await?;
+        let resp = self.list_status(&path, req).await?;
         let mut locations = resp.locations.into_iter();
         let page = resp
             .entries

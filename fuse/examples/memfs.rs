@@ -42,6 +42,10 @@ struct MemFs {
 }
 
 fn new_attr(ino: u64, kind: FileType, perm: u16, req: &Request) -> FileAttr {
+    attr_of(ino, kind, perm, req.uid(), req.gid())
+}
+
+fn attr_of(ino: u64, kind: FileType, perm: u16, uid: u32, gid: u32) -> FileAttr {
     let now = SystemTime::now();
     FileAttr {
         ino: INodeNo(ino),
@@ -53,9 +57,9 @@ fn new_attr(ino: u64, kind: FileType, perm: u16, req: &Request) -> FileAttr {
         crtime: now,
         kind,
         perm,
-        nlink: 1,
-        uid: req.uid(),
-        gid: req.gid(),
+        nlink: if kind == FileType::Directory { 2 } else { 1 },
+        uid,
+        gid,
         rdev: 0,
         flags: 0,
         blksize: 4096,
@@ -124,24 +128,7 @@ impl MemFs {
 
 /// The root directory, open to everyone as a scratch folder.
 fn root_attr() -> FileAttr {
-    let now = SystemTime::now();
-    FileAttr {
-        ino: INodeNo::ROOT,
-        size: 0,
-        blocks: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        crtime: now,
-        kind: FileType::Directory,
-        perm: 0o777,
-        nlink: 2,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        flags: 0,
-        blksize: 4096,
-    }
+    attr_of(INodeNo::ROOT.0, FileType::Directory, 0o777, 0, 0)
 }
 
 impl Filesystem for MemFs {
