@@ -642,8 +642,10 @@ impl DfsFs {
             )
             .await?;
         let status = new_file_status(path, old.mode, old.owner, old.group);
-        // The new file has a new namenode id, learned at the next lookup.
+        // The new file has a new namenode id, learned at the next lookup;
+        // a listed page may still hold the old file under this name.
         self.inodes.replace_id(ino, 0);
+        self.statahead.forget_dir(self.inodes.parent(ino));
         Ok((fw, status))
     }
 

@@ -338,6 +338,38 @@ fn reading_a_directory_in_name_order_is_served_ahead_and_sees_every_change() {
 }
 
 #[test]
+fn a_file_replaced_while_its_directory_is_walked_reads_back_new() {
+    // The kernel still knows `f05` (no lookup when it is opened again), a
+    // statahead page lists it, and it is replaced through the mount: once
+    // the kernel forgets the name, the next lookup must not be answered
+    // from the page with the old file.
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    let dir = m.dir.join("walk");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..10 {
+        fs::write(dir.join(format!("f{i:02}")), format!("old {i}")).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = Instant::now();
+    assert_eq!(fs::read_to_string(dir.join("f05")).unwrap(), "old 5");
+    // The page is listed well after the kernel learned f05.
+    std::thread::sleep(Duration::from_millis(400));
+    for i in 1..5 {
+        assert_eq!(
+            fs::read_to_string(dir.join(format!("f{i:02}"))).unwrap(),
+            format!("old {i}")
+        );
+    }
+    fs::write(dir.join("f05"), "new 5").unwrap();
+    // Past the kernel's entry timeout for f05, within the page's.
+    std::thread::sleep(Duration::from_millis(1100).saturating_sub(started.elapsed()));
+    assert_eq!(fs::read_to_string(dir.join("f05")).unwrap(), "new 5");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(fs::read_to_string(dir.join("f05")).unwrap(), "new 5");
+}
+
+#[test]
 fn read_survives_a_datanode_killed_midway() {
     let mut c = Cluster::builder().start();
     let src = c.local_file("big", 40 * MIB, 9);
