@@ -9,7 +9,7 @@
 //! for the caller to read the ordinary way, which fails over between
 //! replicas and reports bad ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use dfs_proto::defaults::{SMALL_BLOCKS_PER_CALL, SMALL_BLOCK_MAX};
@@ -73,8 +73,9 @@ impl Client {
             }
         }
         let pool = &self.inner.datanodes;
-        // A datanode that fails is marked and skipped: its files go to
+        // A datanode whose call fails is not asked again: its files go to
         // another holder in the next round.
+        let mut tried: HashSet<String> = HashSet::new();
         for _round in 0..3 {
             let mut calls = Vec::new();
             while !left.is_empty() {
@@ -83,7 +84,7 @@ impl Client {
                 let mut score: HashMap<&str, (usize, usize)> = HashMap::new();
                 for (_, lb) in &left {
                     for (rank, node) in lb.locations.iter().enumerate() {
-                        if pool.recently_failed(&node.address) {
+                        if tried.contains(&node.address) || pool.recently_failed(&node.address) {
                             continue;
                         }
                         let s = score.entry(node.address.as_str()).or_default();
@@ -102,6 +103,7 @@ impl Client {
                     .into_iter()
                     .partition(|(_, lb)| lb.locations.iter().any(|n| n.address == addr));
                 left = rest;
+                tried.insert(addr.clone());
                 for chunk in mine.chunks(SMALL_BLOCKS_PER_CALL) {
                     calls.push(self.read_small_blocks(addr.clone(), chunk.to_vec()));
                 }
@@ -140,27 +142,35 @@ impl Client {
             client_name: self.inner.client_name.clone(),
         };
         let timeout = self.inner.data_timeout();
+        // Err((reason, the datanode itself is unreachable)).
         let answer = async {
             let mut dn = self
                 .inner
                 .datanodes
                 .get(&addr)
                 .await
-                .map_err(|e| e.to_string())?;
-            dn.read_small_blocks(req)
-                .await
-                .map_err(|status| status.message().to_string())
+                .map_err(|e| (e.to_string(), true))?;
+            dn.read_small_blocks(req).await.map_err(|status| {
+                let down = matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown
+                );
+                (status.message().to_string(), down)
+            })
         };
-        let failure = match tokio::time::timeout(timeout, answer).await {
+        let outcome = match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Err(_) => Err((format!("no answer within {timeout:?}"), true)),
         };
-        let resp = match failure {
+        let resp = match outcome {
             Ok(resp) => resp,
-            Err(reason) => {
+            Err((reason, down)) => {
                 debug!(node = %addr, reason = %reason, "small reads failed; trying another datanode");
-                self.inner.datanodes.mark_failed(&addr);
+                if down {
+                    // Other reads try its replicas last for a while.
+                    self.inner.datanodes.mark_failed(&addr);
+                }
                 return Err(blocks);
             }
         };

@@ -2,7 +2,8 @@
 //! as helpers returning `Result<_, Errno>` over the client library. The
 //! `fuser::Filesystem` methods (module `kernel`) only decode arguments, run a
 //! helper on the tokio runtime with `block_on` from fuser's worker threads,
-//! and reply. Every namenode call is bounded by
+//! and reply; module `lookup` holds the name lookups (located status,
+//! statahead, read-ahead of small files). Every namenode call is bounded by
 //! the RPC timeout and every data wait by the data timeout, so a dead
 //! cluster turns into EIO, never into a hung process.
 
@@ -15,7 +16,7 @@ use dfs_client::{
     Client, CreateOptions, FileStatus, FileType as DfsFileType, FileWriter, FsStats, LocatedStatus,
     SetAttr,
 };
-use dfs_proto::defaults::{LIST_PAGE, LOCATED_LIST_PAGE, MAX_NAME_LEN};
+use dfs_proto::defaults::{LIST_PAGE, MAX_NAME_LEN};
 use fuser::{
     Errno, FileAttr, FileType, FopenFlags, INodeNo, OpenAccMode, OpenFlags, RenameFlags, TimeOrNow,
 };
@@ -30,12 +31,13 @@ use crate::errno::{errno, is_expected, path_errno};
 use crate::handles::{Handles, OpenFile};
 use crate::inodes::{InodeTable, Stale};
 use crate::located::RecentLookups;
-use crate::prefetch::{self, Key, Prefetch};
+use crate::prefetch::{Key, Prefetch};
 use crate::reader::Reader;
-use crate::statahead::{Ahead, ListFrom, Slot, Statahead};
+use crate::statahead::Statahead;
 use crate::writer::{has_attrs, Phase, Writer};
 
 mod kernel;
+mod lookup;
 
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1024 * 1024;
@@ -277,93 +279,6 @@ impl DfsFs {
         Ok(self.attr(ino, &status))
     }
 
-    async fn lookup_entry(&self, parent: u64, name: &str) -> Result<Option<FileAttr>, Errno> {
-        let path = self.child_path(parent, name)?;
-        let list = match self.statahead.lookup(parent, name) {
-            Ahead::Hit(located) => return Ok(Some(self.found(parent, name, located))),
-            Ahead::Absent => {
-                self.inodes.unlink(parent, name);
-                return Ok(None);
-            }
-            Ahead::Miss { list } => list,
-        };
-        if let Some(from) = list {
-            // A reader walking the directory in name order: list what
-            // follows in one call and serve the next lookups from it.
-            if let Some(answer) = self.list_ahead(parent, name, &from).await {
-                return Ok(answer);
-            }
-        }
-        // With the block locations: the open that usually follows needs
-        // no namenode call of its own.
-        match self
-            .call("lookup", &path, self.client.located_status(&path))
-            .await
-        {
-            Ok(located) => {
-                self.statahead.found(parent, name, true);
-                Ok(Some(self.found(parent, name, located)))
-            }
-            Err(e) if e == Errno::ENOENT => {
-                self.inodes.unlink(parent, name);
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Fetches the page of `parent` after `from` for the statahead and
-    /// answers the lookup of `name` from it; `None` when it cannot (the
-    /// listing failed or does not settle the name).
-    async fn list_ahead(
-        &self,
-        parent: u64,
-        name: &str,
-        from: &ListFrom,
-    ) -> Option<Option<FileAttr>> {
-        let dir = self.path_of(parent).ok()?;
-        let listing = self
-            .client
-            .list_located_page(&dir, &from.after, LOCATED_LIST_PAGE);
-        let (page, has_more) = self.call("statahead", &dir, listing).await.ok()?;
-        debug!(path = %dir, after = %from.after, entries = page.len(), "statahead page");
-        let names = page
-            .into_iter()
-            .map(|located| {
-                let status = located.status();
-                let name = status.name().to_string();
-                // A file being written changes under us: look it up afresh.
-                let slot = if status.under_construction {
-                    Slot::Exists
-                } else {
-                    Slot::Entry(located)
-                };
-                (name, slot)
-            })
-            .collect();
-        self.statahead.fill(parent, from, names, has_more);
-        match self.statahead.lookup(parent, name) {
-            Ahead::Hit(located) => Some(Some(self.found(parent, name, located))),
-            Ahead::Absent => {
-                self.inodes.unlink(parent, name);
-                Some(None)
-            }
-            Ahead::Miss { .. } => None,
-        }
-    }
-
-    /// Remembers `name` in `parent` as `located` says and returns its
-    /// attributes; keeps a complete file's locations for the open.
-    fn found(&self, parent: u64, name: &str, located: LocatedStatus) -> FileAttr {
-        let status = located.status().clone();
-        let ino = self.inodes.remember(parent, name, status.inode);
-        self.inodes.cache_dir(ino, &status);
-        if !status.is_dir() && !status.under_construction {
-            self.lookups.put(ino, located);
-        }
-        self.attr(ino, &status)
-    }
-
     /// Notes that the mount changed directory `parent` at `mtime_ms`.
     fn dir_changed(&self, parent: u64, mtime_ms: i64) {
         self.statahead.forget_dir(parent);
@@ -567,35 +482,6 @@ impl DfsFs {
             }
             None => Ok((reader, growing)),
         }
-    }
-
-    /// Starts reading the small files listed after `ino` in its
-    /// directory's statahead page, together: a program opening what it
-    /// looked up in name order opens them next. A new batch starts when
-    /// the next file or half the window is not read ahead yet.
-    fn prefetch_following(&self, ino: u64) {
-        let Ok(path) = self.path_of(ino) else {
-            return;
-        };
-        let name = path.rsplit('/').next().unwrap_or_default();
-        let parent = self.inodes.parent(ino);
-        let next = self.statahead.following(parent, name, prefetch::AHEAD);
-        let wanted: Vec<(usize, Key)> = next
-            .iter()
-            .enumerate()
-            .map(|(i, located)| (i, Key::of(located.status())))
-            .filter(|(i, key)| !next[*i].status().under_construction && self.prefetch.wants(key))
-            .collect();
-        let next_missing = wanted.first().is_some_and(|(i, _)| *i == 0);
-        if wanted.is_empty() || !(next_missing || wanted.len() >= prefetch::AHEAD / 2) {
-            return;
-        }
-        let keys = wanted.iter().map(|(_, key)| *key).collect();
-        let files: Vec<LocatedStatus> = wanted.iter().map(|(i, _)| next[*i].clone()).collect();
-        let client = self.client.clone();
-        debug!(path = %path, files = files.len(), "reading the next small files ahead");
-        self.prefetch
-            .start_batch(keys, async move { client.read_small_files(&files).await });
     }
 
     /// The writer a handle opened for writing on `ino` shares.
