@@ -416,6 +416,29 @@ fn namenode_down_fails_with_eio_within_timeout_then_recovers() {
     assert_eq!(fs::read(m.dir.join("before/after")).unwrap(), b"ok");
 }
 
+#[test]
+fn namenode_down_during_a_directory_walk_fails_within_one_timeout() {
+    let mut c = Cluster::builder().start();
+    let m = Mount::new(&c, &["--rpc-timeout", "6s"]);
+    let dir = m.dir.join("walk");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..5 {
+        fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    // A name found: the next lookup in name order lists ahead.
+    fs::read(dir.join("f0")).unwrap();
+    c.namenode.kill();
+    let start = Instant::now();
+    let e = fs::read(dir.join("f1")).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e:?}");
+    // The kernel sends a failed LOOKUP twice; each must cost one RPC
+    // timeout (6 s plus slack), not one for the listing and another for a
+    // one-name lookup after it (which made ~3 timeouts in all).
+    assert!(took < Duration::from_secs(15), "the lookup took {took:?}");
+}
+
 /// A directory of 100,000 entries lists completely through the mount: the
 /// kernel's readdir is answered from namenode pages of `LIST_PAGE` names
 /// (the mount never asks for the whole listing at once), in name order,

@@ -30,7 +30,7 @@ impl DfsFs {
         if let Some(from) = list {
             // A reader walking the directory in name order: list what
             // follows in one call and serve the next lookups from it.
-            if let Some(answer) = self.list_ahead(parent, name, &from).await {
+            if let Some(answer) = self.list_ahead(parent, name, &from).await? {
                 return Ok(answer);
             }
         }
@@ -53,19 +53,26 @@ impl DfsFs {
     }
 
     /// Fetches the page of `parent` after `from` for the statahead and
-    /// answers the lookup of `name` from it; `None` when it cannot (the
-    /// listing failed or does not settle the name).
+    /// answers the lookup of `name` from it; `None` when the page does not
+    /// settle the name. A namenode that does not answer fails the lookup
+    /// (within the one RPC timeout), as a one-name lookup would.
     async fn list_ahead(
         &self,
         parent: u64,
         name: &str,
         from: &ListFrom,
-    ) -> Option<Option<FileAttr>> {
-        let dir = self.path_of(parent).ok()?;
+    ) -> Result<Option<Option<FileAttr>>, Errno> {
+        let dir = self.path_of(parent)?;
         let listing = self
             .client
             .list_located_page(&dir, &from.after, LOCATED_LIST_PAGE);
-        let (page, has_more) = self.call("statahead", &dir, listing).await.ok()?;
+        let (page, has_more) = match self.call("statahead", &dir, listing).await {
+            Ok(page) => page,
+            Err(Errno::EIO) => return Err(Errno::EIO),
+            // Anything else (the directory changed meanwhile): ask for the
+            // one name.
+            Err(_) => return Ok(None),
+        };
         debug!(path = %dir, after = %from.after, entries = page.len(), "statahead page");
         let names = page
             .into_iter()
@@ -82,14 +89,14 @@ impl DfsFs {
             })
             .collect();
         self.statahead.fill(parent, from, names, has_more);
-        match self.statahead.lookup(parent, name) {
+        Ok(match self.statahead.lookup(parent, name) {
             Ahead::Hit(located) => Some(Some(self.found(parent, name, located))),
             Ahead::Absent => {
                 self.inodes.unlink(parent, name);
                 Some(None)
             }
             Ahead::Miss { .. } => None,
-        }
+        })
     }
 
     /// Remembers `name` in `parent` as `located` says and returns its
