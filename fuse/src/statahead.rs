@@ -208,13 +208,17 @@ impl<T> Statahead<T> {
         }
     }
 
-    /// The entries of at most `n` names listed after `name` in `parent`
-    /// and not looked up yet: what a reader walking the directory opens
-    /// next.
-    pub fn following(&self, parent: u64, name: &str, n: usize) -> Vec<T>
-    where
-        T: Clone,
-    {
+    /// What `pick` takes of the entries of at most `n` names listed after
+    /// `name` in `parent` and not looked up yet (what a reader walking the
+    /// directory opens next), each with its position among those `n`.
+    /// `pick` sees the entries in place, so only what it returns is copied.
+    pub fn following<U>(
+        &self,
+        parent: u64,
+        name: &str,
+        n: usize,
+        mut pick: impl FnMut(&T) -> Option<U>,
+    ) -> Vec<(usize, U)> {
         let dirs = self.dirs.lock();
         let Some(page) = dirs.by_ino.get(&parent).and_then(|d| d.page.as_ref()) else {
             return Vec::new();
@@ -225,10 +229,12 @@ impl<T> Statahead<T> {
         page.names
             .range::<str, _>((Bound::Excluded(name), Bound::Unbounded))
             .filter_map(|(_, slot)| match slot {
-                Slot::Entry(entry) => Some(entry.clone()),
+                Slot::Entry(entry) => Some(entry),
                 Slot::Exists => None,
             })
             .take(n)
+            .enumerate()
+            .filter_map(|(i, entry)| pick(entry).map(|u| (i, u)))
             .collect()
     }
 
@@ -254,6 +260,15 @@ mod tests {
             .iter()
             .map(|n| (n.to_string(), Slot::Entry(n.to_uppercase())))
             .collect()
+    }
+
+    #[allow(clippy::ptr_arg)] // the page's entry type is String here
+    fn pick_all(e: &String) -> Option<String> {
+        Some(e.to_string())
+    }
+
+    fn names(picked: Vec<(usize, String)>) -> Vec<String> {
+        picked.into_iter().map(|(_, e)| e).collect()
     }
 
     fn listing<T: std::fmt::Debug>(a: Ahead<T>) -> ListFrom {
@@ -297,11 +312,17 @@ mod tests {
         fill_after(&s, 1, "a", &["b", "c", "d", "e"], true);
         assert_eq!(s.lookup(1, "c"), Ahead::Hit("C".into()));
         assert_eq!(
-            s.following(1, "b", 2),
+            names(s.following(1, "b", 2, pick_all)),
             vec!["D".to_string(), "E".to_string()]
         );
-        assert_eq!(s.following(1, "e", 2), Vec::<String>::new());
-        assert_eq!(s.following(2, "b", 2), Vec::<String>::new());
+        assert_eq!(
+            names(s.following(1, "e", 2, pick_all)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(s.following(2, "b", 2, pick_all)),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -130,18 +130,12 @@ impl Filesystem for DfsFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let res = name_of(name).and_then(|name| self.block(self.remove(parent.0, name, false)));
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let res = name_of(name).and_then(|name| self.block(self.remove(parent.0, name, true)));
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res);
     }
 
     fn symlink(
@@ -196,10 +190,7 @@ impl Filesystem for DfsFs {
             let newname = name_of(newname)?;
             self.block(self.rename_entry(parent.0, name, newparent.0, newname, flags))
         });
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -260,10 +251,7 @@ impl Filesystem for DfsFs {
     ) {
         // Never ENOSYS: the kernel would stop sending FLUSH for the whole mount.
         let res = self.block(self.sync_handle(fh.0, false));
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res);
     }
 
     fn release(
@@ -304,10 +292,7 @@ impl Filesystem for DfsFs {
         reply: ReplyEmpty,
     ) {
         let res = self.block(self.sync_handle(fh.0, true));
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, res);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -561,5 +546,13 @@ impl Filesystem for DfsFs {
         reply: ReplyWrite,
     ) {
         reply.error(Errno::ENOSYS);
+    }
+}
+
+/// Replies to a request that returns nothing but success or an errno.
+fn answer(reply: ReplyEmpty, res: Result<(), Errno>) {
+    match res {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
     }
 }

@@ -121,19 +121,20 @@ impl DfsFs {
         };
         let name = path.rsplit('/').next().unwrap_or_default();
         let parent = self.inodes.parent(ino);
-        let next = self.statahead.following(parent, name, prefetch::AHEAD);
-        let wanted: Vec<(usize, Key)> = next
-            .iter()
-            .enumerate()
-            .map(|(i, located)| (i, Key::of(located.status())))
-            .filter(|(i, key)| !next[*i].status().under_construction && self.prefetch.wants(key))
-            .collect();
+        // Only the files still to read are copied out of the page.
+        let wanted = self
+            .statahead
+            .following(parent, name, prefetch::AHEAD, |located| {
+                let key = Key::of(located.status());
+                let want = !located.status().under_construction && self.prefetch.wants(&key);
+                want.then(|| (key, located.clone()))
+            });
         let next_missing = wanted.first().is_some_and(|(i, _)| *i == 0);
         if wanted.is_empty() || !(next_missing || wanted.len() >= prefetch::AHEAD / 2) {
             return;
         }
-        let keys = wanted.iter().map(|(_, key)| *key).collect();
-        let files: Vec<LocatedStatus> = wanted.iter().map(|(i, _)| next[*i].clone()).collect();
+        let (keys, files): (Vec<Key>, Vec<LocatedStatus>) =
+            wanted.into_iter().map(|(_, picked)| picked).unzip();
         let client = self.client.clone();
         debug!(path = %path, files = files.len(), "reading the next small files ahead");
         self.prefetch

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use dfs_proto::{
-    AddBlockRequest, CompleteRequest, CreateRequest, ExtendedBlock, FileStatus, FileType,
-    FsyncRequest, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
+    AddBlockRequest, CompleteRequest, CreateRequest, ExtendedBlock, FileStatus, FsyncRequest,
+    GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
     ReportBadBlocksRequest, SetAttrRequest,
 };
 
@@ -77,26 +77,17 @@ impl Namesystem {
         };
         self.read(|st| {
             let (entries, has_more) = st.ns.list(path, start_after, limit)?;
+            let reader = st.reader_site(client_host, peer_host);
             let now = Instant::now();
-            let mut located = Vec::with_capacity(entries.len());
-            for e in &entries {
-                if e.file_type == FileType::Dir as i32 {
-                    located.push(GetBlockLocationsResponse::default());
-                    continue;
-                }
-                let req = GetBlockLocationsRequest {
-                    path: e.path.clone(),
-                    offset: 0,
-                    length: 0,
-                    client_host: client_host.to_string(),
-                };
-                located.push(st.block_locations_at_most(
-                    &req,
-                    peer_host,
-                    now,
-                    LOCATED_LIST_BLOCKS,
-                )?);
-            }
+            let located = entries
+                .iter()
+                .map(|e| match st.ns.inode(e.inode) {
+                    Some(inode) if !inode.is_dir() => {
+                        st.located(inode, e.clone(), 0, 0, &reader, now, LOCATED_LIST_BLOCKS)
+                    }
+                    _ => GetBlockLocationsResponse::default(),
+                })
+                .collect();
             Ok((entries, located, has_more))
         })
     }

@@ -3,15 +3,24 @@
 
 use std::time::Instant;
 
-use dfs_proto::{ExtendedBlock, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock};
+use dfs_proto::{
+    ExtendedBlock, FileStatus, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock,
+};
 use rand::Rng;
 
 use super::State;
 use crate::blocks::{BlockInfo, BlockState, Replica, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::Result;
+use crate::namespace::Inode;
 use crate::placement::{self};
 use dfs_proto::defaults::MAX_LOCATED_BLOCKS;
+
+/// Where a read comes from, for ordering replicas nearest first.
+pub(crate) struct ReaderSite<'a> {
+    host: &'a str,
+    racks: Vec<&'a str>,
+}
 
 impl State {
     pub(crate) fn block_locations(
@@ -33,31 +42,63 @@ impl State {
         max_blocks: usize,
     ) -> Result<GetBlockLocationsResponse> {
         let (id, path, inode) = self.ns.resolve_file(&req.path)?;
-        let file_length = inode.length();
-        let end = if req.length == 0 {
-            file_length
-        } else {
-            req.offset.saturating_add(req.length).min(file_length)
-        };
-        let reader = if req.client_host.is_empty() {
+        let reader = self.reader_site(&req.client_host, peer_host);
+        let status = self.ns.status(id, path).unwrap_or_default();
+        Ok(self.located(
+            inode, status, req.offset, req.length, &reader, now, max_blocks,
+        ))
+    }
+
+    /// Where a read comes from: the client's host (`client_host`, else the
+    /// connection's peer) and the racks of datanodes on it, found once for
+    /// every file a call locates.
+    pub(crate) fn reader_site<'a>(
+        &'a self,
+        client_host: &'a str,
+        peer_host: &'a str,
+    ) -> ReaderSite<'a> {
+        let host = if client_host.is_empty() {
             peer_host
         } else {
-            req.client_host.as_str()
+            client_host
         };
-        let reader_racks: Vec<&str> = self
+        let racks = self
             .dns
             .all()
             .iter()
-            .filter(|n| n.host == reader && !n.dead)
+            .filter(|n| n.host == host && !n.dead)
             .map(|n| n.rack.as_str())
             .collect();
+        ReaderSite { host, racks }
+    }
+
+    /// The blocks of file `inode` (reported as `status`) holding `length`
+    /// bytes from `offset` (0 = to the end), at most `max_blocks` of them,
+    /// each with its replicas nearest to `reader` first.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn located(
+        &self,
+        inode: &Inode,
+        status: FileStatus,
+        offset: u64,
+        length: u64,
+        reader: &ReaderSite<'_>,
+        now: Instant,
+        max_blocks: usize,
+    ) -> GetBlockLocationsResponse {
+        let file_length = inode.length();
+        let end = if length == 0 {
+            file_length
+        } else {
+            offset.saturating_add(length).min(file_length)
+        };
         let mut rng = rand::rng();
         let mut blocks = Vec::new();
         let mut off = 0u64;
         for b in &inode.rec.blocks {
             let start = off;
             off = off.saturating_add(b.length);
-            if b.length == 0 || off <= req.offset || start >= end {
+            if b.length == 0 || off <= offset || start >= end {
                 continue;
             }
             if blocks.len() >= max_blocks {
@@ -73,7 +114,7 @@ impl State {
                 .map(|n| {
                     let d = self.dns.get(n);
                     let late = u8::from(self.dns.is_stale(n, now) || d.decommissioning());
-                    let dist = placement::distance(reader, &reader_racks, &d.host, &d.rack);
+                    let dist = placement::distance(reader.host, &reader.racks, &d.host, &d.rack);
                     ((late, dist, rng.random::<u32>()), n)
                 })
                 .collect();
@@ -93,12 +134,12 @@ impl State {
                 under_construction: uc,
             });
         }
-        Ok(GetBlockLocationsResponse {
+        GetBlockLocationsResponse {
             file_length,
             blocks,
             under_construction: inode.under_construction(),
-            status: Some(self.ns.status(id, path).unwrap_or_default()),
-        })
+            status: Some(status),
+        }
     }
 
     /// Nodes to read a block from, and whether they are all corrupt.
