@@ -166,65 +166,37 @@ pub async fn write_block(
         ));
     }
     let stage = WriteStage::try_from(header.stage).unwrap_or(WriteStage::Unspecified);
-    let (id, gs) = (block.id, block.generation_stamp);
-    let (writer, finalize_as) = match stage {
-        WriteStage::Create => {
-            let w = node
-                .blocking("create replica", move |s| {
-                    s.check_writable(true)?;
-                    s.create(id, gs, ReplicaState::Rbw)
-                })
-                .await?;
-            (w, ReplicaState::Finalized)
-        }
-        WriteStage::Recover => {
-            let acked = header.bytes_acked;
-            let w = node
-                .blocking("recover replica", move |s| {
-                    s.check_writable(false)?;
-                    s.recover(id, gs, acked)
-                })
-                .await?;
-            (w, ReplicaState::Finalized)
-        }
-        WriteStage::Replicate => {
-            let w = node
-                .blocking("create copy", move |s| {
-                    s.check_writable(true)?;
-                    s.create(id, gs, ReplicaState::Temporary)
-                })
-                .await?;
-            // A copy ordered by the namenode (no client) is a new finalized
-            // replica; a copy for a client's pipeline recovery stays being
-            // written, for the RECOVER stream that follows.
-            let into = if header.client_name.is_empty() {
-                ReplicaState::Finalized
-            } else {
-                ReplicaState::Rbw
-            };
-            (w, into)
-        }
-        WriteStage::Unspecified => {
-            return Err(Error::invalid(id, "write header without a stage"));
-        }
-    };
+    if stage == WriteStage::Unspecified {
+        return Err(Error::invalid(block.id, "write header without a stage"));
+    }
     let n_down = header.targets.len();
     let (resp_tx, resp_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT + 4);
-    let downstream = if n_down == 0 {
-        None
+    // The local replica and the rest of the pipeline are set up at the
+    // same time: creating a replica's files waits on the local journal,
+    // and done one node after the other it was most of a small file's
+    // write latency.
+    let local = prepare_local(&node, &header, block, stage);
+    let (local, downstream) = if n_down == 0 {
+        (local.await, None)
     } else {
-        match connect_downstream(&node.peers, &header, &block).await {
-            Ok(d) => Some(d),
-            Err(failure) => {
-                warn!(reason = %failure.message, "pipeline setup failed downstream");
-                if stage != WriteStage::Recover {
-                    let _ = tokio::task::spawn_blocking(move || writer.abandon()).await;
-                }
-                let mut statuses = vec![AckStatus::Success as i32];
-                statuses.extend(failure.statuses);
-                let _ = resp_tx.try_send(Ok(ack(SETUP_ACK_SEQNO, statuses, failure.message)));
-                return Ok(ReceiverStream::new(resp_rx));
+        let (l, d) = tokio::join!(local, connect_downstream(&node.peers, &header, &block));
+        (l, Some(d))
+    };
+    // A local failure ends the call; a downstream already connected sees
+    // its upstream end before any packet and drops its empty replica.
+    let (writer, finalize_as) = local?;
+    let downstream = match downstream {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(failure)) => {
+            warn!(reason = %failure.message, "pipeline setup failed downstream");
+            if stage != WriteStage::Recover {
+                let _ = tokio::task::spawn_blocking(move || writer.abandon()).await;
             }
+            let mut statuses = vec![AckStatus::Success as i32];
+            statuses.extend(failure.statuses);
+            let _ = resp_tx.try_send(Ok(ack(SETUP_ACK_SEQNO, statuses, failure.message)));
+            return Ok(ReceiverStream::new(resp_rx));
         }
     };
     let _ = resp_tx.try_send(Ok(WriteBlockResponse {
@@ -246,6 +218,58 @@ pub async fn write_block(
             .instrument(span),
     );
     Ok(ReceiverStream::new(resp_rx))
+}
+
+/// Prepares this node's replica for a pipeline stage: a new replica for
+/// `Create`, the existing one cut back to the acknowledged length for
+/// `Recover`, a temporary copy for `Replicate`. Returns the writer and the
+/// state the replica takes when the last packet is written.
+async fn prepare_local(
+    node: &Arc<Node>,
+    header: &WriteHeader,
+    block: ExtendedBlock,
+    stage: WriteStage,
+) -> Result<(ReplicaWriter, ReplicaState)> {
+    let (id, gs) = (block.id, block.generation_stamp);
+    match stage {
+        WriteStage::Create => {
+            let w = node
+                .blocking("create replica", move |s| {
+                    s.check_writable(true)?;
+                    s.create(id, gs, ReplicaState::Rbw)
+                })
+                .await?;
+            Ok((w, ReplicaState::Finalized))
+        }
+        WriteStage::Recover => {
+            let acked = header.bytes_acked;
+            let w = node
+                .blocking("recover replica", move |s| {
+                    s.check_writable(false)?;
+                    s.recover(id, gs, acked)
+                })
+                .await?;
+            Ok((w, ReplicaState::Finalized))
+        }
+        WriteStage::Replicate => {
+            let w = node
+                .blocking("create copy", move |s| {
+                    s.check_writable(true)?;
+                    s.create(id, gs, ReplicaState::Temporary)
+                })
+                .await?;
+            // A copy ordered by the namenode (no client) is a new finalized
+            // replica; a copy for a client's pipeline recovery stays being
+            // written, for the RECOVER stream that follows.
+            let into = if header.client_name.is_empty() {
+                ReplicaState::Finalized
+            } else {
+                ReplicaState::Rbw
+            };
+            Ok((w, into))
+        }
+        WriteStage::Unspecified => Err(Error::invalid(id, "write header without a stage")),
+    }
 }
 
 async fn connect_downstream(

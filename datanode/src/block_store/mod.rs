@@ -7,7 +7,8 @@
 //! DATA/current/rbw/blk_<id>          replica being written
 //! DATA/current/rbw/blk_<id>_<gs>.meta
 //! DATA/current/corrupt/...           replicas found corrupt, kept aside
-//! DATA/tmp/                          partial copies, removed at start
+//! DATA/tmp/                          partial copies and spare replica files
+//!                                    (see `spares`), removed at start
 //! ```
 //!
 //! Invariants:
@@ -42,6 +43,7 @@ use crate::meta;
 use crate::page_cache::DropBehind;
 
 mod replica_io;
+mod spares;
 
 pub use replica_io::{ReplicaReader, ReplicaWriter};
 
@@ -151,6 +153,8 @@ pub struct BlockStore {
     failure: Mutex<Option<String>>,
     /// Free bytes a new block needs (the cluster's default block size).
     block_size: AtomicU64,
+    /// Replica files made ahead of need.
+    spares: Arc<spares::Spares>,
 }
 
 fn data_name(id: u64) -> String {
@@ -198,6 +202,32 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
             e,
         )
     })
+}
+
+/// Empties `tmp/`: partial copies and spares of a previous run.
+fn clean_tmp(root: &Path) -> Result<()> {
+    let tmp = root.join(TMP_DIR);
+    let entries =
+        fs::read_dir(&tmp).map_err(|e| Error::io(format!("cannot list {}", tmp.display()), e))?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("cannot list {}", tmp.display()), e))?;
+        let path = entry.path();
+        let res = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        res.map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
+        removed += 1;
+    }
+    if removed > 0 {
+        info!(
+            files = removed,
+            "removed partial copies and spare replica files left in tmp/"
+        );
+    }
+    Ok(())
 }
 
 fn open_rw(path: &Path) -> Result<File> {
@@ -337,6 +367,7 @@ impl BlockStore {
                 .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
         }
         let node_id = load_or_create_node_id(root)?;
+        clean_tmp(root)?;
         let store = BlockStore {
             root: root.to_path_buf(),
             node_id,
@@ -345,8 +376,8 @@ impl BlockStore {
             next_token: AtomicU64::new(1),
             failure: Mutex::new(None),
             block_size: AtomicU64::new(defaults::BLOCK_SIZE),
+            spares: spares::Spares::start(&root.join(TMP_DIR)),
         };
-        store.clean_tmp()?;
         store.scan()?;
         Ok(store)
     }
@@ -382,29 +413,6 @@ impl BlockStore {
 
     fn get(&self, id: u64) -> Option<Arc<Replica>> {
         self.replicas.lock().get(&id).cloned()
-    }
-
-    fn clean_tmp(&self) -> Result<()> {
-        let tmp = self.root.join(TMP_DIR);
-        let entries = fs::read_dir(&tmp)
-            .map_err(|e| Error::io(format!("cannot list {}", tmp.display()), e))?;
-        let mut removed = 0;
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| Error::io(format!("cannot list {}", tmp.display()), e))?;
-            let path = entry.path();
-            let res = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            res.map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
-            removed += 1;
-        }
-        if removed > 0 {
-            info!(files = removed, "removed partial copies left in tmp/");
-        }
-        Ok(())
     }
 
     /// Rebuilds the replica map, finishing interrupted finalizations and
@@ -795,6 +803,14 @@ impl BlockStore {
                     .open(p)
                     .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))
             };
+            if let Some(spare) = self.spares.take() {
+                match spare.place(&data_path, &meta_path) {
+                    Ok(files) => return Ok(files),
+                    Err(e) => {
+                        warn!(block = id, error = %e, "cannot use a prepared replica file; creating one");
+                    }
+                }
+            }
             let data = open(&data_path)?;
             let meta_file = open(&meta_path)?;
             meta_file

@@ -359,3 +359,51 @@ fn storage_checks() {
         Err(Error::StorageFailed { .. })
     ));
 }
+
+#[test]
+fn replicas_made_from_spares_and_in_place_read_back_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let spares = |d: &Path| {
+        fs::read_dir(d.join(TMP_DIR))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("spare_"))
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spares(dir.path()) < 2 * 64 {
+        assert!(std::time::Instant::now() < deadline, "no spares prepared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // More replicas than the stock holds: the first come from spares, the
+    // rest are created in place or from the refilled stock.
+    let n = 100u64;
+    for id in 1..=n {
+        let data = payload(1000 + id as usize, id as u8);
+        let mut w = s.create(id, 7, ReplicaState::Rbw).unwrap();
+        write_all(&mut w, &data, 512);
+        w.finalize(ReplicaState::Finalized).unwrap();
+    }
+    for id in 1..=n {
+        assert_eq!(
+            read_all(&s, id, 7).unwrap(),
+            payload(1000 + id as usize, id as u8)
+        );
+    }
+    drop(s);
+    // Reopening empties tmp/ of the old spares and finds exactly the
+    // replicas written, none of the spares.
+    let s = store(dir.path());
+    let mut ids: Vec<u64> = s.replicas().iter().map(|r| r.block.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=n).collect::<Vec<_>>());
+    for id in 1..=n {
+        assert_eq!(
+            read_all(&s, id, 7).unwrap(),
+            payload(1000 + id as usize, id as u8)
+        );
+    }
+}
