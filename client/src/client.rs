@@ -442,6 +442,8 @@ impl Client {
             mode: opts.mode.map(|m| m & 0o7777).unwrap_or(0o644),
             owner: opts.owner.unwrap_or_else(current_user),
             group: opts.group.unwrap_or_default(),
+            allocate_block: !opts.lazy_first_block,
+            client_host: self.inner.client_host(),
         };
         let resp = self
             .nn()
@@ -455,7 +457,12 @@ impl Client {
                 })
             }
         };
-        Ok(FileWriter::start(self.inner.clone(), path, status))
+        Ok(FileWriter::start(
+            self.inner.clone(),
+            path,
+            status,
+            resp.block,
+        ))
     }
 
     /// Opens a file for reading.

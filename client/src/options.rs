@@ -52,6 +52,12 @@ pub struct CreateOptions {
     pub owner: Option<String>,
     /// Group name.
     pub group: Option<String>,
+    /// Allocate the first block at the first write instead of with the
+    /// create. By default the namenode allocates it with the create (one
+    /// call and one flush less) and the writer opens its pipeline at once;
+    /// a file that stays empty then gives the block back at close. Set
+    /// this for files that usually stay empty.
+    pub lazy_first_block: bool,
 }
 
 /// Attributes to change with [`Client::set_attr`](crate::Client::set_attr);

@@ -85,6 +85,9 @@ pub(crate) struct Streamer {
     cur: Option<BlockState>,
     /// Nodes that failed during this write; not chosen again.
     excluded: Vec<DatanodeInfo>,
+    /// The first block, allocated with the create: its pipeline is opened
+    /// as soon as the task starts, before any data.
+    first: Option<dfs_proto::LocatedBlock>,
     error: ErrorSlot,
     _lease: LeaseGuard,
 }
@@ -103,6 +106,7 @@ impl Streamer {
         path: String,
         block_size: u64,
         replication: u32,
+        first: Option<dfs_proto::LocatedBlock>,
         error: ErrorSlot,
         lease: LeaseGuard,
     ) -> Self {
@@ -114,9 +118,16 @@ impl Streamer {
             prev: None,
             cur: None,
             excluded: Vec::new(),
+            first,
             error,
             _lease: lease,
         }
+    }
+
+    /// Whether the task should start at once (to open the first block's
+    /// pipeline while the application prepares its data).
+    pub(crate) fn has_first_block(&self) -> bool {
+        self.first.is_some()
     }
 
     fn ack_timeout(&self) -> Duration {
@@ -131,6 +142,13 @@ impl Streamer {
     /// Runs until the writer closes, aborts (drops the channel) or the
     /// write fails.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        if let Some(lb) = self.first.take() {
+            // A failure here only costs the block: the first write
+            // allocates another and reports what goes wrong then.
+            if let Err(reason) = self.open_block(lb).await {
+                tracing::debug!(path = %self.path, reason, "the first block's pipeline could not be opened early");
+            }
+        }
         match self.serve(&mut rx).await {
             Ok(()) => {}
             Err(e) => {
@@ -234,9 +252,20 @@ impl Streamer {
 
     /// Finishes the last block and completes the file.
     pub(crate) async fn close(&mut self) -> Result<()> {
-        if self.cur.is_some() {
-            self.send_packet(Bytes::new(), true).await?;
-            self.finish_block().await?;
+        match self.cur.take() {
+            // The block allocated with the create got no data: give it up
+            // instead of storing an empty block. The datanodes drop their
+            // empty replicas when the pipeline stream ends without a packet.
+            Some(b) if b.packetizer.sent() == 0 && b.unacked.is_empty() => {
+                drop(b.pipeline);
+                self.abandon_checked(&b.block).await?;
+            }
+            Some(b) => {
+                self.cur = Some(b);
+                self.send_packet(Bytes::new(), true).await?;
+                self.finish_block().await?;
+            }
+            None => {}
         }
         let req = dfs_proto::CompleteRequest {
             path: self.path.clone(),
@@ -422,21 +451,26 @@ impl Streamer {
     }
 
     async fn abandon(&self, block: &ExtendedBlock) {
+        if let Err(e) = self.abandon_checked(block).await {
+            tracing::warn!(path = %self.path, block = %block, error = %e, "could not abandon block");
+        }
+    }
+
+    async fn abandon_checked(&self, block: &ExtendedBlock) -> Result<()> {
         let req = dfs_proto::AbandonBlockRequest {
             path: self.path.clone(),
             client_name: self.ctx.client_name.clone(),
             block: Some(*block),
         };
-        if let Err(e) = self
-            .ctx
+        let budget = self.ctx.namenode.rpc_timeout();
+        self.ctx
             .namenode
-            .call("AbandonBlock", &self.path, |mut c| async move {
-                c.abandon_block(req).await
+            .call_retrying("AbandonBlock", &self.path, budget, |mut c| {
+                let req = req.clone();
+                async move { c.abandon_block(req).await }
             })
-            .await
-        {
-            tracing::warn!(path = %self.path, block = %block, error = %e, "could not abandon block");
-        }
+            .await?;
+        Ok(())
     }
 
     /// Allocates the next block and opens its pipeline, leaving out nodes
@@ -445,48 +479,9 @@ impl Streamer {
         let mut failures = Vec::new();
         for _ in 0..MAX_BLOCK_ATTEMPTS {
             let lb = self.add_block().await?;
-            let block = lb.block.unwrap_or_default();
-            let setup = Setup {
-                pool: &self.ctx.datanodes,
-                nodes: &lb.locations,
-                block,
-                stage: WriteStage::Create,
-                bytes_acked: 0,
-                client_name: &self.ctx.client_name,
-                timeout: self.setup_timeout(),
-            };
-            match Pipeline::open(setup).await {
-                Ok(pipeline) => {
-                    tracing::debug!(
-                        path = %self.path,
-                        block = %block,
-                        pipeline = ?lb.locations.iter().map(|n| n.address.as_str()).collect::<Vec<_>>(),
-                        "block started"
-                    );
-                    self.cur = Some(BlockState {
-                        replica_gs: block.generation_stamp,
-                        block,
-                        nodes: lb.locations,
-                        pipeline: Some(pipeline),
-                        packetizer: Packetizer::default(),
-                        unacked: VecDeque::new(),
-                        acked: 0,
-                        any_acked: false,
-                        recovery_key: None,
-                        recoveries: 0,
-                    });
-                    return Ok(());
-                }
-                Err(f) => {
-                    let bad = lb.locations[f.index.min(lb.locations.len() - 1)].clone();
-                    tracing::warn!(
-                        path = %self.path, block = %block, node = %bad.address, reason = %f.reason,
-                        "could not set up the write pipeline; abandoning the block and excluding the node"
-                    );
-                    failures.push(format!("{}: {}", bad.address, f.reason));
-                    self.excluded.push(bad);
-                    self.abandon(&block).await;
-                }
+            match self.open_block(lb).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => failures.push(reason),
             }
         }
         Err(Error::NoDatanodes {
@@ -496,6 +491,62 @@ impl Streamer {
                 failures.join("; ")
             ),
         })
+    }
+
+    /// Opens the pipeline of a block just allocated and makes it the
+    /// current block. On failure the block is abandoned, the node that
+    /// failed excluded, and the reason returned.
+    async fn open_block(&mut self, lb: dfs_proto::LocatedBlock) -> Result<(), String> {
+        let Some(block) = lb.block else {
+            return Err("the namenode returned a block without an id".to_string());
+        };
+        if lb.locations.is_empty() {
+            self.abandon(&block).await;
+            return Err(format!("the namenode gave {block} no datanode"));
+        }
+        let setup = Setup {
+            pool: &self.ctx.datanodes,
+            nodes: &lb.locations,
+            block,
+            stage: WriteStage::Create,
+            bytes_acked: 0,
+            client_name: &self.ctx.client_name,
+            timeout: self.setup_timeout(),
+        };
+        match Pipeline::open(setup).await {
+            Ok(pipeline) => {
+                tracing::debug!(
+                    path = %self.path,
+                    block = %block,
+                    pipeline = ?lb.locations.iter().map(|n| n.address.as_str()).collect::<Vec<_>>(),
+                    "block started"
+                );
+                self.cur = Some(BlockState {
+                    replica_gs: block.generation_stamp,
+                    block,
+                    nodes: lb.locations,
+                    pipeline: Some(pipeline),
+                    packetizer: Packetizer::default(),
+                    unacked: VecDeque::new(),
+                    acked: 0,
+                    any_acked: false,
+                    recovery_key: None,
+                    recoveries: 0,
+                });
+                Ok(())
+            }
+            Err(f) => {
+                let bad = lb.locations[f.index.min(lb.locations.len() - 1)].clone();
+                tracing::warn!(
+                    path = %self.path, block = %block, node = %bad.address, reason = %f.reason,
+                    "could not set up the write pipeline; abandoning the block and excluding the node"
+                );
+                let reason = format!("{}: {}", bad.address, f.reason);
+                self.excluded.push(bad);
+                self.abandon(&block).await;
+                Err(reason)
+            }
+        }
     }
 
     /// Rebuilds the pipeline of the current block after `failure` and

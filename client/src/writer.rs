@@ -100,7 +100,12 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    pub(crate) fn start(ctx: Arc<Inner>, path: String, status: FileStatus) -> FileWriter {
+    pub(crate) fn start(
+        ctx: Arc<Inner>,
+        path: String,
+        status: FileStatus,
+        first: Option<dfs_proto::LocatedBlock>,
+    ) -> FileWriter {
         let block_size = if status.block_size == 0 {
             BLOCK_SIZE
         } else {
@@ -118,10 +123,12 @@ impl FileWriter {
             path.clone(),
             block_size,
             replication,
+            first,
             error.clone(),
             lease,
         );
-        FileWriter {
+        let eager = streamer.has_first_block();
+        let mut writer = FileWriter {
             path,
             idle: Some(streamer),
             running: None,
@@ -135,7 +142,11 @@ impl FileWriter {
             pending: None,
             closed: false,
             error,
+        };
+        if eager {
+            writer.sender();
         }
+        writer
     }
 
     /// The channel to the streamer task, starting it if needed.

@@ -214,8 +214,15 @@ pub async fn write_block(
         cancel: node.shutdown.child_token(),
     };
     node.tasks.spawn(
-        task.run(upstream, writer, finalize_as, downstream, resp_tx)
-            .instrument(span),
+        task.run(
+            upstream,
+            writer,
+            finalize_as,
+            stage == WriteStage::Create,
+            downstream,
+            resp_tx,
+        )
+        .instrument(span),
     );
     Ok(ReceiverStream::new(resp_rx))
 }
@@ -369,14 +376,16 @@ impl Pipeline {
         upstream: Streaming<WriteBlockRequest>,
         writer: ReplicaWriter,
         finalize_as: ReplicaState,
+        new_replica: bool,
         downstream: Option<Downstream>,
         resp: RespTx,
     ) {
         let (pending_tx, pending_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT * 2);
         let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
         let (done_tx, done_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT * 2);
-        let writer_task =
-            tokio::task::spawn_blocking(move || write_loop(writer, write_rx, done_tx, finalize_as));
+        let writer_task = tokio::task::spawn_blocking(move || {
+            write_loop(writer, write_rx, done_tx, finalize_as, new_replica)
+        });
         let (down_tx, down) = match downstream {
             Some(d) => (Some(d.tx), Some((d.addr, d.acks))),
             None => (None, None),
@@ -580,9 +589,12 @@ fn write_loop(
     mut rx: mpsc::Receiver<Packet>,
     done: mpsc::Sender<LocalDone>,
     finalize_as: ReplicaState,
+    new_replica: bool,
 ) {
     let mut writer = Some(writer);
+    let mut packets = 0u64;
     while let Some(p) = rx.blocking_recv() {
+        packets += 1;
         let result = match writer.as_mut() {
             None => Err(Error::invalid(
                 0,
@@ -614,6 +626,16 @@ fn write_loop(
             || failed
         {
             return;
+        }
+    }
+    // A new replica whose stream ended before its first packet holds no
+    // byte anyone could need (a writer that allocated a block and wrote
+    // nothing, or a pipeline that broke during setup): drop it now rather
+    // than keep an orphan until the next block report.
+    if new_replica && packets == 0 {
+        if let Some(w) = writer.take() {
+            debug!("stream ended before any packet; removing the empty replica");
+            w.abandon();
         }
     }
 }

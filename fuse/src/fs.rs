@@ -171,6 +171,7 @@ fn replace_options(old: &FileStatus) -> CreateOptions {
         mode: Some(old.mode & 0o7777),
         owner: Some(old.owner.clone()),
         group: Some(old.group.clone()),
+        lazy_first_block: false,
     }
 }
 

@@ -171,14 +171,18 @@ impl ClientProtocol for NamenodeService {
     }
 
     async fn create(&self, request: Request<CreateRequest>) -> Reply<CreateResponse> {
+        let peer = peer_host(&request);
         let r = request.into_inner();
         let span = tracing::debug_span!("create", path = %r.path, client = %r.client_name);
         ok(self
             .fs
-            .create(r)
+            .create_located(r, &peer)
             .instrument(span)
             .await
-            .map(|s| CreateResponse { status: Some(s) }))
+            .map(|(s, block)| CreateResponse {
+                status: Some(s),
+                block,
+            }))
     }
 
     async fn add_block(&self, request: Request<AddBlockRequest>) -> Reply<AddBlockResponse> {

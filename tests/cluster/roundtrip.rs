@@ -285,3 +285,114 @@ async fn a_file_of_more_blocks_than_one_reply_lists_reads_back_whole() {
     assert_eq!(n, 5000);
     assert_eq!(&buf[..], &data[off as usize..off as usize + 5000]);
 }
+
+/// Replica files (data and `.meta`) a datanode holds in `rbw/` (being
+/// written).
+fn rbw_files(c: &Cluster, i: usize) -> Vec<String> {
+    let dir = c.datanode_dir(i).join("current").join("rbw");
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The namenode allocates a file's first block with the create and the
+/// writer opens its pipeline at once. A file that gets data keeps that
+/// block (three replicas, nothing else on disk); a file that stays empty —
+/// closed, or abandoned by dropping its writer — leaves no block in the
+/// namespace and no replica on any datanode, not even an empty `rbw` one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_block_comes_with_the_create_and_empty_files_leave_no_replica() {
+    let c = Cluster::builder().start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    let data = random_bytes(3000, 17);
+    for i in 0..20 {
+        let mut w = client
+            .create(
+                &format!("/d/full{i}"),
+                CreateOptions {
+                    create_parents: true,
+                    ..CreateOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        w.write_all(&data).await.unwrap();
+        w.close().await.unwrap();
+        let mut w = client
+            .create(&format!("/d/empty{i}"), CreateOptions::default())
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            w.hflush().await.unwrap();
+        }
+        w.close().await.unwrap();
+    }
+    // Lazy allocation still works and also leaves nothing for empty files.
+    let lazy = CreateOptions {
+        lazy_first_block: true,
+        ..CreateOptions::default()
+    };
+    client
+        .create("/d/lazy-empty", lazy.clone())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let mut w = client.create("/d/lazy-full", lazy).await.unwrap();
+    w.write_all(&data).await.unwrap();
+    w.close().await.unwrap();
+    for i in 0..20 {
+        let full = client
+            .block_locations(&format!("/d/full{i}"), 0, u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(full.len(), 1, "full{i}: {full:?}");
+        assert_eq!(full[0].hosts.len(), 3, "full{i}: {full:?}");
+        let mut r = client.open(&format!("/d/full{i}")).await.unwrap();
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).await.unwrap();
+        assert_eq!(sha256(&back), sha256(&data), "full{i}");
+        let st = client.status(&format!("/d/empty{i}")).await.unwrap();
+        assert_eq!(st.length, 0);
+        let empty = client
+            .block_locations(&format!("/d/empty{i}"), 0, u64::MAX)
+            .await
+            .unwrap();
+        assert!(empty.is_empty(), "empty{i} has blocks: {empty:?}");
+    }
+    assert!(client
+        .block_locations("/d/lazy-empty", 0, u64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        client
+            .block_locations("/d/lazy-full", 0, u64::MAX)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A writer dropped without close after its pipeline opened: the
+    // datanodes drop their empty replicas (the namenode's lease recovery
+    // deals with the block it allocated).
+    let w = client
+        .create("/d/dropped", CreateOptions::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(w);
+    // 21 blocks of data, each on exactly 3 datanodes; nothing being written.
+    dfs_tests::wait_until(std::time::Duration::from_secs(10), "empty rbw dirs", || {
+        (0..3).all(|i| rbw_files(&c, i).is_empty())
+    });
+    let finalized: usize = (0..3)
+        .map(|i| replica_files(&c.datanode_dir(i)).len())
+        .sum();
+    assert_eq!(finalized, 21 * 3);
+}

@@ -189,11 +189,42 @@ impl Namesystem {
 
     /// Creates a file under construction, leased to the client.
     pub async fn create(&self, req: CreateRequest) -> Result<FileStatus> {
-        let (status, seq) = self.mutate(Some("create a file"), |st, store| {
-            st.create(store, req, Instant::now())
+        Ok(self.create_located(req, "").await?.0)
+    }
+
+    /// Creates a file under construction, leased to the client, and when
+    /// `allocate_block` is asked also its first block and pipeline, made
+    /// durable by the same flush. A block that cannot be placed is left
+    /// out (the writer's `AddBlock` then says why); the create stands.
+    pub async fn create_located(
+        &self,
+        req: CreateRequest,
+        peer_host: &str,
+    ) -> Result<(FileStatus, Option<LocatedBlock>)> {
+        let ((status, block), seq) = self.mutate(Some("create a file"), |st, store| {
+            let now = Instant::now();
+            let first = req.allocate_block.then(|| AddBlockRequest {
+                path: req.path.clone(),
+                client_name: req.client_name.clone(),
+                previous: None,
+                excluded_nodes: Vec::new(),
+                client_host: req.client_host.clone(),
+            });
+            let (status, seq) = st.create(store, req, now)?;
+            let Some(first) = first else {
+                return Ok(((status, None), seq));
+            };
+            let path = first.path.clone();
+            match st.add_block(store, first, peer_host, now) {
+                Ok((block, seq)) => Ok(((status, Some(block)), seq)),
+                Err(e) => {
+                    tracing::debug!(path, error = %e, "created without a first block");
+                    Ok(((status, None), seq))
+                }
+            }
         })?;
         self.durable(seq).await?;
-        Ok(status)
+        Ok((status, block))
     }
 
     /// Allocates the next block of a file and chooses its pipeline.
