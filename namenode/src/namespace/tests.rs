@@ -6,6 +6,7 @@ use dfs_proto::error_kind::ErrorKind;
 use proptest::prelude::*;
 
 use super::*;
+use crate::store::Batch;
 
 fn ns() -> Namespace {
     Namespace::new_empty(defaults::BLOCK_SIZE, 3)
