@@ -13,10 +13,8 @@ use dfs_proto::defaults::BYTES_PER_CHECKSUM;
 use dfs_proto::ExtendedBlock;
 use tracing::warn;
 
-use super::{
-    check_header, fsync_dir, rename, truncate_files, BlockStore, Replica, ReplicaInfo, ReplicaMeta,
-    ReplicaState, CHUNK,
-};
+use super::files::{check_header, fsync_dir, rename, truncate_files};
+use super::{BlockStore, Replica, ReplicaInfo, ReplicaMeta, ReplicaState, CHUNK};
 use crate::error::{Error, Result};
 use crate::meta;
 use crate::page_cache::{self, DropBehind};

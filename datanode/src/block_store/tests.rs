@@ -1,5 +1,8 @@
 //! Unit tests of the block store, its writers and readers.
 
+use dfs_proto::checksum;
+
+use super::files::parse_name;
 use super::*;
 
 fn store(dir: &Path) -> Arc<BlockStore> {
