@@ -1,0 +1,163 @@
+//! Namespace changes: MKDIR, CREATE, UNLINK, RMDIR and RENAME, each
+//! followed by the inode table and the directory caches.
+
+use std::sync::Arc;
+
+use dfs_client::{CreateOptions, SetAttr};
+use fuser::{Errno, FileAttr, OpenFlags, RenameFlags};
+use tokio::sync::OnceCell;
+use tracing::{debug, warn};
+
+use super::{new_file_status, DfsFs};
+use crate::attr::now_ms;
+use crate::handles::OpenFile;
+use crate::writer::{has_attrs, Writer};
+
+impl DfsFs {
+    /// MKDIR of `name` in `parent`, owned by the requesting user and group.
+    pub(super) async fn mkdir_entry(
+        &self,
+        req_uid: u32,
+        req_gid: u32,
+        parent: u64,
+        name: &str,
+        mode: u32,
+    ) -> Result<FileAttr, Errno> {
+        let path = self.child_path(parent, name)?;
+        let mut status = self
+            .call("mkdir", &path, self.client.mkdirs(&path, false))
+            .await?;
+        let mode = mode & 0o7777;
+        let fix = SetAttr {
+            mode: (status.mode & 0o7777 != mode).then_some(mode),
+            owner: (self.owners.uid(&status.owner) != req_uid).then(|| req_uid.to_string()),
+            group: (self.owners.gid(&status.group) != req_gid).then(|| req_gid.to_string()),
+            mtime: None,
+            atime: None,
+        };
+        if has_attrs(&fix) {
+            status = self
+                .call("mkdir", &path, self.client.set_attr(&path, fix))
+                .await?;
+        }
+        let ino = self.inodes.remember(parent, name, status.inode);
+        self.inodes.cache_dir(ino, &status);
+        self.dir_changed(parent, now_ms());
+        Ok(self.attr(ino, &status))
+    }
+
+    /// CREATE of `name` in `parent`: the new file's attributes and a handle
+    /// that writes it (or, as open(2) would, one on the existing file
+    /// without `O_EXCL`).
+    pub(super) async fn create_file(
+        &self,
+        req: (u32, u32),
+        parent: u64,
+        name: &str,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(FileAttr, u64), Errno> {
+        let path = self.child_path(parent, name)?;
+        let (owner, group) = (req.0.to_string(), req.1.to_string());
+        let opts = CreateOptions {
+            mode: Some(mode & 0o7777),
+            owner: Some(owner.clone()),
+            group: Some(group.clone()),
+            ..CreateOptions::default()
+        };
+        match self
+            .call("create", &path, self.client.create(&path, opts))
+            .await
+        {
+            Ok(fw) => {
+                let status = new_file_status(&path, mode, owner, group);
+                // Whatever the table knew under this name is gone.
+                self.inodes.unlink(parent, name);
+                let ino = self.inodes.remember(parent, name, 0);
+                self.dir_changed(parent, status.mtime);
+                let writer = Arc::new(Writer::new_file(ino, fw, status.clone()));
+                self.handles.set_writer(writer.clone());
+                let fh = self.handles.add_file(OpenFile {
+                    ino,
+                    writer: Some(writer),
+                    reader: OnceCell::new(),
+                });
+                Ok((self.attr(ino, &status), fh))
+            }
+            Err(e) if e == Errno::EEXIST && flags & libc::O_EXCL == 0 => {
+                // The kernel thought the name was free (its cache was stale):
+                // open the existing file as open(2) would.
+                let status = self
+                    .call("create", &path, self.client.status(&path))
+                    .await?;
+                if status.is_dir() {
+                    return Err(Errno::EISDIR);
+                }
+                let ino = self.inodes.remember(parent, name, status.inode);
+                let open = self.open_file(ino, OpenFlags(flags)).await;
+                match open {
+                    Ok((fh, _)) => Ok((self.attr(ino, &status), fh)),
+                    Err(e) => {
+                        self.inodes.forget(ino, 1);
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// UNLINK (`dir` false) or RMDIR (`dir` true) of `name` in `parent`.
+    pub(super) async fn remove(&self, parent: u64, name: &str, dir: bool) -> Result<(), Errno> {
+        let path = self.child_path(parent, name)?;
+        if let Some(ino) = self.inodes.find(parent, name) {
+            if let Some(w) = self.settle(ino).await {
+                // Still open: it will be abandoned at release, not completed.
+                w.mark_unlinked();
+            }
+        }
+        let op = if dir { "rmdir" } else { "unlink" };
+        self.call(op, &path, self.client.delete(&path, false))
+            .await?;
+        self.inodes.unlink(parent, name);
+        self.dir_changed(parent, now_ms());
+        Ok(())
+    }
+
+    /// RENAME of `name` in `parent` to `new_name` in `new_parent`.
+    pub(super) async fn rename_entry(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
+        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+            debug!(name, "rename: exchange and whiteout are not supported");
+            return Err(Errno::EINVAL);
+        }
+        let overwrite = !flags.contains(RenameFlags::RENAME_NOREPLACE);
+        let src = self.child_path(parent, name)?;
+        let dst = self.child_path(new_parent, new_name)?;
+        // Writers address their file by path: let closed ones commit first.
+        let mut writers = self.handles.active_writers_under(&src);
+        writers.extend(self.handles.active_writers_under(&dst));
+        for w in writers {
+            if self.settle_writer(&w).await {
+                warn!(
+                    path = %w.path(),
+                    "rename refused: the file is still open for writing; close it first"
+                );
+                return Err(Errno::EBUSY);
+            }
+        }
+        self.call("rename", &src, self.client.rename(&src, &dst, overwrite))
+            .await?;
+        self.inodes.rename(parent, name, new_parent, new_name);
+        let now = now_ms();
+        self.dir_changed(parent, now);
+        self.dir_changed(new_parent, now);
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! Opening files and reading through their handles: OPEN (a reader, or a
+//! handle sharing the file's writer), the reader of a file (from the
+//! located status of its lookup and the small files read ahead when it can
+//! be) and READ.
+
+use std::sync::Arc;
+
+use fuser::{Errno, FopenFlags, OpenAccMode, OpenFlags};
+use tokio::sync::OnceCell;
+use tracing::{debug, warn};
+
+use super::DfsFs;
+use crate::handles::OpenFile;
+use crate::prefetch::Key;
+use crate::reader::Reader;
+
+impl DfsFs {
+    /// OPEN of `ino`: a handle that reads, or one that shares the file's
+    /// writer (truncated first if `flags` say `O_TRUNC`).
+    pub(super) async fn open_file(
+        &self,
+        ino: u64,
+        flags: OpenFlags,
+    ) -> Result<(u64, FopenFlags), Errno> {
+        if flags.acc_mode() == OpenAccMode::O_RDONLY {
+            return self.open_read(ino).await;
+        }
+        let trunc = flags.0 & libc::O_TRUNC != 0;
+        let writer = self.open_write(ino, trunc).await?;
+        let fh = self.handles.add_file(OpenFile {
+            ino,
+            writer: Some(writer),
+            reader: OnceCell::new(),
+        });
+        Ok((fh, FopenFlags::empty()))
+    }
+
+    async fn open_read(&self, ino: u64) -> Result<(u64, FopenFlags), Errno> {
+        self.settle(ino).await;
+        let reader = self.new_reader(ino).await?;
+        if !reader.1 {
+            self.prefetch_following(ino);
+        }
+        let flags = if reader.1 {
+            FopenFlags::empty()
+        } else {
+            // Complete files never change, so cached pages stay good.
+            FopenFlags::FOPEN_KEEP_CACHE
+        };
+        let fh = self.handles.add_file(OpenFile {
+            ino,
+            writer: None,
+            reader: OnceCell::new_with(Some(Arc::new(reader.0))),
+        });
+        Ok((fh, flags))
+    }
+
+    /// A reader of `ino` and whether the file is still being written.
+    async fn new_reader(&self, ino: u64) -> Result<(Reader, bool), Errno> {
+        let path = self.path_of(ino)?;
+        let looked_up = self
+            .lookups
+            .take(ino)
+            .filter(|l| l.path() == path && self.inodes.confirm(ino, l.status().inode))
+            .and_then(|l| self.client.open_located(l).ok());
+        let file = match looked_up {
+            Some(file) => file,
+            None => self.call("open", &path, self.client.open(&path)).await?,
+        };
+        if !self.inodes.confirm(ino, file.status().inode) {
+            return Err(Errno::ESTALE);
+        }
+        let growing = file.status().under_construction;
+        let key = Key::of(file.status());
+        let reader = Reader::new(
+            self.client.clone(),
+            file,
+            path,
+            self.opts.read_ahead,
+            self.opts.data_timeout(),
+        );
+        if growing {
+            return Ok((reader, growing));
+        }
+        let whole = match self.prefetch.take(&key) {
+            Some(loading) => tokio::time::timeout(self.opts.data_timeout(), loading)
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        match whole {
+            Some(whole) => {
+                debug!(path = %reader.path(), "opened from the files read ahead");
+                Ok((reader.with_whole(whole), growing))
+            }
+            None => Ok((reader, growing)),
+        }
+    }
+
+    /// READ of `size` bytes at `offset` through handle `fh`.
+    pub(super) async fn read_handle(
+        &self,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, Errno> {
+        let file = self.handles.file(fh).ok_or(Errno::EBADF)?;
+        let reader = match (file.reader.get(), &file.writer) {
+            (Some(r), _) => r.clone(),
+            (None, Some(w)) => {
+                if !w.is_existing().await {
+                    warn!(
+                        path = %w.path(),
+                        "read refused: reading a file through a descriptor that is writing it is not supported"
+                    );
+                    return Err(Errno::EPERM);
+                }
+                file.reader
+                    .get_or_try_init(|| async {
+                        self.new_reader(file.ino).await.map(|r| Arc::new(r.0))
+                    })
+                    .await?
+                    .clone()
+            }
+            (None, None) => return Err(Errno::EBADF),
+        };
+        reader.read(offset, size).await
+    }
+}

@@ -1,0 +1,283 @@
+//! Files being written: waiting for a closed writer's commit (settle),
+//! FLUSH and fsync, opening for writing, truncation (only to 0, which
+//! re-creates the file), SETATTR (which may truncate, and leaves the
+//! attributes of a file being written to its writer) and completing the
+//! files still being written at unmount.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfs_client::{CreateOptions, FileStatus, FileWriter, SetAttr};
+use fuser::{Errno, FileAttr, TimeOrNow};
+use tracing::{info, warn};
+
+use super::{new_file_status, DfsFs};
+use crate::attr::{file_attr, ms_from_time, now_ms};
+use crate::errno::errno;
+use crate::writer::{has_attrs, Phase, Writer};
+
+/// How long a commit waits for RELEASE after every handle saw a FLUSH:
+/// `close()` returns at FLUSH, and RELEASE follows asynchronously.
+const RELEASE_GRACE: Duration = Duration::from_secs(1);
+
+fn time_ms(t: TimeOrNow) -> i64 {
+    match t {
+        TimeOrNow::SpecificTime(t) => ms_from_time(t),
+        TimeOrNow::Now => now_ms(),
+    }
+}
+
+/// Options that re-create `old` empty with its attributes.
+fn replace_options(old: &FileStatus) -> CreateOptions {
+    CreateOptions {
+        overwrite: true,
+        create_parents: false,
+        replication: (old.replication > 0).then_some(old.replication),
+        block_size: (old.block_size > 0).then_some(old.block_size),
+        mode: Some(old.mode & 0o7777),
+        owner: Some(old.owner.clone()),
+        group: Some(old.group.clone()),
+        lazy_first_block: false,
+    }
+}
+
+impl DfsFs {
+    /// Waits until a writer of `ino` that looks closed has committed, so a
+    /// reader or a namespace change sees the complete file. Returns the
+    /// writer if it is still open (a descriptor is still held somewhere).
+    pub(super) async fn settle(&self, ino: u64) -> Option<Arc<Writer>> {
+        let w = self.handles.active_writer(ino)?;
+        self.settle_writer(&w).await.then_some(w)
+    }
+
+    /// True if `w` is still open after waiting for its commit.
+    pub(super) async fn settle_writer(&self, w: &Writer) -> bool {
+        if w.phase() == Phase::Open && w.all_flushed() {
+            w.wait_released(RELEASE_GRACE).await;
+        }
+        if w.phase() == Phase::Committing && !w.wait_done(self.opts.data_timeout()).await {
+            warn!(path = %w.path(), "commit still running; going on without it");
+        }
+        w.phase() == Phase::Open
+    }
+
+    /// FLUSH (`fsync` false) or fsync (`fsync` true) of handle `fh`: for a
+    /// handle that writes, waits for its bytes to be acknowledged (fsync
+    /// also tells the namenode the length); for any other, nothing.
+    pub(super) async fn sync_handle(&self, fh: u64, fsync: bool) -> Result<(), Errno> {
+        let Some(w) = self.handles.file(fh).and_then(|f| f.writer.clone()) else {
+            return Ok(());
+        };
+        if fsync {
+            w.hflush(self.opts.data_timeout()).await
+        } else {
+            w.flush(self.opts.data_timeout()).await
+        }
+    }
+
+    /// The writer a handle opened for writing on `ino` shares.
+    pub(super) async fn open_write(&self, ino: u64, trunc: bool) -> Result<Arc<Writer>, Errno> {
+        self.lookups.forget(ino);
+        if let Some(w) = self.handles.active_writer(ino) {
+            if w.attach() {
+                if trunc {
+                    if let Err(e) = self.truncate_writer(&w, 0).await {
+                        w.detach();
+                        return Err(e);
+                    }
+                }
+                return Ok(w);
+            }
+            // Being committed: the new handle works on the complete file.
+            w.wait_done(self.opts.data_timeout()).await;
+        }
+        let path = self.path_of(ino)?;
+        let writer = if trunc {
+            let (fw, status) = self.recreate(ino, &path).await?;
+            Writer::new_file(ino, fw, status)
+        } else {
+            // Opening a complete file for writing is allowed (touch, or a
+            // truncation to 0 that follows); appending to it is not.
+            Writer::existing(ino, path)
+        };
+        let writer = Arc::new(writer);
+        self.handles.set_writer(writer.clone());
+        Ok(writer)
+    }
+
+    /// Re-creates the file at `path` empty, keeping its attributes.
+    async fn recreate(&self, ino: u64, path: &str) -> Result<(FileWriter, FileStatus), Errno> {
+        let (_, old) = self.stat(ino).await?;
+        if old.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        let fw = self
+            .call(
+                "truncate",
+                path,
+                self.client.create(path, replace_options(&old)),
+            )
+            .await?;
+        let status = new_file_status(path, old.mode, old.owner, old.group);
+        // The new file has a new namenode id, learned at the next lookup;
+        // a listed page may still hold the old file under this name.
+        self.inodes.replace_id(ino, 0);
+        self.statahead.forget_dir(self.inodes.parent(ino));
+        Ok((fw, status))
+    }
+
+    /// A truncation of a file with a writer in this mount.
+    async fn truncate_writer(&self, w: &Arc<Writer>, size: u64) -> Result<(), Errno> {
+        if w.is_existing().await {
+            if size != 0 {
+                let (path, status) = self.stat(w.ino()).await?;
+                return self.truncate_refused(&path, size, status.length);
+            }
+            let (fw, status) = self.recreate(w.ino(), &w.path()).await?;
+            if let Err(fw) = w.replace(fw, status).await {
+                // Someone else finished the writer meanwhile: complete the new empty file.
+                let _ = tokio::time::timeout(self.opts.data_timeout(), fw.close()).await;
+            }
+            return Ok(());
+        }
+        if size == w.bytes() {
+            return Ok(());
+        }
+        self.truncate_refused(&w.path(), size, w.bytes())
+    }
+
+    fn truncate_refused(&self, path: &str, size: u64, len: u64) -> Result<(), Errno> {
+        if size == len {
+            return Ok(());
+        }
+        warn!(
+            path = %path,
+            size,
+            length = len,
+            "truncate refused: dfs files are write-once; only truncating to 0 (which replaces the file) is supported"
+        );
+        Err(Errno::EPERM)
+    }
+
+    async fn truncate(&self, ino: u64, size: u64) -> Result<(), Errno> {
+        if let Some(w) = self.handles.active_writer(ino) {
+            if w.phase() == Phase::Open {
+                return self.truncate_writer(&w, size).await;
+            }
+            w.wait_done(self.opts.data_timeout()).await;
+        }
+        let (path, status) = self.stat(ino).await?;
+        if status.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        if size != 0 || status.length == 0 {
+            return self.truncate_refused(&path, size, status.length);
+        }
+        let fw = self
+            .call(
+                "truncate",
+                &path,
+                self.client.create(&path, replace_options(&status)),
+            )
+            .await?;
+        self.inodes.replace_id(ino, 0);
+        match tokio::time::timeout(self.opts.data_timeout(), fw.close()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                warn!(path = %path, error = %e, "truncate: completing the empty file failed");
+                Err(errno(&e))
+            }
+            Err(_) => {
+                warn!(path = %path, "truncate: completing the empty file timed out");
+                Err(Errno::EIO)
+            }
+        }
+    }
+
+    /// SETATTR of `ino`: a truncation if `size` is given, then the other
+    /// attributes, kept by an open writer until its file is complete.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn setattr_of(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+    ) -> Result<FileAttr, Errno> {
+        if let Some(size) = size {
+            self.truncate(ino, size).await?;
+        }
+        let attrs = SetAttr {
+            mode: mode.map(|m| m & 0o7777),
+            owner: uid.map(|u| u.to_string()),
+            group: gid.map(|g| g.to_string()),
+            mtime: mtime.map(time_ms),
+            atime: atime.map(time_ms),
+        };
+        if !has_attrs(&attrs) {
+            return self.getattr_of(ino).await;
+        }
+        if let Some(w) = self.handles.active_writer(ino) {
+            // Stored once the file is complete, so completing cannot undo them.
+            if w.defer_attrs(&attrs) {
+                if let Some(status) = w.overlay(None) {
+                    return Ok(file_attr(ino, &status, &self.owners));
+                }
+            }
+        }
+        let path = self.path_of(ino)?;
+        let status = self
+            .call("setattr", &path, self.client.set_attr(&path, attrs))
+            .await?;
+        // A listed page may hold the old attributes.
+        self.statahead.forget_dir(self.inodes.parent(ino));
+        if !self.inodes.confirm(ino, status.inode) {
+            return Err(Errno::ESTALE);
+        }
+        self.inodes.cache_dir(ino, &status);
+        Ok(self.attr(ino, &status))
+    }
+
+    /// Completes every file still being written (at unmount).
+    pub(super) async fn drain(&self) {
+        let writers = self.handles.active_writers();
+        if writers.is_empty() {
+            return;
+        }
+        info!(
+            files = writers.len(),
+            "completing files still being written before exit"
+        );
+        let limit = self.opts.data_timeout();
+        let waits = writers.into_iter().map(|w| async move {
+            if w.release_all() {
+                // Handles the kernel never released (a lazy unmount): commit them now.
+                w.commit(&self.client, limit).await;
+            } else if !w.wait_done(limit).await {
+                warn!(path = %w.path(), "file not completed before exit; lease recovery will close it");
+            }
+        });
+        futures::future::join_all(waits).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_keeps_attributes() {
+        let mut old = new_file_status("/a", 0o100755, "1000".into(), "100".into());
+        old.replication = 2;
+        old.block_size = 1 << 20;
+        let o = replace_options(&old);
+        assert!(o.overwrite);
+        assert_eq!(o.mode, Some(0o755));
+        assert_eq!(o.owner.as_deref(), Some("1000"));
+        assert_eq!(o.replication, Some(2));
+        assert_eq!(o.block_size, Some(1 << 20));
+    }
+}
