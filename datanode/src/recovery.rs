@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dfs_proto::defaults;
+use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::{
     CommitBlockSynchronizationRequest, DatanodeInfo, ExtendedBlock, InitReplicaRecoveryRequest,
     InitReplicaRecoveryResponse, RecoverBlock, ReplicaStateKind, UpdateReplicaUnderRecoveryRequest,
@@ -146,6 +147,8 @@ async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
         .iter()
         .map(|r| async move { (r.clone(), init_on(node, r, block, rid).await) });
     let mut answers = Vec::new();
+    // Nodes that answered that they hold no replica of the block at all.
+    let mut without = 0;
     for (r, res) in join_all(inits).await {
         match res {
             Ok(resp) => match resp.replica {
@@ -156,8 +159,39 @@ async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
                 }),
                 None => warn!(node = %r.address, "replica answered without its state; left out"),
             },
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                info!(node = %r.address, "node holds no replica of the block");
+                without += 1;
+            }
             Err(e) => warn!(node = %r.address, error = %e, "replica left out of the recovery"),
         }
+    }
+    let old_block = block;
+    // No replica that answered holds a byte — and some replica answered,
+    // or every node answered that it holds none: the writer never got a
+    // packet acknowledged in this block (every acknowledged byte is on every
+    // pipeline node), so the block goes, as HDFS does when no replica
+    // exists. When nobody answered at all, the block stays for a later try.
+    let all_answered = answers.len() + without == cmd.replicas.len();
+    let no_byte = answers
+        .iter()
+        .all(|a| !a.finalized && a.replica.length == 0);
+    if no_byte && (!answers.is_empty() || all_answered) {
+        info!(
+            empty = answers.len(),
+            without, "no replica holds any byte; asking the namenode to drop the block"
+        );
+        let req = CommitBlockSynchronizationRequest {
+            old_block: Some(old_block),
+            new_block: Some(ExtendedBlock {
+                id: block.id,
+                generation_stamp: rid,
+                length: 0,
+            }),
+            node_ids: vec![],
+            delete: true,
+        };
+        return commit(node, req).await;
     }
     if answers.is_empty() {
         return Err(Error::Pipeline {
@@ -177,21 +211,6 @@ async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
         .min();
     let new_len = finalized_len
         .unwrap_or_else(|| answers.iter().map(|a| a.replica.length).min().unwrap_or(0));
-    let old_block = block;
-    if finalized_len.is_none() && answers.iter().all(|a| a.replica.length == 0) {
-        info!("no replica holds any byte; asking the namenode to drop the block");
-        let req = CommitBlockSynchronizationRequest {
-            old_block: Some(old_block),
-            new_block: Some(ExtendedBlock {
-                id: block.id,
-                generation_stamp: rid,
-                length: 0,
-            }),
-            node_ids: vec![],
-            delete: true,
-        };
-        return commit(node, req).await;
-    }
     let updates = answers
         .iter()
         .filter(|a| a.replica.length >= new_len)

@@ -462,3 +462,56 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     c.dfs_ok(&["get", "/h", out.to_str().unwrap()]);
     assert_eq!(sha256_file(&local), sha256_file(&out));
 }
+
+/// A writer that dies after its create — whose first block the namenode
+/// allocated and whose pipeline the writer opened, but which never sent a
+/// byte — leaves a file that lease recovery closes empty: the datanodes
+/// dropped their empty replicas, and the block no node holds is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_dead_before_its_first_byte_is_recovered_to_an_empty_file() {
+    let c = Cluster::builder().namenode_args(LEASES).start();
+    for (path, forced) in [("/empty-forced", true), ("/empty-hard", false)] {
+        let writer = Client::connect(c.addr()).await.unwrap();
+        let w = writer.create(path, CreateOptions::default()).await.unwrap();
+        // Long enough for the pipeline of the first block to be set up.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.abort().await;
+        drop(writer);
+        if forced {
+            let out = c.dfs(&["recover", path]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let reader = Client::connect(c.addr()).await.unwrap();
+        let r2 = reader.clone();
+        let p = path.to_string();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            wait_until(
+                Duration::from_secs(40),
+                "lease recovery to close the file",
+                || {
+                    handle
+                        .block_on(r2.status(&p))
+                        .map(|s| !s.under_construction)
+                        .unwrap_or(false)
+                },
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(reader.status(path).await.unwrap().length, 0, "{path}");
+        assert!(
+            reader
+                .block_locations(path, 0, u64::MAX)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{path}"
+        );
+        assert!(read_all(&reader, path).await.unwrap().is_empty());
+    }
+}
