@@ -307,7 +307,13 @@ async fn meta(
         move |client, c, i| {
             let path = format!("{d}/c{c}/f{i}");
             async move {
-                let w = client.create(&path, CreateOptions::default()).await?;
+                // Empty files: no first block with the create (what
+                // NNThroughputBenchmark's create measures).
+                let opts = CreateOptions {
+                    lazy_first_block: true,
+                    ..CreateOptions::default()
+                };
+                let w = client.create(&path, opts).await?;
                 w.close().await?;
                 Ok(1)
             }
