@@ -17,15 +17,18 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use dfs_client::{Client, FileReader};
 use fuser::Errno;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 
 use crate::errno::errno;
 
-/// Largest chunk the stream hands over at once.
+/// How far behind the stream's reader received data is kept (at most).
 const MAX_CHUNK: u64 = 1024 * 1024;
+/// The size of the pieces the stream receives (the client's packets), for
+/// sizing its queue to the read-ahead window.
+const PIECE: u64 = 64 * 1024;
 
 /// Data for one read of the stream: a chunk at the stream's position.
 type Piece = Result<Bytes, Errno>;
@@ -130,14 +133,15 @@ impl Reader {
     }
 
     /// Reads up to `size` bytes at `offset` (short only at the end of file).
-    pub async fn read(&self, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    /// A read inside one received piece is a view of it, not a copy.
+    pub async fn read(&self, offset: u64, size: u32) -> Result<Bytes, Errno> {
         if offset >= self.len || size == 0 {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let end = self.len.min(offset.saturating_add(u64::from(size)));
         if let Some(whole) = &self.whole {
             // Both within `len`, which is `whole.len()`.
-            return Ok(whole[offset as usize..end as usize].to_vec());
+            return Ok(whole.slice(offset as usize..end as usize));
         }
         if self.window > 0 {
             let mut s = self.stream.lock().await;
@@ -162,12 +166,10 @@ impl Reader {
             Some(file) => file,
             None => self.reopen().await?,
         };
-        let (tx, rx) = mpsc::channel(
-            usize::try_from(self.window / self.chunk)
-                .unwrap_or(1)
-                .max(1),
-        );
-        let (len, chunk, path) = (self.len, self.chunk, self.path.clone());
+        // The pieces are the client's verified packets (64 KiB), handed
+        // over without a copy; the queue holds the window's worth of them.
+        let (tx, rx) = mpsc::channel(usize::try_from(self.window / PIECE).unwrap_or(1).max(1));
+        let (len, path) = (self.len, self.path.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = file.seek(SeekFrom::Start(offset)).await {
                 let _ = tx.send(Err(io_errno(&e, &path, offset))).await;
@@ -175,29 +177,21 @@ impl Reader {
             }
             let mut pos = offset;
             while pos < len {
-                let want = usize::try_from(chunk.min(len - pos)).unwrap_or(usize::MAX);
-                let mut buf = BytesMut::with_capacity(want);
-                while buf.len() < want {
-                    match (&mut file)
-                        .take((want - buf.len()) as u64)
-                        .read_buf(&mut buf)
-                        .await
-                    {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(e) => {
-                            let _ = tx
-                                .send(Err(io_errno(&e, &path, pos + buf.len() as u64)))
-                                .await;
-                            return;
-                        }
+                let mut piece = match file.read_bytes().await {
+                    Ok(piece) => piece,
+                    Err(e) => {
+                        let e = std::io::Error::other(e);
+                        let _ = tx.send(Err(io_errno(&e, &path, pos))).await;
+                        return;
                     }
-                }
-                if buf.is_empty() {
+                };
+                if piece.is_empty() {
                     return;
                 }
-                pos += buf.len() as u64;
-                if tx.send(Ok(buf.freeze())).await.is_err() {
+                // Nothing past the length the file had when it was opened.
+                piece.truncate(usize::try_from(len - pos).unwrap_or(usize::MAX));
+                pos += piece.len() as u64;
+                if tx.send(Ok(piece)).await.is_err() {
                     // The handle was released or moved elsewhere.
                     return;
                 }
@@ -216,7 +210,7 @@ impl Reader {
         s: &mut Stream,
         offset: u64,
         end: u64,
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Bytes, Errno> {
         while s.hi < end {
             let Some(rx) = s.rx.as_mut() else {
                 return Err(Errno::EIO);
@@ -251,17 +245,32 @@ impl Reader {
                 }
             }
         }
-        let mut out = Vec::with_capacity(usize::try_from(end - offset).unwrap_or(0));
-        for (at, data) in &s.chunks {
+        let mut parts = s.chunks.iter().filter_map(|(at, data)| {
             let chunk_end = at + data.len() as u64;
             if chunk_end <= offset || *at >= end {
-                continue;
+                return None;
             }
             let from = (offset.max(*at) - at) as usize;
             let to = (end.min(chunk_end) - at) as usize;
-            out.extend_from_slice(&data[from..to]);
-        }
-        // Keep one chunk behind the reader for reads that arrive out of order.
+            Some(data.slice(from..to))
+        });
+        let out = match (parts.next(), parts.next()) {
+            (None, _) => Bytes::new(),
+            // Inside one piece: a view of it.
+            (Some(only), None) => only,
+            (Some(first), Some(second)) => {
+                let mut joined =
+                    BytesMut::with_capacity(usize::try_from(end - offset).unwrap_or(0));
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&second);
+                for part in parts {
+                    joined.extend_from_slice(&part);
+                }
+                joined.freeze()
+            }
+        };
+        // Keep up to a chunk's worth behind the reader for reads that
+        // arrive out of order.
         while s
             .chunks
             .front()
@@ -272,7 +281,7 @@ impl Reader {
         Ok(out)
     }
 
-    async fn read_direct(&self, offset: u64, end: u64) -> Result<Vec<u8>, Errno> {
+    async fn read_direct(&self, offset: u64, end: u64) -> Result<Bytes, Errno> {
         let mut spare = self.spare.lock().await;
         if spare.is_none() {
             *spare = Some(self.reopen().await?);
@@ -302,7 +311,7 @@ impl Reader {
         match tokio::time::timeout(self.timeout, read).await {
             Ok(Ok(())) => {
                 buf.truncate(filled);
-                Ok(buf)
+                Ok(Bytes::from(buf))
             }
             Ok(Err(e)) => Err(e),
             Err(_) => {

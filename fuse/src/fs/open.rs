@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use fuser::{Errno, FopenFlags, OpenAccMode, OpenFlags};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
@@ -104,7 +105,7 @@ impl DfsFs {
         fh: u64,
         offset: u64,
         size: u32,
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Bytes, Errno> {
         let file = self.handles.file(fh).ok_or(Errno::EBADF)?;
         let reader = match (file.reader.get(), &file.writer) {
             (Some(r), _) => r.clone(),
