@@ -143,6 +143,19 @@ impl Streamer {
         self.ctx.opts.rpc_timeout.max(Duration::from_secs(10))
     }
 
+    /// The pipeline setup of a block just allocated on `nodes`.
+    fn new_block_setup<'a>(&'a self, nodes: &'a [DatanodeInfo], block: ExtendedBlock) -> Setup<'a> {
+        Setup {
+            pool: &self.ctx.datanodes,
+            nodes,
+            block,
+            stage: WriteStage::Create,
+            bytes_acked: 0,
+            client_name: &self.ctx.client_name,
+            timeout: self.setup_timeout(),
+        }
+    }
+
     /// Runs until the writer closes, aborts (drops the channel) or the
     /// write fails.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
@@ -508,16 +521,7 @@ impl Streamer {
             self.abandon(&block).await;
             return Err(format!("the namenode gave {block} no datanode"));
         }
-        let setup = Setup {
-            pool: &self.ctx.datanodes,
-            nodes: &lb.locations,
-            block,
-            stage: WriteStage::Create,
-            bytes_acked: 0,
-            client_name: &self.ctx.client_name,
-            timeout: self.setup_timeout(),
-        };
-        match Pipeline::open(setup).await {
+        match Pipeline::open(self.new_block_setup(&lb.locations, block)).await {
             Ok(pipeline) => {
                 tracing::debug!(
                     path = %self.path,

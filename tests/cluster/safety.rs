@@ -16,6 +16,27 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 const LEASES: &[&str] = &["--lease-soft-limit", "2s", "--lease-hard-limit", "8s"];
 
+/// Waits (at most 40 s) until lease recovery has closed `path`.
+async fn wait_closed(reader: &Client, path: &str) {
+    let r2 = reader.clone();
+    let p = path.to_string();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        wait_until(
+            Duration::from_secs(40),
+            "lease recovery to close the file",
+            || {
+                handle
+                    .block_on(r2.status(&p))
+                    .map(|s| !s.under_construction)
+                    .unwrap_or(false)
+            },
+        )
+    })
+    .await
+    .unwrap();
+}
+
 async fn read_all(client: &Client, path: &str) -> Result<Vec<u8>, dfs_client::Error> {
     let mut f = client.open(path).await?;
     let mut buf = Vec::new();
@@ -99,23 +120,7 @@ async fn dead_writer_is_recovered_by_dfs_recover_and_by_the_hard_limit() {
             );
         }
         let reader = Client::connect(c.addr()).await.unwrap();
-        let r2 = reader.clone();
-        let p = path.to_string();
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            wait_until(
-                Duration::from_secs(40),
-                "lease recovery to close the file",
-                || {
-                    handle
-                        .block_on(r2.status(&p))
-                        .map(|s| !s.under_construction)
-                        .unwrap_or(false)
-                },
-            )
-        })
-        .await
-        .unwrap();
+        wait_closed(&reader, path).await;
         let got = read_all(&reader, path).await.unwrap();
         assert!(
             got.len() >= acked,
@@ -486,23 +491,7 @@ async fn writer_dead_before_its_first_byte_is_recovered_to_an_empty_file() {
             );
         }
         let reader = Client::connect(c.addr()).await.unwrap();
-        let r2 = reader.clone();
-        let p = path.to_string();
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            wait_until(
-                Duration::from_secs(40),
-                "lease recovery to close the file",
-                || {
-                    handle
-                        .block_on(r2.status(&p))
-                        .map(|s| !s.under_construction)
-                        .unwrap_or(false)
-                },
-            )
-        })
-        .await
-        .unwrap();
+        wait_closed(&reader, path).await;
         assert_eq!(reader.status(path).await.unwrap().length, 0, "{path}");
         assert!(
             reader

@@ -82,16 +82,7 @@ impl Streamer {
         let mut state = old;
         let lb = self.add_block().await.map_err(Step::Fatal)?;
         let block = lb.block.unwrap_or_default();
-        let setup = Setup {
-            pool: &self.ctx.datanodes,
-            nodes: &lb.locations,
-            block,
-            stage: WriteStage::Create,
-            bytes_acked: 0,
-            client_name: &self.ctx.client_name,
-            timeout: self.setup_timeout(),
-        };
-        let opened = Pipeline::open(setup).await;
+        let opened = Pipeline::open(self.new_block_setup(&lb.locations, block)).await;
         state.block = block;
         state.replica_gs = block.generation_stamp;
         state.nodes = lb.locations;
