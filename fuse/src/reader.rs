@@ -26,9 +26,9 @@ use crate::errno::errno;
 
 /// How far behind the stream's reader received data is kept (at most).
 const MAX_CHUNK: u64 = 1024 * 1024;
-/// The size of the pieces the stream receives (the client's packets), for
-/// sizing its queue to the read-ahead window.
-const PIECE: u64 = 64 * 1024;
+/// The largest piece the stream receives (one datanode read message, as
+/// the client verified it), for sizing its queue to the read-ahead window.
+const PIECE: u64 = dfs_proto::defaults::READ_CHUNK as u64;
 
 /// Data for one read of the stream: a chunk at the stream's position.
 type Piece = Result<Bytes, Errno>;
@@ -166,8 +166,9 @@ impl Reader {
             Some(file) => file,
             None => self.reopen().await?,
         };
-        // The pieces are the client's verified packets (64 KiB), handed
-        // over without a copy; the queue holds the window's worth of them.
+        // The pieces are the datanode's read messages (up to 256 KiB) as
+        // the client verified them, handed over without a copy; the queue
+        // holds at most the window's worth of them.
         let (tx, rx) = mpsc::channel(usize::try_from(self.window / PIECE).unwrap_or(1).max(1));
         let (len, path) = (self.len, self.path.clone());
         let task = tokio::spawn(async move {
