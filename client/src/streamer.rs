@@ -269,20 +269,18 @@ impl Streamer {
 
     /// Finishes the last block and completes the file.
     pub(crate) async fn close(&mut self) -> Result<()> {
-        match self.cur.take() {
-            // The block allocated with the create got no data: give it up
-            // instead of storing an empty block. The datanodes drop their
-            // empty replicas when the pipeline stream ends without a packet.
-            Some(b) if b.packetizer.sent() == 0 && b.unacked.is_empty() => {
-                drop(b.pipeline);
-                self.abandon_checked(&b.block).await?;
-            }
-            Some(b) => {
-                self.cur = Some(b);
-                self.send_packet(Bytes::new(), true).await?;
-                self.finish_block().await?;
-            }
-            None => {}
+        // A block (the one allocated with the create) that got no data is
+        // given up instead of stored empty; the datanodes drop their empty
+        // replicas when the pipeline stream ends without a packet.
+        if let Some(b) = self
+            .cur
+            .take_if(|b| b.packetizer.sent() == 0 && b.unacked.is_empty())
+        {
+            drop(b.pipeline);
+            self.abandon_checked(&b.block).await?;
+        } else if self.cur.is_some() {
+            self.send_packet(Bytes::new(), true).await?;
+            self.finish_block().await?;
         }
         let req = dfs_proto::CompleteRequest {
             path: self.path.clone(),

@@ -592,9 +592,9 @@ fn write_loop(
     new_replica: bool,
 ) {
     let mut writer = Some(writer);
-    let mut packets = 0u64;
+    let mut got_packet = false;
     while let Some(p) = rx.blocking_recv() {
-        packets += 1;
+        got_packet = true;
         let result = match writer.as_mut() {
             None => Err(Error::invalid(
                 0,
@@ -632,7 +632,7 @@ fn write_loop(
     // byte anyone could need (a writer that allocated a block and wrote
     // nothing, or a pipeline that broke during setup): drop it now rather
     // than keep an orphan until the next block report.
-    if new_replica && packets == 0 {
+    if new_replica && !got_packet {
         if let Some(w) = writer.take() {
             debug!("stream ended before any packet; removing the empty replica");
             w.abandon();

@@ -16,6 +16,23 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 const LEASES: &[&str] = &["--lease-soft-limit", "2s", "--lease-hard-limit", "8s"];
 
+/// After a writer of `path` died: runs `dfs recover` if `forced` (else the
+/// lease hard limit does it), waits until the file is closed and returns a
+/// fresh client to read it.
+async fn recovered(c: &Cluster, path: &str, forced: bool) -> Client {
+    if forced {
+        let out = c.dfs(&["recover", path]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let reader = Client::connect(c.addr()).await.unwrap();
+    wait_closed(&reader, path).await;
+    reader
+}
+
 /// Waits (at most 40 s) until lease recovery has closed `path`.
 async fn wait_closed(reader: &Client, path: &str) {
     let r2 = reader.clone();
@@ -111,16 +128,7 @@ async fn dead_writer_is_recovered_by_dfs_recover_and_by_the_hard_limit() {
         w.abort().await; // the writer dies: no close, no more renewals
         drop(writer);
 
-        if forced {
-            let out = c.dfs(&["recover", path]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let reader = Client::connect(c.addr()).await.unwrap();
-        wait_closed(&reader, path).await;
+        let reader = recovered(&c, path, forced).await;
         let got = read_all(&reader, path).await.unwrap();
         assert!(
             got.len() >= acked,
@@ -482,16 +490,7 @@ async fn writer_dead_before_its_first_byte_is_recovered_to_an_empty_file() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         w.abort().await;
         drop(writer);
-        if forced {
-            let out = c.dfs(&["recover", path]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let reader = Client::connect(c.addr()).await.unwrap();
-        wait_closed(&reader, path).await;
+        let reader = recovered(&c, path, forced).await;
         assert_eq!(reader.status(path).await.unwrap().length, 0, "{path}");
         assert!(
             reader

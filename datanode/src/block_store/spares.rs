@@ -67,7 +67,6 @@ impl Spare {
 #[derive(Debug, Default)]
 struct Stock {
     ready: Vec<Spare>,
-    next: u64,
 }
 
 /// The stock of spare pairs and its filler thread.
@@ -145,6 +144,8 @@ impl Spares {
 /// The filler: tops the stock up whenever it runs low, until the store is
 /// gone.
 fn fill(spares: Weak<Spares>) {
+    // Names of spares made so far; only this thread makes them.
+    let mut made = 0u64;
     loop {
         let Some(s) = spares.upgrade() else { return };
         {
@@ -158,12 +159,8 @@ fn fill(spares: Weak<Spares>) {
         }
         let mut failed = false;
         while !failed && s.stock.lock().ready.len() < STOCK {
-            let n = {
-                let mut stock = s.stock.lock();
-                stock.next += 1;
-                stock.next
-            };
-            match s.make(n) {
+            made += 1;
+            match s.make(made) {
                 Some(spare) => s.stock.lock().ready.push(spare),
                 None => failed = true,
             }

@@ -93,14 +93,7 @@ impl Namespace {
                 }
             }
             let rec = self.new_dir(c, cur, name, attrs, now);
-            let id = rec.id;
-            batch.push(Change::PutDirent {
-                parent: cur,
-                name: name.to_string(),
-                child: id,
-            });
-            batch.push(Change::PutInode(rec));
-            cur = id;
+            cur = add_child(batch, cur, name, rec);
         }
         Ok(cur)
     }
@@ -136,15 +129,8 @@ impl Namespace {
             let parent = self.resolve_parent(&comps)?;
             let name = comps.last().copied().unwrap_or_default();
             let rec = self.new_dir(&mut c, parent, name, attrs, now);
-            let id = rec.id;
             self.touch(&mut batch, parent, now);
-            batch.push(Change::PutDirent {
-                parent,
-                name: name.to_string(),
-                child: id,
-            });
-            batch.push(Change::PutInode(rec));
-            id
+            add_child(&mut batch, parent, name, rec)
         };
         batch.push(Change::Counters(c));
         Ok((batch, id, norm))
@@ -250,12 +236,7 @@ impl Namespace {
             pipeline: vec![],
         };
         self.touch(&mut batch, parent, now);
-        batch.push(Change::PutDirent {
-            parent,
-            name: name.to_string(),
-            child: id,
-        });
-        batch.push(Change::PutInode(rec));
+        add_child(&mut batch, parent, name, rec);
         batch.push(Change::Counters(c));
         Ok((
             batch,
@@ -439,6 +420,19 @@ impl Namespace {
         rec.replication = replication;
         Ok((vec![Change::PutInode(rec)], id))
     }
+}
+
+/// Adds a new inode `rec` under `parent` as `name` (its entry, then its
+/// record) and returns its id.
+fn add_child(batch: &mut Batch, parent: u64, name: &str, rec: InodeRecord) -> u64 {
+    let id = rec.id;
+    batch.push(Change::PutDirent {
+        parent,
+        name: name.to_string(),
+        child: id,
+    });
+    batch.push(Change::PutInode(rec));
+    id
 }
 
 /// Checks an owner or group name: 1 to 256 bytes, no NUL, no '/'.
