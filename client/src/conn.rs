@@ -108,6 +108,11 @@ impl DatanodePool {
             .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))
     }
 
+    /// How long connecting to a datanode may take.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Forgets the channel to `addr` after a failure, so the next use
     /// connects afresh.
     pub(crate) fn evict(&self, addr: &str) {

@@ -1,5 +1,6 @@
-//! One block's `WriteBlock` stream to the first datanode of a pipeline:
-//! setup (header, `PipelineReady`), packets, and acks matched in order.
+//! One block's `WriteBlock` stream to the first datanode of a pipeline,
+//! over the block transfer protocol ([`dfs_proto::xfer`]): setup (header,
+//! `PipelineReady`), packets, and acks matched in order.
 //! Failures name the pipeline node that failed, as ARCHITECTURE.md
 //! describes: the first non-`SUCCESS` status of an ack, or the first node
 //! when the stream itself breaks.
@@ -7,13 +8,12 @@
 use std::time::Duration;
 
 use dfs_proto::defaults::{MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
+use dfs_proto::xfer::{self, FrameReader};
 use dfs_proto::{
     write_block_request, write_block_response, AckStatus, DatanodeInfo, ExtendedBlock, Packet,
     PacketAck, WriteBlockRequest, WriteBlockResponse, WriteHeader, WriteStage,
 };
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::Streaming;
 
 use crate::conn::DatanodePool;
 use crate::packet::OutPacket;
@@ -47,7 +47,7 @@ pub(crate) fn failed_index(ack: &PacketAck) -> Option<usize> {
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     requests: mpsc::Sender<WriteBlockRequest>,
-    responses: Streaming<WriteBlockResponse>,
+    responses: FrameReader,
     next_seqno: u64,
     nodes: usize,
 }
@@ -65,21 +65,30 @@ pub(crate) struct Setup<'a> {
 }
 
 impl Pipeline {
-    /// Opens `WriteBlock` to the first node and waits until the whole
-    /// pipeline is ready.
+    /// Opens a block write stream to the first node and waits until the
+    /// whole pipeline is ready.
     pub(crate) async fn open(setup: Setup<'_>) -> Result<Pipeline, NodeFailure> {
         let first = setup
             .nodes
             .first()
             .ok_or_else(|| NodeFailure::first("empty pipeline"))?;
-        let mut client = setup
-            .pool
-            .get(&first.address)
-            .await
-            .map_err(|e| NodeFailure::first(e.to_string()))?;
         // Room for every packet that may be in flight, so sending a packet
         // never waits on this queue: backpressure comes from the ack window.
-        let (tx, rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT + 2);
+        let opened = xfer::open_write_block(
+            &first.address,
+            MAX_PACKETS_IN_FLIGHT + 2,
+            setup.pool.connect_timeout(),
+        );
+        let (tx, mut responses) = match opened.await {
+            Ok(c) => c,
+            Err(e) => {
+                setup.pool.evict(&first.address);
+                return Err(NodeFailure::first(format!(
+                    "cannot reach datanode at {}: {e}",
+                    first.address
+                )));
+            }
+        };
         let header = WriteBlockRequest {
             msg: Some(write_block_request::Msg::Header(WriteHeader {
                 block: Some(setup.block),
@@ -92,26 +101,13 @@ impl Pipeline {
         tx.send(header)
             .await
             .map_err(|_| NodeFailure::first("request stream closed"))?;
-        let call = client.write_block(ReceiverStream::new(rx));
-        let mut responses = match tokio::time::timeout(setup.timeout, call).await {
-            Ok(Ok(resp)) => resp.into_inner(),
-            Ok(Err(status)) => {
-                setup.pool.evict(&first.address);
-                return Err(NodeFailure::first(format!(
-                    "{}: {}",
-                    first.address,
-                    status.message()
-                )));
-            }
-            Err(_) => {
-                return Err(NodeFailure::first(format!(
-                    "{} did not answer the pipeline setup within {:?}",
-                    first.address, setup.timeout
-                )))
-            }
-        };
         loop {
-            let msg = match tokio::time::timeout(setup.timeout, responses.message()).await {
+            let msg = match tokio::time::timeout(
+                setup.timeout,
+                responses.message::<WriteBlockResponse>(),
+            )
+            .await
+            {
                 Ok(Ok(Some(m))) => m,
                 Ok(Ok(None)) => {
                     return Err(NodeFailure::first(format!(
@@ -151,6 +147,14 @@ impl Pipeline {
                         ),
                     });
                 }
+                // The reader turns an error frame into an error; never
+                // seen here.
+                Some(write_block_response::Msg::Error(e)) => {
+                    return Err(NodeFailure::first(format!(
+                        "{}: {}",
+                        first.address, e.message
+                    )))
+                }
                 None => continue,
             }
         }
@@ -185,7 +189,7 @@ impl Pipeline {
     /// Cancel-safe: no message is lost if the future is dropped.
     pub(crate) async fn next_ack(&mut self) -> Result<u64, NodeFailure> {
         loop {
-            match self.responses.message().await {
+            match self.responses.message::<WriteBlockResponse>().await {
                 Ok(Some(WriteBlockResponse {
                     msg: Some(write_block_response::Msg::Ack(ack)),
                 })) => {

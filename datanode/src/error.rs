@@ -185,9 +185,9 @@ impl Error {
 
     /// A failed connection to `addr`, with every cause of the transport
     /// error (tonic's own message is only "transport error").
-    pub fn connect(addr: &str, err: &tonic::transport::Error) -> Error {
+    pub fn connect(addr: &str, err: &(dyn std::error::Error + 'static)) -> Error {
         let mut reason = err.to_string();
-        let mut source = std::error::Error::source(err);
+        let mut source = err.source();
         while let Some(s) = source {
             reason.push_str(": ");
             reason.push_str(&s.to_string());

@@ -4,13 +4,15 @@
 //!
 //! [`run`] is the whole node: it opens the data directory, starts the
 //! background tasks (heartbeats and block reports, incremental reports, the
-//! block scanner) and serves the `DataTransfer` gRPC service on an
-//! already-bound listener until the shutdown future completes.
+//! block scanner) and serves, on one already-bound listener, the
+//! `DataTransfer` gRPC service and the block transfer protocol until the
+//! shutdown future completes.
 //!
 //! Modules, one concept each:
 //! * [`meta`], the `.meta` checksum file format;
 //! * [`block_store`], replicas on disk (layout, writes, finalize, reads,
 //!   corruption, recovery);
+//! * [`accept`], one port for gRPC and block transfer connections;
 //! * [`pipeline`], `WriteBlock`, the pipelined write;
 //! * [`reader`], `ReadBlock`;
 //! * [`transfer`], copying a replica to other nodes;
@@ -19,6 +21,7 @@
 //! * [`scanner`], background re-verification;
 //! * [`server`], the gRPC service.
 
+pub mod accept;
 pub mod block_store;
 pub mod config;
 pub mod error;
@@ -42,7 +45,8 @@ use std::time::Duration;
 use dfs_proto::datanode::DataTransferServer;
 use dfs_proto::defaults;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 use tracing::{info, warn};
 
@@ -99,7 +103,9 @@ pub async fn run(
     let service = DataTransferServer::new(DataTransferService::new(node.clone()))
         .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
         .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (grpc_tx, grpc_rx) = mpsc::channel(64);
+    let acceptor = tokio::spawn(accept::run(listener, node.clone(), grpc_tx));
+    let incoming = ReceiverStream::new(grpc_rx);
     let token = node.shutdown.clone();
     let stop = async move {
         tokio::select! {
@@ -119,6 +125,7 @@ pub async fn run(
         .serve_with_incoming_shutdown(incoming, stop)
         .await;
     node.shutdown.cancel();
+    let _ = acceptor.await;
     node.tasks.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, node.tasks.wait())
         .await

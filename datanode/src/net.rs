@@ -6,7 +6,10 @@ use std::time::Duration;
 use dfs_proto::datanode::DataTransferClient;
 use dfs_proto::defaults;
 use dfs_proto::namenode::DatanodeProtocolClient;
+use dfs_proto::xfer::{self, FrameReader};
+use dfs_proto::WriteBlockRequest;
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
@@ -81,4 +84,15 @@ pub fn namenode_client(addr: &str) -> Result<DatanodeProtocolClient<Channel>> {
     Ok(DatanodeProtocolClient::new(channel)
         .max_decoding_message_size(defaults::MAX_MESSAGE_SIZE)
         .max_encoding_message_size(defaults::MAX_MESSAGE_SIZE))
+}
+
+/// Opens a block write stream to the datanode at `addr` (see
+/// [`xfer::open_write_block`]), naming the node when it cannot be reached.
+pub async fn open_write_block(
+    addr: &str,
+    queue: usize,
+) -> Result<(mpsc::Sender<WriteBlockRequest>, FrameReader)> {
+    xfer::open_write_block(addr, queue, defaults::CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| Error::connect(addr, &e))
 }

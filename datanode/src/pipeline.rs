@@ -19,15 +19,18 @@ use dfs_proto::checksum;
 use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
 use dfs_proto::write_block_request::Msg as ReqMsg;
 use dfs_proto::write_block_response::Msg as RespMsg;
+use dfs_proto::xfer::{FrameReader, FrameWriter};
 use dfs_proto::{
     AckStatus, ExtendedBlock, Packet, PacketAck, PipelineReady, WriteBlockRequest,
     WriteBlockResponse, WriteHeader, WriteStage,
 };
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Status, Streaming};
+use tonic::Status;
+use tracing::field::Empty;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::block_store::{ReplicaState, ReplicaWriter};
@@ -35,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::net;
 use crate::node::Node;
 
-/// The stream of responses of a `WriteBlock` call.
+/// The stream of responses of a `WriteBlock` stream.
 pub type WriteStream = ReceiverStream<Result<WriteBlockResponse, Status>>;
 
 /// How long the client may take to send the header.
@@ -92,7 +95,7 @@ fn ack(seqno: u64, statuses: Vec<i32>, message: impl Into<String>) -> WriteBlock
 struct Downstream {
     addr: String,
     tx: mpsc::Sender<WriteBlockRequest>,
-    acks: Streaming<WriteBlockResponse>,
+    acks: FrameReader,
 }
 
 /// Why the rest of the pipeline could not be set up.
@@ -102,14 +105,45 @@ struct SetupFailure {
     message: String,
 }
 
-/// Handles a `WriteBlock` call: reads the header, prepares the local
+/// Serves one block write connection (its magic already read): runs
+/// [`write_block`] and sends its responses, or the error that refused it,
+/// back as frames.
+pub async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
+    let span = tracing::info_span!("write_block", block = Empty, client = Empty, node = %peer);
+    let (rd, wr) = stream.into_split();
+    let mut out = FrameWriter::new(wr);
+    let upstream = FrameReader::new(rd, format!("upstream {peer}"));
+    let responses = match write_block(node, upstream).instrument(span.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            let status = Status::from(e);
+            let _ = out.send(&WriteBlockResponse::error(&status)).await;
+            let _ = out.finish().await;
+            return;
+        }
+    };
+    let mut responses = responses.into_inner();
+    while let Some(r) = responses.recv().await {
+        let (frame, end) = match r {
+            Ok(m) => (m, false),
+            Err(status) => (WriteBlockResponse::error(&status), true),
+        };
+        if let Err(e) = out.send(&frame).await {
+            debug!(parent: &span, error = %e, "upstream went away");
+            return;
+        }
+        if end {
+            break;
+        }
+    }
+    let _ = out.finish().await;
+}
+
+/// Handles a block write stream: reads the header, prepares the local
 /// replica, connects the rest of the pipeline and returns the response
 /// stream; the packets are then handled by a background task.
-pub async fn write_block(
-    node: Arc<Node>,
-    mut upstream: Streaming<WriteBlockRequest>,
-) -> Result<WriteStream> {
-    let header = match timeout(HEADER_TIMEOUT, upstream.message()).await {
+pub async fn write_block(node: Arc<Node>, mut upstream: FrameReader) -> Result<WriteStream> {
+    let header = match timeout(HEADER_TIMEOUT, upstream.message::<WriteBlockRequest>()).await {
         Ok(Ok(Some(WriteBlockRequest {
             msg: Some(ReqMsg::Header(h)),
         }))) => h,
@@ -179,7 +213,7 @@ pub async fn write_block(
     let (local, downstream) = if n_down == 0 {
         (local.await, None)
     } else {
-        let (l, d) = tokio::join!(local, connect_downstream(&node.peers, &header, &block));
+        let (l, d) = tokio::join!(local, connect_downstream(&header, &block));
         (l, Some(d))
     };
     // A local failure ends the call; a downstream already connected sees
@@ -280,7 +314,6 @@ async fn prepare_local(
 }
 
 async fn connect_downstream(
-    peers: &net::Peers,
     header: &WriteHeader,
     block: &ExtendedBlock,
 ) -> Result<Downstream, SetupFailure> {
@@ -292,11 +325,9 @@ async fn connect_downstream(
         message: format!("datanode {addr} could not join the pipeline of {block}: {reason}"),
     };
     let setup = async {
-        let mut client = peers
-            .get(&addr)
+        let (tx, mut acks) = net::open_write_block(&addr, DOWNSTREAM_QUEUE)
             .await
             .map_err(|e| fail_next(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(DOWNSTREAM_QUEUE);
         let next_header = WriteHeader {
             block: Some(*block),
             targets: header.targets[1..].to_vec(),
@@ -309,12 +340,7 @@ async fn connect_downstream(
         })
         .await
         .map_err(|_| fail_next("request stream closed".to_string()))?;
-        let mut acks = client
-            .write_block(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| fail_next(s.message().to_string()))?
-            .into_inner();
-        match acks.message().await {
+        match acks.message::<WriteBlockResponse>().await {
             Ok(Some(WriteBlockResponse {
                 msg: Some(RespMsg::Ready(_)),
             })) => Ok(Downstream {
@@ -332,17 +358,10 @@ async fn connect_downstream(
             Err(s) => Err(fail_next(s.message().to_string())),
         }
     };
-    let result = match timeout(SETUP_TIMEOUT_PER_HOP * n as u32, setup).await {
+    match timeout(SETUP_TIMEOUT_PER_HOP * n as u32, setup).await {
         Ok(r) => r,
         Err(_) => Err(fail_next("timed out".to_string())),
-    };
-    if let Err(f) = &result {
-        if f.statuses.first() == Some(&(AckStatus::Error as i32)) {
-            // The next node itself failed: connect afresh next time.
-            peers.evict(&addr);
-        }
     }
-    result
 }
 
 /// What the responder must acknowledge next, in seqno order.
@@ -373,7 +392,7 @@ type RespTx = mpsc::Sender<Result<WriteBlockResponse, Status>>;
 impl Pipeline {
     async fn run(
         self,
-        upstream: Streaming<WriteBlockRequest>,
+        upstream: FrameReader,
         writer: ReplicaWriter,
         finalize_as: ReplicaState,
         new_replica: bool,
@@ -405,7 +424,7 @@ impl Pipeline {
     /// writer, the downstream node and the responder.
     async fn receive(
         &self,
-        mut upstream: Streaming<WriteBlockRequest>,
+        mut upstream: FrameReader,
         pending: mpsc::Sender<Pending>,
         write: mpsc::Sender<Packet>,
         down: Option<mpsc::Sender<WriteBlockRequest>>,
@@ -415,7 +434,7 @@ impl Pipeline {
             let msg = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return,
-                m = upstream.message() => m,
+                m = upstream.message::<WriteBlockRequest>() => m,
             };
             let packet = match msg {
                 Ok(Some(WriteBlockRequest {
@@ -487,7 +506,7 @@ impl Pipeline {
         self: Arc<Self>,
         mut pending: mpsc::Receiver<Pending>,
         mut done: mpsc::Receiver<LocalDone>,
-        mut down: Option<(String, Streaming<WriteBlockResponse>)>,
+        mut down: Option<(String, FrameReader)>,
         resp: RespTx,
     ) {
         let n = 1 + self.n_down;
@@ -538,7 +557,7 @@ impl Pipeline {
                 let got = tokio::select! {
                     _ = self.cancel.cancelled() => break None,
                     _ = resp.closed() => break None,
-                    r = timeout(ACK_TIMEOUT, acks.message()) => r,
+                    r = timeout(ACK_TIMEOUT, acks.message::<WriteBlockResponse>()) => r,
                 };
                 let reason = match got {
                     Ok(Ok(Some(WriteBlockResponse {

@@ -1,5 +1,6 @@
 //! The `DataTransfer` gRPC service: a thin layer that opens a span per call
-//! and hands the work to the module that owns it.
+//! and hands the work to the module that owns it. (Block writes come over
+//! the block transfer protocol instead: see [`crate::accept`].)
 
 use std::sync::Arc;
 
@@ -8,14 +9,12 @@ use dfs_proto::{
     InitReplicaRecoveryRequest, InitReplicaRecoveryResponse, PingRequest, PingResponse,
     ReadBlockRequest, ReadSmallBlocksRequest, ReadSmallBlocksResponse, TransferReplicaRequest,
     TransferReplicaResponse, UpdateReplicaUnderRecoveryRequest, UpdateReplicaUnderRecoveryResponse,
-    WriteBlockRequest,
 };
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::node::Node;
-use crate::pipeline::{self, WriteStream};
 use crate::reader::{self, ReadStream};
 use crate::{recovery, transfer};
 
@@ -46,20 +45,7 @@ macro_rules! call_span {
 
 #[tonic::async_trait]
 impl DataTransfer for DataTransferService {
-    type WriteBlockStream = WriteStream;
     type ReadBlockStream = ReadStream;
-
-    async fn write_block(
-        &self,
-        req: Request<Streaming<WriteBlockRequest>>,
-    ) -> Result<Response<WriteStream>, Status> {
-        let span = call_span!("write_block", req);
-        pipeline::write_block(self.node.clone(), req.into_inner())
-            .instrument(span)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
-    }
 
     async fn read_block(
         &self,

@@ -18,11 +18,11 @@ use dfs_proto::{
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::timeout;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn, Instrument};
 
 use crate::block_store::{ReplicaReader, ReplicaState};
 use crate::error::{Error, Result};
+use crate::net;
 use crate::node::{Job, Node};
 use crate::pipeline::ACK_TIMEOUT;
 use crate::reader::handle_corruption;
@@ -176,8 +176,7 @@ async fn send(
         length: len,
     };
     let first = targets[0].address.clone();
-    let mut client = node.peers.get(&first).await?;
-    let (tx, rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT);
+    let (tx, mut acks) = net::open_write_block(&first, MAX_PACKETS_IN_FLIGHT).await?;
     let header = WriteHeader {
         block: Some(block),
         targets: targets[1..].to_vec(),
@@ -191,15 +190,10 @@ async fn send(
         })
         .await;
     let setup = async {
-        let mut acks = client
-            .write_block(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| Error::remote(&first, "WriteBlock", &s))?
-            .into_inner();
-        match acks.message().await {
+        match acks.message::<WriteBlockResponse>().await {
             Ok(Some(WriteBlockResponse {
                 msg: Some(RespMsg::Ready(_)),
-            })) => Ok(acks),
+            })) => Ok(()),
             Ok(Some(WriteBlockResponse {
                 msg: Some(RespMsg::Ack(a)),
             })) if a.seqno == SETUP_ACK_SEQNO => Err(Error::Pipeline {
@@ -220,10 +214,7 @@ async fn send(
             reason: "pipeline setup timed out".to_string(),
         })
         .and_then(|r| r);
-    if setup.is_err() {
-        node.peers.evict(&first);
-    }
-    let mut acks = setup?;
+    setup?;
 
     let packets = len.div_ceil(PACKET_SIZE as u64).max(1);
     let (ptx, mut prx) = mpsc::channel::<Result<Packet>>(READ_AHEAD);
@@ -251,7 +242,7 @@ async fn send(
     };
     let acker = async {
         for seqno in 0..packets {
-            let got = timeout(ACK_TIMEOUT, acks.message()).await;
+            let got = timeout(ACK_TIMEOUT, acks.message::<WriteBlockResponse>()).await;
             let a = match got {
                 Ok(Ok(Some(WriteBlockResponse {
                     msg: Some(RespMsg::Ack(a)),

@@ -1,6 +1,7 @@
 //! In-process tests: several datanodes started with `run` on 127.0.0.1:0,
 //! a fake namenode that records what they tell it and hands out commands,
-//! and a minimal client that writes and reads blocks over gRPC.
+//! and a minimal client that writes blocks over the block transfer protocol
+//! and reads them over gRPC.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -19,11 +20,11 @@ use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::namenode::{DatanodeProtocol, DatanodeProtocolServer};
 use dfs_proto::write_block_request::Msg as ReqMsg;
 use dfs_proto::write_block_response::Msg as RespMsg;
+use dfs_proto::xfer::{self, FrameReader};
 use dfs_proto::*;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -294,25 +295,30 @@ fn header(
     }
 }
 
-/// Runs one WriteBlock call; returns every response (ready + acks).
+/// Opens a block write stream to `node`.
+async fn open_write(
+    node: &TestNode,
+    queue: usize,
+) -> (mpsc::Sender<WriteBlockRequest>, FrameReader) {
+    xfer::open_write_block(&node.addr, queue, Duration::from_secs(3))
+        .await
+        .unwrap()
+}
+
+/// Runs one block write stream; returns every response (ready + acks).
 async fn write(
     first: &TestNode,
     header: WriteHeader,
     packets: Vec<Packet>,
 ) -> Result<Vec<WriteBlockResponse>, Status> {
-    let mut client = first.client().await;
-    let (tx, rx) = mpsc::channel(128);
+    let (tx, mut stream) = open_write(first, 128).await;
     tx.send(WriteBlockRequest {
         msg: Some(ReqMsg::Header(header)),
     })
     .await
     .unwrap();
-    let mut stream = client
-        .write_block(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
     let mut out = Vec::new();
-    let first_msg = stream.message().await?;
+    let first_msg = stream.message::<WriteBlockResponse>().await?;
     let ready = matches!(
         first_msg,
         Some(WriteBlockResponse {
@@ -330,7 +336,7 @@ async fn write(
         }
     }
     drop(tx);
-    while let Some(m) = stream.message().await? {
+    while let Some(m) = stream.message::<WriteBlockResponse>().await? {
         out.push(m);
     }
     Ok(out)
@@ -546,8 +552,7 @@ async fn setup_failure_and_bad_checksums_are_acked() {
     // A downstream node that dies mid-stream is named in the ack.
     let data = payload(300 * 1024, 3);
     let first = packets(&data[..128 * 1024], 0, 0, false);
-    let mut client = a.client().await;
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, mut s) = open_write(&a, 16).await;
     tx.send(WriteBlockRequest {
         msg: Some(ReqMsg::Header(header(
             blk(2002, 1, 0),
@@ -558,13 +563,12 @@ async fn setup_failure_and_bad_checksums_are_acked() {
     })
     .await
     .unwrap();
-    let mut s = client
-        .write_block(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
     assert!(matches!(
-        s.message().await.unwrap().unwrap().msg,
+        s.message::<WriteBlockResponse>()
+            .await
+            .unwrap()
+            .unwrap()
+            .msg,
         Some(RespMsg::Ready(_))
     ));
     for p in first {
@@ -575,7 +579,7 @@ async fn setup_failure_and_bad_checksums_are_acked() {
         .unwrap();
     }
     for i in 0..2u64 {
-        let m = s.message().await.unwrap().unwrap();
+        let m = s.message::<WriteBlockResponse>().await.unwrap().unwrap();
         match m.msg {
             Some(RespMsg::Ack(a)) => assert_eq!((a.seqno, a.statuses), (i, ok(2))),
             other => panic!("unexpected {other:?}"),
@@ -590,7 +594,7 @@ async fn setup_failure_and_bad_checksums_are_acked() {
             .await;
     }
     let mut failure = None;
-    while let Ok(Some(m)) = s.message().await {
+    while let Ok(Some(m)) = s.message::<WriteBlockResponse>().await {
         if let Some(RespMsg::Ack(a)) = m.msg {
             if a.statuses != ok(2) {
                 failure = Some(a);

@@ -322,7 +322,9 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_rpc_input_gets_errors_not_panics() {
+    use dfs_proto::xfer;
     use dfs_proto::*;
+    use prost::Message;
     let mut c = Cluster::builder().datanodes(1).replication(1).start();
     let local = c.local_file("h", 10 * KIB, 8);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/h"]);
@@ -410,7 +412,10 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
         }
     }
     // A write whose checksums disagree with its data is refused.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let dn_addr = c.datanodes[0].addr.clone();
+    let (tx, mut acks) = xfer::open_write_block(&dn_addr, 4, Duration::from_secs(3))
+        .await
+        .unwrap();
     tx.send(WriteBlockRequest {
         msg: Some(write_block_request::Msg::Header(WriteHeader {
             block: Some(ExtendedBlock {
@@ -439,26 +444,20 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     .await
     .unwrap();
     drop(tx);
-    let resp = dn
-        .write_block(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await;
-    let mut refused = resp.is_err();
-    if let Ok(s) = resp {
-        let mut s = s.into_inner();
-        loop {
-            match s.message().await {
-                Ok(Some(m)) => {
-                    if let Some(write_block_response::Msg::Ack(a)) = m.msg {
-                        if a.statuses.iter().any(|s| *s != AckStatus::Success as i32) {
-                            refused = true;
-                        }
+    let mut refused = false;
+    loop {
+        match acks.message::<WriteBlockResponse>().await {
+            Ok(Some(m)) => {
+                if let Some(write_block_response::Msg::Ack(a)) = m.msg {
+                    if a.statuses.iter().any(|s| *s != AckStatus::Success as i32) {
+                        refused = true;
                     }
                 }
-                Ok(None) => break,
-                Err(_) => {
-                    refused = true;
-                    break;
-                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                refused = true;
+                break;
             }
         }
     }
@@ -469,6 +468,42 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
             .any(|p| p.ends_with("blk_77777777")),
         "a packet with wrong checksums was stored"
     );
+    // Garbage on the block transfer protocol: an absurd frame length, a
+    // frame that does not decode, a packet before any header, a frame cut
+    // short. Each is refused with an error frame naming the problem (or
+    // the connection is closed), and the node lives on.
+    let packet_first = WriteBlockRequest {
+        msg: Some(write_block_request::Msg::Packet(Packet::default())),
+    }
+    .encode_to_vec();
+    let mut first_packet_frame = (packet_first.len() as u32).to_be_bytes().to_vec();
+    first_packet_frame.extend_from_slice(&packet_first);
+    for (garbage, expect) in [
+        (u32::MAX.to_be_bytes().to_vec(), "limit"),
+        (vec![0, 0, 0, 3, 0xff, 0xff, 0xff], "does not decode"),
+        (first_packet_frame, "header"),
+        (vec![0, 0, 1, 0, 9], ""),
+    ] {
+        let mut sock = tokio::net::TcpStream::connect(&dn_addr).await.unwrap();
+        sock.write_all(&xfer::WRITE_BLOCK).await.unwrap();
+        sock.write_all(&garbage).await.unwrap();
+        sock.shutdown().await.unwrap();
+        let (rd, _wr) = sock.into_split();
+        let mut answers = xfer::FrameReader::new(rd, dn_addr.as_str());
+        let got = tokio::time::timeout(
+            Duration::from_secs(40),
+            answers.message::<WriteBlockResponse>(),
+        )
+        .await
+        .expect("the datanode answers garbage within the header timeout");
+        match got {
+            Err(e) => assert!(e.message().contains(expect), "{expect:?}: {e}"),
+            Ok(m) => assert!(
+                m.is_none() && expect.is_empty(),
+                "{expect:?}: unexpected {m:?}"
+            ),
+        }
+    }
     // Both servers are alive and the file still reads back.
     assert!(c.namenode.is_running() && c.datanodes[0].is_running());
     let out = c.dir.path().join("h.out");

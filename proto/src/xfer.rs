@@ -1,0 +1,416 @@
+//! The block transfer protocol: a block's pipelined write as protobuf frames
+//! over a plain TCP connection, as HDFS's DataTransferProtocol runs beside
+//! its RPC.
+//!
+//! A connection to a datanode's address opens with a 4-byte magic that
+//! names the operation ([`WRITE_BLOCK`]); a datanode tells it from an
+//! HTTP/2 (gRPC) connection by those first bytes, so one port serves both.
+//! Then each side sends frames: a 4-byte big-endian length and one
+//! protobuf message ([`WriteBlockRequest`] one way, [`WriteBlockResponse`]
+//! the other). The end of a side's messages is the end of its half of the
+//! connection; a refusal is a [`CallError`] frame, read back as a
+//! [`Status`] so both ends handle it as they would a gRPC error.
+//!
+//! Why not a gRPC stream: the packets are the whole data path, and through
+//! HTTP/2 each one was copied into a decode buffer, re-encoded to forward
+//! it and copied again into the connection's send buffer. Here a frame is
+//! read once into memory that the decoded packet then points into, and a
+//! packet is written from that memory with one vectored write.
+
+use std::io::{self, IoSlice};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tonic::{Code, Status};
+
+use crate::defaults::MAX_MESSAGE_SIZE;
+use crate::error_kind::ErrorKind;
+use crate::write_block_request::Msg as ReqMsg;
+use crate::write_block_response::Msg as RespMsg;
+use crate::{CallError, Packet, WriteBlockRequest, WriteBlockResponse};
+
+/// Opens a block write stream (`WriteBlockRequest` frames in,
+/// `WriteBlockResponse` frames out).
+pub const WRITE_BLOCK: [u8; 4] = *b"DFXW";
+/// Bytes of a frame's length prefix.
+const LEN_PREFIX: usize = 4;
+/// Room a reader asks the kernel to fill per read: several packets.
+const READ_RESERVE: usize = 256 * 1024;
+
+/// A message that travels as a frame of the block transfer protocol.
+pub trait Frame: Message + Default + Sized {
+    /// A received message, or the error it carries.
+    fn into_result(self) -> Result<Self, Status> {
+        Ok(self)
+    }
+
+    /// Writes the whole frame (length prefix included) into `head`, except
+    /// for a trailing body it returns to be sent after `head` as it is,
+    /// without a copy.
+    fn encode_frame(&self, head: &mut BytesMut) -> Option<Bytes> {
+        let len = self.encoded_len();
+        head.reserve(LEN_PREFIX + len);
+        head.put_u32(len as u32);
+        // Cannot fail: `reserve` made room for the whole message.
+        let _ = self.encode(head);
+        None
+    }
+}
+
+impl Frame for WriteBlockRequest {
+    fn encode_frame(&self, head: &mut BytesMut) -> Option<Bytes> {
+        let Some(ReqMsg::Packet(p)) = &self.msg else {
+            let len = self.encoded_len();
+            head.reserve(LEN_PREFIX + len);
+            head.put_u32(len as u32);
+            let _ = self.encode(head);
+            return None;
+        };
+        // The packet's other fields, then its data field's key and length;
+        // the data itself follows as the body. Field order does not matter
+        // to a protobuf decoder.
+        let fields = Packet {
+            data: Bytes::new(),
+            ..p.clone()
+        };
+        let data_len = p.data.len();
+        let packet_len =
+            fields.encoded_len() + key_len(3) + encoded_len_varint(data_len as u64) + data_len;
+        let frame_len = key_len(2) + encoded_len_varint(packet_len as u64) + packet_len;
+        head.reserve(LEN_PREFIX + frame_len - data_len);
+        head.put_u32(frame_len as u32);
+        encode_key(2, WireType::LengthDelimited, head);
+        encode_varint(packet_len as u64, head);
+        let _ = fields.encode(head);
+        encode_key(3, WireType::LengthDelimited, head);
+        encode_varint(data_len as u64, head);
+        Some(p.data.clone())
+    }
+}
+
+impl Frame for WriteBlockResponse {
+    fn into_result(self) -> Result<Self, Status> {
+        match self.msg {
+            Some(RespMsg::Error(e)) => Err(match ErrorKind::parse(&e.kind) {
+                Some(kind) => kind.status(e.message),
+                None => Status::new(Code::from_i32(e.code), e.message),
+            }),
+            _ => Ok(self),
+        }
+    }
+}
+
+impl WriteBlockResponse {
+    /// The frame that ends a stream with `status`.
+    pub fn error(status: &Status) -> Self {
+        WriteBlockResponse {
+            msg: Some(RespMsg::Error(CallError {
+                code: status.code() as i32,
+                message: status.message().to_string(),
+                kind: ErrorKind::of(status)
+                    .map(|k| k.as_str().to_string())
+                    .unwrap_or_default(),
+            })),
+        }
+    }
+}
+
+/// Reads frames from one side of a connection.
+#[derive(Debug)]
+pub struct FrameReader<R = OwnedReadHalf> {
+    rd: R,
+    buf: BytesMut,
+    peer: String,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Frames from `rd`; `peer` names the other end in errors.
+    pub fn new(rd: R, peer: impl Into<String>) -> Self {
+        FrameReader {
+            rd,
+            buf: BytesMut::new(),
+            peer: peer.into(),
+        }
+    }
+
+    /// The next frame's bytes, or `None` where the peer ended its side
+    /// cleanly between frames.
+    pub async fn next_frame(&mut self) -> Result<Option<Bytes>, Status> {
+        loop {
+            let need = if self.buf.len() >= LEN_PREFIX {
+                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                    as usize;
+                if len > MAX_MESSAGE_SIZE {
+                    return Err(Status::invalid_argument(format!(
+                        "{} sent a frame of {len} bytes, more than the {MAX_MESSAGE_SIZE}-byte limit",
+                        self.peer
+                    )));
+                }
+                if self.buf.len() >= LEN_PREFIX + len {
+                    self.buf.advance(LEN_PREFIX);
+                    return Ok(Some(self.buf.split_to(len).freeze()));
+                }
+                LEN_PREFIX + len - self.buf.len()
+            } else {
+                LEN_PREFIX - self.buf.len()
+            };
+            self.buf.reserve(need.max(READ_RESERVE));
+            let n = self.rd.read_buf(&mut self.buf).await.map_err(|e| {
+                Status::unavailable(format!("connection to {} broke: {e}", self.peer))
+            })?;
+            if n == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(Status::unavailable(format!(
+                        "{} closed the connection in the middle of a frame",
+                        self.peer
+                    )))
+                };
+            }
+        }
+    }
+
+    /// The next message, `None` at the clean end of the peer's side; an
+    /// error frame, a broken connection or an undecodable frame is an
+    /// error. A message's `bytes` fields point into the frame (no copy).
+    pub async fn message<M: Frame>(&mut self) -> Result<Option<M>, Status> {
+        let Some(frame) = self.next_frame().await? else {
+            return Ok(None);
+        };
+        let m = M::decode(frame).map_err(|e| {
+            Status::invalid_argument(format!(
+                "{} sent a frame that does not decode: {e}",
+                self.peer
+            ))
+        })?;
+        m.into_result().map(Some)
+    }
+}
+
+/// Writes frames to one side of a connection.
+#[derive(Debug)]
+pub struct FrameWriter<W = OwnedWriteHalf> {
+    w: W,
+    head: BytesMut,
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    /// Frames to `w`.
+    pub fn new(w: W) -> Self {
+        FrameWriter {
+            w,
+            head: BytesMut::with_capacity(1024),
+        }
+    }
+
+    /// Sends one message as a frame.
+    pub async fn send<M: Frame>(&mut self, m: &M) -> io::Result<()> {
+        self.head.clear();
+        let body = m.encode_frame(&mut self.head);
+        let body = body.as_deref().unwrap_or(&[]);
+        write_both(&mut self.w, &self.head, body).await
+    }
+
+    /// Ends this side of the connection (the peer reads a clean end).
+    pub async fn finish(&mut self) -> io::Result<()> {
+        self.w.shutdown().await
+    }
+}
+
+/// Writes `a` then `b` with as few (vectored) writes as the kernel takes.
+async fn write_both<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut a: &[u8],
+    mut b: &[u8],
+) -> io::Result<()> {
+    while !a.is_empty() {
+        let n = w
+            .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        if n < a.len() {
+            a = &a[n..];
+        } else {
+            b = &b[n - a.len()..];
+            a = &[];
+        }
+    }
+    w.write_all(b).await
+}
+
+/// Sends every message of `rx` as a frame, then ends this side of the
+/// connection once `rx` closes (every sender dropped). Stops at the first
+/// failed write; the senders then see `rx` closed, and the peer's failure
+/// shows on the responses.
+pub async fn send_all<M: Frame, W: AsyncWrite + Unpin>(
+    mut out: FrameWriter<W>,
+    mut rx: mpsc::Receiver<M>,
+) -> io::Result<()> {
+    while let Some(m) = rx.recv().await {
+        out.send(&m).await?;
+    }
+    out.finish().await
+}
+
+/// Connects to `addr` (a datanode) within `connect_timeout` and opens the
+/// operation `magic`; returns the two halves as frame endpoints.
+pub async fn connect(
+    addr: &str,
+    magic: [u8; 4],
+    connect_timeout: Duration,
+) -> io::Result<(FrameWriter, FrameReader)> {
+    let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+        Ok(s) => s?,
+        Err(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no connection within {connect_timeout:?}"),
+            ))
+        }
+    };
+    stream.set_nodelay(true)?;
+    let (rd, mut wr) = stream.into_split();
+    wr.write_all(&magic).await?;
+    Ok((FrameWriter::new(wr), FrameReader::new(rd, addr)))
+}
+
+/// Opens a block write stream to the datanode at `addr`: the requests go
+/// through the returned queue (of `queue` messages) to a task that writes
+/// them, the responses come from the returned reader. Dropping the queue's
+/// last sender ends the request side. A failed write ends the task; the
+/// node's failure then shows on the responses.
+pub async fn open_write_block(
+    addr: &str,
+    queue: usize,
+    connect_timeout: Duration,
+) -> io::Result<(mpsc::Sender<WriteBlockRequest>, FrameReader)> {
+    let (out, responses) = connect(addr, WRITE_BLOCK, connect_timeout).await?;
+    let (tx, rx) = mpsc::channel(queue);
+    tokio::spawn(send_all(out, rx));
+    Ok((tx, responses))
+}
+
+/// Reads the 4-byte operation magic a block transfer connection opens
+/// with, or `None` when the first bytes are something else (an HTTP/2
+/// client's preface) or do not come within `wait`; nothing is consumed.
+pub async fn peek_magic(stream: &TcpStream, wait: Duration) -> Option<[u8; 4]> {
+    let peek = async {
+        let mut buf = [0u8; 4];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(4) => return Some(buf),
+                // A prefix of a magic may be followed by the rest.
+                Ok(n) if n > 0 && WRITE_BLOCK.starts_with(&buf[..n]) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await
+                }
+                _ => return None,
+            }
+        }
+    };
+    let magic = tokio::time::timeout(wait, peek).await.ok().flatten()?;
+    (magic == WRITE_BLOCK).then_some(magic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PacketAck, WriteHeader};
+
+    fn packet(seqno: u64, data: &[u8]) -> WriteBlockRequest {
+        WriteBlockRequest {
+            msg: Some(ReqMsg::Packet(Packet {
+                seqno,
+                offset_in_block: seqno * 512,
+                data: Bytes::copy_from_slice(data),
+                checksums: Bytes::from_static(&[1, 2, 3, 4]),
+                last: seqno == 2,
+                sync: false,
+            })),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip_and_packets_decode_as_prost_encodes_them() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut w = FrameWriter::new(a);
+        let mut r = FrameReader::new(b, "test peer");
+        let header = WriteBlockRequest {
+            msg: Some(ReqMsg::Header(WriteHeader {
+                client_name: "c".into(),
+                ..Default::default()
+            })),
+        };
+        let sent = vec![
+            header,
+            packet(0, &[7u8; 70_000]),
+            packet(1, &[]),
+            packet(2, b"tail"),
+        ];
+        for m in &sent {
+            w.send(m).await.unwrap();
+            // A hand-built packet frame (data field last) has the length
+            // its prefix says and decodes with prost as the message.
+            let mut head = BytesMut::new();
+            let body = m.encode_frame(&mut head);
+            head.extend_from_slice(body.as_deref().unwrap_or(&[]));
+            let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            assert_eq!(len, head.len() - LEN_PREFIX);
+            assert_eq!(&WriteBlockRequest::decode(&head[LEN_PREFIX..]).unwrap(), m);
+        }
+        w.finish().await.unwrap();
+        for m in &sent {
+            let got: WriteBlockRequest = r.message().await.unwrap().unwrap();
+            assert_eq!(&got, m);
+        }
+        assert!(r.message::<WriteBlockRequest>().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_frame_reads_as_a_status() {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut w = FrameWriter::new(a);
+        let mut r = FrameReader::new(b, "dn");
+        let ack = WriteBlockResponse {
+            msg: Some(RespMsg::Ack(PacketAck {
+                seqno: 3,
+                ..Default::default()
+            })),
+        };
+        w.send(&ack).await.unwrap();
+        w.send(&WriteBlockResponse::error(&Status::failed_precondition(
+            "no room",
+        )))
+        .await
+        .unwrap();
+        assert_eq!(r.message::<WriteBlockResponse>().await.unwrap(), Some(ack));
+        let e = r.message::<WriteBlockResponse>().await.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        assert_eq!(e.message(), "no room");
+    }
+
+    #[tokio::test]
+    async fn oversized_truncated_and_garbage_frames_are_errors_not_panics() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (u32::MAX.to_be_bytes().to_vec(), "limit"),
+            (vec![0, 0, 0, 10, 1, 2], "middle of a frame"),
+            (vec![0, 0, 0, 3, 0xff, 0xff, 0xff], "does not decode"),
+        ];
+        for (bytes, why) in cases {
+            let (mut a, b) = tokio::io::duplex(4096);
+            a.write_all(&bytes).await.unwrap();
+            drop(a);
+            let mut r = FrameReader::new(b, "peer");
+            let e = r.message::<WriteBlockRequest>().await.unwrap_err();
+            assert!(e.message().contains(why), "{why}: {}", e.message());
+        }
+    }
+}
