@@ -5,10 +5,10 @@
 use bytes::Bytes;
 use dfs_proto::defaults::BYTES_PER_CHECKSUM;
 use dfs_proto::error_kind::ErrorKind;
+use dfs_proto::xfer::{self, FrameReader};
 use dfs_proto::{
     checksum, BadReplica, LocatedBlock, ReadBlockRequest, ReadBlockResponse, ReportBadBlocksRequest,
 };
-use tonic::Streaming;
 
 use crate::error::{Error, Result};
 use crate::reader::Shared;
@@ -38,7 +38,7 @@ pub(crate) struct BlockCursor {
     next: u64,
     /// Block offset where the range ends.
     end: u64,
-    stream: Option<(usize, Streaming<ReadBlockResponse>)>,
+    stream: Option<(usize, FrameReader)>,
     failures: Vec<Failure>,
     refreshed: bool,
 }
@@ -82,29 +82,30 @@ impl BlockCursor {
             };
             let idx = *idx;
             let timeout = shared.ctx.data_timeout();
-            let failure = match tokio::time::timeout(timeout, stream.message()).await {
-                Ok(Ok(Some(msg))) => match accept(&msg, self.next, self.end) {
-                    Ok(Some(piece)) => {
-                        self.next += piece.len() as u64;
-                        return Ok(Some(piece));
+            let failure =
+                match tokio::time::timeout(timeout, stream.message::<ReadBlockResponse>()).await {
+                    Ok(Ok(Some(msg))) => match accept(&msg, self.next, self.end) {
+                        Ok(Some(piece)) => {
+                            self.next += piece.len() as u64;
+                            return Ok(Some(piece));
+                        }
+                        Ok(None) => continue,
+                        Err(Refused::Corrupt(reason)) => {
+                            self.report_corrupt(shared, idx, &reason);
+                            (reason, true)
+                        }
+                        Err(Refused::Protocol(reason)) => (reason, false),
+                    },
+                    Ok(Ok(None)) => (format!("stream ended at block offset {}", self.next), false),
+                    Ok(Err(status)) => {
+                        // A datanode that finds its own replica corrupt says so
+                        // (and reports it itself).
+                        let corrupt = ErrorKind::of(&status) == Some(ErrorKind::Corrupt)
+                            || status.code() == tonic::Code::DataLoss;
+                        (status.message().to_string(), corrupt)
                     }
-                    Ok(None) => continue,
-                    Err(Refused::Corrupt(reason)) => {
-                        self.report_corrupt(shared, idx, &reason);
-                        (reason, true)
-                    }
-                    Err(Refused::Protocol(reason)) => (reason, false),
-                },
-                Ok(Ok(None)) => (format!("stream ended at block offset {}", self.next), false),
-                Ok(Err(status)) => {
-                    // A datanode that finds its own replica corrupt says so
-                    // (and reports it itself).
-                    let corrupt = ErrorKind::of(&status) == Some(ErrorKind::Corrupt)
-                        || status.code() == tonic::Code::DataLoss;
-                    (status.message().to_string(), corrupt)
-                }
-                Err(_) => (format!("no data within {timeout:?}"), false),
-            };
+                    Err(_) => (format!("no data within {timeout:?}"), false),
+                };
             self.fail(shared, idx, failure.0, failure.1);
         }
     }
@@ -192,25 +193,21 @@ impl BlockCursor {
                 length: self.end - self.next,
                 client_name: shared.ctx.client_name.clone(),
             };
-            let timeout = shared.ctx.data_timeout();
-            let opened = match shared.ctx.datanodes.get(&node.address).await {
-                Ok(mut dn) => match tokio::time::timeout(timeout, dn.read_block(req)).await {
-                    Ok(Ok(resp)) => Ok(resp.into_inner()),
-                    Ok(Err(status)) => Err((
-                        status.message().to_string(),
-                        ErrorKind::of(&status) == Some(ErrorKind::Corrupt)
-                            || status.code() == tonic::Code::DataLoss,
-                    )),
-                    Err(_) => Err((format!("no answer within {timeout:?}"), false)),
-                },
-                Err(e) => Err((e.to_string(), false)),
-            };
+            // A refusal (no such replica, corrupt) comes as the first
+            // answer, where `next` handles it like a failure mid-stream.
+            let connect = shared.ctx.datanodes.connect_timeout();
+            let opened = xfer::open_read_block(&node.address, &req, connect).await;
             match opened {
                 Ok(stream) => {
                     self.stream = Some((idx, stream));
                     return Ok(());
                 }
-                Err((reason, corrupt)) => self.fail(shared, idx, reason, corrupt),
+                Err(e) => self.fail(
+                    shared,
+                    idx,
+                    format!("cannot reach datanode at {}: {e}", node.address),
+                    false,
+                ),
             }
         }
     }
@@ -319,6 +316,7 @@ mod tests {
             offset,
             data: Bytes::from(data),
             checksums,
+            error: None,
         }
     }
 

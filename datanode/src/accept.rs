@@ -1,24 +1,34 @@
 //! One port, two protocols: the accept loop hands each connection to the
-//! block transfer protocol ([`dfs_proto::xfer`]) when it opens with that
-//! protocol's magic, and to the gRPC server otherwise (an HTTP/2 client
-//! opens with its preface, which no magic matches).
+//! block transfer protocol ([`dfs_proto::xfer`]) when it opens with one of
+//! that protocol's operations, and to the gRPC server otherwise (an HTTP/2
+//! client opens with its preface, which no operation matches). A block
+//! transfer connection carries one call: the operation's module does the
+//! work, this one reads the request and sends the answers back as frames.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dfs_proto::xfer;
+use dfs_proto::defaults;
+use dfs_proto::xfer::{self, FrameReader, FrameWriter, Reply};
+use dfs_proto::ReadBlockRequest;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::field::Empty;
+use tracing::{debug, warn, Instrument, Span};
 
+use crate::error::{Error, Result};
 use crate::node::Node;
-use crate::pipeline;
+use crate::{pipeline, reader};
 
 /// How long a new connection may take to send its first bytes before it is
 /// handed to the gRPC server as it is.
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(10);
+/// How long a reader may take to send its request.
+const REQUEST_TIMEOUT: Duration = defaults::RPC_TIMEOUT;
 /// Pause after a failed accept (out of file descriptors, say) so the loop
 /// does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -48,19 +58,88 @@ pub async fn run(
         let node = node.clone();
         let grpc = grpc.clone();
         tokio::spawn(async move {
-            match xfer::peek_magic(&stream, FIRST_BYTES_WAIT).await {
-                Some(xfer::WRITE_BLOCK) => {
-                    let mut stream = stream;
-                    let mut magic = [0u8; 4];
-                    if stream.read_exact(&mut magic).await.is_ok() {
-                        node.tasks
-                            .spawn(pipeline::serve(node.clone(), stream, peer.to_string()));
-                    }
-                }
-                _ => {
-                    let _ = grpc.send(Ok(stream)).await;
-                }
+            let Some(op) = xfer::peek_magic(&stream, FIRST_BYTES_WAIT).await else {
+                let _ = grpc.send(Ok(stream)).await;
+                return;
+            };
+            let mut stream = stream;
+            let mut magic = [0u8; 4];
+            if stream.read_exact(&mut magic).await.is_err() {
+                return;
             }
+            let peer = peer.to_string();
+            let tasks = node.tasks.clone();
+            match op {
+                xfer::WRITE_BLOCK => tasks.spawn(write_block(node, stream, peer)),
+                _ => tasks.spawn(read_block(node, stream, peer)),
+            };
         });
     }
+}
+
+/// A block write connection: [`pipeline::write_block`] with its answers.
+async fn write_block(node: Arc<Node>, stream: TcpStream, peer: String) {
+    let span = tracing::info_span!("write_block", block = Empty, client = Empty, node = %peer);
+    let (rd, wr) = stream.into_split();
+    let upstream = FrameReader::new(rd, format!("upstream {peer}"));
+    let outcome = pipeline::write_block(node, upstream)
+        .instrument(span.clone())
+        .await;
+    reply(FrameWriter::new(wr), outcome, &span).await;
+}
+
+/// A block read connection: its request, then [`reader::read_block`] with
+/// its answers.
+async fn read_block(node: Arc<Node>, stream: TcpStream, peer: String) {
+    let span = tracing::info_span!("read_block", block = Empty, client = Empty, node = %peer);
+    let (rd, wr) = stream.into_split();
+    let mut requests = FrameReader::new(rd, format!("reader {peer}"));
+    let req = tokio::time::timeout(REQUEST_TIMEOUT, requests.message::<ReadBlockRequest>()).await;
+    let outcome = match req {
+        Ok(Ok(Some(req))) => {
+            if !req.client_name.is_empty() {
+                span.record("client", req.client_name.as_str());
+            }
+            reader::read_block(node, req).instrument(span.clone()).await
+        }
+        Ok(Ok(None)) => return,
+        Ok(Err(status)) => Err(Error::invalid(
+            0,
+            format!("bad ReadBlock request: {}", status.message()),
+        )),
+        Err(_) => Err(Error::invalid(0, "no ReadBlock request within the timeout")),
+    };
+    reply(FrameWriter::new(wr), outcome, &span).await;
+}
+
+/// Sends a call's answers back as frames: every message of its stream,
+/// or the error that refused or ended it (the last frame), then the end of
+/// this side of the connection.
+async fn reply<M: Reply>(
+    mut out: FrameWriter,
+    outcome: Result<ReceiverStream<Result<M, Status>>>,
+    span: &Span,
+) {
+    let mut answers = match outcome {
+        Ok(a) => a.into_inner(),
+        Err(e) => {
+            let _ = out.send(&M::refusal(&Status::from(e))).await;
+            let _ = out.finish().await;
+            return;
+        }
+    };
+    while let Some(a) = answers.recv().await {
+        let (frame, last) = match a {
+            Ok(m) => (m, false),
+            Err(status) => (M::refusal(&status), true),
+        };
+        if let Err(e) = out.send(&frame).await {
+            debug!(parent: span, error = %e, "the peer went away");
+            return;
+        }
+        if last {
+            break;
+        }
+    }
+    let _ = out.finish().await;
 }

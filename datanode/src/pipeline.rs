@@ -19,18 +19,16 @@ use dfs_proto::checksum;
 use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
 use dfs_proto::write_block_request::Msg as ReqMsg;
 use dfs_proto::write_block_response::Msg as RespMsg;
-use dfs_proto::xfer::{FrameReader, FrameWriter};
+use dfs_proto::xfer::FrameReader;
 use dfs_proto::{
     AckStatus, ExtendedBlock, Packet, PacketAck, PipelineReady, WriteBlockRequest,
     WriteBlockResponse, WriteHeader, WriteStage,
 };
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use tracing::field::Empty;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::block_store::{ReplicaState, ReplicaWriter};
@@ -103,40 +101,6 @@ struct SetupFailure {
     /// One status per downstream node.
     statuses: Vec<i32>,
     message: String,
-}
-
-/// Serves one block write connection (its magic already read): runs
-/// [`write_block`] and sends its responses, or the error that refused it,
-/// back as frames.
-pub async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
-    let span = tracing::info_span!("write_block", block = Empty, client = Empty, node = %peer);
-    let (rd, wr) = stream.into_split();
-    let mut out = FrameWriter::new(wr);
-    let upstream = FrameReader::new(rd, format!("upstream {peer}"));
-    let responses = match write_block(node, upstream).instrument(span.clone()).await {
-        Ok(r) => r,
-        Err(e) => {
-            let status = Status::from(e);
-            let _ = out.send(&WriteBlockResponse::error(&status)).await;
-            let _ = out.finish().await;
-            return;
-        }
-    };
-    let mut responses = responses.into_inner();
-    while let Some(r) = responses.recv().await {
-        let (frame, end) = match r {
-            Ok(m) => (m, false),
-            Err(status) => (WriteBlockResponse::error(&status), true),
-        };
-        if let Err(e) = out.send(&frame).await {
-            debug!(parent: &span, error = %e, "upstream went away");
-            return;
-        }
-        if end {
-            break;
-        }
-    }
-    let _ = out.finish().await;
 }
 
 /// Handles a block write stream: reads the header, prepares the local

@@ -3,7 +3,7 @@
 //! A range of at most one `READ_CHUNK` is read by the blocking task that
 //! opens the replica. A longer one is read by a second blocking task
 //! sequentially in `READ_CHUNK` pieces, feeding a bounded channel that the
-//! gRPC stream drains. Every 512-byte chunk is checked against the `.meta`
+//! connection drains. Every 512-byte chunk is checked against the `.meta`
 //! file first; a chunk that fails its checksum is never sent: the stream ends with a `Corrupt` status naming the block and
 //! offset, and a finalized replica is moved to `corrupt/` and reported.
 
@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::page_cache;
 
-/// The stream of a `ReadBlock` call.
+/// The answers of a `ReadBlock` call.
 pub type ReadStream = ReceiverStream<Result<ReadBlockResponse, Status>>;
 
 /// Messages buffered ahead of the network (4 × 256 KiB).
@@ -200,6 +200,7 @@ fn open_range(node: &Arc<Node>, block: &ExtendedBlock, offset: u64, length: u64)
             offset: start,
             data,
             checksums,
+            error: None,
         }),
         Err(e) => {
             if e.is_corruption() {
@@ -236,6 +237,7 @@ fn stream_range(
                     offset: pos,
                     data,
                     checksums,
+                    error: None,
                 };
                 if tx.blocking_send(Ok(msg)).is_err() {
                     debug!(offset = pos, "reader went away");

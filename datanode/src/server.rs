@@ -1,13 +1,14 @@
 //! The `DataTransfer` gRPC service: a thin layer that opens a span per call
-//! and hands the work to the module that owns it. (Block writes come over
-//! the block transfer protocol instead: see [`crate::accept`].)
+//! and hands the work to the module that owns it. (Block data, written and
+//! read, travels over the block transfer protocol instead: see
+//! [`crate::accept`].)
 
 use std::sync::Arc;
 
 use dfs_proto::datanode::DataTransfer;
 use dfs_proto::{
     InitReplicaRecoveryRequest, InitReplicaRecoveryResponse, PingRequest, PingResponse,
-    ReadBlockRequest, ReadSmallBlocksRequest, ReadSmallBlocksResponse, TransferReplicaRequest,
+    ReadSmallBlocksRequest, ReadSmallBlocksResponse, TransferReplicaRequest,
     TransferReplicaResponse, UpdateReplicaUnderRecoveryRequest, UpdateReplicaUnderRecoveryResponse,
 };
 use tonic::{Request, Response, Status};
@@ -15,7 +16,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::node::Node;
-use crate::reader::{self, ReadStream};
+use crate::reader;
 use crate::{recovery, transfer};
 
 /// The DataTransfer service of one datanode.
@@ -45,24 +46,6 @@ macro_rules! call_span {
 
 #[tonic::async_trait]
 impl DataTransfer for DataTransferService {
-    type ReadBlockStream = ReadStream;
-
-    async fn read_block(
-        &self,
-        req: Request<ReadBlockRequest>,
-    ) -> Result<Response<ReadStream>, Status> {
-        let span = call_span!("read_block", req);
-        let req = req.into_inner();
-        if !req.client_name.is_empty() {
-            span.record("client", req.client_name.as_str());
-        }
-        reader::read_block(self.node.clone(), req)
-            .instrument(span)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
-    }
-
     async fn read_small_blocks(
         &self,
         req: Request<ReadSmallBlocksRequest>,

@@ -1,7 +1,7 @@
 //! In-process tests: several datanodes started with `run` on 127.0.0.1:0,
 //! a fake namenode that records what they tell it and hands out commands,
-//! and a minimal client that writes blocks over the block transfer protocol
-//! and reads them over gRPC.
+//! and a minimal client that writes and reads blocks over the block
+//! transfer protocol.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -362,19 +362,18 @@ async fn read(
     offset: u64,
     length: u64,
 ) -> Result<Vec<u8>, Status> {
-    let mut c = node.client().await;
-    let mut s = c
-        .read_block(ReadBlockRequest {
-            block: Some(block),
-            offset,
-            length,
-            client_name: "dfs-client-test".into(),
-        })
-        .await?
-        .into_inner();
+    let req = ReadBlockRequest {
+        block: Some(block),
+        offset,
+        length,
+        client_name: "dfs-client-test".into(),
+    };
+    let mut s = xfer::open_read_block(&node.addr, &req, Duration::from_secs(3))
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let mut first = None;
-    while let Some(m) = s.message().await? {
+    while let Some(m) = s.message::<ReadBlockResponse>().await? {
         assert_eq!(m.offset % 512, 0);
         checksum::verify(&m.data, &m.checksums).expect("chunks verify");
         first.get_or_insert(m.offset);

@@ -3,19 +3,21 @@
 //! its RPC.
 //!
 //! A connection to a datanode's address opens with a 4-byte magic that
-//! names the operation ([`WRITE_BLOCK`]); a datanode tells it from an
+//! names the operation ([`WRITE_BLOCK`], [`READ_BLOCK`]); a datanode tells
+//! it from an
 //! HTTP/2 (gRPC) connection by those first bytes, so one port serves both.
 //! Then each side sends frames: a 4-byte big-endian length and one
 //! protobuf message ([`WriteBlockRequest`] one way, [`WriteBlockResponse`]
-//! the other). The end of a side's messages is the end of its half of the
-//! connection; a refusal is a [`CallError`] frame, read back as a
-//! [`Status`] so both ends handle it as they would a gRPC error.
+//! the other; one [`ReadBlockRequest`], then [`ReadBlockResponse`]s). The
+//! end of a side's messages is the end of its half of the connection; a
+//! refusal is a [`CallError`] in the last frame, read back as a [`Status`]
+//! so both ends handle it as they would a gRPC error.
 //!
 //! Why not a gRPC stream: the packets are the whole data path, and through
 //! HTTP/2 each one was copied into a decode buffer, re-encoded to forward
 //! it and copied again into the connection's send buffer. Here a frame is
 //! read once into memory that the decoded packet then points into, and a
-//! packet is written from that memory with one vectored write.
+//! packet's data is written from its own memory with one vectored write.
 
 use std::io::{self, IoSlice};
 use std::time::Duration;
@@ -33,11 +35,18 @@ use crate::defaults::MAX_MESSAGE_SIZE;
 use crate::error_kind::ErrorKind;
 use crate::write_block_request::Msg as ReqMsg;
 use crate::write_block_response::Msg as RespMsg;
-use crate::{CallError, Packet, WriteBlockRequest, WriteBlockResponse};
+use crate::{
+    CallError, Packet, ReadBlockRequest, ReadBlockResponse, WriteBlockRequest, WriteBlockResponse,
+};
 
 /// Opens a block write stream (`WriteBlockRequest` frames in,
 /// `WriteBlockResponse` frames out).
 pub const WRITE_BLOCK: [u8; 4] = *b"DFXW";
+/// Opens a block read (one `ReadBlockRequest` frame in,
+/// `ReadBlockResponse` frames out).
+pub const READ_BLOCK: [u8; 4] = *b"DFXR";
+/// Every operation a connection may open with.
+const OPERATIONS: [[u8; 4]; 2] = [WRITE_BLOCK, READ_BLOCK];
 /// Bytes of a frame's length prefix.
 const LEN_PREFIX: usize = 4;
 /// Room a reader asks the kernel to fill per read: several packets.
@@ -54,69 +63,135 @@ pub trait Frame: Message + Default + Sized {
     /// for a trailing body it returns to be sent after `head` as it is,
     /// without a copy.
     fn encode_frame(&self, head: &mut BytesMut) -> Option<Bytes> {
-        let len = self.encoded_len();
-        head.reserve(LEN_PREFIX + len);
-        head.put_u32(len as u32);
-        // Cannot fail: `reserve` made room for the whole message.
-        let _ = self.encode(head);
+        encode_whole(self, head);
         None
     }
+}
+
+/// Frames `m` whole into `head`.
+fn encode_whole(m: &impl Message, head: &mut BytesMut) {
+    let len = m.encoded_len();
+    head.reserve(LEN_PREFIX + len);
+    head.put_u32(len as u32);
+    // Cannot fail: `reserve` made room for the whole message.
+    let _ = m.encode(head);
+}
+
+/// Frames a message whose one large `bytes` field (number `tag`) travels
+/// as the body: `fields` is the message with that field empty, written
+/// into `head` followed by the field's key and length, and the returned
+/// body follows. With `outer`, the message is field `outer` of the framed
+/// one (a oneof member). Field order does not matter to a decoder.
+fn encode_with_body(
+    fields: &impl Message,
+    tag: u32,
+    body: &Bytes,
+    outer: Option<u32>,
+    head: &mut BytesMut,
+) -> Option<Bytes> {
+    let body_len = body.len();
+    let inner_len =
+        fields.encoded_len() + key_len(tag) + encoded_len_varint(body_len as u64) + body_len;
+    let frame_len = match outer {
+        Some(o) => key_len(o) + encoded_len_varint(inner_len as u64) + inner_len,
+        None => inner_len,
+    };
+    head.reserve(LEN_PREFIX + frame_len - body_len);
+    head.put_u32(frame_len as u32);
+    if let Some(o) = outer {
+        encode_key(o, WireType::LengthDelimited, head);
+        encode_varint(inner_len as u64, head);
+    }
+    let _ = fields.encode(head);
+    encode_key(tag, WireType::LengthDelimited, head);
+    encode_varint(body_len as u64, head);
+    Some(body.clone())
 }
 
 impl Frame for WriteBlockRequest {
     fn encode_frame(&self, head: &mut BytesMut) -> Option<Bytes> {
         let Some(ReqMsg::Packet(p)) = &self.msg else {
-            let len = self.encoded_len();
-            head.reserve(LEN_PREFIX + len);
-            head.put_u32(len as u32);
-            let _ = self.encode(head);
+            encode_whole(self, head);
             return None;
         };
-        // The packet's other fields, then its data field's key and length;
-        // the data itself follows as the body. Field order does not matter
-        // to a protobuf decoder.
         let fields = Packet {
             data: Bytes::new(),
             ..p.clone()
         };
-        let data_len = p.data.len();
-        let packet_len =
-            fields.encoded_len() + key_len(3) + encoded_len_varint(data_len as u64) + data_len;
-        let frame_len = key_len(2) + encoded_len_varint(packet_len as u64) + packet_len;
-        head.reserve(LEN_PREFIX + frame_len - data_len);
-        head.put_u32(frame_len as u32);
-        encode_key(2, WireType::LengthDelimited, head);
-        encode_varint(packet_len as u64, head);
-        let _ = fields.encode(head);
-        encode_key(3, WireType::LengthDelimited, head);
-        encode_varint(data_len as u64, head);
-        Some(p.data.clone())
+        // `Packet.data` is field 3; the packet is field 2 of the request.
+        encode_with_body(&fields, 3, &p.data, Some(2), head)
+    }
+}
+
+impl Frame for ReadBlockRequest {}
+
+impl Frame for ReadBlockResponse {
+    fn into_result(self) -> Result<Self, Status> {
+        match self.error {
+            Some(e) => Err(e.into_status()),
+            None => Ok(self),
+        }
+    }
+
+    fn encode_frame(&self, head: &mut BytesMut) -> Option<Bytes> {
+        let fields = ReadBlockResponse {
+            data: Bytes::new(),
+            ..self.clone()
+        };
+        // `ReadBlockResponse.data` is field 2.
+        encode_with_body(&fields, 2, &self.data, None, head)
+    }
+}
+
+impl CallError {
+    /// A refusal carrying `status` (its code, message and error kind).
+    pub fn from_status(status: &Status) -> Self {
+        CallError {
+            code: status.code() as i32,
+            message: status.message().to_string(),
+            kind: ErrorKind::of(status)
+                .map(|k| k.as_str().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The status this refusal carries.
+    pub fn into_status(self) -> Status {
+        match ErrorKind::parse(&self.kind) {
+            Some(kind) => kind.status(self.message),
+            None => Status::new(Code::from_i32(self.code), self.message),
+        }
     }
 }
 
 impl Frame for WriteBlockResponse {
     fn into_result(self) -> Result<Self, Status> {
         match self.msg {
-            Some(RespMsg::Error(e)) => Err(match ErrorKind::parse(&e.kind) {
-                Some(kind) => kind.status(e.message),
-                None => Status::new(Code::from_i32(e.code), e.message),
-            }),
+            Some(RespMsg::Error(e)) => Err(e.into_status()),
             _ => Ok(self),
         }
     }
 }
 
-impl WriteBlockResponse {
-    /// The frame that ends a stream with `status`.
-    pub fn error(status: &Status) -> Self {
+/// A message a datanode answers with, which can also carry a refusal.
+pub trait Reply: Frame {
+    /// The frame that refuses a call or ends its stream with `status`.
+    fn refusal(status: &Status) -> Self;
+}
+
+impl Reply for WriteBlockResponse {
+    fn refusal(status: &Status) -> Self {
         WriteBlockResponse {
-            msg: Some(RespMsg::Error(CallError {
-                code: status.code() as i32,
-                message: status.message().to_string(),
-                kind: ErrorKind::of(status)
-                    .map(|k| k.as_str().to_string())
-                    .unwrap_or_default(),
-            })),
+            msg: Some(RespMsg::Error(CallError::from_status(status))),
+        }
+    }
+}
+
+impl Reply for ReadBlockResponse {
+    fn refusal(status: &Status) -> Self {
+        ReadBlockResponse {
+            error: Some(CallError::from_status(status)),
+            ..Default::default()
         }
     }
 }
@@ -299,6 +374,21 @@ pub async fn open_write_block(
     Ok((tx, responses))
 }
 
+/// Opens a block read of `req` at the datanode at `addr`; the returned
+/// reader yields its `ReadBlockResponse`s. Dropping it closes the
+/// connection, which stops the node.
+pub async fn open_read_block(
+    addr: &str,
+    req: &ReadBlockRequest,
+    connect_timeout: Duration,
+) -> io::Result<FrameReader> {
+    let (mut out, responses) = connect(addr, READ_BLOCK, connect_timeout).await?;
+    out.send(req).await?;
+    // Dropping the write half ends the request side; the node does not
+    // wait for more.
+    Ok(responses)
+}
+
 /// Reads the 4-byte operation magic a block transfer connection opens
 /// with, or `None` when the first bytes are something else (an HTTP/2
 /// client's preface) or do not come within `wait`; nothing is consumed.
@@ -309,7 +399,7 @@ pub async fn peek_magic(stream: &TcpStream, wait: Duration) -> Option<[u8; 4]> {
             match stream.peek(&mut buf).await {
                 Ok(4) => return Some(buf),
                 // A prefix of a magic may be followed by the rest.
-                Ok(n) if n > 0 && WRITE_BLOCK.starts_with(&buf[..n]) => {
+                Ok(n) if n > 0 && OPERATIONS.iter().any(|m| m.starts_with(&buf[..n])) => {
                     tokio::time::sleep(Duration::from_millis(1)).await
                 }
                 _ => return None,
@@ -317,7 +407,7 @@ pub async fn peek_magic(stream: &TcpStream, wait: Duration) -> Option<[u8; 4]> {
         }
     };
     let magic = tokio::time::timeout(wait, peek).await.ok().flatten()?;
-    (magic == WRITE_BLOCK).then_some(magic)
+    OPERATIONS.contains(&magic).then_some(magic)
 }
 
 #[cfg(test)]
@@ -375,6 +465,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn read_responses_round_trip_and_an_error_ends_them() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut w = FrameWriter::new(a);
+        let mut r = FrameReader::new(b, "dn");
+        let data = ReadBlockResponse {
+            offset: 512,
+            data: Bytes::from(vec![9u8; 100_000]),
+            checksums: Bytes::from_static(&[5; 8]),
+            error: None,
+        };
+        w.send(&data).await.unwrap();
+        let corrupt = ErrorKind::Corrupt.status("blk_1_1 is corrupt at 1024");
+        w.send(&ReadBlockResponse::refusal(&corrupt)).await.unwrap();
+        assert_eq!(r.message::<ReadBlockResponse>().await.unwrap(), Some(data));
+        let e = r.message::<ReadBlockResponse>().await.unwrap_err();
+        assert_eq!(ErrorKind::of(&e), Some(ErrorKind::Corrupt));
+        assert_eq!(e.message(), "blk_1_1 is corrupt at 1024");
+    }
+
+    #[tokio::test]
     async fn an_error_frame_reads_as_a_status() {
         let (a, b) = tokio::io::duplex(4096);
         let mut w = FrameWriter::new(a);
@@ -386,7 +496,7 @@ mod tests {
             })),
         };
         w.send(&ack).await.unwrap();
-        w.send(&WriteBlockResponse::error(&Status::failed_precondition(
+        w.send(&WriteBlockResponse::refusal(&Status::failed_precondition(
             "no room",
         )))
         .await

@@ -7,7 +7,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use dfs_client::{Client, CreateOptions};
-use dfs_proto::datanode::DataTransferClient;
 use dfs_proto::namenode::ClientProtocolClient;
 use dfs_tests::{random_bytes, replica_files, sha256, sha256_file, wait_until, Cluster, NodeSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -331,9 +330,6 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr()))
         .await
         .unwrap();
-    let mut dn = DataTransferClient::connect(format!("http://{}", c.datanodes[0].addr))
-        .await
-        .unwrap();
 
     for path in [
         "",
@@ -391,24 +387,22 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
         (1, u64::MAX - 5, u64::MAX),
         (0, 0, 0),
     ] {
-        let r = dn
-            .read_block(ReadBlockRequest {
-                block: Some(ExtendedBlock {
-                    id,
-                    generation_stamp: 1,
-                    length,
-                }),
-                offset,
+        let req = ReadBlockRequest {
+            block: Some(ExtendedBlock {
+                id,
+                generation_stamp: 1,
                 length,
-                client_name: "hostile".into(),
-            })
-            .await;
-        match r {
+            }),
+            offset,
+            length,
+            client_name: "hostile".into(),
+        };
+        let mut s = xfer::open_read_block(&c.datanodes[0].addr, &req, Duration::from_secs(3))
+            .await
+            .unwrap();
+        match s.message::<ReadBlockResponse>().await {
             Err(e) => assert_ne!(e.code(), tonic::Code::Unknown, "{e}"),
-            Ok(mut s) => {
-                let next = s.get_mut().message().await;
-                assert!(next.is_err() || next.unwrap().is_none());
-            }
+            Ok(next) => assert!(next.is_none(), "{id} at {offset}: {next:?}"),
         }
     }
     // A write whose checksums disagree with its data is refused.
