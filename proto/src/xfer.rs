@@ -1,19 +1,18 @@
-//! The block transfer protocol: a block's pipelined write as protobuf frames
-//! over a plain TCP connection, as HDFS's DataTransferProtocol runs beside
+//! The block transfer protocol: block writes and reads as protobuf frames
+//! over plain TCP connections, as HDFS's DataTransferProtocol runs beside
 //! its RPC.
 //!
 //! A connection to a datanode's address opens with a 4-byte magic that
 //! names the operation ([`WRITE_BLOCK`], [`READ_BLOCK`]); a datanode tells
-//! it from an
-//! HTTP/2 (gRPC) connection by those first bytes, so one port serves both.
-//! Then each side sends frames: a 4-byte big-endian length and one
-//! protobuf message ([`WriteBlockRequest`] one way, [`WriteBlockResponse`]
+//! it from an HTTP/2 (gRPC) connection by those first bytes, so one port
+//! serves both. Then each side sends frames: a 4-byte big-endian length and
+//! one protobuf message ([`WriteBlockRequest`] one way, [`WriteBlockResponse`]
 //! the other; one [`ReadBlockRequest`], then [`ReadBlockResponse`]s). The
 //! end of a side's messages is the end of its half of the connection; a
 //! refusal is a [`CallError`] in the last frame, read back as a [`Status`]
 //! so both ends handle it as they would a gRPC error.
 //!
-//! Why not a gRPC stream: the packets are the whole data path, and through
+//! Why not gRPC streams: the packets are the whole data path, and through
 //! HTTP/2 each one was copied into a decode buffer, re-encoded to forward
 //! it and copied again into the connection's send buffer. Here a frame is
 //! read once into memory that the decoded packet then points into, and a
