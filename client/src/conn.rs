@@ -69,8 +69,10 @@ pub(crate) fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-/// Channels to datanodes, one per address, shared by every reader and writer
-/// of a client (HTTP/2 multiplexes their streams).
+/// gRPC channels to datanodes, one per address, shared by every caller of
+/// a client (HTTP/2 multiplexes their calls: `ReadSmallBlocks`,
+/// `TransferReplica`), and which datanodes failed lately. Block data
+/// itself goes over the block transfer protocol, a connection per block.
 #[derive(Debug, Clone)]
 pub(crate) struct DatanodePool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,

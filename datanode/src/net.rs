@@ -39,9 +39,9 @@ fn endpoint(addr: &str) -> Result<Endpoint> {
         .max_frame_size(defaults::MAX_FRAME_SIZE))
 }
 
-/// Open channels to other datanodes, one per address, shared by every
-/// pipeline and copy (HTTP/2 multiplexes them): a pipeline of small blocks
-/// would otherwise pay a TCP and HTTP/2 handshake per hop per block.
+/// Open gRPC channels to other datanodes, one per address, shared by the
+/// replica recovery calls (HTTP/2 multiplexes them). Block data goes over
+/// the block transfer protocol instead ([`open_write_block`]).
 #[derive(Debug, Default)]
 pub struct Peers {
     channels: Mutex<HashMap<String, Channel>>,

@@ -506,6 +506,42 @@ mod tests {
         assert_eq!(e.message(), "no room");
     }
 
+    /// A connection on 127.0.0.1 whose client side sends `first` (its
+    /// first byte alone, the rest 20 ms later when `split`), as the
+    /// accepting end sees it; the client stays open until the test ends.
+    async fn accepted_after(first: &'static [u8], split: bool) -> TcpStream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let cut = if split { 1 } else { first.len() };
+        client.write_all(&first[..cut]).await.unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            client.write_all(&first[cut..]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        server
+    }
+
+    #[tokio::test]
+    async fn the_first_bytes_tell_a_transfer_from_grpc_and_are_not_consumed() {
+        let wait = Duration::from_secs(2);
+        let s = accepted_after(b"DFXW\0\0\0\0", false).await;
+        assert_eq!(peek_magic(&s, wait).await, Some(WRITE_BLOCK));
+        let s = accepted_after(b"DFXR", true).await;
+        assert_eq!(peek_magic(&s, wait).await, Some(READ_BLOCK));
+        let mut buf = [0u8; 4];
+        s.peek(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"DFXR", "peeking consumed the magic");
+        // An HTTP/2 client's preface, and a prefix of a magic that never
+        // completes, go to gRPC.
+        let s = accepted_after(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false).await;
+        assert_eq!(peek_magic(&s, wait).await, None);
+        let s = accepted_after(b"DF", false).await;
+        assert_eq!(peek_magic(&s, Duration::from_millis(200)).await, None);
+    }
+
     #[tokio::test]
     async fn oversized_truncated_and_garbage_frames_are_errors_not_panics() {
         let cases: Vec<(Vec<u8>, &str)> = vec![
