@@ -48,8 +48,12 @@ pub const READ_BLOCK: [u8; 4] = *b"DFXR";
 const OPERATIONS: [[u8; 4]; 2] = [WRITE_BLOCK, READ_BLOCK];
 /// Bytes of a frame's length prefix.
 const LEN_PREFIX: usize = 4;
-/// Room a reader asks the kernel to fill per read: several packets.
-const READ_RESERVE: usize = 256 * 1024;
+/// Most bytes a reader asks the kernel for while it looks for the next
+/// frame: a run of small frames (acks) in one read, and little of a large
+/// frame's body, which is read into the frame's own buffer instead.
+const HEAD_READ: usize = 2048;
+/// Frames up to this size are cut from the shared read buffer.
+const SMALL_FRAME: usize = 16 * 1024;
 
 /// A message that travels as a frame of the block transfer protocol.
 pub trait Frame: Message + Default + Sized {
@@ -215,40 +219,77 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame's bytes, or `None` where the peer ended its side
     /// cleanly between frames.
+    ///
+    /// Small frames (acks, headers) are cut from a shared buffer that each
+    /// read fills with at most `HEAD_READ` bytes; a large one (a packet)
+    /// gets a buffer of its own that its body is read into directly. Cutting
+    /// large frames from one buffer copied the part of the next frame that
+    /// each read brought along, whenever the buffer had to grow while the
+    /// frames before it were still in use.
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>, Status> {
-        loop {
-            let need = if self.buf.len() >= LEN_PREFIX {
-                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
-                    as usize;
-                if len > MAX_MESSAGE_SIZE {
-                    return Err(Status::invalid_argument(format!(
-                        "{} sent a frame of {len} bytes, more than the {MAX_MESSAGE_SIZE}-byte limit",
-                        self.peer
-                    )));
-                }
-                if self.buf.len() >= LEN_PREFIX + len {
-                    self.buf.advance(LEN_PREFIX);
-                    return Ok(Some(self.buf.split_to(len).freeze()));
-                }
-                LEN_PREFIX + len - self.buf.len()
-            } else {
-                LEN_PREFIX - self.buf.len()
-            };
-            self.buf.reserve(need.max(READ_RESERVE));
-            let n = self.rd.read_buf(&mut self.buf).await.map_err(|e| {
-                Status::unavailable(format!("connection to {} broke: {e}", self.peer))
-            })?;
-            if n == 0 {
+        while self.buf.len() < LEN_PREFIX {
+            if self.read_some(HEAD_READ).await? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
-                    Err(Status::unavailable(format!(
-                        "{} closed the connection in the middle of a frame",
-                        self.peer
-                    )))
+                    Err(self.cut_short())
                 };
             }
         }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_MESSAGE_SIZE {
+            return Err(Status::invalid_argument(format!(
+                "{} sent a frame of {len} bytes, more than the {MAX_MESSAGE_SIZE}-byte limit",
+                self.peer
+            )));
+        }
+        if len <= SMALL_FRAME {
+            while self.buf.len() < LEN_PREFIX + len {
+                let want = (LEN_PREFIX + len - self.buf.len()).max(HEAD_READ);
+                if self.read_some(want).await? == 0 {
+                    return Err(self.cut_short());
+                }
+            }
+        }
+        self.buf.advance(LEN_PREFIX);
+        if self.buf.len() >= len {
+            return Ok(Some(self.buf.split_to(len).freeze()));
+        }
+        // What was read of it already (at most `HEAD_READ` bytes), then the
+        // rest straight into its own buffer.
+        let mut frame = BytesMut::with_capacity(len);
+        frame.extend_from_slice(&self.buf);
+        self.buf.clear();
+        while frame.len() < len {
+            let room = len - frame.len();
+            let n = self
+                .rd
+                .read_buf(&mut (&mut frame).limit(room))
+                .await
+                .map_err(|e| self.broken(e))?;
+            if n == 0 {
+                return Err(self.cut_short());
+            }
+        }
+        Ok(Some(frame.freeze()))
+    }
+
+    /// Reads at most `max` more bytes into the shared buffer.
+    async fn read_some(&mut self, max: usize) -> Result<usize, Status> {
+        self.buf.reserve(max);
+        let n = self.rd.read_buf(&mut (&mut self.buf).limit(max)).await;
+        n.map_err(|e| self.broken(e))
+    }
+
+    fn broken(&self, e: io::Error) -> Status {
+        Status::unavailable(format!("connection to {} broke: {e}", self.peer))
+    }
+
+    fn cut_short(&self) -> Status {
+        Status::unavailable(format!(
+            "{} closed the connection in the middle of a frame",
+            self.peer
+        ))
     }
 
     /// The next message, `None` at the clean end of the peer's side; an
@@ -461,6 +502,38 @@ mod tests {
             assert_eq!(&got, m);
         }
         assert!(r.message::<WriteBlockRequest>().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn large_and_small_frames_arriving_in_pieces_read_back_whole() {
+        // A pipe of 999 bytes: every frame arrives over many reads, large
+        // ones straddling the shared buffer and their own.
+        let (a, b) = tokio::io::duplex(999);
+        let sent: Vec<WriteBlockRequest> = (0..40u64)
+            .map(|i| {
+                let size = if i % 3 == 0 {
+                    70_000 + i as usize
+                } else {
+                    i as usize * 7
+                };
+                let data: Vec<u8> = (0..size).map(|k| (k as u64 * 31 + i) as u8).collect();
+                packet(i, &data)
+            })
+            .collect();
+        let to_send = sent.clone();
+        let writer = tokio::spawn(async move {
+            let mut w = FrameWriter::new(a);
+            for m in &to_send {
+                w.send(m).await.unwrap();
+            }
+            w.finish().await.unwrap();
+        });
+        let mut r = FrameReader::new(b, "peer");
+        for m in &sent {
+            assert_eq!(&r.message::<WriteBlockRequest>().await.unwrap().unwrap(), m);
+        }
+        assert!(r.message::<WriteBlockRequest>().await.unwrap().is_none());
+        writer.await.unwrap();
     }
 
     #[tokio::test]
