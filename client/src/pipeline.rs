@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use dfs_proto::defaults::{MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
-use dfs_proto::xfer::{self, FrameReader};
+use dfs_proto::xfer::{self, FrameReader, SendTask, WriteBlockStream};
 use dfs_proto::{
     write_block_request, write_block_response, AckStatus, DatanodeInfo, ExtendedBlock, Packet,
     PacketAck, WriteBlockRequest, WriteBlockResponse, WriteHeader, WriteStage,
@@ -48,6 +48,8 @@ pub(crate) fn failed_index(ack: &PacketAck) -> Option<usize> {
 pub(crate) struct Pipeline {
     requests: mpsc::Sender<WriteBlockRequest>,
     responses: FrameReader,
+    /// Writes the requests; aborted when the pipeline is dropped.
+    _sender: SendTask,
     next_seqno: u64,
     nodes: usize,
 }
@@ -79,7 +81,11 @@ impl Pipeline {
             MAX_PACKETS_IN_FLIGHT + 2,
             setup.pool.connect_timeout(),
         );
-        let (tx, mut responses) = match opened.await {
+        let WriteBlockStream {
+            requests: tx,
+            mut responses,
+            sender,
+        } = match opened.await {
             Ok(c) => c,
             Err(e) => {
                 setup.pool.evict(&first.address);
@@ -161,6 +167,7 @@ impl Pipeline {
         Ok(Pipeline {
             requests: tx,
             responses,
+            _sender: sender,
             next_seqno: 0,
             nodes: setup.nodes.len(),
         })

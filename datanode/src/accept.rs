@@ -62,6 +62,9 @@ pub async fn run(
                 let _ = grpc.send(Ok(stream)).await;
                 return;
             };
+            if let Err(e) = xfer::set_keepalive(&stream) {
+                debug!(node = %peer, error = %e, "cannot set TCP keepalive");
+            }
             let mut stream = stream;
             let mut magic = [0u8; 4];
             if stream.read_exact(&mut magic).await.is_err() {

@@ -6,10 +6,8 @@ use std::time::Duration;
 use dfs_proto::datanode::DataTransferClient;
 use dfs_proto::defaults;
 use dfs_proto::namenode::DatanodeProtocolClient;
-use dfs_proto::xfer::{self, FrameReader};
-use dfs_proto::WriteBlockRequest;
+use dfs_proto::xfer::{self, WriteBlockStream};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
@@ -88,10 +86,7 @@ pub fn namenode_client(addr: &str) -> Result<DatanodeProtocolClient<Channel>> {
 
 /// Opens a block write stream to the datanode at `addr` (see
 /// [`xfer::open_write_block`]), naming the node when it cannot be reached.
-pub async fn open_write_block(
-    addr: &str,
-    queue: usize,
-) -> Result<(mpsc::Sender<WriteBlockRequest>, FrameReader)> {
+pub async fn open_write_block(addr: &str, queue: usize) -> Result<WriteBlockStream> {
     xfer::open_write_block(addr, queue, defaults::CONNECT_TIMEOUT)
         .await
         .map_err(|e| Error::connect(addr, &e))

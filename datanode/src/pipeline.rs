@@ -19,7 +19,7 @@ use dfs_proto::checksum;
 use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
 use dfs_proto::write_block_request::Msg as ReqMsg;
 use dfs_proto::write_block_response::Msg as RespMsg;
-use dfs_proto::xfer::FrameReader;
+use dfs_proto::xfer::{FrameReader, SendTask, WriteBlockStream};
 use dfs_proto::{
     AckStatus, ExtendedBlock, Packet, PacketAck, PipelineReady, WriteBlockRequest,
     WriteBlockResponse, WriteHeader, WriteStage,
@@ -45,6 +45,8 @@ const HEADER_TIMEOUT: Duration = defaults::RPC_TIMEOUT;
 const SETUP_TIMEOUT_PER_HOP: Duration = Duration::from_secs(10);
 /// How long to wait for a downstream ack before declaring it failed.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a finished pipeline waits for its upstream node to close.
+const UPSTREAM_DRAIN: Duration = Duration::from_secs(5);
 /// Packets queued for the local writer (1 MiB of 64 KiB packets).
 const WRITE_QUEUE: usize = 16;
 /// Packets queued for the downstream connection.
@@ -94,6 +96,8 @@ struct Downstream {
     addr: String,
     tx: mpsc::Sender<WriteBlockRequest>,
     acks: FrameReader,
+    /// Writes `tx`'s packets; aborted when the pipeline ends.
+    sender: SendTask,
 }
 
 /// Why the rest of the pipeline could not be set up.
@@ -289,7 +293,11 @@ async fn connect_downstream(
         message: format!("datanode {addr} could not join the pipeline of {block}: {reason}"),
     };
     let setup = async {
-        let (tx, mut acks) = net::open_write_block(&addr, DOWNSTREAM_QUEUE)
+        let WriteBlockStream {
+            requests: tx,
+            responses: mut acks,
+            sender,
+        } = net::open_write_block(&addr, DOWNSTREAM_QUEUE)
             .await
             .map_err(|e| fail_next(e.to_string()))?;
         let next_header = WriteHeader {
@@ -311,6 +319,7 @@ async fn connect_downstream(
                 addr: addr.clone(),
                 tx,
                 acks,
+                sender,
             }),
             Ok(Some(WriteBlockResponse {
                 msg: Some(RespMsg::Ack(a)),
@@ -356,7 +365,7 @@ type RespTx = mpsc::Sender<Result<WriteBlockResponse, Status>>;
 impl Pipeline {
     async fn run(
         self,
-        upstream: FrameReader,
+        mut upstream: FrameReader,
         writer: ReplicaWriter,
         finalize_as: ReplicaState,
         new_replica: bool,
@@ -369,9 +378,9 @@ impl Pipeline {
         let writer_task = tokio::task::spawn_blocking(move || {
             write_loop(writer, write_rx, done_tx, finalize_as, new_replica)
         });
-        let (down_tx, down) = match downstream {
-            Some(d) => (Some(d.tx), Some((d.addr, d.acks))),
-            None => (None, None),
+        let (down_tx, down, _sender) = match downstream {
+            Some(d) => (Some(d.tx), Some((d.addr, d.acks)), Some(d.sender)),
+            None => (None, None, None),
         };
         let this = Arc::new(self);
         let responder = tokio::spawn(
@@ -379,16 +388,25 @@ impl Pipeline {
                 .respond(pending_rx, done_rx, down, resp)
                 .instrument(tracing::Span::current()),
         );
-        this.receive(upstream, pending_tx, write_tx, down_tx).await;
+        this.receive(&mut upstream, pending_tx, write_tx, down_tx).await;
         let _ = responder.await;
         let _ = writer_task.await;
+        // The connection closes once the upstream node closed its side (or
+        // after a short wait): closing with its packets unread would reset
+        // the connection, and a reset can discard a failure ack still on
+        // its way, so the upstream node would blame the wrong node.
+        let drain = async { while let Ok(Some(_)) = upstream.next_frame().await {} };
+        tokio::select! {
+            _ = this.node.shutdown.cancelled() => {}
+            _ = timeout(UPSTREAM_DRAIN, drain) => {}
+        }
     }
 
     /// Reads packets from upstream, checks them, and hands them to the
     /// writer, the downstream node and the responder.
     async fn receive(
         &self,
-        mut upstream: FrameReader,
+        upstream: &mut FrameReader,
         pending: mpsc::Sender<Pending>,
         write: mpsc::Sender<Packet>,
         down: Option<mpsc::Sender<WriteBlockRequest>>,

@@ -12,6 +12,7 @@ use dfs_proto::checksum::{chunk_count, CHECKSUM_SIZE};
 use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT, PACKET_SIZE, READ_CHUNK, SETUP_ACK_SEQNO};
 use dfs_proto::write_block_request::Msg as ReqMsg;
 use dfs_proto::write_block_response::Msg as RespMsg;
+use dfs_proto::xfer::WriteBlockStream;
 use dfs_proto::{
     AckStatus, DatanodeInfo, ExtendedBlock, Packet, TransferBlock, TransferReplicaRequest,
     WriteBlockRequest, WriteBlockResponse, WriteHeader, WriteStage,
@@ -176,7 +177,11 @@ async fn send(
         length: len,
     };
     let first = targets[0].address.clone();
-    let (tx, mut acks) = net::open_write_block(&first, MAX_PACKETS_IN_FLIGHT).await?;
+    let WriteBlockStream {
+        requests: tx,
+        responses: mut acks,
+        sender: _sender,
+    } = net::open_write_block(&first, MAX_PACKETS_IN_FLIGHT).await?;
     let header = WriteHeader {
         block: Some(block),
         targets: targets[1..].to_vec(),

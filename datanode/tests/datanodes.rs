@@ -20,11 +20,11 @@ use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::namenode::{DatanodeProtocol, DatanodeProtocolServer};
 use dfs_proto::write_block_request::Msg as ReqMsg;
 use dfs_proto::write_block_response::Msg as RespMsg;
-use dfs_proto::xfer::{self, FrameReader};
+use dfs_proto::xfer;
 use dfs_proto::*;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -296,10 +296,7 @@ fn header(
 }
 
 /// Opens a block write stream to `node`.
-async fn open_write(
-    node: &TestNode,
-    queue: usize,
-) -> (mpsc::Sender<WriteBlockRequest>, FrameReader) {
+async fn open_write(node: &TestNode, queue: usize) -> xfer::WriteBlockStream {
     xfer::open_write_block(&node.addr, queue, Duration::from_secs(3))
         .await
         .unwrap()
@@ -311,7 +308,11 @@ async fn write(
     header: WriteHeader,
     packets: Vec<Packet>,
 ) -> Result<Vec<WriteBlockResponse>, Status> {
-    let (tx, mut stream) = open_write(first, 128).await;
+    let xfer::WriteBlockStream {
+        requests: tx,
+        responses: mut stream,
+        sender: _sender,
+    } = open_write(first, 128).await;
     tx.send(WriteBlockRequest {
         msg: Some(ReqMsg::Header(header)),
     })
@@ -551,7 +552,11 @@ async fn setup_failure_and_bad_checksums_are_acked() {
     // A downstream node that dies mid-stream is named in the ack.
     let data = payload(300 * 1024, 3);
     let first = packets(&data[..128 * 1024], 0, 0, false);
-    let (tx, mut s) = open_write(&a, 16).await;
+    let xfer::WriteBlockStream {
+        requests: tx,
+        responses: mut s,
+        sender: _sender,
+    } = open_write(&a, 16).await;
     tx.send(WriteBlockRequest {
         msg: Some(ReqMsg::Header(header(
             blk(2002, 1, 0),

@@ -48,6 +48,13 @@ pub const READ_BLOCK: [u8; 4] = *b"DFXR";
 const OPERATIONS: [[u8; 4]; 2] = [WRITE_BLOCK, READ_BLOCK];
 /// Bytes of a frame's length prefix.
 const LEN_PREFIX: usize = 4;
+/// TCP keepalive of a block transfer connection: a peer whose host died
+/// or dropped off the network is noticed within ~25 s even while a stream
+/// is idle (an hflushed file held open), as the HTTP/2 pings of the gRPC
+/// streams did.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_PROBES: u32 = 3;
 /// Most bytes a reader asks the kernel for while it looks for the next
 /// frame: a run of small frames (acks) in one read, and little of a large
 /// frame's body, which is read into the frame's own buffer instead.
@@ -204,6 +211,9 @@ impl Reply for ReadBlockResponse {
 pub struct FrameReader<R = OwnedReadHalf> {
     rd: R,
     buf: BytesMut,
+    /// A large frame being read into its own buffer: its length and what
+    /// arrived so far (kept here, so a dropped read loses nothing).
+    partial: Option<(usize, BytesMut)>,
     peer: String,
 }
 
@@ -213,6 +223,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader {
             rd,
             buf: BytesMut::new(),
+            partial: None,
             peer: peer.into(),
         }
     }
@@ -226,70 +237,68 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// large frames from one buffer copied the part of the next frame that
     /// each read brought along, whenever the buffer had to grow while the
     /// frames before it were still in use.
+    /// Cancel-safe: a read dropped while it waits loses no byte.
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>, Status> {
-        while self.buf.len() < LEN_PREFIX {
-            if self.read_some(HEAD_READ).await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(self.cut_short())
-                };
+        if self.partial.is_none() {
+            while self.buf.len() < LEN_PREFIX {
+                if self.read_some(HEAD_READ).await? == 0 {
+                    return if self.buf.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(cut_short(&self.peer))
+                    };
+                }
             }
+            let len =
+                u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+            if len > MAX_MESSAGE_SIZE {
+                return Err(Status::invalid_argument(format!(
+                    "{} sent a frame of {len} bytes, more than the {MAX_MESSAGE_SIZE}-byte limit",
+                    self.peer
+                )));
+            }
+            if len <= SMALL_FRAME {
+                while self.buf.len() < LEN_PREFIX + len {
+                    let want = (LEN_PREFIX + len - self.buf.len()).max(HEAD_READ);
+                    if self.read_some(want).await? == 0 {
+                        return Err(cut_short(&self.peer));
+                    }
+                }
+            }
+            self.buf.advance(LEN_PREFIX);
+            if self.buf.len() >= len {
+                return Ok(Some(self.buf.split_to(len).freeze()));
+            }
+            // What was read of it already (at most `HEAD_READ` bytes), then
+            // the rest straight into its own buffer.
+            let mut frame = BytesMut::with_capacity(len);
+            frame.extend_from_slice(&self.buf);
+            self.buf.clear();
+            self.partial = Some((len, frame));
         }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-        if len > MAX_MESSAGE_SIZE {
-            return Err(Status::invalid_argument(format!(
-                "{} sent a frame of {len} bytes, more than the {MAX_MESSAGE_SIZE}-byte limit",
-                self.peer
-            )));
-        }
-        if len <= SMALL_FRAME {
-            while self.buf.len() < LEN_PREFIX + len {
-                let want = (LEN_PREFIX + len - self.buf.len()).max(HEAD_READ);
-                if self.read_some(want).await? == 0 {
-                    return Err(self.cut_short());
+        let FrameReader {
+            rd, partial, peer, ..
+        } = self;
+        if let Some((len, frame)) = partial.as_mut() {
+            while frame.len() < *len {
+                let room = *len - frame.len();
+                let n = rd
+                    .read_buf(&mut (&mut *frame).limit(room))
+                    .await
+                    .map_err(|e| broken(peer, e))?;
+                if n == 0 {
+                    return Err(cut_short(peer));
                 }
             }
         }
-        self.buf.advance(LEN_PREFIX);
-        if self.buf.len() >= len {
-            return Ok(Some(self.buf.split_to(len).freeze()));
-        }
-        // What was read of it already (at most `HEAD_READ` bytes), then the
-        // rest straight into its own buffer.
-        let mut frame = BytesMut::with_capacity(len);
-        frame.extend_from_slice(&self.buf);
-        self.buf.clear();
-        while frame.len() < len {
-            let room = len - frame.len();
-            let n = self
-                .rd
-                .read_buf(&mut (&mut frame).limit(room))
-                .await
-                .map_err(|e| self.broken(e))?;
-            if n == 0 {
-                return Err(self.cut_short());
-            }
-        }
-        Ok(Some(frame.freeze()))
+        Ok(partial.take().map(|(_, frame)| frame.freeze()))
     }
 
     /// Reads at most `max` more bytes into the shared buffer.
     async fn read_some(&mut self, max: usize) -> Result<usize, Status> {
         self.buf.reserve(max);
         let n = self.rd.read_buf(&mut (&mut self.buf).limit(max)).await;
-        n.map_err(|e| self.broken(e))
-    }
-
-    fn broken(&self, e: io::Error) -> Status {
-        Status::unavailable(format!("connection to {} broke: {e}", self.peer))
-    }
-
-    fn cut_short(&self) -> Status {
-        Status::unavailable(format!(
-            "{} closed the connection in the middle of a frame",
-            self.peer
-        ))
+        n.map_err(|e| broken(&self.peer, e))
     }
 
     /// The next message, `None` at the clean end of the peer's side; an
@@ -307,6 +316,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         })?;
         m.into_result().map(Some)
     }
+}
+
+fn broken(peer: &str, e: io::Error) -> Status {
+    Status::unavailable(format!("connection to {peer} broke: {e}"))
+}
+
+fn cut_short(peer: &str) -> Status {
+    Status::unavailable(format!(
+        "{peer} closed the connection in the middle of a frame"
+    ))
 }
 
 /// Writes frames to one side of a connection.
@@ -362,6 +381,39 @@ async fn write_both<W: AsyncWrite + Unpin>(
     w.write_all(b).await
 }
 
+/// Turns on the block transfer protocol's TCP keepalive on `stream`.
+pub fn set_keepalive(stream: &TcpStream) -> io::Result<()> {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
+}
+
+/// The task that writes a stream's queued frames. Dropping this aborts it,
+/// so a peer that stopped reading cannot keep the task, its connection and
+/// the frames queued for it alive after the stream's owner is gone.
+#[derive(Debug)]
+pub struct SendTask(tokio::task::AbortHandle);
+
+impl Drop for SendTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// An open block write stream (see [`open_write_block`]).
+#[derive(Debug)]
+pub struct WriteBlockStream {
+    /// The requests (header, then packets); dropping every sender ends
+    /// the request side once the queued ones are written.
+    pub requests: mpsc::Sender<WriteBlockRequest>,
+    /// The node's answers.
+    pub responses: FrameReader,
+    /// The task writing the requests; keep it as long as the stream.
+    pub sender: SendTask,
+}
+
 /// Sends every message of `rx` as a frame, then ends this side of the
 /// connection once `rx` closes (every sender dropped). Stops at the first
 /// failed write; the senders then see `rx` closed, and the peer's failure
@@ -393,25 +445,30 @@ pub async fn connect(
         }
     };
     stream.set_nodelay(true)?;
+    set_keepalive(&stream)?;
     let (rd, mut wr) = stream.into_split();
     wr.write_all(&magic).await?;
     Ok((FrameWriter::new(wr), FrameReader::new(rd, addr)))
 }
 
 /// Opens a block write stream to the datanode at `addr`: the requests go
-/// through the returned queue (of `queue` messages) to a task that writes
-/// them, the responses come from the returned reader. Dropping the queue's
-/// last sender ends the request side. A failed write ends the task; the
-/// node's failure then shows on the responses.
+/// through a queue (of `queue` messages) to a task that writes them, the
+/// responses come from the reader. Dropping the queue's last sender ends
+/// the request side. A failed write ends the task; the node's failure then
+/// shows on the responses.
 pub async fn open_write_block(
     addr: &str,
     queue: usize,
     connect_timeout: Duration,
-) -> io::Result<(mpsc::Sender<WriteBlockRequest>, FrameReader)> {
+) -> io::Result<WriteBlockStream> {
     let (out, responses) = connect(addr, WRITE_BLOCK, connect_timeout).await?;
-    let (tx, rx) = mpsc::channel(queue);
-    tokio::spawn(send_all(out, rx));
-    Ok((tx, responses))
+    let (requests, rx) = mpsc::channel(queue);
+    let task = tokio::spawn(send_all(out, rx));
+    Ok(WriteBlockStream {
+        requests,
+        responses,
+        sender: SendTask(task.abort_handle()),
+    })
 }
 
 /// Opens a block read of `req` at the datanode at `addr`; the returned
@@ -525,14 +582,27 @@ mod tests {
             let mut w = FrameWriter::new(a);
             for m in &to_send {
                 w.send(m).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             w.finish().await.unwrap();
         });
+        // Every read is given up after 1 ms and tried again: reads dropped
+        // in the middle of a frame lose nothing.
+        async fn patient<R: AsyncRead + Unpin>(
+            r: &mut FrameReader<R>,
+        ) -> Option<WriteBlockRequest> {
+            loop {
+                let read = r.message::<WriteBlockRequest>();
+                if let Ok(got) = tokio::time::timeout(Duration::from_millis(1), read).await {
+                    return got.unwrap();
+                }
+            }
+        }
         let mut r = FrameReader::new(b, "peer");
         for m in &sent {
-            assert_eq!(&r.message::<WriteBlockRequest>().await.unwrap().unwrap(), m);
+            assert_eq!(&patient(&mut r).await.unwrap(), m);
         }
-        assert!(r.message::<WriteBlockRequest>().await.unwrap().is_none());
+        assert!(patient(&mut r).await.is_none());
         writer.await.unwrap();
     }
 

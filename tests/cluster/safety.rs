@@ -407,7 +407,11 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
     }
     // A write whose checksums disagree with its data is refused.
     let dn_addr = c.datanodes[0].addr.clone();
-    let (tx, mut acks) = xfer::open_write_block(&dn_addr, 4, Duration::from_secs(3))
+    let xfer::WriteBlockStream {
+        requests: tx,
+        responses: mut acks,
+        sender: _sender,
+    } = xfer::open_write_block(&dn_addr, 4, Duration::from_secs(3))
         .await
         .unwrap();
     tx.send(WriteBlockRequest {
