@@ -388,7 +388,8 @@ impl Pipeline {
                 .respond(pending_rx, done_rx, down, resp)
                 .instrument(tracing::Span::current()),
         );
-        this.receive(&mut upstream, pending_tx, write_tx, down_tx).await;
+        this.receive(&mut upstream, pending_tx, write_tx, down_tx)
+            .await;
         let _ = responder.await;
         let _ = writer_task.await;
         // The connection closes once the upstream node closed its side (or
