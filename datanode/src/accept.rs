@@ -57,8 +57,15 @@ pub async fn run(
         }
         let node = node.clone();
         let grpc = grpc.clone();
-        tokio::spawn(async move {
-            let Some(op) = xfer::peek_magic(&stream, FIRST_BYTES_WAIT).await else {
+        // Tracked, so shutdown also waits for a transfer accepted just
+        // before it began.
+        let tasks = node.tasks.clone();
+        tasks.spawn(async move {
+            let op = tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                op = xfer::peek_magic(&stream, FIRST_BYTES_WAIT) => op,
+            };
+            let Some(op) = op else {
                 let _ = grpc.send(Ok(stream)).await;
                 return;
             };
@@ -71,11 +78,10 @@ pub async fn run(
                 return;
             }
             let peer = peer.to_string();
-            let tasks = node.tasks.clone();
             match op {
-                xfer::WRITE_BLOCK => tasks.spawn(write_block(node, stream, peer)),
-                _ => tasks.spawn(read_block(node, stream, peer)),
-            };
+                xfer::WRITE_BLOCK => write_block(node, stream, peer).await,
+                _ => read_block(node, stream, peer).await,
+            }
         });
     }
 }
