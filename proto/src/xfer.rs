@@ -125,8 +125,12 @@ impl Frame for WriteBlockRequest {
             return None;
         };
         let fields = Packet {
+            seqno: p.seqno,
+            offset_in_block: p.offset_in_block,
             data: Bytes::new(),
-            ..p.clone()
+            checksums: p.checksums.clone(),
+            last: p.last,
+            sync: p.sync,
         };
         // `Packet.data` is field 3; the packet is field 2 of the request.
         encode_with_body(&fields, 3, &p.data, Some(2), head)
@@ -145,8 +149,10 @@ impl Frame for ReadBlockResponse {
 
     fn encode_frame(&self, head: &mut BytesMut) -> Option<Bytes> {
         let fields = ReadBlockResponse {
+            offset: self.offset,
             data: Bytes::new(),
-            ..self.clone()
+            checksums: self.checksums.clone(),
+            error: self.error.clone(),
         };
         // `ReadBlockResponse.data` is field 2.
         encode_with_body(&fields, 2, &self.data, None, head)
@@ -332,6 +338,9 @@ fn cut_short(peer: &str) -> Status {
 #[derive(Debug)]
 pub struct FrameWriter<W = OwnedWriteHalf> {
     w: W,
+    /// Bytes that go out before the next frame's body: the frame's head,
+    /// preceded on a new connection by the operation's magic, so that it
+    /// travels with the first frame instead of in a write of its own.
     head: BytesMut,
 }
 
@@ -344,16 +353,28 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         }
     }
 
+    /// Frames to `w` that open with `magic` (sent with the first frame).
+    fn opening(w: W, magic: [u8; 4]) -> Self {
+        let mut out = FrameWriter::new(w);
+        out.head.extend_from_slice(&magic);
+        out
+    }
+
     /// Sends one message as a frame.
     pub async fn send<M: Frame>(&mut self, m: &M) -> io::Result<()> {
-        self.head.clear();
         let body = m.encode_frame(&mut self.head);
         let body = body.as_deref().unwrap_or(&[]);
-        write_both(&mut self.w, &self.head, body).await
+        write_both(&mut self.w, &self.head, body).await?;
+        self.head.clear();
+        Ok(())
     }
 
     /// Ends this side of the connection (the peer reads a clean end).
     pub async fn finish(&mut self) -> io::Result<()> {
+        if !self.head.is_empty() {
+            self.w.write_all(&self.head).await?;
+            self.head.clear();
+        }
         self.w.shutdown().await
     }
 }
@@ -446,9 +467,8 @@ pub async fn connect(
     };
     stream.set_nodelay(true)?;
     set_keepalive(&stream)?;
-    let (rd, mut wr) = stream.into_split();
-    wr.write_all(&magic).await?;
-    Ok((FrameWriter::new(wr), FrameReader::new(rd, addr)))
+    let (rd, wr) = stream.into_split();
+    Ok((FrameWriter::opening(wr, magic), FrameReader::new(rd, addr)))
 }
 
 /// Opens a block write stream to the datanode at `addr`: the requests go
@@ -508,197 +528,4 @@ pub async fn peek_magic(stream: &TcpStream, wait: Duration) -> Option<[u8; 4]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{PacketAck, WriteHeader};
-
-    fn packet(seqno: u64, data: &[u8]) -> WriteBlockRequest {
-        WriteBlockRequest {
-            msg: Some(ReqMsg::Packet(Packet {
-                seqno,
-                offset_in_block: seqno * 512,
-                data: Bytes::copy_from_slice(data),
-                checksums: Bytes::from_static(&[1, 2, 3, 4]),
-                last: seqno == 2,
-                sync: false,
-            })),
-        }
-    }
-
-    #[tokio::test]
-    async fn frames_round_trip_and_packets_decode_as_prost_encodes_them() {
-        let (a, b) = tokio::io::duplex(1 << 20);
-        let mut w = FrameWriter::new(a);
-        let mut r = FrameReader::new(b, "test peer");
-        let header = WriteBlockRequest {
-            msg: Some(ReqMsg::Header(WriteHeader {
-                client_name: "c".into(),
-                ..Default::default()
-            })),
-        };
-        let sent = vec![
-            header,
-            packet(0, &[7u8; 70_000]),
-            packet(1, &[]),
-            packet(2, b"tail"),
-        ];
-        for m in &sent {
-            w.send(m).await.unwrap();
-            // A hand-built packet frame (data field last) has the length
-            // its prefix says and decodes with prost as the message.
-            let mut head = BytesMut::new();
-            let body = m.encode_frame(&mut head);
-            head.extend_from_slice(body.as_deref().unwrap_or(&[]));
-            let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-            assert_eq!(len, head.len() - LEN_PREFIX);
-            assert_eq!(&WriteBlockRequest::decode(&head[LEN_PREFIX..]).unwrap(), m);
-        }
-        w.finish().await.unwrap();
-        for m in &sent {
-            let got: WriteBlockRequest = r.message().await.unwrap().unwrap();
-            assert_eq!(&got, m);
-        }
-        assert!(r.message::<WriteBlockRequest>().await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn large_and_small_frames_arriving_in_pieces_read_back_whole() {
-        // A pipe of 999 bytes: every frame arrives over many reads, large
-        // ones straddling the shared buffer and their own.
-        let (a, b) = tokio::io::duplex(999);
-        let sent: Vec<WriteBlockRequest> = (0..40u64)
-            .map(|i| {
-                let size = if i % 3 == 0 {
-                    70_000 + i as usize
-                } else {
-                    i as usize * 7
-                };
-                let data: Vec<u8> = (0..size).map(|k| (k as u64 * 31 + i) as u8).collect();
-                packet(i, &data)
-            })
-            .collect();
-        let to_send = sent.clone();
-        let writer = tokio::spawn(async move {
-            let mut w = FrameWriter::new(a);
-            for m in &to_send {
-                w.send(m).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            w.finish().await.unwrap();
-        });
-        // Every read is given up after 1 ms and tried again: reads dropped
-        // in the middle of a frame lose nothing.
-        async fn patient<R: AsyncRead + Unpin>(
-            r: &mut FrameReader<R>,
-        ) -> Option<WriteBlockRequest> {
-            loop {
-                let read = r.message::<WriteBlockRequest>();
-                if let Ok(got) = tokio::time::timeout(Duration::from_millis(1), read).await {
-                    return got.unwrap();
-                }
-            }
-        }
-        let mut r = FrameReader::new(b, "peer");
-        for m in &sent {
-            assert_eq!(&patient(&mut r).await.unwrap(), m);
-        }
-        assert!(patient(&mut r).await.is_none());
-        writer.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn read_responses_round_trip_and_an_error_ends_them() {
-        let (a, b) = tokio::io::duplex(1 << 20);
-        let mut w = FrameWriter::new(a);
-        let mut r = FrameReader::new(b, "dn");
-        let data = ReadBlockResponse {
-            offset: 512,
-            data: Bytes::from(vec![9u8; 100_000]),
-            checksums: Bytes::from_static(&[5; 8]),
-            error: None,
-        };
-        w.send(&data).await.unwrap();
-        let corrupt = ErrorKind::Corrupt.status("blk_1_1 is corrupt at 1024");
-        w.send(&ReadBlockResponse::refusal(&corrupt)).await.unwrap();
-        assert_eq!(r.message::<ReadBlockResponse>().await.unwrap(), Some(data));
-        let e = r.message::<ReadBlockResponse>().await.unwrap_err();
-        assert_eq!(ErrorKind::of(&e), Some(ErrorKind::Corrupt));
-        assert_eq!(e.message(), "blk_1_1 is corrupt at 1024");
-    }
-
-    #[tokio::test]
-    async fn an_error_frame_reads_as_a_status() {
-        let (a, b) = tokio::io::duplex(4096);
-        let mut w = FrameWriter::new(a);
-        let mut r = FrameReader::new(b, "dn");
-        let ack = WriteBlockResponse {
-            msg: Some(RespMsg::Ack(PacketAck {
-                seqno: 3,
-                ..Default::default()
-            })),
-        };
-        w.send(&ack).await.unwrap();
-        w.send(&WriteBlockResponse::refusal(&Status::failed_precondition(
-            "no room",
-        )))
-        .await
-        .unwrap();
-        assert_eq!(r.message::<WriteBlockResponse>().await.unwrap(), Some(ack));
-        let e = r.message::<WriteBlockResponse>().await.unwrap_err();
-        assert_eq!(e.code(), Code::FailedPrecondition);
-        assert_eq!(e.message(), "no room");
-    }
-
-    /// A connection on 127.0.0.1 whose client side sends `first` (its
-    /// first byte alone, the rest 20 ms later when `split`), as the
-    /// accepting end sees it; the client stays open until the test ends.
-    async fn accepted_after(first: &'static [u8], split: bool) -> TcpStream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let cut = if split { 1 } else { first.len() };
-        client.write_all(&first[..cut]).await.unwrap();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            client.write_all(&first[cut..]).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        });
-        server
-    }
-
-    #[tokio::test]
-    async fn the_first_bytes_tell_a_transfer_from_grpc_and_are_not_consumed() {
-        let wait = Duration::from_secs(2);
-        let s = accepted_after(b"DFXW\0\0\0\0", false).await;
-        assert_eq!(peek_magic(&s, wait).await, Some(WRITE_BLOCK));
-        let s = accepted_after(b"DFXR", true).await;
-        assert_eq!(peek_magic(&s, wait).await, Some(READ_BLOCK));
-        let mut buf = [0u8; 4];
-        s.peek(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"DFXR", "peeking consumed the magic");
-        // An HTTP/2 client's preface, and a prefix of a magic that never
-        // completes, go to gRPC.
-        let s = accepted_after(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false).await;
-        assert_eq!(peek_magic(&s, wait).await, None);
-        let s = accepted_after(b"DF", false).await;
-        assert_eq!(peek_magic(&s, Duration::from_millis(200)).await, None);
-    }
-
-    #[tokio::test]
-    async fn oversized_truncated_and_garbage_frames_are_errors_not_panics() {
-        let cases: Vec<(Vec<u8>, &str)> = vec![
-            (u32::MAX.to_be_bytes().to_vec(), "limit"),
-            (vec![0, 0, 0, 10, 1, 2], "middle of a frame"),
-            (vec![0, 0, 0, 3, 0xff, 0xff, 0xff], "does not decode"),
-        ];
-        for (bytes, why) in cases {
-            let (mut a, b) = tokio::io::duplex(4096);
-            a.write_all(&bytes).await.unwrap();
-            drop(a);
-            let mut r = FrameReader::new(b, "peer");
-            let e = r.message::<WriteBlockRequest>().await.unwrap_err();
-            assert!(e.message().contains(why), "{why}: {}", e.message());
-        }
-    }
-}
+mod tests;
