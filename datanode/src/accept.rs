@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use dfs_proto::defaults;
 use dfs_proto::xfer::{self, FrameReader, FrameWriter, Reply};
-use dfs_proto::ReadBlockRequest;
+use dfs_proto::{ReadBlockRequest, ReadBlockResponse, WriteBlockResponse};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -29,6 +29,8 @@ use crate::{pipeline, reader};
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(10);
 /// How long a reader may take to send its request.
 const REQUEST_TIMEOUT: Duration = defaults::RPC_TIMEOUT;
+/// How long a refused connection is read from before it is closed.
+const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 /// Pause after a failed accept (out of file descriptors, say) so the loop
 /// does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -78,12 +80,56 @@ pub async fn run(
                 return;
             }
             let peer = peer.to_string();
+            // Held until the transfer ends.
+            let Ok(_slot) = node.xceivers.clone().try_acquire_owned() else {
+                return refuse_busy(&node, op, stream, &peer).await;
+            };
             match op {
                 xfer::WRITE_BLOCK => write_block(node, stream, peer).await,
                 _ => read_block(node, stream, peer).await,
             }
         });
     }
+}
+
+/// Refuses a block transfer because the node serves `--max-xceivers`
+/// already: one error frame saying so, which the client takes as this
+/// node failing, so it reads another replica or writes elsewhere.
+async fn refuse_busy(node: &Node, op: [u8; 4], stream: TcpStream, peer: &str) {
+    let limit = node.config.max_xceivers;
+    let what = if op == xfer::WRITE_BLOCK {
+        "write"
+    } else {
+        "read"
+    };
+    warn!(
+        node = %peer,
+        limit,
+        "block {what} refused: this datanode already serves its limit of {limit} block transfers \
+         (--max-xceivers); the client goes to another datanode"
+    );
+    let status = Status::unavailable(format!(
+        "datanode {} is busy: it already serves its limit of {limit} block transfers (--max-xceivers)",
+        node.address
+    ));
+    let (mut rd, wr) = stream.into_split();
+    let mut out = FrameWriter::new(wr);
+    let sent = if op == xfer::WRITE_BLOCK {
+        out.send(&WriteBlockResponse::refusal(&status)).await
+    } else {
+        out.send(&ReadBlockResponse::refusal(&status)).await
+    };
+    if sent.is_err() || out.finish().await.is_err() {
+        return;
+    }
+    // The request the client sent with its first bytes is still unread:
+    // closing now would reset the connection and could discard the
+    // refusal on its way. Read until the client closes (or a moment).
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(REFUSAL_DRAIN, drain).await;
 }
 
 /// A block write connection: [`pipeline::write_block`] with its answers.

@@ -47,6 +47,11 @@ pub struct Args {
     /// Replica copies ordered by the namenode that run at the same time.
     #[arg(long, default_value_t = defaults::MAX_REPLICATION_STREAMS)]
     pub max_transfers: u32,
+    /// Block writes and reads served at once; more are refused, so the
+    /// client goes to another datanode (HDFS's
+    /// dfs.datanode.max.transfer.threads).
+    #[arg(long, default_value_t = defaults::MAX_XCEIVERS)]
+    pub max_xceivers: u32,
     /// Replicas per full block report message; larger reports are sent in
     /// parts.
     #[arg(long, default_value_t = defaults::BLOCK_REPORT_PART)]
@@ -72,6 +77,8 @@ pub struct Config {
     pub scan_rate: u64,
     /// Concurrent namenode-ordered replica copies.
     pub max_transfers: u32,
+    /// Block transfer connections served at once.
+    pub max_xceivers: u32,
     /// Replicas per full block report message.
     pub block_report_part: usize,
 }
@@ -88,6 +95,7 @@ impl Config {
             reserved: 0,
             scan_rate: DEFAULT_SCAN_RATE,
             max_transfers: defaults::MAX_REPLICATION_STREAMS,
+            max_xceivers: defaults::MAX_XCEIVERS,
             block_report_part: defaults::BLOCK_REPORT_PART,
         }
     }
@@ -112,6 +120,9 @@ impl TryFrom<Args> for Config {
         if a.max_transfers == 0 {
             return Err("--max-transfers must be at least 1".to_string());
         }
+        if a.max_xceivers == 0 {
+            return Err("--max-xceivers must be at least 1".to_string());
+        }
         if a.block_report_part == 0 {
             return Err("--block-report-part must be at least 1".to_string());
         }
@@ -124,6 +135,7 @@ impl TryFrom<Args> for Config {
             reserved: a.reserved,
             scan_rate: a.scan_rate,
             max_transfers: a.max_transfers,
+            max_xceivers: a.max_xceivers,
             block_report_part: a.block_report_part,
         })
     }

@@ -52,6 +52,8 @@ pub struct Node {
     pub tasks: TaskTracker,
     /// Permits for namenode-ordered copies (`--max-transfers`).
     pub transfer_slots: Arc<Semaphore>,
+    /// Permits for block transfer connections (`--max-xceivers`).
+    pub xceivers: Arc<Semaphore>,
     /// Shared channels to other datanodes.
     pub peers: Peers,
     active_transfers: AtomicU32,
@@ -67,6 +69,7 @@ impl Node {
         namenode: DatanodeProtocolClient<Channel>,
     ) -> Node {
         let slots = config.max_transfers.max(1) as usize;
+        let xceivers = config.max_xceivers.max(1) as usize;
         Node {
             config,
             address,
@@ -77,6 +80,7 @@ impl Node {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             transfer_slots: Arc::new(Semaphore::new(slots)),
+            xceivers: Arc::new(Semaphore::new(xceivers)),
             peers: Peers::default(),
             active_transfers: AtomicU32::new(0),
             jobs: Mutex::new(HashSet::new()),

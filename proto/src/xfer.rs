@@ -61,6 +61,9 @@ const KEEPALIVE_PROBES: u32 = 3;
 const HEAD_READ: usize = 2048;
 /// Frames up to this size are cut from the shared read buffer.
 const SMALL_FRAME: usize = 16 * 1024;
+/// A large frame's buffer starts at most this big and grows as its bytes
+/// arrive.
+const FIRST_ALLOC: usize = 1024 * 1024;
 
 /// A message that travels as a frame of the block transfer protocol.
 pub trait Frame: Message + Default + Sized {
@@ -276,8 +279,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Some(self.buf.split_to(len).freeze()));
             }
             // What was read of it already (at most `HEAD_READ` bytes), then
-            // the rest straight into its own buffer.
-            let mut frame = BytesMut::with_capacity(len);
+            // the rest straight into its own buffer, which grows as bytes
+            // arrive past `FIRST_ALLOC`: a peer that declares a large frame
+            // and sends it slowly holds only the memory it filled.
+            let mut frame = BytesMut::with_capacity(len.min(FIRST_ALLOC));
             frame.extend_from_slice(&self.buf);
             self.buf.clear();
             self.partial = Some((len, frame));
@@ -288,6 +293,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if let Some((len, frame)) = partial.as_mut() {
             while frame.len() < *len {
                 let room = *len - frame.len();
+                if frame.capacity() == frame.len() {
+                    // Doubling: amortised one copy, only for frames over
+                    // `FIRST_ALLOC` (packets and read answers are smaller).
+                    frame.reserve(room.min(frame.len().max(FIRST_ALLOC)));
+                }
                 let n = rd
                     .read_buf(&mut (&mut *frame).limit(room))
                     .await

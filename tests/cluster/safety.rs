@@ -319,6 +319,100 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
     assert_eq!(sha256_file(&local2), sha256_file(&out));
 }
 
+/// A datanode that serves its `--max-xceivers` block transfers refuses one
+/// more with an error naming itself and the limit, and the client goes
+/// elsewhere: new blocks land on the other datanode, a replica only the
+/// busy node holds cannot be read until a transfer ends, and then it can.
+#[test]
+fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
+    let mut c = Cluster::builder()
+        .datanodes(1)
+        .replication(1)
+        .datanode_args(&["--max-xceivers", "1"])
+        .start();
+    let only = c.local_file("only", MIB + 3, 21);
+    c.dfs_ok(&["put", only.to_str().unwrap(), "/only"]);
+    let before = replica_files(&c.datanode_dir(0)).len();
+    c.add_datanode_with(
+        NodeSpec {
+            host: "127.0.0.1".into(),
+            rack: None,
+        },
+        &[],
+    );
+    c.wait_live(2, Duration::from_secs(20));
+
+    // A connection that opened a block read and sent nothing more holds
+    // the busy node's one transfer slot (until its request times out).
+    let mut hold = std::net::TcpStream::connect(&c.datanodes[0].addr).unwrap();
+    hold.write_all(&dfs_proto::xfer::READ_BLOCK).unwrap();
+    let out = c.dir.path().join("only.out");
+    let mut refused = String::new();
+    wait_until(
+        Duration::from_secs(10),
+        "the busy node to refuse a read",
+        || {
+            let r = c.dfs(&["get", "-f", "/only", out.to_str().unwrap()]);
+            refused = String::from_utf8_lossy(&r.stderr).into_owned();
+            !r.status.success()
+        },
+    );
+    // One line says why (the client's warnings about each replica it
+    // tried come before it).
+    let error: Vec<&str> = refused.lines().filter(|l| l.starts_with("dfs:")).collect();
+    assert_eq!(error.len(), 1, "{refused}");
+    assert!(
+        error[0].contains("busy")
+            && error[0].contains("--max-xceivers")
+            && error[0].contains(&c.datanodes[0].addr),
+        "the error names neither the node nor the limit: {refused}"
+    );
+
+    // Writes go to the other node, whichever node the namenode offers
+    // (until it offered the busy one at least once).
+    let write_refusals = || {
+        fs::read_to_string(&c.datanodes[0].log)
+            .unwrap_or_default()
+            .matches("block write refused")
+            .count()
+    };
+    for i in 0..20 {
+        if i >= 4 && write_refusals() > 0 {
+            break;
+        }
+        let local = c.local_file(&format!("w{i}"), 50 * KIB, 30 + i as u64);
+        let remote = format!("/w{i}");
+        c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
+        let back = c.dir.path().join(format!("w{i}.out"));
+        c.dfs_ok(&["get", &remote, back.to_str().unwrap()]);
+        assert_eq!(sha256_file(&local), sha256_file(&back));
+    }
+    assert_eq!(
+        replica_files(&c.datanode_dir(0)).len(),
+        before,
+        "the busy node took new blocks"
+    );
+
+    // The transfer ends: the node serves again.
+    drop(hold);
+    wait_until(Duration::from_secs(10), "the node to serve again", || {
+        c.dfs(&["get", "-f", "/only", out.to_str().unwrap()])
+            .status
+            .success()
+    });
+    assert_eq!(sha256_file(&only), sha256_file(&out));
+    let log = fs::read_to_string(&c.datanodes[0].log).unwrap();
+    assert!(
+        log.contains("block read refused") && log.contains("--max-xceivers"),
+        "the datanode did not log the refusal"
+    );
+    assert!(
+        write_refusals() > 0,
+        "the busy node was never offered a block"
+    );
+    assert!(c.datanodes[0].is_running());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_rpc_input_gets_errors_not_panics() {
     use dfs_proto::xfer;

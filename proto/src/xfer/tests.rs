@@ -190,3 +190,34 @@ async fn oversized_truncated_and_garbage_frames_are_errors_not_panics() {
         assert!(e.message().contains(why), "{why}: {}", e.message());
     }
 }
+
+#[tokio::test]
+async fn a_large_frame_sent_slowly_holds_only_what_arrived_and_reads_back_whole() {
+    let (mut a, b) = tokio::io::duplex(64 * 1024);
+    let mut r = FrameReader::new(b, "slow peer");
+    // A frame of almost the largest size, whose first 40 KiB arrive.
+    let body: Vec<u8> = (0..MAX_MESSAGE_SIZE - 7).map(|i| (i % 251) as u8).collect();
+    a.write_all(&(body.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    a.write_all(&body[..40 * 1024]).await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(100), r.next_frame()).await;
+    assert!(waiting.is_err(), "a frame was returned before it arrived");
+    let held = r.partial.as_ref().map(|(_, f)| f.capacity()).unwrap();
+    assert!(
+        held <= FIRST_ALLOC,
+        "{held} bytes held for a frame of which 40 KiB arrived"
+    );
+    // The rest arrives (the buffer grows past its first size) and the
+    // frame reads back byte for byte.
+    let rest = body[40 * 1024..].to_vec();
+    let writer = tokio::spawn(async move {
+        a.write_all(&rest).await.unwrap();
+        a
+    });
+    let frame = r.next_frame().await.unwrap().unwrap();
+    assert_eq!(frame.len(), body.len());
+    assert!(frame[..] == body[..], "the frame came back different");
+    drop(writer.await.unwrap());
+    assert_eq!(r.next_frame().await.unwrap(), None);
+}
