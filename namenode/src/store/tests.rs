@@ -1,5 +1,25 @@
 use super::*;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Opens a store that an earlier handle in this process had open. sled's
+/// background I/O threads can hold that handle's file, and its lock, for a
+/// moment after the handle is dropped; a namenode that restarts is a new
+/// process and never meets this, so only the lock error is retried.
+fn open_again(dir: &Path) -> Result<(Store, Image)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Err(e)
+                if format!("{e:?}").contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
 
 #[test]
 fn fresh_store_has_root_and_counters() {
@@ -38,7 +58,7 @@ fn batches_survive_reopen() {
         .unwrap();
         s.flush_now().unwrap();
     }
-    let (_s, image) = Store::open(dir.path()).unwrap();
+    let (_s, image) = open_again(dir.path()).unwrap();
     assert_eq!(image.inodes.len(), 2);
     assert_eq!(image.dirents, vec![(ROOT_ID, "a".to_string(), 7)]);
     assert_eq!(image.counters.next_inode, 8);
@@ -64,7 +84,7 @@ fn garbage_store_is_an_error_not_a_reset() {
             std::fs::write(&p, vec![0xAB; 4096]).unwrap();
         }
     }
-    assert!(Store::open(dir.path()).is_err());
+    assert!(open_again(dir.path()).is_err());
 }
 
 fn file(id: u64) -> Batch {
@@ -109,7 +129,7 @@ fn acknowledged_edits_survive_a_crash_and_are_merged_at_start() {
         s.flush_now().unwrap();
         // Dropped without a checkpoint, as if killed.
     }
-    let (s, image) = Store::open(dir.path()).unwrap();
+    let (s, image) = open_again(dir.path()).unwrap();
     assert_eq!(image.dirents.len(), 10);
     assert_eq!(image.counters.next_inode, 20);
     assert_eq!(s.last_applied(), 10);
@@ -119,7 +139,7 @@ fn acknowledged_edits_survive_a_crash_and_are_merged_at_start() {
         vec![Segment::new(&dir.path().join(EDITS_DIR), 11)]
     );
     drop(s);
-    let (s, image) = Store::open(dir.path()).unwrap();
+    let (s, image) = open_again(dir.path()).unwrap();
     assert_eq!(image.dirents.len(), 10);
     assert_eq!(s.last_applied(), 10);
 }
@@ -166,7 +186,7 @@ async fn full_segments_are_checkpointed_in_the_background() {
             }
         }
     }
-    let (_s, image) = Store::open(dir.path()).unwrap();
+    let (_s, image) = open_again(dir.path()).unwrap();
     assert_eq!(image.dirents.len(), 50);
 }
 
@@ -199,7 +219,7 @@ fn a_checkpoint_cut_short_is_redone_at_start() {
         s.db.apply_batch(partial).unwrap();
         s.db.flush().unwrap();
     }
-    let (s, image) = Store::open(dir.path()).unwrap();
+    let (s, image) = open_again(dir.path()).unwrap();
     let expected: Vec<String> = (10..20)
         .filter(|i| *i != 12)
         .map(|i| format!("f{i}"))
@@ -223,7 +243,7 @@ fn an_unfinished_write_at_the_end_is_dropped() {
         torn.truncate(torn.len() / 2);
         s.log.lock().writer.append(&torn).unwrap();
     }
-    let (s, image) = Store::open(dir.path()).unwrap();
+    let (s, image) = open_again(dir.path()).unwrap();
     assert_eq!(names(&image), vec!["f10", "f11"]);
     assert_eq!(s.last_applied(), 2);
 }
@@ -243,7 +263,7 @@ fn a_damaged_edit_log_is_an_error_not_a_loss() {
     let mut data = std::fs::read(&seg).unwrap();
     data[40] ^= 0x55;
     std::fs::write(&seg, &data).unwrap();
-    let err = Store::open(dir.path()).err().unwrap();
+    let err = open_again(dir.path()).err().unwrap();
     assert!(matches!(err, Error::CorruptStore { .. }), "{err}");
 }
 
