@@ -3,7 +3,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --bins \
+RUN cargo build --release --locked --bins \
  && mkdir /out \
  && cp target/release/namenode target/release/datanode target/release/dfs \
        target/release/dfs-fuse /out/

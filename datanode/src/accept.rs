@@ -7,7 +7,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dfs_proto::defaults;
 use dfs_proto::xfer::{self, FrameReader, FrameWriter, Reply};
@@ -31,6 +31,8 @@ const FIRST_BYTES_WAIT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = defaults::RPC_TIMEOUT;
 /// How long a refused connection is read from before it is closed.
 const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
+/// Refusals for want of a transfer slot are logged at most this often.
+const BUSY_LOG_EVERY: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (out of file descriptors, say) so the loop
 /// does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -102,12 +104,25 @@ async fn refuse_busy(node: &Node, op: [u8; 4], stream: TcpStream, peer: &str) {
     } else {
         "read"
     };
-    warn!(
-        node = %peer,
-        limit,
-        "block {what} refused: this datanode already serves its limit of {limit} block transfers \
-         (--max-xceivers); the client goes to another datanode"
-    );
+    // One line a second at most: refusals come in floods.
+    let refused = {
+        let mut busy = node.busy_refusals.lock();
+        busy.0 += 1;
+        let due = busy.1.is_none_or(|at| at.elapsed() >= BUSY_LOG_EVERY);
+        if due {
+            busy.1 = Some(Instant::now());
+        }
+        due.then(|| std::mem::take(&mut busy.0))
+    };
+    if let Some(refused) = refused {
+        warn!(
+            node = %peer,
+            limit,
+            refused,
+            "block {what} refused: this datanode already serves its limit of {limit} block transfers \
+             (--max-xceivers); the client goes to another datanode ({refused} refused since the last such line)"
+        );
+    }
     let status = Status::unavailable(format!(
         "datanode {} is busy: it already serves its limit of {limit} block transfers (--max-xceivers)",
         node.address
@@ -129,7 +144,10 @@ async fn refuse_busy(node: &Node, op: [u8; 4], stream: TcpStream, peer: &str) {
         let mut sink = [0u8; 4096];
         while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
     };
-    let _ = tokio::time::timeout(REFUSAL_DRAIN, drain).await;
+    tokio::select! {
+        _ = node.shutdown.cancelled() => {}
+        _ = tokio::time::timeout(REFUSAL_DRAIN, drain) => {}
+    }
 }
 
 /// A block write connection: [`pipeline::write_block`] with its answers.

@@ -10,6 +10,9 @@ use dfs_proto::defaults;
 pub const DEFAULT_RACK: &str = "/default-rack";
 /// Default `--scan-rate`: 1 MiB/s, as HDFS's block scanner.
 pub const DEFAULT_SCAN_RATE: u64 = 1024 * 1024;
+/// Largest `--max-xceivers` accepted (far above what file descriptors
+/// allow; keeps the count within what a semaphore can hold anywhere).
+pub const MAX_XCEIVERS_LIMIT: u32 = 1 << 20;
 
 /// `datanode` command line.
 #[derive(Debug, Clone, Parser)]
@@ -47,9 +50,9 @@ pub struct Args {
     /// Replica copies ordered by the namenode that run at the same time.
     #[arg(long, default_value_t = defaults::MAX_REPLICATION_STREAMS)]
     pub max_transfers: u32,
-    /// Block writes and reads served at once; more are refused, so the
-    /// client goes to another datanode (HDFS's
-    /// dfs.datanode.max.transfer.threads).
+    /// Block transfer protocol connections (block writes and reads)
+    /// served at once; more are refused, so the client goes to another
+    /// datanode (HDFS's dfs.datanode.max.transfer.threads).
     #[arg(long, default_value_t = defaults::MAX_XCEIVERS)]
     pub max_xceivers: u32,
     /// Replicas per full block report message; larger reports are sent in
@@ -120,8 +123,10 @@ impl TryFrom<Args> for Config {
         if a.max_transfers == 0 {
             return Err("--max-transfers must be at least 1".to_string());
         }
-        if a.max_xceivers == 0 {
-            return Err("--max-xceivers must be at least 1".to_string());
+        if a.max_xceivers == 0 || a.max_xceivers > MAX_XCEIVERS_LIMIT {
+            return Err(format!(
+                "--max-xceivers must be between 1 and {MAX_XCEIVERS_LIMIT}"
+            ));
         }
         if a.block_report_part == 0 {
             return Err("--block-report-part must be at least 1".to_string());

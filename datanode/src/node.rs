@@ -54,6 +54,9 @@ pub struct Node {
     pub transfer_slots: Arc<Semaphore>,
     /// Permits for block transfer connections (`--max-xceivers`).
     pub xceivers: Arc<Semaphore>,
+    /// Connections refused for want of a permit since the last time that
+    /// was logged, and when that was (one line a second at most).
+    pub busy_refusals: Mutex<(u64, Option<std::time::Instant>)>,
     /// Shared channels to other datanodes.
     pub peers: Peers,
     active_transfers: AtomicU32,
@@ -81,6 +84,7 @@ impl Node {
             tasks: TaskTracker::new(),
             transfer_slots: Arc::new(Semaphore::new(slots)),
             xceivers: Arc::new(Semaphore::new(xceivers)),
+            busy_refusals: Mutex::new((0, None)),
             peers: Peers::default(),
             active_transfers: AtomicU32::new(0),
             jobs: Mutex::new(HashSet::new()),

@@ -45,8 +45,9 @@ pub const LEASE_HARD_LIMIT: Duration = Duration::from_secs(20 * 60);
 pub const SAFEMODE_THRESHOLD: f64 = 0.999;
 /// Concurrent replication streams one datanode takes part in.
 pub const MAX_REPLICATION_STREAMS: u32 = 2;
-/// Block transfer connections (writes and reads) one datanode serves at
-/// once (`dfs.datanode.max.transfer.threads`); more are refused.
+/// Block transfer protocol connections (block writes and reads) one
+/// datanode serves at once (`dfs.datanode.max.transfer.threads`); more are
+/// refused.
 pub const MAX_XCEIVERS: u32 = 4096;
 /// Largest gRPC message any service accepts (a packet plus its checksums).
 pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;

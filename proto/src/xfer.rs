@@ -294,9 +294,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             while frame.len() < *len {
                 let room = *len - frame.len();
                 if frame.capacity() == frame.len() {
-                    // Doubling: amortised one copy, only for frames over
-                    // `FIRST_ALLOC` (packets and read answers are smaller).
-                    frame.reserve(room.min(frame.len().max(FIRST_ALLOC)));
+                    // Doubling, but never past the frame: amortised one
+                    // copy, only for frames over `FIRST_ALLOC` (packets
+                    // and read answers are smaller).
+                    let grown = frame.len() + room.min(frame.len().max(FIRST_ALLOC));
+                    let mut bigger = BytesMut::with_capacity(grown);
+                    bigger.extend_from_slice(frame);
+                    *frame = bigger;
                 }
                 let n = rd
                     .read_buf(&mut (&mut *frame).limit(room))

@@ -3,8 +3,8 @@
 //! and hostile RPC input.
 
 use std::fs;
-use std::io::{Seek, SeekFrom, Write};
-use std::time::Duration;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::{Duration, Instant};
 
 use dfs_client::{Client, CreateOptions};
 use dfs_proto::namenode::ClientProtocolClient;
@@ -325,27 +325,32 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
 /// busy node holds cannot be read until a transfer ends, and then it can.
 #[test]
 fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
-    let mut c = Cluster::builder()
-        .datanodes(1)
-        .replication(1)
-        .datanode_args(&["--max-xceivers", "1"])
-        .start();
+    let localhost = || NodeSpec {
+        host: "127.0.0.1".into(),
+        rack: None,
+    };
+    let mut c = Cluster::builder().datanodes(0).replication(1).start();
+    c.add_datanode_with(localhost(), &["--max-xceivers", "1"]);
+    c.wait_live(1, Duration::from_secs(20));
     let only = c.local_file("only", MIB + 3, 21);
     c.dfs_ok(&["put", only.to_str().unwrap(), "/only"]);
     let before = replica_files(&c.datanode_dir(0)).len();
-    c.add_datanode_with(
-        NodeSpec {
-            host: "127.0.0.1".into(),
-            rack: None,
-        },
-        &[],
-    );
+    c.add_datanode_with(localhost(), &[]);
     c.wait_live(2, Duration::from_secs(20));
 
     // A connection that opened a block read and sent nothing more holds
-    // the busy node's one transfer slot (until its request times out).
+    // the busy node's one transfer slot until its request times out
+    // (30 s): no refusal comes back to it.
+    let held_at = Instant::now();
     let mut hold = std::net::TcpStream::connect(&c.datanodes[0].addr).unwrap();
     hold.write_all(&dfs_proto::xfer::READ_BLOCK).unwrap();
+    hold.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        hold.read(&mut byte).is_err(),
+        "the connection meant to hold the slot was answered"
+    );
     let out = c.dir.path().join("only.out");
     let mut refused = String::new();
     wait_until(
@@ -369,15 +374,16 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
     );
 
     // Writes go to the other node, whichever node the namenode offers
-    // (until it offered the busy one at least once).
+    // (until it offered the busy one a few times: at least a quarter of
+    // the time, as placement picks the emptier of two random nodes).
     let write_refusals = || {
         fs::read_to_string(&c.datanodes[0].log)
             .unwrap_or_default()
             .matches("block write refused")
             .count()
     };
-    for i in 0..20 {
-        if i >= 4 && write_refusals() > 0 {
+    for i in 0..40 {
+        if (i >= 4 && write_refusals() > 0) || held_at.elapsed() > Duration::from_secs(20) {
             break;
         }
         let local = c.local_file(&format!("w{i}"), 50 * KIB, 30 + i as u64);
@@ -387,6 +393,15 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
         c.dfs_ok(&["get", &remote, back.to_str().unwrap()]);
         assert_eq!(sha256_file(&local), sha256_file(&back));
     }
+    assert!(
+        held_at.elapsed() < Duration::from_secs(25),
+        "too slow: the held slot may have timed out ({:?})",
+        held_at.elapsed()
+    );
+    assert!(
+        write_refusals() > 0,
+        "the busy node was never offered a block"
+    );
     assert_eq!(
         replica_files(&c.datanode_dir(0)).len(),
         before,
@@ -405,10 +420,6 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
     assert!(
         log.contains("block read refused") && log.contains("--max-xceivers"),
         "the datanode did not log the refusal"
-    );
-    assert!(
-        write_refusals() > 0,
-        "the busy node was never offered a block"
     );
     assert!(c.datanodes[0].is_running());
 }

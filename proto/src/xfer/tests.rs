@@ -217,6 +217,10 @@ async fn a_large_frame_sent_slowly_holds_only_what_arrived_and_reads_back_whole(
     });
     let frame = r.next_frame().await.unwrap().unwrap();
     assert_eq!(frame.len(), body.len());
+    // Frozen from its own buffer, which never grew past the frame.
+    let grown = frame.try_into_mut().expect("the frame owns its buffer");
+    assert_eq!(grown.capacity(), body.len());
+    let frame = grown.freeze();
     assert!(frame[..] == body[..], "the frame came back different");
     drop(writer.await.unwrap());
     assert_eq!(r.next_frame().await.unwrap(), None);
