@@ -515,3 +515,185 @@ fn closed_file_survives_the_mount_being_killed() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(fs::read(&back).unwrap(), data);
 }
+
+/// `statvfs` of `path`: (total bytes, available bytes).
+fn statvfs_bytes(path: &Path) -> (u64, u64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `vfs` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut vfs) };
+    assert_eq!(rc, 0, "statvfs {}", path.display());
+    let frag = vfs.f_frsize as u64;
+    (vfs.f_blocks as u64 * frag, vfs.f_bavail as u64 * frag)
+}
+
+/// statfs shows the cluster's capacity and free space; reads at any
+/// offset, and several files read at once, return the right bytes; chown,
+/// chmod and utimes, set after close (as rsync does) and on a file still
+/// being written (as tar does), are stored and come back from getattr.
+#[test]
+fn statfs_random_and_parallel_reads_and_stored_attributes() {
+    use std::os::unix::fs::FileExt;
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+
+    // statfs: the namenode's capacity and free space.
+    let stats = block_on(async {
+        let client = dfs_client::Client::connect(c.addr()).await.unwrap();
+        client.statfs().await.unwrap()
+    });
+    let (total, avail) = statvfs_bytes(&m.dir);
+    assert!(stats.capacity > 0);
+    assert_eq!(total, stats.capacity / 4096 * 4096, "df size");
+    // Free space moves as other tests write the same disk.
+    assert!(
+        avail.abs_diff(stats.remaining) < stats.capacity / 10,
+        "df free {avail} vs the cluster's {}",
+        stats.remaining
+    );
+
+    // Reads at any offset of a file of several blocks.
+    let big = c.local_file("big", 5 * MIB + 77, 41);
+    c.dfs_ok(&["put", big.to_str().unwrap(), "/big"]);
+    let want = fs::read(&big).unwrap();
+    let f = fs::File::open(m.dir.join("big")).unwrap();
+    let mut seed = 12345u64;
+    for _ in 0..60 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let offset = (seed >> 20) as usize % want.len();
+        let len = ((seed >> 8) as usize % (300 * 1024)).min(want.len() - offset);
+        let mut got = vec![0u8; len];
+        f.read_exact_at(&mut got, offset as u64).unwrap();
+        assert!(
+            got == want[offset..offset + len],
+            "read of {len} at {offset}"
+        );
+    }
+    let mut past_end = [0u8; 16];
+    assert_eq!(f.read_at(&mut past_end, want.len() as u64).unwrap(), 0);
+
+    // Several files at once, and one file by several readers at once.
+    let files: Vec<_> = (0..4)
+        .map(|i| {
+            let local = c.local_file(&format!("p{i}"), 2 * MIB + i * 1000, 50 + i as u64);
+            c.dfs_ok(&["put", local.to_str().unwrap(), &format!("/p{i}")]);
+            local
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (i, local) in files.iter().enumerate() {
+            let path = m.dir.join(format!("p{i}"));
+            s.spawn(move || assert_eq!(sha256_file(&path), sha256_file(local), "p{i}"));
+        }
+        for start in [0, 2 * MIB + 5] {
+            let (path, want) = (m.dir.join("big"), &want);
+            s.spawn(move || {
+                let f = fs::File::open(path).unwrap();
+                let mut got = vec![0u8; 3 * MIB];
+                let len = got.len().min(want.len() - start);
+                f.read_exact_at(&mut got[..len], start as u64).unwrap();
+                assert!(got[..len] == want[start..start + len], "reader at {start}");
+            });
+        }
+    });
+
+    // Attributes set after close, as rsync -a does.
+    let after = m.dir.join("after");
+    fs::write(&after, b"closed").unwrap();
+    std::os::unix::fs::chown(&after, Some(1234), Some(5678)).unwrap();
+    fs::set_permissions(&after, fs::Permissions::from_mode(0o640)).unwrap();
+    let t1 = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&after)
+        .and_then(|f| f.set_times(fs::FileTimes::new().set_modified(t1)))
+        .unwrap_or_else(|e| panic!("utimes after close: {e}"));
+    // Attributes set on a file being written, before close, as tar does.
+    let during = m.dir.join("during");
+    {
+        let mut f = fs::File::create(&during).unwrap();
+        f.write_all(b"being written").unwrap();
+        std::os::unix::fs::fchown(&f, Some(4321), Some(8765)).unwrap();
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .unwrap();
+        f.set_times(fs::FileTimes::new().set_modified(t1 + Duration::from_secs(7)))
+            .unwrap();
+    }
+    for (name, uid, gid, mode, mtime) in [
+        ("after", 1234, 5678, 0o640, 1_600_000_000),
+        ("during", 4321, 8765, 0o600, 1_600_000_007),
+    ] {
+        // From the mount, once the kernel's cached attributes expired
+        // (1 s), and from the namenode.
+        std::thread::sleep(Duration::from_millis(1100));
+        let meta = fs::metadata(m.dir.join(name)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777, meta.mtime()),
+            (uid, gid, mode, mtime),
+            "{name} through the mount"
+        );
+        let st = c.dfs_json(&["stat", "--json", &format!("/{name}")]);
+        assert_eq!(st["owner"], uid.to_string(), "{name}: {st}");
+        assert_eq!(st["group"], gid.to_string(), "{name}: {st}");
+        assert_eq!(
+            st["mode"].as_u64().map(|m| m & 0o7777),
+            Some(u64::from(mode))
+        );
+        assert_eq!(st["mtime"].as_i64(), Some(mtime * 1000), "{name}: {st}");
+    }
+    assert_eq!(fs::read(&during).unwrap(), b"being written");
+}
+
+/// dfs-fuse unmounts cleanly on SIGTERM and on SIGINT, and `fusermount3 -u`
+/// unmounts it too, also while the whole cluster is down.
+#[test]
+fn unmounts_on_signals_and_fusermount_even_with_the_cluster_down() {
+    let mut c = Cluster::builder().datanodes(1).replication(1).start();
+    let mounted = |dir: &Path| {
+        fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap()))
+    };
+    let exits_cleanly = |m: &mut Mount, what: &str| {
+        let status = m
+            .proc
+            .wait_exit(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("dfs-fuse did not exit after {what}"));
+        assert!(
+            status.success(),
+            "dfs-fuse exited with {status} after {what}"
+        );
+        assert!(!mounted(&m.dir), "still mounted after {what}");
+    };
+    let signal = |m: &Mount, sig: i32| {
+        let pid = m.proc.pid().unwrap();
+        // SAFETY: kill(2) with a pid this test started.
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+    };
+
+    let mut m = Mount::new(&c, &[]);
+    fs::write(m.dir.join("f"), b"x").unwrap();
+    assert!(mounted(&m.dir));
+    signal(&m, libc::SIGTERM);
+    exits_cleanly(&mut m, "SIGTERM");
+
+    let mut m1 = Mount::new(&c, &["--rpc-timeout", "2s"]);
+    let mut m2 = Mount::new(&c, &["--rpc-timeout", "2s"]);
+    assert_eq!(fs::read(m1.dir.join("f")).unwrap(), b"x");
+    c.namenode.kill();
+    for d in &mut c.datanodes {
+        d.kill();
+    }
+    signal(&m1, libc::SIGINT);
+    exits_cleanly(&mut m1, "SIGINT with the cluster down");
+    let out = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&m2.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fusermount3 -u: {out:?}");
+    exits_cleanly(&mut m2, "fusermount3 -u with the cluster down");
+}

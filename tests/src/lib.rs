@@ -164,6 +164,23 @@ impl Proc {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself and returns
+    /// how it ended; `None` if it was not running, or did not exit in time
+    /// (it is then killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// Starts the process again with the same arguments; `addr` keeps the
     /// same port where the arguments named one.
     pub fn restart(&mut self) {
