@@ -697,3 +697,46 @@ fn unmounts_on_signals_and_fusermount_even_with_the_cluster_down() {
     assert!(out.status.success(), "fusermount3 -u: {out:?}");
     exits_cleanly(&mut m2, "fusermount3 -u with the cluster down");
 }
+
+/// fsync returns once the bytes written so far are on every datanode of
+/// the pipeline: another client then sees the length while the file is
+/// still open, and when the mount is killed before close, lease recovery
+/// (which keeps the length every replica has) closes the file with every
+/// fsynced byte.
+#[test]
+fn fsynced_bytes_are_visible_and_survive_the_mount_being_killed() {
+    let c = Cluster::builder()
+        .namenode_args(&["--lease-soft-limit", "1s", "--lease-hard-limit", "3s"])
+        .start();
+    let mut m = Mount::new(&c, &[]);
+    let data = random_bytes(2 * MIB + 321, 77);
+    let mut f = fs::File::create(m.dir.join("s")).unwrap();
+    f.write_all(&data).unwrap();
+    f.sync_all().unwrap();
+    let st = c.dfs_json(&["stat", "--json", "/s"]);
+    assert_eq!(st["length"].as_u64(), Some(data.len() as u64), "{st}");
+    assert_eq!(st["under_construction"], true, "{st}");
+
+    m.proc.kill();
+    drop(f);
+    m.unmount();
+    block_on(async {
+        let client = dfs_client::Client::connect(c.addr()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st = client.status("/s").await.unwrap();
+            if !st.under_construction {
+                assert_eq!(st.length, data.len() as u64, "fsynced bytes were lost");
+                break;
+            }
+            assert!(Instant::now() < deadline, "lease recovery never closed /s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let back = c.dir.path().join("s-back");
+    c.dfs_ok(&["get", "/s", back.to_str().unwrap()]);
+    assert!(
+        fs::read(&back).unwrap() == data,
+        "fsynced bytes came back different"
+    );
+}
