@@ -2,6 +2,8 @@
 //! replica at a time, every chunk verified, trimmed to the range asked for,
 //! and continued on the next replica from where the last one stopped.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use dfs_proto::defaults::BYTES_PER_CHECKSUM;
 use dfs_proto::error_kind::ErrorKind;
@@ -19,7 +21,18 @@ struct Failure {
     address: String,
     reason: String,
     corrupt: bool,
+    /// The datanode refused for now (at its `--max-xceivers`).
+    busy: bool,
 }
+
+/// Waits before asking busy datanodes again, one per round (HDFS waits a
+/// random part of a 3 s window that grows each round).
+const BUSY_BACKOFF: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 
 /// Why a message was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,6 +54,8 @@ pub(crate) struct BlockCursor {
     stream: Option<(usize, FrameReader)>,
     failures: Vec<Failure>,
     refreshed: bool,
+    /// Rounds waited for busy datanodes so far.
+    busy_rounds: usize,
 }
 
 impl BlockCursor {
@@ -52,6 +67,7 @@ impl BlockCursor {
             stream: None,
             failures: Vec::new(),
             refreshed: false,
+            busy_rounds: 0,
         }
     }
 
@@ -82,6 +98,7 @@ impl BlockCursor {
             };
             let idx = *idx;
             let timeout = shared.ctx.data_timeout();
+            let mut busy = false;
             let failure =
                 match tokio::time::timeout(timeout, stream.message::<ReadBlockResponse>()).await {
                     Ok(Ok(Some(msg))) => match accept(&msg, self.next, self.end) {
@@ -99,18 +116,21 @@ impl BlockCursor {
                     Ok(Ok(None)) => (format!("stream ended at block offset {}", self.next), false),
                     Ok(Err(status)) => {
                         // A datanode that finds its own replica corrupt says so
-                        // (and reports it itself).
-                        let corrupt = ErrorKind::of(&status) == Some(ErrorKind::Corrupt)
+                        // (and reports it itself); one at its transfer limit
+                        // says it is busy.
+                        let kind = ErrorKind::of(&status);
+                        busy = kind == Some(ErrorKind::Busy);
+                        let corrupt = kind == Some(ErrorKind::Corrupt)
                             || status.code() == tonic::Code::DataLoss;
                         (status.message().to_string(), corrupt)
                     }
                     Err(_) => (format!("no data within {timeout:?}"), false),
                 };
-            self.fail(shared, idx, failure.0, failure.1);
+            self.fail(shared, idx, failure.0, failure.1, busy);
         }
     }
 
-    fn fail(&mut self, shared: &Shared, idx: usize, reason: String, corrupt: bool) {
+    fn fail(&mut self, shared: &Shared, idx: usize, reason: String, corrupt: bool, busy: bool) {
         self.stream = None;
         let address = self
             .lb
@@ -130,6 +150,7 @@ impl BlockCursor {
             address,
             reason,
             corrupt,
+            busy,
         });
     }
 
@@ -184,6 +205,17 @@ impl BlockCursor {
                     self.failures.retain(|f| f.corrupt);
                     continue;
                 }
+                if let Some(wait) = self.busy_wait() {
+                    // Every replica left is at its transfer limit: wait a
+                    // while, growing each round, and ask those again.
+                    tracing::warn!(
+                        path = %shared.path, block = %self.block_name(), wait = ?wait,
+                        "every replica left is busy (datanodes at --max-xceivers); asking again after a wait"
+                    );
+                    tokio::time::sleep(wait).await;
+                    self.failures.retain(|f| !f.busy);
+                    continue;
+                }
                 return Err(self.exhausted(shared));
             };
             let node = &self.lb.locations[idx];
@@ -207,9 +239,24 @@ impl BlockCursor {
                     idx,
                     format!("cannot reach datanode at {}: {e}", node.address),
                     false,
+                    false,
                 ),
             }
         }
+    }
+
+    /// How long to wait before asking busy datanodes again, if any refused
+    /// for that reason and the rounds are not used up.
+    fn busy_wait(&mut self) -> Option<Duration> {
+        if !self.failures.iter().any(|f| f.busy) {
+            return None;
+        }
+        let base = *BUSY_BACKOFF.get(self.busy_rounds)?;
+        self.busy_rounds += 1;
+        // Half to the whole of the round's wait, so readers refused
+        // together do not come back together.
+        let spread = rand::random::<f64>() * 0.5 + 0.5;
+        Some(base.mul_f64(spread))
     }
 
     async fn refresh(&mut self, shared: &Shared) -> Result<()> {

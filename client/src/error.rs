@@ -181,6 +181,10 @@ impl Error {
             Some(ErrorKind::NotSupported) => Error::NotSupported { message },
             Some(ErrorKind::NoDatanodes | ErrorKind::StorageFull) => Error::NoDatanodes { message },
             Some(ErrorKind::Corrupt) => Error::Corrupt { message },
+            Some(ErrorKind::Busy) => Error::Unreachable {
+                addr: addr.to_string(),
+                message,
+            },
             Some(ErrorKind::StaleBlock | ErrorKind::Internal) => Error::Server { message },
             None => match status.code() {
                 Code::Unavailable | Code::Cancelled | Code::Unknown if is_transport(&status) => {

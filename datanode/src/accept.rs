@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dfs_proto::defaults;
+use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::xfer::{self, FrameReader, FrameWriter, Reply};
 use dfs_proto::{ReadBlockRequest, ReadBlockResponse, WriteBlockResponse};
 use tokio::io::AsyncReadExt;
@@ -123,7 +124,7 @@ async fn refuse_busy(node: &Node, op: [u8; 4], stream: TcpStream, peer: &str) {
              (--max-xceivers); the client goes to another datanode ({refused} refused since the last such line)"
         );
     }
-    let status = Status::unavailable(format!(
+    let status = ErrorKind::Busy.status(format!(
         "datanode {} is busy: it already serves its limit of {limit} block transfers (--max-xceivers)",
         node.address
     ));

@@ -44,6 +44,9 @@ pub enum ErrorKind {
     NotSupported,
     /// The node's storage is full or failed.
     StorageFull,
+    /// The datanode already serves as many block transfers as it may
+    /// (`--max-xceivers`): try another replica, or this one again later.
+    Busy,
     /// A server-side failure (I/O, metadata store).
     Internal,
 }
@@ -67,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::NotSupported => "not_supported",
             ErrorKind::StorageFull => "storage_full",
+            ErrorKind::Busy => "busy",
             ErrorKind::Internal => "internal",
         }
     }
@@ -89,6 +93,7 @@ impl ErrorKind {
             "corrupt" => ErrorKind::Corrupt,
             "not_supported" => ErrorKind::NotSupported,
             "storage_full" => ErrorKind::StorageFull,
+            "busy" => ErrorKind::Busy,
             "internal" => ErrorKind::Internal,
             _ => return None,
         })
@@ -107,7 +112,7 @@ impl ErrorKind {
             | ErrorKind::StaleBlock
             | ErrorKind::NotSupported => Code::FailedPrecondition,
             ErrorKind::InvalidPath | ErrorKind::InvalidArgument => Code::InvalidArgument,
-            ErrorKind::SafeMode | ErrorKind::NoDatanodes => Code::Unavailable,
+            ErrorKind::SafeMode | ErrorKind::NoDatanodes | ErrorKind::Busy => Code::Unavailable,
             ErrorKind::StorageFull => Code::ResourceExhausted,
             ErrorKind::Corrupt => Code::DataLoss,
             ErrorKind::Internal => Code::Internal,
@@ -150,6 +155,7 @@ mod tests {
             ErrorKind::SafeMode,
             ErrorKind::LeaseHeld,
             ErrorKind::Corrupt,
+            ErrorKind::Busy,
             ErrorKind::Internal,
         ] {
             let st = kind.status("x");

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dfs_client::{Client, CreateOptions};
@@ -320,9 +321,11 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
 }
 
 /// A datanode that serves its `--max-xceivers` block transfers refuses one
-/// more with an error naming itself and the limit, and the client goes
-/// elsewhere: new blocks land on the other datanode, a replica only the
-/// busy node holds cannot be read until a transfer ends, and then it can.
+/// more as busy, naming itself and the limit, and the client goes
+/// elsewhere: new blocks land on the other datanode; a read whose only
+/// replica is on the busy node asks again after growing waits, fails with
+/// one line saying why if the node stays busy, and completes if a transfer
+/// ends meanwhile.
 #[test]
 fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
     let localhost = || NodeSpec {
@@ -353,8 +356,10 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
     );
     let out = c.dir.path().join("only.out");
     let mut refused = String::new();
+    // The client asks a busy node again after growing waits (3.75-7.5 s
+    // in all), then gives up.
     wait_until(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the busy node to refuse a read",
         || {
             let r = c.dfs(&["get", "-f", "/only", out.to_str().unwrap()]);
@@ -408,13 +413,30 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
         "the busy node took new blocks"
     );
 
-    // The transfer ends: the node serves again.
+    // A read that finds every replica busy waits: when the transfer ends
+    // during its waits, it completes.
+    let waiting = Command::new(dfs_tests::bin("dfs"))
+        .args([
+            "--namenode",
+            c.addr(),
+            "get",
+            "-f",
+            "/only",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
     drop(hold);
-    wait_until(Duration::from_secs(10), "the node to serve again", || {
-        c.dfs(&["get", "-f", "/only", out.to_str().unwrap()])
-            .status
-            .success()
-    });
+    let waited = waiting.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert!(waited.status.success(), "the waiting read failed: {stderr}");
+    assert!(
+        stderr.contains("busy") && stderr.contains("asking again"),
+        "{stderr}"
+    );
     assert_eq!(sha256_file(&only), sha256_file(&out));
     let log = fs::read_to_string(&c.datanodes[0].log).unwrap();
     assert!(
