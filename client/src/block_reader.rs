@@ -104,6 +104,11 @@ impl BlockCursor {
                     Ok(Ok(Some(msg))) => match accept(&msg, self.next, self.end) {
                         Ok(Some(piece)) => {
                             self.next += piece.len() as u64;
+                            // A replica serves: earlier busy refusals are
+                            // old news for a later failure of this stream.
+                            if self.failures.iter().any(|f| f.busy) {
+                                self.failures.retain(|f| !f.busy);
+                            }
                             return Ok(Some(piece));
                         }
                         Ok(None) => continue,
@@ -138,13 +143,22 @@ impl BlockCursor {
             .get(idx)
             .map(|n| n.address.clone())
             .unwrap_or_default();
-        tracing::warn!(
-            path = %shared.path, block = %self.block_name(), node = %address,
-            offset = self.next, reason = %reason, corrupt,
-            "replica read failed; trying the next replica"
-        );
-        if !corrupt {
-            shared.ctx.datanodes.mark_failed(&address);
+        if busy {
+            // Refused for now, not failed: the node keeps its connection
+            // and its place for other reads; the wait is logged once a round.
+            tracing::debug!(
+                path = %shared.path, block = %self.block_name(), node = %address,
+                reason = %reason, "replica busy; trying the next replica"
+            );
+        } else {
+            tracing::warn!(
+                path = %shared.path, block = %self.block_name(), node = %address,
+                offset = self.next, reason = %reason, corrupt,
+                "replica read failed; trying the next replica"
+            );
+            if !corrupt {
+                shared.ctx.datanodes.mark_failed(&address);
+            }
         }
         self.failures.push(Failure {
             address,
@@ -356,6 +370,35 @@ pub(crate) fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_replicas_are_waited_for_four_growing_jittered_rounds_then_not() {
+        let mut cursor = BlockCursor::new(LocatedBlock::default(), 0, 10);
+        assert_eq!(cursor.busy_wait(), None, "nothing busy: no wait");
+        cursor.failures.push(Failure {
+            address: "127.0.0.1:1".into(),
+            reason: "busy".into(),
+            corrupt: false,
+            busy: true,
+        });
+        for base in BUSY_BACKOFF {
+            let wait = cursor.busy_wait().unwrap();
+            assert!(
+                wait >= base / 2 && wait <= base,
+                "{wait:?} for a round of {base:?}"
+            );
+        }
+        assert_eq!(cursor.busy_wait(), None, "the rounds are used up");
+        // A corrupt replica is never waited for.
+        let mut cursor = BlockCursor::new(LocatedBlock::default(), 0, 10);
+        cursor.failures.push(Failure {
+            address: "127.0.0.1:2".into(),
+            reason: "bad checksum".into(),
+            corrupt: true,
+            busy: false,
+        });
+        assert_eq!(cursor.busy_wait(), None);
+    }
 
     fn msg(offset: u64, data: Vec<u8>) -> ReadBlockResponse {
         let checksums = Bytes::from(checksum::compute(&data));

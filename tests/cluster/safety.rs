@@ -354,6 +354,42 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
         hold.read(&mut byte).is_err(),
         "the connection meant to hold the slot was answered"
     );
+    // Writes go to the other node, whichever node the namenode offers
+    // (until it offered the busy one a few times: at least a quarter of
+    // the time, as placement picks the emptier of two random nodes).
+    let write_refusals = || {
+        fs::read_to_string(&c.datanodes[0].log)
+            .unwrap_or_default()
+            .matches("block write refused")
+            .count()
+    };
+    for i in 0..40 {
+        if (i >= 4 && write_refusals() > 0) || held_at.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        let local = c.local_file(&format!("w{i}"), 50 * KIB, 30 + i as u64);
+        let remote = format!("/w{i}");
+        c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
+        let back = c.dir.path().join(format!("w{i}.out"));
+        c.dfs_ok(&["get", &remote, back.to_str().unwrap()]);
+        assert_eq!(sha256_file(&local), sha256_file(&back));
+    }
+    // The held slot lasts 30 s; what follows needs at most ~10 s.
+    assert!(
+        held_at.elapsed() < Duration::from_secs(15),
+        "too slow: the held slot may time out before the end ({:?})",
+        held_at.elapsed()
+    );
+    assert!(
+        write_refusals() > 0,
+        "the busy node was never offered a block"
+    );
+    assert_eq!(
+        replica_files(&c.datanode_dir(0)).len(),
+        before,
+        "the busy node took new blocks"
+    );
+
     let out = c.dir.path().join("only.out");
     let mut refused = String::new();
     // The client asks a busy node again after growing waits (3.75-7.5 s
@@ -367,6 +403,11 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
             !r.status.success()
         },
     );
+    assert_eq!(
+        refused.matches("asking again").count(),
+        4,
+        "the read should ask the busy node again four times: {refused}"
+    );
     // One line says why (the client's warnings about each replica it
     // tried come before it).
     let error: Vec<&str> = refused.lines().filter(|l| l.starts_with("dfs:")).collect();
@@ -378,44 +419,9 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
         "the error names neither the node nor the limit: {refused}"
     );
 
-    // Writes go to the other node, whichever node the namenode offers
-    // (until it offered the busy one a few times: at least a quarter of
-    // the time, as placement picks the emptier of two random nodes).
-    let write_refusals = || {
-        fs::read_to_string(&c.datanodes[0].log)
-            .unwrap_or_default()
-            .matches("block write refused")
-            .count()
-    };
-    for i in 0..40 {
-        if (i >= 4 && write_refusals() > 0) || held_at.elapsed() > Duration::from_secs(20) {
-            break;
-        }
-        let local = c.local_file(&format!("w{i}"), 50 * KIB, 30 + i as u64);
-        let remote = format!("/w{i}");
-        c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
-        let back = c.dir.path().join(format!("w{i}.out"));
-        c.dfs_ok(&["get", &remote, back.to_str().unwrap()]);
-        assert_eq!(sha256_file(&local), sha256_file(&back));
-    }
-    assert!(
-        held_at.elapsed() < Duration::from_secs(25),
-        "too slow: the held slot may have timed out ({:?})",
-        held_at.elapsed()
-    );
-    assert!(
-        write_refusals() > 0,
-        "the busy node was never offered a block"
-    );
-    assert_eq!(
-        replica_files(&c.datanode_dir(0)).len(),
-        before,
-        "the busy node took new blocks"
-    );
-
     // A read that finds every replica busy waits: when the transfer ends
     // during its waits, it completes.
-    let waiting = Command::new(dfs_tests::bin("dfs"))
+    let mut waiting = Command::new(dfs_tests::bin("dfs"))
         .args([
             "--namenode",
             c.addr(),
@@ -424,15 +430,33 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
             "/only",
             out.to_str().unwrap(),
         ])
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The slot frees once the read has been refused and is waiting.
+    let lines = std::io::BufReader::new(waiting.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(lines).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut stderr = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stderr.contains("asking again") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => stderr.push_str(&(line + "\n")),
+            Err(_) => panic!("the read never waited for the busy node: {stderr}"),
+        }
+    }
     drop(hold);
-    let waited = waiting.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&waited.stderr);
-    assert!(waited.status.success(), "the waiting read failed: {stderr}");
+    let status = waiting.wait().unwrap();
+    reader.join().unwrap();
+    stderr.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(status.success(), "the waiting read failed: {stderr}");
     assert!(
         stderr.contains("busy") && stderr.contains("asking again"),
         "{stderr}"

@@ -450,7 +450,11 @@ impl Cluster {
     /// Runs `dfs` with bytes on standard input.
     pub fn dfs_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut cmd = Command::new(bin("dfs"));
-        cmd.arg("--namenode").arg(self.addr()).args(args);
+        // The CLI's warnings are part of what some tests check.
+        cmd.arg("--namenode")
+            .arg(self.addr())
+            .args(args)
+            .env("RUST_LOG", "warn");
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
