@@ -1,0 +1,152 @@
+//! Namesystem tests: whole write/read/restart cycles against the real
+//! store, with datanodes simulated by calling the protocol methods.
+//! This module holds the harness; the tests live in its submodules by
+//! concern.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dfs_proto::error_kind::ErrorKind;
+use dfs_proto::*;
+
+use super::*;
+
+mod listing;
+mod replication;
+mod restart;
+mod write;
+
+struct Harness {
+    fs: Arc<Namesystem>,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut c = Config::new(dir);
+    c.block_size = 4096;
+    c.replication = 3;
+    c.safemode_extension = Duration::ZERO;
+    c.stale_after = Duration::from_secs(3);
+    c.dead_after = Duration::from_secs(10);
+    c.heartbeat_interval = Duration::from_secs(1);
+    c
+}
+
+impl Harness {
+    fn open(cfg: Config) -> Harness {
+        let fs = Arc::new(Namesystem::open(cfg).unwrap());
+        // No start-up grace for copies in these tests.
+        fs.state.write().replication_ready_at = Instant::now();
+        let flusher = tokio::spawn(fs.store().clone().run_flusher());
+        Harness { fs, flusher }
+    }
+
+    async fn close(self) {
+        self.fs.store().close();
+        self.flusher.await.unwrap();
+    }
+
+    fn register(&self, id: &str, addr: &str, rack: &str) {
+        self.fs
+            .register_datanode(RegisterRequest {
+                node: Some(DatanodeInfo {
+                    id: id.into(),
+                    address: addr.into(),
+                    rack: rack.into(),
+                }),
+                storage: Some(StorageReport {
+                    capacity: 1 << 40,
+                    used: 0,
+                    remaining: 1 << 40,
+                    ..Default::default()
+                }),
+            })
+            .unwrap();
+    }
+
+    fn received(&self, node: &str, block: ExtendedBlock) {
+        self.fs
+            .incremental_block_report(IncrementalBlockReportRequest {
+                node_id: node.into(),
+                received: vec![ReplicaReport {
+                    block: Some(block),
+                    state: ReplicaState::Finalized as i32,
+                }],
+                deleted: vec![],
+            })
+            .unwrap();
+    }
+
+    fn commands(&self, node: &str) -> Vec<datanode_command::Command> {
+        self.fs
+            .heartbeat(HeartbeatRequest {
+                node_id: node.into(),
+                storage: Some(StorageReport {
+                    capacity: 1 << 40,
+                    remaining: 1 << 40,
+                    ..Default::default()
+                }),
+                active_transfers: 0,
+            })
+            .commands
+            .into_iter()
+            .filter_map(|c| c.command)
+            .collect()
+    }
+
+    /// Writes a file of `blocks` full blocks plus `tail` bytes, reporting
+    /// every replica, and closes it. Returns its blocks.
+    async fn write(&self, path: &str, blocks: usize, tail: u64) -> Vec<ExtendedBlock> {
+        self.fs
+            .create(CreateRequest {
+                path: path.into(),
+                client_name: "c1".into(),
+                create_parents: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut prev: Option<ExtendedBlock> = None;
+        let mut out = Vec::new();
+        let n = blocks + usize::from(tail > 0);
+        for i in 0..n {
+            let lb = self
+                .fs
+                .add_block(
+                    AddBlockRequest {
+                        path: path.into(),
+                        client_name: "c1".into(),
+                        previous: prev,
+                        ..Default::default()
+                    },
+                    "10.9.9.9",
+                )
+                .await
+                .unwrap();
+            let mut b = lb.block.unwrap();
+            b.length = if i < blocks { 4096 } else { tail };
+            for loc in &lb.locations {
+                self.received(&loc.id, b);
+            }
+            out.push(b);
+            prev = Some(b);
+        }
+        let done = self
+            .fs
+            .complete(CompleteRequest {
+                path: path.into(),
+                client_name: "c1".into(),
+                last: prev,
+            })
+            .await
+            .unwrap();
+        assert!(done);
+        out
+    }
+}
+
+fn three_nodes(h: &Harness) {
+    h.register("dn1", "127.0.0.1:9101", "/r1");
+    h.register("dn2", "127.0.0.2:9101", "/r2");
+    h.register("dn3", "127.0.0.3:9101", "/r2");
+}

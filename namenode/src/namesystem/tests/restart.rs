@@ -1,0 +1,136 @@
+//! Restarts and block reports: the namespace kept, safe mode, reports in
+//! parts.
+
+use super::*;
+
+#[tokio::test]
+async fn restart_keeps_namespace_and_enters_safe_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks;
+    {
+        let h = Harness::open(config(dir.path()));
+        three_nodes(&h);
+        blocks = h.write("/d/f", 1, 1).await;
+        h.fs.mkdirs(MkdirsRequest {
+            path: "/empty".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        h.fs.rename("/d/f", "/d/g", false).await.unwrap();
+        h.fs.create(CreateRequest {
+            path: "/open".into(),
+            client_name: "writer".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        h.close().await;
+    }
+    let h = Harness::open(config(dir.path()));
+    assert!(h.fs.in_safe_mode());
+    assert_eq!(h.fs.get_file_info("/d/g").unwrap().length, 4097);
+    assert!(h.fs.get_file_info("/d/f").is_err());
+    assert!(h.fs.get_file_info("/open").unwrap().under_construction);
+    let err =
+        h.fs.mkdirs(MkdirsRequest {
+            path: "/x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SafeMode);
+    assert!(err.to_string().contains("0 of 2 blocks"), "{err}");
+    // Heartbeats from unknown nodes ask them to register.
+    assert!(
+        h.fs.heartbeat(HeartbeatRequest {
+            node_id: "dn1".into(),
+            ..Default::default()
+        })
+        .reregister
+    );
+    three_nodes(&h);
+    h.fs.block_report(BlockReportRequest {
+        node_id: "dn1".into(),
+        replicas: blocks
+            .iter()
+            .map(|b| ReplicaReport {
+                block: Some(*b),
+                state: ReplicaState::Finalized as i32,
+            })
+            .chain(std::iter::once(ReplicaReport {
+                block: Some(ExtendedBlock {
+                    id: 999,
+                    generation_stamp: 1,
+                    length: 5,
+                }),
+                state: ReplicaState::Finalized as i32,
+            }))
+            .collect(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(!h.fs.in_safe_mode());
+    // The orphan replica is deleted.
+    let cmds = h.commands("dn1");
+    assert!(cmds.iter().any(|c| matches!(c, datanode_command::Command::Delete(d) if d.blocks.iter().any(|b| b.id == 999))));
+    // The writer's lease survived the restart.
+    let err =
+        h.fs.create(CreateRequest {
+            path: "/open".into(),
+            client_name: "other".into(),
+            overwrite: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseHeld);
+    h.close().await;
+}
+
+#[tokio::test]
+async fn a_block_report_in_parts_drops_only_what_no_part_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let blocks = h.write("/f", 3, 0).await;
+    let holders = |h: &Harness| -> Vec<usize> {
+        h.fs.fsck("/", "").unwrap().files[0]
+            .blocks
+            .iter()
+            .map(|b| b.replicas.iter().filter(|r| r.node_id == "dn1").count())
+            .collect()
+    };
+    assert_eq!(holders(&h), vec![1, 1, 1]);
+    let part = |id: u64, part: u32, bs: &[ExtendedBlock]| BlockReportRequest {
+        node_id: "dn1".into(),
+        replicas: bs
+            .iter()
+            .map(|b| ReplicaReport {
+                block: Some(*b),
+                state: ReplicaState::Finalized as i32,
+            })
+            .collect(),
+        report_id: id,
+        part,
+        parts: 3,
+    };
+    // Parts 0 and 1 name blocks 0 and 1; nothing is dropped before the last.
+    h.fs.block_report(part(7, 0, &blocks[..1])).unwrap();
+    h.fs.block_report(part(7, 1, &blocks[1..2])).unwrap();
+    assert_eq!(holders(&h), vec![1, 1, 1]);
+    // A part out of order (or of another report) is refused, and the
+    // report must start again.
+    let err = h.fs.block_report(part(8, 2, &[])).unwrap_err();
+    assert!(err.to_string().contains("does not follow"), "{err}");
+    let err = h.fs.block_report(part(7, 2, &[])).unwrap_err();
+    assert!(err.to_string().contains("does not follow"), "{err}");
+    let err = h.fs.block_report(part(7, 3, &[])).unwrap_err();
+    assert!(err.to_string().contains("part 3 of 3"), "{err}");
+    // A whole report: block 2 is in no part, so dn1 no longer holds it.
+    h.fs.block_report(part(9, 0, &blocks[..1])).unwrap();
+    h.fs.block_report(part(9, 1, &blocks[1..2])).unwrap();
+    h.fs.block_report(part(9, 2, &[])).unwrap();
+    assert_eq!(holders(&h), vec![1, 1, 0]);
+    h.close().await;
+}

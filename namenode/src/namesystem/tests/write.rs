@@ -1,0 +1,343 @@
+//! The write path: create, complete, leases and their recovery, pipeline
+//! recovery.
+
+use super::*;
+
+#[tokio::test]
+async fn write_read_delete_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    assert!(
+        !h.fs.in_safe_mode(),
+        "an empty namespace leaves safe mode at once"
+    );
+    three_nodes(&h);
+    let blocks = h.write("/a/f", 2, 100).await;
+    let st = h.fs.get_file_info("/a/f").unwrap();
+    assert_eq!(st.length, 2 * 4096 + 100);
+    assert!(!st.under_construction);
+    let loc =
+        h.fs.get_block_locations(
+            &GetBlockLocationsRequest {
+                path: "/a/f".into(),
+                offset: 4000,
+                length: 200,
+                client_host: "127.0.0.2".into(),
+            },
+            "",
+        )
+        .unwrap();
+    assert_eq!(loc.blocks.len(), 2);
+    assert_eq!(loc.blocks[0].offset, 0);
+    assert_eq!(loc.blocks[1].offset, 4096);
+    // The reader's own node first, then its rack.
+    assert_eq!(loc.blocks[0].locations[0].id, "dn2");
+    assert_eq!(loc.blocks[0].locations[1].id, "dn3");
+    assert_eq!(loc.blocks[0].locations.len(), 3);
+
+    // Closed files are write-once.
+    let err =
+        h.fs.add_block(
+            AddBlockRequest {
+                path: "/a/f".into(),
+                client_name: "c1".into(),
+                previous: blocks.last().copied(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseExpired);
+
+    h.fs.delete("/a", true).await.unwrap();
+    let cmds = h.commands("dn1");
+    let deleted: Vec<u64> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            datanode_command::Command::Delete(d) => Some(d.blocks.iter().map(|b| b.id)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(deleted.len(), 3);
+    h.close().await;
+}
+
+#[tokio::test]
+async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    h.fs.create(CreateRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let err =
+        h.fs.create(CreateRequest {
+            path: "/f".into(),
+            client_name: "c2".into(),
+            overwrite: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseHeld);
+    assert!(err.to_string().contains("being written by another client"));
+    let lb =
+        h.fs.add_block(
+            AddBlockRequest {
+                path: "/f".into(),
+                client_name: "c1".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(lb.locations.len(), 3);
+    let mut b = lb.block.unwrap();
+    b.length = 10;
+    // hflush: a reader sees the acknowledged bytes.
+    h.fs.fsync(FsyncRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        last_block: Some(ExtendedBlock { length: 7, ..b }),
+    })
+    .await
+    .unwrap();
+    let loc =
+        h.fs.get_block_locations(
+            &GetBlockLocationsRequest {
+                path: "/f".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .unwrap();
+    assert!(loc.under_construction);
+    assert_eq!(loc.file_length, 7);
+    assert!(loc.blocks[0].under_construction);
+    assert_eq!(loc.blocks[0].locations.len(), 3);
+    let complete = CompleteRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        last: Some(b),
+    };
+    assert!(!h.fs.complete(complete.clone()).await.unwrap());
+    h.received("dn1", b);
+    assert!(h.fs.complete(complete.clone()).await.unwrap());
+    // A retry of the same complete is fine.
+    assert!(h.fs.complete(complete).await.unwrap());
+    assert_eq!(h.fs.get_file_info("/f").unwrap().length, 10);
+    h.close().await;
+}
+
+#[tokio::test]
+async fn no_datanodes_error_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    h.fs.create(CreateRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let add = || AddBlockRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        ..Default::default()
+    };
+    let err = h.fs.add_block(add(), "").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoDatanodes);
+    assert!(
+        err.to_string().contains("no datanode is registered"),
+        "{err}"
+    );
+    h.register("dn1", "127.0.0.1:1", "");
+    let mut req = add();
+    req.excluded_nodes = vec!["127.0.0.1:1".into()];
+    let err = h.fs.add_block(req, "").await.unwrap_err();
+    assert!(
+        err.to_string().contains("1 excluded by the client"),
+        "{err}"
+    );
+    // Fewer nodes than the replication: as many as possible.
+    let lb = h.fs.add_block(add(), "").await.unwrap();
+    assert_eq!(lb.locations.len(), 1);
+    h.close().await;
+}
+
+#[tokio::test]
+async fn lease_recovery_after_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.lease_soft_limit = Duration::from_secs(1);
+    cfg.lease_hard_limit = Duration::from_secs(2);
+    let h = Harness::open(cfg);
+    three_nodes(&h);
+    h.fs.create(CreateRequest {
+        path: "/f".into(),
+        client_name: "gone".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let lb =
+        h.fs.add_block(
+            AddBlockRequest {
+                path: "/f".into(),
+                client_name: "gone".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap();
+    let b = lb.block.unwrap();
+    // Within the soft limit another client may not recover without force.
+    let err =
+        h.fs.recover_lease(RecoverLeaseRequest {
+            path: "/f".into(),
+            client_name: "other".into(),
+            force: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseHeld);
+    h.fs.tick(Instant::now() + Duration::from_secs(3));
+    let mut recover = None;
+    for n in ["dn1", "dn2", "dn3"] {
+        for c in h.commands(n) {
+            if let datanode_command::Command::Recover(r) = c {
+                recover = Some(r);
+            }
+        }
+    }
+    let r = recover.expect("a block recovery was ordered");
+    assert!(r.new_generation_stamp > b.generation_stamp);
+    assert_eq!(r.replicas.len(), 3);
+    // The old writer lost its lease.
+    let err =
+        h.fs.fsync(FsyncRequest {
+            path: "/f".into(),
+            client_name: "gone".into(),
+            last_block: Some(b),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseExpired);
+    let new = ExtendedBlock {
+        id: b.id,
+        generation_stamp: r.new_generation_stamp,
+        length: 1234,
+    };
+    h.fs.commit_block_synchronization(CommitBlockSynchronizationRequest {
+        old_block: Some(b),
+        new_block: Some(new),
+        node_ids: vec!["dn1".into(), "dn2".into()],
+        delete: false,
+    })
+    .await
+    .unwrap();
+    let st = h.fs.get_file_info("/f").unwrap();
+    assert!(!st.under_construction);
+    assert_eq!(st.length, 1234);
+    assert!(h
+        .fs
+        .recover_lease(RecoverLeaseRequest {
+            path: "/f".into(),
+            client_name: "other".into(),
+            force: false,
+        })
+        .await
+        .unwrap());
+    h.close().await;
+}
+
+#[tokio::test]
+async fn pipeline_recovery_bumps_generation_stamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    h.register("dn4", "127.0.0.4:9101", "/r1");
+    h.fs.create(CreateRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let lb =
+        h.fs.add_block(
+            AddBlockRequest {
+                path: "/f".into(),
+                client_name: "c1".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap();
+    let b = lb.block.unwrap();
+    let nodes: Vec<String> = lb.locations.iter().map(|l| l.id.clone()).collect();
+    let gs = h.fs.update_block_for_pipeline("c1", Some(b)).await.unwrap();
+    assert!(gs > b.generation_stamp);
+    let extra =
+        h.fs.get_additional_datanodes(GetAdditionalDatanodesRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            block: Some(b),
+            existing_nodes: nodes[1..].to_vec(),
+            excluded_nodes: vec![nodes[0].clone()],
+            count: 1,
+        })
+        .unwrap();
+    assert_eq!(extra.len(), 1);
+    assert!(!nodes.contains(&extra[0].id));
+    let mut new_nodes = nodes[1..].to_vec();
+    new_nodes.push(extra[0].id.clone());
+    let nb = ExtendedBlock {
+        id: b.id,
+        generation_stamp: gs,
+        length: 100,
+    };
+    h.fs.update_pipeline(UpdatePipelineRequest {
+        client_name: "c1".into(),
+        old_block: Some(ExtendedBlock { length: 100, ..b }),
+        new_block: Some(nb),
+        node_ids: new_nodes.clone(),
+    })
+    .await
+    .unwrap();
+    // The old stamp is stale now.
+    let fin = ExtendedBlock { length: 200, ..nb };
+    for n in &new_nodes {
+        h.received(n, fin);
+    }
+    h.received(&nodes[0], ExtendedBlock { length: 200, ..b });
+    assert!(h
+        .fs
+        .complete(CompleteRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            last: Some(fin),
+        })
+        .await
+        .unwrap());
+    h.fs.tick(Instant::now());
+    let cmds = h.commands(&nodes[0]);
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, datanode_command::Command::Delete(d)
+            if d.blocks.iter().any(|x| x.id == b.id && x.generation_stamp == b.generation_stamp))),
+        "the stale replica is deleted: {cmds:?}"
+    );
+    let fsck = h.fs.fsck("/f", "").unwrap();
+    assert_eq!(fsck.files[0].blocks[0].replicas.len(), 3);
+    h.close().await;
+}
