@@ -47,7 +47,8 @@ bench_cluster() {
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || echo "# (could not drop caches)"; }
 now() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+# median of the numbers on stdin; anything else (an NA of a failed step) is left out
+median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "NA" }'; }
 dd_mbps() { # dd args...: prints MB/s computed from dd's own byte count and time
   LC_ALL=C dd "$@" 2>&1 | awk '/bytes/ && /copied/ { for (i=1;i<=NF;i++) if ($i ~ /^s,?$/) t=$(i-1); printf "%.1f", $1 / 1e6 / t }'

@@ -20,9 +20,19 @@ use crate::reader::Shared;
 struct Failure {
     address: String,
     reason: String,
-    corrupt: bool,
-    /// The datanode refused for now (at its `--max-xceivers`).
-    busy: bool,
+    why: Why,
+}
+
+/// How a replica failed a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// Unreachable, or the stream broke: the node is marked failed for a while.
+    Failed,
+    /// Its data does not match its checksums: never asked again.
+    Corrupt,
+    /// The datanode refused for now (at its `--max-xceivers`): asked again
+    /// after a wait.
+    Busy,
 }
 
 /// Waits before asking busy datanodes again, one per round (HDFS waits a
@@ -98,7 +108,6 @@ impl BlockCursor {
             };
             let idx = *idx;
             let timeout = shared.ctx.data_timeout();
-            let mut busy = false;
             let failure =
                 match tokio::time::timeout(timeout, stream.message::<ReadBlockResponse>()).await {
                     Ok(Ok(Some(msg))) => match accept(&msg, self.next, self.end) {
@@ -106,36 +115,41 @@ impl BlockCursor {
                             self.next += piece.len() as u64;
                             // A replica serves: earlier busy refusals are
                             // old news for a later failure of this stream.
-                            if self.failures.iter().any(|f| f.busy) {
-                                self.failures.retain(|f| !f.busy);
+                            if self.failures.iter().any(|f| f.why == Why::Busy) {
+                                self.failures.retain(|f| f.why != Why::Busy);
                             }
                             return Ok(Some(piece));
                         }
                         Ok(None) => continue,
                         Err(Refused::Corrupt(reason)) => {
                             self.report_corrupt(shared, idx, &reason);
-                            (reason, true)
+                            (reason, Why::Corrupt)
                         }
-                        Err(Refused::Protocol(reason)) => (reason, false),
+                        Err(Refused::Protocol(reason)) => (reason, Why::Failed),
                     },
-                    Ok(Ok(None)) => (format!("stream ended at block offset {}", self.next), false),
+                    Ok(Ok(None)) => (
+                        format!("stream ended at block offset {}", self.next),
+                        Why::Failed,
+                    ),
                     Ok(Err(status)) => {
                         // A datanode that finds its own replica corrupt says so
                         // (and reports it itself); one at its transfer limit
                         // says it is busy.
-                        let kind = ErrorKind::of(&status);
-                        busy = kind == Some(ErrorKind::Busy);
-                        let corrupt = kind == Some(ErrorKind::Corrupt)
-                            || status.code() == tonic::Code::DataLoss;
-                        (status.message().to_string(), corrupt)
+                        let why = match ErrorKind::of(&status) {
+                            Some(ErrorKind::Busy) => Why::Busy,
+                            Some(ErrorKind::Corrupt) => Why::Corrupt,
+                            _ if status.code() == tonic::Code::DataLoss => Why::Corrupt,
+                            _ => Why::Failed,
+                        };
+                        (status.message().to_string(), why)
                     }
-                    Err(_) => (format!("no data within {timeout:?}"), false),
+                    Err(_) => (format!("no data within {timeout:?}"), Why::Failed),
                 };
-            self.fail(shared, idx, failure.0, failure.1, busy);
+            self.fail(shared, idx, failure.0, failure.1);
         }
     }
 
-    fn fail(&mut self, shared: &Shared, idx: usize, reason: String, corrupt: bool, busy: bool) {
+    fn fail(&mut self, shared: &Shared, idx: usize, reason: String, why: Why) {
         self.stream = None;
         let address = self
             .lb
@@ -143,7 +157,7 @@ impl BlockCursor {
             .get(idx)
             .map(|n| n.address.clone())
             .unwrap_or_default();
-        if busy {
+        if why == Why::Busy {
             // Refused for now, not failed: the node keeps its connection
             // and its place for other reads; the wait is logged once a round.
             tracing::debug!(
@@ -153,18 +167,17 @@ impl BlockCursor {
         } else {
             tracing::warn!(
                 path = %shared.path, block = %self.block_name(), node = %address,
-                offset = self.next, reason = %reason, corrupt,
+                offset = self.next, reason = %reason, corrupt = why == Why::Corrupt,
                 "replica read failed; trying the next replica"
             );
-            if !corrupt {
+            if why == Why::Failed {
                 shared.ctx.datanodes.mark_failed(&address);
             }
         }
         self.failures.push(Failure {
             address,
             reason,
-            corrupt,
-            busy,
+            why,
         });
     }
 
@@ -216,7 +229,7 @@ impl BlockCursor {
                     // did not return bad data again.
                     self.refreshed = true;
                     self.refresh(shared).await?;
-                    self.failures.retain(|f| f.corrupt);
+                    self.failures.retain(|f| f.why == Why::Corrupt);
                     continue;
                 }
                 if let Some(wait) = self.busy_wait() {
@@ -227,7 +240,7 @@ impl BlockCursor {
                         "every replica left is busy (datanodes at --max-xceivers); asking again after a wait"
                     );
                     tokio::time::sleep(wait).await;
-                    self.failures.retain(|f| !f.busy);
+                    self.failures.retain(|f| f.why != Why::Busy);
                     continue;
                 }
                 return Err(self.exhausted(shared));
@@ -252,8 +265,7 @@ impl BlockCursor {
                     shared,
                     idx,
                     format!("cannot reach datanode at {}: {e}", node.address),
-                    false,
-                    false,
+                    Why::Failed,
                 ),
             }
         }
@@ -262,7 +274,7 @@ impl BlockCursor {
     /// How long to wait before asking busy datanodes again, if any refused
     /// for that reason and the rounds are not used up.
     fn busy_wait(&mut self) -> Option<Duration> {
-        if !self.failures.iter().any(|f| f.busy) {
+        if !self.failures.iter().any(|f| f.why == Why::Busy) {
             return None;
         }
         let base = *BUSY_BACKOFF.get(self.busy_rounds)?;
@@ -311,7 +323,7 @@ impl BlockCursor {
             .map(|f| format!("{}: {}", f.address, f.reason))
             .collect::<Vec<_>>()
             .join("; ");
-        if self.failures.iter().any(|f| f.corrupt) {
+        if self.failures.iter().any(|f| f.why == Why::Corrupt) {
             Error::Corrupt {
                 message: format!("{what}: no replica could be read intact ({tried})"),
             }
@@ -378,8 +390,7 @@ mod tests {
         cursor.failures.push(Failure {
             address: "127.0.0.1:1".into(),
             reason: "busy".into(),
-            corrupt: false,
-            busy: true,
+            why: Why::Busy,
         });
         for base in BUSY_BACKOFF {
             let wait = cursor.busy_wait().unwrap();
@@ -394,8 +405,7 @@ mod tests {
         cursor.failures.push(Failure {
             address: "127.0.0.1:2".into(),
             reason: "bad checksum".into(),
-            corrupt: true,
-            busy: false,
+            why: Why::Corrupt,
         });
         assert_eq!(cursor.busy_wait(), None);
     }

@@ -131,11 +131,11 @@ async fn refuse_busy(node: &Node, op: [u8; 4], stream: TcpStream, peer: &str) {
     let (mut rd, wr) = stream.into_split();
     let mut out = FrameWriter::new(wr);
     let sent = if op == xfer::WRITE_BLOCK {
-        out.send(&WriteBlockResponse::refusal(&status)).await
+        refuse::<WriteBlockResponse>(&mut out, &status).await
     } else {
-        out.send(&ReadBlockResponse::refusal(&status)).await
+        refuse::<ReadBlockResponse>(&mut out, &status).await
     };
-    if sent.is_err() || out.finish().await.is_err() {
+    if !sent {
         return;
     }
     // The request the client sent with its first bytes is still unread:
@@ -197,8 +197,7 @@ async fn reply<M: Reply>(
     let mut answers = match outcome {
         Ok(a) => a.into_inner(),
         Err(e) => {
-            let _ = out.send(&M::refusal(&Status::from(e))).await;
-            let _ = out.finish().await;
+            refuse::<M>(&mut out, &Status::from(e)).await;
             return;
         }
     };
@@ -216,4 +215,10 @@ async fn reply<M: Reply>(
         }
     }
     let _ = out.finish().await;
+}
+
+/// Sends `status` as the one (refusal) frame of a call answered with `M`
+/// messages, then ends this side; false if the peer went away.
+async fn refuse<M: Reply>(out: &mut FrameWriter, status: &Status) -> bool {
+    out.send(&M::refusal(status)).await.is_ok() && out.finish().await.is_ok()
 }

@@ -34,6 +34,26 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Waits (at most 60 s) until lease recovery has closed `path`, left open
+/// by a mount that was killed; returns the length it closed it at.
+fn closed_by_lease_recovery(c: &Cluster, path: &str) -> u64 {
+    block_on(async {
+        let client = dfs_client::Client::connect(c.addr()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st = client.status(path).await.unwrap();
+            if !st.under_construction {
+                return st.length;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lease recovery never closed {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
 /// `path mode mtime size` of every entry below `dir`, sorted.
 fn tree_listing(dir: &Path) -> String {
     sh(&format!(
@@ -497,19 +517,8 @@ fn closed_file_survives_the_mount_being_killed() {
     }
     m.proc.kill();
     m.unmount();
-    block_on(async {
-        let client = dfs_client::Client::connect(c.addr()).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let st = client.status("/k").await.unwrap();
-            if !st.under_construction {
-                assert_eq!(st.length, data.len() as u64, "closed bytes were lost");
-                break;
-            }
-            assert!(Instant::now() < deadline, "lease recovery never closed /k");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+    let length = closed_by_lease_recovery(&c, "/k");
+    assert_eq!(length, data.len() as u64, "closed bytes were lost");
     let back = c.dir.path().join("k-back");
     let out = c.dfs(&["get", "/k", back.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
@@ -735,19 +744,8 @@ fn fsynced_bytes_are_visible_and_survive_the_mount_being_killed() {
     m.proc.kill();
     drop(f);
     m.unmount();
-    block_on(async {
-        let client = dfs_client::Client::connect(c.addr()).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let st = client.status("/s").await.unwrap();
-            if !st.under_construction {
-                assert!(st.length >= data.len() as u64, "fsynced bytes were lost");
-                break;
-            }
-            assert!(Instant::now() < deadline, "lease recovery never closed /s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+    let length = closed_by_lease_recovery(&c, "/s");
+    assert!(length >= data.len() as u64, "fsynced bytes were lost");
     let back = c.dir.path().join("s-back");
     c.dfs_ok(&["get", "/s", back.to_str().unwrap()]);
     let back = fs::read(&back).unwrap();

@@ -150,17 +150,9 @@ impl Proc {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            send_signal(c.id(), libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(pid) = self.pid() {
+            send_signal(pid, libc::SIGTERM);
+            self.wait_exit(Duration::from_secs(10));
         }
     }
 
@@ -687,17 +679,7 @@ impl Mount {
             .arg(&self.dir)
             .stderr(Stdio::null())
             .status();
-        if let Some(mut c) = self.proc.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.proc.wait_exit(Duration::from_secs(10));
     }
 }
 
