@@ -75,3 +75,21 @@ pub struct SetAttr {
     /// Access time, milliseconds since the Unix epoch.
     pub atime: Option<i64>,
 }
+
+/// Checks the names of `attrs` as the namenode does: a new owner or group
+/// is not empty, at most 256 bytes and without NUL.
+pub(crate) fn check_attrs(path: &str, attrs: &SetAttr) -> crate::Result<()> {
+    for (what, name) in [("owner", &attrs.owner), ("group", &attrs.group)] {
+        if let Some(n) = name {
+            if n.is_empty() || n.len() > 256 || n.contains('\0') {
+                return Err(crate::Error::InvalidArgument {
+                    message: format!(
+                        "set {what} of {path}: {what} must be 1 to 256 bytes without NUL (got {} bytes)",
+                        n.len()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -46,8 +46,12 @@ pub(crate) enum Msg {
         tx: oneshot::Sender<Result<()>>,
         update_length: bool,
     },
-    /// Finish the last block and complete the file.
-    Close(oneshot::Sender<Result<()>>),
+    /// Finish the last block and complete the file, storing `attrs` with
+    /// the close.
+    Close {
+        tx: oneshot::Sender<Result<()>>,
+        attrs: Option<dfs_proto::FileAttrs>,
+    },
 }
 
 /// The first fatal error of a write, shared with the writer.
@@ -176,7 +180,7 @@ impl Streamer {
                 rx.close();
                 while let Some(msg) = rx.recv().await {
                     match msg {
-                        Msg::Flush { tx, .. } | Msg::Close(tx) => {
+                        Msg::Flush { tx, .. } | Msg::Close { tx, .. } => {
                             let _ = tx.send(Err(reply.duplicate()));
                         }
                         Msg::Data(_) => {}
@@ -207,8 +211,8 @@ impl Streamer {
                             Err(e) => { let _ = tx.send(Err(e.duplicate())); return Err(e); }
                         }
                     }
-                    Some(Msg::Close(tx)) => {
-                        match self.close().await {
+                    Some(Msg::Close { tx, attrs }) => {
+                        match self.close(attrs).await {
                             Ok(()) => { let _ = tx.send(Ok(())); return Ok(()); }
                             Err(e) => { let _ = tx.send(Err(e.duplicate())); return Err(e); }
                         }
@@ -267,8 +271,9 @@ impl Streamer {
         Ok(())
     }
 
-    /// Finishes the last block and completes the file.
-    pub(crate) async fn close(&mut self) -> Result<()> {
+    /// Finishes the last block and completes the file, with `attrs` stored
+    /// in the same namenode edit.
+    pub(crate) async fn close(&mut self, attrs: Option<dfs_proto::FileAttrs>) -> Result<()> {
         // A block (the one allocated with the create) that got no data is
         // given up instead of stored empty; the datanodes drop their empty
         // replicas when the pipeline stream ends without a packet.
@@ -286,6 +291,7 @@ impl Streamer {
             path: self.path.clone(),
             client_name: self.ctx.client_name.clone(),
             last: self.prev,
+            attrs,
         };
         let deadline = tokio::time::Instant::now() + COMPLETE_BUDGET;
         let mut delay = Duration::from_millis(50);

@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use crate::client::Inner;
 use crate::error::{Error, Result};
+use crate::options::{check_attrs, SetAttr};
 use crate::streamer::{ErrorSlot, Msg, Streamer};
 use crate::types::FileStatus;
 
@@ -96,6 +97,8 @@ pub struct FileWriter {
     pending_updates_length: bool,
     pending: Option<Pending>,
     closed: bool,
+    /// Attributes to store with the close.
+    close_attrs: Option<dfs_proto::FileAttrs>,
     error: ErrorSlot,
 }
 
@@ -141,6 +144,7 @@ impl FileWriter {
             pending_updates_length: false,
             pending: None,
             closed: false,
+            close_attrs: None,
             error,
         };
         if eager {
@@ -193,6 +197,29 @@ impl FileWriter {
     /// the commit.
     pub async fn hflush_data(&mut self) -> Result<()> {
         std::future::poll_fn(|cx| self.poll_flush_inner(cx, false)).await
+    }
+
+    /// Attributes to store when the file is closed, in the same namenode
+    /// edit as the close, so no reader sees the file complete without them
+    /// (as tar sets mode, owner and times while it writes). Later calls add
+    /// to earlier ones; an mtime given replaces the close's own. Fails, and
+    /// keeps nothing, if an owner or group name is empty, longer than 256
+    /// bytes or contains NUL.
+    pub fn set_attrs_on_close(&mut self, attrs: &SetAttr) -> Result<()> {
+        check_attrs(&self.path, attrs)?;
+        let a = self.close_attrs.get_or_insert_with(Default::default);
+        if let Some(m) = attrs.mode {
+            a.mode = Some(m & 0o7777);
+        }
+        if let Some(o) = &attrs.owner {
+            a.owner = Some(o.clone());
+        }
+        if let Some(g) = &attrs.group {
+            a.group = Some(g.clone());
+        }
+        a.mtime_ms = attrs.mtime.or(a.mtime_ms);
+        a.atime_ms = attrs.atime.or(a.atime_ms);
+        Ok(())
     }
 
     /// Flushes, finalizes the last block and completes the file (retrying
@@ -362,15 +389,19 @@ impl FileWriter {
             }
             if let Some(mut streamer) = self.idle.take() {
                 // Nothing was written: complete the file from here.
+                let attrs = self.close_attrs.take();
                 self.pending = Some(Pending::CloseEmpty(Box::pin(async move {
-                    streamer.close().await
+                    streamer.close(attrs).await
                 })));
                 continue;
             }
             ready!(self.poll_send(cx, |w| {
                 let (tx, rx) = oneshot::channel();
                 w.pending = Some(Pending::Close(rx));
-                Msg::Close(tx)
+                Msg::Close {
+                    tx,
+                    attrs: w.close_attrs.take(),
+                }
             }))?;
         }
     }

@@ -14,8 +14,10 @@
 //! wait for the commit through [`Writer::wait_done`].
 //!
 //! Attributes set while a file is written (tar sets them before close) are
-//! kept here, shown by getattr, and stored once the file is complete, so
-//! completing the file cannot overwrite them.
+//! kept here, shown by getattr, and stored with the close, in the same
+//! namenode edit that completes the file: no client sees the file complete
+//! without them, and completing it cannot overwrite them. Those set while
+//! the close runs are stored after it.
 
 use std::time::{Duration, Instant};
 
@@ -389,9 +391,9 @@ impl Writer {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Completes the file (after the last release): close, then store the
-    /// attributes set while it was written (also those set during the
-    /// close). Bounded by `timeout` per step.
+    /// Completes the file (after the last release): close, with the
+    /// attributes set while it was written, then store those set during
+    /// the close. Bounded by `timeout` per step.
     pub async fn commit(&self, client: &Client, timeout: Duration) {
         let state = std::mem::replace(&mut *self.state.lock().await, State::Finished);
         let (path, unlinked) = {
@@ -403,7 +405,10 @@ impl Writer {
                 debug!(path = %path, "file unlinked while open: abandoned");
                 writer.abort().await;
             }
-            State::Open(writer) => {
+            State::Open(mut writer) => {
+                // Attributes set while the file was written go with the
+                // close, in its edit; those set during the close follow.
+                self.attrs_on_close(&mut writer);
                 let started = Instant::now();
                 match tokio::time::timeout(timeout, writer.close()).await {
                     Ok(Ok(())) => {
@@ -432,6 +437,20 @@ impl Writer {
             State::Existing | State::Finished => {}
         }
         self.finish();
+    }
+
+    /// Hands the attributes deferred so far to `writer`, to be stored with
+    /// its close (shown as being applied until then). Attributes it refuses
+    /// stay deferred, for [`store_pending`](Self::store_pending) to report.
+    fn attrs_on_close(&self, writer: &mut FileWriter) {
+        let mut info = self.info.lock();
+        if !has_attrs(&info.pending) {
+            return;
+        }
+        if writer.set_attrs_on_close(&info.pending).is_ok() {
+            let pending = std::mem::take(&mut info.pending);
+            merge(&mut info.applying, pending);
+        }
     }
 
     /// Stores deferred attributes until none are left, then marks the

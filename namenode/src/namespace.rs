@@ -75,6 +75,58 @@ pub struct NewAttrs {
     pub group: String,
 }
 
+/// Attributes to change on an inode; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttrChange {
+    /// Permission bits (only the low 12 are kept).
+    pub mode: Option<u32>,
+    /// Owner name.
+    pub owner: Option<String>,
+    /// Group name.
+    pub group: Option<String>,
+    /// Modification time, milliseconds since the epoch.
+    pub mtime_ms: Option<i64>,
+    /// Access time, milliseconds since the epoch.
+    pub atime_ms: Option<i64>,
+}
+
+impl AttrChange {
+    /// Checks the names, before anything is changed: a new owner or group
+    /// is not empty, at most 256 bytes and without NUL.
+    pub fn check(&self, path: &str) -> Result<()> {
+        for (what, name) in [("owner", &self.owner), ("group", &self.group)] {
+            if let Some(n) = name {
+                check_principal(what, n)?;
+                if n.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "set {what} of {path}: empty {what}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the attributes given on `rec` (checked with [`check`](Self::check)).
+    pub fn apply(self, rec: &mut InodeRecord) {
+        if let Some(m) = self.mode {
+            rec.mode = m & 0o7777;
+        }
+        if let Some(o) = self.owner {
+            rec.owner = o;
+        }
+        if let Some(g) = self.group {
+            rec.group = g;
+        }
+        if let Some(t) = self.mtime_ms {
+            rec.mtime_ms = t;
+        }
+        if let Some(t) = self.atime_ms {
+            rec.atime_ms = t;
+        }
+    }
+}
+
 /// Parameters of [`Namespace::plan_create`].
 #[derive(Debug, Clone, Default)]
 pub struct CreateArgs {

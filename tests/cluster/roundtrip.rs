@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 
-use dfs_client::{Client, CreateOptions};
+use dfs_client::{Client, CreateOptions, SetAttr};
 use dfs_tests::{random_bytes, replica_files, sha256, sha256_file, Cluster};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -246,6 +246,59 @@ async fn an_abandoned_flush_does_not_cut_the_next_one_short() {
         .await
         .unwrap();
     assert_eq!(sha256(&back), sha256(&data));
+}
+
+/// Attributes given to a writer before its close are stored by the close
+/// itself: the file is never complete without them. Names the namenode
+/// would refuse are refused at once, and the close then goes on without
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_set_on_close_are_stored_with_the_close() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    for (path, data) in [("/attrs-empty", &b""[..]), ("/attrs-data", b"some bytes")] {
+        let mut w = client.create(path, CreateOptions::default()).await.unwrap();
+        w.write_all(data).await.unwrap();
+        let e = w
+            .set_attrs_on_close(&SetAttr {
+                mode: Some(0o600),
+                group: Some("a\0b".into()),
+                ..SetAttr::default()
+            })
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("set group of {path}")),
+            "{e}"
+        );
+        for attrs in [
+            SetAttr {
+                mode: Some(0o640),
+                owner: Some("alice".into()),
+                ..SetAttr::default()
+            },
+            SetAttr {
+                group: Some("staff".into()),
+                mtime: Some(1_500_000_000_000),
+                ..SetAttr::default()
+            },
+        ] {
+            w.set_attrs_on_close(&attrs).unwrap();
+        }
+        w.close().await.unwrap();
+        let st = client.status(path).await.unwrap();
+        assert!(!st.under_construction, "{path}");
+        assert_eq!(st.length, data.len() as u64, "{path}");
+        assert_eq!(
+            (
+                st.mode & 0o7777,
+                st.owner.as_str(),
+                st.group.as_str(),
+                st.mtime
+            ),
+            (0o640, "alice", "staff", 1_500_000_000_000),
+            "{path}"
+        );
+    }
 }
 
 /// A file of more blocks than one namenode reply lists (1000) reads back

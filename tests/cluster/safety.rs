@@ -527,6 +527,7 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
                 generation_stamp: 1,
                 length: 1 << 40,
             }),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -8,7 +8,9 @@
 use dfs_proto::defaults;
 use dfs_proto::image::InodeRecord;
 
-use super::{or_root, parse, prefix, CreateArgs, Created, Namespace, NewAttrs, RemovedFile};
+use super::{
+    or_root, parse, prefix, AttrChange, CreateArgs, Created, Namespace, NewAttrs, RemovedFile,
+};
 use crate::error::{Error, Result};
 use crate::store::{Batch, Change, Counters, ROOT_ID};
 
@@ -365,41 +367,12 @@ impl Namespace {
         Ok((batch, removed))
     }
 
-    /// Plans a change of mode, owner, group or times.
-    pub fn plan_set_attr(
-        &self,
-        path: &str,
-        mode: Option<u32>,
-        owner: Option<String>,
-        group: Option<String>,
-        mtime_ms: Option<i64>,
-        atime_ms: Option<i64>,
-    ) -> Result<(Batch, u64, String)> {
+    /// Plans a change of attributes (chmod, chown, utimes).
+    pub fn plan_set_attr(&self, path: &str, change: AttrChange) -> Result<(Batch, u64, String)> {
         let (id, norm) = self.resolve(path)?;
+        change.check(&norm)?;
         let mut rec = self.inodes[&id].rec.clone();
-        if let Some(m) = mode {
-            rec.mode = m & 0o7777;
-        }
-        if let Some(o) = owner {
-            check_principal("owner", &o)?;
-            if o.is_empty() {
-                return Err(Error::invalid(format!("set owner of {norm}: empty owner")));
-            }
-            rec.owner = o;
-        }
-        if let Some(g) = group {
-            check_principal("group", &g)?;
-            if g.is_empty() {
-                return Err(Error::invalid(format!("set group of {norm}: empty group")));
-            }
-            rec.group = g;
-        }
-        if let Some(t) = mtime_ms {
-            rec.mtime_ms = t;
-        }
-        if let Some(t) = atime_ms {
-            rec.atime_ms = t;
-        }
+        change.apply(&mut rec);
         Ok((vec![Change::PutInode(rec)], id, norm))
     }
 

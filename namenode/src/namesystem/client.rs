@@ -15,7 +15,7 @@ use dfs_proto::defaults::{LOCATED_LIST_BLOCKS, LOCATED_LIST_PAGE};
 
 use super::Namesystem;
 use crate::error::{Error, Result};
-use crate::namespace::{now_ms, NewAttrs, Summary};
+use crate::namespace::{now_ms, AttrChange, NewAttrs, Summary};
 
 impl Namesystem {
     /// Status of a path.
@@ -151,14 +151,14 @@ impl Namesystem {
     /// chmod / chown / utimes.
     pub async fn set_attr(&self, req: SetAttrRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("change attributes"), |st, store| {
-            let (batch, id, path) = st.ns.plan_set_attr(
-                &req.path,
-                req.mode,
-                req.owner,
-                req.group,
-                req.mtime_ms,
-                req.atime_ms,
-            )?;
+            let change = AttrChange {
+                mode: req.mode,
+                owner: req.owner,
+                group: req.group,
+                mtime_ms: req.mtime_ms,
+                atime_ms: req.atime_ms,
+            };
+            let (batch, id, path) = st.ns.plan_set_attr(&req.path, change)?;
             let seq = st.commit(store, batch)?;
             Ok((st.ns.status(id, path), seq))
         })?;

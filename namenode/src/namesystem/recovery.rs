@@ -14,7 +14,7 @@ use super::{Namesystem, State};
 use crate::blocks::{BlockState, Recovery, Replica, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
-use crate::namespace::{now_ms, RECOVERY_HOLDER};
+use crate::namespace::{now_ms, AttrChange, RECOVERY_HOLDER};
 use crate::placement::{choose_targets, Request};
 use crate::store::{Change, Store};
 
@@ -256,7 +256,8 @@ impl State {
         old_holder: &str,
         why: &str,
     ) -> Result<(bool, u64)> {
-        let (seq, ids, length) = self.close_file(store, id, rec, old_holder)?;
+        let (seq, ids, length) =
+            self.close_file(store, id, rec, old_holder, AttrChange::default())?;
         for b in &ids {
             self.blocks.modify(*b, |i| {
                 i.state = if i.is_safe() || i.state == BlockState::Complete {

@@ -6,15 +6,15 @@ use std::time::Instant;
 
 use dfs_proto::image::InodeRecord;
 use dfs_proto::{
-    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileStatus,
-    FsyncRequest, LocatedBlock,
+    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileAttrs,
+    FileStatus, FsyncRequest, LocatedBlock,
 };
 
 use super::State;
 use crate::blocks::{BlockInfo, BlockState, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
-use crate::namespace::{now_ms, CreateArgs, NewAttrs, RECOVERY_HOLDER};
+use crate::namespace::{now_ms, AttrChange, CreateArgs, NewAttrs, RECOVERY_HOLDER};
 use crate::placement::{choose_targets, Request};
 use crate::store::{Change, Store};
 
@@ -337,6 +337,8 @@ impl State {
         if let Some(l) = &req.last {
             check_length(&w.path, l, rec.block_size)?;
         }
+        let attrs = req.attrs.map(attr_change).unwrap_or_default();
+        attrs.check(&w.path)?;
         match (rec.blocks.last_mut(), &req.last) {
             (None, None) => {}
             (Some(b), Some(l)) if b.id == l.id => {
@@ -381,7 +383,7 @@ impl State {
             return Ok((false, store.last_applied()));
         }
         let holder = rec.lease_holder.clone();
-        let (seq, ids, length) = self.close_file(store, w.id, rec, &holder)?;
+        let (seq, ids, length) = self.close_file(store, w.id, rec, &holder, attrs)?;
         for id in &ids {
             self.blocks.modify(*id, |b| {
                 b.state = BlockState::Complete;
@@ -394,19 +396,22 @@ impl State {
     }
 
     /// Closes the file `id` in its record: no lease holder, no pipeline,
-    /// no block under construction, a new mtime; commits it and drops the
-    /// lease of `holder`. Returns the edit's sequence number, the file's
-    /// block ids and its length; the caller settles the block map.
+    /// no block under construction, a new mtime, then the `attrs` the
+    /// writer asked for (checked); commits it and drops the lease of
+    /// `holder`. Returns the edit's sequence number, the file's block ids
+    /// and its length; the caller settles the block map.
     pub(crate) fn close_file(
         &mut self,
         store: &Store,
         id: u64,
         mut rec: InodeRecord,
         holder: &str,
+        attrs: AttrChange,
     ) -> Result<(u64, Vec<u64>, u64)> {
         rec.lease_holder.clear();
         rec.pipeline.clear();
         rec.mtime_ms = now_ms();
+        attrs.apply(&mut rec);
         for b in &mut rec.blocks {
             b.under_construction = false;
         }
@@ -462,4 +467,15 @@ pub(crate) fn check_length(path: &str, b: &ExtendedBlock, block_size: u64) -> Re
         )));
     }
     Ok(())
+}
+
+/// The attribute change a request carries.
+pub(crate) fn attr_change(a: FileAttrs) -> AttrChange {
+    AttrChange {
+        mode: a.mode,
+        owner: a.owner,
+        group: a.group,
+        mtime_ms: a.mtime_ms,
+        atime_ms: a.atime_ms,
+    }
 }

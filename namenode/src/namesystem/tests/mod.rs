@@ -137,6 +137,7 @@ impl Harness {
                 path: path.into(),
                 client_name: "c1".into(),
                 last: prev,
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -122,17 +122,45 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     assert_eq!(loc.file_length, 7);
     assert!(loc.blocks[0].under_construction);
     assert_eq!(loc.blocks[0].locations.len(), 3);
+    // Attributes carried by the close are checked before anything changes.
+    let bad = CompleteRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        last: Some(b),
+        attrs: Some(FileAttrs {
+            owner: Some(String::new()),
+            ..Default::default()
+        }),
+    };
+    let e = h.fs.complete(bad).await.unwrap_err();
+    assert!(e.to_string().contains("empty owner"), "{e}");
+    let before = h.fs.get_file_info("/f").unwrap();
+    assert!(before.under_construction);
     let complete = CompleteRequest {
         path: "/f".into(),
         client_name: "c1".into(),
         last: Some(b),
+        attrs: Some(FileAttrs {
+            mode: Some(0o100_640),
+            owner: Some("alice".into()),
+            mtime_ms: Some(1_234_000),
+            ..Default::default()
+        }),
     };
     assert!(!h.fs.complete(complete.clone()).await.unwrap());
     h.received("dn1", b);
     assert!(h.fs.complete(complete.clone()).await.unwrap());
     // A retry of the same complete is fine.
     assert!(h.fs.complete(complete).await.unwrap());
-    assert_eq!(h.fs.get_file_info("/f").unwrap().length, 10);
+    let st = h.fs.get_file_info("/f").unwrap();
+    assert_eq!(st.length, 10);
+    // Stored in the close's edit: the mode (permission bits only), the
+    // owner and the mtime given (not the close's); the group unchanged.
+    assert_eq!(
+        (st.mode, st.owner.as_str(), st.mtime_ms),
+        (0o640, "alice", 1_234_000)
+    );
+    assert_eq!(st.group, before.group);
     h.close().await;
 }
 
@@ -326,6 +354,7 @@ async fn pipeline_recovery_bumps_generation_stamp() {
             path: "/f".into(),
             client_name: "c1".into(),
             last: Some(fin),
+            ..Default::default()
         })
         .await
         .unwrap());
