@@ -218,6 +218,10 @@ pub struct DatanodeStatus {
     pub blocks: u64,
     /// Block copies in progress.
     pub active_transfers: u32,
+    /// Block transfer connections open at its last heartbeat.
+    pub xceivers: u32,
+    /// Its limit of them (`--max-xceivers`).
+    pub max_xceivers: u32,
     /// Milliseconds since its last heartbeat.
     pub last_heartbeat_ms_ago: i64,
     /// Set when the node reports its storage failed.
@@ -238,6 +242,8 @@ impl From<dfs_proto::DatanodeReport> for DatanodeStatus {
             remaining: r.remaining,
             blocks: r.blocks,
             active_transfers: r.active_transfers,
+            xceivers: r.xceivers,
+            max_xceivers: r.max_xceivers,
             last_heartbeat_ms_ago: r.last_heartbeat_ms_ago,
             failure: r.failure,
         }

@@ -240,6 +240,8 @@ async fn heartbeat(node: &Node, stats: &StorageStats) -> Result<HeartbeatRespons
         node_id: node.id().to_string(),
         storage: Some(storage_report(stats)),
         active_transfers: node.active_transfers(),
+        xceivers: node.xceiver_count(),
+        max_xceivers: node.config.max_xceivers,
     };
     node.namenode
         .clone()

@@ -115,6 +115,13 @@ impl Node {
         self.active_transfers.load(Ordering::Relaxed)
     }
 
+    /// Block transfer connections open now (each holds one of the
+    /// `--max-xceivers` permits; reported in heartbeats).
+    pub fn xceiver_count(&self) -> u32 {
+        let max = self.config.max_xceivers.max(1) as usize;
+        u32::try_from(max.saturating_sub(self.xceivers.available_permits())).unwrap_or(u32::MAX)
+    }
+
     /// Counts a replica copy for as long as the guard lives.
     pub fn transfer_guard(self: &Arc<Self>) -> TransferGuard {
         self.active_transfers.fetch_add(1, Ordering::Relaxed);

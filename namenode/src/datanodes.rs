@@ -53,6 +53,10 @@ pub struct Datanode {
     pub failure: String,
     /// Transfers the node reports in progress.
     pub active_transfers: u32,
+    /// Block transfer connections open at the last heartbeat.
+    pub xceivers: u32,
+    /// The node's limit of them (0: unknown).
+    pub max_xceivers: u32,
     /// Last heartbeat or registration.
     pub last_heartbeat: Instant,
     /// Declared dead; must register again.
@@ -92,6 +96,17 @@ impl Datanode {
     pub fn pending_deletes(&self) -> usize {
         self.deletes.len()
     }
+}
+
+/// The load a heartbeat reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// Replica copies in progress.
+    pub transfers: u32,
+    /// Block transfer connections open.
+    pub xceivers: u32,
+    /// The node's limit of them (0: not reported).
+    pub max_xceivers: u32,
 }
 
 /// Outcome of a registration.
@@ -168,6 +183,8 @@ impl DatanodeManager {
                     full: false,
                     failure: String::new(),
                     active_transfers: 0,
+                    xceivers: 0,
+                    max_xceivers: 0,
                     last_heartbeat: now,
                     dead: false,
                     admin: AdminState::Normal,
@@ -202,7 +219,7 @@ impl DatanodeManager {
         &mut self,
         id: &str,
         storage: &StorageReport,
-        active: u32,
+        load: NodeLoad,
         now: Instant,
     ) -> Option<NodeIdx> {
         let idx = *self.by_id.get(id)?;
@@ -211,7 +228,9 @@ impl DatanodeManager {
             return None;
         }
         n.last_heartbeat = now;
-        n.active_transfers = active;
+        n.active_transfers = load.transfers;
+        n.xceivers = load.xceivers;
+        n.max_xceivers = load.max_xceivers;
         apply_storage(n, storage);
         Some(idx)
     }
@@ -399,6 +418,8 @@ impl DatanodeManager {
                     Some(Skip::Full)
                 } else if n.capacity > 0 && n.remaining < block_size {
                     Some(Skip::NoSpace)
+                } else if n.max_xceivers > 0 && n.xceivers >= n.max_xceivers {
+                    Some(Skip::Busy)
                 } else {
                     None
                 };
@@ -407,7 +428,7 @@ impl DatanodeManager {
                     host: &n.host,
                     rack: &n.rack,
                     skip,
-                    load: n.active_transfers,
+                    load: n.active_transfers.saturating_add(n.xceivers),
                     remaining: n.remaining,
                 }
             })
@@ -460,9 +481,11 @@ mod tests {
             NodeState::Stale
         );
         assert_eq!(m.check_liveness(t0 + Duration::from_secs(11)), vec![r.idx]);
-        assert!(m.heartbeat("a", &StorageReport::default(), 0, t0).is_none());
         assert!(m
-            .heartbeat("zz", &StorageReport::default(), 0, t0)
+            .heartbeat("a", &StorageReport::default(), NodeLoad::default(), t0)
+            .is_none());
+        assert!(m
+            .heartbeat("zz", &StorageReport::default(), NodeLoad::default(), t0)
             .is_none());
         let r2 = m.register(&info("a", "127.0.0.1:2"), &StorageReport::default(), t0);
         assert!(r2.revived && !r2.new);

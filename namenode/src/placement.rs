@@ -7,10 +7,14 @@
 //! 4. more replicas on random nodes, at most `(r - 1) / racks + 2` per rack.
 //!
 //! A rule that cannot hold (one rack, too few nodes) is relaxed rather than
-//! failing the write. Dead, stale, failed, full and decommissioning nodes
-//! are skipped, and when nothing fits the caller gets a reason for every
-//! class of node skipped. Among equal choices the less loaded of two random
-//! nodes wins (power of two choices), which spreads load without a storm.
+//! failing the write. Dead, stale, failed, full, decommissioning nodes and
+//! nodes at their limit of transfer connections are skipped, and when
+//! nothing fits the caller gets a reason for every class of node skipped.
+//! A node serving more than twice the average load of the nodes in service
+//! (HDFS's `considerLoad`) is chosen only when no other node fits, rules
+//! relaxed; HDFS refuses it outright, which can fail a write on a small
+//! cluster. Among equal choices the less loaded of two random nodes wins
+//! (power of two choices), which spreads load without a storm.
 //!
 //! The module also orders replicas for readers: the client's own node
 //! first, then its rack, then the rest; stale and draining nodes last.
@@ -40,6 +44,8 @@ pub enum Skip {
     Full,
     /// Less free space than one block.
     NoSpace,
+    /// Serves its limit of block transfer connections.
+    Busy,
     /// The client asked to exclude it.
     Excluded,
     /// It already holds (or is receiving) the block.
@@ -56,6 +62,7 @@ impl Skip {
             Skip::Decommissioned => "decommissioned",
             Skip::Full => "full",
             Skip::NoSpace => "with less free space than one block",
+            Skip::Busy => "at their limit of transfer connections (--max-xceivers)",
             Skip::Excluded => "excluded by the client",
             Skip::HoldsBlock => "already holding the block",
         }
@@ -73,7 +80,7 @@ pub struct Candidate<'a> {
     pub rack: &'a str,
     /// Why it cannot take a replica, if it cannot.
     pub skip: Option<Skip>,
-    /// Transfers in progress.
+    /// Transfers in progress: copies and open transfer connections.
     pub load: u32,
     /// Free bytes.
     pub remaining: u64,
@@ -129,6 +136,13 @@ pub fn choose_targets<R: Rng + ?Sized>(
             *per_rack.entry(r).or_default() += 1;
         }
     }
+    let overloaded = overload_limit(cands).map_or(HashSet::new(), |limit| {
+        usable
+            .iter()
+            .filter(|c| f64::from(c.load) > limit)
+            .map(|c| c.idx)
+            .collect()
+    });
     let mut placed: Vec<NodeIdx> = req.existing.to_vec();
     let mut chosen: Vec<NodeIdx> = Vec::new();
     let mut taken: HashSet<NodeIdx> = HashSet::new();
@@ -138,72 +152,16 @@ pub fn choose_targets<R: Rng + ?Sized>(
             .copied()
             .filter(|c| !taken.contains(&c.idx))
             .collect();
-        if free.is_empty() {
-            break;
-        }
-        let rack = |i: usize| placed.get(i).and_then(|n| rack_of.get(n)).copied();
-        // The preferred choice for this position, as a filter.
-        let preferred: Vec<&Candidate<'_>> = match placed.len() {
-            0 => match req.writer_host {
-                Some(h) => {
-                    let local: Vec<_> = free.iter().copied().filter(|c| c.host == h).collect();
-                    if local.is_empty() {
-                        // The writer's rack, if it runs on a (full or busy) datanode.
-                        let writer_racks: HashSet<&str> = cands
-                            .iter()
-                            .filter(|c| c.host == h)
-                            .map(|c| c.rack)
-                            .collect();
-                        free.iter()
-                            .copied()
-                            .filter(|c| writer_racks.contains(c.rack))
-                            .collect()
-                    } else {
-                        local
-                    }
-                }
-                None => Vec::new(),
-            },
-            1 => free
-                .iter()
-                .copied()
-                .filter(|c| Some(c.rack) != rack(0))
-                .collect(),
-            2 if rack(0) == rack(1) => free
-                .iter()
-                .copied()
-                .filter(|c| Some(c.rack) != rack(0))
-                .collect(),
-            2 => free
-                .iter()
-                .copied()
-                .filter(|c| Some(c.rack) == rack(1))
-                .collect(),
-            _ => {
-                // Prefer racks that do not hold a replica yet.
-                free.iter()
-                    .copied()
-                    .filter(|c| per_rack.get(c.rack).copied().unwrap_or(0) == 0)
-                    .collect()
-            }
+        let pos = Position {
+            cands,
+            rack_of: &rack_of,
+            placed: &placed,
+            per_rack: &per_rack,
+            max_per_rack,
+            writer_host: req.writer_host,
+            overloaded: &overloaded,
         };
-        let under_cap =
-            |c: &&Candidate<'_>| per_rack.get(c.rack).copied().unwrap_or(0) < max_per_rack;
-        let pick = pick_least_loaded(
-            &preferred
-                .iter()
-                .copied()
-                .filter(under_cap)
-                .collect::<Vec<_>>(),
-            rng,
-        )
-        .or_else(|| {
-            pick_least_loaded(
-                &free.iter().copied().filter(under_cap).collect::<Vec<_>>(),
-                rng,
-            )
-        })
-        .or_else(|| pick_least_loaded(&free, rng));
+        let pick = pos.pick(&free, rng);
         let Some(c) = pick else { break };
         taken.insert(c.idx);
         chosen.push(c.idx);
@@ -216,6 +174,132 @@ pub fn choose_targets<R: Rng + ?Sized>(
         targets: chosen,
         shortfall,
     }
+}
+
+/// The choice of one more target, given those placed so far.
+struct Position<'c, 'a> {
+    cands: &'c [Candidate<'a>],
+    rack_of: &'c HashMap<NodeIdx, &'a str>,
+    /// Existing replicas and targets chosen so far, in pipeline order.
+    placed: &'c [NodeIdx],
+    per_rack: &'c HashMap<&'a str, usize>,
+    max_per_rack: usize,
+    writer_host: Option<&'c str>,
+    /// Nodes serving more than twice the average load.
+    overloaded: &'c HashSet<NodeIdx>,
+}
+
+impl<'a> Position<'_, 'a> {
+    fn rack(&self, i: usize) -> Option<&'a str> {
+        self.placed
+            .get(i)
+            .and_then(|n| self.rack_of.get(n))
+            .copied()
+    }
+
+    fn under_cap(&self, c: &Candidate<'_>) -> bool {
+        self.per_rack.get(c.rack).copied().unwrap_or(0) < self.max_per_rack
+    }
+
+    /// The nodes of `free` the policy prefers for this position.
+    fn preferred<'b>(&self, free: &[&'b Candidate<'a>]) -> Vec<&'b Candidate<'a>> {
+        let only = |keep: &dyn Fn(&Candidate<'a>) -> bool| -> Vec<&'b Candidate<'a>> {
+            free.iter().copied().filter(|c| keep(c)).collect()
+        };
+        match self.placed.len() {
+            0 => match self.writer_host {
+                Some(h) => {
+                    let local = only(&|c| c.host == h);
+                    if local.is_empty() {
+                        // The writer's rack, if it runs on a (full or busy) datanode.
+                        let writer_racks: HashSet<&str> = self
+                            .cands
+                            .iter()
+                            .filter(|c| c.host == h)
+                            .map(|c| c.rack)
+                            .collect();
+                        only(&|c| writer_racks.contains(c.rack))
+                    } else {
+                        local
+                    }
+                }
+                None => Vec::new(),
+            },
+            1 => only(&|c| Some(c.rack) != self.rack(0)),
+            2 if self.rack(0) == self.rack(1) => only(&|c| Some(c.rack) != self.rack(0)),
+            2 => only(&|c| Some(c.rack) == self.rack(1)),
+            // Prefer racks that do not hold a replica yet.
+            _ => only(&|c| self.per_rack.get(c.rack).copied().unwrap_or(0) == 0),
+        }
+    }
+
+    /// True when this position's preference puts the block on a second
+    /// rack (what lets it survive the loss of a rack), not only saves
+    /// bandwidth (the writer's node, the second replica's rack).
+    fn prefers_another_rack(&self) -> bool {
+        match self.placed.len() {
+            0 => false,
+            1 => true,
+            2 => self.rack(0) == self.rack(1),
+            _ => true,
+        }
+    }
+
+    /// Picks from `free`: a preferred node under its rack's cap, else any
+    /// node under the cap, else any node; in each, a node that is not
+    /// overloaded if there is one. A preference for another rack comes
+    /// before load; load comes before the other preferences.
+    fn pick<'b, R: Rng + ?Sized>(
+        &self,
+        free: &[&'b Candidate<'a>],
+        rng: &mut R,
+    ) -> Option<&'b Candidate<'a>> {
+        let capped = |from: &[&'b Candidate<'a>]| -> Vec<&'b Candidate<'a>> {
+            from.iter().copied().filter(|c| self.under_cap(c)).collect()
+        };
+        let light = |from: &[&'b Candidate<'a>]| -> Vec<&'b Candidate<'a>> {
+            from.iter()
+                .copied()
+                .filter(|c| !self.overloaded.contains(&c.idx))
+                .collect()
+        };
+        let tiers = [capped(&self.preferred(free)), capped(free), free.to_vec()];
+        for (i, tier) in tiers.iter().enumerate() {
+            if let Some(c) = pick_least_loaded(&light(tier), rng) {
+                return Some(c);
+            }
+            if i > 0 || self.prefers_another_rack() {
+                if let Some(c) = pick_least_loaded(tier, rng) {
+                    return Some(c);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The load above which a node counts as overloaded: twice the average of
+/// the nodes in service (not dead, stale, failed or decommissioning);
+/// `None` while they are all idle.
+fn overload_limit(cands: &[Candidate<'_>]) -> Option<f64> {
+    let in_service: Vec<u32> = cands
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c.skip,
+                Some(
+                    Skip::Dead
+                        | Skip::Stale
+                        | Skip::Failed
+                        | Skip::Decommissioning
+                        | Skip::Decommissioned
+                )
+            )
+        })
+        .map(|c| c.load)
+        .collect();
+    let total: u64 = in_service.iter().map(|l| u64::from(*l)).sum();
+    (total > 0).then(|| 2.0 * total as f64 / in_service.len() as f64)
 }
 
 fn pick_least_loaded<'a, 'b, R: Rng + ?Sized>(
@@ -496,5 +580,97 @@ mod tests {
             assert_eq!(set.len(), p.targets.len());
             assert_eq!(p.targets.len(), needed);
         }
+    }
+
+    fn request<'a>(
+        needed: usize,
+        writer: Option<&'a str>,
+        none: &'a HashSet<NodeIdx>,
+    ) -> Request<'a> {
+        Request {
+            needed,
+            existing: &[],
+            writer_host: writer,
+            excluded: none,
+        }
+    }
+
+    /// A node serving more than twice the average load is left out while
+    /// others fit (also when it is the writer's own node), but the rack
+    /// rules come first, and it is still chosen when nothing else fits.
+    #[test]
+    fn overloaded_nodes_are_a_last_resort_after_the_rack_rules() {
+        let nodes = six_nodes_three_racks();
+        let mut c = cands(&nodes);
+        // Average 20 / 6: h3 (9) is above twice that, h1 (5) is not.
+        c[2].load = 9;
+        c[0].load = 5;
+        c[5].load = 6;
+        assert!(overload_limit(&c).is_some_and(|l| l < 9.0 && l > 6.0));
+        let mut rng = StdRng::seed_from_u64(7);
+        let none = HashSet::new();
+        for round in 0..200 {
+            let writer = if round % 2 == 0 { Some("h3") } else { None };
+            let p = choose_targets(&c, &request(3, writer, &none), &mut rng);
+            assert_eq!(p.targets.len(), 3);
+            assert!(!p.targets.contains(&2), "round {round}: {:?}", p.targets);
+        }
+        // Only /r2 is left as a second rack: its overloaded node is taken
+        // rather than both replicas on /r1.
+        let only_r1_r2: HashSet<NodeIdx> = [1, 3, 4, 5].into_iter().collect();
+        for _ in 0..50 {
+            let p = choose_targets(&c, &request(2, None, &only_r1_r2), &mut rng);
+            assert_eq!(p.targets.len(), 2, "{p:?}");
+            let racks: HashSet<&str> = p
+                .targets
+                .iter()
+                .map(|t| nodes[*t as usize].rack.as_str())
+                .collect();
+            assert_eq!(racks.len(), 2, "rack rule broken for load: {:?}", p.targets);
+        }
+        // Nothing else usable: the overloaded node is chosen.
+        let all_but_h3: HashSet<NodeIdx> = [0, 1, 3, 4, 5].into_iter().collect();
+        let p = choose_targets(&c, &request(1, None, &all_but_h3), &mut rng);
+        assert_eq!(p.targets, vec![2]);
+        // All idle: nothing is overloaded.
+        for n in &mut c {
+            n.load = 0;
+        }
+        assert_eq!(overload_limit(&c), None);
+    }
+
+    /// Dead, stale and decommissioning nodes do not count in the average.
+    #[test]
+    fn the_average_load_counts_only_nodes_in_service() {
+        let mut nodes = six_nodes_three_racks();
+        for (i, s) in [Skip::Dead, Skip::Stale, Skip::Decommissioning, Skip::Failed]
+            .into_iter()
+            .enumerate()
+        {
+            nodes[i].skip = Some(s);
+        }
+        let mut c = cands(&nodes);
+        c[0].load = 100;
+        c[4].load = 4;
+        // (4 + 0) / 2 nodes in service, twice that.
+        assert_eq!(overload_limit(&c), Some(4.0));
+    }
+
+    /// A node at its transfer connection limit is skipped, and a write
+    /// that cannot be placed says so.
+    #[test]
+    fn nodes_at_their_transfer_limit_are_skipped_with_a_reason() {
+        let mut nodes = cluster(&[("h1", "/r1"), ("h2", "/r1")]);
+        nodes[1].skip = Some(Skip::Busy);
+        let c = cands(&nodes);
+        let mut rng = StdRng::seed_from_u64(8);
+        let none = HashSet::new();
+        let p = choose_targets(&c, &request(2, None, &none), &mut rng);
+        assert_eq!(p.targets, vec![0]);
+        let why = p.shortfall.unwrap();
+        assert!(
+            why.contains("1 at their limit of transfer connections (--max-xceivers)"),
+            "{why}"
+        );
     }
 }

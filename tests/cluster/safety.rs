@@ -322,7 +322,8 @@ fn full_datanode_takes_no_new_blocks_but_serves_reads() {
 
 /// A datanode that serves its `--max-xceivers` block transfers refuses one
 /// more as busy, naming itself and the limit, and the client goes
-/// elsewhere: new blocks land on the other datanode; a read whose only
+/// elsewhere: new blocks land on the other datanode, and once a heartbeat
+/// told the namenode, it no longer offers the busy one; a read whose only
 /// replica is on the busy node asks again after growing waits, fails with
 /// one line saying why if the node stays busy, and completes if a transfer
 /// ends meanwhile.
@@ -354,35 +355,59 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
         hold.read(&mut byte).is_err(),
         "the connection meant to hold the slot was answered"
     );
-    // Writes go to the other node, whichever node the namenode offers
-    // (until it offered the busy one a few times: at least a quarter of
-    // the time, as placement picks the emptier of two random nodes).
+    // Writes go to the other node, whichever node the namenode offers:
+    // until the busy node's next heartbeat tells the namenode it serves
+    // its limit, the namenode may offer it (the writer is refused and asks
+    // for another node); after that it does not.
     let write_refusals = || {
         fs::read_to_string(&c.datanodes[0].log)
             .unwrap_or_default()
             .matches("block write refused")
             .count()
     };
-    for i in 0..40 {
-        if (i >= 4 && write_refusals() > 0) || held_at.elapsed() > Duration::from_secs(10) {
-            break;
-        }
-        let local = c.local_file(&format!("w{i}"), 50 * KIB, 30 + i as u64);
+    let put_and_get = |i: u64| {
+        let local = c.local_file(&format!("w{i}"), 50 * KIB, 30 + i);
         let remote = format!("/w{i}");
         c.dfs_ok(&["put", local.to_str().unwrap(), &remote]);
         let back = c.dir.path().join(format!("w{i}.out"));
         c.dfs_ok(&["get", &remote, back.to_str().unwrap()]);
         assert_eq!(sha256_file(&local), sha256_file(&back));
+    };
+    let mut i = 0;
+    let busy_addr = c.datanodes[0].addr.clone();
+    let reported_busy = || {
+        let r = c.dfs_json(&["report", "--json"]);
+        r["datanodes"].as_array().is_some_and(|nodes| {
+            nodes.iter().any(|d| {
+                d["address"].as_str() == Some(busy_addr.as_str())
+                    && d["xceivers"] == 1
+                    && d["max_xceivers"] == 1
+            })
+        })
+    };
+    while !reported_busy() {
+        assert!(
+            held_at.elapsed() < Duration::from_secs(8),
+            "the namenode never heard that the busy node serves its limit"
+        );
+        put_and_get(i);
+        i += 1;
     }
+    let refused_before = write_refusals();
+    for _ in 0..8 {
+        put_and_get(i);
+        i += 1;
+    }
+    assert_eq!(
+        write_refusals(),
+        refused_before,
+        "the namenode offered a node whose heartbeat said it serves its limit"
+    );
     // The held slot lasts 30 s; what follows needs at most ~10 s.
     assert!(
         held_at.elapsed() < Duration::from_secs(15),
         "too slow: the held slot may time out before the end ({:?})",
         held_at.elapsed()
-    );
-    assert!(
-        write_refusals() > 0,
-        "the busy node was never offered a block"
     );
     assert_eq!(
         replica_files(&c.datanode_dir(0)).len(),

@@ -70,8 +70,8 @@ pub(crate) async fn report(client: &Client, json: bool) -> CliResult {
         );
         let _ = writeln!(
             t,
-            "Blocks: {}, active transfers: {}",
-            d.blocks, d.active_transfers
+            "Blocks: {}, active transfers: {}, transfer connections: {} of {}",
+            d.blocks, d.active_transfers, d.xceivers, d.max_xceivers
         );
         let _ = writeln!(
             t,

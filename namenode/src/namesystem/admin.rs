@@ -62,6 +62,8 @@ impl State {
             remaining: n.remaining,
             blocks: self.blocks.count_on(idx) as u64,
             active_transfers: n.active_transfers,
+            xceivers: n.xceivers,
+            max_xceivers: n.max_xceivers,
             last_heartbeat_ms_ago: n.silence(now).as_millis() as i64,
             failure: n.failure.clone(),
         }

@@ -14,7 +14,7 @@ use super::{Namesystem, State};
 /// The shortest heartbeat interval asked of a datanode while copies run.
 const FAST_HEARTBEAT_MIN: Duration = Duration::from_millis(200);
 use crate::blocks::{BlockState, Replica, ReplicaKind};
-use crate::datanodes::NodeIdx;
+use crate::datanodes::{NodeIdx, NodeLoad};
 use crate::error::{Error, Result};
 
 impl Namesystem {
@@ -131,10 +131,16 @@ impl State {
 
     pub(crate) fn heartbeat(&mut self, req: HeartbeatRequest, now: Instant) -> HeartbeatResponse {
         let storage = req.storage.unwrap_or_default();
-        match self
-            .dns
-            .heartbeat(&req.node_id, &storage, req.active_transfers, now)
-        {
+        match self.dns.heartbeat(
+            &req.node_id,
+            &storage,
+            NodeLoad {
+                transfers: req.active_transfers,
+                xceivers: req.xceivers,
+                max_xceivers: req.max_xceivers,
+            },
+            now,
+        ) {
             None => {
                 tracing::info!(node = %req.node_id, "heartbeat from an unregistered or dead datanode; asking it to register");
                 HeartbeatResponse {

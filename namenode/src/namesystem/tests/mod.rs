@@ -86,7 +86,7 @@ impl Harness {
                     remaining: 1 << 40,
                     ..Default::default()
                 }),
-                active_transfers: 0,
+                ..Default::default()
             })
             .commands
             .into_iter()

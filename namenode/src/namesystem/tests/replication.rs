@@ -202,7 +202,7 @@ async fn heartbeats_speed_up_while_copies_run() {
                 remaining: 1 << 40,
                 ..Default::default()
             }),
-            active_transfers: 0,
+            ..Default::default()
         })
     };
     assert_eq!(beat("dn4").next_heartbeat_ms, 0, "nothing to copy yet");

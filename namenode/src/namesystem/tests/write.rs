@@ -370,3 +370,69 @@ async fn pipeline_recovery_bumps_generation_stamp() {
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 3);
     h.close().await;
 }
+
+/// Heartbeats carry each datanode's open transfer connections and its
+/// limit: a node at its limit is offered no new block until a heartbeat
+/// says it has room again.
+#[tokio::test]
+async fn a_datanode_at_its_transfer_limit_gets_no_new_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    h.register("dn4", "127.0.0.4:9101", "/r1");
+    let beat = |xceivers: u32| {
+        h.fs.heartbeat(HeartbeatRequest {
+            node_id: "dn1".into(),
+            storage: Some(StorageReport {
+                capacity: 1 << 40,
+                remaining: 1 << 40,
+                ..Default::default()
+            }),
+            xceivers,
+            max_xceivers: 4,
+            ..Default::default()
+        })
+    };
+    let offered = |i: usize| {
+        let path = format!("/load{i}");
+        let h = &h;
+        async move {
+            let (_, lb) =
+                h.fs.create_located(
+                    CreateRequest {
+                        path: path.clone(),
+                        client_name: "c1".into(),
+                        allocate_block: true,
+                        ..Default::default()
+                    },
+                    "",
+                )
+                .await
+                .unwrap();
+            let nodes: Vec<String> = lb.unwrap().locations.iter().map(|l| l.id.clone()).collect();
+            assert_eq!(nodes.len(), 3, "{path}: {nodes:?}");
+            nodes.contains(&"dn1".to_string())
+        }
+    };
+    beat(4);
+    let report = h.fs.cluster_report();
+    let dn1 = report
+        .datanodes
+        .iter()
+        .find(|d| d.node.as_ref().is_some_and(|n| n.id == "dn1"))
+        .unwrap();
+    assert_eq!((dn1.xceivers, dn1.max_xceivers), (4, 4));
+    for i in 0..40 {
+        assert!(!offered(i).await, "dn1 at its limit was offered /load{i}");
+    }
+    beat(0);
+    let mut again = false;
+    for i in 40..140 {
+        if offered(i).await {
+            again = true;
+            break;
+        }
+    }
+    assert!(again, "dn1 was not offered a block after it reported room");
+    h.close().await;
+}
