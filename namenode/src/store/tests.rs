@@ -1,3 +1,4 @@
+use super::image::key_value;
 use super::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
