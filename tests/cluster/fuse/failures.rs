@@ -1,0 +1,127 @@
+//! The mount when the cluster fails: a datanode killed mid-read, the
+//! namenode down (EIO within the timeout, then working again), and
+//! unmounting by signal or fusermount3 with the cluster down.
+
+use super::*;
+
+#[test]
+fn read_survives_a_datanode_killed_midway() {
+    let mut c = Cluster::builder().start();
+    let src = c.local_file("big", 40 * MIB, 9);
+    c.dfs_ok(&["put", src.to_str().unwrap(), "/big"]);
+    let m = Mount::new(&c, &[]);
+    let mut f = fs::File::open(m.dir.join("big")).unwrap();
+    let mut buf = vec![0u8; 10 * MIB];
+    f.read_exact(&mut buf).unwrap();
+    let mut all = buf.clone();
+    c.datanodes[0].kill();
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).unwrap();
+    all.extend_from_slice(&rest);
+    assert_eq!(dfs_tests::sha256(&all), sha256_file(&src));
+}
+
+#[test]
+fn namenode_down_fails_with_eio_within_timeout_then_recovers() {
+    let mut c = Cluster::builder().start();
+    let m = Mount::new(
+        &c,
+        &[
+            "--rpc-timeout",
+            "3s",
+            "--attr-timeout",
+            "0s",
+            "--entry-timeout",
+            "0s",
+        ],
+    );
+    fs::create_dir(m.dir.join("before")).unwrap();
+    c.namenode.kill();
+    let start = Instant::now();
+    let r = fs::read_dir(m.dir.join("before")).and_then(|d| d.collect::<Result<Vec<_>, _>>());
+    let took = start.elapsed();
+    let e = r.unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e:?}");
+    assert!(took < Duration::from_secs(15), "ls took {took:?}");
+    c.restart_namenode(3);
+    dfs_tests::wait_until(Duration::from_secs(30), "the mount to work again", || {
+        fs::read_dir(m.dir.join("before")).is_ok()
+    });
+    fs::write(m.dir.join("before/after"), b"ok").unwrap();
+    assert_eq!(fs::read(m.dir.join("before/after")).unwrap(), b"ok");
+}
+
+#[test]
+fn namenode_down_during_a_directory_walk_fails_within_one_timeout() {
+    let mut c = Cluster::builder().start();
+    let m = Mount::new(&c, &["--rpc-timeout", "6s"]);
+    let dir = m.dir.join("walk");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..5 {
+        fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    // A name found: the next lookup in name order lists ahead.
+    fs::read(dir.join("f0")).unwrap();
+    c.namenode.kill();
+    let start = Instant::now();
+    let e = fs::read(dir.join("f1")).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e:?}");
+    // The kernel sends a failed LOOKUP twice; each must cost one RPC
+    // timeout (6 s plus slack), not one for the listing and another for a
+    // one-name lookup after it (which made ~3 timeouts in all).
+    assert!(took < Duration::from_secs(15), "the lookup took {took:?}");
+}
+
+/// dfs-fuse unmounts cleanly on SIGTERM and on SIGINT, and `fusermount3 -u`
+/// unmounts it too, also while the whole cluster is down.
+#[test]
+fn unmounts_on_signals_and_fusermount_even_with_the_cluster_down() {
+    let mut c = Cluster::builder().datanodes(1).replication(1).start();
+    let mounted = |dir: &Path| {
+        fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap()))
+    };
+    let exits_cleanly = |m: &mut Mount, what: &str| {
+        let status = m
+            .proc
+            .wait_exit(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("dfs-fuse did not exit after {what}"));
+        assert!(
+            status.success(),
+            "dfs-fuse exited with {status} after {what}"
+        );
+        assert!(!mounted(&m.dir), "still mounted after {what}");
+    };
+    let signal = |m: &Mount, sig: i32| {
+        let pid = m.proc.pid().unwrap();
+        // SAFETY: kill(2) with a pid this test started.
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+    };
+
+    let mut m = Mount::new(&c, &[]);
+    fs::write(m.dir.join("f"), b"x").unwrap();
+    assert!(mounted(&m.dir));
+    signal(&m, libc::SIGTERM);
+    exits_cleanly(&mut m, "SIGTERM");
+
+    let mut m1 = Mount::new(&c, &["--rpc-timeout", "2s"]);
+    let mut m2 = Mount::new(&c, &["--rpc-timeout", "2s"]);
+    assert_eq!(fs::read(m1.dir.join("f")).unwrap(), b"x");
+    c.namenode.kill();
+    for d in &mut c.datanodes {
+        d.kill();
+    }
+    signal(&m1, libc::SIGINT);
+    exits_cleanly(&mut m1, "SIGINT with the cluster down");
+    let out = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&m2.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fusermount3 -u: {out:?}");
+    exits_cleanly(&mut m2, "fusermount3 -u with the cluster down");
+}
