@@ -97,6 +97,7 @@ impl NameNode {
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
         let path = paths.first().copied().unwrap_or("");
+        tracing::trace!(op, path, "namenode call");
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         match tokio::time::timeout(self.rpc_timeout, f(self.clients[i].clone())).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),

@@ -76,19 +76,16 @@ pub struct SetAttr {
     pub atime: Option<i64>,
 }
 
-/// Checks the names of `attrs` as the namenode does: a new owner or group
-/// is not empty, at most 256 bytes and without NUL.
+/// Checks the names of `attrs` by the namenode's rule
+/// ([`dfs_proto::principal::check_principal`]), before anything is sent.
 pub(crate) fn check_attrs(path: &str, attrs: &SetAttr) -> crate::Result<()> {
     for (what, name) in [("owner", &attrs.owner), ("group", &attrs.group)] {
         if let Some(n) = name {
-            if n.is_empty() || n.len() > 256 || n.contains('\0') {
-                return Err(crate::Error::InvalidArgument {
-                    message: format!(
-                        "set {what} of {path}: {what} must be 1 to 256 bytes without NUL (got {} bytes)",
-                        n.len()
-                    ),
-                });
-            }
+            dfs_proto::principal::check_principal(what, n, false).map_err(|e| {
+                crate::Error::InvalidArgument {
+                    message: format!("set {what} of {path}: {e}"),
+                }
+            })?;
         }
     }
     Ok(())

@@ -80,6 +80,8 @@ struct Running {
 #[derive(Debug)]
 pub struct FileWriter {
     path: String,
+    /// The namenode's inode id of the file.
+    inode: u64,
     /// The streamer, until something needs its task.
     idle: Option<Streamer>,
     running: Option<Running>,
@@ -133,6 +135,7 @@ impl FileWriter {
         let eager = streamer.has_first_block();
         let mut writer = FileWriter {
             path,
+            inode: status.inode,
             idle: Some(streamer),
             running: None,
             buf: BytesMut::new(),
@@ -176,6 +179,12 @@ impl FileWriter {
         &self.path
     }
 
+    /// The namenode's inode id of the file being written (a file created
+    /// again under the same path gets a new one).
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
     /// Bytes accepted so far: the offset the next write lands at.
     pub fn bytes_written(&self) -> u64 {
         self.buf_start + self.buf.len() as u64
@@ -204,8 +213,22 @@ impl FileWriter {
     /// (as tar sets mode, owner and times while it writes). Later calls add
     /// to earlier ones; an mtime given replaces the close's own. Fails, and
     /// keeps nothing, if an owner or group name is empty, longer than 256
-    /// bytes or contains NUL.
+    /// bytes or contains NUL, or once the close has started (a
+    /// `poll_shutdown` that did not finish).
     pub fn set_attrs_on_close(&mut self, attrs: &SetAttr) -> Result<()> {
+        if self.closed
+            || matches!(
+                self.pending,
+                Some(Pending::Close(_) | Pending::CloseEmpty(_))
+            )
+        {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "set attributes of {} on close: the file is already being closed",
+                    self.path
+                ),
+            });
+        }
         check_attrs(&self.path, attrs)?;
         let a = self.close_attrs.get_or_insert_with(Default::default);
         if let Some(m) = attrs.mode {

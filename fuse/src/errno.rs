@@ -26,8 +26,21 @@ pub fn errno(err: &Error) -> Errno {
         Error::Corrupt { .. } => Errno::EIO,
         Error::Unreachable { .. } => Errno::EIO,
         Error::Timeout { .. } => Errno::EIO,
-        Error::Io(e) => e.raw_os_error().map_or(Errno::EIO, Errno::from_i32),
+        Error::Io(e) => os_errno(e),
         Error::Server { .. } => Errno::EIO,
+    }
+}
+
+/// The errno an application gets for a local I/O error of the client
+/// (mostly sockets): no space stays no space, everything else is EIO. The
+/// raw errno is never passed on: ECONNRESET or EPIPE mean nothing to the
+/// application, and ENOSYS from FLUSH or FSYNC would make the kernel stop
+/// sending them for the whole mount.
+pub fn os_errno(e: &std::io::Error) -> Errno {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => Errno::ENOSPC,
+        Some(libc::EDQUOT) => Errno::EDQUOT,
+        _ => Errno::EIO,
     }
 }
 
@@ -132,5 +145,27 @@ mod tests {
     fn expected_errors_are_quiet() {
         assert!(is_expected(&Error::NotFound { path: s() }));
         assert!(!is_expected(&Error::Timeout { what: s() }));
+    }
+
+    /// Local I/O errors of the client never reach the application raw:
+    /// ENOSYS from FLUSH or FSYNC would switch them off for the whole mount.
+    #[test]
+    fn local_io_errors_are_eio_but_no_space() {
+        let io = |n| Error::Io(std::io::Error::from_raw_os_error(n));
+        for n in [
+            libc::ECONNRESET,
+            libc::EPIPE,
+            libc::ENOSYS,
+            libc::EAGAIN,
+            libc::ECONNREFUSED,
+        ] {
+            assert_eq!(errno(&io(n)), Errno::EIO, "errno {n}");
+        }
+        assert_eq!(errno(&io(libc::ENOSPC)), Errno::ENOSPC);
+        assert_eq!(errno(&io(libc::EDQUOT)), Errno::EDQUOT);
+        assert_eq!(
+            errno(&Error::Io(std::io::Error::other("no errno"))),
+            Errno::EIO
+        );
     }
 }

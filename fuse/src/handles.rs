@@ -42,6 +42,27 @@ pub struct Handles {
     writers: Mutex<HashMap<u64, Arc<Writer>>>,
     /// When finished writers were last swept out of `writers`.
     swept: Mutex<Option<Instant>>,
+    /// Per-inode locks of the operations that decide an inode's writer.
+    ino_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Holds the lock of one inode's writer decisions (see [`Handles::lock_ino`]).
+pub struct InoLock<'a> {
+    handles: &'a Handles,
+    ino: u64,
+    guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for InoLock<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.handles.ino_locks.lock();
+        // Only the map and this guard hold the lock: nobody waits for it
+        // (waiters clone it under the map's lock, held here).
+        let lock = tokio::sync::OwnedMutexGuard::mutex(&self.guard);
+        if Arc::strong_count(lock) == 2 {
+            locks.remove(&self.ino);
+        }
+    }
 }
 
 impl Handles {
@@ -121,12 +142,25 @@ impl Handles {
         writers.insert(writer.ino(), writer);
     }
 
-    /// Writers not yet done whose path is `path` or lies below it.
+    /// Serializes the operations that decide `ino`'s writer (opening it
+    /// for writing, truncating it): two at once could each start a writer,
+    /// and the second's re-create would delete the first's file.
+    pub async fn lock_ino(&self, ino: u64) -> InoLock<'_> {
+        let lock = self.ino_locks.lock().entry(ino).or_default().clone();
+        InoLock {
+            handles: self,
+            ino,
+            guard: lock.lock_owned().await,
+        }
+    }
+
+    /// Writers not yet done whose path is `path` or lies below it (a file
+    /// unlinked while open no longer has a path).
     pub fn active_writers_under(&self, path: &str) -> Vec<Arc<Writer>> {
         let writers = self.writers.lock();
         writers
             .values()
-            .filter(|w| w.phase() != Phase::Done)
+            .filter(|w| w.phase() != Phase::Done && !w.is_unlinked())
             .filter(|w| {
                 let p = w.path();
                 p == path
@@ -188,5 +222,27 @@ mod tests {
         assert!(h.file(a).is_none());
         h.remove_dir(b);
         assert!(h.dir(b).is_none());
+    }
+
+    /// One writer decision per inode at a time; the lock goes away with
+    /// its last user.
+    #[tokio::test]
+    async fn inode_locks_serialize_and_are_dropped() {
+        let h = Arc::new(Handles::new());
+        let first = h.lock_ino(7).await;
+        let h2 = h.clone();
+        let waiting = tokio::spawn(async move {
+            let _second = h2.lock_ino(7).await;
+        });
+        // Another inode is not held up.
+        drop(h.lock_ino(8).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a second lock of inode 7 was granted"
+        );
+        drop(first);
+        waiting.await.unwrap();
+        assert!(h.ino_locks.lock().is_empty());
     }
 }

@@ -206,7 +206,14 @@ impl Writer {
                 return Err(Errno::EPERM);
             }
             State::Failed(e) => return Err(*e),
-            State::Finished => return Err(Errno::EBADF),
+            State::Finished => {
+                warn!(
+                    path = %self.path(),
+                    offset,
+                    "write refused: the file was already completed and dfs files are write-once"
+                );
+                return Err(Errno::EPERM);
+            }
         };
         let end = writer.bytes_written();
         if offset != end {
@@ -328,8 +335,9 @@ impl Writer {
         matches!(*self.state.lock().await, State::Existing)
     }
 
-    /// Keeps attributes to store once the file is complete; false if the
-    /// writer is not writing a new file (the caller stores them directly).
+    /// Keeps attributes to store with the close (or after it, if it has
+    /// started); false if the writer is not writing a new file (the caller
+    /// stores them directly).
     pub fn defer_attrs(&self, attrs: &SetAttr) -> bool {
         let mut info = self.info.lock();
         if info.status.is_none() || info.failed.is_some() || self.phase() == Phase::Done {
@@ -368,6 +376,11 @@ impl Writer {
     /// The file was unlinked while open: it will be abandoned, not completed.
     pub fn mark_unlinked(&self) {
         self.info.lock().unlinked = true;
+    }
+
+    /// True once the file was unlinked while open.
+    pub fn is_unlinked(&self) -> bool {
+        self.info.lock().unlinked
     }
 
     /// True if every handle was closed since the last write.
@@ -514,8 +527,7 @@ fn io_errno(e: &std::io::Error, path: &str, what: &str) -> Errno {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<dfs_client::Error>())
         .map(crate::errno::errno)
-        .or_else(|| e.raw_os_error().map(Errno::from_i32))
-        .unwrap_or(Errno::EIO);
+        .unwrap_or_else(|| crate::errno::os_errno(e));
     warn!(path = %path, error = %e, "{what} failed; the file will not be completed");
     errno
 }

@@ -203,6 +203,9 @@ impl DatanodeManager {
         n.rack = rack;
         n.last_heartbeat = now;
         apply_storage(n, storage);
+        // A new incarnation serves nothing yet; its heartbeats say more.
+        n.active_transfers = 0;
+        n.xceivers = 0;
         // Commands queued for a previous incarnation are void.
         n.commands.clear();
         Registered {
@@ -418,8 +421,6 @@ impl DatanodeManager {
                     Some(Skip::Full)
                 } else if n.capacity > 0 && n.remaining < block_size {
                     Some(Skip::NoSpace)
-                } else if n.max_xceivers > 0 && n.xceivers >= n.max_xceivers {
-                    Some(Skip::Busy)
                 } else {
                     None
                 };
@@ -429,6 +430,7 @@ impl DatanodeManager {
                     rack: &n.rack,
                     skip,
                     load: n.active_transfers.saturating_add(n.xceivers),
+                    saturated: n.max_xceivers > 0 && n.xceivers >= n.max_xceivers,
                     remaining: n.remaining,
                 }
             })

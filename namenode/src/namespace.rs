@@ -96,15 +96,20 @@ impl AttrChange {
     pub fn check(&self, path: &str) -> Result<()> {
         for (what, name) in [("owner", &self.owner), ("group", &self.group)] {
             if let Some(n) = name {
-                check_principal(what, n)?;
-                if n.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "set {what} of {path}: empty {what}"
-                    )));
-                }
+                dfs_proto::principal::check_principal(what, n, false)
+                    .map_err(|e| Error::invalid(format!("set {what} of {path}: {e}")))?;
             }
         }
         Ok(())
+    }
+
+    /// True if `rec` has every attribute given.
+    pub fn stored_in(&self, rec: &InodeRecord) -> bool {
+        self.mode.is_none_or(|m| rec.mode == m & 0o7777)
+            && self.owner.as_ref().is_none_or(|o| rec.owner == *o)
+            && self.group.as_ref().is_none_or(|g| rec.group == *g)
+            && self.mtime_ms.is_none_or(|t| rec.mtime_ms == t)
+            && self.atime_ms.is_none_or(|t| rec.atime_ms == t)
     }
 
     /// Sets the attributes given on `rec` (checked with [`check`](Self::check)).

@@ -7,14 +7,16 @@
 //! 4. more replicas on random nodes, at most `(r - 1) / racks + 2` per rack.
 //!
 //! A rule that cannot hold (one rack, too few nodes) is relaxed rather than
-//! failing the write. Dead, stale, failed, full, decommissioning nodes and
-//! nodes at their limit of transfer connections are skipped, and when
-//! nothing fits the caller gets a reason for every class of node skipped.
-//! A node serving more than twice the average load of the nodes in service
-//! (HDFS's `considerLoad`) is chosen only when no other node fits, rules
-//! relaxed; HDFS refuses it outright, which can fail a write on a small
-//! cluster. Among equal choices the less loaded of two random nodes wins
-//! (power of two choices), which spreads load without a storm.
+//! failing the write. Dead, stale, failed, full and decommissioning nodes
+//! are skipped, and when nothing fits the caller gets a reason for every
+//! class of node skipped. A busy node — one whose last heartbeat said it
+//! serves its limit of transfer connections, or whose load is above twice
+//! the average of the nodes in service and above [`MIN_OVERLOAD`] (HDFS's
+//! `considerLoad`) — is chosen only when no other node fits; HDFS refuses
+//! it outright, which can fail a write on a small cluster, while the node
+//! itself still refuses a connection it has no room for. Among equal
+//! choices the less loaded of two random nodes wins (power of two choices),
+//! which spreads load without a storm.
 //!
 //! The module also orders replicas for readers: the client's own node
 //! first, then its rack, then the rest; stale and draining nodes last.
@@ -44,8 +46,6 @@ pub enum Skip {
     Full,
     /// Less free space than one block.
     NoSpace,
-    /// Serves its limit of block transfer connections.
-    Busy,
     /// The client asked to exclude it.
     Excluded,
     /// It already holds (or is receiving) the block.
@@ -62,7 +62,6 @@ impl Skip {
             Skip::Decommissioned => "decommissioned",
             Skip::Full => "full",
             Skip::NoSpace => "with less free space than one block",
-            Skip::Busy => "at their limit of transfer connections (--max-xceivers)",
             Skip::Excluded => "excluded by the client",
             Skip::HoldsBlock => "already holding the block",
         }
@@ -82,6 +81,8 @@ pub struct Candidate<'a> {
     pub skip: Option<Skip>,
     /// Transfers in progress: copies and open transfer connections.
     pub load: u32,
+    /// Its last heartbeat said it serves its limit of transfer connections.
+    pub saturated: bool,
     /// Free bytes.
     pub remaining: u64,
 }
@@ -136,13 +137,12 @@ pub fn choose_targets<R: Rng + ?Sized>(
             *per_rack.entry(r).or_default() += 1;
         }
     }
-    let overloaded = overload_limit(cands).map_or(HashSet::new(), |limit| {
-        usable
-            .iter()
-            .filter(|c| f64::from(c.load) > limit)
-            .map(|c| c.idx)
-            .collect()
-    });
+    let limit = overload_limit(cands);
+    let overloaded: HashSet<NodeIdx> = usable
+        .iter()
+        .filter(|c| c.saturated || limit.is_some_and(|l| f64::from(c.load) > l))
+        .map(|c| c.idx)
+        .collect();
     let mut placed: Vec<NodeIdx> = req.existing.to_vec();
     let mut chosen: Vec<NodeIdx> = Vec::new();
     let mut taken: HashSet<NodeIdx> = HashSet::new();
@@ -185,7 +185,7 @@ struct Position<'c, 'a> {
     per_rack: &'c HashMap<&'a str, usize>,
     max_per_rack: usize,
     writer_host: Option<&'c str>,
-    /// Nodes serving more than twice the average load.
+    /// Busy nodes: at their connection limit, or above the overload limit.
     overloaded: &'c HashSet<NodeIdx>,
 }
 
@@ -278,9 +278,15 @@ impl<'a> Position<'_, 'a> {
     }
 }
 
+/// Load (copies plus transfer connections) at or below which a node is
+/// never counted overloaded: on a quiet cluster twice the average is a
+/// fraction of one connection, and one read would push the writer's own
+/// node off its first replica.
+pub const MIN_OVERLOAD: f64 = 8.0;
+
 /// The load above which a node counts as overloaded: twice the average of
-/// the nodes in service (not dead, stale, failed or decommissioning);
-/// `None` while they are all idle.
+/// the nodes in service (not dead, stale, failed or decommissioning), at
+/// least [`MIN_OVERLOAD`]; `None` while they are all idle.
 fn overload_limit(cands: &[Candidate<'_>]) -> Option<f64> {
     let in_service: Vec<u32> = cands
         .iter()
@@ -299,7 +305,7 @@ fn overload_limit(cands: &[Candidate<'_>]) -> Option<f64> {
         .map(|c| c.load)
         .collect();
     let total: u64 = in_service.iter().map(|l| u64::from(*l)).sum();
-    (total > 0).then(|| 2.0 * total as f64 / in_service.len() as f64)
+    (total > 0).then(|| (2.0 * total as f64 / in_service.len() as f64).max(MIN_OVERLOAD))
 }
 
 fn pick_least_loaded<'a, 'b, R: Rng + ?Sized>(
@@ -403,6 +409,7 @@ mod tests {
                 rack: &n.rack,
                 skip: n.skip,
                 load: 0,
+                saturated: false,
                 remaining: 1 << 40,
             })
             .collect()
@@ -602,11 +609,11 @@ mod tests {
     fn overloaded_nodes_are_a_last_resort_after_the_rack_rules() {
         let nodes = six_nodes_three_racks();
         let mut c = cands(&nodes);
-        // Average 20 / 6: h3 (9) is above twice that, h1 (5) is not.
-        c[2].load = 9;
-        c[0].load = 5;
-        c[5].load = 6;
-        assert!(overload_limit(&c).is_some_and(|l| l < 9.0 && l > 6.0));
+        // Average 60 / 6: h3 (30) is above twice that, h1 (20) and h6 (10) are not.
+        c[2].load = 30;
+        c[0].load = 20;
+        c[5].load = 10;
+        assert_eq!(overload_limit(&c), Some(20.0));
         let mut rng = StdRng::seed_from_u64(7);
         let none = HashSet::new();
         for round in 0..200 {
@@ -615,18 +622,22 @@ mod tests {
             assert_eq!(p.targets.len(), 3);
             assert!(!p.targets.contains(&2), "round {round}: {:?}", p.targets);
         }
-        // Only /r2 is left as a second rack: its overloaded node is taken
-        // rather than both replicas on /r1.
-        let only_r1_r2: HashSet<NodeIdx> = [1, 3, 4, 5].into_iter().collect();
+        // h1 and h2 on /r1 and the overloaded h3 on /r2 left: the second
+        // replica goes to h3 rather than both on /r1.
+        let r2_but_h3_out: HashSet<NodeIdx> = [3, 4, 5].into_iter().collect();
         for _ in 0..50 {
-            let p = choose_targets(&c, &request(2, None, &only_r1_r2), &mut rng);
+            let p = choose_targets(&c, &request(2, None, &r2_but_h3_out), &mut rng);
             assert_eq!(p.targets.len(), 2, "{p:?}");
-            let racks: HashSet<&str> = p
-                .targets
-                .iter()
-                .map(|t| nodes[*t as usize].rack.as_str())
-                .collect();
-            assert_eq!(racks.len(), 2, "rack rule broken for load: {:?}", p.targets);
+            assert!(
+                p.targets[0] < 2,
+                "first replica on a light node: {:?}",
+                p.targets
+            );
+            assert_eq!(
+                p.targets[1], 2,
+                "rack rule broken for load: {:?}",
+                p.targets
+            );
         }
         // Nothing else usable: the overloaded node is chosen.
         let all_but_h3: HashSet<NodeIdx> = [0, 1, 3, 4, 5].into_iter().collect();
@@ -637,6 +648,27 @@ mod tests {
             n.load = 0;
         }
         assert_eq!(overload_limit(&c), None);
+    }
+
+    /// On a quiet cluster a few connections do not make a node overloaded:
+    /// a writer's own node serving one read keeps its first replica.
+    #[test]
+    fn a_few_connections_never_count_as_overload() {
+        let spec: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("h{i}"), format!("/r{}", i % 2)))
+            .collect();
+        let refs: Vec<(&str, &str)> = spec.iter().map(|(h, r)| (h.as_str(), r.as_str())).collect();
+        let nodes = cluster(&refs);
+        let mut c = cands(&nodes);
+        c[4].load = 1;
+        c[7].load = 3;
+        assert_eq!(overload_limit(&c), Some(MIN_OVERLOAD));
+        let mut rng = StdRng::seed_from_u64(9);
+        let none = HashSet::new();
+        for _ in 0..50 {
+            let p = choose_targets(&c, &request(3, Some("h4"), &none), &mut rng);
+            assert_eq!(p.targets[0], 4);
+        }
     }
 
     /// Dead, stale and decommissioning nodes do not count in the average.
@@ -651,26 +683,27 @@ mod tests {
         }
         let mut c = cands(&nodes);
         c[0].load = 100;
-        c[4].load = 4;
-        // (4 + 0) / 2 nodes in service, twice that.
-        assert_eq!(overload_limit(&c), Some(4.0));
+        c[4].load = 40;
+        // (40 + 0) / 2 nodes in service, twice that.
+        assert_eq!(overload_limit(&c), Some(40.0));
     }
 
-    /// A node at its transfer connection limit is skipped, and a write
-    /// that cannot be placed says so.
+    /// A node at its transfer connection limit is chosen only when no
+    /// other node fits, whatever its load.
     #[test]
-    fn nodes_at_their_transfer_limit_are_skipped_with_a_reason() {
-        let mut nodes = cluster(&[("h1", "/r1"), ("h2", "/r1")]);
-        nodes[1].skip = Some(Skip::Busy);
-        let c = cands(&nodes);
+    fn nodes_at_their_transfer_limit_are_a_last_resort() {
+        let nodes = cluster(&[("h1", "/r1"), ("h2", "/r1"), ("h3", "/r1")]);
+        let mut c = cands(&nodes);
+        c[1].saturated = true;
+        c[2].load = 5;
         let mut rng = StdRng::seed_from_u64(8);
         let none = HashSet::new();
-        let p = choose_targets(&c, &request(2, None, &none), &mut rng);
-        assert_eq!(p.targets, vec![0]);
-        let why = p.shortfall.unwrap();
-        assert!(
-            why.contains("1 at their limit of transfer connections (--max-xceivers)"),
-            "{why}"
-        );
+        for _ in 0..50 {
+            let p = choose_targets(&c, &request(2, Some("h2"), &none), &mut rng);
+            assert!(!p.targets.contains(&1), "{:?}", p.targets);
+        }
+        let p = choose_targets(&c, &request(3, None, &none), &mut rng);
+        assert_eq!(p.targets.len(), 3);
+        assert_eq!(p.targets[2], 1, "the busy node comes last: {:?}", p.targets);
     }
 }

@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod defaults;
 pub mod error_kind;
 pub mod path;
+pub mod principal;
 pub mod xfer;
 
 #[allow(clippy::all, missing_docs, clippy::unwrap_used)]

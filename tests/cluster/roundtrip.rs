@@ -251,7 +251,7 @@ async fn an_abandoned_flush_does_not_cut_the_next_one_short() {
 /// Attributes given to a writer before its close are stored by the close
 /// itself: the file is never complete without them. Names the namenode
 /// would refuse are refused at once, and the close then goes on without
-/// them.
+/// them; so are attributes given once the close has started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attributes_set_on_close_are_stored_with_the_close() {
     let c = Cluster::builder().datanodes(1).replication(1).start();
@@ -299,6 +299,20 @@ async fn attributes_set_on_close_are_stored_with_the_close() {
             "{path}"
         );
     }
+    // Once the close has started, attributes can no longer go with it.
+    let mut w = client
+        .create("/attrs-late", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(b"late").await.unwrap();
+    w.shutdown().await.unwrap();
+    let e = w
+        .set_attrs_on_close(&SetAttr {
+            mode: Some(0o600),
+            ..SetAttr::default()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("already being closed"), "{e}");
 }
 
 /// A file of more blocks than one namenode reply lists (1000) reads back

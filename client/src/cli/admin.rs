@@ -68,10 +68,15 @@ pub(crate) async fn report(client: &Client, json: bool) -> CliResult {
             human_size(d.remaining),
             d.remaining
         );
+        let connections = if d.max_xceivers == 0 {
+            "unknown".to_string()
+        } else {
+            format!("{} of {}", d.xceivers, d.max_xceivers)
+        };
         let _ = writeln!(
             t,
-            "Blocks: {}, active transfers: {}, transfer connections: {} of {}",
-            d.blocks, d.active_transfers, d.xceivers, d.max_xceivers
+            "Blocks: {}, active transfers: {}, transfer connections: {connections}",
+            d.blocks, d.active_transfers
         );
         let _ = writeln!(
             t,

@@ -269,16 +269,7 @@ impl Filesystem for DfsFs {
             .remove_file(fh.0)
             .and_then(|f| f.writer.clone());
         if let Some(w) = writer {
-            if w.detach() {
-                // The last handle: commit in the background (close() already
-                // returned to the application at FLUSH), bounded in number.
-                let permit = self.block(self.commits.clone().acquire_owned());
-                let (client, limit) = (self.client.clone(), self.opts.data_timeout());
-                self.rt.spawn(async move {
-                    let _permit = permit;
-                    w.commit(&client, limit).await;
-                });
-            }
+            self.block(self.detach_writer(w));
         }
         reply.ok();
     }

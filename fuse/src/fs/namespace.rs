@@ -73,7 +73,7 @@ impl DfsFs {
                 let status = new_file_status(&path, mode, owner, group);
                 // Whatever the table knew under this name is gone.
                 self.inodes.unlink(parent, name);
-                let ino = self.inodes.remember(parent, name, 0);
+                let ino = self.inodes.remember(parent, name, fw.inode());
                 self.dir_changed(parent, status.mtime);
                 let writer = Arc::new(Writer::new_file(ino, fw, status.clone()));
                 self.handles.set_writer(writer.clone());
@@ -110,15 +110,17 @@ impl DfsFs {
     /// UNLINK (`dir` false) or RMDIR (`dir` true) of `name` in `parent`.
     pub(super) async fn remove(&self, parent: u64, name: &str, dir: bool) -> Result<(), Errno> {
         let path = self.child_path(parent, name)?;
-        if let Some(ino) = self.inodes.find(parent, name) {
-            if let Some(w) = self.settle(ino).await {
-                // Still open: it will be abandoned at release, not completed.
-                w.mark_unlinked();
-            }
-        }
+        let open_writer = match self.inodes.find(parent, name) {
+            Some(ino) => self.settle(ino).await,
+            None => None,
+        };
         let op = if dir { "rmdir" } else { "unlink" };
         self.call(op, &path, self.client.delete(&path, false))
             .await?;
+        if let Some(w) = open_writer {
+            // Still open: it will be abandoned at release, not completed.
+            w.mark_unlinked();
+        }
         self.inodes.unlink(parent, name);
         self.dir_changed(parent, now_ms());
         Ok(())

@@ -23,10 +23,17 @@ impl DfsFs {
         ino: u64,
         flags: OpenFlags,
     ) -> Result<(u64, FopenFlags), Errno> {
+        let trunc = flags.0 & libc::O_TRUNC != 0;
         if flags.acc_mode() == OpenAccMode::O_RDONLY {
+            if trunc {
+                warn!(
+                    path = %self.path_of(ino).unwrap_or_default(),
+                    "open refused: O_TRUNC on a read-only open; open for writing to replace the file"
+                );
+                return Err(Errno::EPERM);
+            }
             return self.open_read(ino).await;
         }
-        let trunc = flags.0 & libc::O_TRUNC != 0;
         let writer = self.open_write(ino, trunc).await?;
         let fh = self.handles.add_file(OpenFile {
             ino,
@@ -59,10 +66,13 @@ impl DfsFs {
     /// A reader of `ino` and whether the file is still being written.
     async fn new_reader(&self, ino: u64) -> Result<(Reader, bool), Errno> {
         let path = self.path_of(ino)?;
+        // The lookup's answer only if it is of the file the inode stands for
+        // now (not one this mount has replaced since).
+        let known = self.inodes.nn_id(ino);
         let looked_up = self
             .lookups
             .take(ino)
-            .filter(|l| l.path() == path && self.inodes.confirm(ino, l.status().inode))
+            .filter(|l| l.path() == path && known != 0 && l.status().inode == known)
             .and_then(|l| self.client.open_located(l).ok());
         let file = match looked_up {
             Some(file) => file,

@@ -75,20 +75,26 @@ impl DfsFs {
         }
     }
 
-    /// The writer a handle opened for writing on `ino` shares.
+    /// The writer a handle opened for writing on `ino` shares: the
+    /// writer of a descriptor still open, else a new one (after the
+    /// commit of a writer whose descriptors were all closed, so the new
+    /// handle works on the complete file: replaces it with `trunc`, is
+    /// refused appends without).
     pub(super) async fn open_write(&self, ino: u64, trunc: bool) -> Result<Arc<Writer>, Errno> {
+        let _one_at_a_time = self.handles.lock_ino(ino).await;
         self.lookups.forget(ino);
         if let Some(w) = self.handles.active_writer(ino) {
-            if w.attach() {
+            // close() returns at FLUSH, before RELEASE: wait for a RELEASE
+            // that is due, and for the commit it starts.
+            if self.settle_writer(&w).await && w.attach() {
                 if trunc {
                     if let Err(e) = self.truncate_writer(&w, 0).await {
-                        w.detach();
+                        self.detach_writer(w).await;
                         return Err(e);
                     }
                 }
                 return Ok(w);
             }
-            // Being committed: the new handle works on the complete file.
             w.wait_done(self.opts.data_timeout()).await;
         }
         let path = self.path_of(ino)?;
@@ -105,6 +111,30 @@ impl DfsFs {
         Ok(writer)
     }
 
+    /// Drops one handle of `w`; after the last one the file is committed
+    /// in the background (close() already returned at FLUSH), at most
+    /// `MAX_PENDING_COMMITS` at once.
+    pub(super) async fn detach_writer(&self, w: Arc<Writer>) {
+        if !w.detach() {
+            return;
+        }
+        let permit = self.commits.clone().acquire_owned().await;
+        let (client, limit) = (self.client.clone(), self.opts.data_timeout());
+        self.rt.spawn(async move {
+            let _permit = permit;
+            w.commit(&client, limit).await;
+        });
+    }
+
+    /// `ino` now stands for the file the namenode created again as
+    /// `nn_id`: lookups and listed pages answered before hold the old file
+    /// (its blocks, its length) and must not be used to open the new one.
+    fn replaced(&self, ino: u64, nn_id: u64) {
+        self.inodes.replace_id(ino, nn_id);
+        self.lookups.forget(ino);
+        self.statahead.forget_dir(self.inodes.parent(ino));
+    }
+
     /// Re-creates the file at `path` empty, keeping its attributes.
     async fn recreate(&self, ino: u64, path: &str) -> Result<(FileWriter, FileStatus), Errno> {
         let (_, old) = self.stat(ino).await?;
@@ -119,10 +149,7 @@ impl DfsFs {
             )
             .await?;
         let status = new_file_status(path, old.mode, old.owner, old.group);
-        // The new file has a new namenode id, learned at the next lookup;
-        // a listed page may still hold the old file under this name.
-        self.inodes.replace_id(ino, 0);
-        self.statahead.forget_dir(self.inodes.parent(ino));
+        self.replaced(ino, fw.inode());
         Ok((fw, status))
     }
 
@@ -160,8 +187,11 @@ impl DfsFs {
     }
 
     async fn truncate(&self, ino: u64, size: u64) -> Result<(), Errno> {
+        let _one_at_a_time = self.handles.lock_ino(ino).await;
         if let Some(w) = self.handles.active_writer(ino) {
-            if w.phase() == Phase::Open {
+            // A writer whose descriptors were all closed is committed
+            // first: its file is then truncated as a complete one.
+            if self.settle_writer(&w).await {
                 return self.truncate_writer(&w, size).await;
             }
             w.wait_done(self.opts.data_timeout()).await;
@@ -180,7 +210,7 @@ impl DfsFs {
                 self.client.create(&path, replace_options(&status)),
             )
             .await?;
-        self.inodes.replace_id(ino, 0);
+        self.replaced(ino, fw.inode());
         match tokio::time::timeout(self.opts.data_timeout(), fw.close()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
@@ -195,7 +225,7 @@ impl DfsFs {
     }
 
     /// SETATTR of `ino`: a truncation if `size` is given, then the other
-    /// attributes, kept by an open writer until its file is complete.
+    /// attributes, kept by an open writer for the close of its file.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn setattr_of(
         &self,
@@ -221,7 +251,7 @@ impl DfsFs {
             return self.getattr_of(ino).await;
         }
         if let Some(w) = self.handles.active_writer(ino) {
-            // Stored once the file is complete, so completing cannot undo them.
+            // Stored with the close, so completing cannot undo them.
             if w.defer_attrs(&attrs) {
                 if let Some(status) = w.overlay(None) {
                     return Ok(file_attr(ino, &status, &self.owners));

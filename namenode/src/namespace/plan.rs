@@ -408,15 +408,9 @@ fn add_child(batch: &mut Batch, parent: u64, name: &str, rec: InodeRecord) -> u6
     id
 }
 
-/// Checks an owner or group name: 1 to 256 bytes, no NUL, no '/'.
+/// Checks an owner or group name (empty allowed: the default).
 pub fn check_principal(what: &str, name: &str) -> Result<()> {
-    if name.len() > 256 || name.contains('\0') {
-        return Err(Error::invalid(format!(
-            "{what} must be at most 256 bytes without NUL (got {} bytes)",
-            name.len()
-        )));
-    }
-    Ok(())
+    dfs_proto::principal::check_principal(what, name, true).map_err(Error::invalid)
 }
 
 /// Checks a block size: a multiple of the checksum chunk, at least the minimum.

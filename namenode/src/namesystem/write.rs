@@ -327,6 +327,16 @@ impl State {
                         _ => false,
                     };
                     if same {
+                        // The close this retries stored its attributes; a
+                        // close by lease recovery (another client's
+                        // recoverLease meanwhile) did not.
+                        let attrs = req.attrs.clone().map(attr_change).unwrap_or_default();
+                        if !attrs.stored_in(&i.rec) {
+                            return Err(Error::LeaseExpired {
+                                path: req.path,
+                                message: "the file was closed by lease recovery, without the attributes given with the close".into(),
+                            });
+                        }
                         return Ok((true, store.last_applied()));
                     }
                 }

@@ -180,7 +180,8 @@ fn statvfs_bytes(path: &Path) -> (u64, u64) {
 fn statfs_random_and_parallel_reads_and_stored_attributes() {
     use std::os::unix::fs::FileExt;
     let c = Cluster::builder().start();
-    let m = Mount::new(&c, &[]);
+    // Every namenode call the mount makes is logged.
+    let m = Mount::with_log(&c, &[], "info,dfs_client::namenode=trace");
 
     // statfs: the namenode's capacity and free space.
     let stats = block_on(async {
@@ -307,4 +308,22 @@ fn statfs_random_and_parallel_reads_and_stored_attributes() {
         assert!(stored(&st), "{name} at the namenode: {st}");
     }
     assert_eq!(fs::read(&during).unwrap(), b"being written");
+    // The attributes set before close went with the close: no SetAttr of
+    // its own (the file set after close had one).
+    let setattrs = |path: &str| {
+        m.log()
+            .lines()
+            .filter(|l| {
+                l.contains("namenode call")
+                    && l.contains("op=\"SetAttr\"")
+                    && l.contains(&format!("path=\"{path}\""))
+            })
+            .count()
+    };
+    assert!(
+        setattrs("/after") > 0,
+        "no SetAttr call logged: {}",
+        m.log()
+    );
+    assert_eq!(setattrs("/during"), 0, "{}", m.log());
 }

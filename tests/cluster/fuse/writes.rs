@@ -105,3 +105,59 @@ fn fsynced_bytes_are_visible_and_survive_the_mount_being_killed() {
         "fsynced bytes came back different"
     );
 }
+
+/// A file written and closed is complete for the next open even when the
+/// kernel's RELEASE comes after it: overwriting it at once replaces it,
+/// appending to it at once is refused, every time; `truncate -s 0` right
+/// after close replaces it too. Two opens with O_TRUNC at once share one
+/// writer: the bytes written through the first stay.
+#[test]
+fn the_next_open_after_close_sees_the_complete_file() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let m = Mount::new(&c, &[]);
+    let f = m.dir.join("again");
+    for i in 0..20 {
+        fs::write(&f, format!("first {i}")).unwrap();
+        fs::write(&f, format!("second {i}"))
+            .unwrap_or_else(|e| panic!("overwrite {i} right after close: {e}"));
+        let e = fs::OpenOptions::new()
+            .append(true)
+            .open(&f)
+            .and_then(|mut h| h.write_all(b" more"))
+            .unwrap_err();
+        assert!(is_refused(&e), "append {i} right after close: {e}");
+        assert_eq!(fs::read_to_string(&f).unwrap(), format!("second {i}"));
+        fs::write(&f, format!("third {i}")).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&f)
+            .and_then(|h| h.set_len(0))
+            .unwrap_or_else(|e| panic!("truncate {i} right after close: {e}"));
+        assert_eq!(fs::read(&f).unwrap(), b"", "truncated {i}");
+    }
+    for i in 0..5 {
+        fs::write(&f, b"old contents").unwrap();
+        let barrier = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|s| {
+            let open = || {
+                barrier.wait();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&f)
+                    .unwrap_or_else(|e| panic!("round {i}: open with O_TRUNC: {e}"))
+            };
+            let a = s.spawn(open);
+            let b = s.spawn(open);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let (mut a, mut b) = (a, b);
+        a.write_all(b"from the first").unwrap();
+        // The second descriptor's offset is 0, no longer the end.
+        let e = b.write_all(b"from the second").unwrap_err();
+        assert!(is_refused(&e), "round {i}: {e}");
+        drop(a);
+        drop(b);
+        assert_eq!(fs::read(&f).unwrap(), b"from the first", "round {i}");
+    }
+}

@@ -151,7 +151,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     h.received("dn1", b);
     assert!(h.fs.complete(complete.clone()).await.unwrap());
     // A retry of the same complete is fine.
-    assert!(h.fs.complete(complete).await.unwrap());
+    assert!(h.fs.complete(complete.clone()).await.unwrap());
     let st = h.fs.get_file_info("/f").unwrap();
     assert_eq!(st.length, 10);
     // Stored in the close's edit: the mode (permission bits only), the
@@ -161,6 +161,17 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
         (0o640, "alice", 1_234_000)
     );
     assert_eq!(st.group, before.group);
+    // A retry that finds the file closed without its attributes (as lease
+    // recovery closes it) is not told they were stored.
+    h.fs.set_attr(SetAttrRequest {
+        path: "/f".into(),
+        mode: Some(0o600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let e = h.fs.complete(complete).await.unwrap_err();
+    assert!(e.to_string().contains("without the attributes"), "{e}");
     h.close().await;
 }
 
