@@ -246,9 +246,10 @@ impl<'a> Position<'_, 'a> {
     }
 
     /// Picks from `free`: a preferred node under its rack's cap, else any
-    /// node under the cap, else any node; in each, a node that is not
-    /// overloaded if there is one. A preference for another rack comes
-    /// before load; load comes before the other preferences.
+    /// node under the cap, else any node; in each, a node that is not busy
+    /// if there is one. A preference for another rack comes before load,
+    /// but not before a node at its connection limit (which would refuse
+    /// the pipeline); load comes before the other preferences.
     fn pick<'b, R: Rng + ?Sized>(
         &self,
         free: &[&'b Candidate<'a>],
@@ -269,7 +270,13 @@ impl<'a> Position<'_, 'a> {
                 return Some(c);
             }
             if i > 0 || self.prefers_another_rack() {
-                if let Some(c) = pick_least_loaded(tier, rng) {
+                let last = i + 1 == tiers.len();
+                let pool: Vec<&'b Candidate<'a>> = tier
+                    .iter()
+                    .copied()
+                    .filter(|c| last || !c.saturated)
+                    .collect();
+                if let Some(c) = pick_least_loaded(&pool, rng) {
                     return Some(c);
                 }
             }
@@ -705,5 +712,14 @@ mod tests {
         let p = choose_targets(&c, &request(3, None, &none), &mut rng);
         assert_eq!(p.targets.len(), 3);
         assert_eq!(p.targets[2], 1, "the busy node comes last: {:?}", p.targets);
+        // Unlike a merely overloaded node, one at its limit does not win
+        // the second rack: it would refuse the pipeline.
+        let nodes = cluster(&[("h1", "/r1"), ("h2", "/r1"), ("h3", "/r2")]);
+        let mut c = cands(&nodes);
+        c[2].saturated = true;
+        for _ in 0..50 {
+            let p = choose_targets(&c, &request(2, None, &none), &mut rng);
+            assert!(!p.targets.contains(&2), "{:?}", p.targets);
+        }
     }
 }

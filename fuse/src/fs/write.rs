@@ -86,7 +86,8 @@ impl DfsFs {
         if let Some(w) = self.handles.active_writer(ino) {
             // close() returns at FLUSH, before RELEASE: wait for a RELEASE
             // that is due, and for the commit it starts.
-            if self.settle_writer(&w).await && w.attach() {
+            let open = self.settle_writer(&w).await;
+            if open && w.attach() {
                 if trunc {
                     if let Err(e) = self.truncate_writer(&w, 0).await {
                         self.detach_writer(w).await;
@@ -95,7 +96,10 @@ impl DfsFs {
                 }
                 return Ok(w);
             }
-            w.wait_done(self.opts.data_timeout()).await;
+            if open {
+                // Released just now: its commit has not been waited for.
+                w.wait_done(self.opts.data_timeout()).await;
+            }
         }
         let path = self.path_of(ino)?;
         let writer = if trunc {
@@ -194,7 +198,6 @@ impl DfsFs {
             if self.settle_writer(&w).await {
                 return self.truncate_writer(&w, size).await;
             }
-            w.wait_done(self.opts.data_timeout()).await;
         }
         let (path, status) = self.stat(ino).await?;
         if status.is_dir() {

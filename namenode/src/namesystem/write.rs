@@ -329,7 +329,9 @@ impl State {
                     if same {
                         // The close this retries stored its attributes; a
                         // close by lease recovery (another client's
-                        // recoverLease meanwhile) did not.
+                        // recoverLease meanwhile) did not. (An attribute
+                        // another client changed between the two also
+                        // fails the retry: rare, and said, not hidden.)
                         let attrs = req.attrs.clone().map(attr_change).unwrap_or_default();
                         if !attrs.stored_in(&i.rec) {
                             return Err(Error::LeaseExpired {
