@@ -77,17 +77,24 @@ impl Harness {
             .unwrap();
     }
 
-    fn commands(&self, node: &str) -> Vec<datanode_command::Command> {
-        self.fs
-            .heartbeat(HeartbeatRequest {
-                node_id: node.into(),
-                storage: Some(StorageReport {
-                    capacity: 1 << 40,
-                    remaining: 1 << 40,
-                    ..Default::default()
-                }),
+    /// A heartbeat of `node` with 1 TiB free and `xceivers` of
+    /// `max_xceivers` transfer connections open.
+    fn beat(&self, node: &str, xceivers: u32, max_xceivers: u32) -> HeartbeatResponse {
+        self.fs.heartbeat(HeartbeatRequest {
+            node_id: node.into(),
+            storage: Some(StorageReport {
+                capacity: 1 << 40,
+                remaining: 1 << 40,
                 ..Default::default()
-            })
+            }),
+            xceivers,
+            max_xceivers,
+            ..Default::default()
+        })
+    }
+
+    fn commands(&self, node: &str) -> Vec<datanode_command::Command> {
+        self.beat(node, 0, 0)
             .commands
             .into_iter()
             .filter_map(|c| c.command)

@@ -194,17 +194,7 @@ async fn heartbeats_speed_up_while_copies_run() {
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let b = h.write("/f", 1, 0).await[0];
-    let beat = |n: &str| {
-        h.fs.heartbeat(HeartbeatRequest {
-            node_id: n.into(),
-            storage: Some(StorageReport {
-                capacity: 1 << 40,
-                remaining: 1 << 40,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-    };
+    let beat = |n: &str| h.beat(n, 0, 0);
     assert_eq!(beat("dn4").next_heartbeat_ms, 0, "nothing to copy yet");
     h.fs.set_replication("/f", 4).await.unwrap();
     h.fs.tick(Instant::now());

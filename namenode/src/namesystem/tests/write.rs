@@ -391,19 +391,7 @@ async fn a_datanode_at_its_transfer_limit_gets_no_new_blocks() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
-    let beat = |xceivers: u32| {
-        h.fs.heartbeat(HeartbeatRequest {
-            node_id: "dn1".into(),
-            storage: Some(StorageReport {
-                capacity: 1 << 40,
-                remaining: 1 << 40,
-                ..Default::default()
-            }),
-            xceivers,
-            max_xceivers: 4,
-            ..Default::default()
-        })
-    };
+    let beat = |xceivers: u32| h.beat("dn1", xceivers, 4);
     let offered = |i: usize| {
         let path = format!("/load{i}");
         let h = &h;
