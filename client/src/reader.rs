@@ -75,9 +75,20 @@ impl Shared {
         loc.under_construction = resp.under_construction;
     }
 
-    /// Fetches the locations from `offset` on again.
+    /// Fetches the locations from `offset` on again: of the same file
+    /// (the namenode's inode), never of another one created at the path
+    /// since it was opened.
     pub(crate) async fn refresh(&self, offset: u64) -> Result<()> {
         let resp = get_block_locations(&self.ctx, &self.path, offset, 0).await?;
+        let now = resp.status.as_ref().map_or(0, |s| s.inode);
+        if now != 0 && self.status.inode != 0 && now != self.status.inode {
+            return Err(Error::NotFound {
+                path: format!(
+                    "{} (the file this reader opened was replaced by another)",
+                    self.path
+                ),
+            });
+        }
         self.store(resp);
         Ok(())
     }
@@ -280,6 +291,19 @@ impl FileReader {
     /// The file's status when it was opened.
     pub fn status(&self) -> &FileStatus {
         &self.shared.status
+    }
+
+    /// Another reader of the same opened file, with its own position at
+    /// 0: the same namenode inode and block locations, no namenode call,
+    /// and never a file created at the path since.
+    pub fn reopen(&self) -> FileReader {
+        FileReader {
+            shared: self.shared.clone(),
+            pos: 0,
+            buffered: Bytes::new(),
+            stream: SyncWrapper::new(SeqStream::default()),
+            seek_to: None,
+        }
     }
 
     /// Reads up to `buf.len()` bytes at `offset`, without moving the

@@ -15,7 +15,7 @@ use std::io::SeekFrom;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use dfs_client::{Client, FileReader};
+use dfs_client::FileReader;
 use fuser::Errno;
 use tokio::io::AsyncSeekExt;
 use tokio::sync::{mpsc, Mutex};
@@ -62,7 +62,6 @@ impl Stream {
 /// An open file being read.
 #[derive(Debug)]
 pub struct Reader {
-    client: Client,
     path: String,
     len: u64,
     window: u64,
@@ -72,6 +71,9 @@ pub struct Reader {
     /// For reads outside the stream (and the first stream): opened again
     /// when a stream took it.
     spare: Mutex<Option<FileReader>>,
+    /// The file as opened, for more readers of it (never of another file
+    /// created at the path since).
+    origin: FileReader,
     /// The whole file, when it was read ahead ([`crate::prefetch`]).
     whole: Option<Bytes>,
 }
@@ -88,21 +90,15 @@ impl Reader {
     /// Wraps a file opened at `path`; `read_ahead` is the stream's window in
     /// bytes (0: every read goes to `read_at`), `timeout` bounds each wait
     /// for data.
-    pub fn new(
-        client: Client,
-        file: FileReader,
-        path: String,
-        read_ahead: u64,
-        timeout: Duration,
-    ) -> Reader {
+    pub fn new(file: FileReader, path: String, read_ahead: u64, timeout: Duration) -> Reader {
         Reader {
-            client,
             path,
             len: file.len(),
             window: read_ahead,
             chunk: read_ahead.clamp(1, MAX_CHUNK),
             timeout,
             stream: Mutex::new(Stream::default()),
+            origin: file.reopen(),
             spare: Mutex::new(Some(file)),
             whole: None,
         }
@@ -164,7 +160,7 @@ impl Reader {
         s.stop();
         let mut file = match self.spare.lock().await.take() {
             Some(file) => file,
-            None => self.reopen().await?,
+            None => self.reopen(),
         };
         // The pieces are the datanode's read messages (up to 256 KiB) as
         // the client verified them, handed over without a copy; the queue
@@ -219,9 +215,16 @@ impl Reader {
             let piece = match tokio::time::timeout(self.timeout, rx.recv()).await {
                 Ok(Some(piece)) => piece,
                 Ok(None) => {
-                    // The stream ended early: the file is shorter than it said.
+                    // The stream ended early: the file is shorter than it
+                    // was when opened. A short answer would read as EOF.
+                    warn!(
+                        path = %self.path,
+                        offset = s.hi,
+                        end,
+                        "read stream ended before the file's length; failing the read"
+                    );
                     s.stop();
-                    break;
+                    return Err(Errno::EIO);
                 }
                 Err(_) => {
                     warn!(
@@ -285,7 +288,7 @@ impl Reader {
     async fn read_direct(&self, offset: u64, end: u64) -> Result<Bytes, Errno> {
         let mut spare = self.spare.lock().await;
         if spare.is_none() {
-            *spare = Some(self.reopen().await?);
+            *spare = Some(self.reopen());
         }
         let Some(file) = spare.as_ref() else {
             return Err(Errno::EIO);
@@ -299,7 +302,11 @@ impl Reader {
                     .read_at(offset + filled as u64, &mut buf[filled..])
                     .await
                 {
-                    Ok(0) => break,
+                    Ok(0) => {
+                        // Shorter than when opened: a short answer would read as EOF.
+                        warn!(path = %self.path, offset = offset + filled as u64, end, "file ended before its length; failing the read");
+                        return Err(Errno::EIO);
+                    }
                     Ok(n) => filled += n,
                     Err(e) => {
                         warn!(path = %self.path, offset = offset + filled as u64, error = %e, "read failed");
@@ -327,18 +334,10 @@ impl Reader {
         }
     }
 
-    async fn reopen(&self) -> Result<FileReader, Errno> {
-        match tokio::time::timeout(self.timeout, self.client.open(&self.path)).await {
-            Ok(Ok(file)) => Ok(file),
-            Ok(Err(e)) => {
-                warn!(path = %self.path, error = %e, "reopening for read failed");
-                Err(errno(&e))
-            }
-            Err(_) => {
-                warn!(path = %self.path, timeout = ?self.timeout, "reopening for read timed out");
-                Err(Errno::EIO)
-            }
-        }
+    /// Another reader of the file this one opened (not of the path: it
+    /// may name another file by now).
+    fn reopen(&self) -> FileReader {
+        self.origin.reopen()
     }
 }
 

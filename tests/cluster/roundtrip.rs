@@ -463,3 +463,43 @@ async fn first_block_comes_with_the_create_and_empty_files_leave_no_replica() {
         .sum();
     assert_eq!(finalized, 21 * 3);
 }
+
+/// A reader of a file still being written that looks for more bytes after
+/// the path was given to another file reads none of that file: it fails
+/// saying the file was replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_continues_into_a_file_that_replaced_its_own() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    let old = random_bytes(1000, 41);
+    let mut w = client
+        .create("/log", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(&old).await.unwrap();
+    w.hflush().await.unwrap();
+    let mut r = client.open("/log").await.unwrap();
+    let mut got = vec![0u8; 1000];
+    r.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, old);
+    // The path now names a new, longer file (the writer, which holds the
+    // lease, creates it again).
+    w.abort().await;
+    let new = random_bytes(3000, 42);
+    let mut w2 = client
+        .create(
+            "/log",
+            CreateOptions {
+                overwrite: true,
+                ..CreateOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    w2.write_all(&new).await.unwrap();
+    w2.close().await.unwrap();
+    let mut more = Vec::new();
+    let e = r.read_to_end(&mut more).await.unwrap_err();
+    assert!(e.to_string().contains("replaced"), "{e}");
+    assert!(more.is_empty(), "read {} bytes of another file", more.len());
+}

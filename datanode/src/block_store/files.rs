@@ -157,16 +157,19 @@ pub(super) fn truncate_files(
         }
         last_crc = Some(checksum::crc(&chunk[..rem as usize]));
     }
+    // The new last checksum first, then the checksums, then the data: a
+    // crash between any two leaves checksums that the start-up scan
+    // matches at `new_len` (never a chunk whose checksum fits no prefix).
     let ctx = || format!("cannot truncate blk_{id} to {new_len} bytes");
-    data.set_len(new_len).map_err(|e| Error::io(ctx(), e))?;
-    meta_file
-        .set_len(meta::meta_len(new_len))
-        .map_err(|e| Error::io(ctx(), e))?;
     if let Some(c) = last_crc {
         meta_file
             .write_all_at(&c.to_le_bytes(), meta::checksum_offset(new_len - rem))
             .map_err(|e| Error::io(ctx(), e))?;
     }
+    meta_file
+        .set_len(meta::meta_len(new_len))
+        .map_err(|e| Error::io(ctx(), e))?;
+    data.set_len(new_len).map_err(|e| Error::io(ctx(), e))?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use dfs_proto::defaults::BYTES_PER_CHECKSUM;
 use dfs_proto::ExtendedBlock;
 use tracing::warn;
 
-use super::files::{check_header, fsync_dir, rename, truncate_files};
+use super::files::{check_header, fsync_dir, rename};
 use super::{BlockStore, Replica, ReplicaInfo, ReplicaMeta, ReplicaState, CHUNK};
 use crate::error::{Error, Result};
 use crate::meta;
@@ -55,9 +55,12 @@ impl ReplicaWriter {
         Ok(())
     }
 
-    /// Writes a packet's data and checksums at `offset`. A packet below the
-    /// replica's length truncates it there first (a partial last chunk is
-    /// resent after hflush). The checksums must have been verified.
+    /// Writes a packet's data and checksums at `offset`. A packet starting
+    /// below the replica's length (a partial last chunk is resent after
+    /// hflush) must repeat the bytes the replica has: only what follows is
+    /// written, then the checksums, so the acknowledged bytes are never cut
+    /// and a crash in between leaves the old checksum, which the start-up
+    /// scan finds. The checksums must have been verified.
     pub fn write_packet(&mut self, offset: u64, data: &[u8], checksums: &[u8]) -> Result<()> {
         let id = self.id;
         // A failed storage acknowledges nothing more, even through the
@@ -102,14 +105,29 @@ impl ReplicaWriter {
                 ),
             ));
         }
-        if offset < len {
-            truncate_files(id, &self.data, &self.meta, len, offset)?;
-            m.len = offset;
-            self.behind.rewind(offset);
+        if end < len {
+            return Err(Error::invalid(
+                id,
+                format!("packet at {offset}..{end} ends inside the replica's {len} bytes"),
+            ));
+        }
+        // Bytes of the packet the replica already has (acknowledged).
+        let have = (len - offset) as usize;
+        if have > 0 {
+            let mut kept = vec![0u8; have];
+            self.data
+                .read_exact_at(&mut kept, offset)
+                .map_err(|e| Error::io(format!("cannot read blk_{id} at {offset}"), e))?;
+            if kept[..] != data[..have] {
+                return Err(Error::invalid(
+                    id,
+                    format!("packet at {offset} differs from the {have} bytes the replica already has there"),
+                ));
+            }
         }
         self.data
-            .write_all_at(data, offset)
-            .map_err(|e| Error::io(format!("cannot write blk_{id} at {offset}"), e))?;
+            .write_all_at(&data[have..], len)
+            .map_err(|e| Error::io(format!("cannot write blk_{id} at {len}"), e))?;
         self.meta
             .write_all_at(checksums, meta::checksum_offset(offset))
             .map_err(|e| Error::io(format!("cannot write the checksums of blk_{id}"), e))?;

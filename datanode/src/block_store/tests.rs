@@ -161,7 +161,7 @@ fn damaged_meta_is_corruption() {
 }
 
 #[test]
-fn packet_below_length_truncates_first() {
+fn a_resent_partial_chunk_never_cuts_acknowledged_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
     let data = payload(2000, 4);
@@ -169,6 +169,24 @@ fn packet_below_length_truncates_first() {
     // hflush of 1300 bytes, then the partial chunk is resent with more.
     w.write_packet(0, &data[..1300], &checksum::compute(&data[..1300]))
         .unwrap();
+    // A resend that differs from the bytes the replica has, or ends
+    // inside them, is refused and changes nothing.
+    let mut other = data[1024..1500].to_vec();
+    other[10] ^= 1;
+    assert!(matches!(
+        w.write_packet(1024, &other, &checksum::compute(&other)),
+        Err(Error::InvalidRequest { .. })
+    ));
+    assert!(matches!(
+        w.write_packet(
+            1024,
+            &data[1024..1200],
+            &checksum::compute(&data[1024..1200])
+        ),
+        Err(Error::InvalidRequest { .. })
+    ));
+    assert_eq!(w.block().length, 1300);
+    assert_eq!(read_all(&s, 2, 1).unwrap(), &data[..1300]);
     w.write_packet(1024, &data[1024..], &checksum::compute(&data[1024..]))
         .unwrap();
     assert_eq!(w.block().length, 2000);

@@ -83,13 +83,7 @@ impl DfsFs {
         }
         let growing = file.status().under_construction;
         let key = Key::of(file.status());
-        let reader = Reader::new(
-            self.client.clone(),
-            file,
-            path,
-            self.opts.read_ahead,
-            self.opts.data_timeout(),
-        );
+        let reader = Reader::new(file, path, self.opts.read_ahead, self.opts.data_timeout());
         if growing {
             return Ok((reader, growing));
         }
