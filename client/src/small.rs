@@ -174,6 +174,13 @@ impl Client {
                 return Err(blocks);
             }
         };
+        if resp.blocks.len() != asked.len() {
+            // Answers are matched to blocks by position: a datanode that
+            // answers another number of them is not believed.
+            debug!(node = %addr, asked = asked.len(), answered = resp.blocks.len(),
+                "small reads answered a different number of blocks; trying another datanode");
+            return Err(blocks);
+        }
         let mut got = Vec::with_capacity(blocks.len());
         for (((i, _), block), answer) in blocks.iter().zip(&asked).zip(resp.blocks) {
             if !answer.error.is_empty() {
