@@ -76,6 +76,37 @@ pub struct SetAttr {
     pub atime: Option<i64>,
 }
 
+impl SetAttr {
+    /// True if no attribute is given.
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none()
+            && self.owner.is_none()
+            && self.group.is_none()
+            && self.mtime.is_none()
+            && self.atime.is_none()
+    }
+
+    /// Adds `newer` on top: each attribute it gives replaces this one's.
+    pub fn merge(&mut self, newer: SetAttr) {
+        self.mode = newer.mode.or(self.mode);
+        self.owner = newer.owner.or(self.owner.take());
+        self.group = newer.group.or(self.group.take());
+        self.mtime = newer.mtime.or(self.mtime);
+        self.atime = newer.atime.or(self.atime);
+    }
+
+    /// The wire form (permission bits only), `None` when empty.
+    pub(crate) fn to_proto(&self) -> Option<dfs_proto::FileAttrs> {
+        (!self.is_empty()).then(|| dfs_proto::FileAttrs {
+            mode: self.mode.map(|m| m & 0o7777),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            mtime_ms: self.mtime,
+            atime_ms: self.atime,
+        })
+    }
+}
+
 /// Checks the names of `attrs` by the namenode's rule
 /// ([`dfs_proto::principal::check_principal`]), before anything is sent.
 pub(crate) fn check_attrs(path: &str, attrs: &SetAttr) -> crate::Result<()> {

@@ -100,7 +100,7 @@ pub struct FileWriter {
     pending: Option<Pending>,
     closed: bool,
     /// Attributes to store with the close.
-    close_attrs: Option<dfs_proto::FileAttrs>,
+    close_attrs: SetAttr,
     error: ErrorSlot,
 }
 
@@ -147,7 +147,7 @@ impl FileWriter {
             pending_updates_length: false,
             pending: None,
             closed: false,
-            close_attrs: None,
+            close_attrs: SetAttr::default(),
             error,
         };
         if eager {
@@ -230,18 +230,7 @@ impl FileWriter {
             });
         }
         check_attrs(&self.path, attrs)?;
-        let a = self.close_attrs.get_or_insert_with(Default::default);
-        if let Some(m) = attrs.mode {
-            a.mode = Some(m & 0o7777);
-        }
-        if let Some(o) = &attrs.owner {
-            a.owner = Some(o.clone());
-        }
-        if let Some(g) = &attrs.group {
-            a.group = Some(g.clone());
-        }
-        a.mtime_ms = attrs.mtime.or(a.mtime_ms);
-        a.atime_ms = attrs.atime.or(a.atime_ms);
+        self.close_attrs.merge(attrs.clone());
         Ok(())
     }
 
@@ -412,7 +401,7 @@ impl FileWriter {
             }
             if let Some(mut streamer) = self.idle.take() {
                 // Nothing was written: complete the file from here.
-                let attrs = self.close_attrs.take();
+                let attrs = std::mem::take(&mut self.close_attrs).to_proto();
                 self.pending = Some(Pending::CloseEmpty(Box::pin(async move {
                     streamer.close(attrs).await
                 })));
@@ -423,7 +412,7 @@ impl FileWriter {
                 w.pending = Some(Pending::Close(rx));
                 Msg::Close {
                     tx,
-                    attrs: w.close_attrs.take(),
+                    attrs: std::mem::take(&mut w.close_attrs).to_proto(),
                 }
             }))?;
         }

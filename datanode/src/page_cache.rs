@@ -50,11 +50,6 @@ impl DropBehind {
             self.advised += WINDOW;
         }
     }
-
-    /// The cursor went back to `pos` (a rewrite after recovery).
-    pub fn rewind(&mut self, pos: u64) {
-        self.advised = self.advised.min(pos / WINDOW * WINDOW);
-    }
 }
 
 /// Advises the whole of `file` out of the cache (after an fsync its pages
@@ -84,7 +79,7 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn windows_advance_and_rewind() {
+    fn windows_advance() {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&vec![7u8; (3 * WINDOW) as usize]).unwrap();
         let mut d = DropBehind::from(WINDOW + 5);
@@ -93,8 +88,6 @@ mod tests {
         assert_eq!(d.advised, WINDOW);
         d.advance(&f, 3 * WINDOW);
         assert_eq!(d.advised, 3 * WINDOW);
-        d.rewind(WINDOW + 1);
-        assert_eq!(d.advised, WINDOW);
         drop_all(&f);
         sequential(&f);
     }

@@ -160,7 +160,7 @@ impl Reader {
         s.stop();
         let mut file = match self.spare.lock().await.take() {
             Some(file) => file,
-            None => self.reopen(),
+            None => self.origin.reopen(),
         };
         // The pieces are the datanode's read messages (up to 256 KiB) as
         // the client verified them, handed over without a copy; the queue
@@ -288,7 +288,7 @@ impl Reader {
     async fn read_direct(&self, offset: u64, end: u64) -> Result<Bytes, Errno> {
         let mut spare = self.spare.lock().await;
         if spare.is_none() {
-            *spare = Some(self.reopen());
+            *spare = Some(self.origin.reopen());
         }
         let Some(file) = spare.as_ref() else {
             return Err(Errno::EIO);
@@ -332,12 +332,6 @@ impl Reader {
                 Err(Errno::EIO)
             }
         }
-    }
-
-    /// Another reader of the file this one opened (not of the path: it
-    /// may name another file by now).
-    fn reopen(&self) -> FileReader {
-        self.origin.reopen()
     }
 }
 

@@ -343,7 +343,7 @@ impl Writer {
         if info.status.is_none() || info.failed.is_some() || self.phase() == Phase::Done {
             return false;
         }
-        merge(&mut info.pending, attrs.clone());
+        info.pending.merge(attrs.clone());
         true
     }
 
@@ -360,7 +360,7 @@ impl Writer {
         s.length = s.length.max(info.bytes);
         s.mtime = info.last_write_ms.max(s.mtime);
         let mut attrs = info.applying.clone();
-        merge(&mut attrs, info.pending.clone());
+        attrs.merge(info.pending.clone());
         s.mtime = attrs.mtime.unwrap_or(s.mtime);
         s.atime = attrs.atime.unwrap_or(s.atime);
         s.mode = attrs.mode.unwrap_or(s.mode);
@@ -457,12 +457,12 @@ impl Writer {
     /// stay deferred, for [`store_pending`](Self::store_pending) to report.
     fn attrs_on_close(&self, writer: &mut FileWriter) {
         let mut info = self.info.lock();
-        if !has_attrs(&info.pending) {
+        if info.pending.is_empty() {
             return;
         }
         if writer.set_attrs_on_close(&info.pending).is_ok() {
             let pending = std::mem::take(&mut info.pending);
-            merge(&mut info.applying, pending);
+            info.applying.merge(pending);
         }
     }
 
@@ -474,13 +474,13 @@ impl Writer {
             let pending = {
                 let mut info = self.info.lock();
                 let pending = std::mem::take(&mut info.pending);
-                if !has_attrs(&pending) {
+                if pending.is_empty() {
                     info.applying = SetAttr::default();
                     info.done_at = Some(Instant::now());
                     self.phase.send_replace(Phase::Done);
                     return;
                 }
-                merge(&mut info.applying, pending.clone());
+                info.applying.merge(pending.clone());
                 pending
             };
             match tokio::time::timeout(timeout, client.set_attr(path, pending)).await {
@@ -501,24 +501,6 @@ impl Writer {
         }
         self.phase.send_replace(Phase::Done);
     }
-}
-
-/// Adds `newer` on top of `into`.
-fn merge(into: &mut SetAttr, newer: SetAttr) {
-    into.mode = newer.mode.or(into.mode);
-    into.owner = newer.owner.or(into.owner.take());
-    into.group = newer.group.or(into.group.take());
-    into.mtime = newer.mtime.or(into.mtime);
-    into.atime = newer.atime.or(into.atime);
-}
-
-/// True when `attrs` changes anything.
-pub fn has_attrs(attrs: &SetAttr) -> bool {
-    attrs.mode.is_some()
-        || attrs.owner.is_some()
-        || attrs.group.is_some()
-        || attrs.mtime.is_some()
-        || attrs.atime.is_some()
 }
 
 /// The errno of an I/O error from the writer, logging it once.
@@ -587,18 +569,15 @@ mod tests {
             mtime: Some(1),
             ..SetAttr::default()
         };
-        merge(
-            &mut a,
-            SetAttr {
-                mtime: Some(2),
-                owner: Some("7".into()),
-                ..SetAttr::default()
-            },
-        );
+        a.merge(SetAttr {
+            mtime: Some(2),
+            owner: Some("7".into()),
+            ..SetAttr::default()
+        });
         assert_eq!(a.mode, Some(0o600));
         assert_eq!(a.mtime, Some(2));
         assert_eq!(a.owner.as_deref(), Some("7"));
-        assert!(has_attrs(&a));
-        assert!(!has_attrs(&SetAttr::default()));
+        assert!(!a.is_empty());
+        assert!(SetAttr::default().is_empty());
     }
 }

@@ -132,6 +132,18 @@ impl AttrChange {
     }
 }
 
+impl From<dfs_proto::FileAttrs> for AttrChange {
+    fn from(a: dfs_proto::FileAttrs) -> AttrChange {
+        AttrChange {
+            mode: a.mode,
+            owner: a.owner,
+            group: a.group,
+            mtime_ms: a.mtime_ms,
+            atime_ms: a.atime_ms,
+        }
+    }
+}
+
 /// Parameters of [`Namespace::plan_create`].
 #[derive(Debug, Clone, Default)]
 pub struct CreateArgs {

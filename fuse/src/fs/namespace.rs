@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 use super::{new_file_status, DfsFs};
 use crate::attr::now_ms;
 use crate::handles::OpenFile;
-use crate::writer::{has_attrs, Writer};
+use crate::writer::Writer;
 
 impl DfsFs {
     /// MKDIR of `name` in `parent`, owned by the requesting user and group.
@@ -35,7 +35,7 @@ impl DfsFs {
             mtime: None,
             atime: None,
         };
-        if has_attrs(&fix) {
+        if !fix.is_empty() {
             status = self
                 .call("mkdir", &path, self.client.set_attr(&path, fix))
                 .await?;

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::{new_file_status, DfsFs};
 use crate::attr::{file_attr, ms_from_time, now_ms};
 use crate::errno::errno;
-use crate::writer::{has_attrs, Phase, Writer};
+use crate::writer::{Phase, Writer};
 
 /// How long a commit waits for RELEASE after every handle saw a FLUSH:
 /// `close()` returns at FLUSH, and RELEASE follows asynchronously.
@@ -250,7 +250,7 @@ impl DfsFs {
             mtime: mtime.map(time_ms),
             atime: atime.map(time_ms),
         };
-        if !has_attrs(&attrs) {
+        if attrs.is_empty() {
             return self.getattr_of(ino).await;
         }
         if let Some(w) = self.handles.active_writer(ino) {

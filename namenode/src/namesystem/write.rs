@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use dfs_proto::image::InodeRecord;
 use dfs_proto::{
-    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileAttrs,
-    FileStatus, FsyncRequest, LocatedBlock,
+    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileStatus,
+    FsyncRequest, LocatedBlock,
 };
 
 use super::State;
@@ -332,7 +332,7 @@ impl State {
                         // recoverLease meanwhile) did not. (An attribute
                         // another client changed between the two also
                         // fails the retry: rare, and said, not hidden.)
-                        let attrs = req.attrs.clone().map(attr_change).unwrap_or_default();
+                        let attrs = req.attrs.clone().map(AttrChange::from).unwrap_or_default();
                         if !attrs.stored_in(&i.rec) {
                             return Err(Error::LeaseExpired {
                                 path: req.path,
@@ -349,7 +349,7 @@ impl State {
         if let Some(l) = &req.last {
             check_length(&w.path, l, rec.block_size)?;
         }
-        let attrs = req.attrs.map(attr_change).unwrap_or_default();
+        let attrs = req.attrs.map(AttrChange::from).unwrap_or_default();
         attrs.check(&w.path)?;
         match (rec.blocks.last_mut(), &req.last) {
             (None, None) => {}
@@ -479,15 +479,4 @@ pub(crate) fn check_length(path: &str, b: &ExtendedBlock, block_size: u64) -> Re
         )));
     }
     Ok(())
-}
-
-/// The attribute change a request carries.
-pub(crate) fn attr_change(a: FileAttrs) -> AttrChange {
-    AttrChange {
-        mode: a.mode,
-        owner: a.owner,
-        group: a.group,
-        mtime_ms: a.mtime_ms,
-        atime_ms: a.atime_ms,
-    }
 }
