@@ -99,8 +99,17 @@ impl NameNode {
         let path = paths.first().copied().unwrap_or("");
         tracing::trace!(op, path, "namenode call");
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let started = std::time::Instant::now();
         match tokio::time::timeout(self.rpc_timeout, f(self.clients[i].clone())).await {
-            Ok(Ok(resp)) => Ok(resp.into_inner()),
+            Ok(Ok(resp)) => {
+                tracing::trace!(
+                    op,
+                    path,
+                    took_us = started.elapsed().as_micros() as u64,
+                    "namenode answered"
+                );
+                Ok(resp.into_inner())
+            }
             Ok(Err(status)) => {
                 let err = Error::from_status_paths(status, paths, &self.namenode_name());
                 tracing::debug!(op, path, error = %err, "namenode call failed");

@@ -482,6 +482,7 @@ impl BlockStore {
         let meta_file = open(self.meta_path(m.state, id, m.gs))?;
         Ok(ReplicaReader {
             info: replica.info(&m),
+            replica: replica.clone(),
             data,
             meta: meta_file,
             header_checked: false,

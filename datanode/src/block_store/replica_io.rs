@@ -239,6 +239,9 @@ impl Drop for ReplicaWriter {
 #[derive(Debug)]
 pub struct ReplicaReader {
     pub(super) info: ReplicaInfo,
+    /// The replica read: its lock orders reads of a last chunk that is
+    /// still being written with its writer's writes.
+    pub(super) replica: Arc<Replica>,
     pub(super) data: File,
     pub(super) meta: File,
     pub(super) header_checked: bool,
@@ -278,7 +281,19 @@ impl ReplicaReader {
             self.header_checked = true;
         }
         let read_end = end.div_ceil(CHUNK).saturating_mul(CHUNK).min(len);
-        let n = (read_end - start) as usize;
+        // The partial last chunk of a replica being written grows while it
+        // is read, and its checksum is rewritten each time: that chunk is
+        // read and verified under the replica's lock, which its writer holds
+        // while it writes (the checksum on disk may already cover more bytes
+        // than this reader's length).
+        let growing =
+            self.info.state != ReplicaState::Finalized && len % CHUNK != 0 && read_end == len;
+        let body_end = if growing {
+            len / CHUNK * CHUNK
+        } else {
+            read_end
+        };
+        let n = (body_end - start) as usize;
         let short = |e: io::Error, what: &'static str| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 Error::ReplicaShort {
@@ -292,7 +307,7 @@ impl ReplicaReader {
         };
         // Read into fresh capacity: no zeroing of a buffer about to be
         // overwritten (it showed as 12 % of a `dfs get`'s CPU).
-        let mut buf = Vec::with_capacity(n);
+        let mut buf = Vec::with_capacity((read_end - start) as usize);
         (&self.data)
             .seek(SeekFrom::Start(start))
             .and_then(|_| (&self.data).take(n as u64).read_to_end(&mut buf))
@@ -311,6 +326,10 @@ impl ReplicaReader {
             };
             return Err(Error::ChecksumMismatch { block: id, offset });
         }
+        if growing {
+            let crc = self.read_growing_chunk(body_end, &mut buf)?;
+            sums.extend_from_slice(&crc.to_le_bytes());
+        }
         if let Some(behind) = &mut self.behind {
             behind.advance(&self.data, read_end);
         }
@@ -325,5 +344,55 @@ impl ReplicaReader {
             sums.extend_from_slice(&crc.to_le_bytes());
         }
         Ok((data, Bytes::from(sums)))
+    }
+
+    /// Reads the partial last chunk `[from, length)` of a replica being
+    /// written onto `buf`, verified as it is now, and returns the checksum
+    /// of the bytes appended.
+    fn read_growing_chunk(&self, from: u64, buf: &mut Vec<u8>) -> Result<u32> {
+        let id = self.info.block.id;
+        let len = self.info.block.length;
+        let mut chunk = [0u8; BYTES_PER_CHECKSUM];
+        let mut stored = [0u8; CHECKSUM_SIZE];
+        let now = {
+            let m = self.replica.meta.lock();
+            if m.len < len {
+                return Err(Error::ReplicaShort {
+                    block: id,
+                    what: "data",
+                    offset: m.len,
+                });
+            }
+            let now = m.len.min(from + CHUNK);
+            let n = (now - from) as usize;
+            let read = self
+                .data
+                .read_exact_at(&mut chunk[..n], from)
+                .and_then(|()| {
+                    self.meta
+                        .read_exact_at(&mut stored, meta::checksum_offset(from))
+                });
+            read.map_err(|e| {
+                Error::io(
+                    format!("cannot read the last chunk of blk_{id} at {from}"),
+                    e,
+                )
+            })?;
+            now
+        };
+        let chunk = &chunk[..(now - from) as usize];
+        if checksum::crc(chunk) != u32::from_le_bytes(stored) {
+            return Err(Error::ChecksumMismatch {
+                block: id,
+                offset: from,
+            });
+        }
+        let keep = &chunk[..(len - from) as usize];
+        buf.extend_from_slice(keep);
+        Ok(if now == len {
+            u32::from_le_bytes(stored)
+        } else {
+            checksum::crc(keep)
+        })
     }
 }

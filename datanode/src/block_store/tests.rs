@@ -211,6 +211,62 @@ fn a_resent_partial_chunk_never_cuts_acknowledged_bytes() {
 }
 
 #[test]
+fn a_reader_of_a_growing_last_chunk_reads_its_own_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(1900, 9);
+    let mut w = s.create(3, 1, ReplicaState::Rbw).unwrap();
+    w.write_packet(0, &data[..1300], &checksum::compute(&data[..1300]))
+        .unwrap();
+    // Opened at 1300 bytes; the writer then extends the last chunk (its
+    // checksum on disk now covers bytes this reader does not see) and
+    // starts another.
+    let mut r = s.open_reader(3, 1).unwrap();
+    w.write_packet(
+        1024,
+        &data[1024..1700],
+        &checksum::compute(&data[1024..1700]),
+    )
+    .unwrap();
+    for (start, end) in [(0, 1300), (1024, 1300), (1024, 1200), (512, 1100)] {
+        let (d, c) = r.read(start, end).unwrap();
+        assert_eq!(
+            &d[..],
+            &data[start as usize..end as usize],
+            "[{start}, {end})"
+        );
+        checksum::verify(&d, &c).unwrap();
+    }
+    // A last chunk that is full by now is verified whole.
+    w.write_packet(1536, &data[1536..], &checksum::compute(&data[1536..]))
+        .unwrap();
+    let (d, c) = r.read(1024, 1300).unwrap();
+    assert_eq!(&d[..], &data[1024..1300]);
+    checksum::verify(&d, &c).unwrap();
+    // A flipped byte in the last chunk is still found.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("current/rbw/blk_3"))
+        .unwrap();
+    f.write_all_at(&[data[1100] ^ 1], 1100).unwrap();
+    assert!(matches!(
+        r.read(1024, 1300),
+        Err(Error::ChecksumMismatch {
+            block: 3,
+            offset: 1024
+        })
+    ));
+    // A replica cut below the reader's length (recovery) is refused.
+    drop(w);
+    let w = s.recover(3, 2, 1000).unwrap();
+    assert!(matches!(
+        r.read(1024, 1300),
+        Err(Error::ReplicaShort { .. })
+    ));
+    drop(w);
+}
+
+#[test]
 fn recover_truncates_renames_and_continues() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
