@@ -44,6 +44,17 @@ const BUSY_BACKOFF: [Duration; 4] = [
     Duration::from_secs(4),
 ];
 
+/// Waits before asking the namenode again where a block is, when no
+/// replica it named could be read or it named none (all holders dead, or a
+/// restarted namenode still waiting for block reports): the first at once,
+/// then after a random part of a growing window, as HDFS's
+/// `dfs.client.max.block.acquire.failures` (3) with its 3 s windows.
+const REFETCH_WAIT: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_secs(3),
+    Duration::from_secs(6),
+];
+
 /// Why a message was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -63,7 +74,8 @@ pub(crate) struct BlockCursor {
     end: u64,
     stream: Option<(usize, FrameReader)>,
     failures: Vec<Failure>,
-    refreshed: bool,
+    /// Times the locations were asked for again.
+    refreshes: usize,
     /// Rounds waited for busy datanodes so far.
     busy_rounds: usize,
 }
@@ -76,7 +88,7 @@ impl BlockCursor {
             end,
             stream: None,
             failures: Vec::new(),
-            refreshed: false,
+            refreshes: 0,
             busy_rounds: 0,
         }
     }
@@ -111,7 +123,7 @@ impl BlockCursor {
             let failure =
                 match tokio::time::timeout(timeout, stream.message::<ReadBlockResponse>()).await {
                     Ok(Ok(Some(msg))) => match accept(&msg, self.next, self.end) {
-                        Ok(Some(piece)) => {
+                        Ok(piece) => {
                             self.next += piece.len() as u64;
                             // A replica serves: earlier busy refusals are
                             // old news for a later failure of this stream.
@@ -120,7 +132,6 @@ impl BlockCursor {
                             }
                             return Ok(Some(piece));
                         }
-                        Ok(None) => continue,
                         Err(Refused::Corrupt(reason)) => {
                             self.report_corrupt(shared, idx, &reason);
                             (reason, Why::Corrupt)
@@ -223,11 +234,17 @@ impl BlockCursor {
                 .position(|n| untried(&n) && !pool.recently_failed(&n.address))
                 .or_else(|| self.lb.locations.iter().position(|n| untried(&n)));
             let Some(idx) = candidate else {
-                if !self.refreshed && !self.failures.is_empty() {
+                if let Some(wait) = self.refetch_wait() {
                     // The namenode may know other replicas (or a new
-                    // generation stamp): ask once, then try the ones that
+                    // generation stamp): ask again, then try the ones that
                     // did not return bad data again.
-                    self.refreshed = true;
+                    if !wait.is_zero() {
+                        tracing::warn!(
+                            path = %shared.path, block = %self.block_name(), wait = ?wait,
+                            "no replica of the block could be read; asking the namenode for its locations again after a wait"
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
                     self.refresh(shared).await?;
                     self.failures.retain(|f| f.why == Why::Corrupt);
                     continue;
@@ -271,6 +288,26 @@ impl BlockCursor {
         }
     }
 
+    /// How long to wait before asking the namenode for the block's
+    /// locations again, if it is worth asking: once at once after any
+    /// failure, and after waits while replicas were unreachable or there
+    /// were none (not when they were only corrupt or busy).
+    fn refetch_wait(&mut self) -> Option<Duration> {
+        let base = *REFETCH_WAIT.get(self.refreshes)?;
+        let worth = if self.refreshes == 0 {
+            !self.failures.is_empty() || self.lb.locations.is_empty()
+        } else {
+            self.lb.locations.is_empty() || self.failures.iter().any(|f| f.why == Why::Failed)
+        };
+        if !worth {
+            return None;
+        }
+        self.refreshes += 1;
+        // Half to the whole of the window, so readers that failed together
+        // do not come back together.
+        Some(base.mul_f64(rand::random::<f64>() * 0.5 + 0.5))
+    }
+
     /// How long to wait before asking busy datanodes again, if any refused
     /// for that reason and the rounds are not used up.
     fn busy_wait(&mut self) -> Option<Duration> {
@@ -285,16 +322,12 @@ impl BlockCursor {
         Some(base.mul_f64(spread))
     }
 
+    /// Asks the namenode where the block is now; the reader's other reads
+    /// of the file use the answer too.
     async fn refresh(&mut self, shared: &Shared) -> Result<()> {
         let id = self.lb.block.as_ref().map_or(0, |b| b.id);
-        let resp =
-            crate::reader::get_block_locations(&shared.ctx, &shared.path, self.file_pos(), 1)
-                .await?;
-        if let Some(lb) = resp
-            .blocks
-            .into_iter()
-            .find(|lb| lb.block.as_ref().is_some_and(|b| b.id == id))
-        {
+        shared.refresh(self.lb.offset).await?;
+        if let Some(lb) = shared.cached_block(id) {
             self.lb.locations = lb.locations;
             self.lb.corrupt = lb.corrupt;
             if let (Some(mine), Some(theirs)) = (self.lb.block.as_mut(), lb.block) {
@@ -339,12 +372,12 @@ impl BlockCursor {
 }
 
 /// Checks one message of a read stream against its checksums and the range
-/// `[next, end)`, and returns the bytes it adds (`None` if it adds none).
+/// `[next, end)` (`next` below `end`), and returns the bytes it adds.
 pub(crate) fn accept(
     msg: &ReadBlockResponse,
     next: u64,
     end: u64,
-) -> std::result::Result<Option<Bytes>, Refused> {
+) -> std::result::Result<Bytes, Refused> {
     let off = msg.offset;
     if off % BYTES_PER_CHECKSUM as u64 != 0 {
         return Err(Refused::Protocol(format!(
@@ -356,27 +389,34 @@ pub(crate) fn accept(
             "data at block offset {off} while {next} was expected"
         )));
     }
+    let Some(data_end) = off.checked_add(msg.data.len() as u64) else {
+        return Err(Refused::Protocol(format!(
+            "{} bytes at block offset {off} end beyond 2^64",
+            msg.data.len()
+        )));
+    };
     if let Err(e) = checksum::verify(&msg.data, &msg.checksums) {
         return Err(Refused::Corrupt(match e {
             checksum::ChecksumError::Mismatch { offset } => {
                 format!(
                     "checksum mismatch in the chunk at block offset {}",
-                    off + offset
+                    off.saturating_add(offset)
                 )
             }
             other => format!("bad checksums at block offset {off}: {other}"),
         }));
     }
-    let data_end = off + msg.data.len() as u64;
+    // A stream moves forward with every message: one that adds nothing
+    // (empty, or bytes already had) is refused, so a faulty datanode cannot
+    // keep a read waiting, message after message, without a timeout.
     if data_end <= next {
-        return Ok(None);
+        return Err(Refused::Protocol(format!(
+            "data at block offset {off}..{data_end} adds nothing at {next}"
+        )));
     }
     let start = (next - off) as usize;
-    let stop = (data_end.min(end) - off) as usize;
-    if stop <= start {
-        return Ok(None);
-    }
-    Ok(Some(msg.data.slice(start..stop)))
+    let stop = (data_end.min(end).max(next) - off) as usize;
+    Ok(msg.data.slice(start..stop))
 }
 
 #[cfg(test)]
@@ -410,6 +450,41 @@ mod tests {
         assert_eq!(cursor.busy_wait(), None);
     }
 
+    #[test]
+    fn locations_are_asked_for_again_three_times_while_no_replica_serves() {
+        let failure = |why| Failure {
+            address: "127.0.0.1:1".into(),
+            reason: "reason".into(),
+            why,
+        };
+        // No location at all: asked at once, then after two growing,
+        // jittered waits, then given up.
+        let mut cursor = BlockCursor::new(LocatedBlock::default(), 0, 10);
+        for base in REFETCH_WAIT {
+            let wait = cursor.refetch_wait().unwrap();
+            assert!(wait >= base / 2 && wait <= base, "{wait:?} for {base:?}");
+        }
+        assert_eq!(cursor.refetch_wait(), None);
+        // Replicas that could not be reached: the same.
+        let mut located = LocatedBlock::default();
+        located.locations.push(dfs_proto::DatanodeInfo::default());
+        let mut cursor = BlockCursor::new(located.clone(), 0, 10);
+        assert_eq!(cursor.refetch_wait(), None, "nothing failed yet");
+        cursor.failures.push(failure(Why::Failed));
+        assert_eq!(cursor.refetch_wait(), Some(Duration::ZERO));
+        assert!(cursor
+            .refetch_wait()
+            .is_some_and(|w| w >= REFETCH_WAIT[1] / 2));
+        // Only corrupt or busy replicas: asked once, no waits (a corrupt
+        // replica stays corrupt; busy ones have their own rounds).
+        for why in [Why::Corrupt, Why::Busy] {
+            let mut cursor = BlockCursor::new(located.clone(), 0, 10);
+            cursor.failures.push(failure(why));
+            assert_eq!(cursor.refetch_wait(), Some(Duration::ZERO));
+            assert_eq!(cursor.refetch_wait(), None, "{why:?}");
+        }
+    }
+
     fn msg(offset: u64, data: Vec<u8>) -> ReadBlockResponse {
         let checksums = Bytes::from(checksum::compute(&data));
         ReadBlockResponse {
@@ -425,10 +500,35 @@ mod tests {
         let data: Vec<u8> = (0..2048u32).map(|i| i as u8).collect();
         let m = msg(512, data.clone());
         // Asked from 700 to 1000 (block offsets).
-        let got = accept(&m, 700, 1000).unwrap().unwrap();
+        let got = accept(&m, 700, 1000).unwrap();
         assert_eq!(&got[..], &data[188..488]);
-        // Already consumed: adds nothing.
-        assert_eq!(accept(&m, 4000, 5000).unwrap(), None);
+        let got = accept(&m, 512, 5000).unwrap();
+        assert_eq!(&got[..], &data[..]);
+    }
+
+    #[test]
+    fn a_message_that_adds_nothing_is_refused() {
+        // Bytes already had, an empty message (a zero-length frame decodes
+        // to one) and offsets that overflow: each would have been skipped,
+        // letting a faulty datanode hold a read forever.
+        let data: Vec<u8> = vec![7; 1024];
+        for (m, next) in [
+            (msg(512, data.clone()), 1536),
+            (msg(512, data.clone()), 4000),
+            (msg(0, vec![]), 512),
+            (ReadBlockResponse::default(), 0),
+            (msg(u64::MAX - 511, data.clone()), u64::MAX - 10),
+        ] {
+            match accept(&m, next, u64::MAX) {
+                Err(Refused::Protocol(reason)) => {
+                    assert!(
+                        reason.contains("nothing") || reason.contains("2^64"),
+                        "{reason}"
+                    )
+                }
+                other => panic!("offset {} at {next}: {other:?}", m.offset),
+            }
+        }
     }
 
     #[test]

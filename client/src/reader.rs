@@ -97,7 +97,22 @@ impl Shared {
         let loc = self.locations.lock();
         loc.blocks
             .iter()
-            .find(|lb| lb.offset <= pos && pos < lb.offset + block_len(lb))
+            .find(|lb| {
+                lb.offset <= pos
+                    && lb
+                        .offset
+                        .checked_add(block_len(lb))
+                        .is_some_and(|end| pos < end)
+            })
+            .cloned()
+    }
+
+    /// The cached block with id `id`.
+    pub(crate) fn cached_block(&self, id: u64) -> Option<LocatedBlock> {
+        let loc = self.locations.lock();
+        loc.blocks
+            .iter()
+            .find(|lb| lb.block.as_ref().is_some_and(|b| b.id == id))
             .cloned()
     }
 
@@ -130,7 +145,7 @@ impl Shared {
         if offset >= self.len() {
             self.refresh_if_growing().await?;
         }
-        let end = (offset + buf.len() as u64).min(self.len());
+        let end = offset.saturating_add(buf.len() as u64).min(self.len());
         let mut filled = 0usize;
         while offset + (filled as u64) < end {
             let pos = offset + filled as u64;

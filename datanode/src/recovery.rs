@@ -10,7 +10,9 @@
 //! The agreed length: a finalized replica's length when one exists (the
 //! block was complete on it), else the shortest replica being written —
 //! every acknowledged byte is on every surviving pipeline node, so the
-//! minimum never loses acknowledged data.
+//! minimum never loses acknowledged data — leaving out replicas found being
+//! written after their node restarted while any other answers (see
+//! `agreed_length`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,9 +36,10 @@ use crate::node::{Job, Node};
 /// namenode's next recovery.
 const COMMIT_ATTEMPTS: u32 = 3;
 
-fn state_kind(state: ReplicaState) -> ReplicaStateKind {
+fn state_kind(state: ReplicaState, restarted: bool) -> ReplicaStateKind {
     match state {
         ReplicaState::Finalized => ReplicaStateKind::Finalized,
+        ReplicaState::Rbw | ReplicaState::Temporary if restarted => ReplicaStateKind::Rwr,
         ReplicaState::Rbw | ReplicaState::Temporary => ReplicaStateKind::Rbw,
     }
 }
@@ -51,15 +54,15 @@ pub async fn init_replica_recovery(
         .ok_or_else(|| Error::invalid(0, "recovery request without a block"))?;
     tracing::Span::current().record("block", tracing::field::display(&block));
     let rid = req.recovery_id;
-    let info = node
+    let (info, restarted) = node
         .blocking("init replica recovery", move |s| {
             s.init_recovery(&block, rid)
         })
         .await?;
-    info!(replica = %info.block, bytes = info.block.length, recovery_id = rid, "replica recovery started");
+    info!(replica = %info.block, bytes = info.block.length, recovery_id = rid, restarted, "replica recovery started");
     Ok(InitReplicaRecoveryResponse {
         replica: Some(info.block),
-        state: state_kind(info.state) as i32,
+        state: state_kind(info.state, restarted) as i32,
     })
 }
 
@@ -115,6 +118,30 @@ struct Answer {
     node: DatanodeInfo,
     replica: ExtendedBlock,
     finalized: bool,
+    /// Being written when its node last stopped (`RWR`).
+    restarted: bool,
+}
+
+/// The length every replica is brought to: a finalized replica's (the
+/// block was complete there), else the shortest replica still being
+/// written — every acknowledged byte is on every node of the pipeline, so
+/// that never loses one — and only when no such replica answered, the
+/// shortest of those found being written after their node restarted
+/// (their unsynced tail may be gone after a power loss; taking their
+/// minimum when a live replica answered would cut acknowledged bytes from
+/// the others, as HDFS's recovery avoids the same way).
+fn agreed_length(answers: &[Answer]) -> u64 {
+    let min = |keep: &dyn Fn(&Answer) -> bool| {
+        answers
+            .iter()
+            .filter(|a| keep(a))
+            .map(|a| a.replica.length)
+            .min()
+    };
+    min(&|a| a.finalized)
+        .or_else(|| min(&|a| !a.restarted))
+        .or_else(|| min(&|_| true))
+        .unwrap_or(0)
 }
 
 fn node_name(n: &DatanodeInfo) -> String {
@@ -156,6 +183,7 @@ async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
                     node: r,
                     replica,
                     finalized: resp.state == ReplicaStateKind::Finalized as i32,
+                    restarted: resp.state == ReplicaStateKind::Rwr as i32,
                 }),
                 None => warn!(node = %r.address, "replica answered without its state; left out"),
             },
@@ -204,13 +232,7 @@ async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
             reason: format!("no replica of {block} could take part in its recovery"),
         });
     }
-    let finalized_len = answers
-        .iter()
-        .filter(|a| a.finalized)
-        .map(|a| a.replica.length)
-        .min();
-    let new_len = finalized_len
-        .unwrap_or_else(|| answers.iter().map(|a| a.replica.length).min().unwrap_or(0));
+    let new_len = agreed_length(&answers);
     let updates = answers
         .iter()
         .filter(|a| a.replica.length >= new_len)
@@ -336,4 +358,39 @@ async fn update_on(
             addr: addr.clone(),
             reason: "UpdateReplicaUnderRecovery timed out".to_string(),
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(length: u64, state: ReplicaStateKind) -> Answer {
+        Answer {
+            node: DatanodeInfo::default(),
+            replica: ExtendedBlock {
+                id: 1,
+                generation_stamp: 5,
+                length,
+            },
+            finalized: state == ReplicaStateKind::Finalized,
+            restarted: state == ReplicaStateKind::Rwr,
+        }
+    }
+
+    #[test]
+    fn a_replica_short_after_its_node_restarted_does_not_cut_the_others() {
+        use ReplicaStateKind::{Finalized, Rbw, Rwr};
+        let agreed = |a: &[(u64, ReplicaStateKind)]| {
+            agreed_length(&a.iter().map(|&(l, s)| answer(l, s)).collect::<Vec<_>>())
+        };
+        // Two live replicas have 3000 acknowledged bytes; the third lost its
+        // unsynced tail in a power loss.
+        assert_eq!(agreed(&[(3000, Rbw), (3000, Rbw), (0, Rwr)]), 3000);
+        assert_eq!(agreed(&[(3000, Rbw), (2600, Rbw), (1000, Rwr)]), 2600);
+        // Only restarted replicas: the shortest of them.
+        assert_eq!(agreed(&[(2000, Rwr), (1500, Rwr)]), 1500);
+        // A finalized replica decides.
+        assert_eq!(agreed(&[(4000, Finalized), (4096, Rbw), (0, Rwr)]), 4000);
+        assert_eq!(agreed(&[]), 0);
+    }
 }

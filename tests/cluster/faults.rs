@@ -127,6 +127,39 @@ async fn flipped_byte_in_a_small_file_is_refused_and_moved_aside() {
     assert!(!replica.exists(), "{} is still in place", replica.display());
 }
 
+/// A read whose only replica's node is down waits and asks the namenode
+/// again (HDFS's block acquire retries) instead of failing at once, so it
+/// completes when the node comes back within seconds.
+#[test]
+fn a_read_waits_for_a_replica_whose_node_comes_back() {
+    let mut c = Cluster::builder().datanodes(1).replication(1).start();
+    let local = c.local_file("back", MIB + 333, 71);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/back"]);
+    c.datanodes[0].kill();
+    let out = c.dir.path().join("got");
+    let (addr, target) = (c.addr().to_string(), out.clone());
+    let get = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let res = std::process::Command::new(dfs_tests::bin("dfs"))
+            .args(["--namenode", &addr, "get", "/back"])
+            .arg(&target)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run dfs get");
+        (res, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    c.datanodes[0].restart();
+    let (res, took) = get.join().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "get failed after {took:?}: {stderr}");
+    assert!(
+        stderr.contains("asking the namenode for its locations again"),
+        "the read never waited: {stderr}"
+    );
+    assert_eq!(sha256_file(&local), sha256_file(&out));
+}
+
 /// Datanodes whose full block reports come in parts (two replicas per
 /// message here; 100,000 by default) bring a restarted namenode out of safe
 /// mode with every replica known.

@@ -124,6 +124,9 @@ struct ReplicaMeta {
     recovery_id: u64,
     /// Deleted or moved aside; any handle to it is dead.
     removed: bool,
+    /// Found being written when the store opened (HDFS's "waiting to be
+    /// recovered"): its unsynced bytes may not all have survived.
+    restarted: bool,
 }
 
 #[derive(Debug)]
@@ -375,6 +378,7 @@ impl BlockStore {
                 writer: token,
                 recovery_id: 0,
                 removed: false,
+                restarted: false,
             }),
         });
         let replaced = {
@@ -517,7 +521,7 @@ impl BlockStore {
         // The replica stays in the map, marked removed, until its files are
         // gone: a new replica of the same block cannot be created (and then
         // lose its files to this removal) meanwhile.
-        let (info, gs, replica) = {
+        let (info, gs, replica, unused) = {
             let map = self.replicas.lock();
             let Some(replica) = map.get(&id).cloned() else {
                 return Ok(None);
@@ -539,9 +543,22 @@ impl BlockStore {
             m.writer = 0;
             let (info, gs) = (replica.info(&m), m.gs);
             drop(m);
-            (info, gs, replica)
+            // Held by the map and here only: no reader or writer has its
+            // files open, and none can open them now (it is marked removed,
+            // and handles are taken from the map under its lock).
+            let unused = Arc::strong_count(&replica) == 2;
+            (info, gs, replica, unused)
         };
-        let removed = self.remove_files(info.state, id, true, Some(gs));
+        let recycled = unused
+            && self.spares.recycle(
+                &self.data_path(info.state, id),
+                &self.meta_path(info.state, id, gs),
+            );
+        let removed = if recycled {
+            Ok(())
+        } else {
+            self.remove_files(info.state, id, true, Some(gs))
+        };
         self.forget(&replica);
         removed?;
         Ok(Some(info.block))

@@ -40,6 +40,19 @@ impl BlockStore {
                 reason: format!("recovery to generation stamp {new_gs} is older than the replica"),
             });
         }
+        // Lease recovery took the replica over: its writer is gone for good
+        // (HDFS refuses a replica under recovery the same way), and cutting
+        // the replica now would undo the length that recovery found.
+        if m.recovery_id != 0 {
+            return Err(Error::GenerationStamp {
+                block: id,
+                have: m.gs,
+                reason: format!(
+                    "the replica is under lease recovery {}; its writer cannot continue",
+                    m.recovery_id
+                ),
+            });
+        }
         if m.len < bytes_acked {
             return Err(Error::invalid(
                 id,
@@ -90,8 +103,14 @@ impl BlockStore {
     }
 
     /// Replica recovery step 1: cuts off writers, remembers `recovery_id`
-    /// and returns the replica's state and length.
-    pub fn init_recovery(&self, block: &ExtendedBlock, recovery_id: u64) -> Result<ReplicaInfo> {
+    /// and returns the replica's state and length, and whether it was being
+    /// written when this node last stopped (then its unsynced bytes may be
+    /// fewer than were acknowledged).
+    pub fn init_recovery(
+        &self,
+        block: &ExtendedBlock,
+        recovery_id: u64,
+    ) -> Result<(ReplicaInfo, bool)> {
         let id = block.id;
         let replica = self.get(id).ok_or(Error::ReplicaNotFound { block: id })?;
         let mut m = replica.meta.lock();
@@ -122,7 +141,7 @@ impl BlockStore {
         }
         m.writer = 0;
         m.recovery_id = recovery_id;
-        Ok(replica.info(&m))
+        Ok((replica.info(&m), m.restarted))
     }
 
     /// Replica recovery step 2: truncates to `new_len`, takes `recovery_id`

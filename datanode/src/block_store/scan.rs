@@ -204,6 +204,7 @@ impl BlockStore {
                 writer: 0,
                 recovery_id: 0,
                 removed: false,
+                restarted: false,
             })),
             Err(e) if e.is_corruption() => {
                 warn!(block = id, error = %e, "moving a finalized replica to corrupt/");
@@ -269,6 +270,7 @@ impl BlockStore {
             writer: 0,
             recovery_id: 0,
             removed: false,
+            restarted: true,
         }))
     }
 }

@@ -267,6 +267,103 @@ fn a_reader_of_a_growing_last_chunk_reads_its_own_length() {
 }
 
 #[test]
+fn deleted_replicas_nobody_reads_are_recycled_as_spares() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let finalized = dir.path().join("current/finalized");
+    let tmp = dir.path().join("tmp");
+    // (The thread making spares renames files out of tmp/ meanwhile.)
+    let in_tmp = |inode: u64| {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .find(|m| m.ino() == inode)
+    };
+    // Once the stock is full, no spare is made until it runs low.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&tmp).unwrap().count() < 2 * 64 {
+        assert!(std::time::Instant::now() < deadline, "no spares prepared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (a, b, c) = (payload(5000, 1), payload(3000, 2), payload(700, 3));
+    for (id, data) in [(10, &a), (11, &b)] {
+        let mut w = s.create(id, 1, ReplicaState::Rbw).unwrap();
+        write_all(&mut w, data, 4096);
+        w.finalize(ReplicaState::Finalized).unwrap();
+    }
+    let (a_data, b_data) = (
+        ino(&finalized.join("blk_10")),
+        ino(&finalized.join("blk_11")),
+    );
+    let b_meta = ino(&finalized.join("blk_11_1.meta"));
+    // Deleted while nobody reads it: both files move to tmp/, emptied (the
+    // checksum file keeps its header).
+    s.delete(11, 1).unwrap();
+    assert!(!finalized.join("blk_11").exists());
+    assert!(!finalized.join("blk_11_1.meta").exists());
+    assert_eq!(in_tmp(b_data).expect("data file recycled").len(), 0);
+    assert_eq!(
+        in_tmp(b_meta).expect("checksum file recycled").len(),
+        meta::HEADER_LEN as u64
+    );
+    // Deleted while a reader has it open: removed, never reused, and the
+    // reader keeps reading the bytes it opened.
+    let mut r = s.open_reader(10, 1).unwrap();
+    s.delete(10, 1).unwrap();
+    assert!(in_tmp(a_data).is_none());
+    // The next new replica takes the recycled pair and reads back its own
+    // bytes only.
+    let mut w = s.create(12, 1, ReplicaState::Rbw).unwrap();
+    assert_eq!(ino(&dir.path().join("current/rbw/blk_12")), b_data);
+    write_all(&mut w, &c, 4096);
+    w.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!(read_all(&s, 12, 1).unwrap(), c);
+    let (d, sums) = r.read(0, 5000).unwrap();
+    assert_eq!(&d[..], &a[..]);
+    checksum::verify(&d, &sums).unwrap();
+    // Reopened, the store finds the replica made from a recycled pair.
+    drop((r, s));
+    let s = store(dir.path());
+    assert_eq!(read_all(&s, 12, 1).unwrap(), c);
+    assert!(s.replica(10).is_none() && s.replica(11).is_none());
+}
+
+#[test]
+fn a_replica_under_lease_recovery_refuses_its_writer_and_restarted_ones_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(3000, 5);
+    let mut w = s.create(8, 5, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 1024);
+    drop(w);
+    let blk = |id, gs| ExtendedBlock {
+        id,
+        generation_stamp: gs,
+        length: 0,
+    };
+    let (info, restarted) = s.init_recovery(&blk(8, 5), 7).unwrap();
+    assert_eq!((info.block.length, restarted), (3000, false));
+    // The old writer's pipeline recovery comes late: refused, nothing cut.
+    assert!(matches!(
+        s.recover(8, 6, 1024),
+        Err(Error::GenerationStamp { .. })
+    ));
+    let done = s.update_recovery(8, 7, 3000).unwrap();
+    assert_eq!((done.length, done.generation_stamp), (3000, 7));
+    assert_eq!(read_all(&s, 8, 7).unwrap(), data);
+    // A replica being written when the store closed comes back as one
+    // waiting to be recovered.
+    let mut w = s.create(9, 5, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 1024);
+    drop((w, s));
+    let s = store(dir.path());
+    let (info, restarted) = s.init_recovery(&blk(9, 5), 7).unwrap();
+    assert_eq!((info.block.length, restarted), (3000, true));
+}
+
+#[test]
 fn recover_truncates_renames_and_continues() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
@@ -321,7 +418,8 @@ fn replica_recovery_init_and_update() {
         generation_stamp: 5,
         length: 0,
     };
-    let info = s.init_recovery(&blk, 6).unwrap();
+    let (info, restarted) = s.init_recovery(&blk, 6).unwrap();
+    assert!(!restarted);
     assert_eq!((info.state, info.block.length), (ReplicaState::Rbw, 3000));
     // The writer is cut off.
     assert!(w
