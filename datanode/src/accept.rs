@@ -156,10 +156,11 @@ async fn write_block(node: Arc<Node>, stream: TcpStream, peer: String) {
     let span = tracing::info_span!("write_block", block = Empty, client = Empty, node = %peer);
     let (rd, wr) = stream.into_split();
     let upstream = FrameReader::new(rd, format!("upstream {peer}"));
+    let timeout = node.config.socket_write_timeout;
     let outcome = pipeline::write_block(node, upstream)
         .instrument(span.clone())
         .await;
-    reply(FrameWriter::new(wr), outcome, &span).await;
+    reply(FrameWriter::new(wr), outcome, &span, timeout).await;
 }
 
 /// A block read connection: its request, then [`reader::read_block`] with
@@ -168,6 +169,7 @@ async fn read_block(node: Arc<Node>, stream: TcpStream, peer: String) {
     let span = tracing::info_span!("read_block", block = Empty, client = Empty, node = %peer);
     let (rd, wr) = stream.into_split();
     let mut requests = FrameReader::new(rd, format!("reader {peer}"));
+    let timeout = node.config.socket_write_timeout;
     let req = tokio::time::timeout(REQUEST_TIMEOUT, requests.message::<ReadBlockRequest>()).await;
     let outcome = match req {
         Ok(Ok(Some(req))) => {
@@ -183,16 +185,18 @@ async fn read_block(node: Arc<Node>, stream: TcpStream, peer: String) {
         )),
         Err(_) => Err(Error::invalid(0, "no ReadBlock request within the timeout")),
     };
-    reply(FrameWriter::new(wr), outcome, &span).await;
+    reply(FrameWriter::new(wr), outcome, &span, timeout).await;
 }
 
 /// Sends a call's answers back as frames: every message of its stream,
 /// or the error that refused or ended it (the last frame), then the end of
-/// this side of the connection.
+/// this side of the connection. A peer that takes no frame within
+/// `timeout` is left: the call ends and its transfer slot is free again.
 async fn reply<M: Reply>(
     mut out: FrameWriter,
     outcome: Result<ReceiverStream<Result<M, Status>>>,
     span: &Span,
+    timeout: Duration,
 ) {
     let mut answers = match outcome {
         Ok(a) => a.into_inner(),
@@ -206,9 +210,20 @@ async fn reply<M: Reply>(
             Ok(m) => (m, false),
             Err(status) => (M::refusal(&status), true),
         };
-        if let Err(e) = out.send(&frame).await {
-            debug!(parent: span, error = %e, "the peer went away");
-            return;
+        match tokio::time::timeout(timeout, out.send(&frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(parent: span, error = %e, "the peer went away");
+                return;
+            }
+            Err(_) => {
+                warn!(
+                    parent: span,
+                    timeout = ?timeout,
+                    "the peer took no data for {timeout:?} (--socket-write-timeout); transfer closed and its slot freed"
+                );
+                return;
+            }
         }
         if last {
             break;

@@ -10,6 +10,8 @@ use dfs_proto::defaults;
 pub const DEFAULT_RACK: &str = "/default-rack";
 /// Default `--scan-rate`: 1 MiB/s, as HDFS's block scanner.
 pub const DEFAULT_SCAN_RATE: u64 = 1024 * 1024;
+/// Default `--socket-write-timeout`: HDFS's dfs.datanode.socket.write.timeout.
+pub const DEFAULT_SOCKET_WRITE_TIMEOUT: Duration = Duration::from_secs(480);
 /// Largest `--max-xceivers` accepted (far above what file descriptors
 /// allow; keeps the count within what a semaphore can hold anywhere).
 pub const MAX_XCEIVERS_LIMIT: u32 = 1 << 20;
@@ -59,6 +61,11 @@ pub struct Args {
     /// parts.
     #[arg(long, default_value_t = defaults::BLOCK_REPORT_PART)]
     pub block_report_part: usize,
+    /// How long a block transfer peer may take no data (a reader that stopped
+    /// reading, a writer that stopped taking acknowledgements) before the
+    /// connection is closed and its transfer slot freed, e.g. 8m.
+    #[arg(long, default_value = "8m", value_parser = humantime::parse_duration)]
+    pub socket_write_timeout: Duration,
 }
 
 /// The datanode's settings.
@@ -84,6 +91,8 @@ pub struct Config {
     pub max_xceivers: u32,
     /// Replicas per full block report message.
     pub block_report_part: usize,
+    /// How long a block transfer peer may take no data.
+    pub socket_write_timeout: Duration,
 }
 
 impl Config {
@@ -100,6 +109,7 @@ impl Config {
             max_transfers: defaults::MAX_REPLICATION_STREAMS,
             max_xceivers: defaults::MAX_XCEIVERS,
             block_report_part: defaults::BLOCK_REPORT_PART,
+            socket_write_timeout: DEFAULT_SOCKET_WRITE_TIMEOUT,
         }
     }
 }
@@ -131,6 +141,9 @@ impl TryFrom<Args> for Config {
         if a.block_report_part == 0 {
             return Err("--block-report-part must be at least 1".to_string());
         }
+        if a.socket_write_timeout.is_zero() {
+            return Err("--socket-write-timeout must be longer than 0".to_string());
+        }
         Ok(Config {
             namenode: a.namenode,
             data_dir: a.data,
@@ -142,6 +155,7 @@ impl TryFrom<Args> for Config {
             max_transfers: a.max_transfers,
             max_xceivers: a.max_xceivers,
             block_report_part: a.block_report_part,
+            socket_write_timeout: a.socket_write_timeout,
         })
     }
 }
@@ -169,6 +183,7 @@ mod tests {
         assert_eq!(c.rack, DEFAULT_RACK);
         assert_eq!(c.scan_rate, 1024 * 1024);
         assert_eq!(c.max_transfers, 2);
+        assert_eq!(c.socket_write_timeout, Duration::from_secs(480));
     }
 
     #[test]
