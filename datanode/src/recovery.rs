@@ -233,9 +233,13 @@ async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
         });
     }
     let new_len = agreed_length(&answers);
+    // Restarted replicas are left out entirely while a live one answered
+    // (as HDFS does): after a power loss they may miss pages before their
+    // end too, which the start-up scan (last chunk only) would not see.
+    let live = answers.iter().any(|a| a.finalized || !a.restarted);
     let updates = answers
         .iter()
-        .filter(|a| a.replica.length >= new_len)
+        .filter(|a| a.replica.length >= new_len && !(live && a.restarted))
         .map(|a| async move { (a, update_on(node, &a.node, a.replica, rid, new_len).await) });
     let mut node_ids = Vec::new();
     for (a, res) in join_all(updates).await {

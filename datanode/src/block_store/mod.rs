@@ -18,8 +18,9 @@
 //!   were written, so readers never see a chunk without its CRC;
 //! * one writer at a time: a writer holds a token, and a recovery or a newer
 //!   writer takes the token away, which makes the old writer's next call fail;
-//! * lock order is the replica map, then one replica; file I/O of a write
-//!   runs under the replica's lock only.
+//! * lock order is the replica map, then one replica; file I/O of a write,
+//!   and a reader's read of a last chunk still being written, run under the
+//!   replica's lock only (never under the map's).
 //!
 //! Every method does blocking file I/O: call it from `spawn_blocking` or a
 //! blocking writer thread.
@@ -341,7 +342,7 @@ impl BlockStore {
     }
 
     /// The replica handles, taken under the map lock only (a replica lock
-    /// may be held across a disk write).
+    /// may be held across a disk write or read).
     fn snapshot(&self) -> Vec<Arc<Replica>> {
         self.replicas.lock().values().cloned().collect()
     }

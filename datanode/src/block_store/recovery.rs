@@ -42,7 +42,9 @@ impl BlockStore {
         }
         // Lease recovery took the replica over: its writer is gone for good
         // (HDFS refuses a replica under recovery the same way), and cutting
-        // the replica now would undo the length that recovery found.
+        // the replica now would undo the length that recovery found. The id
+        // is never reset: files are write-once, so no writer follows a
+        // recovery (an append would have to reset it once finalized).
         if m.recovery_id != 0 {
             return Err(Error::GenerationStamp {
                 block: id,

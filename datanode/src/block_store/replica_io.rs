@@ -239,14 +239,15 @@ impl Drop for ReplicaWriter {
 #[derive(Debug)]
 pub struct ReplicaReader {
     pub(super) info: ReplicaInfo,
-    /// The replica read: its lock orders reads of a last chunk that is
-    /// still being written with its writer's writes.
-    pub(super) replica: Arc<Replica>,
     pub(super) data: File,
     pub(super) meta: File,
     pub(super) header_checked: bool,
     /// Set by [`ReplicaReader::stream_from`].
     pub(super) behind: Option<DropBehind>,
+    /// The replica read: its lock orders reads of a last chunk that is
+    /// still being written with its writer's writes, and while it is held
+    /// the files are never recycled. Last, so it is dropped after them.
+    pub(super) replica: Arc<Replica>,
 }
 
 impl ReplicaReader {
@@ -357,10 +358,12 @@ impl ReplicaReader {
         let now = {
             let m = self.replica.meta.lock();
             if m.len < len {
-                return Err(Error::ReplicaShort {
+                // Cut by a pipeline recovery since this reader opened it:
+                // stale (the client asks the namenode again), not corrupt.
+                return Err(Error::GenerationStamp {
                     block: id,
-                    what: "data",
-                    offset: m.len,
+                    have: m.gs,
+                    reason: format!("the replica was cut to {} bytes while read to {len}", m.len),
                 });
             }
             let now = m.len.min(from + CHUNK);
