@@ -76,6 +76,8 @@ pub(crate) struct BlockCursor {
     failures: Vec<Failure>,
     /// Times the locations were asked for again.
     refreshes: usize,
+    /// Why the last attempt to ask for them failed, if it did.
+    refresh_failed: Option<String>,
     /// Rounds waited for busy datanodes so far.
     busy_rounds: usize,
 }
@@ -89,6 +91,7 @@ impl BlockCursor {
             stream: None,
             failures: Vec::new(),
             refreshes: 0,
+            refresh_failed: None,
             busy_rounds: 0,
         }
     }
@@ -245,8 +248,20 @@ impl BlockCursor {
                         );
                         tokio::time::sleep(wait).await;
                     }
-                    self.refresh(shared).await?;
-                    self.failures.retain(|f| f.why == Why::Corrupt);
+                    match self.refresh(shared).await {
+                        Ok(()) => self.failures.retain(|f| f.why == Why::Corrupt),
+                        // The file was replaced: nothing more to read here.
+                        Err(e @ Error::NotFound { .. }) => return Err(e),
+                        // The replicas' failures stay the story; the next
+                        // round (if any) asks the namenode again.
+                        Err(e) => {
+                            tracing::warn!(
+                                path = %shared.path, block = %self.block_name(), error = %e,
+                                "cannot ask the namenode where the block is now"
+                            );
+                            self.refresh_failed = Some(e.to_string());
+                        }
+                    }
                     continue;
                 }
                 if let Some(wait) = self.busy_wait() {
@@ -345,9 +360,14 @@ impl BlockCursor {
             shared.path,
             self.file_pos()
         );
+        let asked = self
+            .refresh_failed
+            .as_ref()
+            .map(|e| format!("; the namenode could not be asked again: {e}"))
+            .unwrap_or_default();
         if self.lb.locations.is_empty() && self.failures.is_empty() {
             return Error::Corrupt {
-                message: format!("{what} is missing: no datanode holds a replica"),
+                message: format!("{what} is missing: no datanode holds a replica{asked}"),
             };
         }
         let tried = self
@@ -355,7 +375,8 @@ impl BlockCursor {
             .iter()
             .map(|f| format!("{}: {}", f.address, f.reason))
             .collect::<Vec<_>>()
-            .join("; ");
+            .join("; ")
+            + &asked;
         if self.failures.iter().any(|f| f.why == Why::Corrupt) {
             Error::Corrupt {
                 message: format!("{what}: no replica could be read intact ({tried})"),

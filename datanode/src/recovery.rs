@@ -152,6 +152,16 @@ fn node_name(n: &DatanodeInfo) -> String {
     }
 }
 
+/// Whether replica `a` is brought to `new_len` and kept: it must hold that
+/// many bytes, and a replica found being written after its node restarted
+/// is left out entirely while a finalized or live one answered (as HDFS
+/// does): after a power loss it may miss pages before its end too, which
+/// the start-up scan (last chunk only) does not see.
+fn takes_part(a: &Answer, answers: &[Answer], new_len: u64) -> bool {
+    let live = answers.iter().any(|a| a.finalized || !a.restarted);
+    a.replica.length >= new_len && !(live && a.restarted)
+}
+
 async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
     let block = cmd
         .block
@@ -233,13 +243,9 @@ async fn recover_block(node: &Arc<Node>, cmd: RecoverBlock) -> Result<()> {
         });
     }
     let new_len = agreed_length(&answers);
-    // Restarted replicas are left out entirely while a live one answered
-    // (as HDFS does): after a power loss they may miss pages before their
-    // end too, which the start-up scan (last chunk only) would not see.
-    let live = answers.iter().any(|a| a.finalized || !a.restarted);
     let updates = answers
         .iter()
-        .filter(|a| a.replica.length >= new_len && !(live && a.restarted))
+        .filter(|a| takes_part(a, &answers, new_len))
         .map(|a| async move { (a, update_on(node, &a.node, a.replica, rid, new_len).await) });
     let mut node_ids = Vec::new();
     for (a, res) in join_all(updates).await {
@@ -396,5 +402,19 @@ mod tests {
         // A finalized replica decides.
         assert_eq!(agreed(&[(4000, Finalized), (4096, Rbw), (0, Rwr)]), 4000);
         assert_eq!(agreed(&[]), 0);
+        // Who is updated and kept: a restarted replica long enough is still
+        // left out while a live one answered, and takes part when none did.
+        let answers = [answer(3000, Rbw), answer(3000, Rbw), answer(3500, Rwr)];
+        let kept: Vec<bool> = answers
+            .iter()
+            .map(|a| takes_part(a, &answers, 3000))
+            .collect();
+        assert_eq!(kept, [true, true, false]);
+        let answers = [answer(2000, Rwr), answer(1500, Rwr), answer(1000, Rwr)];
+        let kept: Vec<bool> = answers
+            .iter()
+            .map(|a| takes_part(a, &answers, 1000))
+            .collect();
+        assert_eq!(kept, [true, true, true]);
     }
 }

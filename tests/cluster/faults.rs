@@ -127,6 +127,38 @@ async fn flipped_byte_in_a_small_file_is_refused_and_moved_aside() {
     assert!(!replica.exists(), "{} is still in place", replica.display());
 }
 
+/// A read whose replicas are gone while the namenode cannot be asked again
+/// either fails, after its rounds, with one error naming both: the
+/// replicas' failures and the namenode's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_with_no_replica_and_no_namenode_names_both() {
+    let mut c = Cluster::builder().datanodes(1).replication(1).start();
+    let local = c.local_file("gone", 3000, 72);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/gone"]);
+    let opts = dfs_client::ClientOptions {
+        rpc_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let client = Client::connect_with(c.addr(), opts).await.unwrap();
+    let r = client.open("/gone").await.unwrap();
+    c.datanodes[0].kill();
+    c.namenode.kill();
+    let mut buf = vec![0u8; 3000];
+    let started = std::time::Instant::now();
+    let err = r.read_at(0, &mut buf).await.unwrap_err().to_string();
+    assert!(
+        err.contains("cannot reach datanode")
+            && err.contains("the namenode could not be asked again"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A reader that opened a block and stopped reading holds a transfer slot
 /// only until `--socket-write-timeout`: then the datanode closes the
 /// connection, saying why, and the read waiting for a slot is served.
