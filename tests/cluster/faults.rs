@@ -196,15 +196,8 @@ async fn a_reader_that_stops_reading_loses_its_slot_after_the_write_timeout() {
     // and waits in rounds (7.5 s at most) until the datanode gives up on
     // the stalled reader.
     let out = c.dir.path().join("stalled.out");
-    let (addr, target) = (c.addr().to_string(), out.clone());
-    let get = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(dfs_tests::bin("dfs"))
-            .args(["--namenode", &addr, "get", "/stalled"])
-            .arg(&target)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run dfs get")
-    });
+    let mut get = c.dfs_command(&["get", "/stalled", out.to_str().unwrap()]);
+    let get = tokio::task::spawn_blocking(move || get.output().expect("run dfs get"));
     let res = get.await.unwrap();
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "get failed: {stderr}");
@@ -231,15 +224,10 @@ fn a_read_waits_for_a_replica_whose_node_comes_back() {
     c.dfs_ok(&["put", local.to_str().unwrap(), "/back"]);
     c.datanodes[0].kill();
     let out = c.dir.path().join("got");
-    let (addr, target) = (c.addr().to_string(), out.clone());
+    let mut get = c.dfs_command(&["get", "/back", out.to_str().unwrap()]);
     let get = std::thread::spawn(move || {
         let started = std::time::Instant::now();
-        let res = std::process::Command::new(dfs_tests::bin("dfs"))
-            .args(["--namenode", &addr, "get", "/back"])
-            .arg(&target)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run dfs get");
+        let res = get.output().expect("run dfs get");
         (res, started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dfs_client::{Client, CreateOptions};
@@ -441,16 +441,8 @@ fn a_datanode_at_its_transfer_limit_refuses_and_clients_go_elsewhere() {
 
     // A read that finds every replica busy waits: when the transfer ends
     // during its waits, it completes.
-    let mut waiting = Command::new(dfs_tests::bin("dfs"))
-        .args([
-            "--namenode",
-            c.addr(),
-            "get",
-            "-f",
-            "/only",
-            out.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "warn")
+    let mut waiting = c
+        .dfs_command(&["get", "-f", "/only", out.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

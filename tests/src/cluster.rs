@@ -211,14 +211,21 @@ impl Cluster {
         self.dfs_stdin(args, None)
     }
 
-    /// Runs `dfs` with bytes on standard input.
-    pub fn dfs_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    /// `dfs --namenode ADDR args...` with the CLI's warnings on (they are
+    /// part of what some tests check), for a test that runs it itself (in
+    /// the background, say).
+    pub fn dfs_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("dfs"));
-        // The CLI's warnings are part of what some tests check.
         cmd.arg("--namenode")
             .arg(self.addr())
             .args(args)
             .env("RUST_LOG", "warn");
+        cmd
+    }
+
+    /// Runs `dfs` with bytes on standard input.
+    pub fn dfs_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.dfs_command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
