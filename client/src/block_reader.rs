@@ -55,6 +55,12 @@ const REFETCH_WAIT: [Duration; 3] = [
     Duration::from_secs(6),
 ];
 
+/// Half to the whole of `window`, at random, so readers that failed
+/// together do not come back together.
+fn jittered(window: Duration) -> Duration {
+    window.mul_f64(rand::random::<f64>() * 0.5 + 0.5)
+}
+
 /// Why a message was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -318,9 +324,7 @@ impl BlockCursor {
             return None;
         }
         self.refreshes += 1;
-        // Half to the whole of the window, so readers that failed together
-        // do not come back together.
-        Some(base.mul_f64(rand::random::<f64>() * 0.5 + 0.5))
+        Some(jittered(base))
     }
 
     /// How long to wait before asking busy datanodes again, if any refused
@@ -331,10 +335,7 @@ impl BlockCursor {
         }
         let base = *BUSY_BACKOFF.get(self.busy_rounds)?;
         self.busy_rounds += 1;
-        // Half to the whole of the round's wait, so readers refused
-        // together do not come back together.
-        let spread = rand::random::<f64>() * 0.5 + 0.5;
-        Some(base.mul_f64(spread))
+        Some(jittered(base))
     }
 
     /// Asks the namenode where the block is now; the reader's other reads

@@ -158,7 +158,8 @@ fn node_name(n: &DatanodeInfo) -> String {
 /// does): after a power loss it may miss pages before its end too, which
 /// the start-up scan (last chunk only) does not see.
 fn takes_part(a: &Answer, answers: &[Answer], new_len: u64) -> bool {
-    let live = answers.iter().any(|a| a.finalized || !a.restarted);
+    // (A finalized replica is never a restarted one.)
+    let live = answers.iter().any(|a| !a.restarted);
     a.replica.length >= new_len && !(live && a.restarted)
 }
 

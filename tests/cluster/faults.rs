@@ -159,61 +159,6 @@ async fn a_read_with_no_replica_and_no_namenode_names_both() {
     );
 }
 
-/// A reader that opened a block and stopped reading holds a transfer slot
-/// only until `--socket-write-timeout`: then the datanode closes the
-/// connection, saying why, and the read waiting for a slot is served.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_that_stops_reading_loses_its_slot_after_the_write_timeout() {
-    let c = Cluster::builder()
-        .datanodes(1)
-        .replication(1)
-        .block_size(16 * MIB as u64)
-        .datanode_args(&["--max-xceivers", "1", "--socket-write-timeout", "2s"])
-        .start();
-    // Far more than the socket buffers of a connection nobody reads.
-    let local = c.local_file("stalled", 12 * MIB, 81);
-    c.dfs_ok(&["put", local.to_str().unwrap(), "/stalled"]);
-    let client = Client::connect(c.addr()).await.unwrap();
-    let block = client
-        .block_locations("/stalled", 0, u64::MAX)
-        .await
-        .unwrap()[0]
-        .clone();
-    let req = dfs_proto::ReadBlockRequest {
-        block: Some(dfs_proto::ExtendedBlock {
-            id: block.block_id,
-            generation_stamp: 0,
-            length: block.length,
-        }),
-        offset: 0,
-        length: block.length,
-        client_name: "stalled-reader".into(),
-    };
-    let held = dfs_proto::xfer::open_read_block(&c.datanodes[0].addr, &req, Duration::from_secs(5))
-        .await
-        .unwrap();
-    // The held read takes the node's one slot: this get is refused as busy
-    // and waits in rounds (7.5 s at most) until the datanode gives up on
-    // the stalled reader.
-    let out = c.dir.path().join("stalled.out");
-    let mut get = c.dfs_command(&["get", "/stalled", out.to_str().unwrap()]);
-    let get = tokio::task::spawn_blocking(move || get.output().expect("run dfs get"));
-    let res = get.await.unwrap();
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(res.status.success(), "get failed: {stderr}");
-    assert!(
-        stderr.contains("busy"),
-        "the get was never refused: {stderr}"
-    );
-    assert_eq!(sha256_file(&local), sha256_file(&out));
-    let log = fs::read_to_string(&c.datanodes[0].log).unwrap();
-    assert!(
-        log.contains("--socket-write-timeout") && log.contains("stalled-reader"),
-        "the datanode did not say why it closed the stalled read:\n{log}"
-    );
-    drop(held);
-}
-
 /// A read whose only replica's node is down waits and asks the namenode
 /// again (HDFS's block acquire retries) instead of failing at once, so it
 /// completes when the node comes back within seconds.

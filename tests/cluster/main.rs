@@ -7,6 +7,7 @@
 mod chaos;
 mod faults;
 mod fuse;
+mod limits;
 mod namespace;
 mod replication;
 mod roundtrip;

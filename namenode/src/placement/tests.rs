@@ -36,6 +36,20 @@ fn cands(nodes: &[Node]) -> Vec<Candidate<'_>> {
         .collect()
 }
 
+/// A request for `needed` new replicas of a block that has none.
+fn request<'a>(
+    needed: usize,
+    writer: Option<&'a str>,
+    excluded: &'a HashSet<NodeIdx>,
+) -> Request<'a> {
+    Request {
+        needed,
+        existing: &[],
+        writer_host: writer,
+        excluded,
+    }
+}
+
 fn six_nodes_three_racks() -> Vec<Node> {
     cluster(&[
         ("h1", "/r1"),
@@ -55,16 +69,7 @@ fn default_policy_with_racks() {
     let none = HashSet::new();
     for round in 0..200 {
         let writer = if round % 2 == 0 { Some("h3") } else { None };
-        let p = choose_targets(
-            &c,
-            &Request {
-                needed: 3,
-                existing: &[],
-                writer_host: writer,
-                excluded: &none,
-            },
-            &mut rng,
-        );
+        let p = choose_targets(&c, &request(3, writer, &none), &mut rng);
         assert_eq!(p.targets.len(), 3);
         assert!(p.shortfall.is_none());
         let racks: Vec<&str> = p
@@ -87,16 +92,7 @@ fn extra_replicas_respect_rack_cap() {
     let c = cands(&nodes);
     let mut rng = StdRng::seed_from_u64(2);
     let none = HashSet::new();
-    let p = choose_targets(
-        &c,
-        &Request {
-            needed: 5,
-            existing: &[],
-            writer_host: None,
-            excluded: &none,
-        },
-        &mut rng,
-    );
+    let p = choose_targets(&c, &request(5, None, &none), &mut rng);
     assert_eq!(p.targets.len(), 5);
     let mut per: HashMap<&str, usize> = HashMap::new();
     for t in &p.targets {
@@ -135,16 +131,7 @@ fn one_rack_and_too_few_nodes() {
     let c = cands(&nodes);
     let mut rng = StdRng::seed_from_u64(4);
     let none = HashSet::new();
-    let p = choose_targets(
-        &c,
-        &Request {
-            needed: 3,
-            existing: &[],
-            writer_host: None,
-            excluded: &none,
-        },
-        &mut rng,
-    );
+    let p = choose_targets(&c, &request(3, None, &none), &mut rng);
     assert_eq!(p.targets.len(), 2);
     assert_ne!(p.targets[0], p.targets[1]);
     assert!(p.shortfall.unwrap().starts_with("2 of 3"));
@@ -158,32 +145,14 @@ fn exclusion_and_reasons() {
     let c = cands(&nodes);
     let mut rng = StdRng::seed_from_u64(5);
     let excluded: HashSet<NodeIdx> = [0, 3].into_iter().collect();
-    let p = choose_targets(
-        &c,
-        &Request {
-            needed: 1,
-            existing: &[],
-            writer_host: None,
-            excluded: &excluded,
-        },
-        &mut rng,
-    );
+    let p = choose_targets(&c, &request(1, None, &excluded), &mut rng);
     assert!(p.targets.is_empty());
     let why = p.shortfall.unwrap();
     assert!(why.contains("1 stale"), "{why}");
     assert!(why.contains("1 full"), "{why}");
     assert!(why.contains("2 excluded by the client"), "{why}");
     let empty: Vec<Candidate<'_>> = vec![];
-    let p = choose_targets(
-        &empty,
-        &Request {
-            needed: 1,
-            existing: &[],
-            writer_host: None,
-            excluded: &excluded,
-        },
-        &mut rng,
-    );
+    let p = choose_targets(&empty, &request(1, None, &excluded), &mut rng);
     assert_eq!(p.shortfall.unwrap(), "no datanode is registered");
 }
 
@@ -194,28 +163,10 @@ fn never_two_replicas_on_one_node() {
     let mut rng = StdRng::seed_from_u64(6);
     let none = HashSet::new();
     for needed in 1..=6 {
-        let p = choose_targets(
-            &c,
-            &Request {
-                needed,
-                existing: &[],
-                writer_host: Some("h1"),
-                excluded: &none,
-            },
-            &mut rng,
-        );
+        let p = choose_targets(&c, &request(needed, Some("h1"), &none), &mut rng);
         let set: HashSet<_> = p.targets.iter().collect();
         assert_eq!(set.len(), p.targets.len());
         assert_eq!(p.targets.len(), needed);
-    }
-}
-
-fn request<'a>(needed: usize, writer: Option<&'a str>, none: &'a HashSet<NodeIdx>) -> Request<'a> {
-    Request {
-        needed,
-        existing: &[],
-        writer_host: writer,
-        excluded: none,
     }
 }
 
