@@ -1,8 +1,8 @@
 //! [`DfsFs`], the mount's filesystem: the work behind each kernel request,
 //! as helpers returning `Result<_, Errno>` over the client library. The
 //! `fuser::Filesystem` methods (module `kernel`) only decode arguments, run a
-//! helper on the tokio runtime with `block_on` from fuser's worker threads,
-//! and reply. The helpers live by concern: module `lookup` holds the name
+//! helper as a task on the tokio runtime, which replies when it ends (so no
+//! FUSE worker thread waits for the cluster), and reply. The helpers live by concern: module `lookup` holds the name
 //! lookups (located status, statahead, read-ahead of small files), `open`
 //! opening files and reading them, `write` the files being written (flush,
 //! truncation, setattr, commits at unmount) and `namespace` the namespace
@@ -35,6 +35,8 @@ use crate::prefetch::Prefetch;
 use crate::statahead::Statahead;
 
 mod kernel;
+
+pub use kernel::Kernel;
 mod lookup;
 mod namespace;
 mod open;
@@ -312,13 +314,13 @@ impl DfsFs {
         }
     }
 
-    fn statfs_of(&self) -> Result<FsStats, Errno> {
+    async fn statfs_of(&self) -> Result<FsStats, Errno> {
         if let Some((at, stats)) = self.statfs.lock().as_ref() {
             if at.elapsed() < self.opts.attr_ttl {
                 return Ok(*stats);
             }
         }
-        let stats = self.block(self.call("statfs", "/", self.client.statfs()))?;
+        let stats = self.call("statfs", "/", self.client.statfs()).await?;
         *self.statfs.lock() = Some((Instant::now(), stats));
         Ok(stats)
     }

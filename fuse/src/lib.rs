@@ -40,7 +40,7 @@ use fuser::{MountOption, Session, SessionACL, SessionUnmounter};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
-use crate::fs::{DfsFs, FsOptions};
+use crate::fs::{DfsFs, FsOptions, Kernel};
 
 /// Errors that stop the mount.
 #[derive(Debug, thiserror::Error)]
@@ -151,9 +151,11 @@ pub fn mount(config: MountConfig) -> Result<()> {
     };
     let shown = config.mountpoint.display().to_string();
     let mut session =
-        Session::new(fs, &config.mountpoint, &fuse_config).map_err(|source| Error::Mount {
-            mountpoint: shown.clone(),
-            source,
+        Session::new(Kernel::new(fs), &config.mountpoint, &fuse_config).map_err(|source| {
+            Error::Mount {
+                mountpoint: shown.clone(),
+                source,
+            }
         })?;
     runtime.spawn(unmount_on_signal(
         term,

@@ -174,6 +174,13 @@ impl Proc {
         }
     }
 
+    /// Sends `sig` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) if running.
+    pub fn signal(&self, sig: i32) {
+        if let Some(pid) = self.pid() {
+            send_signal(pid, sig);
+        }
+    }
+
     /// Process id, if running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())

@@ -1,9 +1,21 @@
 //! The kernel-facing half of the mount: `fuser::Filesystem` for
-//! [`DfsFs`]. Each method decodes a request, runs the matching helper of
-//! [`super`] on the runtime and turns its `Result<_, Errno>` into one reply.
+//! [`Kernel`], which owns the [`DfsFs`]. Each method decodes a request,
+//! runs the matching helper of [`super`] on the runtime and turns its
+//! `Result<_, Errno>` into one reply.
+//!
+//! A request that may wait for the cluster runs as a task of its own and
+//! replies when it ends: the FUSE worker thread that read it goes straight
+//! back to the kernel. So requests stuck on an unreachable namenode or a
+//! slow datanode never hold up the others — in particular not the RELEASE
+//! that a waiting open of the same file is waiting for. Only WRITE runs on
+//! the worker thread, because its data is borrowed from fuser's buffer
+//! (copying it to move it into a task would cost a copy of every byte
+//! written) and it waits only for the pipeline's window.
 
 use std::ffi::OsStr;
+use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dfs_proto::defaults::MAX_NAME_LEN;
@@ -18,7 +30,41 @@ use tracing::debug;
 use super::{name_of, placeholder_attr, DfsFs, MAX_WRITE};
 use crate::dirs::DirStream;
 
-impl Filesystem for DfsFs {
+/// The filesystem as the kernel sees it: [`DfsFs`] shared with the tasks
+/// serving its requests.
+#[derive(Debug)]
+pub struct Kernel {
+    fs: Arc<DfsFs>,
+}
+
+impl Kernel {
+    /// Serves `fs` to the kernel.
+    pub fn new(fs: DfsFs) -> Kernel {
+        Kernel { fs: Arc::new(fs) }
+    }
+
+    /// Runs the work of one request, which replies when it ends, as a task
+    /// on the runtime.
+    fn serve<F>(&self, work: impl FnOnce(Arc<DfsFs>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let fut = work(self.fs.clone());
+        self.fs.rt.spawn(fut);
+    }
+}
+
+/// Replies with an entry (or the error).
+fn entry(fs: &DfsFs, reply: ReplyEntry, res: Result<fuser::FileAttr, Errno>) {
+    match res {
+        Ok(attr) => {
+            reply.entry_with_ttls(&fs.opts.attr_ttl, &fs.opts.entry_ttl, &attr, Generation(0))
+        }
+        Err(e) => reply.error(e),
+    }
+}
+
+impl Filesystem for Kernel {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         if let Err(max) = config.set_max_write(MAX_WRITE) {
             let _ = config.set_max_write(max);
@@ -44,40 +90,39 @@ impl Filesystem for DfsFs {
     }
 
     fn destroy(&mut self) {
-        self.block(self.drain());
+        self.fs.block(self.fs.drain());
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = match name_of(name) {
-            Ok(n) => n,
+            Ok(n) => n.to_string(),
             Err(e) => return reply.error(e),
         };
-        match self.block(self.lookup_entry(parent.0, name)) {
-            Ok(Some(attr)) => reply.entry_with_ttls(
-                &self.opts.attr_ttl,
-                &self.opts.entry_ttl,
-                &attr,
-                Generation(0),
-            ),
-            // Cache the absence for the entry timeout.
-            Ok(None) => reply.entry(
-                &self.opts.entry_ttl,
-                &placeholder_attr(0, FileType::RegularFile),
-                Generation(0),
-            ),
-            Err(e) => reply.error(e),
-        }
+        self.serve(|fs| async move {
+            match fs.lookup_entry(parent.0, &name).await {
+                Ok(Some(attr)) => entry(&fs, reply, Ok(attr)),
+                // Cache the absence for the entry timeout.
+                Ok(None) => reply.entry(
+                    &fs.opts.entry_ttl,
+                    &placeholder_attr(0, FileType::RegularFile),
+                    Generation(0),
+                ),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.inodes.forget(ino.0, nlookup);
+        self.fs.inodes.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.block(self.getattr_of(ino.0)) {
-            Ok(attr) => reply.attr(&self.opts.attr_ttl, &attr),
-            Err(e) => reply.error(e),
-        }
+        self.serve(|fs| async move {
+            match fs.getattr_of(ino.0).await {
+                Ok(attr) => reply.attr(&fs.opts.attr_ttl, &attr),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn setattr(
@@ -98,10 +143,15 @@ impl Filesystem for DfsFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.block(self.setattr_of(ino.0, mode, uid, gid, size, atime, mtime)) {
-            Ok(attr) => reply.attr(&self.opts.attr_ttl, &attr),
-            Err(e) => reply.error(e),
-        }
+        self.serve(|fs| async move {
+            match fs
+                .setattr_of(ino.0, mode, uid, gid, size, atime, mtime)
+                .await
+            {
+                Ok(attr) => reply.attr(&fs.opts.attr_ttl, &attr),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn mkdir(
@@ -114,28 +164,22 @@ impl Filesystem for DfsFs {
         reply: ReplyEntry,
     ) {
         let name = match name_of(name) {
-            Ok(n) => n,
+            Ok(n) => n.to_string(),
             Err(e) => return reply.error(e),
         };
-        match self.block(self.mkdir_entry(req.uid(), req.gid(), parent.0, name, mode)) {
-            Ok(attr) => reply.entry_with_ttls(
-                &self.opts.attr_ttl,
-                &self.opts.entry_ttl,
-                &attr,
-                Generation(0),
-            ),
-            Err(e) => reply.error(e),
-        }
+        let (uid, gid) = (req.uid(), req.gid());
+        self.serve(|fs| async move {
+            let res = fs.mkdir_entry(uid, gid, parent.0, &name, mode).await;
+            entry(&fs, reply, res);
+        });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let res = name_of(name).and_then(|name| self.block(self.remove(parent.0, name, false)));
-        answer(reply, res);
+        self.remove(parent, name, false, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let res = name_of(name).and_then(|name| self.block(self.remove(parent.0, name, true)));
-        answer(reply, res);
+        self.remove(parent, name, true, reply);
     }
 
     fn symlink(
@@ -186,18 +230,27 @@ impl Filesystem for DfsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let res = name_of(name).and_then(|name| {
-            let newname = name_of(newname)?;
-            self.block(self.rename_entry(parent.0, name, newparent.0, newname, flags))
+        let names =
+            name_of(name).and_then(|name| Ok((name.to_string(), name_of(newname)?.to_string())));
+        let (name, newname) = match names {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.serve(|fs| async move {
+            let res = fs
+                .rename_entry(parent.0, &name, newparent.0, &newname, flags)
+                .await;
+            answer(reply, res);
         });
-        answer(reply, res);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.block(self.open_file(ino.0, flags)) {
-            Ok((fh, fopen)) => reply.opened(FileHandle(fh), fopen),
-            Err(e) => reply.error(e),
-        }
+        self.serve(|fs| async move {
+            match fs.open_file(ino.0, flags).await {
+                Ok((fh, fopen)) => reply.opened(FileHandle(fh), fopen),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn read(
@@ -211,10 +264,12 @@ impl Filesystem for DfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.block(self.read_handle(fh.0, offset, size)) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(e),
-        }
+        self.serve(|fs| async move {
+            match fs.read_handle(fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn write(
@@ -229,13 +284,15 @@ impl Filesystem for DfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let Some(writer) = self.handles.file(fh.0).and_then(|f| f.writer.clone()) else {
+        let fs = &self.fs;
+        let Some(writer) = fs.handles.file(fh.0).and_then(|f| f.writer.clone()) else {
             return reply.error(Errno::EBADF);
         };
         let Ok(len) = u32::try_from(data.len()) else {
             return reply.error(Errno::EINVAL);
         };
-        match self.block(writer.write(offset, data, self.opts.data_timeout())) {
+        // On this thread: `data` is fuser's buffer (see the module's notes).
+        match fs.block(writer.write(offset, data, fs.opts.data_timeout())) {
             Ok(()) => reply.written(len),
             Err(e) => reply.error(e),
         }
@@ -250,8 +307,7 @@ impl Filesystem for DfsFs {
         reply: ReplyEmpty,
     ) {
         // Never ENOSYS: the kernel would stop sending FLUSH for the whole mount.
-        let res = self.block(self.sync_handle(fh.0, false));
-        answer(reply, res);
+        self.serve(|fs| async move { answer(reply, fs.sync_handle(fh.0, false).await) });
     }
 
     fn release(
@@ -265,13 +321,17 @@ impl Filesystem for DfsFs {
         reply: ReplyEmpty,
     ) {
         let writer = self
+            .fs
             .handles
             .remove_file(fh.0)
             .and_then(|f| f.writer.clone());
-        if let Some(w) = writer {
-            self.block(self.detach_writer(w));
-        }
-        reply.ok();
+        let Some(w) = writer else {
+            return reply.ok();
+        };
+        self.serve(|fs| async move {
+            fs.detach_writer(w).await;
+            reply.ok();
+        });
     }
 
     fn fsync(
@@ -282,14 +342,14 @@ impl Filesystem for DfsFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let res = self.block(self.sync_handle(fh.0, true));
-        answer(reply, res);
+        self.serve(|fs| async move { answer(reply, fs.sync_handle(fh.0, true).await) });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.path_of(ino.0) {
+        let fs = &self.fs;
+        match fs.path_of(ino.0) {
             Ok(path) => reply.opened(
-                FileHandle(self.handles.add_dir(DirStream::new(path))),
+                FileHandle(fs.handles.add_dir(DirStream::new(path))),
                 FopenFlags::empty(),
             ),
             Err(e) => reply.error(e),
@@ -304,9 +364,9 @@ impl Filesystem for DfsFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let res =
-            self.block(
-                self.readdir_entries(ino.0, fh.0, offset, |ino, cookie, name, status| {
+        self.serve(|fs| async move {
+            let res = fs
+                .readdir_entries(ino.0, fh.0, offset, |ino, cookie, name, status| {
                     let (ino, kind) = match status {
                         None => (ino, FileType::Directory),
                         Some(s) => {
@@ -317,18 +377,19 @@ impl Filesystem for DfsFs {
                             };
                             // d_ino only: the inode if known, else a number outside the table's range.
                             (
-                                self.inodes.find(ino, name).unwrap_or(u64::MAX - s.inode),
+                                fs.inodes.find(ino, name).unwrap_or(u64::MAX - s.inode),
                                 kind,
                             )
                         }
                     };
                     reply.add(INodeNo(ino), cookie, kind, name)
-                }),
-            );
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+                })
+                .await;
+            match res {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn readdirplus(
@@ -339,30 +400,31 @@ impl Filesystem for DfsFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let ttl = self.opts.attr_ttl;
-        let res =
-            self.block(
-                self.readdir_entries(ino.0, fh.0, offset, |dir, cookie, name, status| {
+        self.serve(|fs| async move {
+            let ttl = fs.opts.attr_ttl;
+            let res = fs
+                .readdir_entries(ino.0, fh.0, offset, |dir, cookie, name, status| {
                     let Some(status) = status else {
                         // `.` and `..`: the kernel does not link them.
                         let attr = placeholder_attr(dir, FileType::Directory);
                         return reply.add(INodeNo(dir), cookie, name, &ttl, &attr, Generation(0));
                     };
-                    let child = self.inodes.remember(ino.0, name, status.inode);
-                    self.inodes.cache_dir(child, status);
-                    let attr = self.attr(child, status);
+                    let child = fs.inodes.remember(ino.0, name, status.inode);
+                    fs.inodes.cache_dir(child, status);
+                    let attr = fs.attr(child, status);
                     let full = reply.add(INodeNo(child), cookie, name, &ttl, &attr, Generation(0));
                     if full {
                         // Not sent: the kernel does not hold this lookup.
-                        self.inodes.forget(child, 1);
+                        fs.inodes.forget(child, 1);
                     }
                     full
-                }),
-            );
-        match res {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+                })
+                .await;
+            match res {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn releasedir(
@@ -373,7 +435,7 @@ impl Filesystem for DfsFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.handles.remove_dir(fh.0);
+        self.fs.handles.remove_dir(fh.0);
         reply.ok();
     }
 
@@ -391,22 +453,24 @@ impl Filesystem for DfsFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         const FRAGMENT: u64 = 4096;
-        match self.statfs_of() {
-            Ok(s) => {
-                let free_files = u64::from(u32::MAX);
-                reply.statfs(
-                    s.capacity / FRAGMENT,
-                    s.remaining / FRAGMENT,
-                    s.remaining / FRAGMENT,
-                    s.files + free_files,
-                    free_files,
-                    FRAGMENT as u32,
-                    MAX_NAME_LEN as u32,
-                    FRAGMENT as u32,
-                )
+        self.serve(|fs| async move {
+            match fs.statfs_of().await {
+                Ok(s) => {
+                    let free_files = u64::from(u32::MAX);
+                    reply.statfs(
+                        s.capacity / FRAGMENT,
+                        s.remaining / FRAGMENT,
+                        s.remaining / FRAGMENT,
+                        s.files + free_files,
+                        free_files,
+                        FRAGMENT as u32,
+                        MAX_NAME_LEN as u32,
+                        FRAGMENT as u32,
+                    )
+                }
+                Err(e) => reply.error(e),
             }
-            Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn create(
@@ -420,19 +484,22 @@ impl Filesystem for DfsFs {
         reply: ReplyCreate,
     ) {
         let name = match name_of(name) {
-            Ok(n) => n,
+            Ok(n) => n.to_string(),
             Err(e) => return reply.error(e),
         };
-        match self.block(self.create_file((req.uid(), req.gid()), parent.0, name, mode, flags)) {
-            Ok((attr, fh)) => reply.created(
-                &self.opts.attr_ttl,
-                &attr,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
-            Err(e) => reply.error(e),
-        }
+        let owner = (req.uid(), req.gid());
+        self.serve(|fs| async move {
+            match fs.create_file(owner, parent.0, &name, mode, flags).await {
+                Ok((attr, fh)) => reply.created(
+                    &fs.opts.attr_ttl,
+                    &attr,
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     // Not supported, answered without a warning per call. ENOSYS for the
@@ -537,6 +604,17 @@ impl Filesystem for DfsFs {
         reply: ReplyWrite,
     ) {
         reply.error(Errno::ENOSYS);
+    }
+}
+
+impl Kernel {
+    /// UNLINK (`dir` false) or RMDIR.
+    fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        let name = match name_of(name) {
+            Ok(n) => n.to_string(),
+            Err(e) => return reply.error(e),
+        };
+        self.serve(|fs| async move { answer(reply, fs.remove(parent.0, &name, dir).await) });
     }
 }
 

@@ -51,6 +51,52 @@ fn namenode_down_fails_with_eio_within_timeout_then_recovers() {
     assert_eq!(fs::read(m.dir.join("before/after")).unwrap(), b"ok");
 }
 
+/// A request waiting for the namenode holds no FUSE worker thread: with a
+/// single one, a read of an open file (served by the datanodes) completes
+/// while a lookup waits for a namenode that does not answer (stopped with
+/// SIGSTOP, so its socket stays open and only the timeout ends the wait).
+#[test]
+fn a_request_waiting_for_the_namenode_holds_up_no_other() {
+    let c = Cluster::builder().start();
+    let src = c.local_file("big", 12 * MIB, 5);
+    c.dfs_ok(&["put", src.to_str().unwrap(), "/big"]);
+    let m = Mount::new(
+        &c,
+        &[
+            "--threads",
+            "1",
+            "--rpc-timeout",
+            "20s",
+            "--attr-timeout",
+            "60s",
+        ],
+    );
+    let mut f = fs::File::open(m.dir.join("big")).unwrap();
+    let mut head = vec![0u8; MIB];
+    f.read_exact(&mut head).unwrap();
+
+    c.namenode.signal(libc::SIGSTOP);
+    let absent = m.dir.join("absent");
+    let lookup = std::thread::spawn(move || fs::metadata(absent));
+    // Time for the LOOKUP to reach the mount's only worker thread.
+    std::thread::sleep(Duration::from_secs(1));
+    // Not `read_to_end`: it asks for the file's size first (fstat), a
+    // GETATTR that goes to the namenode.
+    f.seek(SeekFrom::Start(8 * MIB as u64)).unwrap();
+    let mut tail = vec![0u8; 4 * MIB];
+    f.read_exact(&mut tail).unwrap();
+    let waiting = !lookup.is_finished();
+    c.namenode.signal(libc::SIGCONT);
+    let expected = fs::read(&src).unwrap();
+    assert!(tail == expected[8 * MIB..], "wrong bytes read");
+    assert!(
+        waiting,
+        "the read was held up until the lookup waiting for the namenode ended"
+    );
+    let e = lookup.join().unwrap().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e:?}");
+}
+
 #[test]
 fn namenode_down_during_a_directory_walk_fails_within_one_timeout() {
     let mut c = Cluster::builder().start();
