@@ -3,9 +3,9 @@
 //! runs the matching helper of [`super`] on the runtime and turns its
 //! `Result<_, Errno>` into one reply.
 //!
-//! A request that may wait for the cluster runs as a task of its own and
-//! replies when it ends: the FUSE worker thread that read it goes straight
-//! back to the kernel. So requests stuck on an unreachable namenode or a
+//! A request that must wait for the cluster continues as a task of its own
+//! and replies when it ends: the FUSE worker thread that read it goes
+//! straight back to the kernel. So requests stuck on an unreachable namenode or a
 //! slow datanode never hold up the others — in particular not the RELEASE
 //! that a waiting open of the same file is waiting for. Only WRITE runs on
 //! the worker thread, because its data is borrowed from fuser's buffer
@@ -16,6 +16,7 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::{Duration, SystemTime};
 
 use dfs_proto::defaults::MAX_NAME_LEN;
@@ -43,14 +44,23 @@ impl Kernel {
         Kernel { fs: Arc::new(fs) }
     }
 
-    /// Runs the work of one request, which replies when it ends, as a task
-    /// on the runtime.
+    /// Runs the work of one request, which replies when it ends: here, if
+    /// it can end without waiting (an answer from the mount's caches),
+    /// else as a task on the runtime from its first wait on. Handing every
+    /// request to a runtime thread cost a thread switch each: a third of
+    /// the small-file read rate on two cores.
     fn serve<F>(&self, work: impl FnOnce(Arc<DfsFs>) -> F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let fut = work(self.fs.clone());
-        self.fs.rt.spawn(fut);
+        let mut fut = Box::pin(work(self.fs.clone()));
+        let _runtime = self.fs.rt.enter();
+        // A future polled again must use the latest waker (the task's), so
+        // this first poll's no-op waker is never relied on.
+        let mut cx = Context::from_waker(Waker::noop());
+        if fut.as_mut().poll(&mut cx).is_pending() {
+            self.fs.rt.spawn(fut);
+        }
     }
 }
 
