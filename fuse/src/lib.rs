@@ -91,7 +91,8 @@ pub struct MountConfig {
     pub rpc_timeout: Duration,
     /// Let other users than the one mounting use the mount.
     pub allow_other: bool,
-    /// Threads serving kernel requests.
+    /// Threads reading kernel requests (a request that waits for the
+    /// cluster continues as a task and holds none).
     pub threads: usize,
 }
 

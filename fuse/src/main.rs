@@ -40,7 +40,8 @@ struct Args {
     /// Let users other than the one mounting use the mount.
     #[arg(long)]
     allow_other: bool,
-    /// Threads serving kernel requests.
+    /// Threads reading kernel requests (a request that waits for the
+    /// cluster continues as a task and holds none).
     #[arg(long, default_value_t = 8)]
     threads: usize,
 }
