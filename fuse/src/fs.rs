@@ -1,8 +1,9 @@
 //! [`DfsFs`], the mount's filesystem: the work behind each kernel request,
 //! as helpers returning `Result<_, Errno>` over the client library. The
-//! `fuser::Filesystem` methods (module `kernel`) only decode arguments, run a
-//! helper as a task on the tokio runtime, which replies when it ends (so no
-//! FUSE worker thread waits for the cluster), and reply. The helpers live by concern: module `lookup` holds the name
+//! `fuser::Filesystem` methods (module `kernel`) only decode arguments and
+//! run a helper whose result becomes the reply: polled first on the FUSE
+//! worker thread, and moved to a task on the tokio runtime at its first
+//! wait (see `kernel` for why, and for WRITE, the exception). The helpers live by concern: module `lookup` holds the name
 //! lookups (located status, statahead, read-ahead of small files), `open`
 //! opening files and reading them, `write` the files being written (flush,
 //! truncation, setattr, commits at unmount) and `namespace` the namespace
@@ -35,12 +36,12 @@ use crate::prefetch::Prefetch;
 use crate::statahead::Statahead;
 
 mod kernel;
-
-pub use kernel::Kernel;
 mod lookup;
 mod namespace;
 mod open;
 mod write;
+
+pub use kernel::Kernel;
 
 /// Largest write the kernel sends in one request.
 pub const MAX_WRITE: u32 = 1024 * 1024;
@@ -48,7 +49,8 @@ pub const MAX_WRITE: u32 = 1024 * 1024;
 /// Extra time given to the client's own RPC timeout before this layer gives up.
 const RPC_SLACK: Duration = Duration::from_millis(500);
 
-/// Commits running in the background at once; more wait in RELEASE.
+/// Commits running in the background at once; more wait for their turn,
+/// and new writers wait with them.
 const MAX_PENDING_COMMITS: usize = 128;
 
 /// Tunables of the mount.

@@ -3,14 +3,17 @@
 //! runs the matching helper of [`super`] on the runtime and turns its
 //! `Result<_, Errno>` into one reply.
 //!
-//! A request that must wait for the cluster continues as a task of its own
-//! and replies when it ends: the FUSE worker thread that read it goes
-//! straight back to the kernel. So requests stuck on an unreachable namenode or a
-//! slow datanode never hold up the others — in particular not the RELEASE
-//! that a waiting open of the same file is waiting for. Only WRITE runs on
-//! the worker thread, because its data is borrowed from fuser's buffer
-//! (copying it to move it into a task would cost a copy of every byte
-//! written) and it waits only for the pipeline's window.
+//! Each request's work is polled first on the FUSE worker thread that read
+//! it — one answered from the mount's caches costs no thread switch — and
+//! at its first wait (a namenode call, data not arrived yet) continues as a
+//! task on the runtime, which replies when it ends; the worker thread goes
+//! straight back to the kernel. So a request stuck on an unreachable
+//! namenode or a slow datanode does not hold up the others — in particular
+//! not the RELEASE that an open of the same file is waiting for. WRITE is
+//! the exception: it runs to its end on the worker thread, because its data
+//! is borrowed from fuser's buffer (moving it into a task would copy every
+//! byte written); it waits there for room in the pipeline's window, and for
+//! a FLUSH or fsync of the same file on another descriptor to finish.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -26,7 +29,8 @@ use fuser::{
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use tracing::debug;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
 
 use super::{name_of, placeholder_attr, DfsFs, MAX_WRITE};
 use crate::dirs::DirStream;
@@ -36,12 +40,17 @@ use crate::dirs::DirStream;
 #[derive(Debug)]
 pub struct Kernel {
     fs: Arc<DfsFs>,
+    /// Requests continuing as tasks; unmounting waits for them.
+    tasks: TaskTracker,
 }
 
 impl Kernel {
     /// Serves `fs` to the kernel.
     pub fn new(fs: DfsFs) -> Kernel {
-        Kernel { fs: Arc::new(fs) }
+        Kernel {
+            fs: Arc::new(fs),
+            tasks: TaskTracker::new(),
+        }
     }
 
     /// Runs the work of one request, which replies when it ends: here, if
@@ -59,7 +68,7 @@ impl Kernel {
         // this first poll's no-op waker is never relied on.
         let mut cx = Context::from_waker(Waker::noop());
         if fut.as_mut().poll(&mut cx).is_pending() {
-            self.fs.rt.spawn(fut);
+            self.tasks.spawn_on(fut, &self.fs.rt);
         }
     }
 }
@@ -100,7 +109,22 @@ impl Filesystem for Kernel {
     }
 
     fn destroy(&mut self) {
-        self.fs.block(self.fs.drain());
+        // Requests still running (a connection aborted mid-request) may be
+        // creating a writer that the drain must see.
+        self.tasks.close();
+        let (fs, tasks) = (&self.fs, &self.tasks);
+        fs.block(async {
+            if tokio::time::timeout(fs.opts.data_timeout(), tasks.wait())
+                .await
+                .is_err()
+            {
+                warn!(
+                    requests = tasks.len(),
+                    "requests still running at unmount; going on without them"
+                );
+            }
+            fs.drain().await;
+        });
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -335,13 +359,10 @@ impl Filesystem for Kernel {
             .handles
             .remove_file(fh.0)
             .and_then(|f| f.writer.clone());
-        let Some(w) = writer else {
-            return reply.ok();
-        };
-        self.serve(|fs| async move {
-            fs.detach_writer(w).await;
-            reply.ok();
-        });
+        if let Some(w) = writer {
+            self.fs.detach_writer(w);
+        }
+        reply.ok();
     }
 
     fn fsync(

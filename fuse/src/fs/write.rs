@@ -90,7 +90,7 @@ impl DfsFs {
             if open && w.attach() {
                 if trunc {
                     if let Err(e) = self.truncate_writer(&w, 0).await {
-                        self.detach_writer(w).await;
+                        self.detach_writer(w);
                         return Err(e);
                     }
                 }
@@ -102,6 +102,7 @@ impl DfsFs {
             }
         }
         let path = self.path_of(ino)?;
+        self.wait_commit_slot(&path).await?;
         let writer = if trunc {
             let (fw, status) = self.recreate(ino, &path).await?;
             Writer::new_file(ino, fw, status)
@@ -117,17 +118,41 @@ impl DfsFs {
 
     /// Drops one handle of `w`; after the last one the file is committed
     /// in the background (close() already returned at FLUSH), at most
-    /// `MAX_PENDING_COMMITS` at once.
-    pub(super) async fn detach_writer(&self, w: Arc<Writer>) {
+    /// `MAX_PENDING_COMMITS` at once; the others wait their turn, and new
+    /// writers wait with them ([`DfsFs::wait_commit_slot`]).
+    pub(super) fn detach_writer(&self, w: Arc<Writer>) {
         if !w.detach() {
             return;
         }
-        let permit = self.commits.clone().acquire_owned().await;
-        let (client, limit) = (self.client.clone(), self.opts.data_timeout());
+        let (commits, client, limit) = (
+            self.commits.clone(),
+            self.client.clone(),
+            self.opts.data_timeout(),
+        );
         self.rt.spawn(async move {
-            let _permit = permit;
+            let _permit = commits.acquire_owned().await;
             w.commit(&client, limit).await;
         });
+    }
+
+    /// Waits, before a new writer starts, while `MAX_PENDING_COMMITS`
+    /// closed files are committing and more wait for their turn: a program
+    /// that closes files faster than the cluster completes them is slowed
+    /// down here, instead of piling up closed files that each hold a
+    /// pipeline and a lease. The slot is not kept. EIO after the data
+    /// timeout.
+    pub(super) async fn wait_commit_slot(&self, path: &str) -> Result<(), Errno> {
+        match tokio::time::timeout(self.opts.data_timeout(), self.commits.acquire()).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                warn!(
+                    path = %path,
+                    waiting_for = ?self.opts.data_timeout(),
+                    "too many closed files still being completed; is the cluster slow?"
+                );
+                Err(Errno::EIO)
+            }
+        }
     }
 
     /// `ino` now stands for the file the namenode created again as
