@@ -50,7 +50,7 @@ pub const MAX_WRITE: u32 = 1024 * 1024;
 const RPC_SLACK: Duration = Duration::from_millis(500);
 
 /// Commits running in the background at once; more wait for their turn,
-/// and new writers wait with them.
+/// and the FLUSH of a file being written waits for a free one (bounded).
 const MAX_PENDING_COMMITS: usize = 128;
 
 /// Tunables of the mount.

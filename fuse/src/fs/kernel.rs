@@ -1,7 +1,8 @@
 //! The kernel-facing half of the mount: `fuser::Filesystem` for
 //! [`Kernel`], which owns the [`DfsFs`]. Each method decodes a request,
-//! runs the matching helper of [`super`] on the runtime and turns its
-//! `Result<_, Errno>` into one reply.
+//! runs the matching helper of [`super`] (or, for the few that need no
+//! cluster — RELEASE, OPENDIR, RELEASEDIR, FORGET — its table updates) and
+//! turns its `Result<_, Errno>` into one reply.
 //!
 //! Each request's work is polled first on the FUSE worker thread that read
 //! it — one answered from the mount's caches costs no thread switch — and
@@ -13,7 +14,7 @@
 //! the exception: it runs to its end on the worker thread, because its data
 //! is borrowed from fuser's buffer (moving it into a task would copy every
 //! byte written); it waits there for room in the pipeline's window, and for
-//! a FLUSH or fsync of the same file on another descriptor to finish.
+//! a WRITE, FLUSH or fsync of the same file on another descriptor to finish.
 
 use std::ffi::OsStr;
 use std::future::Future;

@@ -58,7 +58,6 @@ impl DfsFs {
         flags: i32,
     ) -> Result<(FileAttr, u64), Errno> {
         let path = self.child_path(parent, name)?;
-        self.wait_commit_slot(&path).await?;
         let (owner, group) = (req.0.to_string(), req.1.to_string());
         let opts = CreateOptions {
             mode: Some(mode & 0o7777),

@@ -11,7 +11,7 @@ use dfs_client::{CreateOptions, FileStatus, FileWriter, SetAttr};
 use fuser::{Errno, FileAttr, TimeOrNow};
 use tracing::{info, warn};
 
-use super::{new_file_status, DfsFs};
+use super::{new_file_status, DfsFs, MAX_PENDING_COMMITS};
 use crate::attr::{file_attr, ms_from_time, now_ms};
 use crate::errno::errno;
 use crate::writer::{Phase, Writer};
@@ -69,10 +69,13 @@ impl DfsFs {
             return Ok(());
         };
         if fsync {
-            w.hflush(self.opts.data_timeout()).await
-        } else {
-            w.flush(self.opts.data_timeout()).await
+            return w.hflush(self.opts.data_timeout()).await;
         }
+        w.flush(self.opts.data_timeout()).await?;
+        if w.is_writing() {
+            self.wait_commit_slot(&w.path()).await;
+        }
+        Ok(())
     }
 
     /// The writer a handle opened for writing on `ino` shares: the
@@ -102,7 +105,6 @@ impl DfsFs {
             }
         }
         let path = self.path_of(ino)?;
-        self.wait_commit_slot(&path).await?;
         let writer = if trunc {
             let (fw, status) = self.recreate(ino, &path).await?;
             Writer::new_file(ino, fw, status)
@@ -117,41 +119,47 @@ impl DfsFs {
     }
 
     /// Drops one handle of `w`; after the last one the file is committed
-    /// in the background (close() already returned at FLUSH), at most
-    /// `MAX_PENDING_COMMITS` at once; the others wait their turn, and new
-    /// writers wait with them ([`DfsFs::wait_commit_slot`]).
+    /// in the background (close() already returned at FLUSH): a file being
+    /// written takes one of `MAX_PENDING_COMMITS` slots for its commit, in
+    /// turn; a writer with nothing to complete (an existing file opened
+    /// for writing, a failed one) finishes at once.
     pub(super) fn detach_writer(&self, w: Arc<Writer>) {
         if !w.detach() {
             return;
         }
-        let (commits, client, limit) = (
-            self.commits.clone(),
-            self.client.clone(),
-            self.opts.data_timeout(),
-        );
+        let commits = w.is_writing().then(|| self.commits.clone());
+        let (client, limit) = (self.client.clone(), self.opts.data_timeout());
         self.rt.spawn(async move {
-            let _permit = commits.acquire_owned().await;
+            let _slot = match commits {
+                Some(commits) => commits.acquire_owned().await.ok(),
+                None => None,
+            };
             w.commit(&client, limit).await;
         });
     }
 
-    /// Waits, before a new writer starts, while `MAX_PENDING_COMMITS`
-    /// closed files are committing and more wait for their turn: a program
-    /// that closes files faster than the cluster completes them is slowed
-    /// down here, instead of piling up closed files that each hold a
-    /// pipeline and a lease. The slot is not kept. EIO after the data
-    /// timeout.
-    pub(super) async fn wait_commit_slot(&self, path: &str) -> Result<(), Errno> {
-        match tokio::time::timeout(self.opts.data_timeout(), self.commits.acquire()).await {
-            Ok(_) => Ok(()),
-            Err(_) => {
-                warn!(
-                    path = %path,
-                    waiting_for = ?self.opts.data_timeout(),
-                    "too many closed files still being completed; is the cluster slow?"
-                );
-                Err(Errno::EIO)
-            }
+    /// The back-pressure on writers (at the FLUSH of a file being written,
+    /// after its bytes are safe): while every commit slot is taken, close()
+    /// waits for a free one, at most the data timeout, so a program that
+    /// closes files faster than the cluster completes them is slowed down
+    /// instead of piling up closed files that each hold a pipeline and a
+    /// lease. It holds no lock of the kernel's or the mount's meanwhile
+    /// (CREATE would: the kernel holds the directory for it), and never
+    /// fails the close: after the timeout it goes on, with a warning.
+    async fn wait_commit_slot(&self, path: &str) {
+        if self.commits.available_permits() > 0 {
+            return;
+        }
+        let limit = self.opts.data_timeout();
+        if tokio::time::timeout(limit, self.commits.acquire())
+            .await
+            .is_err()
+        {
+            warn!(
+                path = %path,
+                waited = ?limit,
+                "{MAX_PENDING_COMMITS} closed files are still being completed; is the cluster slow?"
+            );
         }
     }
 
