@@ -22,6 +22,9 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log that cannot be written (stderr on a full disk) must not
+        // become a panic: tracing-subscriber reports it with `eprintln!`.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
@@ -29,21 +32,21 @@ async fn main() -> ExitCode {
     let config = match Config::try_from(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("datanode: {e}");
+            say(format_args!("datanode: {e}"));
             return ExitCode::from(2);
         }
     };
     let listener = match TcpListener::bind(&listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("datanode: cannot listen on {listen}: {e}");
+            say(format_args!("datanode: cannot listen on {listen}: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match run(listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("datanode: {e}");
+            say(format_args!("datanode: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -71,4 +74,12 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutting down");
+}
+
+/// Prints the line that says why the process stops. Unlike `eprintln!`, a
+/// failed write (stderr on a full disk) is ignored instead of panicking:
+/// the exit status still says it failed.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -54,6 +54,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,fuser::session=error")),
         )
         .with_writer(std::io::stderr)
+        // A log that cannot be written (stderr on a full disk) must not
+        // become a panic: tracing-subscriber reports it with `eprintln!`.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();

@@ -14,13 +14,16 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log that cannot be written (stderr on a full disk) must not
+        // become a panic: tracing-subscriber reports it with `eprintln!`.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match serve(Args::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("namenode failed: {e:#}");
-            eprintln!("namenode: {e:#}");
+            say(format_args!("namenode: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -58,4 +61,12 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown signal received");
+}
+
+/// Prints the line that says why the process stops. Unlike `eprintln!`, a
+/// failed write (stderr on a full disk) is ignored instead of panicking:
+/// the exit status still says it failed.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

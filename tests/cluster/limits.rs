@@ -253,3 +253,51 @@ async fn a_reader_that_stops_reading_loses_its_slot_after_the_write_timeout() {
     );
     drop(held);
 }
+
+/// A node that cannot start exits with a failure status, not a panic, also
+/// when its stderr cannot be written (its log on a full disk: the chaos
+/// test's restarted nodes once exited with 101 that way). `/dev/full`
+/// refuses every write with ENOSPC.
+#[test]
+fn a_node_that_cannot_start_fails_cleanly_even_when_its_log_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    fs::write(&not_a_dir, b"x").unwrap();
+    let data = dir.path().join("dn");
+    let runs: [(&str, Vec<&str>); 2] = [
+        (
+            "namenode",
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                not_a_dir.to_str().unwrap(),
+            ],
+        ),
+        (
+            "datanode",
+            vec![
+                "--namenode",
+                "127.0.0.1:1",
+                "--listen",
+                "256.0.0.1:5",
+                "--data",
+                data.to_str().unwrap(),
+            ],
+        ),
+    ];
+    for (name, args) in runs {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let status = std::process::Command::new(dfs_tests::bin(name))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(full)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "{name} {args:?}: {status}");
+    }
+}
