@@ -1,7 +1,7 @@
 //! `datanode`: parses flags, installs logging, binds the listener and runs
 //! the node until SIGINT or SIGTERM.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -32,21 +32,24 @@ async fn main() -> ExitCode {
     let config = match Config::try_from(args) {
         Ok(c) => c,
         Err(e) => {
-            say(format_args!("datanode: {e}"));
+            let _ = writeln!(std::io::stderr(), "datanode: {e}");
             return ExitCode::from(2);
         }
     };
     let listener = match TcpListener::bind(&listen).await {
         Ok(l) => l,
         Err(e) => {
-            say(format_args!("datanode: cannot listen on {listen}: {e}"));
+            let _ = writeln!(
+                std::io::stderr(),
+                "datanode: cannot listen on {listen}: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
     match run(listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            say(format_args!("datanode: {e}"));
+            let _ = writeln!(std::io::stderr(), "datanode: {e}");
             ExitCode::FAILURE
         }
     }
@@ -74,12 +77,4 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutting down");
-}
-
-/// Prints the line that says why the process stops. Unlike `eprintln!`, a
-/// failed write (stderr on a full disk) is ignored instead of panicking:
-/// the exit status still says it failed.
-fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }

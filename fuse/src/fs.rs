@@ -3,11 +3,12 @@
 //! `fuser::Filesystem` methods (module `kernel`) only decode arguments and
 //! run a helper whose result becomes the reply: polled first on the FUSE
 //! worker thread, and moved to a task on the tokio runtime at its first
-//! wait (see `kernel` for why, and for WRITE, the exception). The helpers live by concern: module `lookup` holds the name
-//! lookups (located status, statahead, read-ahead of small files), `open`
-//! opening files and reading them, `write` the files being written (flush,
-//! truncation, setattr, commits at unmount) and `namespace` the namespace
-//! changes (mkdir, create, unlink, rmdir, rename); this module keeps the
+//! wait (see `kernel` for why, and for WRITE, the exception). The helpers
+//! live by concern: module `lookup` holds the name lookups (located
+//! status, statahead, read-ahead of small files), `open` opening files and
+//! reading them, `write` the files being written (flush, truncation,
+//! setattr, commits at unmount) and `namespace` the namespace changes
+//! (mkdir, create, unlink, rmdir, rename); this module keeps the
 //! shared state and the small helpers they all use (namenode calls, paths,
 //! attributes, listings). Every namenode call is bounded by the RPC timeout
 //! and every data wait by the data timeout, so a dead cluster turns into

@@ -1,6 +1,6 @@
 //! `namenode`: parses flags, installs logging, binds and runs.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use clap::Parser;
@@ -23,7 +23,7 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("namenode failed: {e:#}");
-            say(format_args!("namenode: {e:#}"));
+            let _ = writeln!(std::io::stderr(), "namenode: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -61,12 +61,4 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown signal received");
-}
-
-/// Prints the line that says why the process stops. Unlike `eprintln!`, a
-/// failed write (stderr on a full disk) is ignored instead of panicking:
-/// the exit status still says it failed.
-fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }

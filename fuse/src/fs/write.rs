@@ -73,7 +73,7 @@ impl DfsFs {
         }
         w.flush(self.opts.data_timeout()).await?;
         if w.is_writing() {
-            self.wait_commit_slot(&w.path()).await;
+            self.wait_commit_slot(&w).await;
         }
         Ok(())
     }
@@ -146,7 +146,7 @@ impl DfsFs {
     /// lease. It holds no lock of the kernel's or the mount's meanwhile
     /// (CREATE would: the kernel holds the directory for it), and never
     /// fails the close: after the timeout it goes on, with a warning.
-    async fn wait_commit_slot(&self, path: &str) {
+    async fn wait_commit_slot(&self, w: &Writer) {
         if self.commits.available_permits() > 0 {
             return;
         }
@@ -156,7 +156,7 @@ impl DfsFs {
             .is_err()
         {
             warn!(
-                path = %path,
+                path = %w.path(),
                 waited = ?limit,
                 "{MAX_PENDING_COMMITS} closed files are still being completed; is the cluster slow?"
             );
