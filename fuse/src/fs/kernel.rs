@@ -19,8 +19,9 @@
 use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use dfs_proto::defaults::MAX_NAME_LEN;
@@ -31,7 +32,7 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::{name_of, placeholder_attr, DfsFs, MAX_WRITE};
 use crate::dirs::DirStream;
@@ -63,14 +64,30 @@ impl Kernel {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let mut fut = Box::pin(work(self.fs.clone()));
-        let _runtime = self.fs.rt.enter();
-        // A future polled again must use the latest waker (the task's), so
-        // this first poll's no-op waker is never relied on.
-        let mut cx = Context::from_waker(Waker::noop());
-        if fut.as_mut().poll(&mut cx).is_pending() {
-            self.tasks.spawn_on(fut, &self.fs.rt);
+        run_request(work(self.fs.clone()), &self.fs.rt, &self.tasks);
+    }
+}
+
+/// Polls `fut` once on this thread and, if it must wait, spawns the rest
+/// on `rt`, tracked by `tasks`. A panic while polling here is caught and
+/// logged, as tokio does for a task: the future is dropped, and with it the
+/// request's reply, which answers EIO. Uncaught, it would end the FUSE
+/// worker thread, and a mount with none left would serve nothing.
+fn run_request<F>(fut: F, rt: &tokio::runtime::Handle, tasks: &TaskTracker)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    let _runtime = rt.enter();
+    // A future polled again must use the latest waker (the task's), so
+    // this first poll's no-op waker is never relied on.
+    let mut cx = Context::from_waker(Waker::noop());
+    match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+        Ok(Poll::Pending) => {
+            tasks.spawn_on(fut, rt);
         }
+        Ok(Poll::Ready(())) => {}
+        Err(_) => error!("a request's handler panicked (a bug): the request fails with EIO and the mount goes on"),
     }
 }
 
@@ -327,9 +344,16 @@ impl Filesystem for Kernel {
             return reply.error(Errno::EINVAL);
         };
         // On this thread: `data` is fuser's buffer (see the module's notes).
-        match fs.block(writer.write(offset, data, fs.opts.data_timeout())) {
-            Ok(()) => reply.written(len),
-            Err(e) => reply.error(e),
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            fs.block(writer.write(offset, data, fs.opts.data_timeout()))
+        }));
+        match written {
+            Ok(Ok(())) => reply.written(len),
+            Ok(Err(e)) => reply.error(e),
+            Err(_) => {
+                error!(path = %writer.path(), "a write's handler panicked (a bug): the write fails with EIO and the mount goes on");
+                reply.error(Errno::EIO)
+            }
         }
     }
 
@@ -655,5 +679,96 @@ fn answer(reply: ReplyEmpty, res: Result<(), Errno>) {
     match res {
         Ok(()) => reply.ok(),
         Err(e) => reply.error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Stands for a fuser reply, which answers EIO when dropped unsent.
+    struct Reply(Arc<AtomicBool>);
+
+    impl Drop for Reply {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the test")
+    }
+
+    #[test]
+    fn a_request_answered_at_once_runs_on_the_calling_thread() {
+        let (rt, tasks) = (runtime(), TaskTracker::new());
+        let caller = std::thread::current().id();
+        let ran_on = Arc::new(parking_lot::Mutex::new(None));
+        let seen = ran_on.clone();
+        run_request(
+            async move { *seen.lock() = Some(std::thread::current().id()) },
+            rt.handle(),
+            &tasks,
+        );
+        assert_eq!(*ran_on.lock(), Some(caller));
+        assert!(tasks.is_empty(), "no task for a request that did not wait");
+    }
+
+    #[test]
+    fn a_request_that_waits_continues_as_a_task_and_ends() {
+        let (rt, tasks) = (runtime(), TaskTracker::new());
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        run_request(
+            async move {
+                let _ = wait.await;
+                let _ = done.send(());
+            },
+            rt.handle(),
+            &tasks,
+        );
+        assert_eq!(tasks.len(), 1, "the waiting request became a task");
+        go.send(()).expect("the task holds the receiver");
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), finished)
+                .await
+                .expect("the task ended within 10 s")
+                .expect("the task finished its work");
+        });
+    }
+
+    #[test]
+    fn a_request_that_panics_is_answered_and_the_thread_goes_on() {
+        let (rt, tasks) = (runtime(), TaskTracker::new());
+        let answered = Arc::new(AtomicBool::new(false));
+        let reply = Reply(answered.clone());
+        run_request(
+            async move {
+                let _reply = reply;
+                panic!("a handler bug, on purpose");
+            },
+            rt.handle(),
+            &tasks,
+        );
+        assert!(
+            answered.load(Ordering::SeqCst),
+            "the reply was dropped, so answered EIO"
+        );
+        assert!(tasks.is_empty());
+        // The thread is still here to serve the next request.
+        let next = Arc::new(AtomicBool::new(false));
+        let flag = next.clone();
+        run_request(
+            async move { flag.store(true, Ordering::SeqCst) },
+            rt.handle(),
+            &tasks,
+        );
+        assert!(next.load(Ordering::SeqCst));
     }
 }
