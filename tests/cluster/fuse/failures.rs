@@ -97,6 +97,75 @@ fn a_request_waiting_for_the_namenode_holds_up_no_other() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e:?}");
 }
 
+/// The back-pressure on writers: the mount completes at most 128 closed
+/// files at once (`MAX_PENDING_COMMITS` in dfs-fuse), and close() of a
+/// file being written waits while all of them are taken. With the namenode
+/// stopped (SIGSTOP: its socket stays open, so completions wait rather than
+/// fail), 128 closes return — their bytes are on the datanodes, which is
+/// all close() waits for — and the 129th waits until the namenode answers
+/// again and a completion ends. Then every file reads back whole.
+#[test]
+fn closes_wait_while_128_completions_are_pending() {
+    const SLOTS: usize = 128;
+    let c = Cluster::builder().start();
+    // Timeouts long enough that no completion fails while the namenode is
+    // stopped (the commit-slot wait is bounded by the data timeout, 6 × this).
+    let m = Mount::new(&c, &["--rpc-timeout", "60s"]);
+    let dir = m.dir.join("many");
+    fs::create_dir(&dir).unwrap();
+    let content = |i: usize| random_bytes(4096, i as u64);
+    let mut files: Vec<fs::File> = (0..=SLOTS)
+        .map(|i| {
+            let mut f = fs::File::create(dir.join(format!("f{i:03}"))).unwrap();
+            f.write_all(&content(i)).unwrap();
+            f
+        })
+        .collect();
+    let last = files.pop().unwrap();
+
+    c.namenode.signal(libc::SIGSTOP);
+    let start = Instant::now();
+    drop(files);
+    let closing = start.elapsed();
+    // Time for the RELEASEs that follow the closes to start their completions.
+    std::thread::sleep(Duration::from_millis(500));
+    let last_close = std::thread::spawn(move || {
+        let t = Instant::now();
+        drop(last);
+        t.elapsed()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let waited = !last_close.is_finished();
+    c.namenode.signal(libc::SIGCONT);
+    let last_took = last_close.join().unwrap();
+    assert!(
+        closing < Duration::from_secs(20),
+        "{SLOTS} closes with the namenode stopped took {closing:?}"
+    );
+    assert!(
+        waited,
+        "close #{} returned in {last_took:?} while {SLOTS} completions were pending",
+        SLOTS + 1
+    );
+    assert!(
+        last_took < Duration::from_secs(30),
+        "close #{} took {last_took:?} after the namenode came back",
+        SLOTS + 1
+    );
+    dfs_tests::wait_until(Duration::from_secs(30), "every file to be complete", || {
+        let ls = c.dfs_json(&["ls", "--json", "/many"]);
+        let entries = ls.as_array().unwrap();
+        entries.len() == SLOTS + 1
+            && entries
+                .iter()
+                .all(|e| e["under_construction"] == false && e["length"] == 4096)
+    });
+    for i in 0..=SLOTS {
+        let got = fs::read(dir.join(format!("f{i:03}"))).unwrap();
+        assert!(got == content(i), "f{i:03} read back wrong");
+    }
+}
+
 #[test]
 fn namenode_down_during_a_directory_walk_fails_within_one_timeout() {
     let mut c = Cluster::builder().start();
