@@ -65,6 +65,10 @@ struct Info {
     synced: u64,
     status: Option<FileStatus>,
     pending: SetAttr,
+    /// Bumped whenever attributes are deferred.
+    pending_gen: u64,
+    /// The `pending_gen` last stored on the namenode (at a FLUSH or fsync).
+    stored_gen: u64,
     /// Attributes being stored right now (shown until the namenode has them).
     applying: SetAttr,
     last_write_ms: i64,
@@ -114,6 +118,8 @@ impl Writer {
                 synced: 0,
                 status,
                 pending: SetAttr::default(),
+                pending_gen: 0,
+                stored_gen: 0,
                 applying: SetAttr::default(),
                 last_write_ms: now_ms(),
                 failed: None,
@@ -344,7 +350,26 @@ impl Writer {
             return false;
         }
         info.pending.merge(attrs.clone());
+        info.pending_gen += 1;
         true
+    }
+
+    /// Attributes deferred since they were last stored, and their
+    /// generation, for the caller to store now: a close() or fsync that
+    /// returned must keep them even if this process dies before the commit
+    /// (lease recovery then completes the file). They stay deferred too,
+    /// so the close carries them in its edit as ever.
+    pub fn attrs_to_store(&self) -> Option<(String, SetAttr, u64)> {
+        let info = self.info.lock();
+        let due = info.pending_gen != info.stored_gen && !info.pending.is_empty() && !info.unlinked;
+        (due && self.phase() == Phase::Open)
+            .then(|| (info.path.clone(), info.pending.clone(), info.pending_gen))
+    }
+
+    /// The attributes of generation `gen` are on the namenode.
+    pub fn attrs_stored(&self, gen: u64) {
+        let mut info = self.info.lock();
+        info.stored_gen = info.stored_gen.max(gen);
     }
 
     /// The file's status while written: what the namenode knows, with the

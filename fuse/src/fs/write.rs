@@ -68,13 +68,34 @@ impl DfsFs {
         let Some(w) = self.handles.file(fh).and_then(|f| f.writer.clone()) else {
             return Ok(());
         };
+        // The bytes go to the datanodes and the attributes to the namenode
+        // at the same time.
+        let limit = self.opts.data_timeout();
         if fsync {
-            return w.hflush(self.opts.data_timeout()).await;
+            let (synced, stored) = tokio::join!(w.hflush(limit), self.store_deferred_attrs(&w));
+            return synced.and(stored);
         }
-        w.flush(self.opts.data_timeout()).await?;
+        let (flushed, stored) = tokio::join!(w.flush(limit), self.store_deferred_attrs(&w));
+        flushed.and(stored)?;
         if w.is_writing() {
             self.wait_commit_slot(&w).await;
         }
+        Ok(())
+    }
+
+    /// Stores the attributes set on a file being written (tar sets mode,
+    /// owner and times before close) that the namenode does not have yet,
+    /// so a close() or fsync that returns keeps them even if this process
+    /// dies before the commit; the namenode keeps an mtime set this way
+    /// when lease recovery completes the file. One call per close that
+    /// follows new attributes; none otherwise.
+    async fn store_deferred_attrs(&self, w: &Writer) -> Result<(), Errno> {
+        let Some((path, attrs, gen)) = w.attrs_to_store() else {
+            return Ok(());
+        };
+        self.call("setattr", &path, self.client.set_attr(&path, attrs))
+            .await?;
+        w.attrs_stored(gen);
         Ok(())
     }
 

@@ -66,6 +66,8 @@ impl AttrChange {
         }
         if let Some(t) = self.mtime_ms {
             rec.mtime_ms = t;
+            // Kept until the file is closed (see `mtime_set`).
+            rec.mtime_set = !rec.lease_holder.is_empty();
         }
         if let Some(t) = self.atime_ms {
             rec.atime_ms = t;

@@ -236,6 +236,7 @@ impl Namespace {
             blocks: vec![],
             lease_holder: args.client_name.clone(),
             pipeline: vec![],
+            mtime_set: false,
         };
         self.touch(&mut batch, parent, now);
         add_child(&mut batch, parent, name, rec);

@@ -343,7 +343,10 @@ impl State {
         }
         rec.lease_holder.clear();
         rec.pipeline.clear();
-        rec.mtime_ms = now_ms();
+        // An mtime a client set while writing survives (see `mtime_set`).
+        if !std::mem::take(&mut rec.mtime_set) {
+            rec.mtime_ms = now_ms();
+        }
         let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
         let seq = self.commit(store, vec![Change::PutInode(rec)])?;
         self.leases.remove(&holder, file);

@@ -224,7 +224,9 @@ impl State {
             under_construction: true,
         });
         rec.pipeline = pipeline.clone();
-        rec.mtime_ms = now_ms();
+        if !rec.mtime_set {
+            rec.mtime_ms = now_ms();
+        }
         let seq = self.commit(
             store,
             vec![Change::PutInode(rec.clone()), Change::Counters(counters)],
@@ -408,7 +410,8 @@ impl State {
     }
 
     /// Closes the file `id` in its record: no lease holder, no pipeline,
-    /// no block under construction, a new mtime, then the `attrs` the
+    /// no block under construction, a new mtime (unless a client set one
+    /// while writing), then the `attrs` the
     /// writer asked for (checked); commits it and drops the lease of
     /// `holder`. Returns the edit's sequence number, the file's block ids
     /// and its length; the caller settles the block map.
@@ -422,7 +425,9 @@ impl State {
     ) -> Result<(u64, Vec<u64>, u64)> {
         rec.lease_holder.clear();
         rec.pipeline.clear();
-        rec.mtime_ms = now_ms();
+        if !std::mem::take(&mut rec.mtime_set) {
+            rec.mtime_ms = now_ms();
+        }
         attrs.apply(&mut rec);
         for b in &mut rec.blocks {
             b.under_construction = false;

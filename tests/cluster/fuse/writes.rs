@@ -71,6 +71,39 @@ fn closed_file_survives_the_mount_being_killed() {
     assert_eq!(fs::read(&back).unwrap(), data);
 }
 
+/// Attributes set on a file while it is written (tar sets mode and times
+/// before close) are on the namenode when close() returns: the mount
+/// SIGKILLed before the file's commit loses neither them nor the bytes,
+/// and lease recovery keeps the mtime that was set.
+#[test]
+fn attributes_set_before_close_survive_the_mount_being_killed() {
+    let c = Cluster::builder()
+        .namenode_args(&["--lease-soft-limit", "1s", "--lease-hard-limit", "3s"])
+        .start();
+    let mut m = Mount::new(&c, &[]);
+    let data = random_bytes(100_000, 21);
+    let mtime = std::time::UNIX_EPOCH + Duration::from_secs(978_307_200); // 2001-01-01
+    let mut f = fs::File::create(m.dir.join("t")).unwrap();
+    // A second descriptor keeps the file open: closing the first sends
+    // FLUSH (what close() waits for) but no RELEASE, so no commit starts
+    // before the mount dies.
+    let keep = f.try_clone().unwrap();
+    f.write_all(&data).unwrap();
+    f.set_permissions(fs::Permissions::from_mode(0o751))
+        .unwrap();
+    f.set_times(fs::FileTimes::new().set_modified(mtime))
+        .unwrap();
+    drop(f);
+    m.proc.kill();
+    drop(keep);
+    m.unmount();
+    let length = closed_by_lease_recovery(&c, "/t");
+    assert_eq!(length, data.len() as u64, "closed bytes were lost");
+    let st = c.dfs_json(&["stat", "--json", "/t"]);
+    assert_eq!(st["mode"].as_u64(), Some(0o751), "{st}");
+    assert_eq!(st["mtime"].as_i64(), Some(978_307_200_000), "{st}");
+}
+
 /// fsync returns once the bytes written so far are on every datanode of
 /// the pipeline: another client then sees the length while the file is
 /// still open, and when the mount is killed before close, lease recovery

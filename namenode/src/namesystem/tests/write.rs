@@ -435,3 +435,100 @@ async fn a_datanode_at_its_transfer_limit_gets_no_new_blocks() {
     assert!(again, "dn1 was not offered a block after it reported room");
     h.close().await;
 }
+
+/// An mtime a client sets while the file is being written (tar sets it
+/// before close) is kept by a new block, by a close that carries no mtime
+/// of its own, and by lease recovery, instead of their own time.
+#[tokio::test]
+async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.lease_soft_limit = Duration::from_secs(1);
+    cfg.lease_hard_limit = Duration::from_secs(2);
+    let h = Harness::open(cfg);
+    three_nodes(&h);
+    const SET: i64 = 1_000_000;
+    let set_attrs = |path: &str| SetAttrRequest {
+        path: path.into(),
+        mode: Some(0o751),
+        mtime_ms: Some(SET),
+        ..Default::default()
+    };
+    let add_block = |path: &str, client: &str| AddBlockRequest {
+        path: path.into(),
+        client_name: client.into(),
+        ..Default::default()
+    };
+    for (path, client) in [("/closed", "c1"), ("/recovered", "gone")] {
+        h.fs.create(CreateRequest {
+            path: path.into(),
+            client_name: client.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        h.fs.set_attr(set_attrs(path)).await.unwrap();
+    }
+
+    // Closed by its writer, with a block added after the mtime was set.
+    let mut b =
+        h.fs.add_block(add_block("/closed", "c1"), "")
+            .await
+            .unwrap()
+            .block
+            .unwrap();
+    b.length = 10;
+    h.received("dn1", b);
+    let close = CompleteRequest {
+        path: "/closed".into(),
+        client_name: "c1".into(),
+        last: Some(b),
+        attrs: None,
+    };
+    assert!(h.fs.complete(close).await.unwrap());
+    let st = h.fs.get_file_info("/closed").unwrap();
+    assert_eq!((st.mtime_ms, st.mode), (SET, 0o751));
+
+    // Closed by lease recovery after its writer went away.
+    let b =
+        h.fs.add_block(add_block("/recovered", "gone"), "")
+            .await
+            .unwrap()
+            .block
+            .unwrap();
+    h.fs.tick(Instant::now() + Duration::from_secs(3));
+    let recover = ["dn1", "dn2", "dn3"]
+        .into_iter()
+        .flat_map(|n| h.commands(n))
+        .find_map(|c| match c {
+            datanode_command::Command::Recover(r) => Some(r),
+            _ => None,
+        })
+        .expect("a block recovery was ordered");
+    h.fs.commit_block_synchronization(CommitBlockSynchronizationRequest {
+        old_block: Some(b),
+        new_block: Some(ExtendedBlock {
+            id: b.id,
+            generation_stamp: recover.new_generation_stamp,
+            length: 99,
+        }),
+        node_ids: vec!["dn1".into(), "dn2".into()],
+        delete: false,
+    })
+    .await
+    .unwrap();
+    let st = h.fs.get_file_info("/recovered").unwrap();
+    assert!(!st.under_construction);
+    assert_eq!((st.mtime_ms, st.mode, st.length), (SET, 0o751, 99));
+
+    // A complete file's mtime follows the next change as before.
+    h.fs.set_attr(SetAttrRequest {
+        path: "/closed".into(),
+        mtime_ms: Some(SET + 1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(h.fs.get_file_info("/closed").unwrap().mtime_ms, SET + 1);
+    h.close().await;
+}
