@@ -243,6 +243,24 @@ impl Client {
 
     /// Changes mode, owner, group or times; returns the new status.
     pub async fn set_attr(&self, path: &str, attr: SetAttr) -> Result<FileStatus> {
+        self.set_attr_checked(path, None, attr).await
+    }
+
+    /// Like [`set_attr`](Self::set_attr), but only if `path` still names
+    /// the file `inode` ([`FileStatus::inode`]): a file this client writes
+    /// may have been renamed, and another put in its place, by another
+    /// client. Otherwise [`Error::NotFound`] and nothing changes. An mtime
+    /// set on a file being written is kept by its close.
+    pub async fn set_attr_of(&self, path: &str, inode: u64, attr: SetAttr) -> Result<FileStatus> {
+        self.set_attr_checked(path, Some(inode), attr).await
+    }
+
+    async fn set_attr_checked(
+        &self,
+        path: &str,
+        inode: Option<u64>,
+        attr: SetAttr,
+    ) -> Result<FileStatus> {
         let path = path_of(path)?;
         let req = dfs_proto::SetAttrRequest {
             path: path.clone(),
@@ -251,6 +269,7 @@ impl Client {
             group: attr.group,
             mtime_ms: attr.mtime,
             atime_ms: attr.atime,
+            inode,
         };
         let resp = self
             .nn()

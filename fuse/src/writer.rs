@@ -14,7 +14,9 @@
 //! wait for the commit through [`Writer::wait_done`].
 //!
 //! Attributes set while a file is written (tar sets them before close) are
-//! kept here, shown by getattr, and stored with the close, in the same
+//! kept here, shown by getattr, stored on the namenode by the next FLUSH or
+//! fsync (so a close() that returned keeps them if this process dies, as
+//! it keeps the bytes), and stored again with the close, in the same
 //! namenode edit that completes the file: no client sees the file complete
 //! without them, and completing it cannot overwrite them. Those set while
 //! the close runs are stored after it.
@@ -65,6 +67,9 @@ struct Info {
     synced: u64,
     status: Option<FileStatus>,
     pending: SetAttr,
+    /// The namenode's inode id of the file written (none for an existing
+    /// file opened for writing).
+    nn_inode: Option<u64>,
     /// Bumped whenever attributes are deferred.
     pending_gen: u64,
     /// The `pending_gen` last stored on the namenode (at a FLUSH or fsync).
@@ -83,6 +88,9 @@ pub struct Writer {
     state: tokio::sync::Mutex<State>,
     info: Mutex<Info>,
     phase: watch::Sender<Phase>,
+    /// Held while deferred attributes are stored, so two FLUSHes of one
+    /// file store them in order.
+    storing_attrs: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -98,7 +106,10 @@ impl Writer {
     /// A writer for a file just created (`status` as created), with one handle.
     pub fn new_file(ino: u64, writer: FileWriter, status: FileStatus) -> Writer {
         let path = writer.path().to_string();
-        Writer::build(ino, path, State::Open(Box::new(writer)), Some(status))
+        let nn_inode = writer.inode();
+        let w = Writer::build(ino, path, State::Open(Box::new(writer)), Some(status));
+        w.info.lock().nn_inode = Some(nn_inode);
+        w
     }
 
     /// A writer for an existing complete file opened for writing, with one handle.
@@ -110,6 +121,7 @@ impl Writer {
         Writer {
             ino,
             state: tokio::sync::Mutex::new(state),
+            storing_attrs: tokio::sync::Mutex::new(()),
             info: Mutex::new(Info {
                 path,
                 handles: 1,
@@ -118,6 +130,7 @@ impl Writer {
                 synced: 0,
                 status,
                 pending: SetAttr::default(),
+                nn_inode: None,
                 pending_gen: 0,
                 stored_gen: 0,
                 applying: SetAttr::default(),
@@ -327,8 +340,10 @@ impl Writer {
         if !matches!(*state, State::Existing) || self.phase() != Phase::Open {
             return Err(writer);
         }
+        let nn_inode = writer.inode();
         *state = State::Open(Box::new(writer));
         let mut info = self.info.lock();
+        info.nn_inode = Some(nn_inode);
         info.status = Some(status);
         info.bytes = 0;
         info.synced = 0;
@@ -341,9 +356,9 @@ impl Writer {
         matches!(*self.state.lock().await, State::Existing)
     }
 
-    /// Keeps attributes to store with the close (or after it, if it has
-    /// started); false if the writer is not writing a new file (the caller
-    /// stores them directly).
+    /// Keeps attributes to store at the next FLUSH or fsync and with the
+    /// close (or after it, if it has started); false if the writer is not
+    /// writing a new file (the caller stores them directly).
     pub fn defer_attrs(&self, attrs: &SetAttr) -> bool {
         let mut info = self.info.lock();
         if info.status.is_none() || info.failed.is_some() || self.phase() == Phase::Done {
@@ -354,22 +369,45 @@ impl Writer {
         true
     }
 
-    /// Attributes deferred since they were last stored, and their
-    /// generation, for the caller to store now: a close() or fsync that
-    /// returned must keep them even if this process dies before the commit
-    /// (lease recovery then completes the file). They stay deferred too,
-    /// so the close carries them in its edit as ever.
-    pub fn attrs_to_store(&self) -> Option<(String, SetAttr, u64)> {
-        let info = self.info.lock();
-        let due = info.pending_gen != info.stored_gen && !info.pending.is_empty() && !info.unlinked;
-        (due && self.phase() == Phase::Open)
-            .then(|| (info.path.clone(), info.pending.clone(), info.pending_gen))
-    }
-
-    /// The attributes of generation `gen` are on the namenode.
-    pub fn attrs_stored(&self, gen: u64) {
+    /// Stores on the namenode the attributes deferred since they were last
+    /// stored, so that a close() or fsync that returns keeps them even if
+    /// this process dies before the commit (lease recovery then completes
+    /// the file, and the namenode keeps an mtime set this way). They stay
+    /// deferred too: the commit carries them in its edit as ever. Bound to
+    /// the file's namenode inode, so a file another client put at this
+    /// path is left alone. One namenode call when there is something new.
+    pub async fn store_deferred_attrs(&self, client: &Client) -> dfs_client::Result<()> {
+        let _in_order = self.storing_attrs.lock().await;
+        let (path, inode, attrs, gen) = {
+            let info = self.info.lock();
+            let due = info.pending_gen != info.stored_gen
+                && !info.pending.is_empty()
+                && !info.unlinked
+                && self.phase() == Phase::Open;
+            match info.nn_inode {
+                Some(inode) if due => (
+                    info.path.clone(),
+                    inode,
+                    info.pending.clone(),
+                    info.pending_gen,
+                ),
+                _ => return Ok(()),
+            }
+        };
+        client.set_attr_of(&path, inode, attrs).await?;
         let mut info = self.info.lock();
         info.stored_gen = info.stored_gen.max(gen);
+        Ok(())
+    }
+
+    /// Marks the writer failed (a write's handler panicked): the file will
+    /// not be completed, as after any failed write.
+    pub async fn fail(&self, e: Errno) {
+        let mut state = self.state.lock().await;
+        if matches!(*state, State::Open(_)) {
+            *state = State::Failed(e);
+            self.info.lock().failed = Some(e);
+        }
     }
 
     /// The file's status while written: what the namenode knows, with the
@@ -508,7 +546,14 @@ impl Writer {
                 info.applying.merge(pending.clone());
                 pending
             };
-            match tokio::time::timeout(timeout, client.set_attr(path, pending)).await {
+            let inode = self.info.lock().nn_inode;
+            let stored = async {
+                match inode {
+                    Some(inode) => client.set_attr_of(path, inode, pending).await,
+                    None => client.set_attr(path, pending).await,
+                }
+            };
+            match tokio::time::timeout(timeout, stored).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     warn!(path = %path, error = %e, "storing attributes after close failed")

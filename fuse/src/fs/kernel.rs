@@ -351,7 +351,9 @@ impl Filesystem for Kernel {
             Ok(Ok(())) => reply.written(len),
             Ok(Err(e)) => reply.error(e),
             Err(_) => {
-                error!(path = %writer.path(), "a write's handler panicked (a bug): the write fails with EIO and the mount goes on");
+                error!(path = %writer.path(), "a write's handler panicked (a bug): the write fails with EIO, the file will not be completed, and the mount goes on");
+                // Part of the data may have been taken: as after any failed write.
+                fs.block(writer.fail(Errno::EIO));
                 reply.error(Errno::EIO)
             }
         }

@@ -1,5 +1,6 @@
 //! Files being written: waiting for a closed writer's commit (settle),
-//! FLUSH and fsync, opening for writing, truncation (only to 0, which
+//! FLUSH and fsync (which also store the attributes set while writing),
+//! opening for writing, truncation (only to 0, which
 //! re-creates the file), SETATTR (which may truncate, and leaves the
 //! attributes of a file being written to its writer) and completing the
 //! files still being written at unmount.
@@ -68,34 +69,25 @@ impl DfsFs {
         let Some(w) = self.handles.file(fh).and_then(|f| f.writer.clone()) else {
             return Ok(());
         };
-        // The bytes go to the datanodes and the attributes to the namenode
-        // at the same time.
+        // The bytes go to the datanodes and the attributes set while writing
+        // to the namenode (see `Writer::store_deferred_attrs`) at once.
         let limit = self.opts.data_timeout();
+        let path = w.path();
+        let stored = self.call("setattr", &path, w.store_deferred_attrs(&self.client));
         if fsync {
-            let (synced, stored) = tokio::join!(w.hflush(limit), self.store_deferred_attrs(&w));
+            let (synced, stored) = tokio::join!(w.hflush(limit), stored);
             return synced.and(stored);
         }
-        let (flushed, stored) = tokio::join!(w.flush(limit), self.store_deferred_attrs(&w));
-        flushed.and(stored)?;
+        let (flushed, stored) = tokio::join!(w.flush(limit), stored);
+        flushed?;
+        if stored.is_err() {
+            // The bytes are safe and the commit still carries the
+            // attributes: close() succeeds, as before they were stored here.
+            warn!(path = %path, "attributes set while writing not stored at close; they go with the commit");
+        }
         if w.is_writing() {
             self.wait_commit_slot(&w).await;
         }
-        Ok(())
-    }
-
-    /// Stores the attributes set on a file being written (tar sets mode,
-    /// owner and times before close) that the namenode does not have yet,
-    /// so a close() or fsync that returns keeps them even if this process
-    /// dies before the commit; the namenode keeps an mtime set this way
-    /// when lease recovery completes the file. One call per close that
-    /// follows new attributes; none otherwise.
-    async fn store_deferred_attrs(&self, w: &Writer) -> Result<(), Errno> {
-        let Some((path, attrs, gen)) = w.attrs_to_store() else {
-            return Ok(());
-        };
-        self.call("setattr", &path, self.client.set_attr(&path, attrs))
-            .await?;
-        w.attrs_stored(gen);
         Ok(())
     }
 
@@ -308,7 +300,8 @@ impl DfsFs {
             return self.getattr_of(ino).await;
         }
         if let Some(w) = self.handles.active_writer(ino) {
-            // Stored with the close, so completing cannot undo them.
+            // Stored at the next FLUSH and with the close, so completing
+            // cannot undo them.
             if w.defer_attrs(&attrs) {
                 if let Some(status) = w.overlay(None) {
                     return Ok(file_attr(ino, &status, &self.owners));

@@ -369,8 +369,17 @@ impl Namespace {
     }
 
     /// Plans a change of attributes (chmod, chown, utimes).
-    pub fn plan_set_attr(&self, path: &str, change: AttrChange) -> Result<(Batch, u64, String)> {
+    pub fn plan_set_attr(
+        &self,
+        path: &str,
+        change: AttrChange,
+        expected_inode: Option<u64>,
+    ) -> Result<(Batch, u64, String)> {
         let (id, norm) = self.resolve(path)?;
+        if expected_inode.is_some_and(|want| want != id) {
+            // The file asked for is no longer at this path.
+            return Err(Error::NotFound { path: norm });
+        }
         change.check(&norm)?;
         let mut rec = self.inodes[&id].rec.clone();
         change.apply(&mut rec);

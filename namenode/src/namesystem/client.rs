@@ -158,7 +158,7 @@ impl Namesystem {
                 mtime_ms: req.mtime_ms,
                 atime_ms: req.atime_ms,
             };
-            let (batch, id, path) = st.ns.plan_set_attr(&req.path, change)?;
+            let (batch, id, path) = st.ns.plan_set_attr(&req.path, change, req.inode)?;
             let seq = st.commit(store, batch)?;
             Ok((st.ns.status(id, path), seq))
         })?;

@@ -101,16 +101,21 @@ fn a_request_waiting_for_the_namenode_holds_up_no_other() {
 /// files at once (`MAX_PENDING_COMMITS` in dfs-fuse), and close() of a
 /// file being written waits while all of them are taken. With the namenode
 /// stopped (SIGSTOP: its socket stays open, so completions wait rather than
-/// fail), 128 closes return — their bytes are on the datanodes, which is
-/// all close() waits for — and the 129th waits until the namenode answers
-/// again and a completion ends. Then every file reads back whole.
+/// fail), 128 closes return — their bytes are on the datanodes, and no
+/// attributes were set, so close() needs nothing of the namenode — and the
+/// 129th waits until the namenode answers again and a completion ends.
+/// Then every file reads back whole.
 #[test]
 fn closes_wait_while_128_completions_are_pending() {
     const SLOTS: usize = 128;
     let c = Cluster::builder().start();
     // Timeouts long enough that no completion fails while the namenode is
     // stopped (the commit-slot wait is bounded by the data timeout, 6 × this).
-    let m = Mount::new(&c, &["--rpc-timeout", "60s"]);
+    let m = Mount::with_log(
+        &c,
+        &["--rpc-timeout", "60s"],
+        "info,dfs_client::namenode=trace",
+    );
     let dir = m.dir.join("many");
     fs::create_dir(&dir).unwrap();
     let content = |i: usize| random_bytes(4096, i as u64);
@@ -127,8 +132,15 @@ fn closes_wait_while_128_completions_are_pending() {
     let start = Instant::now();
     drop(files);
     let closing = start.elapsed();
-    // Time for the RELEASEs that follow the closes to start their completions.
-    std::thread::sleep(Duration::from_millis(500));
+    // The RELEASEs that follow the closes start the completions, each in
+    // a slot, each logging its call to the (stopped) namenode.
+    dfs_tests::wait_until(Duration::from_secs(20), "128 completions to start", || {
+        m.log()
+            .lines()
+            .filter(|l| l.contains("namenode call") && l.contains("op=\"Complete\""))
+            .count()
+            >= SLOTS
+    });
     let last_close = std::thread::spawn(move || {
         let t = Instant::now();
         drop(last);

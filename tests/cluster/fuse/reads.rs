@@ -296,10 +296,11 @@ fn statfs_random_and_parallel_reads_and_stored_attributes() {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             st = c.dfs_json(&["stat", "--json", &format!("/{name}")]);
-            if name == "during" && st["under_construction"] == false {
+            let complete = st["under_construction"] == false;
+            if name == "during" && complete {
                 assert!(stored(&st), "{name} complete without its attributes: {st}");
             }
-            if stored(&st) {
+            if stored(&st) && complete {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));

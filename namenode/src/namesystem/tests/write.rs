@@ -521,14 +521,45 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
     assert!(!st.under_construction);
     assert_eq!((st.mtime_ms, st.mode, st.length), (SET, 0o751, 99));
 
-    // A complete file's mtime follows the next change as before.
-    h.fs.set_attr(SetAttrRequest {
-        path: "/closed".into(),
-        mtime_ms: Some(SET + 1),
+    // Without an mtime set, the close stamps its own time as before.
+    let before = crate::namespace::now_ms();
+    h.fs.create(CreateRequest {
+        path: "/mode-only".into(),
+        client_name: "c1".into(),
         ..Default::default()
     })
     .await
     .unwrap();
-    assert_eq!(h.fs.get_file_info("/closed").unwrap().mtime_ms, SET + 1);
+    h.fs.set_attr(SetAttrRequest {
+        path: "/mode-only".into(),
+        mode: Some(0o700),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let close = CompleteRequest {
+        path: "/mode-only".into(),
+        client_name: "c1".into(),
+        last: None,
+        attrs: None,
+    };
+    assert!(h.fs.complete(close).await.unwrap());
+    let st = h.fs.get_file_info("/mode-only").unwrap();
+    assert_eq!(st.mode, 0o700);
+    assert!(st.mtime_ms >= before, "{} < {before}", st.mtime_ms);
+
+    // A change bound to an inode leaves another file at the path alone.
+    let id = h.fs.get_file_info("/closed").unwrap().inode;
+    let e =
+        h.fs.set_attr(SetAttrRequest {
+            path: "/mode-only".into(),
+            mode: Some(0o777),
+            inode: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(h.fs.get_file_info("/mode-only").unwrap().mode, 0o700);
     h.close().await;
 }
