@@ -377,15 +377,14 @@ impl Writer {
     /// the file's namenode inode, so a file another client put at this
     /// path is left alone. One namenode call when there is something new.
     pub async fn store_deferred_attrs(&self, client: &Client) -> dfs_client::Result<()> {
+        if !self.attrs_due() {
+            return Ok(());
+        }
         let _in_order = self.storing_attrs.lock().await;
         let (path, inode, attrs, gen) = {
             let info = self.info.lock();
-            let due = info.pending_gen != info.stored_gen
-                && !info.pending.is_empty()
-                && !info.unlinked
-                && self.phase() == Phase::Open;
             match info.nn_inode {
-                Some(inode) if due => (
+                Some(inode) if self.due(&info) => (
                     info.path.clone(),
                     inode,
                     info.pending.clone(),
@@ -398,6 +397,20 @@ impl Writer {
         let mut info = self.info.lock();
         info.stored_gen = info.stored_gen.max(gen);
         Ok(())
+    }
+
+    /// True if attributes were deferred since they were last stored, and
+    /// [`store_deferred_attrs`](Self::store_deferred_attrs) would store them.
+    pub fn attrs_due(&self) -> bool {
+        self.due(&self.info.lock())
+    }
+
+    fn due(&self, info: &Info) -> bool {
+        info.pending_gen != info.stored_gen
+            && !info.pending.is_empty()
+            && !info.unlinked
+            && info.nn_inode.is_some()
+            && self.phase() == Phase::Open
     }
 
     /// Marks the writer failed (a write's handler panicked): the file will
@@ -471,6 +484,9 @@ impl Writer {
     /// attributes set while it was written, then store those set during
     /// the close. Bounded by `timeout` per step.
     pub async fn commit(&self, client: &Client, timeout: Duration) {
+        // A store of deferred attributes still running (a FLUSH) lands
+        // before the close's edit, never after it.
+        let _attrs_in_order = self.storing_attrs.lock().await;
         let state = std::mem::replace(&mut *self.state.lock().await, State::Finished);
         let (path, unlinked) = {
             let info = self.info.lock();

@@ -69,21 +69,39 @@ impl DfsFs {
         let Some(w) = self.handles.file(fh).and_then(|f| f.writer.clone()) else {
             return Ok(());
         };
-        // The bytes go to the datanodes and the attributes set while writing
-        // to the namenode (see `Writer::store_deferred_attrs`) at once.
         let limit = self.opts.data_timeout();
-        let path = w.path();
-        let stored = self.call("setattr", &path, w.store_deferred_attrs(&self.client));
-        if fsync {
-            let (synced, stored) = tokio::join!(w.hflush(limit), stored);
-            return synced.and(stored);
-        }
-        let (flushed, stored) = tokio::join!(w.flush(limit), stored);
-        flushed?;
-        if stored.is_err() {
-            // The bytes are safe and the commit still carries the
-            // attributes: close() succeeds, as before they were stored here.
-            warn!(path = %path, "attributes set while writing not stored at close; they go with the commit");
+        if !w.attrs_due() {
+            // Nothing for the namenode: the common case costs nothing more.
+            if fsync {
+                return w.hflush(limit).await;
+            }
+            w.flush(limit).await?;
+        } else {
+            // The bytes go to the datanodes and the attributes set while
+            // writing to the namenode (`Writer::store_deferred_attrs`) at once.
+            let path = w.path();
+            let stored = self.call("setattr", &path, w.store_deferred_attrs(&self.client));
+            if fsync {
+                let (synced, stored) = tokio::join!(w.hflush(limit), stored);
+                // fsync's own errno for "not all of it is stored".
+                return synced.and(stored.map_err(|_| Errno::EIO));
+            }
+            let (flushed, stored) = tokio::join!(w.flush(limit), stored);
+            flushed?;
+            match stored {
+                Ok(()) => {}
+                Err(e) if e == Errno::ENOENT => warn!(
+                    path = %path,
+                    "the file being written is no longer at its path (renamed or replaced by another client): \
+                     its attributes are not stored and it will not be completed under this name"
+                ),
+                // The bytes are safe and the commit still carries the
+                // attributes: close() succeeds, as before they were stored here.
+                Err(_) => warn!(
+                    path = %path,
+                    "attributes set while writing not stored at close; they go with the commit"
+                ),
+            }
         }
         if w.is_writing() {
             self.wait_commit_slot(&w).await;

@@ -306,6 +306,10 @@ fn statfs_random_and_parallel_reads_and_stored_attributes() {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert!(stored(&st), "{name} at the namenode: {st}");
+        assert_eq!(
+            st["under_construction"], false,
+            "{name} never completed: {st}"
+        );
     }
     assert_eq!(fs::read(&during).unwrap(), b"being written");
     // The three attributes set before close were stored together, by one
