@@ -92,7 +92,7 @@ pub struct MountConfig {
     /// Let other users than the one mounting use the mount.
     pub allow_other: bool,
     /// Threads reading kernel requests (a request that waits for the
-    /// cluster continues as a task and holds none, except WRITE).
+    /// cluster continues as a task and holds none).
     pub threads: usize,
 }
 

@@ -41,7 +41,7 @@ struct Args {
     #[arg(long)]
     allow_other: bool,
     /// Threads reading kernel requests (a request that waits for the
-    /// cluster continues as a task and holds none, except WRITE).
+    /// cluster continues as a task and holds none).
     #[arg(long, default_value_t = 8)]
     threads: usize,
 }

@@ -213,7 +213,55 @@ impl Writer {
     /// Appends `data`, which must start at the current end of the file.
     pub async fn write(&self, offset: u64, data: &[u8], timeout: Duration) -> Result<(), Errno> {
         let mut state = self.state.lock().await;
-        let writer = match &mut *state {
+        let writer = self.writable(&mut state, offset)?;
+        let res = match tokio::time::timeout(timeout, writer.write_all(data)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_errno(&e, &self.path(), "write")),
+            Err(_) => {
+                warn!(path = %self.path(), ?timeout, "write timed out; the file will not be completed");
+                Err(Errno::EIO)
+            }
+        };
+        self.wrote(&mut state, res)
+    }
+
+    /// Appends as much of `data` (which must start at the current end of
+    /// the file) as the pipeline takes within `wait` — counting the wait
+    /// for another request of this file — and returns how much that was;
+    /// the rest, if any, goes through [`write`](Self::write). So the thread
+    /// that read a WRITE from the kernel writes it from the kernel's buffer
+    /// while the pipeline keeps up, and hands on (a copy of) only what a
+    /// stuck pipeline holds back. Running out of `wait` is not a failure.
+    pub async fn write_some(
+        &self,
+        offset: u64,
+        data: &[u8],
+        wait: Duration,
+    ) -> Result<usize, Errno> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let Ok(mut state) = tokio::time::timeout_at(deadline, self.state.lock()).await else {
+            return Ok(0);
+        };
+        let writer = self.writable(&mut state, offset)?;
+        let mut taken = 0;
+        let mut res = Ok(());
+        while taken < data.len() {
+            // One `write` is cancel-safe: cut off while waiting, it took nothing.
+            match tokio::time::timeout_at(deadline, writer.write(&data[taken..])).await {
+                Ok(Ok(n)) => taken += n,
+                Ok(Err(e)) => {
+                    res = Err(io_errno(&e, &self.path(), "write"));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.wrote(&mut state, res).map(|()| taken)
+    }
+
+    /// The file's writer, if `offset` may be written now (else why not).
+    fn writable<'a>(&self, state: &'a mut State, offset: u64) -> Result<&'a mut FileWriter, Errno> {
+        let writer = match state {
             State::Open(w) => w,
             State::Existing => {
                 warn!(
@@ -245,13 +293,14 @@ impl Writer {
             );
             return Err(Errno::EPERM);
         }
-        let res = match tokio::time::timeout(timeout, writer.write_all(data)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(io_errno(&e, &self.path(), "write")),
-            Err(_) => {
-                warn!(path = %self.path(), ?timeout, "write timed out; the file will not be completed");
-                Err(Errno::EIO)
-            }
+        Ok(writer)
+    }
+
+    /// Records the outcome of a write: the bytes taken, or the failure
+    /// (after which the file will not be completed).
+    fn wrote(&self, state: &mut State, res: Result<(), Errno>) -> Result<(), Errno> {
+        let State::Open(writer) = &*state else {
+            return res;
         };
         let bytes = writer.bytes_written();
         let mut info = self.info.lock();
@@ -627,6 +676,10 @@ mod tests {
         assert!(!w.is_writing());
         assert_eq!(
             w.write(0, b"x", Duration::from_secs(1)).await,
+            Err(Errno::EPERM)
+        );
+        assert_eq!(
+            w.write_some(0, b"x", Duration::from_secs(1)).await,
             Err(Errno::EPERM)
         );
         assert!(w.overlay(None).is_none());

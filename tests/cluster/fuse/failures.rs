@@ -97,6 +97,88 @@ fn a_request_waiting_for_the_namenode_holds_up_no_other() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e:?}");
 }
 
+/// A WRITE waiting for a datanode that does not answer holds no FUSE
+/// worker thread: with a single one, and every datanode stopped (SIGSTOP)
+/// while `dd` writes a large file, a mkdir (served by the namenode)
+/// completes while the writer is stuck; once the datanodes go on, the
+/// file is written whole. (The writer is a process of its own: a fork of
+/// this one, as `kill` is started, would close its copy of the file at
+/// exec, and that FLUSH waits for the stopped datanodes.)
+#[test]
+fn a_write_waiting_for_a_hung_datanode_holds_up_no_other() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(
+        &c,
+        &[
+            "--threads",
+            "1",
+            "--attr-timeout",
+            "0s",
+            "--entry-timeout",
+            "0s",
+        ],
+    );
+    let src = c.local_file("big", 64 * MIB, 31);
+    let dst = m.dir.join("big");
+    let mut dd = Command::new("dd")
+        .arg(format!("if={}", src.display()))
+        .arg(format!("of={}", dst.display()))
+        .args(["bs=1M", "status=none"])
+        .spawn()
+        .unwrap();
+    // Bytes dd has written so far: the offset of its output descriptor.
+    let fdinfo = format!("/proc/{}/fdinfo/1", dd.id());
+    let written = || {
+        fs::read_to_string(&fdinfo)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("pos:").map(|p| p.trim().parse::<u64>()))
+            })
+            .and_then(Result::ok)
+            .unwrap_or(u64::MAX)
+    };
+    dfs_tests::wait_until(Duration::from_secs(30), "the first 4 MiB written", || {
+        (4 * MIB as u64..u64::MAX).contains(&written())
+    });
+    for dn in &c.datanodes {
+        dn.signal(libc::SIGSTOP);
+    }
+    // dd fills the pipeline's window and its channel, then waits.
+    let mut last = written();
+    dfs_tests::wait_until(Duration::from_secs(30), "the writer to be stuck", || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = written();
+        std::mem::replace(&mut last, now) == now
+    });
+    let other = m.dir.join("other");
+    let mkdir =
+        std::thread::spawn(move || fs::create_dir(&other).and_then(|()| fs::metadata(&other)));
+    // Well within the 10 s a new block's pipeline setup may wait (the
+    // test cluster's blocks are 1 MiB, so one may be being set up now).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !mkdir.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let served = mkdir.is_finished();
+    let writer_stuck = matches!(dd.try_wait(), Ok(None)) && written() == last;
+    for dn in &c.datanodes {
+        dn.signal(libc::SIGCONT);
+    }
+    assert!(
+        served && writer_stuck,
+        "a mkdir must be served while a WRITE waits for stopped datanodes \
+         (mkdir served: {served}; writer still waiting then: {writer_stuck})"
+    );
+    assert!(mkdir.join().unwrap().unwrap().is_dir());
+    assert!(dd.wait().unwrap().success());
+    assert_eq!(
+        sha256_file(&dst),
+        sha256_file(&src),
+        "the file came back different"
+    );
+}
+
 /// The back-pressure on writers: the mount completes at most 128 closed
 /// files at once (`MAX_PENDING_COMMITS` in dfs-fuse), and close() of a
 /// file being written waits while all of them are taken. With the namenode
