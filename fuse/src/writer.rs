@@ -232,6 +232,12 @@ impl Writer {
     /// that read a WRITE from the kernel writes it from the kernel's buffer
     /// while the pipeline keeps up, and hands on (a copy of) only what a
     /// stuck pipeline holds back. Running out of `wait` is not a failure.
+    ///
+    /// The rest is written after this returns, with the state lock let go:
+    /// that relies on the kernel, which holds the inode's lock until the
+    /// WRITE is answered (no writeback cache, no parallel direct writes are
+    /// negotiated), so no other WRITE, FLUSH, fsync or truncation of the
+    /// file comes in between.
     pub async fn write_some(
         &self,
         offset: u64,
@@ -261,6 +267,9 @@ impl Writer {
 
     /// The file's writer, if `offset` may be written now (else why not).
     fn writable<'a>(&self, state: &'a mut State, offset: u64) -> Result<&'a mut FileWriter, Errno> {
+        if let Some(e) = self.info.lock().failed {
+            return Err(e);
+        }
         let writer = match state {
             State::Open(w) => w,
             State::Existing => {
@@ -462,14 +471,13 @@ impl Writer {
             && self.phase() == Phase::Open
     }
 
-    /// Marks the writer failed (a write's handler panicked): the file will
-    /// not be completed, as after any failed write.
-    pub async fn fail(&self, e: Errno) {
-        let mut state = self.state.lock().await;
-        if matches!(*state, State::Open(_)) {
-            *state = State::Failed(e);
-            self.info.lock().failed = Some(e);
-        }
+    /// Marks the writer failed (a write's handler panicked, and part of
+    /// its data may have been taken): at once, without waiting for a
+    /// request of the file that holds it, so the next write, FLUSH or the
+    /// commit sees it. The file is then not completed by this mount, as
+    /// after any failed write.
+    pub fn fail(&self, e: Errno) {
+        self.info.lock().failed.get_or_insert(e);
     }
 
     /// The file's status while written: what the namenode knows, with the
@@ -537,9 +545,14 @@ impl Writer {
         // before the close's edit, never after it.
         let _attrs_in_order = self.storing_attrs.lock().await;
         let state = std::mem::replace(&mut *self.state.lock().await, State::Finished);
-        let (path, unlinked) = {
+        let (path, unlinked, failed) = {
             let info = self.info.lock();
-            (info.path.clone(), info.unlinked)
+            (info.path.clone(), info.unlinked, info.failed)
+        };
+        // Marked failed by `fail` while its state was still open.
+        let state = match (state, failed) {
+            (State::Open(_), Some(e)) => State::Failed(e),
+            (state, _) => state,
         };
         match state {
             State::Open(writer) if unlinked => {
@@ -689,6 +702,18 @@ mod tests {
         }));
         assert_eq!(w.flush(Duration::from_secs(1)).await, Ok(()));
         assert!(w.all_flushed());
+    }
+
+    #[tokio::test]
+    async fn a_writer_marked_failed_refuses_writes_and_flushes_at_once() {
+        let w = Writer::existing(5, "/a".into());
+        w.fail(Errno::EIO);
+        assert_eq!(
+            w.write_some(0, b"x", Duration::from_secs(1)).await,
+            Err(Errno::EIO)
+        );
+        assert_eq!(w.flush(Duration::from_secs(1)).await, Err(Errno::EIO));
+        assert!(!w.is_writing());
     }
 
     #[tokio::test]

@@ -36,11 +36,25 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, warn};
 
 use super::{name_of, placeholder_attr, DfsFs, MAX_WRITE};
+use crate::dirs::DirStream;
+use crate::writer::Writer;
 
 /// How long a WRITE may wait for the pipeline on the worker thread that
 /// read it; what is left after that continues as a task, with a copy.
 const WRITE_ON_THREAD: Duration = Duration::from_millis(200);
-use crate::dirs::DirStream;
+
+/// Marks a writer failed unless disarmed: held by the task writing the
+/// rest of a WRITE, so a panic in it fails the file as one on the worker
+/// thread does (part of the data may have been taken).
+struct FailUnlessDone(Option<Arc<Writer>>);
+
+impl Drop for FailUnlessDone {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.fail(Errno::EIO);
+        }
+    }
+}
 
 /// The filesystem as the kernel sees it: [`DfsFs`] shared with the tasks
 /// serving its requests.
@@ -361,7 +375,10 @@ impl Filesystem for Kernel {
                 let rest = data[n..].to_vec();
                 let (at, limit) = (offset + n as u64, fs.opts.data_timeout());
                 self.serve(move |_| async move {
-                    match writer.write(at, &rest, limit).await {
+                    let mut guard = FailUnlessDone(Some(writer.clone()));
+                    let res = writer.write(at, &rest, limit).await;
+                    guard.0 = None;
+                    match res {
                         Ok(()) => reply.written(len),
                         Err(e) => reply.error(e),
                     }
@@ -370,8 +387,9 @@ impl Filesystem for Kernel {
             Ok(Err(e)) => reply.error(e),
             Err(_) => {
                 error!(path = %writer.path(), "a write's handler panicked (a bug): the write fails with EIO, the file will not be completed, and the mount goes on");
-                // Part of the data may have been taken: as after any failed write.
-                fs.rt.spawn(async move { writer.fail(Errno::EIO).await });
+                // Part of the data may have been taken: as after any failed
+                // write, and recorded before the reply lets a FLUSH in.
+                writer.fail(Errno::EIO);
                 reply.error(Errno::EIO)
             }
         }

@@ -138,19 +138,34 @@ fn a_write_waiting_for_a_hung_datanode_holds_up_no_other() {
             .and_then(Result::ok)
             .unwrap_or(u64::MAX)
     };
+    // fd 1 is the test's own stdout until dd has opened its output.
+    let out = format!("/proc/{}/fd/1", dd.id());
     dfs_tests::wait_until(Duration::from_secs(30), "the first 4 MiB written", || {
-        (4 * MIB as u64..u64::MAX).contains(&written())
+        fs::read_link(&out).is_ok_and(|p| p == dst)
+            && (4 * MIB as u64..u64::MAX).contains(&written())
     });
     for dn in &c.datanodes {
         dn.signal(libc::SIGSTOP);
     }
-    // dd fills the pipeline's window and its channel, then waits.
+    // dd fills the pipeline's window and its channel, then waits: stuck
+    // once three samples half a second apart agree, inside its writes
+    // (not in the close after the last one).
     let mut last = written();
+    let mut same = 0;
     dfs_tests::wait_until(Duration::from_secs(30), "the writer to be stuck", || {
         std::thread::sleep(Duration::from_millis(500));
         let now = written();
-        std::mem::replace(&mut last, now) == now
+        same = if std::mem::replace(&mut last, now) == now {
+            same + 1
+        } else {
+            0
+        };
+        same >= 2
     });
+    assert!(
+        last < 64 * MIB as u64,
+        "dd wrote everything before it got stuck"
+    );
     let other = m.dir.join("other");
     let mkdir =
         std::thread::spawn(move || fs::create_dir(&other).and_then(|()| fs::metadata(&other)));
