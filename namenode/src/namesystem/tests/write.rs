@@ -211,14 +211,35 @@ async fn no_datanodes_error_says_why() {
     h.close().await;
 }
 
-#[tokio::test]
-async fn lease_recovery_after_hard_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
+/// A namesystem on `dir` with three datanodes and leases of 1 s (soft)
+/// and 2 s (hard).
+fn short_leases(dir: &std::path::Path) -> Harness {
+    let mut cfg = config(dir);
     cfg.lease_soft_limit = Duration::from_secs(1);
     cfg.lease_hard_limit = Duration::from_secs(2);
     let h = Harness::open(cfg);
     three_nodes(&h);
+    h
+}
+
+/// Lets the hard limit pass and returns the block recovery the namenode
+/// then orders (to one of the datanodes).
+fn recovery_after_hard_limit(h: &Harness) -> RecoverBlock {
+    h.fs.tick(Instant::now() + Duration::from_secs(3));
+    ["dn1", "dn2", "dn3"]
+        .into_iter()
+        .flat_map(|n| h.commands(n))
+        .find_map(|c| match c {
+            datanode_command::Command::Recover(r) => Some(r),
+            _ => None,
+        })
+        .expect("a block recovery was ordered")
+}
+
+#[tokio::test]
+async fn lease_recovery_after_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = short_leases(dir.path());
     h.fs.create(CreateRequest {
         path: "/f".into(),
         client_name: "gone".into(),
@@ -248,16 +269,7 @@ async fn lease_recovery_after_hard_limit() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseHeld);
-    h.fs.tick(Instant::now() + Duration::from_secs(3));
-    let mut recover = None;
-    for n in ["dn1", "dn2", "dn3"] {
-        for c in h.commands(n) {
-            if let datanode_command::Command::Recover(r) = c {
-                recover = Some(r);
-            }
-        }
-    }
-    let r = recover.expect("a block recovery was ordered");
+    let r = recovery_after_hard_limit(&h);
     assert!(r.new_generation_stamp > b.generation_stamp);
     assert_eq!(r.replicas.len(), 3);
     // The old writer lost its lease.
@@ -442,11 +454,7 @@ async fn a_datanode_at_its_transfer_limit_gets_no_new_blocks() {
 #[tokio::test]
 async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.lease_soft_limit = Duration::from_secs(1);
-    cfg.lease_hard_limit = Duration::from_secs(2);
-    let h = Harness::open(cfg);
-    three_nodes(&h);
+    let h = short_leases(dir.path());
     const SET: i64 = 1_000_000;
     let set_attrs = |path: &str| SetAttrRequest {
         path: path.into(),
@@ -496,15 +504,7 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
             .unwrap()
             .block
             .unwrap();
-    h.fs.tick(Instant::now() + Duration::from_secs(3));
-    let recover = ["dn1", "dn2", "dn3"]
-        .into_iter()
-        .flat_map(|n| h.commands(n))
-        .find_map(|c| match c {
-            datanode_command::Command::Recover(r) => Some(r),
-            _ => None,
-        })
-        .expect("a block recovery was ordered");
+    let recover = recovery_after_hard_limit(&h);
     h.fs.commit_block_synchronization(CommitBlockSynchronizationRequest {
         old_block: Some(b),
         new_block: Some(ExtendedBlock {
