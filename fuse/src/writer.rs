@@ -14,12 +14,10 @@
 //! wait for the commit through [`Writer::wait_done`].
 //!
 //! Attributes set while a file is written (tar sets them before close) are
-//! kept here, shown by getattr, stored on the namenode by the next FLUSH or
-//! fsync (so a close() that returned keeps them if this process dies, as
-//! it keeps the bytes), and stored again with the close, in the same
-//! namenode edit that completes the file: no client sees the file complete
-//! without them, and completing it cannot overwrite them. Those set while
-//! the close runs are stored after it.
+//! kept by its writer too (module `attrs`): stored on the namenode by the
+//! next FLUSH or fsync, and again with the close, in the same namenode edit
+//! that completes the file, so no client sees the file complete without
+//! them and completing it cannot overwrite them.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +29,8 @@ use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
 use crate::attr::now_ms;
+
+mod attrs;
 
 /// Where a writer is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,18 +106,28 @@ impl Writer {
     /// A writer for a file just created (`status` as created), with one handle.
     pub fn new_file(ino: u64, writer: FileWriter, status: FileStatus) -> Writer {
         let path = writer.path().to_string();
-        let nn_inode = writer.inode();
-        let w = Writer::build(ino, path, State::Open(Box::new(writer)), Some(status));
-        w.info.lock().nn_inode = Some(nn_inode);
-        w
+        let nn_inode = Some(writer.inode());
+        Writer::build(
+            ino,
+            path,
+            State::Open(Box::new(writer)),
+            Some(status),
+            nn_inode,
+        )
     }
 
     /// A writer for an existing complete file opened for writing, with one handle.
     pub fn existing(ino: u64, path: String) -> Writer {
-        Writer::build(ino, path, State::Existing, None)
+        Writer::build(ino, path, State::Existing, None, None)
     }
 
-    fn build(ino: u64, path: String, state: State, status: Option<FileStatus>) -> Writer {
+    fn build(
+        ino: u64,
+        path: String,
+        state: State,
+        status: Option<FileStatus>,
+        nn_inode: Option<u64>,
+    ) -> Writer {
         Writer {
             ino,
             state: tokio::sync::Mutex::new(state),
@@ -130,7 +140,7 @@ impl Writer {
                 synced: 0,
                 status,
                 pending: SetAttr::default(),
-                nn_inode: None,
+                nn_inode,
                 pending_gen: 0,
                 stored_gen: 0,
                 applying: SetAttr::default(),
@@ -414,63 +424,6 @@ impl Writer {
         matches!(*self.state.lock().await, State::Existing)
     }
 
-    /// Keeps attributes to store at the next FLUSH or fsync and with the
-    /// close (or after it, if it has started); false if the writer is not
-    /// writing a new file (the caller stores them directly).
-    pub fn defer_attrs(&self, attrs: &SetAttr) -> bool {
-        let mut info = self.info.lock();
-        if info.status.is_none() || info.failed.is_some() || self.phase() == Phase::Done {
-            return false;
-        }
-        info.pending.merge(attrs.clone());
-        info.pending_gen += 1;
-        true
-    }
-
-    /// Stores on the namenode the attributes deferred since they were last
-    /// stored, so that a close() or fsync that returns keeps them even if
-    /// this process dies before the commit (lease recovery then completes
-    /// the file, and the namenode keeps an mtime set this way). They stay
-    /// deferred too: the commit carries them in its edit as ever. Bound to
-    /// the file's namenode inode, so a file another client put at this
-    /// path is left alone. One namenode call when there is something new.
-    pub async fn store_deferred_attrs(&self, client: &Client) -> dfs_client::Result<()> {
-        if !self.attrs_due() {
-            return Ok(());
-        }
-        let _in_order = self.storing_attrs.lock().await;
-        let (path, inode, attrs, gen) = {
-            let info = self.info.lock();
-            match info.nn_inode {
-                Some(inode) if self.due(&info) => (
-                    info.path.clone(),
-                    inode,
-                    info.pending.clone(),
-                    info.pending_gen,
-                ),
-                _ => return Ok(()),
-            }
-        };
-        client.set_attr_of(&path, inode, attrs).await?;
-        let mut info = self.info.lock();
-        info.stored_gen = info.stored_gen.max(gen);
-        Ok(())
-    }
-
-    /// True if attributes were deferred since they were last stored, and
-    /// [`store_deferred_attrs`](Self::store_deferred_attrs) would store them.
-    pub fn attrs_due(&self) -> bool {
-        self.due(&self.info.lock())
-    }
-
-    fn due(&self, info: &Info) -> bool {
-        info.pending_gen != info.stored_gen
-            && !info.pending.is_empty()
-            && !info.unlinked
-            && info.nn_inode.is_some()
-            && self.phase() == Phase::Open
-    }
-
     /// Marks the writer failed (a write's handler panicked, and part of
     /// its data may have been taken): at once, without waiting for a
     /// request of the file that holds it, so the next write, FLUSH or the
@@ -478,32 +431,6 @@ impl Writer {
     /// after any failed write.
     pub fn fail(&self, e: Errno) {
         self.info.lock().failed.get_or_insert(e);
-    }
-
-    /// The file's status while written: what the namenode knows, with the
-    /// length and attributes this mount knows better. `None` when this
-    /// writer has nothing to add (an existing file opened for writing).
-    pub fn overlay(&self, base: Option<&FileStatus>) -> Option<FileStatus> {
-        let info = self.info.lock();
-        let own = info.status.as_ref()?;
-        if self.phase() == Phase::Done && !base.is_some_and(|b| b.under_construction) {
-            return None;
-        }
-        let mut s = base.cloned().unwrap_or_else(|| own.clone());
-        s.length = s.length.max(info.bytes);
-        s.mtime = info.last_write_ms.max(s.mtime);
-        let mut attrs = info.applying.clone();
-        attrs.merge(info.pending.clone());
-        s.mtime = attrs.mtime.unwrap_or(s.mtime);
-        s.atime = attrs.atime.unwrap_or(s.atime);
-        s.mode = attrs.mode.unwrap_or(s.mode);
-        if let Some(owner) = attrs.owner {
-            s.owner = owner;
-        }
-        if let Some(group) = attrs.group {
-            s.group = group;
-        }
-        Some(s)
     }
 
     /// The file was unlinked while open: it will be abandoned, not completed.
@@ -563,11 +490,12 @@ impl Writer {
                 // Attributes set while the file was written go with the
                 // close, in its edit; those set during the close follow.
                 self.attrs_on_close(&mut writer);
+                let inode = writer.inode();
                 let started = Instant::now();
                 match tokio::time::timeout(timeout, writer.close()).await {
                     Ok(Ok(())) => {
                         debug!(path = %path, elapsed = ?started.elapsed(), "file committed");
-                        self.store_pending(client, &path, timeout).await;
+                        self.store_pending(client, &path, inode, timeout).await;
                     }
                     Ok(Err(e)) => error!(
                         path = %path,
@@ -591,54 +519,6 @@ impl Writer {
             State::Existing | State::Finished => {}
         }
         self.finish();
-    }
-
-    /// Hands the attributes deferred so far to `writer`, to be stored with
-    /// its close (shown as being applied until then). Attributes it refuses
-    /// stay deferred, for [`store_pending`](Self::store_pending) to report.
-    fn attrs_on_close(&self, writer: &mut FileWriter) {
-        let mut info = self.info.lock();
-        if info.pending.is_empty() {
-            return;
-        }
-        if writer.set_attrs_on_close(&info.pending).is_ok() {
-            let pending = std::mem::take(&mut info.pending);
-            info.applying.merge(pending);
-        }
-    }
-
-    /// Stores deferred attributes until none are left, then marks the
-    /// writer done in the same critical section, so an attribute deferred
-    /// meanwhile is never lost.
-    async fn store_pending(&self, client: &Client, path: &str, timeout: Duration) {
-        loop {
-            let pending = {
-                let mut info = self.info.lock();
-                let pending = std::mem::take(&mut info.pending);
-                if pending.is_empty() {
-                    info.applying = SetAttr::default();
-                    info.done_at = Some(Instant::now());
-                    self.phase.send_replace(Phase::Done);
-                    return;
-                }
-                info.applying.merge(pending.clone());
-                pending
-            };
-            let inode = self.info.lock().nn_inode;
-            let stored = async {
-                match inode {
-                    Some(inode) => client.set_attr_of(path, inode, pending).await,
-                    None => client.set_attr(path, pending).await,
-                }
-            };
-            match tokio::time::timeout(timeout, stored).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    warn!(path = %path, error = %e, "storing attributes after close failed")
-                }
-                Err(_) => warn!(path = %path, ?timeout, "storing attributes after close timed out"),
-            }
-        }
     }
 
     /// Marks the writer done (also for writers that never wrote).

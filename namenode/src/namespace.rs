@@ -23,7 +23,7 @@ mod plan;
 mod queries;
 
 use attrs::or_root;
-pub use attrs::{AttrChange, NewAttrs};
+pub use attrs::{stamp_mtime, AttrChange, NewAttrs};
 
 pub use plan::{check_block_size, check_principal};
 

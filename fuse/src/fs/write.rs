@@ -70,39 +70,46 @@ impl DfsFs {
             return Ok(());
         };
         let limit = self.opts.data_timeout();
-        if !w.attrs_due() {
-            // Nothing for the namenode: the common case costs nothing more.
+        // The bytes go to the datanodes and the attributes set while
+        // writing, if any, to the namenode (`Writer::store_deferred_attrs`)
+        // at once; with none, the store is an immediate Ok.
+        let bytes = async {
             if fsync {
-                return w.hflush(limit).await;
+                w.hflush(limit).await
+            } else {
+                w.flush(limit).await
             }
-            w.flush(limit).await?;
-        } else {
-            // The bytes go to the datanodes and the attributes set while
-            // writing to the namenode (`Writer::store_deferred_attrs`) at once.
+        };
+        let attrs = async {
+            if !w.attrs_due() {
+                return Ok(());
+            }
             let path = w.path();
-            let stored = self.call("setattr", &path, w.store_deferred_attrs(&self.client));
-            if fsync {
-                let (synced, stored) = tokio::join!(w.hflush(limit), stored);
-                // fsync's own errno for "not all of it is stored".
-                return synced.and(stored.map_err(|_| Errno::EIO));
-            }
-            let (flushed, stored) = tokio::join!(w.flush(limit), stored);
-            flushed?;
-            match stored {
-                Ok(()) => {}
-                Err(e) if e == Errno::ENOENT => warn!(
+            let stored = self
+                .call("setattr", &path, w.store_deferred_attrs(&self.client))
+                .await;
+            // fsync reports a failure (below); close() succeeds, saying why.
+            match &stored {
+                Err(e) if !fsync && *e == Errno::ENOENT => warn!(
                     path = %path,
                     "the file being written is no longer at its path (renamed or replaced by another client): \
                      its attributes are not stored and it will not be completed under this name"
                 ),
-                // The bytes are safe and the commit still carries the
-                // attributes: close() succeeds, as before they were stored here.
-                Err(_) => warn!(
+                // The bytes are safe and the commit still carries the attributes.
+                Err(_) if !fsync => warn!(
                     path = %path,
                     "attributes set while writing not stored at close; they go with the commit"
                 ),
+                _ => {}
             }
+            stored
+        };
+        let (bytes, attrs) = tokio::join!(bytes, attrs);
+        if fsync {
+            // fsync's own errno for "not all of it is stored".
+            return bytes.and(attrs.map_err(|_| Errno::EIO));
         }
+        bytes?;
         if w.is_writing() {
             self.wait_commit_slot(&w).await;
         }

@@ -75,6 +75,20 @@ impl AttrChange {
     }
 }
 
+/// Stamps `now` as the mtime of a file under construction that gets a
+/// block or is closed (`closing`, also by lease recovery), unless a client
+/// set one while it was written (`mtime_set`, which the close ends).
+pub fn stamp_mtime(rec: &mut InodeRecord, now: i64, closing: bool) {
+    let set = if closing {
+        std::mem::take(&mut rec.mtime_set)
+    } else {
+        rec.mtime_set
+    };
+    if !set {
+        rec.mtime_ms = now;
+    }
+}
+
 impl From<dfs_proto::FileAttrs> for AttrChange {
     fn from(a: dfs_proto::FileAttrs) -> AttrChange {
         AttrChange {

@@ -14,7 +14,7 @@ use super::{Namesystem, State};
 use crate::blocks::{BlockState, Recovery, Replica, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
-use crate::namespace::{now_ms, AttrChange, RECOVERY_HOLDER};
+use crate::namespace::{now_ms, stamp_mtime, AttrChange, RECOVERY_HOLDER};
 use crate::placement::{choose_targets, Request};
 use crate::store::{Change, Store};
 
@@ -343,10 +343,8 @@ impl State {
         }
         rec.lease_holder.clear();
         rec.pipeline.clear();
-        // An mtime a client set while writing survives (see `mtime_set`).
-        if !std::mem::take(&mut rec.mtime_set) {
-            rec.mtime_ms = now_ms();
-        }
+        // An mtime a client set while writing survives.
+        stamp_mtime(&mut rec, now_ms(), true);
         let ids: Vec<u64> = rec.blocks.iter().map(|b| b.id).collect();
         let seq = self.commit(store, vec![Change::PutInode(rec)])?;
         self.leases.remove(&holder, file);

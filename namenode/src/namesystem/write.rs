@@ -14,7 +14,7 @@ use super::State;
 use crate::blocks::{BlockInfo, BlockState, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
-use crate::namespace::{now_ms, AttrChange, CreateArgs, NewAttrs, RECOVERY_HOLDER};
+use crate::namespace::{now_ms, stamp_mtime, AttrChange, CreateArgs, NewAttrs, RECOVERY_HOLDER};
 use crate::placement::{choose_targets, Request};
 use crate::store::{Change, Store};
 
@@ -224,9 +224,7 @@ impl State {
             under_construction: true,
         });
         rec.pipeline = pipeline.clone();
-        if !rec.mtime_set {
-            rec.mtime_ms = now_ms();
-        }
+        stamp_mtime(&mut rec, now_ms(), false);
         let seq = self.commit(
             store,
             vec![Change::PutInode(rec.clone()), Change::Counters(counters)],
@@ -425,9 +423,7 @@ impl State {
     ) -> Result<(u64, Vec<u64>, u64)> {
         rec.lease_holder.clear();
         rec.pipeline.clear();
-        if !std::mem::take(&mut rec.mtime_set) {
-            rec.mtime_ms = now_ms();
-        }
+        stamp_mtime(&mut rec, now_ms(), true);
         attrs.apply(&mut rec);
         for b in &mut rec.blocks {
             b.under_construction = false;
