@@ -5,6 +5,7 @@
 //! transfer connection carries one call: the operation's module does the
 //! work, this one reads the request and sends the answers back as frames.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use tracing::{debug, warn, Instrument, Span};
 
 use crate::error::{Error, Result};
 use crate::node::Node;
-use crate::{pipeline, reader};
+use crate::{pipeline, reader, zero_copy};
 
 /// How long a new connection may take to send its first bytes before it is
 /// handed to the gRPC server as it is.
@@ -176,7 +177,9 @@ async fn read_block(node: Arc<Node>, stream: TcpStream, peer: String) {
             if !req.client_name.is_empty() {
                 span.record("client", req.client_name.as_str());
             }
-            reader::read_block(node, req).instrument(span.clone()).await
+            reader::read_block(node.clone(), req)
+                .instrument(span.clone())
+                .await
         }
         Ok(Ok(None)) => return,
         Ok(Err(status)) => Err(Error::invalid(
@@ -185,7 +188,16 @@ async fn read_block(node: Arc<Node>, stream: TcpStream, peer: String) {
         )),
         Err(_) => Err(Error::invalid(0, "no ReadBlock request within the timeout")),
     };
-    reply(FrameWriter::new(wr), outcome, &span, timeout).await;
+    let out = FrameWriter::new(wr);
+    match outcome {
+        Ok(reader::Answer::FromFile(range)) => {
+            zero_copy::send(node, range, out, timeout)
+                .instrument(span)
+                .await
+        }
+        Ok(reader::Answer::Messages(answers)) => reply(out, Ok(answers), &span, timeout).await,
+        Err(e) => reply::<ReadBlockResponse>(out, Err(e), &span, timeout).await,
+    }
 }
 
 /// Sends a call's answers back as frames: every message of its stream,
@@ -210,20 +222,11 @@ async fn reply<M: Reply>(
             Ok(m) => (m, false),
             Err(status) => (M::refusal(&status), true),
         };
-        match tokio::time::timeout(timeout, out.send(&frame)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                debug!(parent: span, error = %e, "the peer went away");
-                return;
-            }
-            Err(_) => {
-                warn!(
-                    parent: span,
-                    timeout = ?timeout,
-                    "the peer took no data for {timeout:?} (--socket-write-timeout); transfer closed and its slot freed"
-                );
-                return;
-            }
+        if !within(timeout, out.send(&frame))
+            .instrument(span.clone())
+            .await
+        {
+            return;
         }
         if last {
             break;
@@ -232,8 +235,28 @@ async fn reply<M: Reply>(
     let _ = out.finish().await;
 }
 
+/// Sends one frame (`send`) within `timeout`; false, logged, when the
+/// peer went away or took no data for that long: the call ends and its
+/// transfer slot is free again.
+pub(crate) async fn within(timeout: Duration, send: impl Future<Output = io::Result<()>>) -> bool {
+    match tokio::time::timeout(timeout, send).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            debug!(error = %e, "the peer went away");
+            false
+        }
+        Err(_) => {
+            warn!(
+                timeout = ?timeout,
+                "the peer took no data for {timeout:?} (--socket-write-timeout); transfer closed and its slot freed"
+            );
+            false
+        }
+    }
+}
+
 /// Sends `status` as the one (refusal) frame of a call answered with `M`
 /// messages, then ends this side; false if the peer went away.
-async fn refuse<M: Reply>(out: &mut FrameWriter, status: &Status) -> bool {
+pub(crate) async fn refuse<M: Reply>(out: &mut FrameWriter, status: &Status) -> bool {
     out.send(&M::refusal(status)).await.is_ok() && out.finish().await.is_ok()
 }

@@ -14,7 +14,8 @@
 //!   corruption, recovery);
 //! * [`accept`], one port for gRPC and block transfer connections;
 //! * [`pipeline`], `WriteBlock`, the pipelined write;
-//! * [`reader`], `ReadBlock`;
+//! * [`reader`], `ReadBlock`, and [`zero_copy`], its long reads of
+//!   finalized replicas sent straight from the file;
 //! * [`transfer`], copying a replica to other nodes;
 //! * [`recovery`], replica and block recovery;
 //! * [`heartbeat`], the namenode link and command execution;
@@ -37,6 +38,7 @@ pub mod reports;
 pub mod scanner;
 pub mod server;
 pub mod transfer;
+pub mod zero_copy;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,11 +1,15 @@
-//! `ReadBlock`: streams a byte range of a replica with verified checksums.
+//! `ReadBlock`: streams a byte range of a replica with its checksums.
 //!
 //! A range of at most one `READ_CHUNK` is read by the blocking task that
-//! opens the replica. A longer one is read by a second blocking task
-//! sequentially in `READ_CHUNK` pieces, feeding a bounded channel that the
-//! connection drains. Every 512-byte chunk is checked against the `.meta`
-//! file first; a chunk that fails its checksum is never sent: the stream ends with a `Corrupt` status naming the block and
-//! offset, and a finalized replica is moved to `corrupt/` and reported.
+//! opens the replica, and every 512-byte chunk of it checked against the
+//! `.meta` file: a chunk that fails its checksum is never sent, the call
+//! ends with a `Corrupt` status naming the block and offset, and a
+//! finalized replica is moved to `corrupt/` and reported. A longer range
+//! of a finalized replica goes straight from its file to the connection
+//! ([`crate::zero_copy`]), with the stored checksums, which the reader
+//! verifies. A longer range of a replica being written is read and
+//! verified by a second blocking task in `READ_CHUNK` pieces, feeding a
+//! bounded channel that the connection drains.
 
 use std::sync::Arc;
 
@@ -24,8 +28,29 @@ use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::page_cache;
 
-/// The answers of a `ReadBlock` call.
+/// The answers of a `ReadBlock` call, read here.
 pub type ReadStream = ReceiverStream<Result<ReadBlockResponse, Status>>;
+
+/// How a `ReadBlock` call is answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// Messages read and verified here (and the error that ends them).
+    Messages(ReadStream),
+    /// A longer range of a finalized replica, to send from its file
+    /// ([`crate::zero_copy::send`]).
+    FromFile(FileRange),
+}
+
+/// A range of a finalized replica, open, to send from its file.
+#[derive(Debug)]
+pub struct FileRange {
+    /// The replica.
+    pub reader: ReplicaReader,
+    /// First byte (a multiple of 512).
+    pub start: u64,
+    /// End (a multiple of 512, or the replica's length).
+    pub stop: u64,
+}
 
 /// Messages buffered ahead of the network (4 × 256 KiB).
 const READ_QUEUE: usize = 4;
@@ -48,7 +73,7 @@ enum Opened {
 }
 
 /// Handles a `ReadBlock` call. `length` 0 reads to the end of the replica.
-pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<ReadStream> {
+pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<Answer> {
     let block = req
         .block
         .ok_or_else(|| Error::invalid(0, "read request without a block"))?;
@@ -83,6 +108,17 @@ pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<ReadSt
             reader,
             start,
             stop,
+        } if reader.info().state == ReplicaState::Finalized => {
+            return Ok(Answer::FromFile(FileRange {
+                reader,
+                start,
+                stop,
+            }));
+        }
+        Opened::Stream {
+            reader,
+            start,
+            stop,
         } => {
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
@@ -92,7 +128,7 @@ pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<ReadSt
         }
         Opened::Empty => {}
     }
-    Ok(ReceiverStream::new(rx))
+    Ok(Answer::Messages(ReceiverStream::new(rx)))
 }
 
 /// Handles a `ReadSmallBlocks` call: each whole block read and verified

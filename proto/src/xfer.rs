@@ -81,6 +81,9 @@ pub trait Frame: Message + Default + Sized {
     }
 }
 
+/// The number of `ReadBlockResponse.data`, sent as a frame's body.
+const READ_DATA_FIELD: u32 = 2;
+
 /// Frames `m` whole into `head`.
 fn encode_whole(m: &impl Message, head: &mut BytesMut) {
     let len = m.encoded_len();
@@ -92,17 +95,17 @@ fn encode_whole(m: &impl Message, head: &mut BytesMut) {
 
 /// Frames a message whose one large `bytes` field (number `tag`) travels
 /// as the body: `fields` is the message with that field empty, written
-/// into `head` followed by the field's key and length, and the returned
-/// body follows. With `outer`, the message is field `outer` of the framed
-/// one (a oneof member). Field order does not matter to a decoder.
-fn encode_with_body(
+/// into `head` followed by the field's key and length; the `body_len`
+/// bytes of the body follow. With `outer`, the message is field `outer` of
+/// the framed one (a oneof member). Field order does not matter to a
+/// decoder.
+fn encode_head(
     fields: &impl Message,
     tag: u32,
-    body: &Bytes,
+    body_len: usize,
     outer: Option<u32>,
     head: &mut BytesMut,
-) -> Option<Bytes> {
-    let body_len = body.len();
+) {
     let inner_len =
         fields.encoded_len() + key_len(tag) + encoded_len_varint(body_len as u64) + body_len;
     let frame_len = match outer {
@@ -118,6 +121,18 @@ fn encode_with_body(
     let _ = fields.encode(head);
     encode_key(tag, WireType::LengthDelimited, head);
     encode_varint(body_len as u64, head);
+}
+
+/// [`encode_head`] of a body held in memory, returned to be sent after
+/// the head.
+fn encode_with_body(
+    fields: &impl Message,
+    tag: u32,
+    body: &Bytes,
+    outer: Option<u32>,
+    head: &mut BytesMut,
+) -> Option<Bytes> {
+    encode_head(fields, tag, body.len(), outer, head);
     Some(body.clone())
 }
 
@@ -157,8 +172,7 @@ impl Frame for ReadBlockResponse {
             checksums: self.checksums.clone(),
             error: self.error.clone(),
         };
-        // `ReadBlockResponse.data` is field 2.
-        encode_with_body(&fields, 2, &self.data, None, head)
+        encode_with_body(&fields, READ_DATA_FIELD, &self.data, None, head)
     }
 }
 
@@ -381,6 +395,32 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         write_both(&mut self.w, &self.head, body).await?;
         self.head.clear();
         Ok(())
+    }
+
+    /// Sends the head of a `ReadBlockResponse` frame: data at `offset`
+    /// with its `checksums`, whose `len` bytes the caller writes next to
+    /// [`FrameWriter::get_mut`] itself (from a file, with `sendfile`).
+    /// Exactly `len` bytes must follow, or the connection be dropped.
+    pub async fn send_read_head(
+        &mut self,
+        offset: u64,
+        checksums: Bytes,
+        len: usize,
+    ) -> io::Result<()> {
+        let fields = ReadBlockResponse {
+            offset,
+            checksums,
+            ..ReadBlockResponse::default()
+        };
+        encode_head(&fields, READ_DATA_FIELD, len, None, &mut self.head);
+        self.w.write_all(&self.head).await?;
+        self.head.clear();
+        Ok(())
+    }
+
+    /// The connection the frames go to.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.w
     }
 
     /// Ends this side of the connection (the peer reads a clean end).

@@ -263,6 +263,79 @@ impl ReplicaReader {
         self.behind = Some(DropBehind::from(start));
     }
 
+    /// The stored checksums of `[start, end)` of a finalized replica, whose
+    /// bytes are then sent straight from [`ReplicaReader::data_file`]
+    /// (`start` a multiple of 512, `end` one too or the replica's length).
+    /// The data is neither read nor verified here, as in HDFS's
+    /// `transferTo` path: the reader verifies every chunk against these
+    /// checksums (and on a mismatch reports the replica to the namenode
+    /// and reads another), and the block scanner re-verifies every replica
+    /// in the background. Pages before `start`, sent already, may leave
+    /// the page cache ([`ReplicaReader::stream_from`]).
+    pub fn stored_checksums(&mut self, start: u64, end: u64) -> Result<Bytes> {
+        let id = self.info.block.id;
+        let len = self.info.block.length;
+        if self.info.state != ReplicaState::Finalized
+            || start % CHUNK != 0
+            || start > end
+            || end > len
+            || (end % CHUNK != 0 && end != len)
+        {
+            return Err(Error::invalid(
+                id,
+                format!(
+                    "cannot send [{start}, {end}) of a {len}-byte replica ({}) from its file",
+                    self.info.state.as_str()
+                ),
+            ));
+        }
+        if !self.header_checked {
+            check_header(id, &self.meta)?;
+            // A data file shorter than the replica (damaged on disk) would
+            // end a frame early: refused before any frame, as a read's is.
+            let on_disk = self
+                .data
+                .metadata()
+                .map_err(|e| Error::io(format!("cannot stat the data of blk_{id}"), e))?
+                .len();
+            if on_disk < len {
+                return Err(Error::ReplicaShort {
+                    block: id,
+                    what: "data",
+                    offset: on_disk,
+                });
+            }
+            self.header_checked = true;
+        }
+        let mut sums = vec![0u8; checksum::chunk_count((end - start) as usize) * CHECKSUM_SIZE];
+        self.meta
+            .read_exact_at(&mut sums, meta::checksum_offset(start))
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    Error::ReplicaShort {
+                        block: id,
+                        what: "checksums",
+                        offset: start,
+                    }
+                } else {
+                    Error::io(
+                        format!("cannot read the checksums of blk_{id} at {start}"),
+                        e,
+                    )
+                }
+            })?;
+        if let Some(behind) = &mut self.behind {
+            behind.advance(&self.data, start);
+        }
+        Ok(Bytes::from(sums))
+    }
+
+    /// The replica's data file, for sending ranges of a finalized replica
+    /// straight from it ([`ReplicaReader::stored_checksums`]).
+    pub fn data_file(&self) -> &File {
+        &self.data
+    }
+
     /// Reads bytes `[start, end)` (`start` a multiple of 512, `end` at most
     /// the replica's length), verifying every chunk against the stored
     /// checksums. Returns the data and one CRC per 512-byte chunk of it;

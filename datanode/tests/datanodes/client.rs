@@ -135,12 +135,13 @@ pub(crate) fn ok(n: usize) -> Vec<i32> {
     vec![AckStatus::Success as i32; n]
 }
 
-pub(crate) async fn read(
+/// The frames of a block read, as sent (not verified).
+pub(crate) async fn read_frames(
     node: &TestNode,
     block: ExtendedBlock,
     offset: u64,
     length: u64,
-) -> Result<Vec<u8>, Status> {
+) -> Result<Vec<ReadBlockResponse>, Status> {
     let req = ReadBlockRequest {
         block: Some(block),
         offset,
@@ -150,10 +151,24 @@ pub(crate) async fn read(
     let mut s = xfer::open_read_block(&node.addr, &req, Duration::from_secs(3))
         .await
         .unwrap();
-    let mut out = Vec::new();
-    let mut first = None;
+    let mut frames = Vec::new();
     while let Some(m) = s.message::<ReadBlockResponse>().await? {
         assert_eq!(m.offset % 512, 0);
+        frames.push(m);
+    }
+    Ok(frames)
+}
+
+/// Reads a range of a block, every chunk verified.
+pub(crate) async fn read(
+    node: &TestNode,
+    block: ExtendedBlock,
+    offset: u64,
+    length: u64,
+) -> Result<Vec<u8>, Status> {
+    let mut out = Vec::new();
+    let mut first = None;
+    for m in read_frames(node, block, offset, length).await? {
         checksum::verify(&m.data, &m.checksums).expect("chunks verify");
         first.get_or_insert(m.offset);
         out.extend_from_slice(&m.data);

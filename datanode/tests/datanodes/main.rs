@@ -413,8 +413,24 @@ async fn corruption_is_refused_moved_aside_and_reported() {
         bytes[300_000] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
     }
-    // A reader gets a Corrupt error naming the block and offset, never bad bytes.
-    let err = read(&a, blk(5001, 1, 0), 0, 0).await.unwrap_err();
+    // A long range of a finalized replica goes from the file as it is,
+    // with the stored checksums: the reader's verification finds the bad
+    // chunk, and only it.
+    let frames = read_frames(&a, blk(5001, 1, 0), 0, 0).await.unwrap();
+    let sent: usize = frames.iter().map(|f| f.data.len()).sum();
+    assert_eq!(sent, data.len());
+    let bad: Vec<u64> = frames
+        .iter()
+        .filter_map(|f| match checksum::verify(&f.data, &f.checksums) {
+            Ok(()) => None,
+            Err(checksum::ChecksumError::Mismatch { offset }) => Some(f.offset + offset),
+            Err(e) => panic!("{e:?}"),
+        })
+        .collect();
+    assert_eq!(bad, [300_000 / 512 * 512]);
+    // A range the datanode reads itself (one message) is verified there:
+    // a Corrupt error naming the block and offset, never bad bytes.
+    let err = read(&a, blk(5001, 1, 0), 299_000, 4096).await.unwrap_err();
     assert_eq!(ErrorKind::of(&err), Some(ErrorKind::Corrupt));
     assert!(err.message().contains("blk_5001"), "{}", err.message());
     assert!(
@@ -436,6 +452,48 @@ async fn corruption_is_refused_moved_aside_and_reported() {
     assert!(sc.path("current/corrupt/blk_5001_1").exists());
     a.stop().await;
     sc.stop().await;
+}
+
+/// A long range is sent from the replica's file: one whose file is shorter
+/// than the replica (damaged on disk) is refused before any frame, as
+/// corrupt, and moved aside; a short one that still has the range is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_file_cut_short_is_refused_before_any_frame() {
+    let (nn, nn_addr) = FakeNamenode::start().await;
+    let a = TestNode::start(&nn_addr, |_| {}).await;
+    let data = payload(900 * 1024, 9);
+    write(
+        &a,
+        header(blk(5101, 1, 0), &[], WriteStage::Create, 0),
+        packets(&data, 0, 0, true),
+    )
+    .await
+    .unwrap();
+    // Whole and verified, in frames of at most 256 KiB.
+    let frames = read_frames(&a, blk(5101, 1, 0), 0, 0).await.unwrap();
+    assert_eq!(frames.len(), 4);
+    assert!(frames.iter().all(|f| f.data.len() <= 256 * 1024));
+    assert_eq!(read(&a, blk(5101, 1, 0), 0, 0).await.unwrap(), data);
+    assert_eq!(
+        read(&a, blk(5101, 1, 0), 1000, 600_000).await.unwrap(),
+        data[1000..601_000]
+    );
+    let path = a.path("current/finalized/blk_5101");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(800 * 1024)
+        .unwrap();
+    let err = read_frames(&a, blk(5101, 1, 0), 0, 0).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::Corrupt), "{err}");
+    assert!(err.message().contains("blk_5101"), "{}", err.message());
+    nn.wait("the CORRUPT report", |s| {
+        received(s, &a, 5101, ReplicaState::Corrupt)
+    })
+    .await;
+    assert!(!path.exists());
+    a.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,6 +115,37 @@ async fn read_responses_round_trip_and_an_error_ends_them() {
     assert_eq!(e.message(), "blk_1_1 is corrupt at 1024");
 }
 
+/// A datanode sending data straight from a file writes the frame's head,
+/// then the bytes itself: the reader gets the same message as from `send`.
+#[tokio::test]
+async fn a_read_head_followed_by_its_bytes_reads_as_the_whole_message() {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let mut w = FrameWriter::new(a);
+    let mut r = FrameReader::new(b, "dn");
+    let whole = ReadBlockResponse {
+        offset: 1024,
+        data: Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<_>>()),
+        checksums: Bytes::from_static(&[3; 12]),
+        error: None,
+    };
+    for len in [whole.data.len(), 0] {
+        w.send_read_head(whole.offset, whole.checksums.clone(), len)
+            .await
+            .unwrap();
+        w.get_mut().write_all(&whole.data[..len]).await.unwrap();
+    }
+    w.send(&whole).await.unwrap();
+    w.finish().await.unwrap();
+    assert_eq!(
+        r.message::<ReadBlockResponse>().await.unwrap().as_ref(),
+        Some(&whole)
+    );
+    let empty = r.message::<ReadBlockResponse>().await.unwrap().unwrap();
+    assert_eq!((empty.offset, empty.data.len()), (1024, 0));
+    assert_eq!(r.message::<ReadBlockResponse>().await.unwrap(), Some(whole));
+    assert!(r.message::<ReadBlockResponse>().await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn an_error_frame_reads_as_a_status() {
     let (a, b) = tokio::io::duplex(4096);
