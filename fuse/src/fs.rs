@@ -16,12 +16,12 @@
 
 use std::ffi::OsStr;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use dfs_client::{Client, FileStatus, FileType as DfsFileType, FsStats, LocatedStatus};
 use dfs_proto::defaults::{LIST_PAGE, MAX_NAME_LEN};
-use fuser::{Errno, FileAttr, FileType, INodeNo};
+use fuser::{Errno, FileAttr, FileType, INodeNo, Notifier};
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
@@ -88,6 +88,8 @@ pub struct DfsFs {
     opts: FsOptions,
     commits: Arc<Semaphore>,
     statfs: Mutex<Option<(Instant, FsStats)>>,
+    /// Tells the kernel to drop what it cached (set once mounted).
+    notifier: OnceLock<Notifier>,
 }
 
 impl std::fmt::Debug for DfsFs {
@@ -171,6 +173,7 @@ impl DfsFs {
             opts,
             commits: Arc::new(Semaphore::new(MAX_PENDING_COMMITS)),
             statfs: Mutex::new(None),
+            notifier: OnceLock::new(),
         }
     }
 
@@ -242,6 +245,45 @@ impl DfsFs {
             return Err(Errno::ESTALE);
         }
         Ok((path, status))
+    }
+
+    /// Lets the mount tell the kernel to drop cached pages
+    /// ([`DfsFs::drop_cached_pages`]); the session's, once mounted.
+    pub fn set_notifier(&self, notifier: Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Has the kernel drop the pages it caches of `ino` (after a write the
+    /// mount refused: a write through a shared mapping leaves its bytes in
+    /// the page cache, where every reader would see what was never stored).
+    /// Sent from a blocking thread once the refusal is answered: the kernel
+    /// waits for the pages' writeback, which waits for that answer.
+    fn drop_cached_pages(&self, ino: u64) {
+        let Some(notifier) = self.notifier.get().cloned() else {
+            return;
+        };
+        self.rt.spawn_blocking(move || {
+            // ENOENT: the kernel holds nothing of the inode any more.
+            if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
+                debug!(ino, error = %e, "cannot drop the kernel's cached pages");
+            }
+        });
+    }
+
+    /// GETATTR of `ino` (with the handle `fh` the kernel names for reads
+    /// near the end of a file): a file removed or replaced since it was
+    /// opened still answers while it is open (fstat, reads to its end),
+    /// from the status it was opened with, as an open file does on a local
+    /// disk.
+    async fn getattr_handle(&self, ino: u64, fh: Option<u64>) -> Result<FileAttr, Errno> {
+        let res = self.getattr_of(ino).await;
+        let Err(Errno::ENOENT | Errno::ESTALE) = res else {
+            return res;
+        };
+        match self.handles.reader_of(ino, fh) {
+            Some(reader) => Ok(file_attr(ino, reader.status(), &self.owners)),
+            None => res,
+        }
     }
 
     async fn getattr_of(&self, ino: u64) -> Result<FileAttr, Errno> {

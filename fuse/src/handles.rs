@@ -90,6 +90,14 @@ impl Handles {
         self.files.lock().get(&fh).cloned()
     }
 
+    /// The reader of an open handle of `ino`, `fh` if it is one (any, else).
+    pub fn reader_of(&self, ino: u64, fh: Option<u64>) -> Option<Arc<Reader>> {
+        let files = self.files.lock();
+        let of = |f: &Arc<OpenFile>| (f.ino == ino).then(|| f.reader.get().cloned()).flatten();
+        fh.and_then(|fh| files.get(&fh).and_then(of))
+            .or_else(|| files.values().find_map(of))
+    }
+
     /// Forgets `fh` (release).
     pub fn remove_file(&self, fh: u64) -> Option<Arc<OpenFile>> {
         self.files.lock().remove(&fh)

@@ -151,13 +151,14 @@ pub fn mount(config: MountConfig) -> Result<()> {
         (Err(e), _) | (_, Err(e)) => return Err(Error::Runtime(e)),
     };
     let shown = config.mountpoint.display().to_string();
+    let kernel = Kernel::new(fs);
+    let fs = kernel.fs();
     let mut session =
-        Session::new(Kernel::new(fs), &config.mountpoint, &fuse_config).map_err(|source| {
-            Error::Mount {
-                mountpoint: shown.clone(),
-                source,
-            }
+        Session::new(kernel, &config.mountpoint, &fuse_config).map_err(|source| Error::Mount {
+            mountpoint: shown.clone(),
+            source,
         })?;
+    fs.set_notifier(session.notifier());
     runtime.spawn(unmount_on_signal(
         term,
         int,

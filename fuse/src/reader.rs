@@ -15,7 +15,7 @@ use std::io::SeekFrom;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use dfs_client::FileReader;
+use dfs_client::{FileReader, FileStatus};
 use fuser::Errno;
 use tokio::io::AsyncSeekExt;
 use tokio::sync::{mpsc, Mutex};
@@ -111,6 +111,11 @@ impl Reader {
             self.whole = Some(whole);
         }
         self
+    }
+
+    /// The file's status when it was opened.
+    pub fn status(&self) -> &FileStatus {
+        self.origin.status()
     }
 
     /// The path the file was opened at.

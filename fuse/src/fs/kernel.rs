@@ -74,6 +74,11 @@ impl Kernel {
         }
     }
 
+    /// The filesystem served.
+    pub fn fs(&self) -> Arc<DfsFs> {
+        self.fs.clone()
+    }
+
     /// Runs the work of one request, which replies when it ends: here, if
     /// it can end without waiting (an answer from the mount's caches),
     /// else as a task on the runtime from its first wait on. Handing every
@@ -187,9 +192,9 @@ impl Filesystem for Kernel {
         self.fs.inodes.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.serve(|fs| async move {
-            match fs.getattr_of(ino.0).await {
+            match fs.getattr_handle(ino.0, fh.map(|fh| fh.0)).await {
                 Ok(attr) => reply.attr(&fs.opts.attr_ttl, &attr),
                 Err(e) => reply.error(e),
             }
@@ -346,7 +351,7 @@ impl Filesystem for Kernel {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -374,23 +379,32 @@ impl Filesystem for Kernel {
             Ok(Ok(n)) => {
                 let rest = data[n..].to_vec();
                 let (at, limit) = (offset + n as u64, fs.opts.data_timeout());
-                self.serve(move |_| async move {
+                self.serve(move |fs| async move {
                     let mut guard = FailUnlessDone(Some(writer.clone()));
                     let res = writer.write(at, &rest, limit).await;
                     guard.0 = None;
                     match res {
                         Ok(()) => reply.written(len),
-                        Err(e) => reply.error(e),
+                        Err(e) => {
+                            reply.error(e);
+                            fs.drop_cached_pages(ino.0);
+                        }
                     }
                 });
             }
-            Ok(Err(e)) => reply.error(e),
+            Ok(Err(e)) => {
+                reply.error(e);
+                // Bytes refused may sit in the page cache (a shared
+                // mapping's): no reader may see them.
+                fs.drop_cached_pages(ino.0);
+            }
             Err(_) => {
                 error!(path = %writer.path(), "a write's handler panicked (a bug): the write fails with EIO, the file will not be completed, and the mount goes on");
                 // Part of the data may have been taken: as after any failed
                 // write, and recorded before the reply lets a FLUSH in.
                 writer.fail(Errno::EIO);
-                reply.error(Errno::EIO)
+                reply.error(Errno::EIO);
+                fs.drop_cached_pages(ino.0);
             }
         }
     }

@@ -50,7 +50,13 @@ impl DfsFs {
             self.prefetch_following(ino);
         }
         let flags = if reader.1 {
-            FopenFlags::empty()
+            // A file being written: its reader ends at the bytes visible
+            // when it opened, short of the size the kernel may know (this
+            // mount's writer's). Through the page cache, the kernel would
+            // fill the rest of a short page with zeros and keep them for
+            // later readers of the complete file; read directly, a read
+            // just ends there.
+            FopenFlags::FOPEN_DIRECT_IO
         } else {
             // Complete files never change, so cached pages stay good.
             FopenFlags::FOPEN_KEEP_CACHE

@@ -331,3 +331,75 @@ fn statfs_random_and_parallel_reads_and_stored_attributes() {
     );
     assert_eq!(setattrs("/during"), 1, "{}", m.log());
 }
+
+/// Open files read as on a local disk, within the write-once model. A
+/// file this mount is still writing reads only bytes that were written,
+/// never zeros: up to what was visible when it was opened, both before
+/// and after the writer closes it, and the next open reads it whole.
+/// (Before, a read past the visible bytes left zero-filled pages in the
+/// page cache, which every later reader of the complete file got.) A file
+/// removed or replaced while open still answers fstat and, until the
+/// datanodes delete its blocks, reads to its end: with no attribute
+/// caching, every read near the end asks for the size again, by handle.
+#[test]
+fn open_files_read_only_written_bytes_and_outlive_their_name() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &["--attr-timeout", "0s"]);
+    let p = m.dir.join("growing");
+    let data = random_bytes(3_000_001, 77);
+    let mut w = fs::File::create(&p).unwrap();
+    w.write_all(&data[..3_000_000]).unwrap();
+    let is_prefix = |got: &[u8], what: &str| {
+        assert!(
+            got.len() <= data.len() && got == &data[..got.len()],
+            "{what}: {} bytes that are not the file's first ones",
+            got.len()
+        );
+    };
+    let mut r = fs::File::open(&p).unwrap();
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).unwrap();
+    is_prefix(&got, "read while written");
+    w.write_all(&data[3_000_000..]).unwrap();
+    drop(w);
+    r.seek(SeekFrom::Start(0)).unwrap();
+    got.clear();
+    r.read_to_end(&mut got).unwrap();
+    is_prefix(&got, "read after the close through the earlier descriptor");
+    drop(r);
+    assert!(
+        fs::read(&p).unwrap() == data,
+        "a new open reads the whole file"
+    );
+
+    // Removed, and replaced by a rename, while open.
+    let want = random_bytes(3 * MIB + 5, 78);
+    for how in ["unlink", "rename over"] {
+        let p = m.dir.join("open-then-gone");
+        fs::write(&p, &want).unwrap();
+        let mut f = fs::File::open(&p).unwrap();
+        let mut head = vec![0u8; 1000];
+        f.read_exact(&mut head).unwrap();
+        if how == "unlink" {
+            fs::remove_file(&p).unwrap();
+        } else {
+            let other = m.dir.join("other");
+            fs::write(&other, b"another file").unwrap();
+            fs::rename(&other, &p).unwrap();
+        }
+        assert_eq!(
+            f.metadata().unwrap().len(),
+            want.len() as u64,
+            "fstat after {how}"
+        );
+        let mut rest = Vec::new();
+        match f.read_to_end(&mut rest) {
+            Ok(_) => {
+                head.extend_from_slice(&rest);
+                assert!(head == want, "the open file's bytes after {how}");
+            }
+            // The blocks are deleted already (heartbeats may be quick).
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "after {how}: {e}"),
+        }
+    }
+}

@@ -43,6 +43,24 @@ fn random_writes_and_appends_are_refused_and_change_nothing() {
         .and_then(|f| f.set_len(3));
     assert!(e.is_err());
     assert_eq!(fs::read(&closed).unwrap(), b"immutable");
+    // A write through a shared mapping reaches the mount only as the
+    // pages' writeback, after the program changed them in the page cache:
+    // refused, the mount has the kernel drop those pages, so no reader
+    // sees bytes that were never stored (before: until memory pressure).
+    sh(&format!(
+        "python3 -c 'import mmap, os; fd = os.open(\"{}\", os.O_RDWR); \
+         m = mmap.mmap(fd, 0); m[0:6] = b\"HACKED\"; m.close(); os.close(fd)'",
+        closed.display()
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fs::read(&closed).unwrap() != b"immutable" {
+        assert!(
+            Instant::now() < deadline,
+            "readers still see the refused bytes: {:?}",
+            String::from_utf8_lossy(&fs::read(&closed).unwrap())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = m.log();
     assert!(log.contains("closed"), "the mount should log why: {log}");
 }
