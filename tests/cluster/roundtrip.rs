@@ -40,6 +40,47 @@ fn cli_put_get_roundtrip_all_sizes() {
     assert_eq!(sha256(&got.stdout), sha256(&data));
     let cat = c.dfs(&["cat", "/cli/stdin"]);
     assert_eq!(sha256(&cat.stdout), sha256(&data));
+
+    // Copies go through temporary names nobody else uses: a file that
+    // happens to be called NAME._COPYING_, remote or local, is left alone
+    // (before, put and get overwrote it and renamed it away), and names of
+    // up to 255 bytes copy (the temporary name is cut to fit).
+    let src = c.local_file("src", 100_000, 5);
+    let mine = c.local_file("mine", 1000, 6);
+    let (src_s, mine_s) = (src.to_str().unwrap(), mine.to_str().unwrap());
+    let long = "n".repeat(255);
+    c.dfs_ok(&["mkdir", "/tmpname"]);
+    c.dfs_ok(&["put", mine_s, "/tmpname/report._COPYING_"]);
+    c.dfs_ok(&["put", src_s, "/tmpname/report"]);
+    c.dfs_ok(&["put", src_s, &format!("/tmpname/{long}")]);
+    let out = c.dir.path().join("tmpname-out");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("report._COPYING_"), b"local").unwrap();
+    for (remote, local, want) in [
+        ("report._COPYING_", "mine", &mine),
+        ("report", "report", &src),
+        (long.as_str(), long.as_str(), &src),
+    ] {
+        let got = out.join(local);
+        c.dfs_ok(&["get", &format!("/tmpname/{remote}"), got.to_str().unwrap()]);
+        assert_eq!(sha256_file(&got), sha256_file(want), "{remote}");
+    }
+    assert_eq!(fs::read(out.join("report._COPYING_")).unwrap(), b"local");
+    let mut remote_names: Vec<String> = c
+        .dfs_ok(&["ls", "/tmpname"])
+        .lines()
+        .filter_map(|l| l.rsplit('/').next().map(str::to_string))
+        .collect();
+    remote_names.sort();
+    assert_eq!(
+        remote_names,
+        [long.clone(), "report".into(), "report._COPYING_".into()]
+    );
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        4,
+        "no temporary file left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

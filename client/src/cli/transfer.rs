@@ -1,9 +1,14 @@
 //! Data commands: `put`, `get`, `cat`.
 //!
-//! `put` writes to `NAME._COPYING_` and renames it into place when the copy
-//! is complete (as `hdfs dfs -put` does), so a failed or interrupted put
-//! never leaves a partial file under the final name; `get` does the same
-//! on the local side.
+//! `put` writes to `NAME.XXXXXXXX._COPYING_` and renames it into place
+//! when the copy is complete (as `hdfs dfs -put` does with
+//! `NAME._COPYING_`), so a failed or interrupted put never leaves a
+//! partial file under the final name; `get` does the same on the local
+//! side. The random part makes the temporary name one nobody else uses: it
+//! is created only if it does not exist, so a file of the user's that
+//! happens to be called `NAME._COPYING_`, another copy to the same name,
+//! or the leftover of a killed one is never overwritten, and never in the
+//! way.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +27,27 @@ const LOCAL_CHUNK: usize = 1 << 20;
 const LOCAL_QUEUE: usize = 8;
 /// Suffix of a copy in progress.
 const COPYING: &str = "._COPYING_";
+/// Longest name of a file or directory (dfs and local filesystems).
+const MAX_NAME: usize = 255;
+
+/// A temporary name for a copy to `name`, in the same directory: `name`
+/// (cut to fit 255 bytes) with a random part and [`COPYING`] appended.
+fn copying_name(name: &str) -> String {
+    let tag = format!(".{:08x}{COPYING}", rand::random::<u32>());
+    let mut keep = name.len().min(MAX_NAME - tag.len());
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{tag}", &name[..keep])
+}
+
+/// [`copying_name`] of the last component of the remote path `path`.
+fn remote_copying_path(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/{}", copying_name(name)),
+        None => copying_name(path),
+    }
+}
 
 fn progress(len: u64, name: &str) -> ProgressBar {
     if len < PROGRESS_MIN || !std::io::stderr().is_terminal() {
@@ -107,9 +133,9 @@ async fn put_one(
             Err(e) => return Err(e.into()),
         }
     }
-    let tmp = format!("{remote}{COPYING}");
+    let tmp = remote_copying_path(remote);
     let tmp_opts = CreateOptions {
-        overwrite: true,
+        overwrite: false,
         ..opts.clone()
     };
     let writer = client
@@ -265,17 +291,22 @@ async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> C
         });
     }
     let reader = client.open(remote).await?;
-    let mut tmp = target.as_os_str().to_owned();
-    tmp.push(COPYING);
-    let tmp = PathBuf::from(tmp);
-    let tmp_str = tmp.display().to_string();
-    let file = tokio::fs::File::create(&tmp)
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = target.with_file_name(copying_name(&name));
+    // Only a new file: never one that exists (someone else's copy).
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
         .await
-        .map_err(local(&tmp_str))?
+        .map_err(local(&target_str))?
         .into_std()
         .await;
     let bar = progress(reader.len(), remote);
-    let r = interruptible(copy_to_local(reader, file, bar, &tmp_str)).await;
+    let r = interruptible(copy_to_local(reader, file, bar, &target_str)).await;
     let r = match r {
         Ok(()) => tokio::fs::rename(&tmp, target)
             .await
@@ -373,4 +404,23 @@ pub(crate) async fn cat(client: &Client, paths: &[String]) -> CliResult {
         copy_to_local(reader, stdout_file()?, ProgressBar::hidden(), "stdout").await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copying_names_are_unique_and_fit_any_name() {
+        let a = copying_name("report");
+        assert!(a.starts_with("report.") && a.ends_with(COPYING), "{a}");
+        assert_ne!(a, copying_name("report"));
+        for name in ["x".repeat(255), "é".repeat(127), "ab".into()] {
+            let t = copying_name(&name);
+            assert!(t.len() <= MAX_NAME && t.ends_with(COPYING), "{t}");
+            assert!(name.starts_with(t.split_at(t.len() - 19).0));
+        }
+        assert!(remote_copying_path("/a/b/report").starts_with("/a/b/report."));
+        assert!(remote_copying_path("/report").starts_with("/report."));
+    }
 }
