@@ -10,7 +10,8 @@
 //!   directory streams listed page by page;
 //! * [`fs`]: the `fuser::Filesystem` implementation;
 //! * [`mount`]: connect, mount, serve until unmounted (by `fusermount3 -u`,
-//!   `umount`, SIGINT or SIGTERM).
+//!   `umount`, SIGINT or SIGTERM); [`mountinfo`] keeps it from unmounting
+//!   anything but itself.
 //!
 //! dfs files are write-once: a file is written sequentially from start to
 //! end and committed when its last descriptor is closed. Writes elsewhere,
@@ -25,6 +26,7 @@ pub mod fs;
 pub mod handles;
 pub mod inodes;
 pub mod located;
+pub mod mountinfo;
 pub mod prefetch;
 pub mod reader;
 pub mod statahead;
@@ -153,12 +155,19 @@ pub fn mount(config: MountConfig) -> Result<()> {
     let shown = config.mountpoint.display().to_string();
     let kernel = Kernel::new(fs);
     let fs = kernel.fs();
+    let mounted = kernel.mounted();
     let mut session =
         Session::new(kernel, &config.mountpoint, &fuse_config).map_err(|source| Error::Mount {
             mountpoint: shown.clone(),
             source,
         })?;
     fs.set_notifier(session.notifier());
+    if let Some(at) = config.mountpoint.canonicalize().ok().and_then(|path| {
+        let device = mountinfo::device_at(&path)?;
+        Some((path, device))
+    }) {
+        let _ = mounted.set(at);
+    }
     runtime.spawn(unmount_on_signal(
         term,
         int,

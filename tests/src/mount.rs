@@ -29,6 +29,11 @@ impl Mount {
             .path()
             .join(format!("mnt-{}", rand::random::<u32>()));
         fs::create_dir_all(&dir).unwrap();
+        Mount::at(cluster, dir, extra, log)
+    }
+
+    /// [`Mount::with_log`] at the existing folder `dir`.
+    pub fn at(cluster: &Cluster, dir: PathBuf, extra: &[&str], log: &str) -> Mount {
         let mut args = vec![
             "--namenode".to_string(),
             cluster.addr().to_string(),
@@ -39,8 +44,9 @@ impl Mount {
             name: "dfs-fuse".into(),
             child: None,
             log: cluster.dir.path().join(format!(
-                "fuse-{}.log",
-                dir.file_name().unwrap().to_string_lossy()
+                "fuse-{}-{}.log",
+                dir.file_name().unwrap().to_string_lossy(),
+                rand::random::<u32>()
             )),
             addr: String::new(),
             args,

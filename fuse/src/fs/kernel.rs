@@ -21,7 +21,8 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
@@ -33,10 +34,11 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{name_of, placeholder_attr, DfsFs, MAX_WRITE};
 use crate::dirs::DirStream;
+use crate::mountinfo;
 use crate::writer::Writer;
 
 /// How long a WRITE may wait for the pipeline on the worker thread that
@@ -63,6 +65,8 @@ pub struct Kernel {
     fs: Arc<DfsFs>,
     /// Requests continuing as tasks; unmounting waits for them.
     tasks: TaskTracker,
+    /// Where this mount is and its device number, once mounted.
+    mounted: Arc<OnceLock<(PathBuf, String)>>,
 }
 
 impl Kernel {
@@ -71,7 +75,15 @@ impl Kernel {
         Kernel {
             fs: Arc::new(fs),
             tasks: TaskTracker::new(),
+            mounted: Arc::default(),
         }
+    }
+
+    /// Where to record the mount's path and device number once mounted
+    /// ([`crate::mountinfo`]): at the end it then leaves alone another
+    /// mount found at its path.
+    pub fn mounted(&self) -> Arc<OnceLock<(PathBuf, String)>> {
+        self.mounted.clone()
     }
 
     /// The filesystem served.
@@ -167,6 +179,20 @@ impl Filesystem for Kernel {
             }
             fs.drain().await;
         });
+        // The library unmounts by path next. If this mount is gone from
+        // there (unmounted, or detached lazily and now ended) and another
+        // is there now, that would take the other one down: end here.
+        if let Some((path, ours)) = self.mounted.get() {
+            if let Some(there) = mountinfo::device_at(path).filter(|d| d != ours) {
+                info!(
+                    mountpoint = %path.display(),
+                    device = ours,
+                    other = there,
+                    "unmounted; the other mount now at the same path is left alone"
+                );
+                std::process::exit(0);
+            }
+        }
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {

@@ -349,3 +349,41 @@ fn unmounts_on_signals_and_fusermount_even_with_the_cluster_down() {
     assert!(out.status.success(), "fusermount3 -u: {out:?}");
     exits_cleanly(&mut m2, "fusermount3 -u with the cluster down");
 }
+
+/// After a lazy unmount (`fusermount3 -uz`) the detached mount lives on
+/// until its last user goes; if another mount is at the same path by then,
+/// the old dfs-fuse leaves it alone as it ends (before, it unmounted by
+/// path and took the new mount down with it).
+#[test]
+fn a_lazily_unmounted_mount_leaves_the_next_one_at_its_path_alone() {
+    let c = Cluster::builder().start();
+    let mut old = Mount::new(&c, &[]);
+    fs::write(old.dir.join("f"), b"kept").unwrap();
+    let mut busy = Command::new("sleep")
+        .arg("600")
+        .current_dir(&old.dir)
+        .spawn()
+        .unwrap();
+    sh(&format!("fusermount3 -u -z '{}'", old.dir.display()));
+    let new = Mount::at(&c, old.dir.clone(), &[], "info");
+    assert_eq!(fs::read(new.dir.join("f")).unwrap(), b"kept");
+    busy.kill().unwrap();
+    busy.wait().unwrap();
+    let status = old.proc.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some(), "the detached mount never ended");
+    assert!(
+        Command::new("findmnt")
+            .arg(&new.dir)
+            .status()
+            .unwrap()
+            .success(),
+        "the new mount was taken down"
+    );
+    assert_eq!(fs::read(new.dir.join("f")).unwrap(), b"kept");
+    assert!(
+        old.log()
+            .contains("the other mount now at the same path is left alone"),
+        "{}",
+        old.log()
+    );
+}
