@@ -18,7 +18,10 @@ async fn main() -> ExitCode {
     let cli = dfs_client::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            // A failure is the one line `run` prints; the library's
+            // warnings on the way (retries, failovers) only on request.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("error,dfs_client::cli=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -81,6 +81,27 @@ fn cli_put_get_roundtrip_all_sizes() {
         4,
         "no temporary file left"
     );
+    // A failure names the file asked for, not the temporary copy, on one
+    // line (the library's warnings on the way only with RUST_LOG=warn).
+    let failed = std::process::Command::new(dfs_tests::bin("dfs"))
+        .args([
+            "--namenode",
+            c.addr(),
+            "put",
+            "--block-size",
+            "1125899906842624",
+        ])
+        .args([src_s, "/tmpname/huge"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/tmpname/huge") && !err.contains("COPYING"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

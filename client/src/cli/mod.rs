@@ -238,6 +238,10 @@ pub enum CliError {
     /// stdout was closed by the reader (as in `dfs cat f | head`).
     #[error("broken pipe")]
     BrokenPipe,
+    /// A cluster error told in the user's terms (about the file they named,
+    /// not the temporary copy the command wrote).
+    #[error("{0}")]
+    Told(String),
 }
 
 /// The result of a command.

@@ -141,7 +141,7 @@ async fn put_one(
     let writer = client
         .create(&tmp, tmp_opts)
         .await
-        .map_err(|e| rename_path(e, &tmp, remote))?;
+        .map_err(|e| untemp(e.into(), &tmp, remote))?;
     let copy = async {
         if local_path == "-" {
             copy_to_remote(tokio::io::stdin(), writer, ProgressBar::hidden(), "stdin").await
@@ -165,7 +165,7 @@ async fn put_one(
         if let Err(cleanup) = client.delete(&tmp, false).await {
             tracing::warn!(path = %tmp, error = %cleanup, "could not remove the partial copy");
         }
-        return Err(e);
+        return Err(untemp(e, &tmp, remote));
     }
     Ok(())
 }
@@ -176,6 +176,21 @@ async fn interruptible(copy: impl std::future::Future<Output = CliResult>) -> Cl
     tokio::select! {
         r = copy => r,
         _ = tokio::signal::ctrl_c() => Err(CliError::Usage("interrupted".into())),
+    }
+}
+
+/// An error of a copy through `tmp`, told about `remote`: the kind kept
+/// where it names the path, else reworded.
+fn untemp(e: CliError, tmp: &str, remote: &str) -> CliError {
+    let CliError::Client(e) = e else {
+        return e;
+    };
+    let e = rename_path(e, tmp, remote);
+    let text = e.to_string();
+    if text.contains(tmp) {
+        CliError::Told(text.replace(tmp, remote))
+    } else {
+        CliError::Client(e)
     }
 }
 
