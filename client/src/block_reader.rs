@@ -142,7 +142,7 @@ impl BlockCursor {
                             return Ok(Some(piece));
                         }
                         Err(Refused::Corrupt(reason)) => {
-                            self.report_corrupt(shared, idx, &reason);
+                            self.report_corrupt(shared, idx, &reason).await;
                             (reason, Why::Corrupt)
                         }
                         Err(Refused::Protocol(reason)) => (reason, Why::Failed),
@@ -201,7 +201,12 @@ impl BlockCursor {
         });
     }
 
-    fn report_corrupt(&self, shared: &Shared, idx: usize, reason: &str) {
+    /// Tells the namenode that replica `idx` is corrupt, before the read
+    /// goes on (as HDFS's `reportChecksumFailure`): a datanode sending a
+    /// finalized replica from its file does not check it, so this report
+    /// is how the namenode learns, even when the program exits right
+    /// after. Bounded by the namenode call's timeout.
+    async fn report_corrupt(&self, shared: &Shared, idx: usize, reason: &str) {
         let (Some(block), Some(node)) = (self.lb.block, self.lb.locations.get(idx)) else {
             return;
         };
@@ -212,19 +217,17 @@ impl BlockCursor {
                 reason: reason.to_string(),
             }],
         };
-        let ctx = shared.ctx.clone();
-        let path = shared.path.clone();
-        tokio::spawn(async move {
-            let r = ctx
-                .namenode
-                .call("ReportBadBlocks", &path, |mut c| async move {
-                    c.report_bad_blocks(req).await
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(path = %path, error = %e, "could not report a corrupt replica");
-            }
-        });
+        let path = &shared.path;
+        let r = shared
+            .ctx
+            .namenode
+            .call("ReportBadBlocks", path, |mut c| async move {
+                c.report_bad_blocks(req).await
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(path = %path, error = %e, "could not report a corrupt replica");
+        }
     }
 
     /// Opens a stream at `next` on the first replica not tried yet.

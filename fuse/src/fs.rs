@@ -247,8 +247,8 @@ impl DfsFs {
         Ok((path, status))
     }
 
-    /// Lets the mount tell the kernel to drop cached pages
-    /// ([`DfsFs::drop_cached_pages`]); the session's, once mounted.
+    /// Lets the mount tell the kernel to drop the cached pages of a file
+    /// after a refused write; the session's, once mounted.
     pub fn set_notifier(&self, notifier: Notifier) {
         let _ = self.notifier.set(notifier);
     }

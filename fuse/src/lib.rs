@@ -156,13 +156,16 @@ pub fn mount(config: MountConfig) -> Result<()> {
     let kernel = Kernel::new(fs);
     let fs = kernel.fs();
     let mounted = kernel.mounted();
+    // Resolved before mounting: once mounted, a walk of the path could
+    // ask this mount, which answers nothing before it runs.
+    let canonical = config.mountpoint.canonicalize().ok();
     let mut session =
         Session::new(kernel, &config.mountpoint, &fuse_config).map_err(|source| Error::Mount {
             mountpoint: shown.clone(),
             source,
         })?;
     fs.set_notifier(session.notifier());
-    if let Some(at) = config.mountpoint.canonicalize().ok().and_then(|path| {
+    if let Some(at) = canonical.and_then(|path| {
         let device = mountinfo::device_at(&path)?;
         Some((path, device))
     }) {

@@ -454,9 +454,9 @@ async fn corruption_is_refused_moved_aside_and_reported() {
     sc.stop().await;
 }
 
-/// A long range is sent from the replica's file: one whose file is shorter
-/// than the replica (damaged on disk) is refused before any frame, as
-/// corrupt, and moved aside; a short one that still has the range is sent.
+/// A long range is sent from the replica's file, in frames of at most
+/// 256 KiB: a replica whose file is shorter than the replica (damaged on
+/// disk) is refused before any frame, as corrupt, and moved aside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_file_cut_short_is_refused_before_any_frame() {
     let (nn, nn_addr) = FakeNamenode::start().await;
@@ -485,7 +485,17 @@ async fn a_replica_file_cut_short_is_refused_before_any_frame() {
         .unwrap()
         .set_len(800 * 1024)
         .unwrap();
-    let err = read_frames(&a, blk(5101, 1, 0), 0, 0).await.unwrap_err();
+    let req = ReadBlockRequest {
+        block: Some(blk(5101, 1, 0)),
+        offset: 0,
+        length: 0,
+        client_name: "dfs-client-test".into(),
+    };
+    let mut stream = xfer::open_read_block(&a.addr, &req, std::time::Duration::from_secs(3))
+        .await
+        .unwrap();
+    // The first frame is the refusal: no data went out before it.
+    let err = stream.message::<ReadBlockResponse>().await.unwrap_err();
     assert_eq!(ErrorKind::of(&err), Some(ErrorKind::Corrupt), "{err}");
     assert!(err.message().contains("blk_5101"), "{}", err.message());
     nn.wait("the CORRUPT report", |s| {

@@ -154,6 +154,9 @@ impl Filesystem for Kernel {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ASYNC_READ,
             InitFlags::FUSE_BIG_WRITES,
+            // Files being written are read without the page cache
+            // (`open_read`): still mappable, on kernels that allow it.
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
         ] {
             if let Err(missing) = config.add_capabilities(cap) {
                 debug!(?missing, "kernel lacks a FUSE capability");
@@ -163,6 +166,16 @@ impl Filesystem for Kernel {
     }
 
     fn destroy(&mut self) {
+        // The library unmounts by path once this returns. Whether this
+        // mount is still on top at its path is decided now, right as its
+        // session ended: a mount made there later (after a lazy unmount,
+        // or a restart while the drain below runs) may even get this
+        // mount's device number again.
+        let gone = self.mounted.get().and_then(|(path, ours)| {
+            mountinfo::device_at(path)
+                .is_none_or(|there| &there != ours)
+                .then_some(path)
+        });
         // Requests still running (a connection aborted mid-request) may be
         // creating a writer that the drain must see.
         self.tasks.close();
@@ -179,15 +192,13 @@ impl Filesystem for Kernel {
             }
             fs.drain().await;
         });
-        // The library unmounts by path next. If this mount is gone from
-        // there (unmounted, or detached lazily and now ended) and another
-        // is there now, that would take the other one down: end here.
-        if let Some((path, ours)) = self.mounted.get() {
-            if let Some(there) = mountinfo::device_at(path).filter(|d| d != ours) {
+        // This mount is gone from its path (unmounted, or detached lazily
+        // and now ended): the library's unmount by path could only hit
+        // another mount there now. The drain is done; end here.
+        if let Some(path) = gone {
+            if mountinfo::device_at(path).is_some() {
                 info!(
                     mountpoint = %path.display(),
-                    device = ours,
-                    other = there,
                     "unmounted; the other mount now at the same path is left alone"
                 );
                 std::process::exit(0);
