@@ -239,11 +239,7 @@ fn open_range(node: &Arc<Node>, block: &ExtendedBlock, offset: u64, length: u64)
             error: None,
         }),
         Err(e) => {
-            if e.is_corruption() {
-                handle_corruption(node, &reader, &e);
-            } else {
-                warn!(error = %e, "read failed");
-            }
+            read_failed(node, &reader, &e);
             Err(e)
         }
     };
@@ -281,16 +277,22 @@ fn stream_range(
                 }
             }
             Err(e) => {
-                if e.is_corruption() {
-                    handle_corruption(node, &reader, &e);
-                } else {
-                    warn!(error = %e, "read failed");
-                }
+                read_failed(node, &reader, &e);
                 let _ = tx.blocking_send(Err(e.into()));
                 return;
             }
         }
         pos = end;
+    }
+}
+
+/// Logs a read of `reader` that failed with `err`, and moves the replica
+/// aside (and reports it) if `err` says its stored data is corrupt.
+pub fn read_failed(node: &Node, reader: &ReplicaReader, err: &Error) {
+    if err.is_corruption() {
+        handle_corruption(node, reader, err);
+    } else {
+        warn!(error = %err, "read failed");
     }
 }
 

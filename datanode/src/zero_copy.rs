@@ -26,7 +26,7 @@ use crate::accept::{refuse, within};
 use crate::error::Error;
 use crate::node::Node;
 use crate::page_cache;
-use crate::reader::{handle_corruption, FileRange};
+use crate::reader::{read_failed, FileRange};
 
 /// Sends `range` on `out` in `READ_CHUNK` frames, then ends the
 /// connection's side; a frame the peer takes no byte of within `timeout`
@@ -73,11 +73,7 @@ fn send_blocking(
         let sums = match reader.stored_checksums(pos, end) {
             Ok(sums) => sums,
             Err(e) => {
-                if e.is_corruption() {
-                    handle_corruption(node, &reader, &e);
-                } else {
-                    warn!(error = %e, "read failed");
-                }
+                read_failed(node, &reader, &e);
                 rt.block_on(refuse::<ReadBlockResponse>(&mut out, &e.into()));
                 return;
             }

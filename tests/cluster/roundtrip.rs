@@ -83,15 +83,14 @@ fn cli_put_get_roundtrip_all_sizes() {
     );
     // A failure names the file asked for, not the temporary copy, on one
     // line (the library's warnings on the way only with RUST_LOG=warn).
-    let failed = std::process::Command::new(dfs_tests::bin("dfs"))
-        .args([
-            "--namenode",
-            c.addr(),
+    let failed = c
+        .dfs_command(&[
             "put",
             "--block-size",
             "1125899906842624",
+            src_s,
+            "/tmpname/huge",
         ])
-        .args([src_s, "/tmpname/huge"])
         .env_remove("RUST_LOG")
         .output()
         .unwrap();

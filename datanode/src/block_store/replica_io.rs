@@ -307,7 +307,17 @@ impl ReplicaReader {
             }
             self.header_checked = true;
         }
-        let mut sums = vec![0u8; checksum::chunk_count((end - start) as usize) * CHECKSUM_SIZE];
+        let sums = self.stored_sums(start, (end - start) as usize)?;
+        if let Some(behind) = &mut self.behind {
+            behind.advance(&self.data, start);
+        }
+        Ok(Bytes::from(sums))
+    }
+
+    /// The stored CRCs of the `n` bytes from `start` (a multiple of 512).
+    fn stored_sums(&self, start: u64, n: usize) -> Result<Vec<u8>> {
+        let id = self.info.block.id;
+        let mut sums = vec![0u8; checksum::chunk_count(n) * CHECKSUM_SIZE];
         self.meta
             .read_exact_at(&mut sums, meta::checksum_offset(start))
             .map_err(|e| {
@@ -324,10 +334,7 @@ impl ReplicaReader {
                     )
                 }
             })?;
-        if let Some(behind) = &mut self.behind {
-            behind.advance(&self.data, start);
-        }
-        Ok(Bytes::from(sums))
+        Ok(sums)
     }
 
     /// The replica's data file, for sending ranges of a finalized replica
@@ -389,10 +396,7 @@ impl ReplicaReader {
         if buf.len() < n {
             return Err(short(io::ErrorKind::UnexpectedEof.into(), "data"));
         }
-        let mut sums = vec![0u8; checksum::chunk_count(n) * CHECKSUM_SIZE];
-        self.meta
-            .read_exact_at(&mut sums, meta::checksum_offset(start))
-            .map_err(|e| short(e, "checksums"))?;
+        let mut sums = self.stored_sums(start, n)?;
         if let Err(e) = checksum::verify(&buf, &sums) {
             let offset = match e {
                 checksum::ChecksumError::Mismatch { offset } => start + offset,
