@@ -86,6 +86,9 @@ struct BlockState {
 pub(crate) struct Streamer {
     ctx: Arc<Inner>,
     path: String,
+    /// The namenode's inode id of the file: the calls below name the file
+    /// by it, so a rename by another client does not lose this writer.
+    file_id: u64,
     block_size: u64,
     replication: u32,
     /// The last finished block, with its final length.
@@ -112,15 +115,18 @@ impl Streamer {
     pub(crate) fn new(
         ctx: Arc<Inner>,
         path: String,
+        file_id: u64,
         block_size: u64,
         replication: u32,
         first: Option<dfs_proto::LocatedBlock>,
         error: ErrorSlot,
-        lease: LeaseGuard,
     ) -> Self {
+        // The client renews its leases while a writer is open.
+        let lease = ctx.leases.register();
         Streamer {
             ctx,
             path,
+            file_id,
             block_size,
             replication,
             prev: None,
@@ -259,6 +265,7 @@ impl Streamer {
             path: self.path.clone(),
             client_name: self.ctx.client_name.clone(),
             last_block: Some(last),
+            file_id: self.file_id,
         };
         let budget = self.ctx.namenode.rpc_timeout();
         self.ctx
@@ -292,6 +299,7 @@ impl Streamer {
             client_name: self.ctx.client_name.clone(),
             last: self.prev,
             attrs,
+            file_id: self.file_id,
         };
         let deadline = tokio::time::Instant::now() + COMPLETE_BUDGET;
         let mut delay = Duration::from_millis(50);
@@ -452,6 +460,7 @@ impl Streamer {
             previous: self.prev,
             excluded_nodes: self.excluded_keys(),
             client_host: self.ctx.client_host(),
+            file_id: self.file_id,
         };
         let resp = self
             .ctx
@@ -482,6 +491,7 @@ impl Streamer {
             path: self.path.clone(),
             client_name: self.ctx.client_name.clone(),
             block: Some(*block),
+            file_id: self.file_id,
         };
         let budget = self.ctx.namenode.rpc_timeout();
         self.ctx

@@ -122,15 +122,14 @@ impl FileWriter {
             status.replication
         };
         let error = ErrorSlot::default();
-        let lease = ctx.leases.register();
         let streamer = Streamer::new(
             ctx,
             path.clone(),
+            status.inode,
             block_size,
             replication,
             first,
             error.clone(),
-            lease,
         );
         let eager = streamer.has_first_block();
         let mut writer = FileWriter {

@@ -42,8 +42,8 @@ struct Args {
     allow_other: bool,
     /// Threads reading kernel requests (a request that waits for the
     /// cluster continues as a task and holds none).
-    #[arg(long, default_value_t = 8)]
-    threads: usize,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: u16,
 }
 
 fn main() -> ExitCode {
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         read_ahead: args.read_ahead,
         rpc_timeout: args.rpc_timeout,
         allow_other: args.allow_other,
-        threads: args.threads,
+        threads: usize::from(args.threads),
     };
     match dfs_fuse::mount(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -422,6 +422,27 @@ impl Namespace {
         Ok((id, norm, inode))
     }
 
+    /// Resolves the file a writer names: by its inode id when it gives one
+    /// (so a rename of the file or of a directory above it, by another
+    /// client, does not lose the writer, as HDFS's fileId), else by path.
+    /// Returns the id, the file's current path and its inode.
+    pub fn resolve_written(&self, path: &str, file_id: u64) -> Result<(u64, String, &Inode)> {
+        if file_id == 0 {
+            return self.resolve_file(path);
+        }
+        let gone = || Error::NotFound {
+            path: format!(
+                "{path} (inode {file_id}: deleted or replaced while it was being written)"
+            ),
+        };
+        let inode = self.inodes.get(&file_id).ok_or_else(gone)?;
+        let current = self.path_of(file_id).ok_or_else(gone)?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory { path: current });
+        }
+        Ok((file_id, current, inode))
+    }
+
     /// Resolves the parent directory of the last component. The error names
     /// the first missing or non-directory ancestor.
     fn resolve_parent(&self, comps: &[&str]) -> Result<u64> {

@@ -269,7 +269,7 @@ impl ClientProtocol for NamenodeService {
         let span = tracing::info_span!("abandon_block", path = %r.path, client = %r.client_name);
         ok(self
             .fs
-            .abandon_block(&r.path, &r.client_name, r.block)
+            .abandon_block(r)
             .instrument(span)
             .await
             .map(|_| AbandonBlockResponse {}))

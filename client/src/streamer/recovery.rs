@@ -99,6 +99,7 @@ impl Streamer {
     async fn rebuild_pipeline(&mut self) -> Result<(), Step> {
         let ctx = self.ctx.clone();
         let path = self.path.clone();
+        let file_id = self.file_id;
         let replication = self.replication as usize;
         let excluded = self.excluded_keys();
         let Some(b) = self.cur.as_mut() else {
@@ -144,6 +145,7 @@ impl Streamer {
                 existing_nodes: nodes.iter().map(|n| n.id.clone()).collect(),
                 excluded_nodes: excluded,
                 count: (replication - nodes.len()) as u32,
+                file_id,
             };
             match ctx
                 .namenode

@@ -242,10 +242,17 @@ impl DfsFs {
             }
             return Ok(());
         }
-        if size == w.bytes() {
-            return Ok(());
+        let len = w.bytes();
+        if size != len {
+            warn!(
+                path = %w.path(),
+                size,
+                length = len,
+                "truncate refused: the file is being written, and a file being written only grows by writes at its end"
+            );
+            return Err(Errno::EPERM);
         }
-        self.truncate_refused(&w.path(), size, w.bytes())
+        Ok(())
     }
 
     fn truncate_refused(&self, path: &str, size: u64, len: u64) -> Result<(), Errno> {

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use dfs_proto::{
-    AddBlockRequest, CompleteRequest, CreateRequest, ExtendedBlock, FileStatus, FsyncRequest,
+    AbandonBlockRequest, AddBlockRequest, CompleteRequest, CreateRequest, FileStatus, FsyncRequest,
     GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
     ReportBadBlocksRequest, SetAttrRequest,
 };
@@ -209,6 +209,7 @@ impl Namesystem {
                 previous: None,
                 excluded_nodes: Vec::new(),
                 client_host: req.client_host.clone(),
+                file_id: 0,
             });
             let (status, seq) = st.create(store, req, now)?;
             let Some(first) = first else {
@@ -258,14 +259,9 @@ impl Namesystem {
     }
 
     /// Gives up the last block of a file being written.
-    pub async fn abandon_block(
-        &self,
-        path: &str,
-        client: &str,
-        block: Option<ExtendedBlock>,
-    ) -> Result<()> {
+    pub async fn abandon_block(&self, req: AbandonBlockRequest) -> Result<()> {
         let seq = self.mutate(Some("abandon a block"), |st, store| {
-            st.abandon_block(store, path, client, block)
+            st.abandon_block(store, req)
         })?;
         self.durable(seq).await
     }

@@ -533,7 +533,7 @@ impl State {
         req: GetAdditionalDatanodesRequest,
         now: Instant,
     ) -> Result<Vec<DatanodeInfo>> {
-        let w = self.writing(&req.path, &req.client_name, now)?;
+        let w = self.writing(&req.path, req.file_id, &req.client_name, now)?;
         let existing: Vec<NodeIdx> = req
             .existing_nodes
             .iter()

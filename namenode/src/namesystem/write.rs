@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use dfs_proto::image::InodeRecord;
 use dfs_proto::{
-    AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo, ExtendedBlock, FileStatus,
-    FsyncRequest, LocatedBlock,
+    AbandonBlockRequest, AddBlockRequest, CompleteRequest, CreateRequest, DatanodeInfo,
+    ExtendedBlock, FileStatus, FsyncRequest, LocatedBlock,
 };
 
 use super::State;
@@ -26,9 +26,16 @@ pub(crate) struct Writing {
 }
 
 impl State {
-    /// Resolves a file the caller must be writing (holding its lease).
-    pub(crate) fn writing(&mut self, path: &str, client: &str, now: Instant) -> Result<Writing> {
-        let (id, norm, inode) = self.ns.resolve_file(path)?;
+    /// Resolves a file the caller must be writing (holding its lease), by
+    /// its inode id when the caller gives one (else by path).
+    pub(crate) fn writing(
+        &mut self,
+        path: &str,
+        file_id: u64,
+        client: &str,
+        now: Instant,
+    ) -> Result<Writing> {
+        let (id, norm, inode) = self.ns.resolve_written(path, file_id)?;
         let holder = inode.rec.lease_holder.as_str();
         let message = if holder.is_empty() {
             Some("not open for writing: the file is closed and files are write-once".to_string())
@@ -109,7 +116,7 @@ impl State {
         peer_host: &str,
         now: Instant,
     ) -> Result<(LocatedBlock, u64)> {
-        let w = self.writing(&req.path, &req.client_name, now)?;
+        let w = self.writing(&req.path, req.file_id, &req.client_name, now)?;
         let mut rec = w.rec;
         let n = rec.blocks.len();
         let offset_of = |k: usize, rec: &InodeRecord| {
@@ -277,7 +284,7 @@ impl State {
     }
 
     pub(crate) fn fsync(&mut self, store: &Store, req: FsyncRequest, now: Instant) -> Result<u64> {
-        let w = self.writing(&req.path, &req.client_name, now)?;
+        let w = self.writing(&req.path, req.file_id, &req.client_name, now)?;
         let Some(given) = req.last_block else {
             return Ok(store.last_applied());
         };
@@ -316,35 +323,28 @@ impl State {
         now: Instant,
     ) -> Result<(bool, u64)> {
         // A retry after a lost answer: the file is closed with this last block.
-        if let Ok((id, _)) = self.ns.resolve(&req.path) {
-            if let Some(i) = self.ns.inode(id) {
-                if !i.is_dir() && !i.under_construction() {
-                    let same = match (i.rec.blocks.last(), &req.last) {
-                        (None, None) => true,
-                        (Some(b), Some(l)) => {
-                            b.id == l.id && b.generation_stamp == l.generation_stamp
-                        }
-                        _ => false,
-                    };
-                    if same {
-                        // The close this retries stored its attributes; a
-                        // close by lease recovery (another client's
-                        // recoverLease meanwhile) did not. (An attribute
-                        // another client changed between the two also
-                        // fails the retry: rare, and said, not hidden.)
-                        let attrs = req.attrs.clone().map(AttrChange::from).unwrap_or_default();
-                        if !attrs.stored_in(&i.rec) {
-                            return Err(Error::LeaseExpired {
-                                path: req.path,
-                                message: "the file was closed by lease recovery, without the attributes given with the close".into(),
-                            });
-                        }
-                        return Ok((true, store.last_applied()));
-                    }
+        if let Ok((_, path, i)) = self.ns.resolve_written(&req.path, req.file_id) {
+            let same = match (i.rec.blocks.last(), &req.last) {
+                (None, None) => true,
+                (Some(b), Some(l)) => b.id == l.id && b.generation_stamp == l.generation_stamp,
+                _ => false,
+            };
+            if !i.under_construction() && same {
+                // The close this retries stored its attributes; a close by
+                // lease recovery (another client's recoverLease meanwhile)
+                // did not. (An attribute another client changed between
+                // the two also fails the retry: rare, and said, not hidden.)
+                let attrs = req.attrs.clone().map(AttrChange::from).unwrap_or_default();
+                if !attrs.stored_in(&i.rec) {
+                    return Err(Error::LeaseExpired {
+                        path,
+                        message: "the file was closed by lease recovery, without the attributes given with the close".into(),
+                    });
                 }
+                return Ok((true, store.last_applied()));
             }
         }
-        let w = self.writing(&req.path, &req.client_name, now)?;
+        let w = self.writing(&req.path, req.file_id, &req.client_name, now)?;
         let mut rec = w.rec;
         if let Some(l) = &req.last {
             check_length(&w.path, l, rec.block_size)?;
@@ -438,16 +438,11 @@ impl State {
         Ok((seq, ids, length))
     }
 
-    pub(crate) fn abandon_block(
-        &mut self,
-        store: &Store,
-        path: &str,
-        client: &str,
-        block: Option<ExtendedBlock>,
-    ) -> Result<u64> {
-        let w = self.writing(path, client, Instant::now())?;
-        let block =
-            block.ok_or_else(|| Error::invalid(format!("{path}: abandon without a block")))?;
+    pub(crate) fn abandon_block(&mut self, store: &Store, req: AbandonBlockRequest) -> Result<u64> {
+        let w = self.writing(&req.path, req.file_id, &req.client_name, Instant::now())?;
+        let block = req
+            .block
+            .ok_or_else(|| Error::invalid(format!("{}: abandon without a block", w.path)))?;
         let mut rec = w.rec;
         match rec.blocks.last() {
             Some(last) if last.id == block.id && last.under_construction => {}

@@ -48,19 +48,22 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// Waits (at most 60 s) until lease recovery has closed `path`, left open
 /// by a mount that was killed; returns the length it closed it at.
 fn closed_by_lease_recovery(c: &Cluster, path: &str) -> u64 {
+    wait_closed(c, path, Duration::from_secs(60), "lease recovery")
+}
+
+/// Waits (at most `within`) until `path` is closed, by `closer`; returns
+/// its length.
+fn wait_closed(c: &Cluster, path: &str, within: Duration, closer: &str) -> u64 {
     block_on(async {
         let client = dfs_client::Client::connect(c.addr()).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + within;
         loop {
             let st = client.status(path).await.unwrap();
             if !st.under_construction {
                 return st.length;
             }
-            assert!(
-                Instant::now() < deadline,
-                "lease recovery never closed {path}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(Instant::now() < deadline, "{closer} never closed {path}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
 }

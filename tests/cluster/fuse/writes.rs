@@ -19,6 +19,21 @@ fn random_writes_and_appends_are_refused_and_change_nothing() {
     let e = f.write_all(&[2u8; 10]).and_then(|_| f.flush()).unwrap_err();
     assert!(is_refused(&e), "random write: {e:?}");
     drop(f);
+    // Truncating a file being written to a size other than its length.
+    let growing = m.dir.join("growing");
+    let mut f = fs::File::create(&growing).unwrap();
+    f.write_all(b"0123456789").unwrap();
+    let e = f.set_len(0).unwrap_err();
+    assert!(is_refused(&e), "ftruncate of a file being written: {e:?}");
+    f.set_len(10).unwrap();
+    f.write_all(b"abc").unwrap();
+    drop(f);
+    assert_eq!(fs::read(&growing).unwrap(), b"0123456789abc");
+    let log = m.log();
+    assert!(
+        log.contains("a file being written only grows by writes at its end"),
+        "the mount should log why: {log}"
+    );
 
     // Append to a closed file.
     let closed = m.dir.join("closed");
@@ -63,6 +78,39 @@ fn random_writes_and_appends_are_refused_and_change_nothing() {
     }
     let log = m.log();
     assert!(log.contains("closed"), "the mount should log why: {log}");
+}
+
+/// A file being written through the mount whose directory another client
+/// renames goes on and is closed at its new path: the writer names the
+/// file by its inode id (HDFS's fileId), not by the path it opened.
+/// Before, its next block and its close failed (the old path was gone)
+/// and the file stayed open, read as empty, until lease recovery.
+#[test]
+fn a_file_whose_directory_is_renamed_while_written_is_closed_at_its_new_path() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    fs::create_dir(m.dir.join("d")).unwrap();
+    let data = random_bytes(3 * MIB + 77, 31);
+    let mut f = fs::File::create(m.dir.join("d/f")).unwrap();
+    f.write_all(&data[..MIB + 5]).unwrap();
+    f.sync_all().unwrap();
+    let out = c.dfs(&["mv", "/d", "/e"]);
+    assert!(out.status.success(), "{out:?}");
+    // The next blocks are allocated, and the file closed, after the rename.
+    f.write_all(&data[MIB + 5..]).unwrap();
+    drop(f);
+    // close() returned with every byte acknowledged; the mount's commit
+    // (Complete) follows it.
+    let length = wait_closed(&c, "/e/f", Duration::from_secs(20), "the mount");
+    assert_eq!(length, data.len() as u64);
+    let back = c.dir.path().join("f-back");
+    let out = c.dfs(&["get", "/e/f", back.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(fs::read(&back).unwrap() == data, "wrong bytes at /e/f");
+    assert!(
+        fs::read(m.dir.join("e/f")).unwrap() == data,
+        "wrong bytes at e/f on the mount"
+    );
 }
 
 /// `close()` returns once the pipeline acknowledged every byte: a file

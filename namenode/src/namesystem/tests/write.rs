@@ -103,6 +103,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     b.length = 10;
     // hflush: a reader sees the acknowledged bytes.
     h.fs.fsync(FsyncRequest {
+        file_id: 0,
         path: "/f".into(),
         client_name: "c1".into(),
         last_block: Some(ExtendedBlock { length: 7, ..b }),
@@ -124,6 +125,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     assert_eq!(loc.blocks[0].locations.len(), 3);
     // Attributes carried by the close are checked before anything changes.
     let bad = CompleteRequest {
+        file_id: 0,
         path: "/f".into(),
         client_name: "c1".into(),
         last: Some(b),
@@ -137,6 +139,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     let before = h.fs.get_file_info("/f").unwrap();
     assert!(before.under_construction);
     let complete = CompleteRequest {
+        file_id: 0,
         path: "/f".into(),
         client_name: "c1".into(),
         last: Some(b),
@@ -275,6 +278,7 @@ async fn lease_recovery_after_hard_limit() {
     // The old writer lost its lease.
     let err =
         h.fs.fsync(FsyncRequest {
+            file_id: 0,
             path: "/f".into(),
             client_name: "gone".into(),
             last_block: Some(b),
@@ -340,6 +344,7 @@ async fn pipeline_recovery_bumps_generation_stamp() {
     assert!(gs > b.generation_stamp);
     let extra =
         h.fs.get_additional_datanodes(GetAdditionalDatanodesRequest {
+            file_id: 0,
             path: "/f".into(),
             client_name: "c1".into(),
             block: Some(b),
@@ -488,6 +493,7 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
     b.length = 10;
     h.received("dn1", b);
     let close = CompleteRequest {
+        file_id: 0,
         path: "/closed".into(),
         client_name: "c1".into(),
         last: Some(b),
@@ -539,6 +545,7 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
     .await
     .unwrap();
     let close = CompleteRequest {
+        file_id: 0,
         path: "/mode-only".into(),
         client_name: "c1".into(),
         last: None,
@@ -562,5 +569,120 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(h.fs.get_file_info("/mode-only").unwrap().mode, 0o700);
+    h.close().await;
+}
+
+#[tokio::test]
+async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let st =
+        h.fs.create(CreateRequest {
+            path: "/d/f".into(),
+            client_name: "c1".into(),
+            create_parents: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let file_id = st.inode;
+    let add = |path: &str, previous: Option<ExtendedBlock>| AddBlockRequest {
+        path: path.into(),
+        client_name: "c1".into(),
+        previous,
+        file_id,
+        ..Default::default()
+    };
+    let mut b1 =
+        h.fs.add_block(add("/d/f", None), "")
+            .await
+            .unwrap()
+            .block
+            .unwrap();
+    b1.length = 4096;
+    h.received("dn1", b1);
+
+    // Another client renames the directory while the file is written: the
+    // writer's calls, still naming the old path, reach the file by its id.
+    h.fs.rename("/d", "/e", false).await.unwrap();
+    let by_path =
+        h.fs.add_block(
+            AddBlockRequest {
+                file_id: 0,
+                ..add("/d/f", Some(b1))
+            },
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(by_path.kind(), ErrorKind::NotFound, "{by_path}");
+    let mut b2 =
+        h.fs.add_block(add("/d/f", Some(b1)), "")
+            .await
+            .unwrap()
+            .block
+            .unwrap();
+    b2.length = 10;
+    h.fs.fsync(FsyncRequest {
+        path: "/d/f".into(),
+        client_name: "c1".into(),
+        last_block: Some(ExtendedBlock { length: 7, ..b2 }),
+        file_id,
+    })
+    .await
+    .unwrap();
+    assert_eq!(h.fs.get_file_info("/e/f").unwrap().length, 4096 + 7);
+    h.received("dn1", b2);
+    let close = CompleteRequest {
+        path: "/d/f".into(),
+        client_name: "c1".into(),
+        last: Some(b2),
+        file_id,
+        ..Default::default()
+    };
+    assert!(h.fs.complete(close.clone()).await.unwrap());
+    // A retry of the close finds the closed file by its id too.
+    assert!(h.fs.complete(close).await.unwrap());
+    let st = h.fs.get_file_info("/e/f").unwrap();
+    assert!(!st.under_construction);
+    assert_eq!(st.length, 4096 + 10);
+
+    // A file deleted while it is written: the writer's next call is told
+    // so, naming the path it knows and the inode, and a new file created
+    // at that path is not taken for it.
+    let st =
+        h.fs.create(CreateRequest {
+            path: "/g".into(),
+            client_name: "c1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    h.fs.delete("/g", false).await.unwrap();
+    h.fs.create(CreateRequest {
+        path: "/g".into(),
+        client_name: "c1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gone =
+        h.fs.add_block(
+            AddBlockRequest {
+                file_id: st.inode,
+                ..add("/g", None)
+            },
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
+    assert!(
+        gone.to_string()
+            .contains(&format!("/g (inode {}: deleted or replaced", st.inode)),
+        "{gone}"
+    );
+    assert!(h.fs.get_file_info("/g").unwrap().under_construction);
     h.close().await;
 }
