@@ -76,12 +76,6 @@ fn path_of(path: &str) -> Result<String> {
     Ok(normalize(path)?)
 }
 
-fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default()
-}
-
 impl Client {
     /// Connects to the namenode at `addr` (`host:port`) with default
     /// options. Fails within seconds, naming the address, when it cannot be
@@ -190,7 +184,7 @@ impl Client {
             path: path.clone(),
             parents,
             mode: 0o755,
-            owner: current_user(),
+            owner: crate::user::current_user(),
             group: String::new(),
         };
         let resp = self
@@ -348,7 +342,7 @@ impl Client {
             replication: opts.replication.unwrap_or(0),
             block_size: opts.block_size.unwrap_or(0),
             mode: opts.mode.map(|m| m & 0o7777).unwrap_or(0o644),
-            owner: opts.owner.unwrap_or_else(current_user),
+            owner: opts.owner.unwrap_or_else(crate::user::current_user),
             group: opts.group.unwrap_or_default(),
             allocate_block: !opts.lazy_first_block,
             client_host: self.inner.client_host(),

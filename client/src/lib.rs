@@ -53,6 +53,7 @@ mod reader;
 mod small;
 mod streamer;
 mod types;
+mod user;
 mod writer;
 
 pub mod cli;

@@ -13,8 +13,7 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = dfs_client::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -28,5 +27,16 @@ async fn main() -> ExitCode {
         // A closed stderr must not turn into a panic.
         .log_internal_errors(false)
         .init();
-    dfs_client::cli::run(cli).await
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dfs: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(dfs_client::cli::run(cli));
+    // A read of stdin still blocked on its thread (a put of `-` that a
+    // signal stopped) must not hold the exit.
+    runtime.shutdown_background();
+    code
 }

@@ -275,3 +275,49 @@ async fn fsck_of_a_tree_larger_than_one_page_reports_every_file() {
     assert_eq!(json["files"].as_array().unwrap().len(), n);
     assert_eq!(json["status"], "HEALTHY");
 }
+
+/// A command given several paths does every one it can, as `hdfs dfs`
+/// does: one line per path that failed, exit status 1. (Before, it
+/// stopped at the first failure and skipped the rest.)
+#[test]
+fn commands_given_several_paths_do_every_one_they_can() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    c.dfs_ok(&["mkdir", "/mp"]);
+    for n in ["1", "3"] {
+        let out = c.dfs_stdin(&["put", "-", &format!("/mp/{n}")], Some(n.as_bytes()));
+        assert!(out.status.success(), "{out:?}");
+    }
+    let told = |args: &[&str], lines: usize, naming: &str| {
+        let out = c.dfs(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "dfs {args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), lines, "dfs {args:?}: {err}");
+        assert!(err.contains(naming), "dfs {args:?}: {err}");
+        out
+    };
+    // cat: a missing path between two files; both files are printed.
+    let out = told(&["cat", "/mp/1", "/mp/2", "/mp/3"], 1, "/mp/2");
+    assert_eq!(out.stdout, b"13");
+    // mkdir: one fails (its parent is missing), the others are made.
+    told(&["mkdir", "/mp/a", "/mp/no/b", "/mp/c"], 1, "/mp/no/b");
+    // rm: two missing paths, each told; the files are removed.
+    told(&["rm", "/mp/1", "/mp/2", "/mp/x", "/mp/3"], 2, "/mp/x");
+    let left = c.dfs_json(&["ls", "--json", "/mp"]);
+    let names: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/mp/a", "/mp/c"]);
+    // put of several files into a directory: the missing one is told,
+    // the others copied.
+    let local = c.dir.path().join("p");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("f1"), b"one").unwrap();
+    std::fs::write(local.join("f3"), b"three").unwrap();
+    let l = |n: &str| local.join(n).display().to_string();
+    told(&["put", &l("f1"), &l("f2"), &l("f3"), "/mp/a"], 1, "f2");
+    let out = c.dfs_ok(&["cat", "/mp/a/f1", "/mp/a/f3"]);
+    assert_eq!(out, "onethree");
+}

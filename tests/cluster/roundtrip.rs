@@ -564,3 +564,51 @@ async fn a_reader_never_continues_into_a_file_that_replaced_its_own() {
     assert!(e.to_string().contains("replaced"), "{e}");
     assert!(more.is_empty(), "read {} bytes of another file", more.len());
 }
+
+/// SIGTERM (`kill`, `timeout`) stops a put as Ctrl-C does: the partial
+/// copy is removed and the exit status says which signal (128 + 15).
+/// Before, SIGTERM left `NAME.XXXXXXXX._COPYING_` under construction,
+/// its lease held, until the hard limit.
+#[test]
+fn a_put_stopped_by_sigterm_removes_its_partial_copy() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    c.dfs_ok(&["mkdir", "/st"]);
+    let mut put = c
+        .dfs_command(&["put", "-", "/st/f"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bytes are written, and the input stays open: the copy is running.
+    let mut stdin = put.stdin.take().unwrap();
+    stdin.write_all(&random_bytes(3 << 20, 5)).unwrap();
+    let copying = || {
+        c.dfs_json(&["ls", "--json", "/st"])
+            .as_array()
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|e| e["path"].as_str().unwrap().contains("._COPYING_"))
+            })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !copying() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partial copy appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &put.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = put.wait_with_output().unwrap();
+    drop(stdin);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert_eq!(c.dfs_ok(&["ls", "/st"]), "", "the partial copy stayed");
+}

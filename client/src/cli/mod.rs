@@ -15,9 +15,13 @@
 mod admin;
 mod format;
 mod namespace;
+mod stop;
 mod transfer;
 
+pub use stop::Signal;
+
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use dfs_proto::defaults;
@@ -222,7 +226,7 @@ pub enum CliError {
     #[error(transparent)]
     Client(#[from] Error),
     /// A local file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", io_text(.source))]
     Local {
         /// The local path.
         path: String,
@@ -242,6 +246,59 @@ pub enum CliError {
     /// not the temporary copy the command wrote).
     #[error("{0}")]
     Told(String),
+    /// A signal stopped the command (a copy in progress removed its
+    /// partial file).
+    #[error("interrupted by {}", .0.name())]
+    Interrupted(Signal),
+    /// Several paths of one command failed (the others were done).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<CliError>),
+}
+
+/// An I/O error in the words of the other messages: "no such file or
+/// directory", not "No such file or directory (os error 2)".
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => &text[..at],
+        _ => text.as_str(),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The failures of a command given several paths: as `hdfs dfs`, each
+/// path is tried, every failure is told, and the command fails if any
+/// did. A closed stdout or a stop signal ends the command at once.
+#[derive(Debug, Default)]
+pub(crate) struct Failures(Vec<CliError>);
+
+impl Failures {
+    /// Records the outcome of one path; `Err` means stop now.
+    pub(crate) fn note(&mut self, r: CliResult) -> CliResult {
+        match r {
+            Ok(()) => {}
+            Err(e @ (CliError::BrokenPipe | CliError::Interrupted(_))) => return Err(e),
+            Err(CliError::Several(v)) => self.0.extend(v),
+            Err(e) => self.0.push(e),
+        }
+        match stop::requested() {
+            Some(s) => Err(CliError::Interrupted(s)),
+            None => Ok(()),
+        }
+    }
+
+    /// The command's result: the failures recorded, if any.
+    pub(crate) fn finish(mut self) -> CliResult {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(self.0.remove(0)),
+            _ => Err(CliError::Several(self.0)),
+        }
+    }
 }
 
 /// The result of a command.
@@ -273,20 +330,46 @@ pub fn namenode_addr(flag: Option<&str>) -> String {
     }
 }
 
+/// How long a stopped command may take to remove a partial copy.
+const CLEANUP_BUDGET: Duration = Duration::from_secs(10);
+
 /// Runs the parsed command line; prints errors as
-/// `dfs: <command>: <message>` and returns the process exit code.
+/// `dfs: <command>: <message>` (one line per failed path) and returns the
+/// process exit code: 0, 1 on failure, 141 when stdout was closed, 128 +
+/// the signal's number when a signal stopped it.
 pub async fn run(cli: Cli) -> ExitCode {
     let name = cli.command.name();
-    match execute(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::BrokenPipe) => ExitCode::from(141),
-        Err(e) => {
-            use std::io::Write;
-            // Never panic on a closed stderr.
-            let _ = writeln!(std::io::stderr(), "dfs: {name}: {e}");
-            ExitCode::FAILURE
+    stop::watch();
+    let command = execute(cli);
+    tokio::pin!(command);
+    let result = tokio::select! {
+        r = &mut command => r,
+        s = stop::requested_wait() => {
+            // A copy in progress sees the signal too and removes its
+            // partial file; other commands just stop.
+            if stop::copies_running() {
+                let _ = tokio::time::timeout(CLEANUP_BUDGET, &mut command).await;
+            }
+            Err(CliError::Interrupted(s))
+        }
+    };
+    let failures = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(CliError::BrokenPipe) => return ExitCode::from(141),
+        Err(CliError::Several(v)) => v,
+        Err(e) => vec![e],
+    };
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let mut code = ExitCode::FAILURE;
+    for e in &failures {
+        // Never panic on a closed stderr.
+        let _ = writeln!(stderr, "dfs: {name}: {e}");
+        if let CliError::Interrupted(s) = e {
+            code = ExitCode::from(s.exit_code());
         }
     }
+    code
 }
 
 async fn execute(cli: Cli) -> CliResult {
@@ -340,6 +423,43 @@ pub(crate) fn print_out(text: &str) -> CliResult {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_errors_read_like_the_others() {
+        let e = CliError::Local {
+            path: "/tmp/x".into(),
+            source: std::io::Error::from_raw_os_error(2), // ENOENT
+        };
+        assert_eq!(e.to_string(), "/tmp/x: no such file or directory");
+        let e = CliError::Local {
+            path: "y".into(),
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists (use -f)"),
+        };
+        assert_eq!(e.to_string(), "y: file exists (use -f)");
+    }
+
+    #[test]
+    fn every_path_is_tried_and_each_failure_told() {
+        let mut f = Failures::default();
+        f.note(Ok(())).unwrap();
+        f.note(Err(CliError::Usage("a".into()))).unwrap();
+        f.note(Err(CliError::Several(vec![
+            CliError::Usage("b".into()),
+            CliError::Usage("c".into()),
+        ])))
+        .unwrap();
+        match f.finish() {
+            Err(CliError::Several(v)) => assert_eq!(v.len(), 3),
+            other => panic!("{other:?}"),
+        }
+        // A closed stdout stops at once.
+        let mut f = Failures::default();
+        assert!(matches!(
+            f.note(Err(CliError::BrokenPipe)),
+            Err(CliError::BrokenPipe)
+        ));
+        assert!(Failures::default().finish().is_ok());
+    }
+
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::format::{date_full, human_size, long_lines, permission_string};
-use super::{print_json, print_out, CliResult, LsArgs};
+use super::{print_json, print_out, CliResult, Failures, LsArgs};
 use crate::{Client, Error, FileStatus};
 
 /// Every entry under `path` (itself for a file), recursively when asked.
@@ -55,28 +55,38 @@ pub(crate) async fn ls(client: &Client, args: LsArgs) -> CliResult {
 
 /// `dfs mkdir`.
 pub(crate) async fn mkdir(client: &Client, parents: bool, paths: &[String]) -> CliResult {
+    let mut failures = Failures::default();
     for p in paths {
-        client.mkdirs(p, parents).await?;
+        failures.note(
+            client
+                .mkdirs(p, parents)
+                .await
+                .map(drop)
+                .map_err(Into::into),
+        )?;
     }
-    Ok(())
+    failures.finish()
 }
 
 /// `dfs rm`.
 pub(crate) async fn rm(client: &Client, recursive: bool, paths: &[String]) -> CliResult {
+    let mut failures = Failures::default();
     for p in paths {
-        let st = client.status(p).await?;
-        if st.is_dir() && !recursive {
-            let (entries, _) = client.list_page(&st.path, "", 1).await?;
-            return Err(if entries.is_empty() {
-                Error::IsADirectory { path: st.path }
-            } else {
-                Error::DirectoryNotEmpty { path: st.path }
+        let one = async {
+            let st = client.status(p).await?;
+            if st.is_dir() && !recursive {
+                let (entries, _) = client.list_page(&st.path, "", 1).await?;
+                return Err(if entries.is_empty() {
+                    Error::IsADirectory { path: st.path }
+                } else {
+                    Error::DirectoryNotEmpty { path: st.path }
+                });
             }
-            .into());
-        }
-        client.delete(&st.path, recursive).await?;
+            client.delete(&st.path, recursive).await
+        };
+        failures.note(one.await.map_err(Into::into))?;
     }
-    Ok(())
+    failures.finish()
 }
 
 /// `dfs mv`: into an existing directory, or to a new name.

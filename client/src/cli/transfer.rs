@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::{local, CliError, CliResult, GetArgs, PutArgs};
+use super::{local, stop, CliError, CliResult, Failures, GetArgs, PutArgs};
 use crate::{Client, CreateOptions, Error, FileReader, FileWriter};
 
 /// Files at least this large get a progress bar (on a terminal).
@@ -94,17 +94,21 @@ pub(crate) async fn put(client: &Client, args: PutArgs) -> CliResult {
     if locals.len() > 1 && remote_dir.is_none() {
         return Err(Error::NotADirectory { path: remote }.into());
     }
+    let mut failures = Failures::default();
     for l in &locals {
-        let target = match &remote_dir {
-            Some(dir) if l == "-" => {
-                return Err(Error::IsADirectory { path: dir.clone() }.into());
-            }
-            Some(dir) => dfs_proto::path::join(dir, &file_name(l)?),
-            None => remote.clone(),
+        let one = async {
+            let target = match &remote_dir {
+                Some(dir) if l == "-" => {
+                    return Err(Error::IsADirectory { path: dir.clone() }.into());
+                }
+                Some(dir) => dfs_proto::path::join(dir, &file_name(l)?),
+                None => remote.clone(),
+            };
+            put_one(client, l, &target, &opts).await
         };
-        put_one(client, l, &target, &opts).await?;
+        failures.note(one.await)?;
     }
-    Ok(())
+    failures.finish()
 }
 
 async fn put_one(
@@ -170,12 +174,13 @@ async fn put_one(
     Ok(())
 }
 
-/// Runs a copy until it ends or the user interrupts it (Ctrl-C), so the
-/// caller can remove the partial copy either way.
+/// Runs a copy until it ends or a signal stops it (Ctrl-C, `kill`,
+/// `timeout`), so the caller can remove the partial copy either way.
 async fn interruptible(copy: impl std::future::Future<Output = CliResult>) -> CliResult {
+    let _running = stop::CopyGuard::new();
     tokio::select! {
         r = copy => r,
-        _ = tokio::signal::ctrl_c() => Err(CliError::Usage("interrupted".into())),
+        s = stop::requested_wait() => Err(CliError::Interrupted(s)),
     }
 }
 
@@ -222,18 +227,20 @@ async fn put_dir(client: &Client, dir: &Path, remote: &str, opts: &CreateOptions
         names.push(e.path());
     }
     names.sort();
+    let mut failures = Failures::default();
     for p in names {
         let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-            return Err(CliError::Usage(format!(
+            failures.note(Err(CliError::Usage(format!(
                 "{}: name is not UTF-8",
                 p.display()
-            )));
+            ))))?;
+            continue;
         };
         let target = dfs_proto::path::join(remote, name);
         let p_str = p.display().to_string();
-        Box::pin(put_one(client, &p_str, &target, opts)).await?;
+        failures.note(Box::pin(put_one(client, &p_str, &target, opts)).await)?;
     }
-    Ok(())
+    failures.finish()
 }
 
 async fn copy_to_remote(
@@ -339,15 +346,17 @@ async fn get_dir(client: &Client, remote: &str, target: &Path, force: bool) -> C
     tokio::fs::create_dir_all(target)
         .await
         .map_err(local(&target_str))?;
+    let mut failures = Failures::default();
     for e in client.list(remote).await? {
         let child = target.join(e.name());
-        if e.is_dir() {
-            Box::pin(get_dir(client, &e.path, &child, force)).await?;
+        let r = if e.is_dir() {
+            Box::pin(get_dir(client, &e.path, &child, force)).await
         } else {
-            get_one(client, &e.path, &child, force).await?;
-        }
+            get_one(client, &e.path, &child, force).await
+        };
+        failures.note(r)?;
     }
-    Ok(())
+    failures.finish()
 }
 
 /// Streams `reader` into `dst`. The verified chunks go to a blocking
@@ -410,15 +419,19 @@ fn stdout_file() -> CliResult<std::fs::File> {
 
 /// `dfs cat PATH...`.
 pub(crate) async fn cat(client: &Client, paths: &[String]) -> CliResult {
+    let mut failures = Failures::default();
     for p in paths {
-        let st = client.status(p).await?;
-        if st.is_dir() {
-            return Err(Error::IsADirectory { path: st.path }.into());
-        }
-        let reader = client.open(&st.path).await?;
-        copy_to_local(reader, stdout_file()?, ProgressBar::hidden(), "stdout").await?;
+        let one = async {
+            let st = client.status(p).await?;
+            if st.is_dir() {
+                return Err(Error::IsADirectory { path: st.path }.into());
+            }
+            let reader = client.open(&st.path).await?;
+            copy_to_local(reader, stdout_file()?, ProgressBar::hidden(), "stdout").await
+        };
+        failures.note(one.await)?;
     }
-    Ok(())
+    failures.finish()
 }
 
 #[cfg(test)]

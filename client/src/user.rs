@@ -1,0 +1,60 @@
+//! Who the client is: the owner of the files and directories it creates.
+//!
+//! As HDFS's simple authentication: `$DFS_USER` when set (HDFS's
+//! `HADOOP_USER_NAME`), else the login name of the process's effective
+//! user, looked up in /etc/passwd, else that user's numeric id. `$USER`
+//! is not used: it is whatever the environment says (`su`, cron and
+//! service managers set it differently, or not at all).
+
+use std::os::unix::fs::MetadataExt;
+
+/// The environment variable that names the client's user.
+pub(crate) const USER_ENV: &str = "DFS_USER";
+
+/// The user the client acts as (empty when it cannot be told; the
+/// namenode then uses its default owner).
+pub(crate) fn current_user() -> String {
+    if let Ok(u) = std::env::var(USER_ENV) {
+        if !u.is_empty() {
+            return u;
+        }
+    }
+    // /proc/self belongs to the process's effective user.
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    user_name(&passwd, uid).unwrap_or_else(|| uid.to_string())
+}
+
+/// The name of `uid` in a passwd file's text (`name:x:uid:...` lines).
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uid_is_named_by_the_passwd_file() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # comment\n\
+                      broken\n\
+                      nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+        assert_eq!(user_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_name(passwd, 65534).as_deref(), Some("nobody"));
+        assert_eq!(user_name(passwd, 1000), None);
+    }
+
+    #[test]
+    fn the_current_user_is_this_process_owner() {
+        // Tests run as some user with a /proc: never empty.
+        assert!(!current_user().is_empty());
+    }
+}
