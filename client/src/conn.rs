@@ -19,6 +19,14 @@ const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
 /// An endpoint for `addr` (`host:port`) with the project's client settings.
 pub(crate) fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint> {
+    let port = addr
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p != 0) {
+        return Err(Error::InvalidArgument {
+            message: format!("bad server address '{addr}': expected HOST:PORT, the port 1-65535"),
+        });
+    }
     let ep =
         Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::InvalidArgument {
             message: format!("bad server address '{addr}': {e}"),
@@ -54,7 +62,7 @@ pub(crate) async fn connect(addr: &str, role: &str, connect_timeout: Duration) -
     }
 }
 
-/// The innermost cause of an error chain (e.g. "Connection refused (os error 111)").
+/// The innermost cause of an error chain (e.g. "Connection refused").
 pub(crate) fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur: &(dyn std::error::Error + 'static) = e;
     while let Some(next) = cur.source() {
@@ -62,10 +70,15 @@ pub(crate) fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     let deepest = cur.to_string();
     let top = e.to_string();
-    if deepest == top {
-        top
+    // "transport error" and "(os error 111)" tell the user nothing.
+    let text = if deepest == top || top == "transport error" {
+        deepest
     } else {
         format!("{top}: {deepest}")
+    };
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_string(),
+        _ => text,
     }
 }
 

@@ -197,6 +197,11 @@ impl Error {
                     addr: addr.to_string(),
                     message: transport_message(&status),
                 },
+                Code::Unimplemented => Error::Server {
+                    message: format!(
+                        "{addr} does not serve this call: is it the namenode, of this version?"
+                    ),
+                },
                 Code::DeadlineExceeded => Error::Timeout {
                     what: format!("{addr}: {message}"),
                 },
@@ -373,6 +378,23 @@ mod tests {
         assert!(e.to_string().contains("10.1.1.1:9"), "{e}");
         let e = Error::from_status(Status::deadline_exceeded("slow"), "/", "h:1");
         assert!(matches!(e, Error::Timeout { .. }));
+        // A server that is not the namenode (a datanode's port, say).
+        let e = Error::from_status(Status::unimplemented(""), "/", "h:2");
+        assert!(
+            e.to_string().contains("h:2 does not serve this call"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn server_addresses_are_checked_before_connecting() {
+        for bad in ["127.0.0.1", "127.0.0.1:99999", ":9000", "h:0", "h:x"] {
+            let e = crate::conn::endpoint(bad, std::time::Duration::from_secs(1)).unwrap_err();
+            assert!(e.to_string().contains("expected HOST:PORT"), "{bad}: {e}");
+        }
+        for good in ["127.0.0.1:9000", "localhost:1", "[::1]:9000"] {
+            assert!(crate::conn::endpoint(good, std::time::Duration::from_secs(1)).is_ok());
+        }
     }
 
     #[test]

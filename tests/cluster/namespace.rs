@@ -186,6 +186,33 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         &["exists", "not a directory", "directory"],
     );
     fails(&c, &["rm", "-r", "/"], &["/", "root"]);
+    // `DST/` names a directory: never a new file, as GNU mv.
+    fails(
+        &c,
+        &["mv", "/d/file", "/newdir/"],
+        &["/newdir/: no such directory"],
+    );
+    fails(
+        &c,
+        &["mv", "/d/sub", "/d/file/"],
+        &["/d/file/: not a directory"],
+    );
+    // Into the directory it is in: nothing to do, and said.
+    fails(
+        &c,
+        &["mv", "/d/sub", "/d"],
+        &["source and target are the same"],
+    );
+    let out = std::process::Command::new(dfs_tests::bin("dfs"))
+        .args(["--namenode", "127.0.0.1:99999", "ls", "/"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad server address '127.0.0.1:99999'"),
+        "{err}"
+    );
     assert_eq!(
         snapshot(&c),
         before,

@@ -44,6 +44,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy local files (or `-` for stdin) to the cluster.
+    #[command(override_usage = "dfs put [OPTIONS] LOCAL... REMOTE")]
     Put(PutArgs),
     /// Copy a file from the cluster to a local path (or `-` for stdout).
     Get(GetArgs),
@@ -163,7 +164,7 @@ pub struct PutArgs {
     #[arg(long, value_name = "BYTES")]
     pub block_size: Option<u64>,
     /// Local files or directories (`-` for stdin), then the remote path.
-    #[arg(required = true, num_args = 2.., value_name = "LOCAL... REMOTE")]
+    #[arg(required = true, num_args = 2.., value_name = "PATH")]
     pub paths: Vec<String>,
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::format::{date_full, human_size, long_lines, permission_string};
-use super::{print_json, print_out, CliResult, Failures, LsArgs};
+use super::{print_json, print_out, CliError, CliResult, Failures, LsArgs};
 use crate::{Client, Error, FileStatus};
 
 /// Every entry under `path` (itself for a file), recursively when asked.
@@ -94,15 +94,31 @@ pub(crate) async fn mv(client: &Client, src: &str, dst: &str) -> CliResult {
     let src_st = client.status(src).await?;
     let target = match client.status(dst).await {
         Ok(st) if st.is_dir() => dfs_proto::path::join(&st.path, src_st.name()),
+        // `DST/` names a directory (as GNU mv): never a new file.
+        Ok(_) if dst.ends_with('/') => {
+            return Err(Error::NotADirectory {
+                path: dst.to_string(),
+            }
+            .into())
+        }
         Ok(_) => {
             return Err(Error::AlreadyExists {
                 path: dst.to_string(),
             }
             .into())
         }
+        Err(Error::NotFound { .. }) if dst.ends_with('/') => {
+            return Err(CliError::Told(format!("{dst}: no such directory")))
+        }
         Err(Error::NotFound { .. }) => dst.to_string(),
         Err(e) => return Err(e.into()),
     };
+    if dfs_proto::path::normalize(&target).ok().as_deref() == Some(src_st.path.as_str()) {
+        return Err(CliError::Told(format!(
+            "{}: already at {dst}: source and target are the same",
+            src_st.path
+        )));
+    }
     client.rename(&src_st.path, &target, false).await?;
     Ok(())
 }

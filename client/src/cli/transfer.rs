@@ -166,8 +166,12 @@ async fn put_one(
         Err(e) => Err(e),
     };
     if let Err(e) = renamed {
-        if let Err(cleanup) = client.delete(&tmp, false).await {
-            tracing::warn!(path = %tmp, error = %cleanup, "could not remove the partial copy");
+        match client.delete(&tmp, false).await {
+            // Gone with its directory (removed or moved meanwhile).
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(cleanup) => {
+                tracing::warn!(path = %tmp, error = %cleanup, "could not remove the partial copy");
+            }
         }
         return Err(untemp(e, &tmp, remote));
     }
