@@ -164,8 +164,13 @@ impl State {
             }
         }
         if nodes.is_empty() {
-            if info.replicas.is_empty() && last.length == 0 {
-                // No node ever received a byte of it: drop the block.
+            // Only a block no datanode was ever given is dropped. The
+            // datanodes of a pipeline that are down now may hold bytes
+            // they acknowledged (the namenode knows a length only from an
+            // fsync): the file waits for one of them to come back, as in
+            // HDFS, instead of losing those bytes (their replicas would be
+            // deleted as orphans on return).
+            if info.pipeline.is_empty() && info.replicas.is_empty() && last.length == 0 {
                 rec.blocks.pop();
                 let block_id = last.id;
                 let r = self.close_recovered(
@@ -180,8 +185,8 @@ impl State {
                 return Ok(r);
             }
             // Keep the file under the namenode's lease; the monitor retries.
-            tracing::warn!(path = %path, block = last.id,
-                "lease recovery waits: no live datanode holds the last block yet");
+            tracing::warn!(path = %path, block = last.id, pipeline = ?info.pipeline,
+                "lease recovery waits: no datanode that may hold the last block is live; the file is closed when one of them returns");
             let seq = self.take_over_lease(store, id, rec, &old_holder, now)?;
             return Ok((false, seq));
         }

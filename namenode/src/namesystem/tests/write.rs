@@ -686,3 +686,70 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
     assert!(h.fs.get_file_info("/g").unwrap().under_construction);
     h.close().await;
 }
+
+/// A writer dies and so do the datanodes of its last block: lease
+/// recovery waits for one of them instead of dropping the block (it may
+/// hold bytes they acknowledged; the namenode knows no length without an
+/// fsync), and recovers it when a node returns. Before, the file was
+/// closed without the block and the returning replicas deleted as orphans.
+#[tokio::test]
+async fn lease_recovery_waits_for_the_dead_datanodes_of_the_last_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = short_leases(dir.path());
+    h.register("dn4", "127.0.0.4:9101", "/r1");
+    h.fs.create(CreateRequest {
+        path: "/f".into(),
+        client_name: "gone".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let lb =
+        h.fs.add_block(
+            AddBlockRequest {
+                path: "/f".into(),
+                client_name: "gone".into(),
+                excluded_nodes: vec!["dn4".into()],
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap();
+    let b = lb.block.unwrap();
+    // The pipeline's nodes (dn1-dn3) die: only dn4 keeps heartbeating.
+    let later = Instant::now() + Duration::from_secs(11);
+    {
+        let mut st = h.fs.state.write();
+        let idx = st.dns.lookup("dn4").unwrap();
+        st.dns.get_mut(idx).last_heartbeat = later;
+    }
+    h.fs.tick(later);
+    let closed =
+        h.fs.recover_lease(RecoverLeaseRequest {
+            path: "/f".into(),
+            client_name: "admin".into(),
+            force: true,
+        })
+        .await
+        .unwrap();
+    assert!(!closed, "closed while the last block's datanodes are down");
+    let st = h.fs.get_file_info("/f").unwrap();
+    assert!(st.under_construction);
+    let blocks = h.fs.fsck("/", "").unwrap().files[0].blocks.len();
+    assert_eq!(blocks, 1, "the last block was dropped");
+    // dn1 comes back: the monitor orders the block recovery from it.
+    h.register("dn1", "127.0.0.1:9101", "/r1");
+    let retry = later + Duration::from_secs(60);
+    {
+        let mut st = h.fs.state.write();
+        let idx = st.dns.lookup("dn1").unwrap();
+        st.dns.get_mut(idx).last_heartbeat = retry;
+    }
+    h.fs.tick(retry);
+    let ordered = h.commands("dn1").into_iter().any(|c| {
+        matches!(c, datanode_command::Command::Recover(r) if r.block.is_some_and(|x| x.id == b.id))
+    });
+    assert!(ordered, "no block recovery ordered from the returning node");
+    h.close().await;
+}
