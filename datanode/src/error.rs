@@ -122,6 +122,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The namenode is of another cluster than the node's replicas.
+    #[error("this datanode's replicas belong to cluster {recorded} (recorded in {path}), the namenode is cluster {offered}: not joining it, so that no replica is deleted as an orphan (is the namenode's --data the right directory?)")]
+    WrongCluster {
+        /// The cluster id file.
+        path: String,
+        /// The cluster the replicas belong to.
+        recorded: String,
+        /// The namenode's cluster.
+        offered: String,
+    },
     /// Another node could not be reached.
     #[error("cannot reach {addr}: {reason}")]
     Connect {
@@ -232,7 +242,10 @@ impl Error {
             Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
                 ErrorKind::StorageFull
             }
-            Error::Io { .. } | Error::BadNodeId { .. } | Error::Serve(_) => ErrorKind::Internal,
+            Error::Io { .. }
+            | Error::BadNodeId { .. }
+            | Error::WrongCluster { .. }
+            | Error::Serve(_) => ErrorKind::Internal,
             Error::Remote { kind, .. } => kind.unwrap_or(ErrorKind::Internal),
             Error::Connect { .. }
             | Error::Pipeline { .. }

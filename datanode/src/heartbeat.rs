@@ -223,6 +223,7 @@ async fn register(node: &Node, stats: &StorageStats) -> Result<()> {
     let req = RegisterRequest {
         node: Some(node.info()),
         storage: Some(storage_report(stats)),
+        cluster_id: node.store.cluster_id().unwrap_or_default(),
     };
     let resp = node
         .namenode
@@ -231,6 +232,11 @@ async fn register(node: &Node, stats: &StorageStats) -> Result<()> {
         .await
         .map_err(|s| Error::remote(&node.config.namenode, "Register", &s))?
         .into_inner();
+    // Checked here too: a namenode that does not check (or sent no id)
+    // must not be joined by a node of another cluster.
+    if !resp.cluster_id.is_empty() {
+        node.store.adopt_cluster_id(&resp.cluster_id)?;
+    }
     node.store.set_block_size(resp.default_block_size);
     Ok(())
 }

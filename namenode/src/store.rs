@@ -136,6 +136,7 @@ struct Log {
 
 /// The metadata store: edit log, sled image and group-commit state.
 pub struct Store {
+    cluster_id: String,
     db: sled::Db,
     path: PathBuf,
     edits: PathBuf,
@@ -262,8 +263,10 @@ impl Store {
             })?;
         }
         let image = loading.into_image()?;
+        let cluster_id = cluster_id::load_or_create(dir)?;
         let (durable, _) = watch::channel(last);
         let store = Store {
+            cluster_id,
             db,
             path,
             edits,
@@ -286,6 +289,12 @@ impl Store {
             failed: Mutex::new(None),
         };
         Ok((store, image))
+    }
+
+    /// The cluster id of this namespace (`DATA/cluster_id`): datanodes
+    /// that hold replicas of another cluster refuse to join.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
     }
 
     /// Where the sled files live.
@@ -526,6 +535,7 @@ fn room(segment_bytes: u64) -> u64 {
     segment_bytes.min(4 << 20)
 }
 
+mod cluster_id;
 mod image;
 #[cfg(test)]
 mod tests;

@@ -512,3 +512,51 @@ async fn writer_dead_before_its_first_byte_is_recovered_to_an_empty_file() {
         assert!(read_all(&reader, path).await.unwrap().is_empty());
     }
 }
+
+/// A namenode started on an empty (or another cluster's) `--data`
+/// directory is refused by the datanodes, which keep their replicas: it
+/// would have taken every one of them for an orphan and had it deleted
+/// (HDFS's clusterID check). Restarted on its own directory, the file
+/// reads back.
+#[test]
+fn datanodes_refuse_a_namenode_of_another_cluster_and_keep_their_replicas() {
+    let mut c = Cluster::builder().start();
+    let local = c.local_file("f", 3 * MIB + 5, 61);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/f"]);
+    let replicas = |c: &Cluster| -> usize {
+        (0..3)
+            .map(|i| replica_files(&c.datanode_dir(i)).len())
+            .sum()
+    };
+    assert_eq!(replicas(&c), 12);
+    let own = c.dir.path().join("namenode");
+    let empty = c.dir.path().join("namenode-empty");
+    c.namenode.set_arg("--data", empty.to_str().unwrap());
+    c.namenode.restart();
+    let refused = |c: &Cluster| {
+        c.datanodes.iter().all(|d| {
+            fs::read_to_string(&d.log)
+                .unwrap_or_default()
+                .contains("belong to cluster")
+        })
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the datanodes refuse the new namenode",
+        || refused(&c),
+    );
+    // Several heartbeats later nothing was deleted.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(replicas(&c), 12, "replicas were deleted");
+    let report = c.dfs_json(&["report", "--json"]);
+    let live = report["datanodes"].as_array().map_or(0, Vec::len);
+    assert_eq!(live, 0, "a datanode joined the other cluster: {report}");
+    let nn_log = fs::read_to_string(&c.namenode.log).unwrap();
+    assert!(nn_log.contains("datanode refused"), "{nn_log}");
+
+    c.namenode.set_arg("--data", own.to_str().unwrap());
+    c.restart_namenode(3);
+    let back = c.dir.path().join("f-back");
+    c.dfs_ok(&["get", "/f", back.to_str().unwrap()]);
+    assert_eq!(sha256_file(&back), sha256_file(&local));
+}

@@ -186,7 +186,9 @@ impl Proc {
         self.child.as_ref().map(|c| c.id())
     }
 
-    pub(crate) fn set_arg(&mut self, flag: &str, value: &str) {
+    /// Changes the value after `flag` for the next start (a restart on
+    /// another `--data`, say).
+    pub fn set_arg(&mut self, flag: &str, value: &str) {
         if let Some(i) = self.args.iter().position(|a| a == flag) {
             self.args[i + 1] = value.to_string();
         }

@@ -33,7 +33,7 @@ use std::path::Path;
 use dfs_proto::checksum::{self, CHECKSUM_SIZE};
 use tracing::info;
 
-use super::{CHUNK, NODE_ID_FILE, TMP_DIR};
+use super::{CHUNK, CLUSTER_ID_FILE, NODE_ID_FILE, TMP_DIR};
 use crate::error::{Error, Result};
 use crate::meta;
 
@@ -209,18 +209,39 @@ pub(super) fn load_or_create_node_id(root: &Path) -> Result<String> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let id = uuid::Uuid::new_v4().to_string();
-            let tmp = root.join(format!("{NODE_ID_FILE}.new"));
-            let write = || -> io::Result<()> {
-                let mut f = File::create(&tmp)?;
-                f.write_all(format!("{id}\n").as_bytes())?;
-                f.sync_all()
-            };
-            write().map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
-            rename(&tmp, &path)?;
-            fsync_dir(root)?;
+            write_id_file(root, NODE_ID_FILE, &id)?;
             info!(node_id = %id, "created a new node id");
             Ok(id)
         }
         Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
     }
+}
+
+/// The cluster id recorded in `root` (`None` before the node first joined
+/// a namenode).
+pub(super) fn load_cluster_id(root: &Path) -> Result<Option<String>> {
+    let path = root.join(CLUSTER_ID_FILE);
+    match fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Ok(_) => Err(Error::BadNodeId {
+            path: path.display().to_string(),
+            reason: "empty cluster id".into(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+    }
+}
+
+/// Writes `root/name` holding `id`, durably and atomically (a crash
+/// leaves the old file or the new one).
+pub(super) fn write_id_file(root: &Path, name: &str, id: &str) -> Result<()> {
+    let tmp = root.join(format!("{name}.new"));
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(format!("{id}\n").as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    rename(&tmp, &root.join(name))?;
+    fsync_dir(root)
 }

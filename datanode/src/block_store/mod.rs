@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! DATA/node_id                       the node's UUID
+//! DATA/cluster_id                    the cluster its replicas belong to
+//!                                    (recorded when it first joins)
 //! DATA/current/finalized/blk_<id>    complete replica data
 //! DATA/current/finalized/blk_<id>_<gs>.meta
 //! DATA/current/rbw/blk_<id>          replica being written
@@ -41,7 +43,10 @@ use tracing::warn;
 use crate::error::{Error, Result};
 use crate::meta;
 use crate::page_cache::DropBehind;
-use files::{clean_tmp, data_name, load_or_create_node_id, meta_name, remove_if_exists};
+use files::{
+    clean_tmp, data_name, load_cluster_id, load_or_create_node_id, meta_name, remove_if_exists,
+    write_id_file,
+};
 
 mod files;
 mod recovery;
@@ -53,6 +58,9 @@ pub use replica_io::{ReplicaReader, ReplicaWriter};
 
 /// Name of the file holding the node's UUID, in the data directory.
 pub const NODE_ID_FILE: &str = "node_id";
+/// File under the data directory holding the id of the cluster the
+/// replicas belong to.
+pub const CLUSTER_ID_FILE: &str = "cluster_id";
 const FINALIZED_DIR: &str = "current/finalized";
 const RBW_DIR: &str = "current/rbw";
 const CORRUPT_DIR: &str = "current/corrupt";
@@ -154,6 +162,8 @@ impl Replica {
 pub struct BlockStore {
     root: PathBuf,
     node_id: String,
+    /// The cluster the replicas belong to, once the node joined one.
+    cluster_id: Mutex<Option<String>>,
     reserved: u64,
     replicas: Mutex<HashMap<u64, Arc<Replica>>>,
     next_token: AtomicU64,
@@ -174,10 +184,12 @@ impl BlockStore {
                 .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
         }
         let node_id = load_or_create_node_id(root)?;
+        let cluster_id = load_cluster_id(root)?;
         clean_tmp(root)?;
         let store = BlockStore {
             root: root.to_path_buf(),
             node_id,
+            cluster_id: Mutex::new(cluster_id),
             reserved,
             replicas: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
@@ -197,6 +209,33 @@ impl BlockStore {
     /// The node's stable id.
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// The cluster the replicas belong to (`None` until the node first
+    /// joins a namenode).
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.lock().clone()
+    }
+
+    /// Records the cluster of the namenode the node joined: from then on
+    /// it joins no namenode of another cluster. Fails if it is recorded
+    /// already with another id.
+    pub fn adopt_cluster_id(&self, id: &str) -> Result<()> {
+        let mut current = self.cluster_id.lock();
+        match current.as_deref() {
+            Some(c) if c == id => Ok(()),
+            Some(c) => Err(Error::WrongCluster {
+                path: self.root.join(CLUSTER_ID_FILE).display().to_string(),
+                recorded: c.to_string(),
+                offered: id.to_string(),
+            }),
+            None => {
+                write_id_file(&self.root, CLUSTER_ID_FILE, id)?;
+                tracing::info!(cluster_id = %id, "joined the cluster");
+                *current = Some(id.to_string());
+                Ok(())
+            }
+        }
     }
 
     /// Sets the free space a new block needs (the cluster's block size).

@@ -584,3 +584,19 @@ fn replicas_made_from_spares_and_in_place_read_back_after_reopen() {
         );
     }
 }
+
+#[test]
+fn the_cluster_id_is_recorded_once_and_another_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlockStore::open(dir.path(), 0).unwrap();
+    assert_eq!(store.cluster_id(), None);
+    store.adopt_cluster_id("CID-a").unwrap();
+    store.adopt_cluster_id("CID-a").unwrap();
+    drop(store);
+    let store = BlockStore::open(dir.path(), 0).unwrap();
+    assert_eq!(store.cluster_id().as_deref(), Some("CID-a"));
+    let e = store.adopt_cluster_id("CID-b").unwrap_err();
+    assert!(matches!(e, Error::WrongCluster { .. }), "{e}");
+    assert!(e.to_string().contains("not joining"), "{e}");
+    assert_eq!(store.cluster_id().as_deref(), Some("CID-a"));
+}

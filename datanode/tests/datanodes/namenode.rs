@@ -38,6 +38,7 @@ impl DatanodeProtocol for FakeNamenode {
         self.0.lock().registered.push(r.into_inner());
         Ok(Response::new(RegisterResponse {
             default_block_size: 1024 * 1024,
+            cluster_id: "CID-test".into(),
         }))
     }
     async fn heartbeat(

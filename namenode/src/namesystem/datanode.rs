@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 impl Namesystem {
     /// Registers a datanode.
     pub fn register_datanode(&self, req: RegisterRequest) -> Result<RegisterResponse> {
-        self.mutate(None, |st, _| st.register(req, Instant::now()))
+        self.mutate(None, |st, store| {
+            st.register(req, store.cluster_id(), Instant::now())
+        })
     }
 
     /// Records a heartbeat and returns the node's pending commands.
@@ -91,11 +93,22 @@ impl State {
     pub(crate) fn register(
         &mut self,
         req: RegisterRequest,
+        cluster_id: &str,
         now: Instant,
     ) -> Result<RegisterResponse> {
         let node = req
             .node
             .ok_or_else(|| Error::invalid("register: the node is missing"))?;
+        if !req.cluster_id.is_empty() && req.cluster_id != cluster_id {
+            tracing::error!(node = %node.id, address = %node.address, theirs = %req.cluster_id,
+                ours = %cluster_id, "datanode refused: its replicas belong to another cluster (is this namenode's --data the right directory?)");
+            return Err(Error::invalid(format!(
+                "datanode {} at {}: its replicas belong to cluster {}, this namenode is cluster {} \
+                 (a namenode started on another or an empty --data directory?); not joining, \
+                 so that none of them is taken for an orphan and deleted",
+                node.id, node.address, req.cluster_id, cluster_id
+            )));
+        }
         if node.id.is_empty() || node.id.len() > 256 {
             return Err(Error::invalid(
                 "register: the node id must be 1 to 256 bytes",
@@ -126,6 +139,7 @@ impl State {
         );
         Ok(RegisterResponse {
             default_block_size: self.cfg.block_size,
+            cluster_id: cluster_id.to_string(),
         })
     }
 

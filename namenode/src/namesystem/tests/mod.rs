@@ -60,6 +60,7 @@ impl Harness {
                     remaining: 1 << 40,
                     ..Default::default()
                 }),
+                cluster_id: String::new(),
             })
             .unwrap();
     }

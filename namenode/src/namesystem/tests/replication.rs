@@ -272,3 +272,28 @@ async fn no_copy_goes_to_a_node_that_still_has_to_delete_the_block() {
     assert_eq!(transfer_targets(&h), vec!["dn4".to_string()]);
     h.close().await;
 }
+
+/// A datanode whose replicas belong to another cluster is refused, and
+/// nothing of it is recorded; a new one is told the cluster id to keep.
+#[tokio::test]
+async fn a_datanode_of_another_cluster_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    let req = |cluster_id: &str| RegisterRequest {
+        node: Some(DatanodeInfo {
+            id: "dnx".into(),
+            address: "127.0.0.9:9101".into(),
+            rack: "/r1".into(),
+        }),
+        storage: Some(StorageReport::default()),
+        cluster_id: cluster_id.into(),
+    };
+    let ours = h.fs.register_datanode(req("")).unwrap().cluster_id;
+    assert!(ours.starts_with("CID-"), "{ours}");
+    assert!(h.fs.register_datanode(req(&ours)).is_ok());
+    let e = h.fs.register_datanode(req("CID-other")).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("belong to cluster CID-other"), "{text}");
+    assert!(text.contains(&ours), "{text}");
+    h.close().await;
+}

@@ -1,0 +1,77 @@
+//! The cluster id: made once, when a namenode's data directory is first
+//! used, and kept in `DATA/cluster_id`. A datanode records the id of the
+//! first namenode it joins and refuses any other (HDFS's clusterID): a
+//! namenode started on an empty or wrong `--data` would otherwise take
+//! every replica for an orphan and have it deleted.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::edits;
+use crate::error::{Error, Result};
+
+/// The file, in the namenode's data directory.
+pub const CLUSTER_ID_FILE: &str = "cluster_id";
+
+/// Longest accepted id, in bytes.
+const MAX_LEN: usize = 128;
+
+/// Reads the cluster id of the data directory `dir`, making one if it has
+/// none (a new namespace, or one made before cluster ids).
+pub(crate) fn load_or_create(dir: &Path) -> Result<String> {
+    let path = dir.join(CLUSTER_ID_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if id.is_empty() || id.len() > MAX_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Error::CorruptStore {
+                    message: format!(
+                        "{}: not a cluster id (1 to {MAX_LEN} printable ASCII bytes)",
+                        path.display()
+                    ),
+                });
+            }
+            Ok(id.to_string())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let id = format!("CID-{:032x}", rand::random::<u128>());
+            let tmp = dir.join(format!("{CLUSTER_ID_FILE}.new"));
+            let write = || -> io::Result<()> {
+                let mut f = fs::File::create(&tmp)?;
+                f.write_all(format!("{id}\n").as_bytes())?;
+                f.sync_all()?;
+                fs::rename(&tmp, &path)
+            };
+            write().map_err(|source| Error::Io {
+                context: format!("cannot write {}", path.display()),
+                source,
+            })?;
+            edits::sync_dir(dir)?;
+            tracing::info!(cluster_id = %id, "created the cluster id");
+            Ok(id)
+        }
+        Err(source) => Err(Error::Io {
+            context: format!("cannot read {}", path.display()),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = load_or_create(dir.path()).unwrap();
+        assert!(id.starts_with("CID-"), "{id}");
+        assert_eq!(load_or_create(dir.path()).unwrap(), id);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(load_or_create(other.path()).unwrap(), id);
+        fs::write(dir.path().join(CLUSTER_ID_FILE), "\n").unwrap();
+        let e = load_or_create(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not a cluster id"), "{e}");
+    }
+}
