@@ -16,6 +16,7 @@
 pub mod blocks;
 pub mod config;
 pub mod datanodes;
+pub mod decommissions;
 pub mod edits;
 pub mod error;
 pub mod leases;

@@ -225,6 +225,8 @@ impl State {
         let idx = self.dns.find(node).ok_or_else(|| Error::UnknownDatanode {
             node: node.to_string(),
         })?;
+        let id = self.dns.get(idx).id.clone();
+        self.decommissions.set(&id, decommission)?;
         let n = self.dns.get_mut(idx);
         let before = n.admin;
         if decommission {

@@ -14,7 +14,7 @@ use super::{Namesystem, State};
 /// The shortest heartbeat interval asked of a datanode while copies run.
 const FAST_HEARTBEAT_MIN: Duration = Duration::from_millis(200);
 use crate::blocks::{BlockState, Replica, ReplicaKind};
-use crate::datanodes::{NodeIdx, NodeLoad};
+use crate::datanodes::{AdminState, NodeIdx, NodeLoad};
 use crate::error::{Error, Result};
 
 impl Namesystem {
@@ -125,6 +125,14 @@ impl State {
         for d in r.displaced.clone() {
             let why = format!("node {} registered with the same address", node.id);
             self.node_lost(d, &why);
+        }
+        if self.decommissions.contains(&node.id) {
+            let n = self.dns.get_mut(r.idx);
+            if n.admin == AdminState::Normal {
+                // Taken out of service before a restart: it drains again
+                // (or is found drained at once) and takes no new block.
+                n.admin = AdminState::Decommissioning;
+            }
         }
         let n = self.dns.get(r.idx);
         tracing::info!(

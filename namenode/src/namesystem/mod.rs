@@ -33,6 +33,7 @@ use tokio::sync::Notify;
 use crate::blocks::{BlockInfo, BlockMap, BlockState};
 use crate::config::Config;
 use crate::datanodes::{DatanodeManager, NodeIdx};
+use crate::decommissions::Decommissions;
 use crate::error::{Error, Result};
 use crate::leases::LeaseManager;
 use crate::namespace::{Namespace, RemovedFile};
@@ -55,6 +56,8 @@ pub struct State {
     pub(crate) replication_ready_at: Instant,
     /// Full block reports that arrive in parts, by node, until the last.
     pub(crate) partial_reports: HashMap<NodeIdx, datanode::PartialReport>,
+    /// Nodes taken out of service, kept across restarts.
+    pub(crate) decommissions: Decommissions,
     pub(crate) cfg: Arc<Config>,
 }
 
@@ -76,6 +79,7 @@ impl Namesystem {
             None => Topology::default(),
         };
         let (store, image) = Store::open(&cfg.data_dir)?;
+        let decommissions = Decommissions::load(&cfg.data_dir)?;
         let ns = Namespace::from_image(image, cfg.block_size, cfg.replication)?;
         let cfg = Arc::new(cfg);
         let now = Instant::now();
@@ -135,6 +139,7 @@ impl Namesystem {
             repl: ReplicationQueues::new(),
             replication_ready_at: now + startup_delay(&cfg),
             partial_reports: HashMap::new(),
+            decommissions,
             cfg: cfg.clone(),
         };
         Ok(Namesystem {

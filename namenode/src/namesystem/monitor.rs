@@ -424,7 +424,6 @@ impl State {
         if draining.is_empty() {
             return;
         }
-        let in_service = self.dns.in_service_count(now) as u32;
         for node in draining {
             let mut waiting = 0usize;
             for id in self.blocks.blocks_of(node) {
@@ -432,7 +431,11 @@ impl State {
                     continue;
                 };
                 let h = self.health(id, info, now);
-                let target = h.expected.min(in_service).max(1);
+                // As HDFS: the file's replication, or at least the
+                // cluster's default when the file asks for more; never
+                // less because few nodes are in service (the node then
+                // stays draining, and the operator sees why).
+                let target = h.expected.min(self.cfg.replication).max(1);
                 if info.state == BlockState::UnderConstruction || h.live < target {
                     waiting += 1;
                 }

@@ -297,3 +297,47 @@ async fn a_datanode_of_another_cluster_is_refused() {
     assert!(text.contains(&ours), "{text}");
     h.close().await;
 }
+
+/// Decommissioning waits until every block has the file's replication on
+/// nodes in service (at most the cluster's default): with too few nodes
+/// left it stays draining instead of claiming the node can be stopped.
+/// The state survives a namenode restart.
+#[tokio::test]
+async fn decommission_waits_for_full_replication_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let h = Harness::open(config(dir.path()));
+        three_nodes(&h);
+        h.write("/f", 1, 0).await;
+        // Two of three nodes out: one in service cannot hold 3 replicas.
+        h.fs.decommission("dn1", true).unwrap();
+        h.fs.decommission("dn2", true).unwrap();
+        h.fs.tick(Instant::now());
+        h.fs.tick(Instant::now());
+        let state = |id: &str| {
+            h.fs.cluster_report()
+                .datanodes
+                .iter()
+                .find(|d| d.node.as_ref().unwrap().id == id)
+                .unwrap()
+                .state
+        };
+        assert_eq!(state("dn1"), NodeState::Decommissioning as i32);
+        assert_eq!(state("dn2"), NodeState::Decommissioning as i32);
+        h.fs.decommission("dn2", false).unwrap();
+        h.close().await;
+    }
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let state = |id: &str| {
+        h.fs.cluster_report()
+            .datanodes
+            .iter()
+            .find(|d| d.node.as_ref().unwrap().id == id)
+            .unwrap()
+            .state
+    };
+    assert_eq!(state("dn1"), NodeState::Decommissioning as i32);
+    assert_eq!(state("dn2"), NodeState::Live as i32);
+    h.close().await;
+}
