@@ -64,6 +64,8 @@ pub(crate) struct Setup<'a> {
     pub(crate) bytes_acked: u64,
     pub(crate) client_name: &'a str,
     pub(crate) timeout: Duration,
+    /// The base of the pipeline's ack timeouts (`WriteHeader`).
+    pub(crate) ack_timeout_base: Duration,
 }
 
 impl Pipeline {
@@ -102,6 +104,8 @@ impl Pipeline {
                 stage: setup.stage as i32,
                 client_name: setup.client_name.to_string(),
                 bytes_acked: setup.bytes_acked,
+                ack_timeout_base_ms: u64::try_from(setup.ack_timeout_base.as_millis())
+                    .unwrap_or(u64::MAX),
             })),
         };
         tx.send(header)

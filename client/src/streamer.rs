@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dfs_proto::defaults::MAX_PACKETS_IN_FLIGHT;
+use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT};
 use dfs_proto::{DatanodeInfo, ExtendedBlock, WriteStage};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -144,9 +144,17 @@ impl Streamer {
         self.first.is_some()
     }
 
+    /// The base of this writer's ack timeouts, sent to the pipeline.
+    fn ack_timeout_base(&self) -> Duration {
+        self.ctx.opts.rpc_timeout.max(Duration::from_secs(20))
+    }
+
+    /// How long to wait for a packet's ack: longer than any pipeline
+    /// node's wait for its downstream (see `defaults::ack_timeout`).
     fn ack_timeout(&self) -> Duration {
-        let nodes = self.cur.as_ref().map_or(1, |b| b.nodes.len()) as u32;
-        self.ctx.opts.rpc_timeout.max(Duration::from_secs(20)) + Duration::from_secs(5) * nodes
+        let nodes = self.cur.as_ref().map_or(1, |b| b.nodes.len());
+        let base = u64::try_from(self.ack_timeout_base().as_millis()).unwrap_or(u64::MAX);
+        defaults::ack_timeout(base, nodes)
     }
 
     fn setup_timeout(&self) -> Duration {
@@ -163,6 +171,7 @@ impl Streamer {
             bytes_acked: 0,
             client_name: &self.ctx.client_name,
             timeout: self.setup_timeout(),
+            ack_timeout_base: self.ack_timeout_base(),
         }
     }
 

@@ -43,8 +43,6 @@ pub type WriteStream = ReceiverStream<Result<WriteBlockResponse, Status>>;
 const HEADER_TIMEOUT: Duration = defaults::RPC_TIMEOUT;
 /// Time allowed per downstream node to connect and report ready.
 const SETUP_TIMEOUT_PER_HOP: Duration = Duration::from_secs(10);
-/// How long to wait for a downstream ack before declaring it failed.
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a finished pipeline waits for its upstream node to close.
 const UPSTREAM_DRAIN: Duration = Duration::from_secs(5);
 /// Packets queued for the local writer (1 MiB of 64 KiB packets).
@@ -213,6 +211,7 @@ pub async fn write_block(node: Arc<Node>, mut upstream: FrameReader) -> Result<W
         node: node.clone(),
         block,
         n_down,
+        ack_timeout: defaults::ack_timeout(header.ack_timeout_base_ms, n_down),
         cancel: node.shutdown.child_token(),
     };
     node.tasks.spawn(
@@ -306,6 +305,7 @@ async fn connect_downstream(
             stage: header.stage,
             client_name: header.client_name.clone(),
             bytes_acked: header.bytes_acked,
+            ack_timeout_base_ms: header.ack_timeout_base_ms,
         };
         tx.send(WriteBlockRequest {
             msg: Some(ReqMsg::Header(next_header)),
@@ -357,6 +357,9 @@ struct Pipeline {
     node: Arc<Node>,
     block: ExtendedBlock,
     n_down: usize,
+    /// How long to wait for the downstream's ack of a packet before
+    /// declaring it failed (shorter than the upstream's wait).
+    ack_timeout: Duration,
     cancel: CancellationToken,
 }
 
@@ -540,7 +543,7 @@ impl Pipeline {
                 let got = tokio::select! {
                     _ = self.cancel.cancelled() => break None,
                     _ = resp.closed() => break None,
-                    r = timeout(ACK_TIMEOUT, acks.message::<WriteBlockResponse>()) => r,
+                    r = timeout(self.ack_timeout, acks.message::<WriteBlockResponse>()) => r,
                 };
                 let reason = match got {
                     Ok(Ok(Some(WriteBlockResponse {
@@ -560,7 +563,7 @@ impl Pipeline {
                     Ok(Ok(Some(_))) => Some("sent an unexpected message".to_string()),
                     Ok(Ok(None)) => Some("closed the stream".to_string()),
                     Ok(Err(s)) => Some(s.message().to_string()),
-                    Err(_) => Some(format!("no ack within {}s", ACK_TIMEOUT.as_secs())),
+                    Err(_) => Some(format!("no ack within {}s", self.ack_timeout.as_secs())),
                 };
                 if let Some(reason) = reason {
                     warn!(node = %addr, seqno, %reason, "downstream datanode failed");

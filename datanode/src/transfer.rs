@@ -25,7 +25,6 @@ use crate::block_store::{ReplicaReader, ReplicaState};
 use crate::error::{Error, Result};
 use crate::net;
 use crate::node::{Job, Node};
-use crate::pipeline::ACK_TIMEOUT;
 use crate::reader::handle_corruption;
 
 /// Copies that may wait for a slot, per `--max-transfers` slot.
@@ -188,6 +187,7 @@ async fn send(
         stage: WriteStage::Replicate as i32,
         client_name,
         bytes_acked: 0,
+        ack_timeout_base_ms: 0,
     };
     let _ = tx
         .send(WriteBlockRequest {
@@ -245,9 +245,10 @@ async fn send(
         }
         Ok::<(), Error>(())
     };
+    let ack_timeout = defaults::ack_timeout(0, targets.len());
     let acker = async {
         for seqno in 0..packets {
-            let got = timeout(ACK_TIMEOUT, acks.message::<WriteBlockResponse>()).await;
+            let got = timeout(ack_timeout, acks.message::<WriteBlockResponse>()).await;
             let a = match got {
                 Ok(Ok(Some(WriteBlockResponse {
                     msg: Some(RespMsg::Ack(a)),
@@ -264,7 +265,7 @@ async fn send(
                         addr: first.clone(),
                         reason: format!(
                             "no ack of packet {seqno} within {}s",
-                            ACK_TIMEOUT.as_secs()
+                            ack_timeout.as_secs()
                         ),
                     })
                 }

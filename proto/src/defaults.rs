@@ -70,6 +70,25 @@ pub const MAX_PATH_DEPTH: usize = 256;
 pub const SETUP_ACK_SEQNO: u64 = u64::MAX;
 /// How long a client waits for the namenode before giving up on a call.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// The base of a pipeline's ack timeouts when the writer gives none.
+pub const ACK_TIMEOUT_BASE: Duration = RPC_TIMEOUT;
+/// What each node of a pipeline adds to the ack timeout of the nodes
+/// upstream of it.
+pub const ACK_TIMEOUT_PER_NODE: Duration = Duration::from_secs(5);
+
+/// How long a pipeline member waits for the ack of a packet from the
+/// `downstream` nodes after it (for the writer: every pipeline node),
+/// given the writer's `base` (`WriteHeader.ack_timeout_base_ms`; 0 = the
+/// default). Shorter further down the pipeline, so the node next to a
+/// silent one times out first and names it.
+pub fn ack_timeout(base_ms: u64, downstream: usize) -> Duration {
+    let base = if base_ms == 0 {
+        ACK_TIMEOUT_BASE
+    } else {
+        Duration::from_millis(base_ms)
+    };
+    base + ACK_TIMEOUT_PER_NODE * u32::try_from(downstream).unwrap_or(u32::MAX)
+}
 
 /// Replicas per full block report message (~30 bytes each on the wire, so
 /// a part stays well under [`MAX_MESSAGE_SIZE`]); larger reports are split.

@@ -176,6 +176,59 @@ async fn pipeline_recovers_from_a_datanode_killed_mid_block() {
     assert_eq!(v["missing"], 0, "{v}");
 }
 
+/// A datanode that hangs (SIGSTOP) at the end of a pipeline is the one
+/// replaced: the node next to it times out first (each node waits 5 s
+/// less than the one upstream of it) and names it, and the healthy nodes
+/// stay. Before, the writer timed out first, blamed the first node and
+/// kept the hung one, which cost two more timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_datanode_at_the_end_of_a_pipeline_is_the_one_replaced() {
+    let c = Cluster::builder()
+        .datanodes(4)
+        .block_size(4 * MIB as u64)
+        .start();
+    let opts = dfs_client::ClientOptions {
+        rpc_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let client = Client::connect_with(c.addr(), opts).await.unwrap();
+    let data = random_bytes(3 * MIB + 99, 17);
+    let mut w = client
+        .create("/hung", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(&data[..MIB]).await.unwrap();
+    w.hflush().await.unwrap();
+    let hosts = client.block_locations("/hung", 0, 1).await.unwrap()[0]
+        .hosts
+        .clone();
+    assert_eq!(hosts.len(), 3);
+    let hung = c.datanodes.iter().find(|d| d.addr == hosts[2]).unwrap();
+    hung.signal(libc::SIGSTOP);
+    w.write_all(&data[MIB..]).await.unwrap();
+    w.close().await.unwrap();
+    hung.signal(libc::SIGCONT);
+    let got = read_all(&client, "/hung").await.unwrap();
+    assert!(got == data, "wrong bytes after the recovery");
+    let v = c.dfs_json(&["fsck", "/hung", "--json"]);
+    let replicas: Vec<&str> = v["files"][0]["blocks"][0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    assert!(
+        !replicas.contains(&hosts[2].as_str()),
+        "the hung node kept: {v}"
+    );
+    for healthy in &hosts[..2] {
+        assert!(
+            replicas.contains(&healthy.as_str()),
+            "{healthy} was dropped: {v}"
+        );
+    }
+}
+
 /// Three pipeline failures inside one block, each time a node of the
 /// current pipeline (the first one, which sources the replacement's copy,
 /// among them): every recovery bumps the stamp and brings in a
@@ -401,6 +454,7 @@ async fn hostile_rpc_input_gets_errors_not_panics() {
             stage: WriteStage::Create as i32,
             client_name: "hostile".into(),
             bytes_acked: 0,
+            ack_timeout_base_ms: 0,
         })),
     })
     .await

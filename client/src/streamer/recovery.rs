@@ -100,6 +100,7 @@ impl Streamer {
         let ctx = self.ctx.clone();
         let path = self.path.clone();
         let file_id = self.file_id;
+        let ack_timeout_base = self.ack_timeout_base();
         let replication = self.replication as usize;
         let excluded = self.excluded_keys();
         let Some(b) = self.cur.as_mut() else {
@@ -203,6 +204,7 @@ impl Streamer {
             bytes_acked: b.acked,
             client_name: &ctx.client_name,
             timeout: ctx.opts.rpc_timeout.max(Duration::from_secs(10)),
+            ack_timeout_base,
         };
         let pipeline = Pipeline::open(setup).await.map_err(Step::Node)?;
 

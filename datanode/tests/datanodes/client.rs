@@ -70,6 +70,7 @@ pub(crate) fn header(
         stage: stage as i32,
         client_name: "dfs-client-test".into(),
         bytes_acked,
+        ack_timeout_base_ms: 0,
     }
 }
 
