@@ -155,6 +155,11 @@ async fn heartbeat_loop(node: Arc<Node>) {
                 StorageStats::default()
             }
         };
+        // Replicas whose files vanished: the namenode hears they are gone
+        // (and copies their blocks from other replicas).
+        for lost in node.store.take_lost() {
+            node.reporter.deleted(lost);
+        }
         if !registered {
             match register(&node, &stats).await {
                 Ok(()) => {

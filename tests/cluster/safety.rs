@@ -320,6 +320,56 @@ fn scanner_finds_rot_and_the_namenode_repairs_it() {
     assert_eq!(sha256_file(&local), sha256_file(&out));
 }
 
+/// Replica files removed behind a running datanode's back (an operator's
+/// `rm`, a lost disk directory) are noticed by the scanner (or a reader):
+/// the datanode drops them and tells the namenode, which copies the blocks
+/// from the other replicas. Before, the namenode kept counting them (block
+/// reports come from the datanode's memory) and fsck said HEALTHY.
+#[test]
+fn replica_files_removed_behind_a_datanodes_back_are_replaced() {
+    let c = Cluster::builder()
+        .datanodes(4)
+        .datanode_args(&["--scan-rate", "50000000"])
+        .start();
+    let local = c.local_file("gone", 2 * MIB + 7, 8);
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/gone"]);
+    let victim = (0..4)
+        .find(|&i| !replica_files(&c.datanode_dir(i)).is_empty())
+        .unwrap();
+    let victim_addr = c.datanodes[victim].addr.clone();
+    for f in replica_files(&c.datanode_dir(victim)) {
+        fs::remove_file(f).unwrap();
+    }
+    wait_until(
+        Duration::from_secs(60),
+        "the lost replicas replaced",
+        || {
+            // Three replicas per block, and those the namenode counts on
+            // the victim (a copy may have gone back to it) are on its disk.
+            let v = c.dfs_json(&["fsck", "/", "--json"]);
+            let blocks = v["files"][0]["blocks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let on_victim = blocks
+                .iter()
+                .flat_map(|b| b["replicas"].as_array().cloned().unwrap_or_default())
+                .filter(|r| r["address"] == victim_addr.as_str())
+                .count();
+            v["under_replicated"] == 0
+                && blocks
+                    .iter()
+                    .all(|b| b["replicas"].as_array().map_or(0, Vec::len) == 3)
+                && on_victim == replica_files(&c.datanode_dir(victim)).len()
+        },
+    );
+    let log = fs::read_to_string(&c.datanodes[victim].log).unwrap();
+    assert!(log.contains("replica file gone from the disk"), "{log}");
+    let out = c.dir.path().join("gone.out");
+    c.dfs_ok(&["get", "/gone", out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&local), sha256_file(&out));
+}
+
 #[test]
 fn all_replicas_corrupt_fails_clearly_and_fsck_says_corrupt() {
     let c = Cluster::builder().datanodes(1).replication(1).start();

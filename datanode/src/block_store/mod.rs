@@ -168,6 +168,9 @@ pub struct BlockStore {
     replicas: Mutex<HashMap<u64, Arc<Replica>>>,
     next_token: AtomicU64,
     failure: Mutex<Option<String>>,
+    /// Finalized replicas whose files were found gone (removed behind the
+    /// node's back), dropped from the map, for the namenode to hear of.
+    lost: Mutex<Vec<ExtendedBlock>>,
     /// Free bytes a new block needs (the cluster's default block size).
     block_size: AtomicU64,
     /// Replica files made ahead of need.
@@ -194,6 +197,7 @@ impl BlockStore {
             replicas: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             failure: Mutex::new(None),
+            lost: Mutex::new(Vec::new()),
             block_size: AtomicU64::new(defaults::BLOCK_SIZE),
             spares: spares::Spares::start(&root.join(TMP_DIR)),
         };
@@ -519,11 +523,25 @@ impl BlockStore {
                 reason: format!("generation stamp {min_gs} or newer was asked"),
             });
         }
-        let open = |p: PathBuf| {
-            File::open(&p).map_err(|e| Error::io(format!("cannot open {}", p.display()), e))
+        let open = |p: PathBuf| File::open(&p).map_err(|e| (p, e));
+        let opened = open(self.data_path(m.state, id))
+            .and_then(|d| Ok((d, open(self.meta_path(m.state, id, m.gs))?)));
+        let (data, meta_file) = match opened {
+            Ok(files) => files,
+            Err((p, e))
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && m.state == ReplicaState::Finalized =>
+            {
+                let gs = m.gs;
+                drop(m);
+                self.forget_lost(id, gs, &p);
+                return Err(Error::io(
+                    format!("{} is gone (removed behind the datanode's back); the replica is dropped and reported to the namenode", p.display()),
+                    e,
+                ));
+            }
+            Err((p, e)) => return Err(Error::io(format!("cannot open {}", p.display()), e)),
         };
-        let data = open(self.data_path(m.state, id))?;
-        let meta_file = open(self.meta_path(m.state, id, m.gs))?;
         Ok(ReplicaReader {
             info: replica.info(&m),
             replica: replica.clone(),
@@ -532,6 +550,38 @@ impl BlockStore {
             header_checked: false,
             behind: None,
         })
+    }
+
+    /// Drops finalized replica `id`_`gs` whose file `missing` is gone from
+    /// the disk: it is no longer served or reported, and [`take_lost`]
+    /// hands it to the namenode, which copies the block from another
+    /// replica (HDFS's directory scanner finds such replicas).
+    ///
+    /// [`take_lost`]: BlockStore::take_lost
+    fn forget_lost(&self, id: u64, gs: u64, missing: &Path) {
+        let block = {
+            let mut map = self.replicas.lock();
+            let Some(replica) = map.get(&id).cloned() else {
+                return;
+            };
+            let mut m = replica.meta.lock();
+            if m.removed || m.gs != gs || m.state != ReplicaState::Finalized {
+                return;
+            }
+            map.remove(&id);
+            m.removed = true;
+            m.writer = 0;
+            replica.info(&m).block
+        };
+        warn!(block = %block, file = %missing.display(), "replica file gone from the disk: the replica is dropped and will be reported lost");
+        // The other file of the pair, if it is still there, is of no use.
+        let _ = self.remove_files(ReplicaState::Finalized, id, true, Some(gs));
+        self.lost.lock().push(block);
+    }
+
+    /// The replicas found lost since the last call (see `forget_lost`).
+    pub fn take_lost(&self) -> Vec<ExtendedBlock> {
+        std::mem::take(&mut *self.lost.lock())
     }
 
     /// Moves a finalized replica found corrupt to `current/corrupt`. Returns

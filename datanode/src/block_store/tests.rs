@@ -600,3 +600,24 @@ fn the_cluster_id_is_recorded_once_and_another_refused() {
     assert!(e.to_string().contains("not joining"), "{e}");
     assert_eq!(store.cluster_id().as_deref(), Some("CID-a"));
 }
+
+#[test]
+fn a_finalized_replica_whose_file_vanished_is_dropped_and_handed_over_as_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(10_000, 3);
+    let mut w = s.create(9, 1000, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 4096);
+    w.finalize(ReplicaState::Finalized).unwrap();
+    assert!(s.take_lost().is_empty());
+    fs::remove_file(dir.path().join("current/finalized/blk_9")).unwrap();
+    let e = s.open_reader(9, 1000).unwrap_err();
+    assert!(e.to_string().contains("is gone"), "{e}");
+    let lost = s.take_lost();
+    assert_eq!(lost.len(), 1);
+    assert_eq!((lost[0].id, lost[0].generation_stamp), (9, 1000));
+    assert!(s.replicas().is_empty(), "still listed");
+    assert!(!dir.path().join("current/finalized/blk_9_1000.meta").exists());
+    assert!(matches!(s.open_reader(9, 1000), Err(Error::ReplicaNotFound { .. })));
+    assert!(s.take_lost().is_empty());
+}
