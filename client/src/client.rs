@@ -349,7 +349,10 @@ impl Client {
         };
         let resp = self
             .nn()
-            .call("Create", &path, |mut c| async move { c.create(req).await })
+            .call_retrying_unsent("Create", &path, self.inner.opts.rpc_timeout, |mut c| {
+                let req = req.clone();
+                async move { c.create(req).await }
+            })
             .await?;
         let status: FileStatus = match resp.status {
             Some(st) => st.into(),

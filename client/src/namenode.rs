@@ -96,6 +96,21 @@ impl NameNode {
         F: FnOnce(ClientProtocolClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
+        self.call_once(op, paths, f).await.map_err(|(e, _)| e)
+    }
+
+    /// One call; a failure says whether the request surely never reached
+    /// the namenode (its connection was refused).
+    async fn call_once<T, F, Fut>(
+        &self,
+        op: &str,
+        paths: &[&str],
+        f: F,
+    ) -> std::result::Result<T, (Error, bool)>
+    where
+        F: FnOnce(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
         let path = paths.first().copied().unwrap_or("");
         tracing::trace!(op, path, "namenode call");
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
@@ -111,19 +126,57 @@ impl NameNode {
                 Ok(resp.into_inner())
             }
             Ok(Err(status)) => {
+                let unsent = connection_refused(&status);
                 let err = Error::from_status_paths(status, paths, &self.namenode_name());
                 tracing::debug!(op, path, error = %err, "namenode call failed");
-                Err(err)
+                Err((err, unsent))
             }
-            Err(_) => Err(Error::Timeout {
-                what: format!(
-                    "namenode at {} did not answer {op}{}{} within {:?}",
-                    self.addr,
-                    if path.is_empty() { "" } else { " " },
-                    path,
-                    self.rpc_timeout
-                ),
-            }),
+            Err(_) => Err((
+                Error::Timeout {
+                    what: format!(
+                        "namenode at {} did not answer {op}{}{} within {:?}",
+                        self.addr,
+                        if path.is_empty() { "" } else { " " },
+                        path,
+                        self.rpc_timeout
+                    ),
+                },
+                false,
+            )),
+        }
+    }
+
+    /// Like [`call`](Self::call) for any call, also one that is not safe
+    /// to repeat (create, add a block): retried, up to `budget`, only
+    /// while the namenode refuses connections (the request never left: a
+    /// namenode restarting) or answers that it is in safe mode (refused
+    /// before any change), as HDFS's client retries connection failures.
+    pub(crate) async fn call_retrying_unsent<T, F, Fut>(
+        &self,
+        op: &str,
+        path: &str,
+        budget: Duration,
+        mut f: F,
+    ) -> Result<T>
+    where
+        F: FnMut(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.call_once(op, &[path], &mut f).await {
+                Ok(v) => return Ok(v),
+                Err((e, unsent))
+                    if (unsent || matches!(e, Error::SafeMode { .. }))
+                        && tokio::time::Instant::now() + delay < deadline =>
+                {
+                    tracing::debug!(op, path, error = %e, "namenode did not take the call; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                }
+                Err((e, _)) => return Err(e),
+            }
         }
     }
 
@@ -157,4 +210,19 @@ impl NameNode {
     fn namenode_name(&self) -> String {
         format!("namenode at {}", self.addr)
     }
+}
+
+/// Whether a failed call's connection was refused (the namenode is not
+/// listening: the request was never sent).
+fn connection_refused(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
 }

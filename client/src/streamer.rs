@@ -474,9 +474,15 @@ impl Streamer {
         let resp = self
             .ctx
             .namenode
-            .call("AddBlock", &self.path, |mut c| async move {
-                c.add_block(req).await
-            })
+            .call_retrying_unsent(
+                "AddBlock",
+                &self.path,
+                self.ctx.opts.rpc_timeout,
+                |mut c| {
+                    let req = req.clone();
+                    async move { c.add_block(req).await }
+                },
+            )
             .await?;
         match resp.block {
             Some(lb) if lb.block.is_some() && !lb.locations.is_empty() => Ok(lb),

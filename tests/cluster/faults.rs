@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dfs_client::{BlockLocation, Client};
 use dfs_tests::{replica_files, sha256_file, wait_until, Cluster};
+use tokio::io::AsyncWriteExt;
 
 const MIB: usize = 1024 * 1024;
 
@@ -43,6 +44,50 @@ fn namenode_sigkill_keeps_every_acknowledged_change() {
     // The restarted namenode accepts new writes.
     let local = c.local_file("new", MIB + 5, 42);
     c.dfs_ok(&["put", local.to_str().unwrap(), "/after/new"]);
+}
+
+/// A namenode restart of a few seconds fails no write: a create, and the
+/// next block of a file being written, whose connection the namenode
+/// refused (so the request never reached it) or that it refused in safe
+/// mode, are retried until it is back, within the client's RPC timeout
+/// (as HDFS's client retries connection failures). Before, both failed at
+/// once ("connection refused").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_and_new_blocks_wait_out_a_short_namenode_restart() {
+    let mut c = Cluster::builder().start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    let data = dfs_tests::random_bytes(2 * MIB + 3, 12);
+    let mut w = client.create("/a", Default::default()).await.unwrap();
+    // A full block: the next byte needs a new block (AddBlock).
+    w.write_all(&data[..MIB]).await.unwrap();
+    w.hflush().await.unwrap();
+    c.namenode.kill();
+    let rest = data[MIB..].to_vec();
+    let writer = tokio::spawn(async move {
+        w.write_all(&rest).await?;
+        w.close().await
+    });
+    let c2 = client.clone();
+    let creator = tokio::spawn(async move {
+        let mut w = c2.create("/b", Default::default()).await?;
+        w.write_all(b"made while the namenode restarted").await?;
+        w.close().await
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::task::block_in_place(|| c.namenode.restart());
+    writer
+        .await
+        .unwrap()
+        .expect("the write across the restart failed");
+    creator
+        .await
+        .unwrap()
+        .expect("the create during the restart failed");
+    let got = c.dfs_ok(&["cat", "/b"]);
+    assert_eq!(got, "made while the namenode restarted");
+    let back = c.dir.path().join("a-back");
+    c.dfs_ok(&["get", "/a", back.to_str().unwrap()]);
+    assert!(fs::read(&back).unwrap() == data, "wrong bytes in /a");
 }
 
 #[test]

@@ -617,7 +617,13 @@ fn a_finalized_replica_whose_file_vanished_is_dropped_and_handed_over_as_lost() 
     assert_eq!(lost.len(), 1);
     assert_eq!((lost[0].id, lost[0].generation_stamp), (9, 1000));
     assert!(s.replicas().is_empty(), "still listed");
-    assert!(!dir.path().join("current/finalized/blk_9_1000.meta").exists());
-    assert!(matches!(s.open_reader(9, 1000), Err(Error::ReplicaNotFound { .. })));
+    assert!(!dir
+        .path()
+        .join("current/finalized/blk_9_1000.meta")
+        .exists());
+    assert!(matches!(
+        s.open_reader(9, 1000),
+        Err(Error::ReplicaNotFound { .. })
+    ));
     assert!(s.take_lost().is_empty());
 }

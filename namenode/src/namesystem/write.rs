@@ -195,6 +195,18 @@ impl State {
             },
             &mut rand::rng(),
         );
+        if placement.targets.is_empty()
+            && self.dns.all().is_empty()
+            && now < self.replication_ready_at
+        {
+            // Just restarted: the datanodes register within a heartbeat.
+            // Said as safe mode, which the writer retries.
+            return Err(Error::SafeMode {
+                op: "allocate a block",
+                status: "the namenode started moments ago and no datanode has registered yet"
+                    .into(),
+            });
+        }
         if placement.targets.is_empty() {
             return Err(Error::NoDatanodes {
                 message: format!(
