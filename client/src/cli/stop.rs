@@ -96,11 +96,14 @@ pub(crate) async fn requested_wait() -> Signal {
     std::future::pending().await
 }
 
-/// Copies running with a partial file to remove if they are stopped.
+/// Copies between the creation of their temporary file and its rename or
+/// removal.
 static COPIES: AtomicUsize = AtomicUsize::new(0);
 
-/// Marks a copy in progress while it lives: a stop signal then lets the
-/// command finish removing the partial file (see [`copies_running`]).
+/// Marks a copy in progress while it lives, from the creation of its
+/// temporary file to its rename or removal: a stop signal then lets the
+/// command finish (the copy sees the signal and removes the partial
+/// file; see [`copies_running`]).
 pub(crate) struct CopyGuard(());
 
 impl CopyGuard {

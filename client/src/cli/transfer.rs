@@ -137,6 +137,9 @@ async fn put_one(
             Err(e) => return Err(e.into()),
         }
     }
+    // From the temporary file's creation to its rename or removal, a stop
+    // signal lets this finish (see `run`).
+    let _running = stop::CopyGuard::new();
     let tmp = remote_copying_path(remote);
     let tmp_opts = CreateOptions {
         overwrite: false,
@@ -181,7 +184,6 @@ async fn put_one(
 /// Runs a copy until it ends or a signal stops it (Ctrl-C, `kill`,
 /// `timeout`), so the caller can remove the partial copy either way.
 async fn interruptible(copy: impl std::future::Future<Output = CliResult>) -> CliResult {
-    let _running = stop::CopyGuard::new();
     tokio::select! {
         r = copy => r,
         s = stop::requested_wait() => Err(CliError::Interrupted(s)),
@@ -317,6 +319,7 @@ async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> C
         });
     }
     let reader = client.open(remote).await?;
+    let _running = stop::CopyGuard::new();
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
