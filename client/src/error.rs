@@ -199,7 +199,7 @@ impl Error {
                 },
                 Code::Unimplemented => Error::Server {
                     message: format!(
-                        "{addr} does not serve this call: is it the namenode, of this version?"
+                        "{addr} does not serve this call: is it the right kind of server (a namenode for --namenode), of this version?"
                     ),
                 },
                 Code::DeadlineExceeded => Error::Timeout {

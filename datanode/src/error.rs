@@ -122,6 +122,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The cluster id file is unusable.
+    #[error("cluster id file {path} is empty or unreadable: write the id of the cluster the replicas belong to into it (the namenode's DATA/cluster_id); do not remove it, or the node joins any namenode and loses its replicas as orphans")]
+    BadClusterId {
+        /// The file.
+        path: String,
+    },
     /// The namenode is of another cluster than the node's replicas.
     #[error("this datanode's replicas belong to cluster {recorded} (recorded in {path}), the namenode is cluster {offered}: not joining it, so that no replica is deleted as an orphan (is the namenode's --data the right directory?)")]
     WrongCluster {
@@ -245,6 +251,7 @@ impl Error {
             Error::Io { .. }
             | Error::BadNodeId { .. }
             | Error::WrongCluster { .. }
+            | Error::BadClusterId { .. }
             | Error::Serve(_) => ErrorKind::Internal,
             Error::Remote { kind, .. } => kind.unwrap_or(ErrorKind::Internal),
             Error::Connect { .. }

@@ -63,6 +63,9 @@ pub struct Datanode {
     pub dead: bool,
     /// Administrative state.
     pub admin: AdminState,
+    /// A full block report was processed since the node last registered:
+    /// until then the namenode does not know all the replicas it holds.
+    pub reported: bool,
     /// Blocks to delete, sent in the next heartbeat replies.
     deletes: VecDeque<ExtendedBlock>,
     /// The queued deletes by block id, with their generation stamps (a
@@ -188,6 +191,7 @@ impl DatanodeManager {
                     last_heartbeat: now,
                     dead: false,
                     admin: AdminState::Normal,
+                    reported: false,
                     deletes: VecDeque::new(),
                     delete_ids: HashMap::new(),
                     commands: VecDeque::new(),
@@ -197,6 +201,7 @@ impl DatanodeManager {
             }
         };
         let n = &mut self.nodes[idx as usize];
+        n.reported = false;
         n.address = info.address.clone();
         n.host = host_of(&info.address).to_string();
         n.own_rack = info.rack.clone();

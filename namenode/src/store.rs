@@ -263,7 +263,7 @@ impl Store {
             })?;
         }
         let image = loading.into_image()?;
-        let cluster_id = cluster_id::load_or_create(dir)?;
+        let cluster_id = cluster_id::load_or_create(dir, had_marker)?;
         let (durable, _) = watch::channel(last);
         let store = Store {
             cluster_id,

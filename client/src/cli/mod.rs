@@ -278,17 +278,33 @@ fn io_text(e: &std::io::Error) -> String {
 pub(crate) struct Failures(Vec<CliError>);
 
 impl Failures {
-    /// Records the outcome of one path; `Err` means stop now.
+    /// Records the outcome of one path; `Err` means stop now (with the
+    /// failures recorded so far).
     pub(crate) fn note(&mut self, r: CliResult) -> CliResult {
-        match r {
-            Ok(()) => {}
-            Err(e @ (CliError::BrokenPipe | CliError::Interrupted(_))) => return Err(e),
-            Err(CliError::Several(v)) => self.0.extend(v),
-            Err(e) => self.0.push(e),
-        }
-        match stop::requested() {
-            Some(s) => Err(CliError::Interrupted(s)),
+        let stop = match r {
+            Ok(()) => None,
+            Err(e @ (CliError::BrokenPipe | CliError::Interrupted(_))) => Some(e),
+            Err(CliError::Several(mut v)) => {
+                // A stop from a nested tree copy comes last.
+                let nested_stop = v
+                    .last()
+                    .is_some_and(|e| matches!(e, CliError::BrokenPipe | CliError::Interrupted(_)));
+                let stop = if nested_stop { v.pop() } else { None };
+                self.0.extend(v);
+                stop
+            }
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        };
+        let stop = stop.or_else(|| stop::requested().map(CliError::Interrupted));
+        match stop {
             None => Ok(()),
+            Some(e) => {
+                self.0.push(e);
+                Err(CliError::Several(std::mem::take(&mut self.0)))
+            }
         }
     }
 
@@ -348,15 +364,17 @@ pub async fn run(cli: Cli) -> ExitCode {
         s = stop::requested_wait() => {
             // A copy in progress sees the signal too and removes its
             // partial file; other commands just stop.
-            if stop::copies_running() {
-                let _ = tokio::time::timeout(CLEANUP_BUDGET, &mut command).await;
-            }
-            Err(CliError::Interrupted(s))
+            // Its result, once the cleanup is done, says what happened.
+            let cleaned = if stop::copies_running() {
+                tokio::time::timeout(CLEANUP_BUDGET, &mut command).await.ok()
+            } else {
+                None
+            };
+            cleaned.unwrap_or(Err(CliError::Interrupted(s)))
         }
     };
     let failures = match result {
         Ok(()) => return ExitCode::SUCCESS,
-        Err(CliError::BrokenPipe) => return ExitCode::from(141),
         Err(CliError::Several(v)) => v,
         Err(e) => vec![e],
     };
@@ -364,10 +382,15 @@ pub async fn run(cli: Cli) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     let mut code = ExitCode::FAILURE;
     for e in &failures {
-        // Never panic on a closed stderr.
-        let _ = writeln!(stderr, "dfs: {name}: {e}");
-        if let CliError::Interrupted(s) = e {
-            code = ExitCode::from(s.exit_code());
+        match e {
+            // A closed stdout is no error to tell (as `cat f | head`).
+            CliError::BrokenPipe => code = ExitCode::from(141),
+            CliError::Interrupted(s) => code = ExitCode::from(s.exit_code()),
+            _ => {}
+        }
+        if !matches!(e, CliError::BrokenPipe) {
+            // Never panic on a closed stderr.
+            let _ = writeln!(stderr, "dfs: {name}: {e}");
         }
     }
     code
@@ -452,12 +475,16 @@ mod tests {
             Err(CliError::Several(v)) => assert_eq!(v.len(), 3),
             other => panic!("{other:?}"),
         }
-        // A closed stdout stops at once.
+        // A closed stdout stops at once, keeping the failures so far.
         let mut f = Failures::default();
-        assert!(matches!(
-            f.note(Err(CliError::BrokenPipe)),
-            Err(CliError::BrokenPipe)
-        ));
+        f.note(Err(CliError::Usage("a".into()))).unwrap();
+        match f.note(Err(CliError::BrokenPipe)) {
+            Err(CliError::Several(v)) => {
+                assert_eq!(v.len(), 2);
+                assert!(matches!(v[1], CliError::BrokenPipe));
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(Failures::default().finish().is_ok());
     }
 

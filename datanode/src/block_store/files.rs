@@ -223,9 +223,8 @@ pub(super) fn load_cluster_id(root: &Path) -> Result<Option<String>> {
     let path = root.join(CLUSTER_ID_FILE);
     match fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-        Ok(_) => Err(Error::BadNodeId {
+        Ok(_) => Err(Error::BadClusterId {
             path: path.display().to_string(),
-            reason: "empty cluster id".into(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),

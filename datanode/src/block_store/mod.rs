@@ -559,8 +559,11 @@ impl BlockStore {
     ///
     /// [`take_lost`]: BlockStore::take_lost
     fn forget_lost(&self, id: u64, gs: u64, missing: &Path) {
-        let block = {
-            let mut map = self.replicas.lock();
+        // As `delete`: the replica stays in the map, marked removed, until
+        // its files are gone, so a new replica of the block cannot be made
+        // (and lose its files to this removal) meanwhile.
+        let (block, replica) = {
+            let map = self.replicas.lock();
             let Some(replica) = map.get(&id).cloned() else {
                 return;
             };
@@ -568,14 +571,16 @@ impl BlockStore {
             if m.removed || m.gs != gs || m.state != ReplicaState::Finalized {
                 return;
             }
-            map.remove(&id);
             m.removed = true;
             m.writer = 0;
-            replica.info(&m).block
+            let block = replica.info(&m).block;
+            drop(m);
+            (block, replica)
         };
         warn!(block = %block, file = %missing.display(), "replica file gone from the disk: the replica is dropped and will be reported lost");
         // The other file of the pair, if it is still there, is of no use.
         let _ = self.remove_files(ReplicaState::Finalized, id, true, Some(gs));
+        self.forget(&replica);
         self.lost.lock().push(block);
     }
 

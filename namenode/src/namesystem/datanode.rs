@@ -105,7 +105,8 @@ impl State {
             return Err(Error::invalid(format!(
                 "datanode {} at {}: its replicas belong to cluster {}, this namenode is cluster {} \
                  (a namenode started on another or an empty --data directory?); not joining, \
-                 so that none of them is taken for an orphan and deleted",
+                 so that none of them is taken for an orphan and deleted (if this namespace is \
+                 theirs, its DATA/cluster_id must hold their id)",
                 node.id, node.address, req.cluster_id, cluster_id
             )));
         }
@@ -246,6 +247,7 @@ impl State {
             self.blocks.modify(*id, |b| b.remove_replica(node));
         }
         self.repl.check_all(gone.iter().copied());
+        self.dns.get_mut(node).reported = true;
         let n = self.dns.get(node);
         tracing::info!(
             node = %n.id,

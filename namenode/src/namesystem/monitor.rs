@@ -418,7 +418,10 @@ impl State {
             .dns
             .all()
             .iter()
-            .filter(|n| n.admin == AdminState::Decommissioning && !n.dead)
+            // A node's replicas are known once its first full block
+            // report since it registered is in (HDFS's
+            // checkBlockReportReceived): before, it would look drained.
+            .filter(|n| n.admin == AdminState::Decommissioning && !n.dead && n.reported)
             .map(|n| n.idx)
             .collect();
         if draining.is_empty() {
@@ -434,7 +437,7 @@ impl State {
                 // As HDFS: the file's replication, or at least the
                 // cluster's default when the file asks for more; never
                 // less because few nodes are in service (the node then
-                // stays draining, and the operator sees why).
+                // stays draining; fsck shows the blocks under-replicated).
                 let target = h.expected.min(self.cfg.replication).max(1);
                 if info.state == BlockState::UnderConstruction || h.live < target {
                     waiting += 1;

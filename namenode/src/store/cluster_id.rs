@@ -18,8 +18,9 @@ pub const CLUSTER_ID_FILE: &str = "cluster_id";
 const MAX_LEN: usize = 128;
 
 /// Reads the cluster id of the data directory `dir`, making one if it has
-/// none (a new namespace, or one made before cluster ids).
-pub(crate) fn load_or_create(dir: &Path) -> Result<String> {
+/// none: a new namespace, or (`existing`) one made before cluster ids or
+/// restored without its id file.
+pub(crate) fn load_or_create(dir: &Path, existing: bool) -> Result<String> {
     let path = dir.join(CLUSTER_ID_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => {
@@ -48,7 +49,12 @@ pub(crate) fn load_or_create(dir: &Path) -> Result<String> {
                 source,
             })?;
             edits::sync_dir(dir)?;
-            tracing::info!(cluster_id = %id, "created the cluster id");
+            if existing {
+                tracing::warn!(cluster_id = %id, file = %path.display(),
+                    "this namespace had no cluster id (made before cluster ids, or restored without the file): a new one was made; datanodes that recorded another id refuse this namenode, and if this is their namespace, their id (in their DATA/cluster_id) belongs in this file");
+            } else {
+                tracing::info!(cluster_id = %id, "created the cluster id");
+            }
             Ok(id)
         }
         Err(source) => Err(Error::Io {
@@ -65,13 +71,13 @@ mod tests {
     #[test]
     fn an_id_is_made_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let id = load_or_create(dir.path()).unwrap();
+        let id = load_or_create(dir.path(), false).unwrap();
         assert!(id.starts_with("CID-"), "{id}");
-        assert_eq!(load_or_create(dir.path()).unwrap(), id);
+        assert_eq!(load_or_create(dir.path(), true).unwrap(), id);
         let other = tempfile::tempdir().unwrap();
-        assert_ne!(load_or_create(other.path()).unwrap(), id);
+        assert_ne!(load_or_create(other.path(), true).unwrap(), id);
         fs::write(dir.path().join(CLUSTER_ID_FILE), "\n").unwrap();
-        let e = load_or_create(dir.path()).unwrap_err();
+        let e = load_or_create(dir.path(), true).unwrap_err();
         assert!(e.to_string().contains("not a cluster id"), "{e}");
     }
 }

@@ -46,7 +46,19 @@ impl Harness {
         self.flusher.await.unwrap();
     }
 
+    /// Registers a node and processes its (empty) first full block report.
     fn register(&self, id: &str, addr: &str, rack: &str) {
+        self.register_only(id, addr, rack);
+        self.fs
+            .block_report(BlockReportRequest {
+                node_id: id.into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    /// Registers a node that has not sent its full block report yet.
+    fn register_only(&self, id: &str, addr: &str, rack: &str) {
         self.fs
             .register_datanode(RegisterRequest {
                 node: Some(DatanodeInfo {

@@ -281,7 +281,12 @@ async fn a_datanode_of_another_cluster_is_refused() {
     let h = Harness::open(config(dir.path()));
     let req = |cluster_id: &str| RegisterRequest {
         node: Some(DatanodeInfo {
-            id: "dnx".into(),
+            id: if cluster_id == "CID-other" {
+                "dny"
+            } else {
+                "dnx"
+            }
+            .into(),
             address: "127.0.0.9:9101".into(),
             rack: "/r1".into(),
         }),
@@ -295,6 +300,13 @@ async fn a_datanode_of_another_cluster_is_refused() {
     let text = e.to_string();
     assert!(text.contains("belong to cluster CID-other"), "{text}");
     assert!(text.contains(&ours), "{text}");
+    let ids: Vec<String> =
+        h.fs.cluster_report()
+            .datanodes
+            .iter()
+            .map(|d| d.node.as_ref().unwrap().id.clone())
+            .collect();
+    assert_eq!(ids, ["dnx"], "the refused node was recorded");
     h.close().await;
 }
 
@@ -328,7 +340,12 @@ async fn decommission_waits_for_full_replication_and_survives_a_restart() {
         h.close().await;
     }
     let h = Harness::open(config(dir.path()));
-    three_nodes(&h);
+    // Registered, their block reports not in yet: dn1 holds blocks the
+    // namenode does not know of, and must not look drained.
+    h.register_only("dn1", "127.0.0.1:9101", "/r1");
+    h.register_only("dn2", "127.0.0.2:9101", "/r2");
+    h.register_only("dn3", "127.0.0.3:9101", "/r2");
+    h.fs.tick(Instant::now());
     let state = |id: &str| {
         h.fs.cluster_report()
             .datanodes
