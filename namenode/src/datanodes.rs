@@ -26,6 +26,9 @@ pub enum AdminState {
     Decommissioned,
 }
 
+/// How often the scheduled-block counts roll (HDFS: 10 minutes).
+const SCHEDULED_ROLL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What the namenode knows of one datanode.
 #[derive(Debug, Clone)]
 pub struct Datanode {
@@ -63,6 +66,14 @@ pub struct Datanode {
     pub dead: bool,
     /// Administrative state.
     pub admin: AdminState,
+    /// Blocks allocated to the node whose replica it has not reported yet,
+    /// in two rolling periods (HDFS's blocksScheduled): placement counts a
+    /// block's worth of space for each, so a node with room for one block
+    /// is not given several at once. A count whose write failed is
+    /// forgotten after two periods.
+    scheduled: [u32; 2],
+    /// When `scheduled` last rolled.
+    scheduled_rolled: Instant,
     /// A full block report was processed since the node last registered:
     /// until then the namenode does not know all the replicas it holds.
     pub reported: bool,
@@ -76,6 +87,20 @@ pub struct Datanode {
 }
 
 impl Datanode {
+    /// Starts a new period of scheduled blocks every ten minutes, dropping
+    /// the oldest (counts of writes that failed).
+    fn roll_scheduled(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.scheduled_rolled) >= SCHEDULED_ROLL {
+            self.scheduled = [self.scheduled[1], 0];
+            self.scheduled_rolled = now;
+        }
+    }
+
+    /// Blocks allocated to the node and not reported yet.
+    pub fn scheduled_blocks(&self) -> u64 {
+        u64::from(self.scheduled[0]) + u64::from(self.scheduled[1])
+    }
+
     /// The wire form of the node.
     pub fn info(&self) -> DatanodeInfo {
         DatanodeInfo {
@@ -192,6 +217,8 @@ impl DatanodeManager {
                     dead: false,
                     admin: AdminState::Normal,
                     reported: false,
+                    scheduled: [0; 2],
+                    scheduled_rolled: now,
                     deletes: VecDeque::new(),
                     delete_ids: HashMap::new(),
                     commands: VecDeque::new(),
@@ -265,6 +292,24 @@ impl DatanodeManager {
     /// A node.
     pub fn get(&self, idx: NodeIdx) -> &Datanode {
         &self.nodes[idx as usize]
+    }
+
+    /// Counts a block allocated to node `idx` (a pipeline target) until
+    /// the node reports its replica.
+    pub fn schedule(&mut self, idx: NodeIdx, now: Instant) {
+        let n = &mut self.nodes[idx as usize];
+        n.roll_scheduled(now);
+        n.scheduled[1] = n.scheduled[1].saturating_add(1);
+    }
+
+    /// Node `idx` reported a new replica: one scheduled block arrived.
+    pub fn unschedule(&mut self, idx: NodeIdx) {
+        let n = &mut self.nodes[idx as usize];
+        if n.scheduled[1] > 0 {
+            n.scheduled[1] -= 1;
+        } else {
+            n.scheduled[0] = n.scheduled[0].saturating_sub(1);
+        }
     }
 
     /// A node, mutably.
@@ -424,7 +469,11 @@ impl DatanodeManager {
                     Some(Skip::Stale)
                 } else if n.full {
                     Some(Skip::Full)
-                } else if n.capacity > 0 && n.remaining < block_size {
+                } else if n.capacity > 0
+                    && n.remaining
+                        .saturating_sub(n.scheduled_blocks().saturating_mul(block_size))
+                        < block_size
+                {
                     Some(Skip::NoSpace)
                 } else {
                     None

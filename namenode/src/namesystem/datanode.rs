@@ -272,6 +272,9 @@ impl State {
         let node = self.reporting_node(&req.node_id)?;
         for r in &req.received {
             let Some(b) = &r.block else { continue };
+            if r.state() == ReplicaState::Finalized {
+                self.dns.unschedule(node);
+            }
             let outcome = self.process_replica(node, b, r.state(), now);
             tracing::debug!(node = %req.node_id, block = %b, state = ?r.state(), ?outcome, "replica received");
         }

@@ -236,6 +236,9 @@ impl State {
             .iter()
             .map(|t| self.dns.get(*t).id.clone())
             .collect();
+        for t in &placement.targets {
+            self.dns.schedule(*t, now);
+        }
         rec.blocks.push(dfs_proto::image::BlockRecord {
             id: block_id,
             generation_stamp: gs,

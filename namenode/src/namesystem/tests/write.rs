@@ -753,3 +753,60 @@ async fn lease_recovery_waits_for_the_dead_datanodes_of_the_last_block() {
     assert!(ordered, "no block recovery ordered from the returning node");
     h.close().await;
 }
+
+/// A node with room for one more block is given one, not one per
+/// allocation until its next heartbeat: blocks allocated to it and not
+/// reported yet count against its free space (HDFS's blocksScheduled).
+#[tokio::test]
+async fn a_node_with_room_for_one_block_is_given_one_until_it_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let block = h.fs.config().block_size;
+    h.fs.register_datanode(RegisterRequest {
+        node: Some(DatanodeInfo {
+            id: "small".into(),
+            address: "127.0.0.9:9101".into(),
+            rack: "/r3".into(),
+        }),
+        storage: Some(StorageReport {
+            capacity: 1 << 40,
+            used: 0,
+            remaining: block + block / 2,
+            ..Default::default()
+        }),
+        cluster_id: String::new(),
+    })
+    .unwrap();
+    let mut on_small = Vec::new();
+    for i in 0..6 {
+        let path = format!("/f{i}");
+        h.fs.create(CreateRequest {
+            path: path.clone(),
+            client_name: "c1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let lb =
+            h.fs.add_block(
+                AddBlockRequest {
+                    path,
+                    client_name: "c1".into(),
+                    ..Default::default()
+                },
+                "",
+            )
+            .await
+            .unwrap();
+        if lb.locations.iter().any(|l| l.id == "small") {
+            on_small.push(lb.block.unwrap());
+        }
+    }
+    assert!(
+        on_small.len() <= 1,
+        "{} blocks placed on a node with room for one",
+        on_small.len()
+    );
+    h.close().await;
+}
