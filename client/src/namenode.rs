@@ -156,6 +156,41 @@ impl NameNode {
         op: &str,
         path: &str,
         budget: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnMut(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
+        let retry = |e: &Error, unsent: bool| unsent || matches!(e, Error::SafeMode { .. });
+        self.retry_while(op, path, budget, retry, f).await
+    }
+
+    /// Like [`call`](Self::call) for calls that are safe to repeat: retries
+    /// while the namenode is unreachable or in safe mode, up to `budget`.
+    pub(crate) async fn call_retrying<T, F, Fut>(
+        &self,
+        op: &str,
+        path: &str,
+        budget: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnMut(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
+        let retry = |e: &Error, _unsent: bool| e.is_transient();
+        self.retry_while(op, path, budget, retry, f).await
+    }
+
+    /// Repeats a call, with growing pauses up to `budget`, while `retry`
+    /// says so of its failure (and whether the request was surely unsent).
+    async fn retry_while<T, F, Fut>(
+        &self,
+        op: &str,
+        path: &str,
+        budget: Duration,
+        retry: impl Fn(&Error, bool) -> bool,
         mut f: F,
     ) -> Result<T>
     where
@@ -168,41 +203,13 @@ impl NameNode {
             match self.call_once(op, &[path], &mut f).await {
                 Ok(v) => return Ok(v),
                 Err((e, unsent))
-                    if (unsent || matches!(e, Error::SafeMode { .. }))
-                        && tokio::time::Instant::now() + delay < deadline =>
+                    if retry(&e, unsent) && tokio::time::Instant::now() + delay < deadline =>
                 {
-                    tracing::debug!(op, path, error = %e, "namenode did not take the call; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(MAX_RETRY_DELAY);
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
-    }
-
-    /// Like [`call`](Self::call) for calls that are safe to repeat: retries
-    /// while the namenode is unreachable or in safe mode, up to `budget`.
-    pub(crate) async fn call_retrying<T, F, Fut>(
-        &self,
-        op: &str,
-        path: &str,
-        budget: Duration,
-        mut f: F,
-    ) -> Result<T>
-    where
-        F: FnMut(ClientProtocolClient<Channel>) -> Fut,
-        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
-    {
-        let deadline = tokio::time::Instant::now() + budget;
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match self.call(op, path, &mut f).await {
-                Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < deadline => {
                     tracing::debug!(op, path, error = %e, "retrying namenode call");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                 }
-                other => return other,
+                Err((e, _)) => return Err(e),
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::edits;
@@ -64,20 +64,8 @@ impl Decommissions {
         if !changed {
             return Ok(());
         }
-        let path = self.dir.join(DECOMMISSIONED_FILE);
-        let tmp = self.dir.join(format!("{DECOMMISSIONED_FILE}.new"));
         let text: String = ids.iter().map(|i| format!("{i}\n")).collect();
-        let write = || -> io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|source| Error::Io {
-            context: format!("cannot write {}", path.display()),
-            source,
-        })?;
-        edits::sync_dir(&self.dir)?;
+        edits::replace_file(&self.dir, DECOMMISSIONED_FILE, text.as_bytes())?;
         self.ids = ids;
         Ok(())
     }

@@ -352,6 +352,22 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io(format!("cannot sync directory {}", dir.display())))
 }
 
+/// Replaces `dir/name` with `contents`, durably and atomically (a crash
+/// leaves the old file or the new one): written to `name.new`, synced,
+/// renamed over it, and the directory synced.
+pub fn replace_file(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.new"));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(io(format!("cannot write {}", path.display())))?;
+    sync_dir(dir)
+}
+
 /// The segment being appended to.
 #[derive(Debug)]
 pub struct SegmentWriter {

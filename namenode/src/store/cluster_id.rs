@@ -5,7 +5,7 @@
 //! every replica for an orphan and have it deleted.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use crate::edits;
@@ -37,18 +37,7 @@ pub(crate) fn load_or_create(dir: &Path, existing: bool) -> Result<String> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let id = format!("CID-{:032x}", rand::random::<u128>());
-            let tmp = dir.join(format!("{CLUSTER_ID_FILE}.new"));
-            let write = || -> io::Result<()> {
-                let mut f = fs::File::create(&tmp)?;
-                f.write_all(format!("{id}\n").as_bytes())?;
-                f.sync_all()?;
-                fs::rename(&tmp, &path)
-            };
-            write().map_err(|source| Error::Io {
-                context: format!("cannot write {}", path.display()),
-                source,
-            })?;
-            edits::sync_dir(dir)?;
+            edits::replace_file(dir, CLUSTER_ID_FILE, format!("{id}\n").as_bytes())?;
             if existing {
                 tracing::warn!(cluster_id = %id, file = %path.display(),
                     "this namespace had no cluster id (made before cluster ids, or restored without the file): a new one was made; datanodes that recorded another id refuse this namenode, and if this is their namespace, their id (in their DATA/cluster_id) belongs in this file");

@@ -310,6 +310,16 @@ async fn a_datanode_of_another_cluster_is_refused() {
     h.close().await;
 }
 
+/// The state `cluster_report` gives node `id`.
+fn node_state(h: &Harness, id: &str) -> i32 {
+    h.fs.cluster_report()
+        .datanodes
+        .iter()
+        .find(|d| d.node.as_ref().unwrap().id == id)
+        .unwrap()
+        .state
+}
+
 /// Decommissioning waits until every block has the file's replication on
 /// nodes in service (at most the cluster's default): with too few nodes
 /// left it stays draining instead of claiming the node can be stopped.
@@ -326,14 +336,7 @@ async fn decommission_waits_for_full_replication_and_survives_a_restart() {
         h.fs.decommission("dn2", true).unwrap();
         h.fs.tick(Instant::now());
         h.fs.tick(Instant::now());
-        let state = |id: &str| {
-            h.fs.cluster_report()
-                .datanodes
-                .iter()
-                .find(|d| d.node.as_ref().unwrap().id == id)
-                .unwrap()
-                .state
-        };
+        let state = |id: &str| node_state(&h, id);
         assert_eq!(state("dn1"), NodeState::Decommissioning as i32);
         assert_eq!(state("dn2"), NodeState::Decommissioning as i32);
         h.fs.decommission("dn2", false).unwrap();
@@ -346,14 +349,7 @@ async fn decommission_waits_for_full_replication_and_survives_a_restart() {
     h.register_only("dn2", "127.0.0.2:9101", "/r2");
     h.register_only("dn3", "127.0.0.3:9101", "/r2");
     h.fs.tick(Instant::now());
-    let state = |id: &str| {
-        h.fs.cluster_report()
-            .datanodes
-            .iter()
-            .find(|d| d.node.as_ref().unwrap().id == id)
-            .unwrap()
-            .state
-    };
+    let state = |id: &str| node_state(&h, id);
     assert_eq!(state("dn1"), NodeState::Decommissioning as i32);
     assert_eq!(state("dn2"), NodeState::Live as i32);
     h.close().await;
