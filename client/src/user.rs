@@ -8,13 +8,20 @@
 //! service managers set it differently, or not at all).
 
 use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
 
 /// The environment variable that names the client's user.
 pub(crate) const USER_ENV: &str = "DFS_USER";
 
 /// The user the client acts as (empty when it cannot be told; the
-/// namenode then uses its default owner).
+/// namenode then uses its default owner). Looked up once per process:
+/// every create asks.
 pub(crate) fn current_user() -> String {
+    static USER: OnceLock<String> = OnceLock::new();
+    USER.get_or_init(look_up_user).clone()
+}
+
+fn look_up_user() -> String {
     if let Ok(u) = std::env::var(USER_ENV) {
         if !u.is_empty() {
             return u;

@@ -11,7 +11,9 @@ use dfs_proto::*;
 
 use super::*;
 
+mod leases;
 mod listing;
+mod placement;
 mod replication;
 mod restart;
 mod write;
