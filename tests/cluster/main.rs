@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chaos;
+mod commands;
 mod faults;
 mod fuse;
 mod limits;

@@ -5,34 +5,6 @@ use std::time::{Duration, Instant};
 
 use dfs_tests::Cluster;
 
-/// Runs a command that must fail; returns its stderr.
-fn fails(c: &Cluster, args: &[&str], expect: &[&str]) -> String {
-    let out = c.dfs(args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "dfs {args:?} should fail but succeeded"
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "dfs {args:?}: exit {:?}: {err}",
-        out.status
-    );
-    assert!(!err.contains("panicked"), "dfs {args:?} panicked: {err}");
-    assert_eq!(
-        err.trim().lines().count(),
-        1,
-        "dfs {args:?}: not one line: {err}"
-    );
-    let lower = err.to_lowercase();
-    assert!(
-        expect.iter().any(|e| lower.contains(&e.to_lowercase())),
-        "dfs {args:?}: '{err}' does not mention any of {expect:?}"
-    );
-    err
-}
-
 /// Sorted names listed under a directory (recursive), as a snapshot of the namespace.
 fn snapshot(c: &Cluster) -> Vec<(String, String, u64)> {
     let v = c.dfs_json(&["ls", "-R", "--json", "/"]);
@@ -134,75 +106,62 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     c.dfs_ok(&["put", fs, "/d/file"]);
     let before = snapshot(&c);
 
-    fails(&c, &["stat", "/nope"], &["/nope"]);
-    fails(
-        &c,
+    c.dfs_fails(&["stat", "/nope"], &["/nope"]);
+    c.dfs_fails(
         &["stat", "/nope"],
         &["no such file", "not found", "does not exist"],
     );
-    fails(
-        &c,
+    c.dfs_fails(
         &["ls", "/nope/deeper"],
         &["no such file", "not found", "does not exist"],
     );
-    fails(&c, &["get", "/nope", "/tmp/never-written"], &["/nope"]);
-    fails(&c, &["mkdir", "relative/path"], &["absolute"]);
-    fails(&c, &["mkdir", "/d/../x"], &["'.' or '..'", "..", "dot"]);
-    fails(&c, &["mkdir", "/d/./x"], &["'.' or '..'", "dot"]);
-    fails(&c, &["mkdir", "/d/a\u{1}b/../c"], &[".."]);
+    c.dfs_fails(&["get", "/nope", "/tmp/never-written"], &["/nope"]);
+    c.dfs_fails(&["mkdir", "relative/path"], &["absolute"]);
+    c.dfs_fails(&["mkdir", "/d/../x"], &["'.' or '..'", "..", "dot"]);
+    c.dfs_fails(&["mkdir", "/d/./x"], &["'.' or '..'", "dot"]);
+    c.dfs_fails(&["mkdir", "/d/a\u{1}b/../c"], &[".."]);
     let long = format!("/d/{}", "n".repeat(256));
-    fails(&c, &["mkdir", &long], &["255", "too long", "longer"]);
-    fails(&c, &["mkdir", "/d/file/child"], &["not a directory"]);
-    fails(
-        &c,
+    c.dfs_fails(&["mkdir", &long], &["255", "too long", "longer"]);
+    c.dfs_fails(&["mkdir", "/d/file/child"], &["not a directory"]);
+    c.dfs_fails(
         &["mkdir", "/missing/child"],
         &["/missing", "no such", "not found"],
     );
-    fails(&c, &["mkdir", "/d/sub"], &["exists"]);
-    fails(&c, &["put", fs, "/d/file"], &["exists"]);
-    fails(&c, &["put", fs, "/d/file/below"], &["not a directory"]);
-    fails(
-        &c,
+    c.dfs_fails(&["mkdir", "/d/sub"], &["exists"]);
+    c.dfs_fails(&["put", fs, "/d/file"], &["exists"]);
+    c.dfs_fails(&["put", fs, "/d/file/below"], &["not a directory"]);
+    c.dfs_fails(
         &["put", fs, "/missing/x"],
         &["/missing", "no such", "not found"],
     );
-    fails(&c, &["rm", "/d/sub"], &["directory", "-r"]);
-    fails(&c, &["rm", "/d"], &["not empty", "directory"]);
-    fails(&c, &["rm", "/nope"], &["/nope"]);
-    fails(
-        &c,
+    c.dfs_fails(&["rm", "/d/sub"], &["directory", "-r"]);
+    c.dfs_fails(&["rm", "/d"], &["not empty", "directory"]);
+    c.dfs_fails(&["rm", "/nope"], &["/nope"]);
+    c.dfs_fails(
         &["mv", "/d", "/d/sub/inside"],
         &["itself", "descendant", "into"],
     );
-    fails(&c, &["mv", "/nope", "/other"], &["/nope"]);
-    fails(
-        &c,
+    c.dfs_fails(&["mv", "/nope", "/other"], &["/nope"]);
+    c.dfs_fails(
         &["mv", "/d/file", "/missing/file"],
         &["/missing", "no such", "not found"],
     );
-    fails(
-        &c,
+    c.dfs_fails(
         &["mv", "/d/sub", "/d/file"],
         &["exists", "not a directory", "directory"],
     );
-    fails(&c, &["rm", "-r", "/"], &["/", "root"]);
+    c.dfs_fails(&["rm", "-r", "/"], &["/", "root"]);
     // `DST/` names a directory: never a new file, as GNU mv.
-    fails(
-        &c,
+    c.dfs_fails(
         &["mv", "/d/file", "/newdir/"],
         &["/newdir/: no such directory"],
     );
-    fails(
-        &c,
+    c.dfs_fails(
         &["mv", "/d/sub", "/d/file/"],
         &["/d/file/: not a directory"],
     );
     // Into the directory it is in: nothing to do, and said.
-    fails(
-        &c,
-        &["mv", "/d/sub", "/d"],
-        &["source and target are the same"],
-    );
+    c.dfs_fails(&["mv", "/d/sub", "/d"], &["source and target are the same"]);
     let out = std::process::Command::new(dfs_tests::bin("dfs"))
         .args(["--namenode", "127.0.0.1:99999", "ls", "/"])
         .output()

@@ -255,6 +255,36 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs a `dfs` command that must fail with exit 1 and one line on
+    /// stderr mentioning one of `expect` (case-insensitive); returns the
+    /// line.
+    pub fn dfs_fails(&self, args: &[&str], expect: &[&str]) -> String {
+        let out = self.dfs(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "dfs {args:?} should fail but succeeded"
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "dfs {args:?}: exit {:?}: {err}",
+            out.status
+        );
+        assert!(!err.contains("panicked"), "dfs {args:?} panicked: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "dfs {args:?}: not one line: {err}"
+        );
+        let lower = err.to_lowercase();
+        assert!(
+            expect.iter().any(|e| lower.contains(&e.to_lowercase())),
+            "dfs {args:?}: '{err}' does not mention any of {expect:?}"
+        );
+        err
+    }
+
     /// Runs `dfs ... --json` and parses the output.
     pub fn dfs_json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.dfs_ok(args);

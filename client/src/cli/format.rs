@@ -51,6 +51,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// (year, month, day) to days since 1970-01-01, the inverse of
+/// [`civil_from_days`] (Howard Hinnant's `days_from_civil`).
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// `YYYY-MM-DD HH:MM` (UTC) for milliseconds since the epoch.
 pub(crate) fn date_minutes(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -153,6 +165,10 @@ mod tests {
         // 2026-11-22 10:00:00 UTC
         assert_eq!(date_minutes(1_795_341_600_000), "2026-11-22 10:00");
         assert_eq!(date_full(951_782_400_123), "2000-02-29 00:00:00.123 UTC");
+        for days in [-800_000, -1, 0, 59, 11_016, 20_414, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 
     #[test]

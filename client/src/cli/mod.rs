@@ -13,8 +13,11 @@
 //! ```
 
 mod admin;
+mod attrs;
 mod format;
+mod mode;
 mod namespace;
+mod query;
 mod stop;
 mod transfer;
 
@@ -23,7 +26,7 @@ pub use stop::Signal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
 use dfs_proto::defaults;
 
 use crate::{Client, Error};
@@ -48,6 +51,9 @@ pub enum Command {
     Put(PutArgs),
     /// Copy a file from the cluster to a local path (or `-` for stdout).
     Get(GetArgs),
+    /// Copy files or directory trees within the cluster.
+    #[command(override_usage = "dfs cp [OPTIONS] SRC... DST")]
+    Cp(CpArgs),
     /// Print files to stdout.
     Cat {
         /// Files to print.
@@ -74,6 +80,15 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Remove empty directories.
+    Rmdir {
+        /// Say nothing about a directory that is not empty.
+        #[arg(long)]
+        ignore_fail_on_non_empty: bool,
+        /// Directories to remove.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Move or rename a file or directory.
     Mv {
         /// Source path.
@@ -90,16 +105,121 @@ pub enum Command {
         path: String,
     },
     /// Show space used under a path.
+    #[command(disable_help_flag = true)]
     Du {
         /// One total for PATH instead of one line per entry.
         #[arg(short = 's', long)]
         summary: bool,
         /// Sizes in KiB, MiB, GiB.
-        #[arg(short = 'H', long = "human")]
+        #[arg(short = 'h', short_alias = 'H', long = "human")]
         human: bool,
+        /// Print help.
+        #[arg(long, action = ArgAction::Help)]
+        help: Option<bool>,
         /// The path.
         #[arg(default_value = "/")]
         path: String,
+    },
+    /// Count the directories, files and bytes under paths.
+    #[command(disable_help_flag = true)]
+    Count {
+        /// Sizes in KiB, MiB, GiB.
+        #[arg(short = 'h', short_alias = 'H', long = "human")]
+        human: bool,
+        /// Print a header line first.
+        #[arg(short = 'v')]
+        header: bool,
+        /// Print help.
+        #[arg(long, action = ArgAction::Help)]
+        help: Option<bool>,
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Show the cluster's size, used and free space.
+    #[command(disable_help_flag = true)]
+    Df {
+        /// Sizes in KiB, MiB, GiB.
+        #[arg(short = 'h', short_alias = 'H', long = "human")]
+        human: bool,
+        /// Print help.
+        #[arg(long, action = ArgAction::Help)]
+        help: Option<bool>,
+        /// Accepted as by `hdfs dfs -df`; the figures are the cluster's.
+        path: Option<String>,
+    },
+    /// Exit 0 if a test on a path is true, 1 if not.
+    Test(TestArgs),
+    /// Print the first KiB of a file.
+    Head {
+        /// The file.
+        path: String,
+    },
+    /// Print the last KiB of a file.
+    Tail {
+        /// Then print bytes as they are added, until interrupted.
+        #[arg(short = 'f')]
+        follow: bool,
+        /// The file.
+        path: String,
+    },
+    /// Change the permission bits (octal, or symbolic as u+x,go-w).
+    Chmod {
+        /// Also everything under directories.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// The mode: 755, 1777, u+x, a=rX, go-w, ...
+        #[arg(allow_hyphen_values = true)]
+        mode: String,
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Change the owner, and optionally the group.
+    Chown {
+        /// Also everything under directories.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// OWNER, OWNER:GROUP or :GROUP.
+        owner: String,
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Change the group.
+    Chgrp {
+        /// Also everything under directories.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// The group.
+        group: String,
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Create empty files (a path that is an empty file already is left alone).
+    Touchz {
+        /// The files.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Set the times of paths to now (or -t), creating missing files empty.
+    Touch {
+        /// Access time only.
+        #[arg(short = 'a')]
+        atime: bool,
+        /// Modification time only.
+        #[arg(short = 'm')]
+        mtime: bool,
+        /// Do not create missing files.
+        #[arg(short = 'c')]
+        no_create: bool,
+        /// The time, yyyyMMdd:HHmmss in UTC, instead of now.
+        #[arg(short = 't', value_name = "TIME")]
+        time: Option<String>,
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Show the cluster's datanodes and state.
     Report {
@@ -168,6 +288,43 @@ pub struct PutArgs {
     pub paths: Vec<String>,
 }
 
+/// `dfs cp`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Replace existing files.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Keep mode, owner, group and times.
+    #[arg(short = 'p', long)]
+    pub preserve: bool,
+    /// Source files or directories, then the destination.
+    #[arg(required = true, num_args = 2.., value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+/// `dfs test`: exactly one question.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("question").required(true).args(["exists", "dir", "file", "non_empty", "empty"])))]
+pub struct TestArgs {
+    /// The path exists.
+    #[arg(short = 'e')]
+    pub exists: bool,
+    /// The path is a directory.
+    #[arg(short = 'd')]
+    pub dir: bool,
+    /// The path is a file.
+    #[arg(short = 'f')]
+    pub file: bool,
+    /// The path is a file of at least one byte.
+    #[arg(short = 's')]
+    pub non_empty: bool,
+    /// The path is zero bytes long.
+    #[arg(short = 'z')]
+    pub empty: bool,
+    /// The path.
+    pub path: String,
+}
+
 /// `dfs get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -197,13 +354,41 @@ pub struct LsArgs {
     pub path: String,
 }
 
+impl TestArgs {
+    fn question(&self) -> query::Test {
+        if self.dir {
+            query::Test::Dir
+        } else if self.file {
+            query::Test::File
+        } else if self.non_empty {
+            query::Test::NonEmpty
+        } else if self.empty {
+            query::Test::Empty
+        } else {
+            query::Test::Exists
+        }
+    }
+}
+
 impl Command {
     /// The command's name as printed in error messages.
     pub fn name(&self) -> &'static str {
         match self {
             Command::Put(_) => "put",
             Command::Get(_) => "get",
+            Command::Cp(_) => "cp",
             Command::Cat { .. } => "cat",
+            Command::Rmdir { .. } => "rmdir",
+            Command::Count { .. } => "count",
+            Command::Df { .. } => "df",
+            Command::Test(_) => "test",
+            Command::Head { .. } => "head",
+            Command::Tail { .. } => "tail",
+            Command::Chmod { .. } => "chmod",
+            Command::Chown { .. } => "chown",
+            Command::Chgrp { .. } => "chgrp",
+            Command::Touchz { .. } => "touchz",
+            Command::Touch { .. } => "touch",
             Command::Ls(_) => "ls",
             Command::Mkdir { .. } => "mkdir",
             Command::Rm { .. } => "rm",
@@ -254,6 +439,9 @@ pub enum CliError {
     /// Several paths of one command failed (the others were done).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<CliError>),
+    /// `dfs test` found its question false: exit 1, nothing printed.
+    #[error("false")]
+    False,
 }
 
 /// An I/O error in the words of the other messages: "no such file or
@@ -388,7 +576,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             CliError::Interrupted(s) => code = ExitCode::from(s.exit_code()),
             _ => {}
         }
-        if !matches!(e, CliError::BrokenPipe) {
+        if !matches!(e, CliError::BrokenPipe | CliError::False) {
             // Never panic on a closed stderr.
             let _ = writeln!(stderr, "dfs: {name}: {e}");
         }
@@ -402,7 +590,52 @@ async fn execute(cli: Cli) -> CliResult {
     match cli.command {
         Command::Put(args) => transfer::put(&client, args).await,
         Command::Get(args) => transfer::get(&client, args).await,
+        Command::Cp(args) => transfer::cp(&client, args).await,
         Command::Cat { paths } => transfer::cat(&client, &paths).await,
+        Command::Rmdir {
+            ignore_fail_on_non_empty,
+            paths,
+        } => namespace::rmdir(&client, ignore_fail_on_non_empty, &paths).await,
+        Command::Count {
+            human,
+            header,
+            paths,
+            ..
+        } => query::count(&client, human, header, &paths).await,
+        Command::Df { human, .. } => query::df(&client, human).await,
+        Command::Test(t) => query::test(&client, t.question(), &t.path).await,
+        Command::Head { path } => query::head(&client, &path).await,
+        Command::Tail { follow, path } => query::tail(&client, &path, follow).await,
+        Command::Chmod {
+            recursive,
+            mode,
+            paths,
+        } => attrs::chmod(&client, &mode, recursive, &paths).await,
+        Command::Chown {
+            recursive,
+            owner,
+            paths,
+        } => attrs::chown(&client, &owner, recursive, &paths).await,
+        Command::Chgrp {
+            recursive,
+            group,
+            paths,
+        } => attrs::chown(&client, &format!(":{group}"), recursive, &paths).await,
+        Command::Touchz { paths } => attrs::touchz(&client, &paths).await,
+        Command::Touch {
+            atime,
+            mtime,
+            no_create,
+            time,
+            paths,
+        } => {
+            let how = attrs::Touch {
+                atime_only: atime,
+                mtime_only: mtime,
+                no_create,
+            };
+            attrs::touch(&client, how, time.as_deref(), &paths).await
+        }
         Command::Ls(args) => namespace::ls(&client, args).await,
         Command::Mkdir { parents, paths } => namespace::mkdir(&client, parents, &paths).await,
         Command::Rm { recursive, paths } => namespace::rm(&client, recursive, &paths).await,
@@ -412,6 +645,7 @@ async fn execute(cli: Cli) -> CliResult {
             summary,
             human,
             path,
+            ..
         } => namespace::du(&client, &path, summary, human).await,
         Command::Setrep {
             wait,
@@ -554,6 +788,40 @@ mod tests {
         // --namenode is global: accepted after the subcommand too.
         let cli = parse(&["dfs", "stat", "--json", "/f", "--namenode", "h:1"]);
         assert_eq!(cli.namenode.as_deref(), Some("h:1"));
+    }
+
+    #[test]
+    fn hdfs_style_flags_parse() {
+        // A mode that starts with '-' is the mode, not a flag.
+        let cli = parse(&["dfs", "chmod", "-R", "-x", "/f"]);
+        assert!(
+            matches!(cli.command, Command::Chmod { recursive: true, ref mode, .. } if mode == "-x")
+        );
+        // -h is "human" where hdfs dfs has it; --help still helps.
+        assert!(matches!(
+            parse(&["dfs", "du", "-h", "/"]).command,
+            Command::Du { human: true, .. }
+        ));
+        assert!(matches!(
+            parse(&["dfs", "du", "-H", "/"]).command,
+            Command::Du { human: true, .. }
+        ));
+        assert!(matches!(
+            parse(&["dfs", "df", "-h"]).command,
+            Command::Df { human: true, .. }
+        ));
+        assert!(matches!(
+            parse(&["dfs", "count", "-v", "-h", "/a", "/b"]).command,
+            Command::Count { human: true, header: true, ref paths, .. } if paths.len() == 2
+        ));
+        let help = Cli::try_parse_from(["dfs", "df", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        // test takes exactly one question.
+        let cli = parse(&["dfs", "test", "-d", "/x"]);
+        assert!(matches!(cli.command, Command::Test(ref t) if t.question() == query::Test::Dir));
+        assert!(Cli::try_parse_from(["dfs", "test", "/x"]).is_err());
+        assert!(Cli::try_parse_from(["dfs", "test", "-e", "-d", "/x"]).is_err());
+        assert!(Cli::try_parse_from(["dfs", "cp", "/only-one"]).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Namespace commands: `ls`, `mkdir`, `rm`, `mv`, `stat`, `du`, `setrep`.
+//! Namespace commands: `ls`, `mkdir`, `rm`, `rmdir`, `mv`, `stat`, `du`,
+//! `setrep`.
 
 use std::time::Duration;
 
@@ -7,7 +8,11 @@ use super::{print_json, print_out, CliError, CliResult, Failures, LsArgs};
 use crate::{Client, Error, FileStatus};
 
 /// Every entry under `path` (itself for a file), recursively when asked.
-async fn collect(client: &Client, path: &str, recursive: bool) -> CliResult<Vec<FileStatus>> {
+pub(crate) async fn collect(
+    client: &Client,
+    path: &str,
+    recursive: bool,
+) -> CliResult<Vec<FileStatus>> {
     let st = client.status(path).await?;
     if !st.is_dir() {
         return Ok(vec![st]);
@@ -83,6 +88,26 @@ pub(crate) async fn rm(client: &Client, recursive: bool, paths: &[String]) -> Cl
                 });
             }
             client.delete(&st.path, recursive).await
+        };
+        failures.note(one.await.map_err(Into::into))?;
+    }
+    failures.finish()
+}
+
+/// `dfs rmdir [--ignore-fail-on-non-empty] DIR...`: removes empty
+/// directories only.
+pub(crate) async fn rmdir(client: &Client, ignore_non_empty: bool, paths: &[String]) -> CliResult {
+    let mut failures = Failures::default();
+    for p in paths {
+        let one = async {
+            let st = client.status(p).await?;
+            if !st.is_dir() {
+                return Err(Error::NotADirectory { path: st.path });
+            }
+            match client.delete(&st.path, false).await {
+                Err(Error::DirectoryNotEmpty { .. }) if ignore_non_empty => Ok(()),
+                r => r,
+            }
         };
         failures.note(one.await.map_err(Into::into))?;
     }

@@ -1,4 +1,4 @@
-//! Data commands: `put`, `get`, `cat`.
+//! Data commands: `put`, `get`, `cp`, `cat`.
 //!
 //! `put` writes to `NAME.XXXXXXXX._COPYING_` and renames it into place
 //! when the copy is complete (as `hdfs dfs -put` does with
@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::{local, stop, CliError, CliResult, Failures, GetArgs, PutArgs};
-use crate::{Client, CreateOptions, Error, FileReader, FileWriter};
+use super::{local, stop, CliError, CliResult, CpArgs, Failures, GetArgs, PutArgs};
+use crate::{Client, CreateOptions, Error, FileReader, FileStatus, FileWriter, SetAttr};
 
 /// Files at least this large get a progress bar (on a terminal).
 const PROGRESS_MIN: u64 = 32 << 20;
@@ -126,17 +126,48 @@ async fn put_one(
         }
     }
     if !opts.overwrite {
-        match client.status(remote).await {
-            Ok(_) => {
-                return Err(Error::AlreadyExists {
-                    path: remote.to_string(),
-                }
-                .into())
-            }
-            Err(Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        must_not_exist(client, remote).await?;
     }
+    write_via_temp(client, remote, opts, |writer| async move {
+        if local_path == "-" {
+            copy_to_remote(tokio::io::stdin(), writer, ProgressBar::hidden(), "stdin").await
+        } else {
+            let file = tokio::fs::File::open(local_path)
+                .await
+                .map_err(local(local_path))?;
+            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            copy_to_remote(file, writer, progress(len, local_path), local_path).await
+        }
+    })
+    .await
+}
+
+/// Fails with [`Error::AlreadyExists`] if `remote` exists (copies replace
+/// files only with `-f`).
+async fn must_not_exist(client: &Client, remote: &str) -> CliResult {
+    match client.status(remote).await {
+        Ok(_) => Err(Error::AlreadyExists {
+            path: remote.to_string(),
+        }
+        .into()),
+        Err(Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `remote` through a temporary `._COPYING_` name: `fill` writes
+/// and closes the file, which is then renamed into place; on failure or
+/// a stop signal the partial copy is removed. Errors name `remote`.
+async fn write_via_temp<F, Fut>(
+    client: &Client,
+    remote: &str,
+    opts: &CreateOptions,
+    fill: F,
+) -> CliResult
+where
+    F: FnOnce(FileWriter) -> Fut,
+    Fut: std::future::Future<Output = CliResult>,
+{
     // From the temporary file's creation to its rename or removal, a stop
     // signal lets this finish (see `run`).
     let _running = stop::CopyGuard::new();
@@ -149,18 +180,7 @@ async fn put_one(
         .create(&tmp, tmp_opts)
         .await
         .map_err(|e| untemp(e.into(), &tmp, remote))?;
-    let copy = async {
-        if local_path == "-" {
-            copy_to_remote(tokio::io::stdin(), writer, ProgressBar::hidden(), "stdin").await
-        } else {
-            let file = tokio::fs::File::open(local_path)
-                .await
-                .map_err(local(local_path))?;
-            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-            copy_to_remote(file, writer, progress(len, local_path), local_path).await
-        }
-    };
-    let copied = interruptible(copy).await;
+    let copied = interruptible(fill(writer)).await;
     let renamed = match copied {
         Ok(()) => client
             .rename(&tmp, remote, opts.overwrite)
@@ -284,6 +304,144 @@ fn io_to_client(e: std::io::Error) -> Error {
     } else {
         Error::Io(e)
     }
+}
+
+/// `dfs cp [-f] [-p] SRC... DST`: copies files and trees within the
+/// cluster, through the client (as `hdfs dfs -cp`), each file through a
+/// temporary name as `put`. An existing directory DST receives the
+/// sources inside it; several sources need one.
+pub(crate) async fn cp(client: &Client, args: CpArgs) -> CliResult {
+    let (dst, srcs) = match args.paths.split_last() {
+        Some((d, s)) if !s.is_empty() => (d.clone(), s.to_vec()),
+        _ => return Err(CliError::Usage("cp needs SRC... DST".into())),
+    };
+    let dst_dir = match client.status(&dst).await {
+        Ok(st) if st.is_dir() => Some(st.path),
+        Err(Error::NotFound { .. }) if dst.ends_with('/') => {
+            return Err(CliError::Told(format!("{dst}: no such directory")))
+        }
+        Ok(_) | Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if srcs.len() > 1 && dst_dir.is_none() {
+        return Err(Error::NotADirectory { path: dst }.into());
+    }
+    let how = CopyHow {
+        force: args.force,
+        preserve: args.preserve,
+    };
+    let mut failures = Failures::default();
+    for s in &srcs {
+        let one = async {
+            let st = client.status(s).await?;
+            let target = match &dst_dir {
+                Some(dir) => dfs_proto::path::join(dir, st.name()),
+                None => dfs_proto::path::normalize(&dst).map_err(|e| Error::InvalidArgument {
+                    message: format!("{dst}: {e}"),
+                })?,
+            };
+            if target == st.path {
+                return Err(CliError::Told(format!(
+                    "{}: source and target are the same",
+                    st.path
+                )));
+            }
+            if st.is_dir() {
+                if target.starts_with(&format!("{}/", st.path)) || st.path == "/" {
+                    return Err(CliError::Told(format!(
+                        "{}: cannot copy a directory into itself ({target})",
+                        st.path
+                    )));
+                }
+                Box::pin(cp_dir(client, st, &target, how)).await
+            } else {
+                cp_file(client, &st, &target, how).await
+            }
+        };
+        failures.note(one.await)?;
+    }
+    failures.finish()
+}
+
+/// The options of `dfs cp` every file of a tree gets.
+#[derive(Debug, Clone, Copy)]
+struct CopyHow {
+    force: bool,
+    preserve: bool,
+}
+
+/// Mode, owner, group and times of `st`, for `cp -p`.
+fn preserved(st: &FileStatus) -> SetAttr {
+    SetAttr {
+        mode: Some(st.mode),
+        owner: Some(st.owner.clone()),
+        group: Some(st.group.clone()),
+        mtime: Some(st.mtime),
+        atime: Some(st.atime),
+    }
+}
+
+async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow) -> CliResult {
+    if !how.force {
+        must_not_exist(client, target).await?;
+    }
+    let mut reader = client.open(&src.path).await?;
+    let opts = CreateOptions {
+        overwrite: how.force,
+        ..Default::default()
+    };
+    let bar = progress(reader.len(), &src.path);
+    write_via_temp(client, target, &opts, |mut writer| async move {
+        if how.preserve {
+            writer.set_attrs_on_close(&preserved(src))?;
+        }
+        loop {
+            let chunk = match reader.read_bytes().await {
+                Ok(c) if c.is_empty() => break,
+                Ok(c) => c,
+                Err(e) => {
+                    bar.abandon();
+                    writer.abort().await;
+                    return Err(e.into());
+                }
+            };
+            if let Err(e) = writer.write_all(&chunk).await {
+                bar.abandon();
+                writer.abort().await;
+                return Err(io_to_client(e).into());
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        let r = writer.close().await;
+        bar.finish_and_clear();
+        Ok(r?)
+    })
+    .await
+}
+
+async fn cp_dir(client: &Client, src: FileStatus, target: &str, how: CopyHow) -> CliResult {
+    client.mkdirs(target, true).await?;
+    let mut failures = Failures::default();
+    for e in client.list(&src.path).await? {
+        let child = dfs_proto::path::join(target, e.name());
+        let r = if e.is_dir() {
+            Box::pin(cp_dir(client, e, &child, how)).await
+        } else {
+            cp_file(client, &e, &child, how).await
+        };
+        failures.note(r)?;
+    }
+    if how.preserve {
+        // Last: adding the children changed the directory's mtime.
+        failures.note(
+            client
+                .set_attr(target, preserved(&src))
+                .await
+                .map(drop)
+                .map_err(Into::into),
+        )?;
+    }
+    failures.finish()
 }
 
 /// `dfs get REMOTE LOCAL`.

@@ -1,0 +1,364 @@
+//! The `hdfs dfs` commands beyond put/get/ls: cp, chmod, chown, chgrp,
+//! touchz, touch, test, count, df, head, tail, rmdir, through the CLI
+//! against a real cluster.
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use dfs_client::{Client, CreateOptions};
+use dfs_tests::{random_bytes, Cluster};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+fn stat(c: &Cluster, path: &str) -> Value {
+    c.dfs_json(&["stat", "--json", path])
+}
+
+/// Every path under `/` with its type and length, for "nothing changed".
+fn tree(c: &Cluster) -> Vec<(String, String, u64)> {
+    let v = c.dfs_json(&["ls", "-R", "--json", "/"]);
+    let mut out: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["type"].as_str().unwrap().to_string(),
+                e["length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn cat(c: &Cluster, path: &str) -> Vec<u8> {
+    let out = c.dfs(&["cat", path]);
+    assert!(
+        out.status.success(),
+        "cat {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Exit code of `dfs test`, checking it prints nothing.
+fn test_code(c: &Cluster, flag: &str, path: &str) -> i32 {
+    let out = c.dfs(&["test", flag, path]);
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "test {flag} {path}: {out:?}"
+    );
+    out.status.code().unwrap()
+}
+
+#[test]
+fn cp_copies_files_and_trees_within_the_cluster() {
+    let c = Cluster::builder().start();
+    let big = random_bytes(2_500_000, 1); // three 1 MiB blocks
+    let small = random_bytes(10, 2);
+    let fb = c.local_file("big", big.len(), 1);
+    let fs = c.local_file("small", small.len(), 2);
+    c.dfs_ok(&["mkdir", "-p", "/src/sub/empty", "/dir"]);
+    c.dfs_ok(&["put", fb.to_str().unwrap(), "/src/big"]);
+    c.dfs_ok(&["put", fs.to_str().unwrap(), "/src/sub/small"]);
+    c.dfs_ok(&["touchz", "/src/zero"]);
+
+    // A file to a new name, byte for byte.
+    c.dfs_ok(&["cp", "/src/big", "/big-copy"]);
+    assert_eq!(cat(&c, "/big-copy"), big);
+    // An existing target needs -f.
+    c.dfs_fails(
+        &["cp", "/src/sub/small", "/big-copy"],
+        &["/big-copy", "exists"],
+    );
+    assert_eq!(cat(&c, "/big-copy"), big);
+    c.dfs_ok(&["cp", "-f", "/src/sub/small", "/big-copy"]);
+    assert_eq!(cat(&c, "/big-copy"), small);
+
+    // A tree, into an existing directory and to a new name.
+    c.dfs_ok(&["cp", "/src", "/dir"]);
+    c.dfs_ok(&["cp", "/src", "/tree"]);
+    let under = |root: &str| -> Vec<(String, String, u64)> {
+        tree(&c)
+            .into_iter()
+            .filter_map(|(p, t, l)| p.strip_prefix(root).map(|r| (r.to_string(), t, l)))
+            .collect()
+    };
+    let want = under("/src/");
+    assert_eq!(want.len(), 5, "{want:?}");
+    assert_eq!(under("/dir/src/"), want);
+    assert_eq!(under("/tree/"), want);
+    assert_eq!(cat(&c, "/tree/big"), big);
+    assert_eq!(cat(&c, "/dir/src/sub/small"), small);
+
+    // Several sources into a directory; a missing one is told, the others copied.
+    c.dfs_ok(&["mkdir", "/many"]);
+    let err = c.dfs_fails(
+        &["cp", "/src/big", "/nope", "/src/sub/small", "/many"],
+        &["/nope"],
+    );
+    assert!(!err.contains("big"), "{err}");
+    assert_eq!(cat(&c, "/many/big"), big);
+    assert_eq!(cat(&c, "/many/small"), small);
+
+    // Refused, and nothing changes.
+    let before = tree(&c);
+    c.dfs_fails(&["cp", "/src", "/src/sub"], &["into itself"]);
+    c.dfs_fails(&["cp", "/src/big", "/src/big"], &["same"]);
+    c.dfs_fails(
+        &["cp", "/src/big", "/src/zero", "/new-name"],
+        &["not a directory"],
+    );
+    c.dfs_fails(&["cp", "/src/big", "/absent/"], &["no such directory"]);
+    c.dfs_fails(&["cp", "/src/big", "/src/big/x"], &["not a directory"]);
+    assert_eq!(tree(&c), before);
+    // No temporary copy is left anywhere.
+    assert!(
+        !before.iter().any(|(p, _, _)| p.contains("_COPYING_")),
+        "{before:?}"
+    );
+
+    // -p keeps mode, owner, group and times; without it the copy is the caller's.
+    c.dfs_ok(&["chmod", "600", "/src/big"]);
+    c.dfs_ok(&["chown", "alice:staff", "/src/big"]);
+    c.dfs_ok(&["touch", "-t", "20200102:030405", "/src/big"]);
+    c.dfs_ok(&["cp", "-p", "/src/big", "/kept"]);
+    c.dfs_ok(&["cp", "/src/big", "/fresh"]);
+    let (src, kept, fresh) = (stat(&c, "/src/big"), stat(&c, "/kept"), stat(&c, "/fresh"));
+    for key in ["mode", "owner", "group", "mtime", "atime", "length"] {
+        assert_eq!(kept[key], src[key], "cp -p {key}: {kept} vs {src}");
+    }
+    assert_eq!(src["mtime"], 1_577_934_245_000u64);
+    assert_ne!(fresh["owner"], "alice");
+    assert_ne!(fresh["mtime"], src["mtime"]);
+    assert_eq!(cat(&c, "/kept"), big);
+    // -p on a tree keeps the directories' times too (set after their children).
+    c.dfs_ok(&["touch", "-t", "20210101:000000", "/src/sub"]);
+    c.dfs_ok(&["cp", "-p", "/src", "/tree-p"]);
+    assert_eq!(
+        stat(&c, "/tree-p/sub")["mtime"],
+        stat(&c, "/src/sub")["mtime"]
+    );
+    assert_eq!(stat(&c, "/tree-p/big")["owner"], "alice");
+}
+
+#[test]
+fn chmod_chown_touch_and_rmdir_change_what_they_say() {
+    let c = Cluster::builder().start();
+    let f = c.local_file("f", 5000, 3);
+    c.dfs_ok(&["mkdir", "-p", "/t/a/b"]);
+    c.dfs_ok(&["put", f.to_str().unwrap(), "/t/a/f"]);
+    c.dfs_ok(&["put", f.to_str().unwrap(), "/t/g"]);
+    let mode = |p: &str| stat(&c, p)["mode"].as_u64().unwrap();
+
+    // Octal and symbolic modes, one path and trees.
+    c.dfs_ok(&["chmod", "640", "/t/g"]);
+    assert_eq!(mode("/t/g"), 0o640);
+    c.dfs_ok(&["chmod", "u+x,g-r,o+w", "/t/g"]);
+    assert_eq!(mode("/t/g"), 0o702);
+    c.dfs_ok(&["chmod", "-R", "700", "/t/a"]);
+    for p in ["/t/a", "/t/a/b", "/t/a/f"] {
+        assert_eq!(mode(p), 0o700, "{p}");
+    }
+    c.dfs_ok(&["chmod", "-R", "go=rX", "/t"]);
+    assert_eq!(mode("/t/a/b"), 0o755);
+    assert_eq!(mode("/t/a/f"), 0o755, "X: a file its owner can execute");
+    c.dfs_ok(&["chmod", "a-x", "/t/a/f"]);
+    c.dfs_ok(&["chmod", "-R", "a+X", "/t/a"]);
+    assert_eq!(mode("/t/a/f"), 0o644, "X skips files no one can execute");
+    c.dfs_ok(&["chmod", "1777", "/t/a/b"]);
+    let ls = c.dfs_ok(&["ls", "-l", "/t/a"]);
+    assert!(ls.contains("drwxrwxrwt"), "{ls}");
+
+    // Owner and group.
+    c.dfs_ok(&["chown", "alice", "/t/g"]);
+    c.dfs_ok(&["chgrp", "ops", "/t/g"]);
+    let st = stat(&c, "/t/g");
+    assert_eq!(
+        (st["owner"].as_str(), st["group"].as_str()),
+        (Some("alice"), Some("ops"))
+    );
+    c.dfs_ok(&["chown", ":staff", "/t/g"]);
+    assert_eq!(stat(&c, "/t/g")["owner"], "alice");
+    assert_eq!(stat(&c, "/t/g")["group"], "staff");
+    c.dfs_ok(&["chown", "-R", "bob:dev", "/t/a"]);
+    for p in ["/t/a", "/t/a/b", "/t/a/f"] {
+        let st = stat(&c, p);
+        assert_eq!(
+            (st["owner"].as_str(), st["group"].as_str()),
+            (Some("bob"), Some("dev")),
+            "{p}"
+        );
+    }
+
+    // Bad arguments: one line, nothing changes.
+    let before = (tree(&c), stat(&c, "/t/g"));
+    c.dfs_fails(&["chmod", "u+q", "/t/g"], &["invalid mode"]);
+    c.dfs_fails(&["chmod", "888", "/t/g"], &["invalid mode"]);
+    c.dfs_fails(&["chown", "a:b:c", "/t/g"], &["invalid owner"]);
+    c.dfs_fails(&["chown", ":", "/t/g"], &["invalid owner"]);
+    c.dfs_fails(&["chmod", "644", "/t/none"], &["/t/none"]);
+    c.dfs_fails(&["touch", "-t", "2020-01-01", "/t/g"], &["yyyyMMdd:HHmmss"]);
+    c.dfs_fails(&["touchz", "/t/g"], &["not a zero-length file"]);
+    c.dfs_fails(&["touchz", "/t/a"], &["directory"]);
+    assert_eq!((tree(&c), stat(&c, "/t/g")), before);
+
+    // touchz and touch.
+    c.dfs_ok(&["touchz", "/t/empty", "/t/a/empty"]);
+    assert_eq!(stat(&c, "/t/empty")["length"], 0);
+    assert_eq!(stat(&c, "/t/empty")["type"], "file");
+    c.dfs_ok(&["touchz", "/t/empty"]);
+    c.dfs_ok(&["touch", "-t", "20200102:030405", "/t/g", "/t/new"]);
+    for p in ["/t/g", "/t/new"] {
+        let st = stat(&c, p);
+        assert_eq!(st["mtime"], 1_577_934_245_000u64, "{p}: {st}");
+        assert_eq!(st["atime"], 1_577_934_245_000u64, "{p}: {st}");
+    }
+    assert_eq!(stat(&c, "/t/new")["length"], 0);
+    c.dfs_ok(&["touch", "-m", "/t/g"]);
+    let st = stat(&c, "/t/g");
+    assert!(st["mtime"].as_u64().unwrap() > 1_700_000_000_000, "{st}");
+    assert_eq!(st["atime"], 1_577_934_245_000u64, "-m leaves atime");
+    c.dfs_ok(&["touch", "-c", "/t/never"]);
+    c.dfs_fails(&["stat", "/t/never"], &["/t/never"]);
+
+    // rmdir removes empty directories only.
+    c.dfs_ok(&["mkdir", "/t/gone"]);
+    c.dfs_ok(&["rmdir", "/t/gone"]);
+    c.dfs_fails(&["stat", "/t/gone"], &["/t/gone"]);
+    c.dfs_fails(&["rmdir", "/t/a"], &["not empty"]);
+    c.dfs_fails(&["rmdir", "/t/g"], &["not a directory"]);
+    c.dfs_ok(&["rmdir", "--ignore-fail-on-non-empty", "/t/a"]);
+    assert_eq!(stat(&c, "/t/a/f")["length"], 5000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_count_df_head_and_tail_answer_as_hdfs_does() {
+    let c = Cluster::builder().start();
+    let data = random_bytes(3000, 4);
+    let f = c.local_file("f", data.len(), 4);
+    c.dfs_ok(&["mkdir", "-p", "/q/d/e"]);
+    c.dfs_ok(&["put", f.to_str().unwrap(), "/q/f"]);
+    c.dfs_ok(&["put", f.to_str().unwrap(), "/q/d/f"]);
+    c.dfs_ok(&["touchz", "/q/zero"]);
+
+    // test: 0 true, 1 false, nothing printed.
+    let cases = [
+        ("-e", "/q/f", 0),
+        ("-e", "/q/none", 1),
+        ("-e", "/q/f/below", 1),
+        ("-d", "/q/d", 0),
+        ("-d", "/q/f", 1),
+        ("-f", "/q/f", 0),
+        ("-f", "/q/d", 1),
+        ("-s", "/q/f", 0),
+        ("-s", "/q/zero", 1),
+        ("-z", "/q/zero", 0),
+        ("-z", "/q/f", 1),
+    ];
+    for (flag, path, want) in cases {
+        assert_eq!(test_code(&c, flag, path), want, "test {flag} {path}");
+    }
+    // One question is required; a cluster that cannot answer is an error, told.
+    assert_eq!(c.dfs(&["test", "/q/f"]).status.code(), Some(2));
+    let out = std::process::Command::new(dfs_tests::bin("dfs"))
+        .args(["--namenode", "127.0.0.1:1", "test", "-e", "/q/f"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:1"),
+        "{out:?}"
+    );
+
+    // count: DIR_COUNT FILE_COUNT CONTENT_SIZE PATHNAME.
+    let out = c.dfs_ok(&["count", "-v", "/q", "/q/d/f"]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["DIR_COUNT", "FILE_COUNT", "CONTENT_SIZE", "PATHNAME"],
+        "{out}"
+    );
+    assert_eq!(lines[1], ["3", "3", "6000", "/q"], "{out}");
+    assert_eq!(lines[2], ["0", "1", "3000", "/q/d/f"], "{out}");
+    let out = c.dfs_ok(&["count", "-h", "/q"]);
+    assert!(out.contains("5.9 KiB"), "{out}");
+
+    // df: the cluster's figures, as report gives them.
+    let report = c.dfs_json(&["report", "--json"]);
+    let out = c.dfs_ok(&["df", "/"]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["Filesystem", "Size", "Used", "Available", "Use%"],
+        "{out}"
+    );
+    assert_eq!(lines[1][0], format!("dfs://{}", c.addr()));
+    let size: u64 = lines[1][1].parse().unwrap();
+    let capacity: u64 = report["datanodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["capacity"].as_u64().unwrap())
+        .sum();
+    assert_eq!(size, capacity, "{out} vs {report}");
+    assert!(lines[1][4].ends_with('%'), "{out}");
+    assert!(c.dfs_ok(&["df", "-h"]).contains("iB"));
+    assert!(c.dfs_ok(&["du", "-h", "-s", "/q"]).contains("KiB"));
+
+    // head and tail: the first and last KiB.
+    assert_eq!(c.dfs(&["head", "/q/f"]).stdout, data[..1024]);
+    assert_eq!(c.dfs(&["tail", "/q/f"]).stdout, data[data.len() - 1024..]);
+    assert!(c.dfs(&["tail", "/q/zero"]).stdout.is_empty());
+    c.dfs_fails(&["tail", "/q/d"], &["directory"]);
+    c.dfs_fails(&["head", "/q/none"], &["/q/none"]);
+
+    // tail -f prints what a writer adds, as the writer flushes it.
+    let client = Client::connect(c.addr()).await.unwrap();
+    let mut w = client
+        .create("/q/log", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(b"first line\n").await.unwrap();
+    w.hflush().await.unwrap();
+    let mut tail = c
+        .dfs_command(&["tail", "-f", "/q/log"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = tail.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !got.ends_with(b"second line\n") && Instant::now() < deadline {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    w.write_all(b"second line\n").await.unwrap();
+    w.hflush().await.unwrap();
+    let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got, b"first line\nsecond line\n");
+    // A stop signal ends it with 128 + SIGTERM.
+    unsafe { libc::kill(tail.id() as i32, libc::SIGTERM) };
+    let status = tail.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    w.close().await.unwrap();
+}
