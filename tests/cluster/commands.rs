@@ -362,3 +362,76 @@ async fn test_count_df_head_and_tail_answer_as_hdfs_does() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     w.close().await.unwrap();
 }
+
+#[test]
+fn remote_glob_patterns_expand_as_hdfs_does() {
+    let c = Cluster::builder().start();
+    let f = c.local_file("f", 100, 5);
+    let f = f.to_str().unwrap();
+    c.dfs_ok(&["mkdir", "-p", "/g/2026-01", "/g/2026-02", "/g/other"]);
+    for p in [
+        "/g/2026-01/part-0",
+        "/g/2026-01/part-1",
+        "/g/2026-02/part-0",
+    ] {
+        c.dfs_ok(&["put", f, p]);
+    }
+    c.dfs_ok(&["touchz", "/g/we[ird]", "/g/other/x"]);
+    let lines = |out: String| -> Vec<String> { out.lines().map(str::to_string).collect() };
+
+    assert_eq!(
+        lines(c.dfs_ok(&["ls", "/g/2026-*/part-0"])),
+        ["/g/2026-01/part-0", "/g/2026-02/part-0"]
+    );
+    assert_eq!(
+        lines(c.dfs_ok(&["ls", "/g/2026-0{2,1}"])),
+        [
+            "/g/2026-02/part-0",
+            "/g/2026-01/part-0",
+            "/g/2026-01/part-1"
+        ]
+    );
+    assert_eq!(
+        lines(c.dfs_ok(&["ls", "/g/2026-0[!2]/part-[0-9]"])),
+        ["/g/2026-01/part-0", "/g/2026-01/part-1"]
+    );
+    // A name with glob characters is still reachable as itself.
+    assert_eq!(lines(c.dfs_ok(&["ls", "/g/we[ird]"])), ["/g/we[ird]"]);
+    assert_eq!(c.dfs(&["cat", "/g/2026-01/part-?"]).stdout.len(), 200);
+    let count = c.dfs_ok(&["count", "/g/2026-*"]);
+    assert_eq!(count.lines().count(), 2, "{count}");
+    let v = c.dfs_json(&["ls", "--json", "/g/2026-*/part-0", "/g/other"]);
+    assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
+
+    // Refusals: one line, nothing changed.
+    let before = tree(&c);
+    c.dfs_fails(&["ls", "/g/nothing-*"], &["no match"]);
+    c.dfs_fails(&["stat", "/g/2026-*"], &["matches 2 paths", "takes one"]);
+    c.dfs_fails(&["ls", "/g/{a,b"], &["'{' without '}'"]);
+    let local_file = c.local_file("not-a-dir", 1, 1);
+    c.dfs_fails(
+        &["get", "/g/2026-01/*", local_file.to_str().unwrap()],
+        &["not a directory"],
+    );
+    c.dfs_fails(&["mv", "/g/2026-01/*", "/g/absent"], &["not a directory"]);
+    assert_eq!(tree(&c), before);
+
+    // Commands that change things do so on every match.
+    let dir = tempfile::tempdir().unwrap();
+    c.dfs_ok(&["get", "/g/2026-01/*", dir.path().to_str().unwrap()]);
+    for n in ["part-0", "part-1"] {
+        assert_eq!(
+            std::fs::read(dir.path().join(n)).unwrap(),
+            std::fs::read(f).unwrap()
+        );
+    }
+    c.dfs_ok(&["chmod", "600", "/g/2026-0*/part-0"]);
+    assert_eq!(stat(&c, "/g/2026-02/part-0")["mode"], 0o600);
+    assert_eq!(stat(&c, "/g/2026-01/part-1")["mode"], 0o644);
+    c.dfs_ok(&["mv", "/g/2026-02/*", "/g/other"]);
+    assert_eq!(stat(&c, "/g/other/part-0")["length"], 100);
+    c.dfs_ok(&["rm", "/g/2026-01/part-*"]);
+    assert_eq!(lines(c.dfs_ok(&["ls", "/g/2026-0?"])), Vec::<String>::new());
+    c.dfs_ok(&["rmdir", "/g/2026-*"]);
+    assert_eq!(lines(c.dfs_ok(&["ls", "/g"])), ["/g/other", "/g/we[ird]"]);
+}

@@ -6,6 +6,7 @@
 //! ownership after a copy.
 
 use super::format::days_from_civil;
+use super::glob::expand_all;
 use super::mode::ModeChange;
 use super::namespace::collect;
 use super::{CliError, CliResult, Failures};
@@ -24,7 +25,7 @@ where
     Fut: std::future::Future<Output = CliResult>,
 {
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &expand_all(client, paths, &mut failures).await? {
         let st = match client.status(p).await {
             Ok(st) => st,
             Err(e) => {

@@ -15,6 +15,7 @@
 mod admin;
 mod attrs;
 mod format;
+mod glob;
 mod mode;
 mod namespace;
 mod query;
@@ -89,12 +90,13 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Move or rename a file or directory.
+    /// Move or rename files or directories.
+    #[command(override_usage = "dfs mv SRC... DST")]
     Mv {
-        /// Source path.
-        src: String,
-        /// Destination path (an existing directory receives SRC inside it).
-        dst: String,
+        /// Source paths, then the destination (an existing directory
+        /// receives the sources inside it; several sources need one).
+        #[arg(required = true, num_args = 2.., value_name = "PATH")]
+        paths: Vec<String>,
     },
     /// Show the status of a path.
     Stat {
@@ -116,9 +118,9 @@ pub enum Command {
         /// Print help.
         #[arg(long, action = ArgAction::Help)]
         help: Option<bool>,
-        /// The path.
+        /// The paths.
         #[arg(default_value = "/")]
-        path: String,
+        paths: Vec<String>,
     },
     /// Count the directories, files and bytes under paths.
     #[command(disable_help_flag = true)]
@@ -234,8 +236,9 @@ pub enum Command {
         wait: bool,
         /// New replication.
         replication: u32,
-        /// The path.
-        path: String,
+        /// The paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Check the health of the files under a path; exits non-zero when data is missing or corrupt.
     Fsck {
@@ -349,9 +352,9 @@ pub struct LsArgs {
     /// Print a JSON array of statuses.
     #[arg(long)]
     pub json: bool,
-    /// The path.
+    /// The paths (glob patterns as `/logs/2026-*` expanded).
     #[arg(default_value = "/")]
-    pub path: String,
+    pub paths: Vec<String>,
 }
 
 impl TestArgs {
@@ -639,19 +642,19 @@ async fn execute(cli: Cli) -> CliResult {
         Command::Ls(args) => namespace::ls(&client, args).await,
         Command::Mkdir { parents, paths } => namespace::mkdir(&client, parents, &paths).await,
         Command::Rm { recursive, paths } => namespace::rm(&client, recursive, &paths).await,
-        Command::Mv { src, dst } => namespace::mv(&client, &src, &dst).await,
+        Command::Mv { paths } => namespace::mv(&client, &paths).await,
         Command::Stat { json, path } => namespace::stat(&client, &path, json).await,
         Command::Du {
             summary,
             human,
-            path,
+            paths,
             ..
-        } => namespace::du(&client, &path, summary, human).await,
+        } => namespace::du(&client, &paths, summary, human).await,
         Command::Setrep {
             wait,
             replication,
-            path,
-        } => namespace::setrep(&client, replication, &path, wait).await,
+            paths,
+        } => namespace::setrep(&client, replication, &paths, wait).await,
         Command::Report { json } => admin::report(&client, json).await,
         Command::Fsck { json, path } => admin::fsck(&client, &path, json).await,
         Command::Recover { path } => admin::recover(&client, &path).await,
@@ -784,7 +787,12 @@ mod tests {
             Command::Setrep { replication: 2, .. }
         ));
         let cli = parse(&["dfs", "du", "-s", "/d"]);
-        assert!(matches!(cli.command, Command::Du { summary: true, .. }));
+        assert!(
+            matches!(cli.command, Command::Du { summary: true, ref paths, .. } if paths == &["/d"])
+        );
+        let cli = parse(&["dfs", "mv", "/a", "/b", "/dir"]);
+        assert!(matches!(cli.command, Command::Mv { ref paths } if paths.len() == 3));
+        assert!(Cli::try_parse_from(["dfs", "mv", "/a"]).is_err());
         // --namenode is global: accepted after the subcommand too.
         let cli = parse(&["dfs", "stat", "--json", "/f", "--namenode", "h:1"]);
         assert_eq!(cli.namenode.as_deref(), Some("h:1"));

@@ -60,9 +60,7 @@ pub(crate) fn parse(text: &str) -> Result<ModeChange, String> {
         }
         while let Some(op) = rest.chars().next().filter(|c| matches!(c, '+' | '-' | '=')) {
             rest = &rest[1..];
-            let perm_len = rest
-                .find(['+', '-', '='])
-                .unwrap_or(rest.len());
+            let perm_len = rest.find(['+', '-', '=']).unwrap_or(rest.len());
             let (perms, tail) = rest.split_at(perm_len);
             rest = tail;
             let mut clause = Clause {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::format::{date_full, human_size, long_lines, permission_string};
+use super::glob::{expand_all, expand_one};
 use super::{print_json, print_out, CliError, CliResult, Failures, LsArgs};
 use crate::{Client, Error, FileStatus};
 
@@ -39,18 +40,30 @@ pub(crate) async fn collect(
 
 /// `dfs ls`.
 pub(crate) async fn ls(client: &Client, args: LsArgs) -> CliResult {
-    let entries = collect(client, &args.path, args.recursive).await?;
+    let mut failures = Failures::default();
+    let mut entries = Vec::new();
+    for p in expand_all(client, &args.paths, &mut failures).await? {
+        match collect(client, &p, args.recursive).await {
+            Ok(e) => entries.extend(e),
+            Err(e) => failures.note(Err(e))?,
+        }
+    }
+    failures.note(print_listing(&args, &entries))?;
+    failures.finish()
+}
+
+fn print_listing(args: &LsArgs, entries: &[FileStatus]) -> CliResult {
     if args.json {
         return print_json(&entries);
     }
     let mut text = String::new();
     if args.long {
-        for line in long_lines(&entries) {
+        for line in long_lines(entries) {
             text.push_str(&line);
             text.push('\n');
         }
     } else {
-        for e in &entries {
+        for e in entries {
             text.push_str(&e.path);
             text.push('\n');
         }
@@ -76,7 +89,7 @@ pub(crate) async fn mkdir(client: &Client, parents: bool, paths: &[String]) -> C
 /// `dfs rm`.
 pub(crate) async fn rm(client: &Client, recursive: bool, paths: &[String]) -> CliResult {
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &expand_all(client, paths, &mut failures).await? {
         let one = async {
             let st = client.status(p).await?;
             if st.is_dir() && !recursive {
@@ -98,7 +111,7 @@ pub(crate) async fn rm(client: &Client, recursive: bool, paths: &[String]) -> Cl
 /// directories only.
 pub(crate) async fn rmdir(client: &Client, ignore_non_empty: bool, paths: &[String]) -> CliResult {
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &expand_all(client, paths, &mut failures).await? {
         let one = async {
             let st = client.status(p).await?;
             if !st.is_dir() {
@@ -114,11 +127,16 @@ pub(crate) async fn rmdir(client: &Client, ignore_non_empty: bool, paths: &[Stri
     failures.finish()
 }
 
-/// `dfs mv`: into an existing directory, or to a new name.
-pub(crate) async fn mv(client: &Client, src: &str, dst: &str) -> CliResult {
-    let src_st = client.status(src).await?;
-    let target = match client.status(dst).await {
-        Ok(st) if st.is_dir() => dfs_proto::path::join(&st.path, src_st.name()),
+/// `dfs mv SRC... DST`: into an existing directory, or one source to a
+/// new name.
+pub(crate) async fn mv(client: &Client, paths: &[String]) -> CliResult {
+    let Some((dst, srcs)) = paths.split_last() else {
+        return Err(CliError::Usage("mv needs SRC... DST".into()));
+    };
+    let mut failures = Failures::default();
+    let srcs = expand_all(client, srcs, &mut failures).await?;
+    let dst_dir = match client.status(dst).await {
+        Ok(st) if st.is_dir() => Some(st.path),
         // `DST/` names a directory (as GNU mv): never a new file.
         Ok(_) if dst.ends_with('/') => {
             return Err(Error::NotADirectory {
@@ -135,8 +153,26 @@ pub(crate) async fn mv(client: &Client, src: &str, dst: &str) -> CliResult {
         Err(Error::NotFound { .. }) if dst.ends_with('/') => {
             return Err(CliError::Told(format!("{dst}: no such directory")))
         }
-        Err(Error::NotFound { .. }) => dst.to_string(),
+        Err(Error::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
+    };
+    if dst_dir.is_none() && srcs.len() > 1 {
+        return Err(Error::NotADirectory {
+            path: dst.to_string(),
+        }
+        .into());
+    }
+    for src in &srcs {
+        failures.note(mv_one(client, src, dst, dst_dir.as_deref()).await)?;
+    }
+    failures.finish()
+}
+
+async fn mv_one(client: &Client, src: &str, dst: &str, dst_dir: Option<&str>) -> CliResult {
+    let src_st = client.status(src).await?;
+    let target = match dst_dir {
+        Some(dir) => dfs_proto::path::join(dir, src_st.name()),
+        None => dst.to_string(),
     };
     if dfs_proto::path::normalize(&target).ok().as_deref() == Some(src_st.path.as_str()) {
         return Err(CliError::Told(format!(
@@ -150,7 +186,9 @@ pub(crate) async fn mv(client: &Client, src: &str, dst: &str) -> CliResult {
 
 /// `dfs stat`.
 pub(crate) async fn stat(client: &Client, path: &str, json: bool) -> CliResult {
-    let st = client.status(path).await?;
+    let st = client
+        .status(&expand_one(client, path, "stat").await?)
+        .await?;
     if json {
         return print_json(&st);
     }
@@ -181,8 +219,9 @@ pub(crate) async fn stat(client: &Client, path: &str, json: bool) -> CliResult {
     print_out(&text)
 }
 
-/// `dfs du`: `length  space-consumed  path` per entry (or one total).
-pub(crate) async fn du(client: &Client, path: &str, summary: bool, human: bool) -> CliResult {
+/// `dfs du`: `length  space-consumed  path` per entry (or one total per
+/// path).
+pub(crate) async fn du(client: &Client, paths: &[String], summary: bool, human: bool) -> CliResult {
     let fmt = |n: u64| {
         if human {
             human_size(n)
@@ -190,16 +229,23 @@ pub(crate) async fn du(client: &Client, path: &str, summary: bool, human: bool) 
             n.to_string()
         }
     };
-    let st = client.status(path).await?;
+    let mut failures = Failures::default();
     let mut rows = Vec::new();
-    if summary || !st.is_dir() {
-        let cs = client.content_summary(&st.path).await?;
-        rows.push((cs.length, cs.space_consumed, st.path.clone()));
-    } else {
-        for e in client.list(&st.path).await? {
-            let cs = client.content_summary(&e.path).await?;
-            rows.push((cs.length, cs.space_consumed, e.path));
-        }
+    for p in expand_all(client, paths, &mut failures).await? {
+        let one = async {
+            let st = client.status(&p).await?;
+            if summary || !st.is_dir() {
+                let cs = client.content_summary(&st.path).await?;
+                rows.push((cs.length, cs.space_consumed, st.path.clone()));
+            } else {
+                for e in client.list(&st.path).await? {
+                    let cs = client.content_summary(&e.path).await?;
+                    rows.push((cs.length, cs.space_consumed, e.path));
+                }
+            }
+            Ok::<_, Error>(())
+        };
+        failures.note(one.await.map_err(Into::into))?;
     }
     let w1 = rows.iter().map(|r| fmt(r.0).len()).max().unwrap_or(1);
     let w2 = rows.iter().map(|r| fmt(r.1).len()).max().unwrap_or(1);
@@ -207,22 +253,41 @@ pub(crate) async fn du(client: &Client, path: &str, summary: bool, human: bool) 
     for (len, consumed, p) in rows {
         text.push_str(&format!("{:<w1$}  {:<w2$}  {p}\n", fmt(len), fmt(consumed)));
     }
-    print_out(&text)
+    failures.note(print_out(&text))?;
+    failures.finish()
 }
 
 /// `dfs setrep`: a file, or every file under a directory.
-pub(crate) async fn setrep(client: &Client, replication: u32, path: &str, wait: bool) -> CliResult {
-    let files: Vec<FileStatus> = collect(client, path, true)
-        .await?
-        .into_iter()
-        .filter(|s| !s.is_dir())
-        .collect();
-    for f in &files {
+pub(crate) async fn setrep(
+    client: &Client,
+    replication: u32,
+    paths: &[String],
+    wait: bool,
+) -> CliResult {
+    let mut failures = Failures::default();
+    let mut files: Vec<FileStatus> = Vec::new();
+    for p in expand_all(client, paths, &mut failures).await? {
+        match collect(client, &p, true).await {
+            Ok(entries) => files.extend(entries.into_iter().filter(|s| !s.is_dir())),
+            Err(e) => failures.note(Err(e))?,
+        }
+    }
+    failures.note(setrep_files(client, replication, &files, wait).await)?;
+    failures.finish()
+}
+
+async fn setrep_files(
+    client: &Client,
+    replication: u32,
+    files: &[FileStatus],
+    wait: bool,
+) -> CliResult {
+    for f in files {
         client.set_replication(&f.path, replication).await?;
         print_out(&format!("Replication {replication} set: {}\n", f.path))?;
     }
     if wait {
-        for f in &files {
+        for f in files {
             loop {
                 let blocks = client.block_locations(&f.path, 0, 0).await?;
                 if blocks.iter().all(|b| b.hosts.len() == replication as usize) {

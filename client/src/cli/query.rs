@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::format::human_size;
+use super::glob::{expand_all, expand_one};
 use super::{print_out, CliError, CliResult, Failures};
 use crate::{Client, Error, FileStatus};
 
@@ -69,7 +70,7 @@ pub(crate) async fn count(
         ))?;
     }
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &expand_all(client, paths, &mut failures).await? {
         let one = async {
             let st = client.status(p).await?;
             let cs = client.content_summary(&st.path).await?;
@@ -170,13 +171,14 @@ fn print_bytes(bytes: &[u8]) -> CliResult {
 
 /// `dfs head PATH`: the first KiB of a file.
 pub(crate) async fn head(client: &Client, path: &str) -> CliResult {
-    let reader = file(client, path).await?;
+    let reader = file(client, &expand_one(client, path, "head").await?).await?;
     print_range(&reader, 0, HEAD_TAIL_BYTES).await.map(drop)
 }
 
 /// `dfs tail [-f] PATH`: the last KiB of a file; with `follow`, then
 /// every byte added to it, until a signal stops the command.
 pub(crate) async fn tail(client: &Client, path: &str, follow: bool) -> CliResult {
+    let path = &expand_one(client, path, "tail").await?;
     let reader = file(client, path).await?;
     let inode = reader.status().inode;
     let start = reader.len().saturating_sub(HEAD_TAIL_BYTES);

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::glob::{expand, expand_all};
 use super::{local, stop, CliError, CliResult, CpArgs, Failures, GetArgs, PutArgs};
 use crate::{Client, CreateOptions, Error, FileReader, FileStatus, FileWriter, SetAttr};
 
@@ -331,6 +332,11 @@ pub(crate) async fn cp(client: &Client, args: CpArgs) -> CliResult {
         preserve: args.preserve,
     };
     let mut failures = Failures::default();
+    let srcs = expand_all(client, &srcs, &mut failures).await?;
+    if srcs.len() > 1 && dst_dir.is_none() {
+        failures.note(Err(Error::NotADirectory { path: dst }.into()))?;
+        return failures.finish();
+    }
     for s in &srcs {
         let one = async {
             let st = client.status(s).await?;
@@ -445,23 +451,48 @@ async fn cp_dir(client: &Client, src: FileStatus, target: &str, how: CopyHow) ->
 }
 
 /// `dfs get REMOTE LOCAL`.
+/// A pattern matching several paths copies each into the local directory
+/// (or to stdout).
 pub(crate) async fn get(client: &Client, args: GetArgs) -> CliResult {
-    let st = client.status(&args.remote).await?;
-    if args.local == "-" {
+    let remotes = expand(client, &args.remote).await?;
+    if let [remote] = remotes.as_slice() {
+        return get_path(client, remote, &args.local, args.force).await;
+    }
+    let local_is_dir = tokio::fs::metadata(&args.local)
+        .await
+        .is_ok_and(|m| m.is_dir());
+    if args.local != "-" && !local_is_dir {
+        return Err(CliError::Told(format!(
+            "{}: not a directory ({} matches {} paths)",
+            args.local,
+            args.remote,
+            remotes.len()
+        )));
+    }
+    let mut failures = Failures::default();
+    for r in &remotes {
+        failures.note(get_path(client, r, &args.local, args.force).await)?;
+    }
+    failures.finish()
+}
+
+async fn get_path(client: &Client, remote: &str, local_path: &str, force: bool) -> CliResult {
+    let st = client.status(remote).await?;
+    if local_path == "-" {
         if st.is_dir() {
             return Err(Error::IsADirectory { path: st.path }.into());
         }
         let reader = client.open(&st.path).await?;
         return copy_to_local(reader, stdout_file()?, ProgressBar::hidden(), "stdout").await;
     }
-    let local_target = match tokio::fs::metadata(&args.local).await {
-        Ok(m) if m.is_dir() => Path::new(&args.local).join(st.name()),
-        _ => PathBuf::from(&args.local),
+    let local_target = match tokio::fs::metadata(local_path).await {
+        Ok(m) if m.is_dir() => Path::new(local_path).join(st.name()),
+        _ => PathBuf::from(local_path),
     };
     if st.is_dir() {
-        get_dir(client, &st.path, &local_target, args.force).await
+        get_dir(client, &st.path, &local_target, force).await
     } else {
-        get_one(client, &st.path, &local_target, args.force).await
+        get_one(client, &st.path, &local_target, force).await
     }
 }
 
@@ -585,7 +616,7 @@ fn stdout_file() -> CliResult<std::fs::File> {
 /// `dfs cat PATH...`.
 pub(crate) async fn cat(client: &Client, paths: &[String]) -> CliResult {
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &expand_all(client, paths, &mut failures).await? {
         let one = async {
             let st = client.status(p).await?;
             if st.is_dir() {
