@@ -13,7 +13,10 @@ use crate::lease::LeaseRenewer;
 use crate::namenode::NameNode;
 use crate::options::{ClientOptions, CreateOptions, SetAttr};
 use crate::reader::FileReader;
-use crate::types::{BlockLocation, ClusterReport, ContentSummary, FileStatus, FsStats, FsckReport};
+use crate::types::{
+    BlockLocation, ClusterReport, ContentSummary, FileStatus, FsStats, FsckReport, SafeModeAction,
+    SafeModeState,
+};
 use crate::writer::FileWriter;
 
 mod listing;
@@ -578,6 +581,31 @@ impl Client {
                 other => other,
             })?;
         Ok(())
+    }
+
+    /// Reads ([`SafeModeAction::Get`]), enters or leaves the namenode's
+    /// safe mode, as HDFS's `dfsadmin -safemode`; returns where it stands
+    /// afterwards. While on, namespace changes and new blocks are refused
+    /// and no replica is copied or deleted; reads go on.
+    pub async fn set_safe_mode(&self, action: SafeModeAction) -> Result<SafeModeState> {
+        let action = match action {
+            SafeModeAction::Get => dfs_proto::SafeModeAction::SafeModeGet,
+            SafeModeAction::Enter => dfs_proto::SafeModeAction::SafeModeEnter,
+            SafeModeAction::Leave => dfs_proto::SafeModeAction::SafeModeLeave,
+        };
+        let req = dfs_proto::SetSafeModeRequest {
+            action: action as i32,
+        };
+        let resp = self
+            .nn()
+            .call("SetSafeMode", "", |mut c| async move {
+                c.set_safe_mode(req).await
+            })
+            .await?;
+        Ok(SafeModeState {
+            on: resp.on,
+            status: resp.status,
+        })
     }
 }
 

@@ -55,6 +55,9 @@ pub enum Error {
     SafeMode {
         /// The namenode's explanation.
         message: String,
+        /// Entered by an administrator: it lasts until they leave it, so
+        /// the call is not retried.
+        by_admin: bool,
     },
     /// Another client is writing the file, or this client lost its lease.
     #[error("{message}")]
@@ -120,6 +123,7 @@ impl Error {
             Error::DirectoryNotEmpty { .. } => Some(ErrorKind::DirectoryNotEmpty),
             Error::InvalidPath(_) => Some(ErrorKind::InvalidPath),
             Error::InvalidArgument { .. } => Some(ErrorKind::InvalidArgument),
+            Error::SafeMode { by_admin: true, .. } => Some(ErrorKind::AdminSafeMode),
             Error::SafeMode { .. } => Some(ErrorKind::SafeMode),
             Error::LeaseHeld { .. } => Some(ErrorKind::LeaseHeld),
             Error::NotSupported { .. } => Some(ErrorKind::NotSupported),
@@ -168,12 +172,13 @@ impl Error {
             Some(ErrorKind::InvalidPath | ErrorKind::InvalidArgument) => {
                 Error::InvalidArgument { message }
             }
-            Some(ErrorKind::SafeMode) => Error::SafeMode {
+            Some(kind @ (ErrorKind::SafeMode | ErrorKind::AdminSafeMode)) => Error::SafeMode {
                 message: if message.to_ascii_lowercase().contains("safe mode") {
                     message
                 } else {
                     format!("namenode is in safe mode: {message}")
                 },
+                by_admin: kind == ErrorKind::AdminSafeMode,
             },
             Some(ErrorKind::LeaseHeld | ErrorKind::LeaseExpired) => {
                 Error::LeaseHeld { path, message }
@@ -231,8 +236,9 @@ impl Error {
             Error::InvalidArgument { message } => Error::InvalidArgument {
                 message: message.clone(),
             },
-            Error::SafeMode { message } => Error::SafeMode {
+            Error::SafeMode { message, by_admin } => Error::SafeMode {
                 message: message.clone(),
+                by_admin: *by_admin,
             },
             Error::LeaseHeld { path, message } => Error::LeaseHeld {
                 path: path.clone(),
@@ -264,7 +270,12 @@ impl Error {
     pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Unreachable { .. } | Error::Timeout { .. } | Error::SafeMode { .. }
+            Error::Unreachable { .. }
+                | Error::Timeout { .. }
+                | Error::SafeMode {
+                    by_admin: false,
+                    ..
+                }
         )
     }
 }
@@ -342,6 +353,14 @@ mod tests {
         let e = Error::from_status(ErrorKind::SafeMode.status("read only"), "/x", "nn:1");
         assert!(e.to_string().contains("safe mode"));
         assert_eq!(e.kind(), Some(ErrorKind::SafeMode));
+        assert!(e.is_transient(), "start-up safe mode ends by itself");
+        let e = Error::from_status(ErrorKind::AdminSafeMode.status("by hand"), "/x", "nn:1");
+        assert!(matches!(e, Error::SafeMode { by_admin: true, .. }));
+        assert_eq!(e.kind(), Some(ErrorKind::AdminSafeMode));
+        assert!(
+            !e.is_transient(),
+            "an administrator's safe mode is not waited out"
+        );
 
         let e = Error::from_status(
             ErrorKind::LeaseHeld.status("/f is being written by another client"),

@@ -66,6 +66,7 @@ pub use options::{ClientOptions, CreateOptions, SetAttr};
 pub use reader::FileReader;
 pub use types::{
     BlockLocation, ClusterReport, ContentSummary, DatanodeStatus, FileStatus, FileType, FsStats,
-    FsckBlock, FsckFile, FsckReplica, FsckReport, FsckStatus, NodeState,
+    FsckBlock, FsckFile, FsckReplica, FsckReport, FsckStatus, NodeState, SafeModeAction,
+    SafeModeState,
 };
 pub use writer::FileWriter;

@@ -162,7 +162,16 @@ impl NameNode {
         F: FnMut(ClientProtocolClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
-        let retry = |e: &Error, unsent: bool| unsent || matches!(e, Error::SafeMode { .. });
+        let retry = |e: &Error, unsent: bool| {
+            unsent
+                || matches!(
+                    e,
+                    Error::SafeMode {
+                        by_admin: false,
+                        ..
+                    }
+                )
+        };
         self.retry_while(op, path, budget, retry, f).await
     }
 

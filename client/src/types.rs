@@ -562,3 +562,23 @@ mod tests {
         assert_eq!(serde_json::to_value(&bad).unwrap()["status"], "CORRUPT");
     }
 }
+
+/// What [`Client::set_safe_mode`](crate::Client::set_safe_mode) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SafeModeAction {
+    /// Only report where safe mode stands.
+    Get,
+    /// Enter safe mode; it lasts until an administrator leaves it.
+    Enter,
+    /// Leave safe mode now, even before the block reports are in.
+    Leave,
+}
+
+/// Where the namenode's safe mode stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SafeModeState {
+    /// Whether safe mode is on.
+    pub on: bool,
+    /// Where it stands, in words (empty when off).
+    pub status: String,
+}

@@ -113,7 +113,15 @@ mod tests {
 
     #[test]
     fn cluster_state_errors() {
-        assert_eq!(errno(&Error::SafeMode { message: s() }), Errno::EROFS);
+        for by_admin in [false, true] {
+            assert_eq!(
+                errno(&Error::SafeMode {
+                    message: s(),
+                    by_admin
+                }),
+                Errno::EROFS
+            );
+        }
         assert_eq!(
             errno(&Error::LeaseHeld {
                 path: s(),

@@ -64,6 +64,8 @@ pub enum Error {
         op: &'static str,
         /// Progress of block reports.
         status: String,
+        /// Entered by an administrator (lasts until they leave it).
+        by_admin: bool,
     },
     /// Another client holds the file's lease.
     #[error("{path}: file is being written by another client ({holder})")]
@@ -167,6 +169,7 @@ impl Error {
             Error::IsADirectory { .. } => ErrorKind::IsADirectory,
             Error::DirectoryNotEmpty { .. } => ErrorKind::DirectoryNotEmpty,
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::SafeMode { by_admin: true, .. } => ErrorKind::AdminSafeMode,
             Error::SafeMode { .. } => ErrorKind::SafeMode,
             Error::LeaseHeld { .. } => ErrorKind::LeaseHeld,
             Error::LeaseExpired { .. } => ErrorKind::LeaseExpired,

@@ -1,5 +1,7 @@
 //! Safe mode: read-only at start until enough complete blocks have a
-//! reported replica, then an extension, then off for good.
+//! reported replica, then an extension, then off; an administrator may
+//! also enter it (it then lasts until they leave it) or leave it early
+//! (`dfs admin safemode`, HDFS's `dfsadmin -safemode`).
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,9 @@ enum Phase {
     Waiting,
     /// Threshold reached; leaves at the instant given.
     Extension(Instant),
-    /// Left; never entered again.
+    /// Entered by an administrator; only they end it.
+    Manual,
+    /// Left; entered again only by an administrator.
     Off,
 }
 
@@ -46,17 +50,39 @@ impl SafeMode {
         self.phase != Phase::Off
     }
 
+    /// Whether an administrator entered it (it does not end by itself).
+    pub fn by_admin(&self) -> bool {
+        self.phase == Phase::Manual
+    }
+
     /// Blocks with a replica needed to leave, of `total`.
     pub fn needed(&self, total: u64) -> u64 {
         // A small epsilon so that 0.999 × 1000 needs 999, not 1000.
         ((self.threshold * total as f64) - 1e-9).ceil().max(0.0) as u64
     }
 
+    /// Enters safe mode by an administrator's order; it lasts until
+    /// [`leave`](Self::leave). Returns false if it was entered by hand
+    /// already.
+    pub fn enter(&mut self) -> bool {
+        let was = self.phase;
+        self.phase = Phase::Manual;
+        was != Phase::Manual
+    }
+
+    /// Leaves safe mode by an administrator's order, whatever its phase;
+    /// returns false if it was off already.
+    pub fn leave(&mut self) -> bool {
+        let was = self.phase;
+        self.phase = Phase::Off;
+        was != Phase::Off
+    }
+
     /// Moves the state machine on with the current counts; returns true the
     /// moment safe mode is left. With no blocks at all it is left at once.
     pub fn update(&mut self, safe: u64, total: u64, now: Instant) -> bool {
         match self.phase {
-            Phase::Off => false,
+            Phase::Off | Phase::Manual => false,
             _ if total == 0 => {
                 self.phase = Phase::Off;
                 true
@@ -87,6 +113,9 @@ impl SafeMode {
         let pct = self.threshold * 100.0;
         match self.phase {
             Phase::Off => "safe mode is off".to_string(),
+            Phase::Manual => "safe mode was entered by an administrator; \
+                              `dfs admin safemode leave` ends it"
+                .to_string(),
             Phase::Waiting => format!(
                 "{safe} of {total} blocks have a reported replica, {} needed ({pct:.1}% threshold); \
                  waiting for datanode block reports, safe mode ends by itself",
@@ -138,6 +167,25 @@ mod tests {
         assert!(s.update(2, 2, t + Duration::from_secs(7)));
         assert!(!s.is_on());
         assert!(!s.update(0, 2, t + Duration::from_secs(8)));
+        assert!(!s.is_on());
+    }
+
+    #[test]
+    fn an_administrator_enters_and_leaves_it_by_hand() {
+        let t = Instant::now();
+        let mut s = SafeMode::new(1.0, Duration::ZERO);
+        // Leaving early, before the block reports.
+        assert!(s.leave());
+        assert!(!s.is_on());
+        assert!(!s.leave());
+        // Entered by hand: block counts do not end it, however complete.
+        assert!(s.enter());
+        assert!(!s.enter());
+        assert!(!s.update(2, 2, t));
+        assert!(!s.update(0, 0, t));
+        assert!(s.is_on() && s.by_admin());
+        assert!(s.status(2, 2, t).contains("administrator"));
+        assert!(s.leave());
         assert!(!s.is_on());
     }
 }

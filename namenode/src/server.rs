@@ -350,6 +350,21 @@ impl ClientProtocol for NamenodeService {
             .map(|n| DecommissionResponse { node: Some(n) }))
     }
 
+    async fn set_safe_mode(
+        &self,
+        request: Request<SetSafeModeRequest>,
+    ) -> Reply<SetSafeModeResponse> {
+        let action = request.into_inner().action();
+        let _s = tracing::info_span!("set_safe_mode", action = action.as_str_name()).entered();
+        let enter = match action {
+            SafeModeAction::SafeModeGet => None,
+            SafeModeAction::SafeModeEnter => Some(true),
+            SafeModeAction::SafeModeLeave => Some(false),
+        };
+        let (on, status) = self.fs.set_safe_mode(enter);
+        Ok(Response::new(SetSafeModeResponse { on, status }))
+    }
+
     async fn stat_fs(&self, _request: Request<StatFsRequest>) -> Reply<StatFsResponse> {
         Ok(Response::new(self.fs.statfs()))
     }

@@ -28,8 +28,12 @@ pub enum ErrorKind {
     InvalidPath,
     /// An argument is out of range or inconsistent.
     InvalidArgument,
-    /// The namenode is in safe mode and refuses mutations.
+    /// The namenode is in safe mode and refuses mutations; it ends by
+    /// itself (block reports at start), so the call may be retried.
     SafeMode,
+    /// The namenode is in safe mode by an administrator's order; it lasts
+    /// until they leave it, so retrying is pointless.
+    AdminSafeMode,
     /// Another client holds the file's lease.
     LeaseHeld,
     /// The caller does not hold the lease it claims (expired or recovered).
@@ -63,6 +67,7 @@ impl ErrorKind {
             ErrorKind::InvalidPath => "invalid_path",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::SafeMode => "safe_mode",
+            ErrorKind::AdminSafeMode => "admin_safe_mode",
             ErrorKind::LeaseHeld => "lease_held",
             ErrorKind::LeaseExpired => "lease_expired",
             ErrorKind::NoDatanodes => "no_datanodes",
@@ -86,6 +91,7 @@ impl ErrorKind {
             "invalid_path" => ErrorKind::InvalidPath,
             "invalid_argument" => ErrorKind::InvalidArgument,
             "safe_mode" => ErrorKind::SafeMode,
+            "admin_safe_mode" => ErrorKind::AdminSafeMode,
             "lease_held" => ErrorKind::LeaseHeld,
             "lease_expired" => ErrorKind::LeaseExpired,
             "no_datanodes" => ErrorKind::NoDatanodes,
@@ -112,7 +118,10 @@ impl ErrorKind {
             | ErrorKind::StaleBlock
             | ErrorKind::NotSupported => Code::FailedPrecondition,
             ErrorKind::InvalidPath | ErrorKind::InvalidArgument => Code::InvalidArgument,
-            ErrorKind::SafeMode | ErrorKind::NoDatanodes | ErrorKind::Busy => Code::Unavailable,
+            ErrorKind::SafeMode
+            | ErrorKind::AdminSafeMode
+            | ErrorKind::NoDatanodes
+            | ErrorKind::Busy => Code::Unavailable,
             ErrorKind::StorageFull => Code::ResourceExhausted,
             ErrorKind::Corrupt => Code::DataLoss,
             ErrorKind::Internal => Code::Internal,
@@ -153,6 +162,7 @@ mod tests {
         for kind in [
             ErrorKind::NotFound,
             ErrorKind::SafeMode,
+            ErrorKind::AdminSafeMode,
             ErrorKind::LeaseHeld,
             ErrorKind::Corrupt,
             ErrorKind::Busy,

@@ -435,3 +435,72 @@ fn remote_glob_patterns_expand_as_hdfs_does() {
     c.dfs_ok(&["rmdir", "/g/2026-*"]);
     assert_eq!(lines(c.dfs_ok(&["ls", "/g"])), ["/g/other", "/g/we[ird]"]);
 }
+
+#[test]
+fn safe_mode_is_entered_left_and_waited_for_by_hand() {
+    let mut c = Cluster::builder().start();
+    let f = c.local_file("f", 3000, 6);
+    let f = f.to_str().unwrap();
+    c.dfs_ok(&["put", f, "/kept"]);
+    assert_eq!(
+        c.dfs_ok(&["admin", "safemode", "get"]),
+        "Safe mode is OFF\n"
+    );
+
+    // Entered by hand: changes are refused with one line, reads go on.
+    let on = c.dfs_ok(&["admin", "safemode", "enter"]);
+    assert!(
+        on.starts_with("Safe mode is ON") && on.contains("administrator"),
+        "{on}"
+    );
+    assert_eq!(c.dfs_json(&["report", "--json"])["safe_mode"], true);
+    c.dfs_fails(&["mkdir", "/no"], &["safe mode"]);
+    c.dfs_fails(&["put", f, "/no"], &["safe mode"]);
+    c.dfs_fails(&["rm", "/kept"], &["safe mode"]);
+    assert_eq!(cat(&c, "/kept"), std::fs::read(f).unwrap());
+    assert!(c
+        .dfs_ok(&["admin", "safemode", "get"])
+        .starts_with("Safe mode is ON"));
+
+    // `wait` returns when it is left, and not before.
+    let mut wait = c
+        .dfs_command(&["admin", "safemode", "wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        wait.try_wait().unwrap().is_none(),
+        "wait returned while safe mode is on"
+    );
+    assert_eq!(
+        c.dfs_ok(&["admin", "safemode", "leave"]),
+        "Safe mode is OFF\n"
+    );
+    let out = wait.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Safe mode is OFF\n");
+    c.dfs_ok(&["put", f, "/after"]);
+    assert_eq!(cat(&c, "/after"), std::fs::read(f).unwrap());
+
+    // Left early after a restart, before safe mode would end by itself
+    // (here an hour after the block reports).
+    c.namenode.set_arg("--safemode-extension", "1h");
+    c.namenode.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.dfs(&["admin", "safemode", "get"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("leaving safe mode in") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no block reports in: {text}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        c.dfs_ok(&["admin", "safemode", "leave"]),
+        "Safe mode is OFF\n"
+    );
+    c.dfs_ok(&["mkdir", "/yes"]);
+    assert_eq!(cat(&c, "/kept"), std::fs::read(f).unwrap());
+}

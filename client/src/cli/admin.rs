@@ -1,11 +1,12 @@
-//! Cluster commands: `report`, `fsck`, `recover`, `admin decommission`.
+//! Cluster commands: `report`, `fsck`, `recover`, `admin decommission`,
+//! `admin safemode`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::format::human_size;
-use super::{print_json, print_out, CliError, CliResult};
-use crate::{Client, Error, FsckReport, NodeState};
+use super::{print_json, print_out, CliError, CliResult, SafemodeArg};
+use crate::{Client, Error, FsckReport, NodeState, SafeModeAction};
 
 /// How long `dfs recover` waits for the file to close.
 const RECOVER_WAIT: Duration = Duration::from_secs(60);
@@ -230,4 +231,31 @@ pub(crate) async fn decommission(client: &Client, node: &str, decommission: bool
         "recommissioned"
     };
     print_out(&format!("{node}: {what}\n"))
+}
+
+/// How often `dfs admin safemode wait` asks.
+const SAFEMODE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `dfs admin safemode get|enter|leave|wait`: prints `Safe mode is ON`
+/// (with where it stands) or `Safe mode is OFF`, as `hdfs dfsadmin`.
+pub(crate) async fn safemode(client: &Client, action: SafemodeArg) -> CliResult {
+    let state = match action {
+        SafemodeArg::Get => client.set_safe_mode(SafeModeAction::Get).await?,
+        SafemodeArg::Enter => client.set_safe_mode(SafeModeAction::Enter).await?,
+        SafemodeArg::Leave => client.set_safe_mode(SafeModeAction::Leave).await?,
+        SafemodeArg::Wait => loop {
+            // A namenode that is restarting is waited for too.
+            match client.set_safe_mode(SafeModeAction::Get).await {
+                Ok(s) if !s.on => break s,
+                Ok(_) | Err(Error::Unreachable { .. } | Error::Timeout { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tokio::time::sleep(SAFEMODE_POLL).await;
+        },
+    };
+    if state.on {
+        print_out(&format!("Safe mode is ON: {}\n", state.status))
+    } else {
+        print_out("Safe mode is OFF\n")
+    }
 }

@@ -272,6 +272,25 @@ pub enum AdminCommand {
         /// Datanode address (host:port) or id.
         address: String,
     },
+    /// Show, enter or leave the namenode's safe mode, or wait until it is off.
+    Safemode {
+        /// get | enter | leave | wait
+        #[arg(value_enum)]
+        action: SafemodeArg,
+    },
+}
+
+/// The action of `dfs admin safemode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SafemodeArg {
+    /// Print whether safe mode is on.
+    Get,
+    /// Enter safe mode: namespace changes and new blocks are refused until `leave`.
+    Enter,
+    /// Leave safe mode, even before the datanodes' block reports are in.
+    Leave,
+    /// Wait until safe mode is off (for scripts that start a cluster).
+    Wait,
 }
 
 /// `dfs put`.
@@ -404,6 +423,7 @@ impl Command {
             Command::Recover { .. } => "recover",
             Command::Admin(AdminCommand::Decommission { .. }) => "admin decommission",
             Command::Admin(AdminCommand::Recommission { .. }) => "admin recommission",
+            Command::Admin(AdminCommand::Safemode { .. }) => "admin safemode",
         }
     }
 }
@@ -664,6 +684,7 @@ async fn execute(cli: Cli) -> CliResult {
         Command::Admin(AdminCommand::Recommission { address }) => {
             admin::decommission(&client, &address, false).await
         }
+        Command::Admin(AdminCommand::Safemode { action }) => admin::safemode(&client, action).await,
     }
 }
 

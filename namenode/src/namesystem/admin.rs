@@ -41,6 +41,41 @@ impl Namesystem {
         self.read(|st| st.statfs())
     }
 
+    /// Reads (`None`), enters (`Some(true)`) or leaves (`Some(false)`)
+    /// safe mode by an administrator's order; returns whether it is on and
+    /// where it stands.
+    pub fn set_safe_mode(&self, enter: Option<bool>) -> (bool, String) {
+        let mut st = self.state.write();
+        let now = Instant::now();
+        match enter {
+            Some(true) if st.safemode.enter() => tracing::warn!(
+                "safe mode entered by an administrator: namespace changes and new blocks \
+                 are refused, and no replica is copied or deleted, until it is left"
+            ),
+            Some(false) => {
+                let (safe, total) = st.blocks.safe_counts();
+                if st.safemode.leave() {
+                    tracing::warn!(
+                        "safe mode left by an administrator with {safe} of {total} complete \
+                         blocks reported; namespace changes are accepted"
+                    );
+                    st.after_safemode(now);
+                }
+            }
+            _ => {}
+        }
+        let (safe, total) = st.blocks.safe_counts();
+        let on = st.safemode.is_on();
+        let status = if on {
+            st.safemode.status(safe, total, now)
+        } else {
+            String::new()
+        };
+        drop(st);
+        self.kick.notify_one();
+        (on, status)
+    }
+
     /// Starts or stops decommissioning a node given by address or id.
     pub fn decommission(&self, node: &str, decommission: bool) -> Result<DatanodeReport> {
         let report = self.mutate(None, |st, _| {

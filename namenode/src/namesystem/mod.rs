@@ -202,6 +202,7 @@ impl State {
             return Err(Error::SafeMode {
                 op,
                 status: self.safemode.status(safe, total, Instant::now()),
+                by_admin: self.safemode.by_admin(),
             });
         }
         Ok(())
@@ -275,12 +276,17 @@ impl State {
                 "leaving safe mode: {safe} of {total} complete blocks have a reported replica; \
                  namespace changes are accepted"
             );
-            // Everything may need replication now that reports are in; give
-            // the datanodes that have not reported yet a moment first.
-            let all: Vec<u64> = self.blocks.iter().map(|(id, _)| id).collect();
-            self.repl.check_all(all);
-            self.replication_ready_at = now + startup_delay(&self.cfg);
+            self.after_safemode(now);
         }
         left
+    }
+
+    /// What follows the end of safe mode: every block is checked for
+    /// replication, after giving the datanodes that have not reported yet
+    /// a moment.
+    pub(crate) fn after_safemode(&mut self, now: Instant) {
+        let all: Vec<u64> = self.blocks.iter().map(|(id, _)| id).collect();
+        self.repl.check_all(all);
+        self.replication_ready_at = now + startup_delay(&self.cfg);
     }
 }

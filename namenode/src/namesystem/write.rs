@@ -205,6 +205,7 @@ impl State {
                 op: "allocate a block",
                 status: "the namenode started moments ago and no datanode has registered yet"
                     .into(),
+                by_admin: false,
             });
         }
         if placement.targets.is_empty() {
