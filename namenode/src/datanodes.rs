@@ -439,7 +439,7 @@ impl DatanodeManager {
     pub fn take_commands(&mut self, idx: NodeIdx, max_deletes: usize) -> Vec<DatanodeCommand> {
         let n = &mut self.nodes[idx as usize];
         let mut out: Vec<DatanodeCommand> = n.commands.drain(..).collect();
-        if !n.deletes.is_empty() {
+        if !n.deletes.is_empty() && max_deletes > 0 {
             let k = n.deletes.len().min(max_deletes);
             let blocks: Vec<ExtendedBlock> = n.deletes.drain(..k).collect();
             for b in &blocks {

@@ -173,7 +173,17 @@ impl State {
                 }
             }
             Some(idx) => HeartbeatResponse {
-                commands: self.dns.take_commands(idx, self.cfg.deletes_per_heartbeat),
+                // As HDFS, no replica is deleted in safe mode: a namenode
+                // started on an old or wrong namespace, or an administrator's
+                // maintenance, must not cost replicas. They wait in the queue.
+                commands: self.dns.take_commands(
+                    idx,
+                    if self.safemode.is_on() {
+                        0
+                    } else {
+                        self.cfg.deletes_per_heartbeat
+                    },
+                ),
                 reregister: false,
                 next_heartbeat_ms: self.fast_heartbeat_ms(),
             },

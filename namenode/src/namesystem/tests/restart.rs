@@ -134,3 +134,44 @@ async fn a_block_report_in_parts_drops_only_what_no_part_names() {
     assert_eq!(holders(&h), vec![1, 1, 0]);
     h.close().await;
 }
+
+#[tokio::test]
+async fn no_replica_is_deleted_in_safe_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let blocks = h.write("/f", 1, 0).await;
+    let (on, status) = h.fs.set_safe_mode(Some(true));
+    assert!(on && status.contains("administrator"), "{status}");
+    let orphan = ExtendedBlock {
+        id: 999,
+        generation_stamp: 1,
+        length: 5,
+    };
+    h.fs.block_report(BlockReportRequest {
+        node_id: "dn1".into(),
+        replicas: [blocks[0], orphan]
+            .iter()
+            .map(|b| ReplicaReport {
+                block: Some(*b),
+                state: ReplicaState::Finalized as i32,
+            })
+            .collect(),
+        ..Default::default()
+    })
+    .unwrap();
+    let deletes = |cmds: Vec<datanode_command::Command>| -> Vec<u64> {
+        cmds.into_iter()
+            .flat_map(|c| match c {
+                datanode_command::Command::Delete(d) => d.blocks.iter().map(|b| b.id).collect(),
+                _ => vec![],
+            })
+            .collect()
+    };
+    assert_eq!(deletes(h.commands("dn1")), Vec::<u64>::new());
+    assert_eq!(deletes(h.commands("dn1")), Vec::<u64>::new());
+    // Once it is left, the orphan's deletion is handed out.
+    assert_eq!(h.fs.set_safe_mode(Some(false)), (false, String::new()));
+    assert_eq!(deletes(h.commands("dn1")), vec![999]);
+    h.close().await;
+}
