@@ -14,8 +14,8 @@ use crate::namenode::NameNode;
 use crate::options::{ClientOptions, CreateOptions, SetAttr};
 use crate::reader::FileReader;
 use crate::types::{
-    BlockLocation, ClusterReport, ContentSummary, FileStatus, FsStats, FsckReport, SafeModeAction,
-    SafeModeState,
+    BalancerStatus, BlockLocation, ClusterReport, ContentSummary, FileStatus, FsStats, FsckReport,
+    SafeModeAction, SafeModeState,
 };
 use crate::writer::FileWriter;
 
@@ -605,6 +605,45 @@ impl Client {
         Ok(SafeModeState {
             on: resp.on,
             status: resp.status,
+        })
+    }
+
+    /// Starts the namenode's balancer with `start` (percentage points of
+    /// distance from the average use every node should end within; a run
+    /// going on takes the new value), stops it (`stop`), or with neither
+    /// only reports. Replicas move from nodes fuller than the average to
+    /// emptier ones, never lowering a block's replication or racks.
+    pub async fn balance(&self, start: Option<f64>, stop: bool) -> Result<BalancerStatus> {
+        let start_threshold = match start {
+            None => 0.0,
+            Some(pct) if pct > 0.0 && pct < 100.0 => pct / 100.0,
+            Some(pct) => {
+                return Err(Error::InvalidArgument {
+                    message: format!("threshold {pct} is out of range (above 0 and below 100)"),
+                })
+            }
+        };
+        let req = dfs_proto::BalanceRequest {
+            start_threshold,
+            stop,
+        };
+        let r = self
+            .nn()
+            .call("Balance", "", |mut c| async move { c.balance(req).await })
+            .await?;
+        Ok(BalancerStatus {
+            running: r.running,
+            outcome: r.outcome,
+            threshold_pct: r.threshold * 100.0,
+            blocks_moved: r.blocks_moved,
+            bytes_moved: r.bytes_moved,
+            moves_in_flight: r.moves_in_flight,
+            average_pct: r.average * 100.0,
+            nodes: r
+                .nodes
+                .into_iter()
+                .map(|n| (n.address, n.utilization * 100.0))
+                .collect(),
         })
     }
 }

@@ -65,8 +65,8 @@ pub use error::{Error, Result};
 pub use options::{ClientOptions, CreateOptions, SetAttr};
 pub use reader::FileReader;
 pub use types::{
-    BlockLocation, ClusterReport, ContentSummary, DatanodeStatus, FileStatus, FileType, FsStats,
-    FsckBlock, FsckFile, FsckReplica, FsckReport, FsckStatus, NodeState, SafeModeAction,
-    SafeModeState,
+    BalancerStatus, BlockLocation, ClusterReport, ContentSummary, DatanodeStatus, FileStatus,
+    FileType, FsStats, FsckBlock, FsckFile, FsckReplica, FsckReport, FsckStatus, NodeState,
+    SafeModeAction, SafeModeState,
 };
 pub use writer::FileWriter;

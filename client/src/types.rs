@@ -582,3 +582,25 @@ pub struct SafeModeState {
     /// Where it stands, in words (empty when off).
     pub status: String,
 }
+
+/// Where the namenode's balancer stands
+/// ([`Client::balance`](crate::Client::balance)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BalancerStatus {
+    /// A run is going on.
+    pub running: bool,
+    /// Why the last run ended (empty while running, or if none ran).
+    pub outcome: String,
+    /// The run's allowed distance from the average use, in percentage points.
+    pub threshold_pct: f64,
+    /// Blocks moved so far.
+    pub blocks_moved: u64,
+    /// Bytes moved so far.
+    pub bytes_moved: u64,
+    /// Moves ordered and not done.
+    pub moves_in_flight: u32,
+    /// Average use of the in-service nodes, in percent.
+    pub average_pct: f64,
+    /// Each in-service node's address and use, in percent.
+    pub nodes: Vec<(String, f64)>,
+}

@@ -46,6 +46,11 @@ pub struct Args {
     /// Bytes of the disk kept free; the node reports itself full below it.
     #[arg(long, default_value_t = 0)]
     pub reserved: u64,
+    /// Most bytes of replicas this node stores and reports as its capacity
+    /// (0: the disk's size less --reserved), for datanodes that share a
+    /// disk (HDFS's reserved space, the other way round).
+    #[arg(long, default_value_t = 0)]
+    pub capacity: u64,
     /// Block scanner rate in bytes per second (0 disables the scanner).
     #[arg(long, default_value_t = DEFAULT_SCAN_RATE)]
     pub scan_rate: u64,
@@ -83,6 +88,8 @@ pub struct Config {
     pub block_report_interval: Duration,
     /// Bytes of the disk kept free.
     pub reserved: u64,
+    /// Most bytes of replicas stored (0: no limit but the disk).
+    pub capacity: u64,
     /// Scanner rate in bytes per second; 0 disables the scanner.
     pub scan_rate: u64,
     /// Concurrent namenode-ordered replica copies.
@@ -105,6 +112,7 @@ impl Config {
             heartbeat_interval: defaults::HEARTBEAT_INTERVAL,
             block_report_interval: defaults::BLOCK_REPORT_INTERVAL,
             reserved: 0,
+            capacity: 0,
             scan_rate: DEFAULT_SCAN_RATE,
             max_transfers: defaults::MAX_REPLICATION_STREAMS,
             max_xceivers: defaults::MAX_XCEIVERS,
@@ -151,6 +159,7 @@ impl TryFrom<Args> for Config {
             heartbeat_interval: a.heartbeat_interval,
             block_report_interval: a.block_report_interval,
             reserved: a.reserved,
+            capacity: a.capacity,
             scan_rate: a.scan_rate,
             max_transfers: a.max_transfers,
             max_xceivers: a.max_xceivers,

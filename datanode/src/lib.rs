@@ -80,6 +80,7 @@ pub async fn run(
             task: "open the data directory",
             reason: e.to_string(),
         })??;
+    store.limit_capacity(config.capacity);
     if let Some(f) = store.check_storage() {
         warn!(reason = %f, "storage failed at start: refusing writes");
     }

@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+pub mod balancer;
 pub mod blocks;
 pub mod config;
 pub mod datanodes;

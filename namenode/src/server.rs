@@ -365,6 +365,25 @@ impl ClientProtocol for NamenodeService {
         Ok(Response::new(SetSafeModeResponse { on, status }))
     }
 
+    async fn balance(&self, request: Request<BalanceRequest>) -> Reply<BalanceResponse> {
+        let r = request.into_inner();
+        let _s =
+            tracing::info_span!("balance", threshold = r.start_threshold, stop = r.stop).entered();
+        let start = match r.start_threshold {
+            0.0 => None,
+            t if t.is_finite() && t > 0.0 && t < 1.0 => Some(t),
+            t => {
+                return Err(Error::InvalidArgument {
+                    message: format!(
+                        "balancer threshold {t} is out of range (above 0 and below 1)"
+                    ),
+                }
+                .into())
+            }
+        };
+        Ok(Response::new(self.fs.balance(start, r.stop)))
+    }
+
     async fn stat_fs(&self, _request: Request<StatFsRequest>) -> Reply<StatFsResponse> {
         Ok(Response::new(self.fs.statfs()))
     }

@@ -304,3 +304,101 @@ fn topology_file_wins_over_the_flag() {
     racks.sort();
     assert_eq!(racks, vec!["/dc1/rackA", "/dc1/rackB", "/default-rack"]);
 }
+
+/// Two full datanodes and two new empty ones (32 MiB each, racks
+/// alternating): `dfs balancer` moves replicas to the new ones until
+/// every node is within the threshold of the average, keeping each
+/// block's replica count and racks, and every file reads back.
+#[test]
+fn the_balancer_gives_new_datanodes_their_share() {
+    let cap = (32 * MIB).to_string();
+    let specs = nodes(&["/r1", "/r2", "/r1", "/r2"], 91);
+    let mut c = Cluster::builder()
+        .nodes(specs[..2].to_vec())
+        .replication(2)
+        .datanode_args(&["--capacity", &cap])
+        .start();
+    let files = put_files(&c, 8, MIB);
+    // The builder's --capacity applies to added nodes too.
+    c.add_datanode(specs[2].clone());
+    c.add_datanode(specs[3].clone());
+    c.wait_live(4, Duration::from_secs(30));
+    let report = c.dfs_json(&["report", "--json"]);
+    for d in report["datanodes"].as_array().unwrap() {
+        assert_eq!(d["capacity"].as_u64(), Some(32 * MIB as u64), "{d}");
+    }
+    // Bytes of replicas per node, by the namenode's block map.
+    let per_node = |report: &Value| -> HashMap<String, u64> {
+        let mut m = HashMap::new();
+        for f in report["files"].as_array().unwrap() {
+            for b in f["blocks"].as_array().unwrap() {
+                for r in b["replicas"].as_array().unwrap() {
+                    let addr = r["address"].as_str().unwrap().to_string();
+                    *m.entry(addr).or_default() += b["length"].as_u64().unwrap();
+                }
+            }
+        }
+        m
+    };
+    let before = per_node(&fsck(&c));
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // Stopping `dfs balancer` (SIGTERM) stops the run at the namenode.
+    let mut run = c
+        .dfs_command(&["balancer", "--threshold", "5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(run.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("balancing:"), "{first}");
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    assert_eq!(run.wait().unwrap().code(), Some(128 + libc::SIGTERM));
+    let log = std::fs::read_to_string(&c.namenode.log).unwrap();
+    assert!(
+        log.contains("balancer stopped by an administrator"),
+        "{log}"
+    );
+
+    let out = c.dfs_ok(&["balancer", "--threshold", "5"]);
+    assert!(
+        out.contains("balanced: every node is within 5.0 points"),
+        "{out}"
+    );
+
+    // Every node within 5 points of the average use (8 files of 1 MiB and
+    // a tail, twice, on 4 × 32 MiB).
+    let report = fsck(&c);
+    assert_eq!(report["status"], "HEALTHY", "{report}");
+    let after = per_node(&report);
+    assert_eq!(
+        after.len(),
+        4,
+        "the new nodes got nothing: {after:?}\n{out}"
+    );
+    let capacity = 32.0 * MIB as f64;
+    let average = after.values().sum::<u64>() as f64 / (4.0 * capacity);
+    for (addr, bytes) in &after {
+        let used = *bytes as f64 / capacity;
+        assert!(
+            (used - average).abs() <= 0.05,
+            "{addr} uses {used:.3} against an average of {average:.3}: {after:?}\n{out}"
+        );
+    }
+    for (id, reps) in blocks(&report) {
+        assert_eq!(reps.len(), 2, "block {id}: {reps:?}");
+        let racks: HashSet<&String> = reps.iter().map(|r| &r.1).collect();
+        assert_eq!(racks.len(), 2, "block {id} lost a rack: {reps:?}");
+    }
+    all_read_back(&c, &files);
+    // Balanced already: a second run ends at once without moving anything.
+    let out = c.dfs_ok(&["balancer", "--threshold", "5"]);
+    assert!(
+        out.contains("balanced") && out.contains("0 blocks"),
+        "{out}"
+    );
+}

@@ -1,12 +1,12 @@
-//! Cluster commands: `report`, `fsck`, `recover`, `admin decommission`,
-//! `admin safemode`.
+//! Cluster commands: `report`, `fsck`, `recover`, `balancer`,
+//! `admin decommission`, `admin safemode`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::format::human_size;
-use super::{print_json, print_out, CliError, CliResult, SafemodeArg};
-use crate::{Client, Error, FsckReport, NodeState, SafeModeAction};
+use super::{print_json, print_out, stop, CliError, CliResult, SafemodeArg};
+use crate::{BalancerStatus, Client, Error, FsckReport, NodeState, SafeModeAction};
 
 /// How long `dfs recover` waits for the file to close.
 const RECOVER_WAIT: Duration = Duration::from_secs(60);
@@ -258,4 +258,78 @@ pub(crate) async fn safemode(client: &Client, action: SafemodeArg) -> CliResult 
     } else {
         print_out("Safe mode is OFF\n")
     }
+}
+
+/// How often `dfs balancer` asks how the run goes.
+const BALANCER_POLL: Duration = Duration::from_secs(2);
+
+/// `dfs balancer [--threshold PCT] [--stop]`: starts the namenode's
+/// balancer and follows it until the cluster is balanced (exit 0) or
+/// nothing more can move (exit 1). A stop signal stops the run, as
+/// stopping `hdfs balancer` does.
+pub(crate) async fn balancer(client: &Client, threshold: f64, stop_run: bool) -> CliResult {
+    if stop_run {
+        let s = client.balance(None, true).await?;
+        return print_out(&format!(
+            "balancer stopped: {} blocks ({}) moved\n",
+            s.blocks_moved,
+            human_size(s.bytes_moved)
+        ));
+    }
+    let s = client.balance(Some(threshold), false).await?;
+    print_out(&format!(
+        "balancing: every node to within {:.1} points of the average use{}\n",
+        s.threshold_pct,
+        node_uses(&s)
+    ))?;
+    // From here a stop signal stops the run before the command exits.
+    let _running = stop::CopyGuard::new();
+    let mut last_moved = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(BALANCER_POLL) => {}
+            sig = stop::requested_wait() => {
+                client.balance(None, true).await?;
+                return Err(CliError::Interrupted(sig));
+            }
+        }
+        let s = client.balance(None, false).await?;
+        if s.blocks_moved != last_moved {
+            last_moved = s.blocks_moved;
+            print_out(&format!(
+                "moved {} blocks ({}), {} moving; average use {:.1}%\n",
+                s.blocks_moved,
+                human_size(s.bytes_moved),
+                s.moves_in_flight,
+                s.average_pct
+            ))?;
+        }
+        if s.running {
+            continue;
+        }
+        let summary = format!(
+            "{} blocks ({}) moved{}",
+            s.blocks_moved,
+            human_size(s.bytes_moved),
+            node_uses(&s)
+        );
+        return if s.outcome.starts_with("balanced") {
+            print_out(&format!("{}; {summary}\n", s.outcome))
+        } else {
+            Err(CliError::Told(format!("{}; {summary}", s.outcome)))
+        };
+    }
+}
+
+/// `; 127.0.0.1:9101 25.0%, ...` for the nodes of a status.
+fn node_uses(s: &BalancerStatus) -> String {
+    if s.nodes.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = s
+        .nodes
+        .iter()
+        .map(|(addr, pct)| format!("{addr} {pct:.1}%"))
+        .collect();
+    format!("; use by node: {}", list.join(", "))
 }

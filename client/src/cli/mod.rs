@@ -254,6 +254,16 @@ pub enum Command {
         /// The file.
         path: String,
     },
+    /// Move replicas from full datanodes to empty ones until every node's
+    /// use is within the threshold of the average (as `hdfs balancer`).
+    Balancer {
+        /// Percentage points from the average use every node should end within.
+        #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+        threshold: f64,
+        /// Stop a run going on (started by another `dfs balancer`).
+        #[arg(long)]
+        stop: bool,
+    },
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -420,6 +430,7 @@ impl Command {
             Command::Report { .. } => "report",
             Command::Setrep { .. } => "setrep",
             Command::Fsck { .. } => "fsck",
+            Command::Balancer { .. } => "balancer",
             Command::Recover { .. } => "recover",
             Command::Admin(AdminCommand::Decommission { .. }) => "admin decommission",
             Command::Admin(AdminCommand::Recommission { .. }) => "admin recommission",
@@ -678,6 +689,7 @@ async fn execute(cli: Cli) -> CliResult {
         Command::Report { json } => admin::report(&client, json).await,
         Command::Fsck { json, path } => admin::fsck(&client, &path, json).await,
         Command::Recover { path } => admin::recover(&client, &path).await,
+        Command::Balancer { threshold, stop } => admin::balancer(&client, threshold, stop).await,
         Command::Admin(AdminCommand::Decommission { address }) => {
             admin::decommission(&client, &address, true).await
         }

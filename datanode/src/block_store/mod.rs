@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dfs_proto::defaults::{self, BYTES_PER_CHECKSUM};
+use dfs_proto::defaults::BYTES_PER_CHECKSUM;
 use dfs_proto::ExtendedBlock;
 use parking_lot::Mutex;
 use tracing::warn;
@@ -165,13 +165,18 @@ pub struct BlockStore {
     /// The cluster the replicas belong to, once the node joined one.
     cluster_id: Mutex<Option<String>>,
     reserved: u64,
+    /// Most bytes of replicas stored (0: no limit but the disk).
+    capacity_limit: AtomicU64,
     replicas: Mutex<HashMap<u64, Arc<Replica>>>,
     next_token: AtomicU64,
     failure: Mutex<Option<String>>,
     /// Finalized replicas whose files were found gone (removed behind the
     /// node's back), dropped from the map, for the namenode to hear of.
     lost: Mutex<Vec<ExtendedBlock>>,
-    /// Free bytes a new block needs (the cluster's default block size).
+    /// Free bytes a new block needs: the cluster's default block size,
+    /// 0 until the namenode has told it (a node with less room than
+    /// HDFS's 128 MiB default but more than its cluster's blocks must not
+    /// register as full).
     block_size: AtomicU64,
     /// Replica files made ahead of need.
     spares: Arc<spares::Spares>,
@@ -194,11 +199,12 @@ impl BlockStore {
             node_id,
             cluster_id: Mutex::new(cluster_id),
             reserved,
+            capacity_limit: AtomicU64::new(0),
             replicas: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             failure: Mutex::new(None),
             lost: Mutex::new(Vec::new()),
-            block_size: AtomicU64::new(defaults::BLOCK_SIZE),
+            block_size: AtomicU64::new(0),
             spares: spares::Spares::start(&root.join(TMP_DIR)),
         };
         store.scan()?;
@@ -310,18 +316,27 @@ impl BlockStore {
         res.map_err(|e| format!("cannot write in {}: {e}", self.root.display()))
     }
 
-    /// Space figures for the namenode.
-    pub fn stats(&self) -> StorageStats {
-        let used = self
-            .snapshot()
+    /// Limits the bytes of replicas this node stores, and the capacity
+    /// it reports, to `bytes` (0: no limit but the disk).
+    pub fn limit_capacity(&self, bytes: u64) {
+        self.capacity_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of replica data and checksum files.
+    fn used(&self) -> u64 {
+        self.snapshot()
             .iter()
             .map(|r| {
                 let len = r.meta.lock().len;
                 len + meta::meta_len(len)
             })
-            .sum();
+            .sum()
+    }
+
+    /// Space figures for the namenode.
+    pub fn stats(&self) -> StorageStats {
         StorageStats {
-            used,
+            used: self.used(),
             ..self.space()
         }
     }
@@ -341,12 +356,18 @@ impl BlockStore {
                 (0, 0)
             }
         };
-        let remaining = avail.saturating_sub(self.reserved);
+        let mut capacity = total.saturating_sub(self.reserved);
+        let mut remaining = avail.saturating_sub(self.reserved);
+        let limit = self.capacity_limit.load(Ordering::Relaxed);
+        if limit > 0 {
+            capacity = capacity.min(limit);
+            remaining = remaining.min(limit.saturating_sub(self.used()));
+        }
         StorageStats {
-            capacity: total.saturating_sub(self.reserved),
+            capacity,
             used: 0,
             remaining,
-            full: remaining < self.block_size.load(Ordering::Relaxed),
+            full: remaining < self.block_size.load(Ordering::Relaxed).max(1),
             failure,
         }
     }

@@ -627,3 +627,24 @@ fn a_finalized_replica_whose_file_vanished_is_dropped_and_handed_over_as_lost() 
     ));
     assert!(s.take_lost().is_empty());
 }
+
+#[test]
+fn a_capacity_limit_caps_what_is_reported_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store.set_block_size(1 << 20);
+    store.limit_capacity(3 << 20);
+    let st = store.stats();
+    assert_eq!(st.capacity, 3 << 20);
+    assert!(st.remaining <= 3 << 20 && !st.full, "{st:?}");
+    let data = payload(2 << 20, 3);
+    let mut w = store.create(1, 1, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 65536);
+    w.finalize(ReplicaState::Finalized).unwrap();
+    let st = store.stats();
+    assert_eq!(st.used, (2 << 20) + meta::meta_len(2 << 20));
+    assert!(st.remaining < 1 << 20 && st.full, "{st:?}");
+    assert!(store.check_writable(true).is_err());
+    store.limit_capacity(0);
+    assert!(store.stats().capacity > 3 << 20);
+}

@@ -11,9 +11,11 @@
 //! state), `read` (block locations, corrupt replicas), `datanode`
 //! (registration, heartbeats, block reports),
 //! `recovery` (leases and pipeline recovery), `admin` (reports, fsck,
-//! decommission) and `monitor` (the background loop).
+//! decommission), `balance` (the balancer's moves) and `monitor` (the
+//! background loop).
 
 mod admin;
+mod balance;
 mod client;
 mod datanode;
 mod monitor;
@@ -30,6 +32,7 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
+use crate::balancer::Balancer;
 use crate::blocks::{BlockInfo, BlockMap, BlockState};
 use crate::config::Config;
 use crate::datanodes::{DatanodeManager, NodeIdx};
@@ -58,6 +61,8 @@ pub struct State {
     pub(crate) partial_reports: HashMap<NodeIdx, datanode::PartialReport>,
     /// Nodes taken out of service, kept across restarts.
     pub(crate) decommissions: Decommissions,
+    /// The balancing run, going on or last finished.
+    pub(crate) balancer: Option<Balancer>,
     pub(crate) cfg: Arc<Config>,
 }
 
@@ -140,6 +145,7 @@ impl Namesystem {
             replication_ready_at: now + startup_delay(&cfg),
             partial_reports: HashMap::new(),
             decommissions,
+            balancer: None,
             cfg: cfg.clone(),
         };
         Ok(Namesystem {

@@ -68,6 +68,7 @@ impl State {
         self.lease_tick(store, now);
         self.process_checks(now);
         self.schedule_copies(now);
+        self.balance_tick(now);
         self.decommission_progress(now);
     }
 
@@ -256,7 +257,30 @@ impl State {
                 }
             })
             .collect();
-        let victims = choose_excess(&cands, (h.live - h.expected) as usize);
+        let excess = (h.live - h.expected) as usize;
+        // A balancer move deletes its source; any further excess is chosen
+        // as usual among the others.
+        let moved = self
+            .move_source_to_delete(id)
+            .filter(|s| excess > 0 && cands.iter().any(|c| c.node == *s));
+        let victims = match moved {
+            Some(source) => {
+                let rest: Vec<ExcessCandidate> =
+                    cands.into_iter().filter(|c| c.node != source).collect();
+                let mut v = vec![source];
+                v.extend(choose_excess(&rest, excess - 1));
+                v
+            }
+            None => choose_excess(&cands, excess),
+        };
+        if moved.is_some() {
+            if let Some(b) = self.balancer.as_mut() {
+                b.moved(id);
+            }
+        }
+        let Some(info) = self.blocks.get(id) else {
+            return 0;
+        };
         let block = info.extended(id);
         let n = victims.len();
         for v in victims {

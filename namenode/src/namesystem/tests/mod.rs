@@ -11,6 +11,7 @@ use dfs_proto::*;
 
 use super::*;
 
+mod balance;
 mod leases;
 mod listing;
 mod placement;
