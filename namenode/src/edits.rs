@@ -280,14 +280,32 @@ pub fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
     Ok(out)
 }
 
+/// Removes segments left unfinished under their temporary name by a stop
+/// during [`SegmentWriter::create`] (never used, never acknowledged).
+pub fn remove_unfinished(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PREFIX) && name.ends_with(".new") {
+            std::fs::remove_file(entry.path())
+                .map_err(io(format!("cannot remove {}", entry.path().display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a segment, handing its records to `visit` in order, and returns
 /// how many bytes at its end are not a whole record (an interrupted
-/// write). Damage is an error, except at the end of the newest segment
-/// (`newest`), where bytes after the last whole record are an interrupted
-/// write when no whole record follows them.
+/// write). Damage is an error, except at the end when `tail_may_be_torn`
+/// (the newest segment, or one whose torn end a start-up already dropped
+/// and continued after), where bytes after the last whole record are an
+/// interrupted write when no whole record follows them.
 pub fn read_segment(
     seg: &Segment,
-    newest: bool,
+    tail_may_be_torn: bool,
     mut visit: impl FnMut(Record) -> Result<()>,
 ) -> Result<usize> {
     let data =
@@ -297,22 +315,16 @@ pub fn read_segment(
         && &data[..8] == SEGMENT_MAGIC
         && data[8..16] == seg.first.to_le_bytes();
     if !header_ok {
-        // Creating a segment syncs its header before any record is
-        // acknowledged, so only the newest one may lack it, and then holds
-        // no record.
-        let no_records = data
-            .get(SEGMENT_HEADER..)
-            .is_none_or(|r| r.iter().all(|b| *b == 0));
-        if newest && no_records {
-            let header = &data[..data.len().min(SEGMENT_HEADER)];
-            let torn = if header.iter().any(|b| *b != 0) {
-                header.len()
-            } else {
-                0
-            };
-            return Ok(torn);
-        }
-        return Err(corrupt(format!("edit log segment {name} has a bad header")));
+        // A segment gets its name only once its header is synced
+        // (`SegmentWriter::create`): without it, the file lost data it
+        // had, and the transactions it held are unknown.
+        return Err(corrupt(format!(
+            "edit log segment {name} has a bad or missing header ({} bytes): the file lost \
+             data it had on disk, so the transactions from {} on may be lost; refusing to \
+             start (restore the namenode's data directory from a copy)",
+            data.len(),
+            seg.first
+        )));
     }
     let mut last = seg.first.saturating_sub(1);
     let mut pos = SEGMENT_HEADER;
@@ -328,8 +340,9 @@ pub fn read_segment(
             Ok(None) => {
                 let later =
                     (1..rest.len()).any(|i| matches!(parse_record(&rest[i..]), Ok(Some(_))));
-                if newest && !later {
-                    return Ok(rest.len());
+                if tail_may_be_torn && !later {
+                    // The bytes written, not the zeros allocated after them.
+                    return Ok(rest.iter().rposition(|b| *b != 0).map_or(1, |p| p + 1));
                 }
                 return Err(corrupt(format!(
                     "edit log segment {name} is damaged at byte {pos} (after txid {last})"
@@ -384,15 +397,18 @@ pub struct SegmentWriter {
 impl SegmentWriter {
     /// Creates the segment of `dir` starting at `first` (replacing a file of
     /// that name), with its header synced, `chunk` bytes of room and the
-    /// directory entry durable.
+    /// directory entry durable. It is made whole under a temporary name
+    /// and renamed into place, so a segment under its own name always has
+    /// its header: one without is damage, never a crash.
     pub fn create(dir: &Path, first: u64, chunk: u64) -> Result<SegmentWriter> {
         let segment = Segment::new(dir, first);
         let context = format!("cannot create edit log segment {}", segment.path.display());
+        let tmp = segment.path.with_extension("new");
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&segment.path)
+            .open(&tmp)
             .map_err(io(context.clone()))?;
         let mut header = [0u8; SEGMENT_HEADER];
         header[..8].copy_from_slice(SEGMENT_MAGIC);
@@ -405,7 +421,8 @@ impl SegmentWriter {
             allocated: SEGMENT_HEADER as u64,
             chunk: chunk.max(1),
         };
-        w.make_room(0).map_err(io(context))?;
+        w.make_room(0).map_err(io(context.clone()))?;
+        std::fs::rename(&tmp, &w.segment.path).map_err(io(context))?;
         sync_dir(dir)?;
         Ok(w)
     }

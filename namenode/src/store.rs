@@ -246,6 +246,7 @@ impl Store {
             context: format!("cannot create {}", edits.display()),
             source,
         })?;
+        edits::remove_unfinished(&edits)?;
         let last = replay(&db, &path, &mut loading, &segments)?;
         // Continue in a fresh segment; the old ones are in the image now.
         let writer = SegmentWriter::create(&edits, last + 1, room(segment_bytes))?;

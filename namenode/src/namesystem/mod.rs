@@ -33,7 +33,7 @@ use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use crate::balancer::Balancer;
-use crate::blocks::{BlockInfo, BlockMap, BlockState};
+use crate::blocks::{BlockInfo, BlockMap, BlockState, ReplicaKind};
 use crate::config::Config;
 use crate::datanodes::{DatanodeManager, NodeIdx};
 use crate::decommissions::Decommissions;
@@ -258,6 +258,14 @@ impl State {
             if let Some(n) = self.dns.lookup(node_id) {
                 if info.replica(n).is_none() {
                     self.dns.queue_delete(n, info.extended(id));
+                }
+                // Placement counted the block against the node's free
+                // space until its replica arrived; it never will.
+                if info
+                    .replica(n)
+                    .is_none_or(|r| r.kind != ReplicaKind::Finalized)
+                {
+                    self.dns.unschedule(n);
                 }
             }
         }

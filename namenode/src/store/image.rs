@@ -318,8 +318,15 @@ pub(super) fn replay(
     let start = image.txid.unwrap_or(0);
     let mut last = start;
     for (i, seg) in segments.iter().enumerate() {
+        if seg.first > last + 1 {
+            return Err(corrupt(format!(
+                "the edit log skips from txid {last} to {} ({}): transactions are missing",
+                seg.first,
+                seg.path.display()
+            )));
+        }
         let mut first = None;
-        let torn = edits::read_segment(seg, i + 1 == segments.len(), |(txid, _)| {
+        let torn = edits::read_segment(seg, true, |(txid, _)| {
             first.get_or_insert(txid);
             last = next_txid(last, txid, seg)?;
             Ok(())
@@ -331,18 +338,35 @@ pub(super) fn replay(
                 seg.first
             )));
         }
-        if torn > 0 {
-            tracing::warn!(segment = %seg.path.display(), bytes = torn,
-                "the edit log ends with an unfinished write (the namenode stopped while writing it); \
-                 it was never acknowledged and is dropped");
+        if torn == 0 {
+            continue;
+        }
+        match segments.get(i + 1) {
+            // The newest segment: its last write was cut short by a stop.
+            None => tracing::warn!(segment = %seg.path.display(), bytes = torn, after_txid = last,
+                "the edit log ends with a record that was not completely written (the namenode \
+                 stopped while writing it, before acknowledging it); it is dropped"),
+            // A start-up dropped this torn end before and went on in the
+            // next segment, and stopped before removing this one.
+            Some(next) if next.first == last + 1 => tracing::info!(
+                segment = %seg.path.display(), after_txid = last,
+                "an older segment's unfinished last record was dropped at an earlier start"),
+            Some(next) => {
+                return Err(corrupt(format!(
+                    "edit log segment {} is damaged at its end (after txid {last}) and the next \
+                     segment starts at txid {}: transactions are missing",
+                    seg.path.display(),
+                    next.first
+                )))
+            }
         }
     }
     if last == start && image.txid.is_some() {
         return Ok(last);
     }
     let mut writer = ImageWriter::new(db, path);
-    for (i, seg) in segments.iter().enumerate() {
-        edits::read_segment(seg, i + 1 == segments.len(), |(txid, batch)| {
+    for seg in segments {
+        edits::read_segment(seg, true, |(txid, batch)| {
             if txid > start {
                 image.apply(&batch);
                 writer.add(&batch);

@@ -250,6 +250,53 @@ fn an_unfinished_write_at_the_end_is_dropped() {
 }
 
 #[test]
+fn a_start_stopped_after_dropping_a_torn_end_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = {
+        let (s, _) = Store::open(dir.path()).unwrap();
+        s.apply(file(10)).unwrap();
+        s.apply(file(11)).unwrap();
+        s.flush_now().unwrap();
+        let mut torn = Vec::new();
+        edits::encode_record(3, &file(12), &mut torn);
+        torn.truncate(torn.len() / 2);
+        s.log.lock().writer.append(&torn).unwrap();
+        let seg = s.log.lock().writer.segment().clone();
+        (seg.path.clone(), std::fs::read(&seg.path).unwrap())
+    };
+    // The start drops the torn record and goes on in a new segment; a stop
+    // before it removed the old one leaves both.
+    drop(open_again(dir.path()).unwrap());
+    std::fs::write(&damaged.0, &damaged.1).unwrap();
+    assert_eq!(segments(dir.path()).len(), 2);
+    let (s, image) = open_again(dir.path()).unwrap();
+    assert_eq!(names(&image), vec!["f10", "f11"]);
+    assert_eq!(s.last_applied(), 2);
+}
+
+#[test]
+fn a_segment_that_lost_its_contents_is_an_error_not_an_empty_namespace() {
+    for damage in [0usize, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = {
+            let (s, _) = Store::open(dir.path()).unwrap();
+            for id in 10..13 {
+                s.apply(file(id)).unwrap();
+            }
+            s.flush_now().unwrap();
+            let seg = s.log.lock().writer.segment().path.clone();
+            seg
+        };
+        // Emptied, or cut inside its header.
+        let data = std::fs::read(&seg).unwrap();
+        std::fs::write(&seg, &data[..damage]).unwrap();
+        let err = open_again(dir.path()).err().unwrap();
+        assert!(matches!(err, Error::CorruptStore { .. }), "{err}");
+        assert!(err.to_string().contains("header"), "{err}");
+    }
+}
+
+#[test]
 fn a_damaged_edit_log_is_an_error_not_a_loss() {
     let dir = tempfile::tempdir().unwrap();
     let seg = {

@@ -113,3 +113,59 @@ async fn a_node_with_room_for_one_block_is_given_one_until_it_reports_it() {
     );
     h.close().await;
 }
+
+#[tokio::test]
+async fn an_abandoned_block_gives_back_the_room_placement_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.replication = 1;
+    let h = Harness::open(cfg);
+    let block = h.fs.config().block_size;
+    h.fs.register_datanode(RegisterRequest {
+        node: Some(DatanodeInfo {
+            id: "only".into(),
+            address: "127.0.0.9:9101".into(),
+            rack: "/r1".into(),
+        }),
+        storage: Some(StorageReport {
+            capacity: 1 << 40,
+            used: 0,
+            remaining: 3 * block,
+            ..Default::default()
+        }),
+        cluster_id: String::new(),
+    })
+    .unwrap();
+    // Ten writers each get a block and abandon it (as an empty file's
+    // close does): the node's room for three stays free.
+    for i in 0..10 {
+        let path = format!("/f{i}");
+        h.fs.create(CreateRequest {
+            path: path.clone(),
+            client_name: "c1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let lb =
+            h.fs.add_block(
+                AddBlockRequest {
+                    path: path.clone(),
+                    client_name: "c1".into(),
+                    ..Default::default()
+                },
+                "",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("block {i}: {e}"));
+        h.fs.abandon_block(AbandonBlockRequest {
+            path,
+            client_name: "c1".into(),
+            block: lb.block,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    h.close().await;
+}
