@@ -192,7 +192,10 @@ impl Client {
         };
         let resp = self
             .nn()
-            .call("Mkdirs", &path, |mut c| async move { c.mkdirs(req).await })
+            .call_retrying_unsent("Mkdirs", &path, self.inner.opts.rpc_timeout, |mut c| {
+                let req = req.clone();
+                async move { c.mkdirs(req).await }
+            })
             .await?;
         match resp.status {
             Some(st) => Ok(st.into()),
@@ -209,7 +212,10 @@ impl Client {
             recursive,
         };
         self.nn()
-            .call("Delete", &path, |mut c| async move { c.delete(req).await })
+            .call_retrying_unsent("Delete", &path, self.inner.opts.rpc_timeout, |mut c| {
+                let req = req.clone();
+                async move { c.delete(req).await }
+            })
             .await?;
         Ok(())
     }
@@ -225,9 +231,15 @@ impl Client {
             overwrite,
         };
         self.nn()
-            .call_paths("Rename", &[&src, &dst], |mut c| async move {
-                c.rename(req).await
-            })
+            .call_paths_retrying_unsent(
+                "Rename",
+                &[&src, &dst],
+                self.inner.opts.rpc_timeout,
+                |mut c| {
+                    let req = req.clone();
+                    async move { c.rename(req).await }
+                },
+            )
             .await
             .map_err(|e| match e {
                 // Only the destination can be in the way.
@@ -270,11 +282,10 @@ impl Client {
         };
         let resp = self
             .nn()
-            .call(
-                "SetAttr",
-                &path,
-                |mut c| async move { c.set_attr(req).await },
-            )
+            .call_retrying_unsent("SetAttr", &path, self.inner.opts.rpc_timeout, |mut c| {
+                let req = req.clone();
+                async move { c.set_attr(req).await }
+            })
             .await?;
         match resp.status {
             Some(st) => Ok(st.into()),
@@ -291,9 +302,15 @@ impl Client {
             replication,
         };
         self.nn()
-            .call("SetReplication", &path, |mut c| async move {
-                c.set_replication(req).await
-            })
+            .call_retrying_unsent(
+                "SetReplication",
+                &path,
+                self.inner.opts.rpc_timeout,
+                |mut c| {
+                    let req = req.clone();
+                    async move { c.set_replication(req).await }
+                },
+            )
             .await?;
         Ok(())
     }

@@ -86,17 +86,7 @@ impl NameNode {
         F: FnOnce(ClientProtocolClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
-        self.call_paths(op, &[path], f).await
-    }
-
-    /// [`call`](Self::call) for a call about several paths (rename); an
-    /// error names the one the namenode's message is about.
-    pub(crate) async fn call_paths<T, F, Fut>(&self, op: &str, paths: &[&str], f: F) -> Result<T>
-    where
-        F: FnOnce(ClientProtocolClient<Channel>) -> Fut,
-        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
-    {
-        self.call_once(op, paths, f).await.map_err(|(e, _)| e)
+        self.call_once(op, &[path], f).await.map_err(|(e, _)| e)
     }
 
     /// One call; a failure says whether the request surely never reached
@@ -162,6 +152,23 @@ impl NameNode {
         F: FnMut(ClientProtocolClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
+        self.call_paths_retrying_unsent(op, &[path], budget, f)
+            .await
+    }
+
+    /// [`call_retrying_unsent`](Self::call_retrying_unsent) for a call
+    /// about several paths (rename).
+    pub(crate) async fn call_paths_retrying_unsent<T, F, Fut>(
+        &self,
+        op: &str,
+        paths: &[&str],
+        budget: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnMut(ClientProtocolClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
         let retry = |e: &Error, unsent: bool| {
             unsent
                 || matches!(
@@ -172,7 +179,7 @@ impl NameNode {
                     }
                 )
         };
-        self.retry_while(op, path, budget, retry, f).await
+        self.retry_while(op, paths, budget, retry, f).await
     }
 
     /// Like [`call`](Self::call) for calls that are safe to repeat: retries
@@ -189,7 +196,7 @@ impl NameNode {
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
         let retry = |e: &Error, _unsent: bool| e.is_transient();
-        self.retry_while(op, path, budget, retry, f).await
+        self.retry_while(op, &[path], budget, retry, f).await
     }
 
     /// Repeats a call, with growing pauses up to `budget`, while `retry`
@@ -197,7 +204,7 @@ impl NameNode {
     async fn retry_while<T, F, Fut>(
         &self,
         op: &str,
-        path: &str,
+        paths: &[&str],
         budget: Duration,
         retry: impl Fn(&Error, bool) -> bool,
         mut f: F,
@@ -209,12 +216,12 @@ impl NameNode {
         let deadline = tokio::time::Instant::now() + budget;
         let mut delay = Duration::from_millis(50);
         loop {
-            match self.call_once(op, &[path], &mut f).await {
+            match self.call_once(op, paths, &mut f).await {
                 Ok(v) => return Ok(v),
                 Err((e, unsent))
                     if retry(&e, unsent) && tokio::time::Instant::now() + delay < deadline =>
                 {
-                    tracing::debug!(op, path, error = %e, "retrying namenode call");
+                    tracing::debug!(op, paths = ?paths, error = %e, "retrying namenode call");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                 }

@@ -497,10 +497,87 @@ fn safe_mode_is_entered_left_and_waited_for_by_hand() {
         assert!(Instant::now() < deadline, "no block reports in: {text}");
         std::thread::sleep(Duration::from_millis(300));
     }
+    // A change made in start-up safe mode waits for its end (it ends by
+    // itself), instead of failing at once.
+    let mut mkdir = c
+        .dfs_command(&["mkdir", "/during"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        mkdir.try_wait().unwrap().is_none(),
+        "mkdir gave up in start-up safe mode"
+    );
     assert_eq!(
         c.dfs_ok(&["admin", "safemode", "leave"]),
         "Safe mode is OFF\n"
     );
+    let out = mkdir.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stat(&c, "/during")["type"], "dir");
     c.dfs_ok(&["mkdir", "/yes"]);
     assert_eq!(cat(&c, "/kept"), std::fs::read(f).unwrap());
+}
+
+/// What an exploratory session found wrong in the commands above, each
+/// refused or done as GNU tools and `hdfs dfs` do.
+#[test]
+fn destinations_patterns_and_modes_behave_as_hdfs_and_gnu_tools() {
+    let c = Cluster::builder().start();
+    let f = c.local_file("f", 2000, 8);
+    let f = f.to_str().unwrap();
+    c.dfs_ok(&["mkdir", "-p", "/e/dir", "/e/bx"]);
+    c.dfs_ok(&["put", f, "/e/victim"]);
+    c.dfs_ok(&["touchz", "/e/one", "/e/bx/a1", "/e/tg-a", "/e/tg-b"]);
+
+    // `DST/` is a directory: cp -f does not overwrite a file named so.
+    c.dfs_fails(&["cp", "-f", "/e/one", "/e/victim/"], &["not a directory"]);
+    assert_eq!(stat(&c, "/e/victim")["length"], 2000);
+    // A directory copy needs its destination's parent, as cp -r.
+    c.dfs_fails(&["cp", "/e/dir", "/e/none/deep"], &["/e/none"]);
+    c.dfs_fails(&["stat", "/e/none"], &["/e/none"]);
+    // A pattern as destination names its one match.
+    c.dfs_ok(&["cp", "/e/one", "/e/di*"]);
+    assert_eq!(stat(&c, "/e/dir/one")["length"], 0);
+
+    // {a,b} alternatives: only existing paths, and no match is "no match".
+    c.dfs_ok(&["mv", "/e/bx/{a1,a2}", "/e/bx/renamed"]);
+    assert_eq!(stat(&c, "/e/bx/renamed")["type"], "file");
+    let out = c.dfs_ok(&["ls", "/e/{dir,nothere}"]);
+    assert_eq!(out, "/e/dir/one\n");
+    c.dfs_fails(&["ls", "/e/{x,y}"], &["no match"]);
+    assert_eq!(c.dfs_ok(&["ls", "-R", "/{,}"]).lines().next(), Some("/e"));
+
+    // touch and touchz: a pattern names its matches, and is the name of a
+    // new file only when nothing matches; `\` takes a character literally.
+    c.dfs_ok(&["touch", "-t", "20000101:000000", "/e/tg-*"]);
+    for p in ["/e/tg-a", "/e/tg-b"] {
+        assert_eq!(stat(&c, p)["mtime"], 946_684_800_000u64, "{p}");
+    }
+    c.dfs_fails(&["stat", "/e/tg-\\*"], &["no such file"]);
+    c.dfs_ok(&["touchz", "/e/star*"]);
+    assert_eq!(c.dfs_ok(&["ls", "/e/star\\*"]), "/e/star*\n");
+    c.dfs_ok(&["rm", "/e/star\\*"]);
+    assert_eq!(test_code(&c, "-e", "/e/star\\*"), 1);
+    assert_eq!(test_code(&c, "-e", "/e/tg-*"), 0);
+    assert_eq!(test_code(&c, "-e", "/e/zz*"), 1);
+    // A new file is never made from `NAME/`.
+    c.dfs_fails(&["touchz", "/e/new/"], &["no such directory"]);
+    c.dfs_fails(&["touch", "/e/new2/"], &["no such directory"]);
+    c.dfs_fails(&["stat", "/e/new"], &["/e/new"]);
+
+    // Modes: no setuid or setgid (as HDFS); `=` clears what it names.
+    c.dfs_fails(&["chmod", "4755", "/e/one"], &["at most 1777"]);
+    c.dfs_ok(&["chmod", "01755", "/e/one"]);
+    assert_eq!(stat(&c, "/e/one")["mode"], 0o1755);
+    c.dfs_ok(&["chmod", "a=r", "/e/one"]);
+    assert_eq!(stat(&c, "/e/one")["mode"], 0o444);
+    c.dfs_fails(&["chgrp", "", "/e/one"], &["invalid group"]);
+    c.dfs_fails(&["chgrp", "a:b", "/e/one"], &["invalid group"]);
+    c.dfs_fails(&["df", "/e/nope"], &["/e/nope"]);
+
+    // Each failure of a command given several paths names its path.
+    let err = c.dfs_fails(&["rm", "/e/gone1", "/e/one"], &["/e/gone1"]);
+    assert!(!err.contains("/e/one"), "{err}");
 }

@@ -73,8 +73,21 @@ async fn creates_and_new_blocks_wait_out_a_short_namenode_restart() {
         w.write_all(b"made while the namenode restarted").await?;
         w.close().await
     });
+    // Namespace changes asked while it is down wait for it too.
+    let c3 = client.clone();
+    let changes = tokio::spawn(async move {
+        c3.mkdirs("/m/n", true).await?;
+        c3.rename("/m/n", "/m/o", false).await?;
+        c3.delete("/m/o", false).await
+    });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     tokio::task::block_in_place(|| c.namenode.restart());
+    changes
+        .await
+        .unwrap()
+        .expect("a namespace change during the restart failed");
+    assert!(client.status("/m").await.unwrap().is_dir());
+    assert!(client.status("/m/o").await.is_err());
     writer
         .await
         .unwrap()

@@ -6,7 +6,7 @@
 //! ownership after a copy.
 
 use super::format::days_from_civil;
-use super::glob::expand_all;
+use super::glob::{expand_all, expand_or_literal};
 use super::mode::ModeChange;
 use super::namespace::collect;
 use super::{CliError, CliResult, Failures};
@@ -29,21 +29,22 @@ where
         let st = match client.status(p).await {
             Ok(st) => st,
             Err(e) => {
-                failures.note(Err(e.into()))?;
+                failures.note_path(p, Err(e.into()))?;
                 continue;
             }
         };
         let tree = recursive && st.is_dir();
         let root = st.path.clone();
-        failures.note(change(st).await)?;
+        failures.note_path(&root, change(st).await)?;
         if tree {
             match collect(client, &root, true).await {
                 Ok(entries) => {
                     for e in entries {
-                        failures.note(change(e).await)?;
+                        let path = e.path.clone();
+                        failures.note_path(&path, change(e).await)?;
                     }
                 }
-                Err(e) => failures.note(Err(e))?,
+                Err(e) => failures.note_path(&root, Err(e))?,
             }
         }
     }
@@ -125,11 +126,26 @@ pub(crate) async fn chown(
     .await
 }
 
+/// `dfs chgrp [-R] GROUP PATH...`.
+pub(crate) async fn chgrp(
+    client: &Client,
+    group: &str,
+    recursive: bool,
+    paths: &[String],
+) -> CliResult {
+    if group.is_empty() || group.contains(':') {
+        return Err(CliError::Usage(format!(
+            "invalid group '{group}': a group name, without ':'"
+        )));
+    }
+    chown(client, &format!(":{group}"), recursive, paths).await
+}
+
 /// `dfs touchz PATH...`: an empty file; a path that is already an empty
 /// file is left as it is, anything else there is an error.
 pub(crate) async fn touchz(client: &Client, paths: &[String]) -> CliResult {
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &creatable(client, paths, &mut failures).await? {
         let one = async {
             match client.status(p).await {
                 Ok(st) if st.is_dir() => Err(Error::IsADirectory { path: st.path }.into()),
@@ -138,13 +154,41 @@ pub(crate) async fn touchz(client: &Client, paths: &[String]) -> CliResult {
                     st.path
                 ))),
                 Ok(_) => Ok(()),
-                Err(Error::NotFound { .. }) => create_empty(client, p).await,
+                Err(Error::NotFound { .. }) => {
+                    no_trailing_slash(p)?;
+                    create_empty(client, p).await
+                }
                 Err(e) => Err(e.into()),
             }
         };
-        failures.note(one.await)?;
+        failures.note_path(p, one.await)?;
     }
     failures.finish()
+}
+
+/// The paths of `touch`/`touchz` arguments: a pattern's matches, or the
+/// argument itself when nothing matches.
+async fn creatable(
+    client: &Client,
+    args: &[String],
+    failures: &mut Failures,
+) -> CliResult<Vec<String>> {
+    let mut out = Vec::new();
+    for a in args {
+        match expand_or_literal(client, a).await {
+            Ok(v) => out.extend(v),
+            Err(e) => failures.note_path(a, Err(e))?,
+        }
+    }
+    Ok(out)
+}
+
+/// A new file is never made from `NAME/` (a directory's name, as touch).
+fn no_trailing_slash(path: &str) -> CliResult {
+    if path.ends_with('/') && path != "/" {
+        return Err(CliError::Told(format!("{path}: no such directory")));
+    }
+    Ok(())
 }
 
 async fn create_empty(client: &Client, path: &str) -> CliResult {
@@ -183,7 +227,7 @@ pub(crate) async fn touch(
         ..Default::default()
     };
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &creatable(client, paths, &mut failures).await? {
         let one = async {
             match client.status(p).await {
                 Ok(st) => {
@@ -192,6 +236,7 @@ pub(crate) async fn touch(
                 }
                 Err(Error::NotFound { .. }) if how.no_create => Ok(()),
                 Err(Error::NotFound { .. }) => {
+                    no_trailing_slash(p)?;
                     let mut writer = client.create(p, CreateOptions::default()).await?;
                     if time.is_some() {
                         writer.set_attrs_on_close(&attr)?;
@@ -202,7 +247,7 @@ pub(crate) async fn touch(
                 Err(e) => Err(e.into()),
             }
         };
-        failures.note(one.await)?;
+        failures.note_path(p, one.await)?;
     }
     failures.finish()
 }

@@ -94,7 +94,8 @@ pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = bytes as f64;
     let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
+    // 1023.96 KiB prints as 1.0 MiB, not 1024.0 KiB.
+    while v >= 1023.95 && unit + 1 < UNITS.len() {
         v /= 1024.0;
         unit += 1;
     }
@@ -176,6 +177,8 @@ mod tests {
         assert_eq!(human_size(10), "10 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(3 << 30), "3.0 GiB");
+        assert_eq!(human_size((1 << 20) - 1), "1.0 MiB");
+        assert_eq!(human_size(1023), "1023 B");
     }
 
     #[test]

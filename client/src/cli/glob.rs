@@ -15,7 +15,7 @@ use crate::{Client, Error};
 const MAX_ALTERNATIVES: usize = 4096;
 
 /// Whether `text` has an unescaped glob character.
-fn has_glob(text: &str) -> bool {
+pub(crate) fn has_glob(text: &str) -> bool {
     let mut escaped = false;
     for c in text.chars() {
         match c {
@@ -48,7 +48,14 @@ pub(crate) async fn expand_all(
 /// The paths one argument names: itself if it has no glob characters or
 /// names an existing entry, else every existing path it matches.
 pub(crate) async fn expand(client: &Client, arg: &str) -> CliResult<Vec<String>> {
-    if !has_glob(arg) || !arg.starts_with('/') {
+    if !arg.starts_with('/') {
+        return Ok(vec![arg.to_string()]);
+    }
+    if !has_glob(arg) {
+        // `\*` is a literal `*`, unless a name with the backslash exists.
+        if arg.contains('\\') && client.status(arg).await.is_err() {
+            return Ok(vec![unescape(arg)]);
+        }
         return Ok(vec![arg.to_string()]);
     }
     if client.status(arg).await.is_ok() {
@@ -80,8 +87,14 @@ pub(crate) async fn expand(client: &Client, arg: &str) -> CliResult<Vec<String>>
             }
             prefixes = next;
         }
-        // Literal components after the last glob: only existing paths count.
-        if last_glob.is_some_and(|g| g + 1 < comps.len()) {
+        // Literal components after the last glob (or no glob but braces):
+        // only existing paths count.
+        for p in &mut prefixes {
+            if p.is_empty() {
+                p.push('/');
+            }
+        }
+        if last_glob.is_none_or(|g| g + 1 < comps.len()) {
             let mut existing = Vec::new();
             for p in prefixes {
                 match client.status(&p).await {
@@ -95,7 +108,7 @@ pub(crate) async fn expand(client: &Client, arg: &str) -> CliResult<Vec<String>>
         found.extend(prefixes);
     }
     if found.is_empty() {
-        return Err(CliError::Told(format!("{arg}: no match")));
+        return Err(CliError::NoMatch(arg.to_string()));
     }
     // Overlapping alternatives ({a,a*}) name a path once.
     let mut seen = std::collections::HashSet::new();
@@ -112,6 +125,16 @@ pub(crate) async fn expand_one(client: &Client, arg: &str, command: &str) -> Cli
         n => Err(CliError::Told(format!(
             "{arg}: matches {n} paths; {command} takes one"
         ))),
+    }
+}
+
+/// The paths `arg` names for a command that creates what does not exist
+/// (`touch`, `touchz`): its matches, or, when a pattern matches nothing,
+/// the argument itself (as `hdfs dfs -touchz` creates it).
+pub(crate) async fn expand_or_literal(client: &Client, arg: &str) -> CliResult<Vec<String>> {
+    match expand(client, arg).await {
+        Err(CliError::NoMatch(_)) => Ok(vec![arg.to_string()]),
+        r => r,
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod admin;
 mod attrs;
+mod dest;
 mod format;
 mod glob;
 mod mode;
@@ -473,6 +474,9 @@ pub enum CliError {
     /// Several paths of one command failed (the others were done).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Several(Vec<CliError>),
+    /// A glob pattern matched no path.
+    #[error("{0}: no match")]
+    NoMatch(String),
     /// `dfs test` found its question false: exit 1, nothing printed.
     #[error("false")]
     False,
@@ -528,6 +532,18 @@ impl Failures {
                 Err(CliError::Several(std::mem::take(&mut self.0)))
             }
         }
+    }
+
+    /// [`note`](Self::note) for the path `path`: a failure whose message
+    /// does not name it (a namenode or network failure) is told with it,
+    /// so each line says which path failed.
+    pub(crate) fn note_path(&mut self, path: &str, r: CliResult) -> CliResult {
+        let r = r.map_err(|e| match e {
+            CliError::BrokenPipe | CliError::Interrupted(_) | CliError::Several(_) => e,
+            e if e.to_string().contains(path) => e,
+            e => CliError::Told(format!("{path}: {e}")),
+        });
+        self.note(r)
     }
 
     /// The command's result: the failures recorded, if any.
@@ -592,7 +608,20 @@ pub async fn run(cli: Cli) -> ExitCode {
             } else {
                 None
             };
-            cleaned.unwrap_or(Err(CliError::Interrupted(s)))
+            cleaned.unwrap_or_else(|| {
+                // Copies that could not remove their partial file in time.
+                let mut v: Vec<CliError> = stop::partial_copies()
+                    .into_iter()
+                    .map(|p| {
+                        CliError::Told(format!(
+                            "{p}: partial copy left behind (the cluster did not answer in \
+                             time); remove it with dfs rm"
+                        ))
+                    })
+                    .collect();
+                v.push(CliError::Interrupted(s));
+                Err(CliError::Several(v))
+            })
         }
     };
     let failures = match result {
@@ -636,7 +665,7 @@ async fn execute(cli: Cli) -> CliResult {
             paths,
             ..
         } => query::count(&client, human, header, &paths).await,
-        Command::Df { human, .. } => query::df(&client, human).await,
+        Command::Df { human, path, .. } => query::df(&client, human, path.as_deref()).await,
         Command::Test(t) => query::test(&client, t.question(), &t.path).await,
         Command::Head { path } => query::head(&client, &path).await,
         Command::Tail { follow, path } => query::tail(&client, &path, follow).await,
@@ -654,7 +683,7 @@ async fn execute(cli: Cli) -> CliResult {
             recursive,
             group,
             paths,
-        } => attrs::chown(&client, &format!(":{group}"), recursive, &paths).await,
+        } => attrs::chgrp(&client, &group, recursive, &paths).await,
         Command::Touchz { paths } => attrs::touchz(&client, &paths).await,
         Command::Touch {
             atime,
@@ -756,6 +785,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Failures::default().finish().is_ok());
+        // A failure that does not name its path is told with it.
+        let mut f = Failures::default();
+        f.note_path("/a", Err(CliError::Usage("namenode unreachable".into())))
+            .unwrap();
+        f.note_path("/b", Err(CliError::Usage("/b: no such file".into())))
+            .unwrap();
+        match f.finish() {
+            Err(CliError::Several(v)) => {
+                assert_eq!(v[0].to_string(), "/a: namenode unreachable");
+                assert_eq!(v[1].to_string(), "/b: no such file");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     use super::*;

@@ -32,10 +32,15 @@ pub(crate) fn parse(text: &str) -> Result<ModeChange, String> {
         return Err(bad("empty"));
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
-        if text.len() > 4 || text.bytes().any(|b| b > b'7') {
-            return Err(bad("an octal mode is 1 to 4 digits 0-7"));
+        if text.bytes().any(|b| b > b'7') {
+            return Err(bad("an octal mode has digits 0-7"));
         }
         let mode = u32::from_str_radix(text, 8).map_err(|_| bad("not octal"))?;
+        if mode > 0o1777 {
+            return Err(bad(
+                "at most 1777: the sticky bit and rwx (setuid and setgid are not kept, as HDFS)",
+            ));
+        }
         return Ok(ModeChange::Absolute(mode));
     }
     let mut clauses = Vec::new();
@@ -113,7 +118,7 @@ impl ModeChange {
             match c.op {
                 '+' => mode |= bits,
                 '-' => mode &= !bits,
-                _ => mode = (mode & !(c.who & 0o1777)) | bits,
+                _ => mode = (mode & !c.who) | bits,
             }
         }
         mode
@@ -133,8 +138,11 @@ mod tests {
         assert_eq!(chmod("755", 0o600, false), 0o755);
         assert_eq!(chmod("1777", 0, true), 0o1777);
         assert_eq!(chmod("0", 0o777, false), 0);
+        assert_eq!(chmod("0755", 0, false), 0o755);
         assert!(parse("8").is_err());
         assert!(parse("17777").is_err());
+        assert!(parse("4755").is_err(), "no setuid");
+        assert!(parse("2755").is_err(), "no setgid");
     }
 
     #[test]
@@ -152,6 +160,9 @@ mod tests {
             "t counts for o and a only"
         );
         assert_eq!(chmod("u-w+x", 0o644, false), 0o544);
+        // `=` clears what it names, setuid and setgid included.
+        assert_eq!(chmod("a=r", 0o6755, false), 0o444);
+        assert_eq!(chmod("u=rw", 0o4755, false), 0o655);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub(crate) async fn ls(client: &Client, args: LsArgs) -> CliResult {
     for p in expand_all(client, &args.paths, &mut failures).await? {
         match collect(client, &p, args.recursive).await {
             Ok(e) => entries.extend(e),
-            Err(e) => failures.note(Err(e))?,
+            Err(e) => failures.note_path(&p, Err(e))?,
         }
     }
     failures.note(print_listing(&args, &entries))?;
@@ -75,7 +75,8 @@ fn print_listing(args: &LsArgs, entries: &[FileStatus]) -> CliResult {
 pub(crate) async fn mkdir(client: &Client, parents: bool, paths: &[String]) -> CliResult {
     let mut failures = Failures::default();
     for p in paths {
-        failures.note(
+        failures.note_path(
+            p,
             client
                 .mkdirs(p, parents)
                 .await
@@ -102,7 +103,7 @@ pub(crate) async fn rm(client: &Client, recursive: bool, paths: &[String]) -> Cl
             }
             client.delete(&st.path, recursive).await
         };
-        failures.note(one.await.map_err(Into::into))?;
+        failures.note_path(p, one.await.map_err(Into::into))?;
     }
     failures.finish()
 }
@@ -122,7 +123,7 @@ pub(crate) async fn rmdir(client: &Client, ignore_non_empty: bool, paths: &[Stri
                 r => r,
             }
         };
-        failures.note(one.await.map_err(Into::into))?;
+        failures.note_path(p, one.await.map_err(Into::into))?;
     }
     failures.finish()
 }
@@ -135,35 +136,16 @@ pub(crate) async fn mv(client: &Client, paths: &[String]) -> CliResult {
     };
     let mut failures = Failures::default();
     let srcs = expand_all(client, srcs, &mut failures).await?;
-    let dst_dir = match client.status(dst).await {
-        Ok(st) if st.is_dir() => Some(st.path),
-        // `DST/` names a directory (as GNU mv): never a new file.
-        Ok(_) if dst.ends_with('/') => {
-            return Err(Error::NotADirectory {
-                path: dst.to_string(),
-            }
-            .into())
-        }
-        Ok(_) => {
-            return Err(Error::AlreadyExists {
-                path: dst.to_string(),
-            }
-            .into())
-        }
-        Err(Error::NotFound { .. }) if dst.ends_with('/') => {
-            return Err(CliError::Told(format!("{dst}: no such directory")))
-        }
-        Err(Error::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    if dst_dir.is_none() && srcs.len() > 1 {
-        return Err(Error::NotADirectory {
-            path: dst.to_string(),
-        }
-        .into());
+    let dest = super::dest::resolve(client, dst, "mv").await?;
+    if dest.is_file {
+        return Err(Error::AlreadyExists { path: dest.path }.into());
+    }
+    if dest.dir.is_none() && srcs.len() > 1 {
+        return Err(Error::NotADirectory { path: dest.path }.into());
     }
     for src in &srcs {
-        failures.note(mv_one(client, src, dst, dst_dir.as_deref()).await)?;
+        let r = mv_one(client, src, &dest.path, dest.dir.as_deref()).await;
+        failures.note_path(src, r)?;
     }
     failures.finish()
 }
@@ -245,7 +227,7 @@ pub(crate) async fn du(client: &Client, paths: &[String], summary: bool, human: 
             }
             Ok::<_, Error>(())
         };
-        failures.note(one.await.map_err(Into::into))?;
+        failures.note_path(&p, one.await.map_err(Into::into))?;
     }
     let w1 = rows.iter().map(|r| fmt(r.0).len()).max().unwrap_or(1);
     let w2 = rows.iter().map(|r| fmt(r.1).len()).max().unwrap_or(1);
@@ -269,7 +251,7 @@ pub(crate) async fn setrep(
     for p in expand_all(client, paths, &mut failures).await? {
         match collect(client, &p, true).await {
             Ok(entries) => files.extend(entries.into_iter().filter(|s| !s.is_dir())),
-            Err(e) => failures.note(Err(e))?,
+            Err(e) => failures.note_path(&p, Err(e))?,
         }
     }
     failures.note(setrep_files(client, replication, &files, wait).await)?;

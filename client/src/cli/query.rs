@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::format::human_size;
-use super::glob::{expand_all, expand_one};
+use super::glob::{expand, expand_all, expand_one};
 use super::{print_out, CliError, CliResult, Failures};
 use crate::{Client, Error, FileStatus};
 
@@ -43,11 +43,20 @@ impl Test {
 /// `dfs test -e|-d|-f|-s|-z PATH`: exit 0 if true, 1 if false (nothing
 /// printed), 1 with a message if the cluster could not answer.
 pub(crate) async fn test(client: &Client, test: Test, path: &str) -> CliResult {
-    let holds = match client.status(path).await {
-        Ok(st) => test.holds(&st),
-        Err(Error::NotFound { .. } | Error::NotADirectory { .. }) => false,
-        Err(e) => return Err(e.into()),
+    // A pattern: true if it matches and the test holds for every match.
+    let paths = match expand(client, path).await {
+        Ok(p) => p,
+        Err(CliError::NoMatch(_)) => return Err(CliError::False),
+        Err(e) => return Err(e),
     };
+    let mut holds = true;
+    for p in &paths {
+        holds &= match client.status(p).await {
+            Ok(st) => test.holds(&st),
+            Err(Error::NotFound { .. } | Error::NotADirectory { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+    }
     if holds {
         Ok(())
     } else {
@@ -84,14 +93,17 @@ pub(crate) async fn count(
                 cs.directories, cs.files, size, st.path
             ))
         };
-        failures.note(one.await)?;
+        failures.note_path(p, one.await)?;
     }
     failures.finish()
 }
 
 /// `dfs df [-h]`: the cluster's size, use and free space, as
 /// `hdfs dfs -df`.
-pub(crate) async fn df(client: &Client, human: bool) -> CliResult {
+pub(crate) async fn df(client: &Client, human: bool, path: Option<&str>) -> CliResult {
+    if let Some(p) = path {
+        client.status(p).await?;
+    }
     let fs = client.statfs().await?;
     let fmt = |n: u64| {
         if human {

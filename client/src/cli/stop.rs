@@ -100,23 +100,47 @@ pub(crate) async fn requested_wait() -> Signal {
 /// removal.
 static COPIES: AtomicUsize = AtomicUsize::new(0);
 
+/// The temporary files of the copies in progress, to name those a stop
+/// could not wait for.
+static PARTIAL: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// Marks a copy in progress while it lives, from the creation of its
 /// temporary file to its rename or removal: a stop signal then lets the
 /// command finish (the copy sees the signal and removes the partial
 /// file; see [`copies_running`]).
-pub(crate) struct CopyGuard(());
+pub(crate) struct CopyGuard(Option<String>);
 
 impl CopyGuard {
+    /// A command step a stop should let finish (no file of its own).
     pub(crate) fn new() -> CopyGuard {
         COPIES.fetch_add(1, Ordering::SeqCst);
-        CopyGuard(())
+        CopyGuard(None)
+    }
+
+    /// A copy through the temporary file `partial`.
+    pub(crate) fn copy(partial: String) -> CopyGuard {
+        COPIES.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut p) = PARTIAL.lock() {
+            p.push(partial.clone());
+        }
+        CopyGuard(Some(partial))
     }
 }
 
 impl Drop for CopyGuard {
     fn drop(&mut self) {
+        if let (Some(name), Ok(mut p)) = (&self.0, PARTIAL.lock()) {
+            if let Some(i) = p.iter().position(|x| x == name) {
+                p.swap_remove(i);
+            }
+        }
         COPIES.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// The temporary files of copies still in progress.
+pub(crate) fn partial_copies() -> Vec<String> {
+    PARTIAL.lock().map(|p| p.clone()).unwrap_or_default()
 }
 
 /// Whether a copy is in progress (its cleanup is worth waiting for).

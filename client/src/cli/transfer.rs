@@ -86,12 +86,9 @@ pub(crate) async fn put(client: &Client, args: PutArgs) -> CliResult {
         block_size: args.block_size,
         ..Default::default()
     };
-    let remote_dir = match client.status(&remote).await {
-        Ok(st) if st.is_dir() => Some(st.path),
-        Ok(_) => None,
-        Err(Error::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let dest = super::dest::resolve(client, &remote, "put").await?;
+    let remote = dest.path;
+    let remote_dir = dest.dir;
     if locals.len() > 1 && remote_dir.is_none() {
         return Err(Error::NotADirectory { path: remote }.into());
     }
@@ -107,7 +104,7 @@ pub(crate) async fn put(client: &Client, args: PutArgs) -> CliResult {
             };
             put_one(client, l, &target, &opts).await
         };
-        failures.note(one.await)?;
+        failures.note_path(l, one.await)?;
     }
     failures.finish()
 }
@@ -171,8 +168,8 @@ where
 {
     // From the temporary file's creation to its rename or removal, a stop
     // signal lets this finish (see `run`).
-    let _running = stop::CopyGuard::new();
     let tmp = remote_copying_path(remote);
+    let _running = stop::CopyGuard::copy(tmp.clone());
     let tmp_opts = CreateOptions {
         overwrite: false,
         ..opts.clone()
@@ -190,16 +187,38 @@ where
         Err(e) => Err(e),
     };
     if let Err(e) = renamed {
-        match client.delete(&tmp, false).await {
-            // Gone with its directory (removed or moved meanwhile).
-            Ok(()) | Err(Error::NotFound { .. }) => {}
-            Err(cleanup) => {
-                tracing::warn!(path = %tmp, error = %cleanup, "could not remove the partial copy");
-            }
-        }
-        return Err(untemp(e, &tmp, remote));
+        let e = untemp(e, &tmp, remote);
+        return match remove_partial(client, &tmp).await {
+            Ok(()) => Err(e),
+            Err(cleanup) => Err(CliError::Told(format!(
+                "{e}; the partial copy {tmp} is left behind ({cleanup}): remove it with dfs rm"
+            ))),
+        };
     }
     Ok(())
+}
+
+/// How long a failed copy keeps trying to remove its partial file while
+/// the namenode does not answer.
+const PARTIAL_CLEANUP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Removes a failed copy's temporary file, retrying while the namenode
+/// is unreachable (the failure may have been its absence).
+async fn remove_partial(client: &Client, tmp: &str) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + PARTIAL_CLEANUP;
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match client.delete(tmp, false).await {
+            // Gone with its directory (removed or moved meanwhile).
+            Ok(()) | Err(Error::NotFound { .. }) => return Ok(()),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < deadline => {
+                tracing::debug!(path = %tmp, error = %e, "retrying the removal of a partial copy");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Runs a copy until it ends or a signal stops it (Ctrl-C, `kill`,
@@ -265,7 +284,10 @@ async fn put_dir(client: &Client, dir: &Path, remote: &str, opts: &CreateOptions
         };
         let target = dfs_proto::path::join(remote, name);
         let p_str = p.display().to_string();
-        failures.note(Box::pin(put_one(client, &p_str, &target, opts)).await)?;
+        failures.note_path(
+            &p_str,
+            Box::pin(put_one(client, &p_str, &target, opts)).await,
+        )?;
     }
     failures.finish()
 }
@@ -316,14 +338,9 @@ pub(crate) async fn cp(client: &Client, args: CpArgs) -> CliResult {
         Some((d, s)) if !s.is_empty() => (d.clone(), s.to_vec()),
         _ => return Err(CliError::Usage("cp needs SRC... DST".into())),
     };
-    let dst_dir = match client.status(&dst).await {
-        Ok(st) if st.is_dir() => Some(st.path),
-        Err(Error::NotFound { .. }) if dst.ends_with('/') => {
-            return Err(CliError::Told(format!("{dst}: no such directory")))
-        }
-        Ok(_) | Err(Error::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let dest = super::dest::resolve(client, &dst, "cp").await?;
+    let dst = dest.path;
+    let dst_dir = dest.dir;
     if srcs.len() > 1 && dst_dir.is_none() {
         return Err(Error::NotADirectory { path: dst }.into());
     }
@@ -364,7 +381,7 @@ pub(crate) async fn cp(client: &Client, args: CpArgs) -> CliResult {
                 cp_file(client, &st, &target, how).await
             }
         };
-        failures.note(one.await)?;
+        failures.note_path(s, one.await)?;
     }
     failures.finish()
 }
@@ -426,16 +443,23 @@ async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow) 
 }
 
 async fn cp_dir(client: &Client, src: FileStatus, target: &str, how: CopyHow) -> CliResult {
-    client.mkdirs(target, true).await?;
+    // Its parent must exist (as cp -r); a directory already there is
+    // copied into.
+    match client.mkdirs(target, false).await {
+        Ok(_) => {}
+        Err(Error::AlreadyExists { .. }) if client.status(target).await?.is_dir() => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut failures = Failures::default();
     for e in client.list(&src.path).await? {
         let child = dfs_proto::path::join(target, e.name());
+        let path = e.path.clone();
         let r = if e.is_dir() {
             Box::pin(cp_dir(client, e, &child, how)).await
         } else {
             cp_file(client, &e, &child, how).await
         };
-        failures.note(r)?;
+        failures.note_path(&path, r)?;
     }
     if how.preserve {
         // Last: adding the children changed the directory's mtime.
@@ -471,7 +495,7 @@ pub(crate) async fn get(client: &Client, args: GetArgs) -> CliResult {
     }
     let mut failures = Failures::default();
     for r in &remotes {
-        failures.note(get_path(client, r, &args.local, args.force).await)?;
+        failures.note_path(r, get_path(client, r, &args.local, args.force).await)?;
     }
     failures.finish()
 }
@@ -550,7 +574,7 @@ async fn get_dir(client: &Client, remote: &str, target: &Path, force: bool) -> C
         } else {
             get_one(client, &e.path, &child, force).await
         };
-        failures.note(r)?;
+        failures.note_path(&e.path, r)?;
     }
     failures.finish()
 }
@@ -625,7 +649,7 @@ pub(crate) async fn cat(client: &Client, paths: &[String]) -> CliResult {
             let reader = client.open(&st.path).await?;
             copy_to_local(reader, stdout_file()?, ProgressBar::hidden(), "stdout").await
         };
-        failures.note(one.await)?;
+        failures.note_path(p, one.await)?;
     }
     failures.finish()
 }
