@@ -15,25 +15,6 @@ fn stat(c: &Cluster, path: &str) -> Value {
     c.dfs_json(&["stat", "--json", path])
 }
 
-/// Every path under `/` with its type and length, for "nothing changed".
-fn tree(c: &Cluster) -> Vec<(String, String, u64)> {
-    let v = c.dfs_json(&["ls", "-R", "--json", "/"]);
-    let mut out: Vec<_> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["path"].as_str().unwrap().to_string(),
-                e["type"].as_str().unwrap().to_string(),
-                e["length"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 fn cat(c: &Cluster, path: &str) -> Vec<u8> {
     let out = c.dfs(&["cat", path]);
     assert!(
@@ -82,7 +63,7 @@ fn cp_copies_files_and_trees_within_the_cluster() {
     c.dfs_ok(&["cp", "/src", "/dir"]);
     c.dfs_ok(&["cp", "/src", "/tree"]);
     let under = |root: &str| -> Vec<(String, String, u64)> {
-        tree(&c)
+        c.tree()
             .into_iter()
             .filter_map(|(p, t, l)| p.strip_prefix(root).map(|r| (r.to_string(), t, l)))
             .collect()
@@ -105,7 +86,7 @@ fn cp_copies_files_and_trees_within_the_cluster() {
     assert_eq!(cat(&c, "/many/small"), small);
 
     // Refused, and nothing changes.
-    let before = tree(&c);
+    let before = c.tree();
     c.dfs_fails(&["cp", "/src", "/src/sub"], &["into itself"]);
     c.dfs_fails(&["cp", "/src/big", "/src/big"], &["same"]);
     c.dfs_fails(
@@ -114,7 +95,7 @@ fn cp_copies_files_and_trees_within_the_cluster() {
     );
     c.dfs_fails(&["cp", "/src/big", "/absent/"], &["no such directory"]);
     c.dfs_fails(&["cp", "/src/big", "/src/big/x"], &["not a directory"]);
-    assert_eq!(tree(&c), before);
+    assert_eq!(c.tree(), before);
     // No temporary copy is left anywhere.
     assert!(
         !before.iter().any(|(p, _, _)| p.contains("_COPYING_")),
@@ -195,7 +176,7 @@ fn chmod_chown_touch_and_rmdir_change_what_they_say() {
     }
 
     // Bad arguments: one line, nothing changes.
-    let before = (tree(&c), stat(&c, "/t/g"));
+    let before = (c.tree(), stat(&c, "/t/g"));
     c.dfs_fails(&["chmod", "u+q", "/t/g"], &["invalid mode"]);
     c.dfs_fails(&["chmod", "888", "/t/g"], &["invalid mode"]);
     c.dfs_fails(&["chown", "a:b:c", "/t/g"], &["invalid owner"]);
@@ -204,7 +185,7 @@ fn chmod_chown_touch_and_rmdir_change_what_they_say() {
     c.dfs_fails(&["touch", "-t", "2020-01-01", "/t/g"], &["yyyyMMdd:HHmmss"]);
     c.dfs_fails(&["touchz", "/t/g"], &["not a zero-length file"]);
     c.dfs_fails(&["touchz", "/t/a"], &["directory"]);
-    assert_eq!((tree(&c), stat(&c, "/t/g")), before);
+    assert_eq!((c.tree(), stat(&c, "/t/g")), before);
 
     // touchz and touch.
     c.dfs_ok(&["touchz", "/t/empty", "/t/a/empty"]);
@@ -404,7 +385,7 @@ fn remote_glob_patterns_expand_as_hdfs_does() {
     assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
 
     // Refusals: one line, nothing changed.
-    let before = tree(&c);
+    let before = c.tree();
     c.dfs_fails(&["ls", "/g/nothing-*"], &["no match"]);
     c.dfs_fails(&["stat", "/g/2026-*"], &["matches 2 paths", "takes one"]);
     c.dfs_fails(&["ls", "/g/{a,b"], &["'{' without '}'"]);
@@ -414,7 +395,7 @@ fn remote_glob_patterns_expand_as_hdfs_does() {
         &["not a directory"],
     );
     c.dfs_fails(&["mv", "/g/2026-01/*", "/g/absent"], &["not a directory"]);
-    assert_eq!(tree(&c), before);
+    assert_eq!(c.tree(), before);
 
     // Commands that change things do so on every match.
     let dir = tempfile::tempdir().unwrap();
@@ -434,6 +415,29 @@ fn remote_glob_patterns_expand_as_hdfs_does() {
     assert_eq!(lines(c.dfs_ok(&["ls", "/g/2026-0?"])), Vec::<String>::new());
     c.dfs_ok(&["rmdir", "/g/2026-*"]);
     assert_eq!(lines(c.dfs_ok(&["ls", "/g"])), ["/g/other", "/g/we[ird]"]);
+}
+
+/// Runs `dfs args` while safe mode is on, checks it is still waiting
+/// 1.5 s later, leaves safe mode, and returns its output (it must succeed).
+fn waits_until_safe_mode_is_left(c: &Cluster, args: &[&str]) -> std::process::Output {
+    let mut child = c
+        .dfs_command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "dfs {args:?} returned while safe mode is on"
+    );
+    assert_eq!(
+        c.dfs_ok(&["admin", "safemode", "leave"]),
+        "Safe mode is OFF\n"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "dfs {args:?}: {out:?}");
+    out
 }
 
 #[test]
@@ -463,22 +467,7 @@ fn safe_mode_is_entered_left_and_waited_for_by_hand() {
         .starts_with("Safe mode is ON"));
 
     // `wait` returns when it is left, and not before.
-    let mut wait = c
-        .dfs_command(&["admin", "safemode", "wait"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        wait.try_wait().unwrap().is_none(),
-        "wait returned while safe mode is on"
-    );
-    assert_eq!(
-        c.dfs_ok(&["admin", "safemode", "leave"]),
-        "Safe mode is OFF\n"
-    );
-    let out = wait.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let out = waits_until_safe_mode_is_left(&c, &["admin", "safemode", "wait"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Safe mode is OFF\n");
     c.dfs_ok(&["put", f, "/after"]);
     assert_eq!(cat(&c, "/after"), std::fs::read(f).unwrap());
@@ -499,22 +488,7 @@ fn safe_mode_is_entered_left_and_waited_for_by_hand() {
     }
     // A change made in start-up safe mode waits for its end (it ends by
     // itself), instead of failing at once.
-    let mut mkdir = c
-        .dfs_command(&["mkdir", "/during"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        mkdir.try_wait().unwrap().is_none(),
-        "mkdir gave up in start-up safe mode"
-    );
-    assert_eq!(
-        c.dfs_ok(&["admin", "safemode", "leave"]),
-        "Safe mode is OFF\n"
-    );
-    let out = mkdir.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    waits_until_safe_mode_is_left(&c, &["mkdir", "/during"]);
     assert_eq!(stat(&c, "/during")["type"], "dir");
     c.dfs_ok(&["mkdir", "/yes"]);
     assert_eq!(cat(&c, "/kept"), std::fs::read(f).unwrap());

@@ -5,25 +5,6 @@ use std::time::{Duration, Instant};
 
 use dfs_tests::Cluster;
 
-/// Sorted names listed under a directory (recursive), as a snapshot of the namespace.
-fn snapshot(c: &Cluster) -> Vec<(String, String, u64)> {
-    let v = c.dfs_json(&["ls", "-R", "--json", "/"]);
-    let mut out: Vec<(String, String, u64)> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["path"].as_str().unwrap().to_string(),
-                e["type"].as_str().unwrap().to_string(),
-                e["length"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 #[test]
 fn ls_stat_mkdir_rm_mv_semantics() {
     let c = Cluster::builder().start();
@@ -89,7 +70,7 @@ fn ls_stat_mkdir_rm_mv_semantics() {
     c.dfs_ok(&["rm", "/a/d/moved"]);
     c.dfs_ok(&["rm", "-r", "/x"]);
     assert_eq!(
-        snapshot(&c),
+        c.tree(),
         vec![
             ("/a".into(), "dir".into(), 0),
             ("/a/d".into(), "dir".into(), 0)
@@ -104,7 +85,7 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
     let f = c.local_file("f", 10, 1);
     let fs = f.to_str().unwrap();
     c.dfs_ok(&["put", fs, "/d/file"]);
-    let before = snapshot(&c);
+    let before = c.tree();
 
     c.dfs_fails(&["stat", "/nope"], &["/nope"]);
     c.dfs_fails(
@@ -172,11 +153,7 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         err.contains("bad server address '127.0.0.1:99999'"),
         "{err}"
     );
-    assert_eq!(
-        snapshot(&c),
-        before,
-        "a failed command changed the namespace"
-    );
+    assert_eq!(c.tree(), before, "a failed command changed the namespace");
 
     // A NUL inside a name cannot come from argv; the library refuses it.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -185,7 +162,7 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         let err = client.mkdirs("/d/a\0b", false).await.unwrap_err();
         assert!(err.to_string().contains("NUL"), "{err}");
     });
-    assert_eq!(snapshot(&c), before);
+    assert_eq!(c.tree(), before);
 
     // Creating over an existing file with -f replaces it.
     let g = c.local_file("g", 20, 2);

@@ -285,6 +285,27 @@ impl Cluster {
         err
     }
 
+    /// Every path under `/` with its type and length, sorted: a snapshot of
+    /// the namespace, to check that nothing changed.
+    pub fn tree(&self) -> Vec<(String, String, u64)> {
+        let v = self.dfs_json(&["ls", "-R", "--json", "/"]);
+        let mut out: Vec<(String, String, u64)> = v
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                (
+                    e["path"].as_str().unwrap_or_default().to_string(),
+                    e["type"].as_str().unwrap_or_default().to_string(),
+                    e["length"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Runs `dfs ... --json` and parses the output.
     pub fn dfs_json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.dfs_ok(args);
