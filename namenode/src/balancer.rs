@@ -127,6 +127,8 @@ pub struct Balancer {
     pub outcome: Option<String>,
     /// The last plan's average utilization.
     pub average: f64,
+    /// When the last step ran.
+    pub last_step: Option<Instant>,
 }
 
 impl Balancer {
@@ -140,6 +142,7 @@ impl Balancer {
             idle_ticks: 0,
             outcome: None,
             average: 0.0,
+            last_step: None,
         }
     }
 

@@ -89,6 +89,9 @@ pub struct Config {
     pub recovery_timeout: Duration,
     /// Most blocks one `DeleteBlocks` command carries.
     pub deletes_per_heartbeat: usize,
+    /// Least time between two balancer steps (each looks at every
+    /// replica under the namespace lock).
+    pub balance_every: Duration,
 }
 
 impl Config {
@@ -110,6 +113,7 @@ impl Config {
             replication_timeout: Duration::from_secs(60),
             recovery_timeout: Duration::from_secs(30),
             deletes_per_heartbeat: 1000,
+            balance_every: defaults::HEARTBEAT_INTERVAL,
         }
     }
 
@@ -179,6 +183,7 @@ impl From<Args> for Config {
             replication_timeout: (hb * 20).clamp(Duration::from_secs(20), Duration::from_secs(300)),
             recovery_timeout: (hb * 10).clamp(Duration::from_secs(10), Duration::from_secs(120)),
             deletes_per_heartbeat: 1000,
+            balance_every: hb,
         }
     }
 }

@@ -24,8 +24,11 @@ impl Namesystem {
     /// on takes the new threshold), stops it (`None`), and returns where
     /// it stands.
     pub fn balance(&self, start: Option<f64>, stop: bool) -> BalanceResponse {
-        let mut st = self.state.write();
         let now = Instant::now();
+        if start.is_none() && !stop {
+            return self.read(|st| st.balance_report(now));
+        }
+        let mut st = self.state.write();
         if let Some(threshold) = start {
             match &mut st.balancer {
                 Some(b) if b.running() => b.threshold = threshold,
@@ -53,14 +56,16 @@ impl Namesystem {
 }
 
 impl State {
-    /// Bytes of replicas on `node` by the block map (exact once reports
-    /// are in; heartbeats' figures lag behind moves).
-    fn replica_bytes(&self, node: NodeIdx) -> u64 {
-        self.blocks
-            .blocks_of(node)
-            .filter_map(|id| self.blocks.get(id))
-            .map(|b| b.len)
-            .sum()
+    /// Bytes of replicas on each node by the block map (exact once
+    /// reports are in; heartbeats' figures lag behind moves), in one pass.
+    fn replica_bytes(&self) -> HashMap<NodeIdx, u64> {
+        let mut out: HashMap<NodeIdx, u64> = HashMap::new();
+        for (_, b) in self.blocks.iter() {
+            for r in &b.replicas {
+                *out.entry(r.node).or_default() += b.len;
+            }
+        }
+        out
     }
 
     /// Bytes each node gains (positive) or loses by the moves in flight:
@@ -88,6 +93,7 @@ impl State {
     /// counting the moves in flight as done.
     fn node_uses(&self, now: Instant) -> Vec<NodeUse> {
         let adjust = self.move_adjustments();
+        let bytes = self.replica_bytes();
         self.dns
             .all()
             .iter()
@@ -99,7 +105,7 @@ impl State {
                     && !self.dns.is_stale(n.idx, now)
             })
             .map(|n| {
-                let used = i128::from(self.replica_bytes(n.idx))
+                let used = i128::from(bytes.get(&n.idx).copied().unwrap_or(0))
                     + adjust.get(&n.idx).copied().unwrap_or(0);
                 NodeUse {
                     node: n.idx,
@@ -140,6 +146,12 @@ impl State {
         let Some(b) = self.balancer.as_mut().filter(|b| b.running()) else {
             return;
         };
+        if b.last_step
+            .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.balance_every)
+        {
+            return;
+        }
+        b.last_step = Some(now);
         b.expire(now, self.cfg.replication_timeout);
         // Right after start or safe mode, reports are still coming in.
         // Repairs were scheduled before this step and hold their transfer

@@ -32,6 +32,7 @@ fn config(dir: &std::path::Path) -> Config {
     c.stale_after = Duration::from_secs(3);
     c.dead_after = Duration::from_secs(10);
     c.heartbeat_interval = Duration::from_secs(1);
+    c.balance_every = Duration::ZERO;
     c
 }
 
