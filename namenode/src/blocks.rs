@@ -86,6 +86,10 @@ pub struct BlockInfo {
     /// Nodes that may hold replicas with an older generation stamp (left a
     /// recovered pipeline); deleted once the block is complete.
     pub stale_holders: Vec<(NodeIdx, u64)>,
+    /// Nodes placement counted this block against (chosen at allocation)
+    /// whose finalized replica has not arrived: each is uncounted once,
+    /// when it arrives or when the block is forgotten.
+    pub scheduled: Vec<NodeIdx>,
 }
 
 impl BlockInfo {
@@ -102,6 +106,7 @@ impl BlockInfo {
             committed_at: None,
             recovery: None,
             stale_holders: Vec::new(),
+            scheduled: Vec::new(),
         }
     }
 

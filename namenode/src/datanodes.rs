@@ -419,6 +419,12 @@ impl DatanodeManager {
             .map(|(i, _)| i as NodeIdx)
     }
 
+    /// The generation stamp of the delete of `block_id` queued for `idx`,
+    /// if one is.
+    pub fn queued_delete(&self, idx: NodeIdx, block_id: u64) -> Option<u64> {
+        self.nodes[idx as usize].delete_ids.get(&block_id).copied()
+    }
+
     /// Queues a transfer or recovery command.
     pub fn queue_command(&mut self, idx: NodeIdx, cmd: DatanodeCommand) {
         self.nodes[idx as usize].commands.push_back(cmd);

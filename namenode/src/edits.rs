@@ -24,7 +24,9 @@
 //! blocks: `fdatasync` then has no file size or extent to journal, which
 //! halves its cost. Zeros after the last record are unused room.
 //!
-//! Only the end of the newest segment can hold a record that is not whole:
+//! Only the end of the newest segment (or of an older one whose torn end
+//! a start dropped before it went on in the next) can hold a record that
+//! is not whole:
 //! a write that a crash interrupted, and so was never acknowledged. Any other
 //! damaged record makes the log corrupt.
 

@@ -318,6 +318,37 @@ pub fn choose_excess(replicas: &[ExcessCandidate], excess: usize) -> Vec<NodeIdx
     out
 }
 
+/// [`choose_excess`], but deleting `prefer` (a balancer move's source)
+/// first when that keeps as many racks as the usual choice (a replica may
+/// have died since the move was ordered). Returns the victims and whether
+/// `prefer` is among them by this preference.
+pub fn choose_excess_preferring(
+    replicas: &[ExcessCandidate],
+    excess: usize,
+    prefer: Option<NodeIdx>,
+) -> (Vec<NodeIdx>, bool) {
+    let usual = choose_excess(replicas, excess);
+    let Some(p) = prefer.filter(|p| excess > 0 && replicas.iter().any(|c| c.node == *p)) else {
+        return (usual, false);
+    };
+    let rest: Vec<ExcessCandidate> = replicas.iter().filter(|c| c.node != p).cloned().collect();
+    let mut forced = vec![p];
+    forced.extend(choose_excess(&rest, excess - 1));
+    let racks_kept = |victims: &[NodeIdx]| {
+        replicas
+            .iter()
+            .filter(|c| !victims.contains(&c.node))
+            .map(|c| c.rack.as_str())
+            .collect::<HashSet<_>>()
+            .len()
+    };
+    if racks_kept(&forced) >= racks_kept(&usual) {
+        (forced, true)
+    } else {
+        (usual, false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +445,30 @@ mod tests {
             vec![1]
         );
         assert_eq!(q.pending_count(), 0);
+    }
+
+    #[test]
+    fn a_move_source_goes_only_if_the_racks_stay() {
+        let c = |node: NodeIdx, rack: &str| ExcessCandidate {
+            node,
+            rack: rack.into(),
+            remaining: 100,
+        };
+        // Source 1 on rack a, its copy 3 landed on rack b, 2 on a: deleting
+        // 1 keeps both racks.
+        let reps = [c(1, "a"), c(2, "a"), c(3, "b")];
+        assert_eq!(choose_excess_preferring(&reps, 1, Some(1)), (vec![1], true));
+        // The other replica on rack a died; with replication lowered to 2,
+        // deleting the source would leave rack b only.
+        let reps = [c(1, "a"), c(3, "b"), c(4, "b")];
+        let (v, went) = choose_excess_preferring(&reps, 1, Some(1));
+        assert!(!went && v.len() == 1 && v[0] != 1, "{v:?}");
+        // No preference, or a source no longer among them: the usual choice.
+        assert_eq!(
+            choose_excess_preferring(&reps, 1, None).0,
+            choose_excess(&reps, 1)
+        );
+        assert!(!choose_excess_preferring(&reps, 1, Some(9)).1);
     }
 
     #[test]

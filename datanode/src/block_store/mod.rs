@@ -341,7 +341,8 @@ impl BlockStore {
         }
     }
 
-    /// Capacity, free space and failure, without the (costlier) used bytes.
+    /// Capacity, free space and failure, without the used bytes (which it
+    /// sums only under a `--capacity` limit).
     fn space(&self) -> StorageStats {
         let mut failure = self.failure();
         let (total, avail) = match rustix::fs::statvfs(&self.root) {

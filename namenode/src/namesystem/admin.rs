@@ -50,7 +50,8 @@ impl Namesystem {
         match enter {
             Some(true) if st.safemode.enter() => tracing::warn!(
                 "safe mode entered by an administrator: namespace changes and new blocks \
-                 are refused, and no replica is copied or deleted, until it is left"
+                 are refused, no new replica copy is ordered and no replica is deleted, until \
+                 it is left"
             ),
             Some(false) => {
                 let (safe, total) = st.blocks.safe_counts();

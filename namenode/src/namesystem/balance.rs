@@ -15,14 +15,10 @@ use crate::blocks::BlockState;
 use crate::datanodes::{AdminState, NodeIdx};
 use crate::replication::PendingCopy;
 
-/// Blocks of one source looked at per tick, so a tick stays short on a
-/// node with millions of replicas.
-const SCAN_PER_SOURCE: usize = 20_000;
-
 impl Namesystem {
-    /// Starts a balancing run with `threshold` (a fraction; a run going
-    /// on takes the new threshold), stops it (`None`), and returns where
-    /// it stands.
+    /// Starts a balancing run with threshold `start` (a fraction; a run
+    /// going on takes the new threshold), or stops the run (`stop`), and
+    /// returns where it stands (with neither, only that).
     pub fn balance(&self, start: Option<f64>, stop: bool) -> BalanceResponse {
         let now = Instant::now();
         if start.is_none() && !stop {
@@ -180,11 +176,13 @@ impl State {
             b.finish(why);
             return;
         }
-        let scheduled = self.schedule_moves(&p.sources, &p.targets, now);
+        let (scheduled, slots_free) = self.schedule_moves(&p.sources, &p.targets, now);
         let Some(b) = self.balancer.as_mut() else {
             return;
         };
-        if scheduled == 0 && in_flight_moves == 0 {
+        // A step whose nodes' transfer slots were all taken (by repairs)
+        // is not one where nothing could move.
+        if scheduled == 0 && in_flight_moves == 0 && slots_free {
             b.idle_ticks += 1;
             if b.idle_ticks >= IDLE_TICKS {
                 let why = "no replica can move: every candidate would lower a block's \
@@ -200,28 +198,30 @@ impl State {
     }
 
     /// Orders copies from `sources` to `targets` within the transfer
-    /// limits; returns how many.
+    /// limits; returns how many, and whether some source and some target
+    /// had a free transfer slot to begin with.
     fn schedule_moves(
         &mut self,
         sources: &[(NodeIdx, u64)],
         targets: &[(NodeIdx, u64)],
         now: Instant,
-    ) -> usize {
+    ) -> (usize, bool) {
         let limit = self.cfg.max_replication_streams;
         let mut in_flight: HashMap<NodeIdx, u32> = self.repl.in_flight();
+        let free = |nodes: &[(NodeIdx, u64)], in_flight: &HashMap<NodeIdx, u32>| {
+            nodes
+                .iter()
+                .any(|(n, _)| in_flight.get(n).copied().unwrap_or(0) < limit)
+        };
+        let slots_free = free(sources, &in_flight) && free(targets, &in_flight);
         let mut room: HashMap<NodeIdx, i128> =
             targets.iter().map(|(n, b)| (*n, i128::from(*b))).collect();
         let mut scheduled = 0;
         for &(source, to_move) in sources {
             let mut left = i128::from(to_move);
-            let mut looked = 0;
             let ids: Vec<u64> = self.blocks.blocks_of(source).collect();
             for id in ids {
                 if left <= 0 || in_flight.get(&source).copied().unwrap_or(0) >= limit {
-                    break;
-                }
-                looked += 1;
-                if looked > SCAN_PER_SOURCE {
                     break;
                 }
                 let Some(target) = self.move_target(id, source, targets, &room, &in_flight, now)
@@ -273,7 +273,7 @@ impl State {
         if scheduled > 0 {
             tracing::info!(scheduled, "balancer: replica moves handed to datanodes");
         }
-        scheduled
+        (scheduled, slots_free)
     }
 
     /// The emptiest target that may take block `id` from `source`: the

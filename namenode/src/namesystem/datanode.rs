@@ -87,6 +87,10 @@ pub(crate) enum Reported {
     Stale,
     /// Corrupt (reported so, wrong length, or unknown newer generation stamp).
     Corrupt,
+    /// Its deletion is queued for the node (an excess, moved or corrupt
+    /// replica not deleted yet): not counted, so that no other replica is
+    /// trimmed in its place.
+    Deleting,
 }
 
 impl State {
@@ -234,6 +238,7 @@ impl State {
                 Reported::Orphan => report.counts.orphans += 1,
                 Reported::Stale => report.counts.stale += 1,
                 Reported::Corrupt => report.counts.corrupt += 1,
+                Reported::Deleting => report.counts.stale += 1,
             }
         }
         report.next = req.part + 1;
@@ -282,7 +287,16 @@ impl State {
         let node = self.reporting_node(&req.node_id)?;
         for r in &req.received {
             let Some(b) = &r.block else { continue };
-            if r.state() == ReplicaState::Finalized {
+            let was_scheduled = r.state() == ReplicaState::Finalized
+                && self
+                    .blocks
+                    .modify(b.id, |info| {
+                        let before = info.scheduled.len();
+                        info.scheduled.retain(|n| *n != node);
+                        info.scheduled.len() < before
+                    })
+                    .unwrap_or(false);
+            if was_scheduled {
                 self.dns.unschedule(node);
             }
             let outcome = self.process_replica(node, b, r.state(), now);
@@ -322,11 +336,30 @@ impl State {
         node: NodeIdx,
         blk: &ExtendedBlock,
         state: ReplicaState,
-        _now: Instant,
+        now: Instant,
     ) -> Reported {
         let Some(info) = self.blocks.get(blk.id) else {
             // Deleted, abandoned or never allocated: nothing references it.
             self.dns.queue_delete(node, *blk);
+            return Reported::Orphan;
+        };
+        // A replica whose deletion is queued (held in safe mode, say) and
+        // reported again, by a restarted node's full report: counting it
+        // would let another replica be trimmed in its place, and then both
+        // go. It is counted only if the block needs it after all, and then
+        // its deletion is cancelled.
+        if let Some(queued) = self.dns.queued_delete(node, blk.id) {
+            if queued >= blk.generation_stamp {
+                let h = self.health(blk.id, info, now);
+                if h.live >= h.expected {
+                    return Reported::Deleting;
+                }
+                self.dns.cancel_delete(node, blk.id, queued);
+                tracing::info!(block = %blk, node = %self.dns.get(node).address,
+                    "a replica queued for deletion is needed again: its deletion is cancelled");
+            }
+        }
+        let Some(info) = self.blocks.get(blk.id) else {
             return Reported::Orphan;
         };
         let recovering = info.state == BlockState::UnderConstruction || info.recovery.is_some();

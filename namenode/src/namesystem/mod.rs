@@ -33,7 +33,7 @@ use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use crate::balancer::Balancer;
-use crate::blocks::{BlockInfo, BlockMap, BlockState, ReplicaKind};
+use crate::blocks::{BlockInfo, BlockMap, BlockState};
 use crate::config::Config;
 use crate::datanodes::{DatanodeManager, NodeIdx};
 use crate::decommissions::Decommissions;
@@ -259,15 +259,12 @@ impl State {
                 if info.replica(n).is_none() {
                     self.dns.queue_delete(n, info.extended(id));
                 }
-                // Placement counted the block against the node's free
-                // space until its replica arrived; it never will.
-                if info
-                    .replica(n)
-                    .is_none_or(|r| r.kind != ReplicaKind::Finalized)
-                {
-                    self.dns.unschedule(n);
-                }
             }
+        }
+        // Placement counted the block against these nodes' free space until
+        // their replica arrived; it never will.
+        for n in &info.scheduled {
+            self.dns.unschedule(*n);
         }
         for (n, gs) in &info.stale_holders {
             self.dns.queue_delete(

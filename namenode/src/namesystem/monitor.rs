@@ -15,7 +15,9 @@ use super::{Namesystem, State};
 use crate::blocks::{BlockInfo, BlockState};
 use crate::datanodes::{AdminState, NodeIdx};
 use crate::placement::{choose_targets, Request};
-use crate::replication::{choose_excess, priority, ExcessCandidate, Health, PendingCopy, Priority};
+use crate::replication::{
+    choose_excess_preferring, priority, ExcessCandidate, Health, PendingCopy, Priority,
+};
 use crate::store::Store;
 
 /// Most block checks done per tick (the rest wait for the next tick).
@@ -263,19 +265,12 @@ impl State {
         let moved = self
             .move_source_to_delete(id)
             .filter(|s| excess > 0 && cands.iter().any(|c| c.node == *s));
-        let victims = match moved {
-            Some(source) => {
-                let rest: Vec<ExcessCandidate> =
-                    cands.into_iter().filter(|c| c.node != source).collect();
-                let mut v = vec![source];
-                v.extend(choose_excess(&rest, excess - 1));
-                v
-            }
-            None => choose_excess(&cands, excess),
-        };
-        if moved.is_some() {
-            if let Some(b) = self.balancer.as_mut() {
+        let (victims, source_went) = choose_excess_preferring(&cands, excess, moved);
+        if let (Some(_), Some(b)) = (moved, self.balancer.as_mut()) {
+            if source_went {
                 b.moved(id);
+            } else {
+                b.moves.remove(&id);
             }
         }
         let Some(info) = self.blocks.get(id) else {

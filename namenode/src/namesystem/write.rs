@@ -257,6 +257,7 @@ impl State {
         }
         let mut info = BlockInfo::new(w.id, gs, 0, BlockState::UnderConstruction, rec.replication);
         info.pipeline = pipeline;
+        info.scheduled = placement.targets.clone();
         self.blocks.insert(block_id, info);
         tracing::debug!(path = %w.path, block = block_id, gs, targets = ?rec.pipeline, "block allocated");
         Ok((self.located_new(&rec, offset_of(n, &rec)), seq))

@@ -175,3 +175,60 @@ async fn no_replica_is_deleted_in_safe_mode() {
     assert_eq!(deletes(h.commands("dn1")), vec![999]);
     h.close().await;
 }
+
+/// Deletions held in safe mode, then the nodes restart and report the
+/// replicas again: those replicas must not be counted, or the trim after
+/// safe mode would delete the one kept as well.
+#[tokio::test]
+async fn a_replica_reported_while_its_deletion_is_held_is_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let block = h.write("/f", 1, 0).await[0];
+    h.fs.set_replication("/f", 1).await.unwrap();
+    h.fs.tick(Instant::now());
+    let holders = |h: &Harness| -> Vec<String> {
+        h.fs.fsck("/", "").unwrap().files[0].blocks[0]
+            .replicas
+            .iter()
+            .map(|r| r.node_id.clone())
+            .collect()
+    };
+    let kept = holders(&h);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    h.fs.set_safe_mode(Some(true));
+    for node in ["dn1", "dn2", "dn3"] {
+        h.fs.block_report(BlockReportRequest {
+            node_id: node.into(),
+            replicas: vec![ReplicaReport {
+                block: Some(block),
+                state: ReplicaState::Finalized as i32,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        holders(&h),
+        kept,
+        "replicas queued for deletion were counted"
+    );
+    h.fs.set_safe_mode(Some(false));
+    h.fs.tick(Instant::now());
+    for node in ["dn1", "dn2", "dn3"] {
+        let deleted: Vec<u64> = h
+            .commands(node)
+            .into_iter()
+            .flat_map(|c| match c {
+                datanode_command::Command::Delete(d) => d.blocks.iter().map(|b| b.id).collect(),
+                _ => vec![],
+            })
+            .collect();
+        if kept[0] == node {
+            assert!(deleted.is_empty(), "the kept replica on {node} was deleted");
+        } else {
+            assert_eq!(deleted, vec![block.id], "{node}");
+        }
+    }
+    h.close().await;
+}
