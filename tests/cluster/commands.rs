@@ -249,7 +249,11 @@ async fn test_count_df_head_and_tail_answer_as_hdfs_does() {
         .args(["--namenode", "127.0.0.1:1", "test", "-e", "/q/f"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "not 1: a script would take it for false"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:1"),
         "{out:?}"
@@ -550,6 +554,11 @@ fn destinations_patterns_and_modes_behave_as_hdfs_and_gnu_tools() {
     c.dfs_fails(&["chgrp", "", "/e/one"], &["invalid group"]);
     c.dfs_fails(&["chgrp", "a:b", "/e/one"], &["invalid group"]);
     c.dfs_fails(&["df", "/e/nope"], &["/e/nope"]);
+
+    // A pattern below a file matches nothing: never the file itself.
+    c.dfs_fails(&["rm", "-r", "/e/victim/*"], &["no match"]);
+    assert_eq!(stat(&c, "/e/victim")["length"], 2000);
+    c.dfs_fails(&["ls", "/e/victim/?*"], &["no match"]);
 
     // Each failure of a command given several paths names its path.
     let err = c.dfs_fails(&["rm", "/e/gone1", "/e/one"], &["/e/gone1"]);

@@ -77,7 +77,9 @@ pub(crate) async fn expand(client: &Client, arg: &str) -> CliResult<Vec<String>>
                         Err(e) => return Err(e.into()),
                     };
                     for e in entries {
-                        if matches(comp, e.name()) {
+                        // Listing a file gives the file itself: nothing
+                        // is below it to match.
+                        if e.path != dir && matches(comp, e.name()) {
                             next.push(e.path);
                         }
                     }

@@ -41,7 +41,7 @@ impl Test {
 }
 
 /// `dfs test -e|-d|-f|-s|-z PATH`: exit 0 if true, 1 if false (nothing
-/// printed), 1 with a message if the cluster could not answer.
+/// printed), 2 with a message if the cluster could not answer.
 pub(crate) async fn test(client: &Client, test: Test, path: &str) -> CliResult {
     // A pattern: true if it matches and the test holds for every match.
     let paths = match expand(client, path).await {
