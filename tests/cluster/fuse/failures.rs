@@ -359,6 +359,11 @@ fn a_lazily_unmounted_mount_leaves_the_next_one_at_its_path_alone() {
     let c = Cluster::builder().start();
     let mut old = Mount::new(&c, &[]);
     fs::write(old.dir.join("f"), b"kept").unwrap();
+    // close() returns once the bytes are on every datanode; the namenode
+    // learns the length from the commit that follows. The new mount is
+    // another client: it reads what the namenode knows.
+    let closed = wait_closed(&c, "/f", Duration::from_secs(30), "the old mount");
+    assert_eq!(closed, 4);
     let mut busy = Command::new("sleep")
         .arg("600")
         .current_dir(&old.dir)
