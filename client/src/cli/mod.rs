@@ -742,9 +742,14 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
 
 /// Writes text to stdout, turning a closed pipe into [`CliError::BrokenPipe`].
 pub(crate) fn print_out(text: &str) -> CliResult {
+    print_bytes(text.as_bytes())
+}
+
+/// Writes bytes to stdout, turning a closed pipe into [`CliError::BrokenPipe`].
+pub(crate) fn print_bytes(bytes: &[u8]) -> CliResult {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
+    out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(local("stdout"))
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::format::human_size;
 use super::glob::{expand, expand_all, expand_one};
-use super::{print_out, CliError, CliResult, Failures};
+use super::{print_bytes, print_out, CliError, CliResult, Failures};
 use crate::{Client, Error, FileStatus};
 
 /// Bytes `head` and `tail` print: one KiB, as `hdfs dfs`.
@@ -171,14 +171,6 @@ async fn print_range(reader: &crate::FileReader, offset: u64, len: u64) -> CliRe
         done += n as u64;
     }
     Ok(done)
-}
-
-fn print_bytes(bytes: &[u8]) -> CliResult {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
-        .map_err(super::local("stdout"))
 }
 
 /// `dfs head PATH`: the first KiB of a file.

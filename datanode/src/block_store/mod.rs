@@ -335,15 +335,21 @@ impl BlockStore {
 
     /// Space figures for the namenode.
     pub fn stats(&self) -> StorageStats {
+        let used = self.used();
         StorageStats {
-            used: self.used(),
-            ..self.space()
+            used,
+            ..self.space_with(Some(used))
         }
     }
 
     /// Capacity, free space and failure, without the used bytes (which it
     /// sums only under a `--capacity` limit).
     fn space(&self) -> StorageStats {
+        self.space_with(None)
+    }
+
+    /// [`space`](Self::space) with the used bytes, if already summed.
+    fn space_with(&self, used: Option<u64>) -> StorageStats {
         let mut failure = self.failure();
         let (total, avail) = match rustix::fs::statvfs(&self.root) {
             Ok(s) => (
@@ -362,7 +368,8 @@ impl BlockStore {
         let limit = self.capacity_limit.load(Ordering::Relaxed);
         if limit > 0 {
             capacity = capacity.min(limit);
-            remaining = remaining.min(limit.saturating_sub(self.used()));
+            let used = used.unwrap_or_else(|| self.used());
+            remaining = remaining.min(limit.saturating_sub(used));
         }
         StorageStats {
             capacity,

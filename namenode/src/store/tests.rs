@@ -274,19 +274,23 @@ fn a_start_stopped_after_dropping_a_torn_end_starts_again() {
     assert_eq!(s.last_applied(), 2);
 }
 
+/// A store with files 10 to 12 in its edit log, closed; returns the
+/// segment's path.
+fn three_files_logged(dir: &Path) -> std::path::PathBuf {
+    let (s, _) = Store::open(dir).unwrap();
+    for id in 10..13 {
+        s.apply(file(id)).unwrap();
+    }
+    s.flush_now().unwrap();
+    let seg = s.log.lock().writer.segment().path.clone();
+    seg
+}
+
 #[test]
 fn a_segment_that_lost_its_contents_is_an_error_not_an_empty_namespace() {
     for damage in [0usize, 10] {
         let dir = tempfile::tempdir().unwrap();
-        let seg = {
-            let (s, _) = Store::open(dir.path()).unwrap();
-            for id in 10..13 {
-                s.apply(file(id)).unwrap();
-            }
-            s.flush_now().unwrap();
-            let seg = s.log.lock().writer.segment().path.clone();
-            seg
-        };
+        let seg = three_files_logged(dir.path());
         // Emptied, or cut inside its header.
         let data = std::fs::read(&seg).unwrap();
         std::fs::write(&seg, &data[..damage]).unwrap();
@@ -299,15 +303,7 @@ fn a_segment_that_lost_its_contents_is_an_error_not_an_empty_namespace() {
 #[test]
 fn a_damaged_edit_log_is_an_error_not_a_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let seg = {
-        let (s, _) = Store::open(dir.path()).unwrap();
-        for id in 10..13 {
-            s.apply(file(id)).unwrap();
-        }
-        s.flush_now().unwrap();
-        let seg = s.log.lock().writer.segment().path.clone();
-        seg
-    };
+    let seg = three_files_logged(dir.path());
     let mut data = std::fs::read(&seg).unwrap();
     data[40] ^= 0x55;
     std::fs::write(&seg, &data).unwrap();

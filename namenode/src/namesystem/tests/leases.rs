@@ -32,24 +32,7 @@ pub(super) fn recovery_after_hard_limit(h: &Harness) -> RecoverBlock {
 async fn lease_recovery_after_hard_limit() {
     let dir = tempfile::tempdir().unwrap();
     let h = short_leases(dir.path());
-    h.fs.create(CreateRequest {
-        path: "/f".into(),
-        client_name: "gone".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let lb =
-        h.fs.add_block(
-            AddBlockRequest {
-                path: "/f".into(),
-                client_name: "gone".into(),
-                ..Default::default()
-            },
-            "",
-        )
-        .await
-        .unwrap();
+    let lb = h.allocate("/f", "gone").await;
     let b = lb.block.unwrap();
     // Within the soft limit another client may not recover without force.
     let err =

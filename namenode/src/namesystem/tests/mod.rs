@@ -118,6 +118,29 @@ impl Harness {
             .collect()
     }
 
+    /// Creates `path` for writer `client` and allocates its first block.
+    async fn allocate(&self, path: &str, client: &str) -> LocatedBlock {
+        self.fs
+            .create(CreateRequest {
+                path: path.into(),
+                client_name: client.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        self.fs
+            .add_block(
+                AddBlockRequest {
+                    path: path.into(),
+                    client_name: client.into(),
+                    ..Default::default()
+                },
+                "",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     /// Writes a file of `blocks` full blocks plus `tail` bytes, reporting
     /// every replica, and closes it. Returns its blocks.
     async fn write(&self, path: &str, blocks: usize, tail: u64) -> Vec<ExtendedBlock> {

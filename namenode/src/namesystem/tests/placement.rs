@@ -83,25 +83,7 @@ async fn a_node_with_room_for_one_block_is_given_one_until_it_reports_it() {
     .unwrap();
     let mut on_small = Vec::new();
     for i in 0..6 {
-        let path = format!("/f{i}");
-        h.fs.create(CreateRequest {
-            path: path.clone(),
-            client_name: "c1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let lb =
-            h.fs.add_block(
-                AddBlockRequest {
-                    path,
-                    client_name: "c1".into(),
-                    ..Default::default()
-                },
-                "",
-            )
-            .await
-            .unwrap();
+        let lb = h.allocate(&format!("/f{i}"), "c1").await;
         if lb.locations.iter().any(|l| l.id == "small") {
             on_small.push(lb.block.unwrap());
         }
@@ -140,24 +122,7 @@ async fn an_abandoned_block_gives_back_the_room_placement_counted() {
     // close does): the node's room for three stays free.
     for i in 0..10 {
         let path = format!("/f{i}");
-        h.fs.create(CreateRequest {
-            path: path.clone(),
-            client_name: "c1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let lb =
-            h.fs.add_block(
-                AddBlockRequest {
-                    path: path.clone(),
-                    client_name: "c1".into(),
-                    ..Default::default()
-                },
-                "",
-            )
-            .await
-            .unwrap_or_else(|e| panic!("block {i}: {e}"));
+        let lb = h.allocate(&path, "c1").await;
         h.fs.abandon_block(AbandonBlockRequest {
             path,
             client_name: "c1".into(),

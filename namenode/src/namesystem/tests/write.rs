@@ -221,24 +221,7 @@ async fn pipeline_recovery_bumps_generation_stamp() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
-    h.fs.create(CreateRequest {
-        path: "/f".into(),
-        client_name: "c1".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let lb =
-        h.fs.add_block(
-            AddBlockRequest {
-                path: "/f".into(),
-                client_name: "c1".into(),
-                ..Default::default()
-            },
-            "",
-        )
-        .await
-        .unwrap();
+    let lb = h.allocate("/f", "c1").await;
     let b = lb.block.unwrap();
     let nodes: Vec<String> = lb.locations.iter().map(|l| l.id.clone()).collect();
     let gs = h.fs.update_block_for_pipeline("c1", Some(b)).await.unwrap();
