@@ -416,7 +416,7 @@ impl Client {
     /// # async fn f(client: dfs_client::Client) -> dfs_client::Result<()> {
     /// let located = client.located_status("/data/part-0").await?;
     /// if !located.status().is_dir() {
-    ///     let reader = client.open_located(located)?;
+    ///     let reader = client.open_located(located).await?;
     ///     println!("{} bytes", reader.len());
     /// }
     /// # Ok(()) }
@@ -437,15 +437,16 @@ impl Client {
     /// Opens the file `located` describes with the block locations it
     /// carries, without a namenode call. Locations that went stale (a
     /// datanode died since) are refreshed by the reader as it fails over.
-    /// Fails for a directory.
-    pub fn open_located(&self, located: LocatedStatus) -> Result<FileReader> {
+    /// For a file under construction, a datanode of the block being written
+    /// is asked how much of it is acknowledged. Fails for a directory.
+    pub async fn open_located(&self, located: LocatedStatus) -> Result<FileReader> {
         let LocatedStatus {
             path,
             status,
             locations,
         } = located;
         match locations {
-            Some(resp) => FileReader::with_locations(self.inner.clone(), path, status, resp),
+            Some(resp) => FileReader::with_locations(self.inner.clone(), path, status, resp).await,
             None => Err(Error::IsADirectory { path }),
         }
     }

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use dfs_proto::{GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock};
+use dfs_proto::{
+    ExtendedBlock, GetBlockLocationsRequest, GetBlockLocationsResponse,
+    GetReplicaVisibleLengthRequest, LocatedBlock,
+};
 use parking_lot::Mutex;
 use sync_wrapper::SyncWrapper;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
@@ -34,12 +37,87 @@ pub(crate) async fn get_block_locations(
         client_host: ctx.client_host(),
     };
     let budget = ctx.namenode.rpc_timeout();
-    ctx.namenode
+    let mut resp = ctx
+        .namenode
         .call_retrying("GetBlockLocations", path, budget, |mut c| {
             let req = req.clone();
             async move { c.get_block_locations(req).await }
         })
-        .await
+        .await?;
+    settle_last_block(ctx, path, &mut resp).await;
+    Ok(resp)
+}
+
+/// For a file under construction, folds what its pipeline acknowledged of
+/// the block being written into `resp` (its length and the file's), as
+/// HDFS readers do: the namenode learns that block's length only at the
+/// next block, fsync or close, but every byte a pipeline acknowledged (a
+/// writer's hflush, or a close on a mount whose commit is still on its way)
+/// is readable.
+pub(crate) async fn settle_last_block(
+    ctx: &Inner,
+    path: &str,
+    resp: &mut GetBlockLocationsResponse,
+) {
+    let Some(mut last) = resp.last_block.take() else {
+        return;
+    };
+    let Some(block) = last.block else {
+        return;
+    };
+    let Some(visible) = visible_length(ctx, path, &last).await else {
+        return;
+    };
+    if visible <= block.length {
+        return;
+    }
+    last.block = Some(ExtendedBlock {
+        length: visible,
+        ..block
+    });
+    resp.file_length = resp.file_length.max(last.offset.saturating_add(visible));
+    resp.blocks
+        .retain(|lb| lb.block.is_none_or(|b| b.id != block.id));
+    resp.blocks.push(last);
+}
+
+/// How many bytes of block `lb`, being written, its first datanode that
+/// answers says readers may see; `None` if none answered (the reader then
+/// stops at the length the namenode knows).
+async fn visible_length(ctx: &Inner, path: &str, lb: &LocatedBlock) -> Option<u64> {
+    let block = lb.block?;
+    let timeout = ctx.data_timeout();
+    for node in &lb.locations {
+        let req = GetReplicaVisibleLengthRequest { block: Some(block) };
+        let asked = async {
+            let mut dn = ctx
+                .datanodes
+                .get(&node.address)
+                .await
+                .map_err(|e| e.to_string())?;
+            dn.get_replica_visible_length(req)
+                .await
+                .map_err(|s| s.message().to_string())
+        };
+        match tokio::time::timeout(timeout, asked).await {
+            Ok(Ok(r)) => return Some(r.into_inner().length),
+            Ok(Err(reason)) => tracing::debug!(
+                path = %path, block = %block.name(), node = %node.address, reason = %reason,
+                "a datanode of the block being written could not tell its visible length"
+            ),
+            Err(_) => tracing::debug!(
+                path = %path, block = %block.name(), node = %node.address,
+                "no answer for the visible length of the block being written within {timeout:?}"
+            ),
+        }
+    }
+    if !lb.locations.is_empty() {
+        tracing::warn!(
+            path = %path, block = %block.name(),
+            "no datanode of the block being written said how much of it is acknowledged; reading the file up to the length the namenode knows"
+        );
+    }
+    None
 }
 
 /// What a reader knows of the file's blocks.
@@ -261,20 +339,23 @@ impl FileReader {
                 }
             }
         };
-        FileReader::with_locations(ctx, path, status, resp)
+        FileReader::with_locations(ctx, path, status, resp).await
     }
 
     /// A reader over locations the caller already has (see
-    /// [`LocatedStatus`](crate::LocatedStatus)): no namenode call.
-    pub(crate) fn with_locations(
+    /// [`LocatedStatus`](crate::LocatedStatus)): no namenode call (for a
+    /// file under construction, its block being written is measured on a
+    /// datanode of its pipeline).
+    pub(crate) async fn with_locations(
         ctx: Arc<Inner>,
         path: String,
         status: FileStatus,
-        resp: GetBlockLocationsResponse,
+        mut resp: GetBlockLocationsResponse,
     ) -> Result<FileReader> {
         if status.is_dir() {
             return Err(Error::IsADirectory { path });
         }
+        settle_last_block(&ctx, &path, &mut resp).await;
         let shared = Arc::new(Shared {
             ctx,
             path,

@@ -190,8 +190,8 @@ impl FileWriter {
     }
 
     /// Returns once every byte written so far is acknowledged by every
-    /// datanode of the pipeline, and the namenode knows the length (so new
-    /// readers see it).
+    /// datanode of the pipeline, and the namenode knows the length (so
+    /// listings show it too; HDFS's hsync with UPDATE_LENGTH).
     pub async fn hflush(&mut self) -> Result<()> {
         std::future::poll_fn(|cx| self.poll_flush_inner(cx, true)).await
     }
@@ -199,10 +199,12 @@ impl FileWriter {
     /// Like [`hflush`](Self::hflush) without telling the namenode the
     /// length (HDFS's plain hflush): every byte written so far is
     /// acknowledged by every datanode of the pipeline, so it survives this
-    /// process (lease recovery finds the length on the datanodes), but new
-    /// readers see it only after the next length update or the close. One
-    /// namenode call cheaper; a mount uses it when `close()` returns before
-    /// the commit.
+    /// process (lease recovery finds the length on the datanodes), and new
+    /// readers see it (they ask a datanode of the pipeline how much of the
+    /// block being written is acknowledged), while listings show the
+    /// length the namenode knows until the next length update or the
+    /// close. One namenode call cheaper; a mount uses it when `close()`
+    /// returns before the commit.
     pub async fn hflush_data(&mut self) -> Result<()> {
         std::future::poll_fn(|cx| self.poll_flush_inner(cx, false)).await
     }

@@ -46,6 +46,14 @@ pub enum Error {
         /// Block id.
         block: u64,
     },
+    /// No byte of the replica may be read yet.
+    #[error("replica blk_{block} shows no bytes to readers: {reason}")]
+    NotVisible {
+        /// Block id.
+        block: u64,
+        /// Why.
+        reason: &'static str,
+    },
     /// A request that is out of range or inconsistent.
     #[error("blk_{block}: {reason}")]
     InvalidRequest {
@@ -238,7 +246,9 @@ impl Error {
         match self {
             Error::ReplicaNotFound { .. } => ErrorKind::NotFound,
             Error::ReplicaExists { .. } => ErrorKind::AlreadyExists,
-            Error::GenerationStamp { .. } | Error::Superseded { .. } => ErrorKind::StaleBlock,
+            Error::GenerationStamp { .. } | Error::Superseded { .. } | Error::NotVisible { .. } => {
+                ErrorKind::StaleBlock
+            }
             Error::InvalidRequest { .. } => ErrorKind::InvalidArgument,
             Error::PacketChecksum { .. }
             | Error::ChecksumMismatch { .. }

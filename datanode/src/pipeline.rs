@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::block_store::{ReplicaState, ReplicaWriter};
+use crate::block_store::{AckedLength, ReplicaState, ReplicaWriter};
 use crate::error::{Error, Result};
 use crate::net;
 use crate::node::Node;
@@ -339,8 +339,9 @@ async fn connect_downstream(
 
 /// What the responder must acknowledge next, in seqno order.
 enum Pending {
-    /// A packet queued for writing and forwarding.
-    Packet { seqno: u64 },
+    /// A packet queued for writing and forwarding, ending at block
+    /// offset `end`.
+    Packet { seqno: u64, end: u64 },
     /// A packet that failed its checksums; the stream ends after its ack.
     BadChecksum { seqno: u64, message: String },
     /// A protocol violation; the stream ends with this status.
@@ -378,6 +379,7 @@ impl Pipeline {
         let (pending_tx, pending_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT * 2);
         let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
         let (done_tx, done_rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT * 2);
+        let acked = writer.acked_length();
         let writer_task = tokio::task::spawn_blocking(move || {
             write_loop(writer, write_rx, done_tx, finalize_as, new_replica)
         });
@@ -388,7 +390,7 @@ impl Pipeline {
         let this = Arc::new(self);
         let responder = tokio::spawn(
             this.clone()
-                .respond(pending_rx, done_rx, down, resp)
+                .respond(pending_rx, done_rx, down, resp, acked)
                 .instrument(tracing::Span::current()),
         );
         this.receive(&mut upstream, pending_tx, write_tx, down_tx)
@@ -465,11 +467,14 @@ impl Pipeline {
                 return;
             }
             let last = packet.last;
+            let end = packet
+                .offset_in_block
+                .saturating_add(packet.data.len() as u64);
             let forward = down.as_ref().map(|_| WriteBlockRequest {
                 msg: Some(ReqMsg::Packet(packet.clone())),
             });
             let step = async {
-                pending.send(Pending::Packet { seqno }).await.ok()?;
+                pending.send(Pending::Packet { seqno, end }).await.ok()?;
                 write.send(packet).await.ok()?;
                 if let (Some(tx), Some(req)) = (&down, forward) {
                     tx.send(req).await.ok()?;
@@ -494,14 +499,15 @@ impl Pipeline {
         mut done: mpsc::Receiver<LocalDone>,
         mut down: Option<(String, FrameReader)>,
         resp: RespTx,
+        acked: AckedLength,
     ) {
         let n = 1 + self.n_down;
         let failure = loop {
             let Some(p) = pending.recv().await else {
                 break None;
             };
-            let seqno = match p {
-                Pending::Packet { seqno } => seqno,
+            let (seqno, end) = match p {
+                Pending::Packet { seqno, end } => (seqno, end),
                 Pending::BadChecksum { seqno, message } => {
                     let mut statuses = vec![AckStatus::Unspecified as i32; n];
                     statuses[0] = AckStatus::ChecksumError as i32;
@@ -574,6 +580,8 @@ impl Pipeline {
                     ));
                 }
             }
+            // Readers may see the bytes before the writer hears of them.
+            acked.advance(end);
             if resp.send(Ok(ack(seqno, statuses, ""))).await.is_err() {
                 debug!("upstream went away");
                 break None;

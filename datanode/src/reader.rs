@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use dfs_proto::defaults::{BYTES_PER_CHECKSUM, READ_CHUNK, SMALL_BLOCKS_PER_CALL, SMALL_BLOCK_MAX};
 use dfs_proto::{
-    ExtendedBlock, ReadBlockRequest, ReadBlockResponse, ReadSmallBlocksRequest,
-    ReadSmallBlocksResponse, SmallBlock,
+    ExtendedBlock, GetReplicaVisibleLengthRequest, ReadBlockRequest, ReadBlockResponse,
+    ReadSmallBlocksRequest, ReadSmallBlocksResponse, SmallBlock,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -129,6 +129,16 @@ pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<Answer
         Opened::Empty => {}
     }
     Ok(Answer::Messages(ReceiverStream::new(rx)))
+}
+
+/// Handles a `GetReplicaVisibleLength` call: the bytes of the replica
+/// readers may see ([`crate::block_store::BlockStore::visible_length`]).
+pub fn visible_length(node: &Node, req: GetReplicaVisibleLengthRequest) -> Result<u64> {
+    let block = req
+        .block
+        .ok_or_else(|| Error::invalid(0, "visible length asked without a block"))?;
+    tracing::Span::current().record("block", tracing::field::display(&block));
+    node.store.visible_length(block.id, block.generation_stamp)
 }
 
 /// Handles a `ReadSmallBlocks` call: each whole block read and verified

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use dfs_proto::datanode::DataTransfer;
 use dfs_proto::{
-    InitReplicaRecoveryRequest, InitReplicaRecoveryResponse, PingRequest, PingResponse,
-    ReadSmallBlocksRequest, ReadSmallBlocksResponse, TransferReplicaRequest,
-    TransferReplicaResponse, UpdateReplicaUnderRecoveryRequest, UpdateReplicaUnderRecoveryResponse,
+    GetReplicaVisibleLengthRequest, GetReplicaVisibleLengthResponse, InitReplicaRecoveryRequest,
+    InitReplicaRecoveryResponse, PingRequest, PingResponse, ReadSmallBlocksRequest,
+    ReadSmallBlocksResponse, TransferReplicaRequest, TransferReplicaResponse,
+    UpdateReplicaUnderRecoveryRequest, UpdateReplicaUnderRecoveryResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::field::Empty;
@@ -97,6 +98,17 @@ impl DataTransfer for DataTransferService {
             .instrument(span)
             .await
             .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn get_replica_visible_length(
+        &self,
+        req: Request<GetReplicaVisibleLengthRequest>,
+    ) -> Result<Response<GetReplicaVisibleLengthResponse>, Status> {
+        let span = call_span!("get_replica_visible_length", req);
+        let _enter = span.enter();
+        reader::visible_length(&self.node, req.into_inner())
+            .map(|length| Response::new(GetReplicaVisibleLengthResponse { length }))
             .map_err(Status::from)
     }
 

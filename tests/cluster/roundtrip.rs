@@ -254,20 +254,20 @@ async fn located_status_opens_without_a_second_call_and_survives_stale_locations
 
     let dir = client.located_status("/loc").await.unwrap();
     assert!(dir.status().is_dir());
-    let err = client.open_located(dir).unwrap_err().to_string();
+    let err = client.open_located(dir).await.unwrap_err().to_string();
     assert!(err.contains("/loc"), "{err}");
 
     let located = client.located_status("/loc/f").await.unwrap();
     assert_eq!(located.path(), "/loc/f");
     assert_eq!(located.status().length, data.len() as u64);
-    let mut r = client.open_located(located.clone()).unwrap();
+    let mut r = client.open_located(located.clone()).await.unwrap();
     let mut back = Vec::new();
     r.read_to_end(&mut back).await.unwrap();
     assert_eq!(sha256(&back), sha256(&data));
 
     // Every replica list names all three nodes; kill one after the lookup.
     c.datanodes[0].kill();
-    let mut r = client.open_located(located).unwrap();
+    let mut r = client.open_located(located).await.unwrap();
     let mut back = Vec::new();
     r.read_to_end(&mut back).await.unwrap();
     assert_eq!(

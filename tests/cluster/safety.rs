@@ -95,6 +95,50 @@ async fn one_writer_per_file_and_readers_see_only_acknowledged_bytes() {
     assert_eq!(sha256(&read_all(&b, "/uc").await.unwrap()), sha256(&data));
 }
 
+/// hflush without a length update (HDFS's plain hflush, and what a mount's
+/// `close()` waits for before its commit) makes the bytes visible to new
+/// readers: they ask a datanode of the pipeline how much of the block being
+/// written is acknowledged, as HDFS readers do. A reader at the end of the
+/// file sees more as the writer goes on, and a dead pipeline node does not
+/// hide the bytes from readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_see_hflushed_bytes_the_namenode_has_no_length_for() {
+    let mut c = Cluster::builder().start();
+    let a = Client::connect(c.addr()).await.unwrap();
+    let b = Client::connect(c.addr()).await.unwrap();
+    let data = random_bytes(MIB + 300 * KIB, 7);
+    let mut w = a.create("/tail", CreateOptions::default()).await.unwrap();
+    let first = MIB + 100 * KIB + 7;
+    w.write_all(&data[..first]).await.unwrap();
+    w.hflush_data().await.unwrap();
+    // The namenode knows the full first block only.
+    assert_eq!(b.status("/tail").await.unwrap().length, MIB as u64);
+    let seen = read_all(&b, "/tail").await.unwrap();
+    assert_eq!(seen.len(), first);
+    assert_eq!(sha256(&seen), sha256(&data[..first]));
+
+    // A reader at the end sees what is flushed next (tail -f).
+    let r = b.open("/tail").await.unwrap();
+    assert_eq!(r.len(), first as u64);
+    let mut buf = vec![0u8; 64 * KIB];
+    assert_eq!(r.read_at(first as u64, &mut buf).await.unwrap(), 0);
+    let second = first + 50 * KIB;
+    w.write_all(&data[first..second]).await.unwrap();
+    w.hflush_data().await.unwrap();
+    let n = r.read_at(first as u64, &mut buf).await.unwrap();
+    assert_eq!(&buf[..n], &data[first..second]);
+
+    // One datanode of the pipeline dies: the others tell the length.
+    c.datanodes[0].kill();
+    let seen = read_all(&b, "/tail").await.unwrap();
+    assert_eq!(sha256(&seen), sha256(&data[..second]));
+
+    // The writer recovers its pipeline and closes; everything reads back.
+    w.write_all(&data[second..]).await.unwrap();
+    w.close().await.unwrap();
+    assert_eq!(sha256(&read_all(&b, "/tail").await.unwrap()), sha256(&data));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_writer_is_recovered_by_dfs_recover_and_by_the_hard_limit() {
     let c = Cluster::builder().namenode_args(LEASES).start();

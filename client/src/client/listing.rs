@@ -81,7 +81,7 @@ impl Client {
     /// # async fn run(client: dfs_client::Client) -> dfs_client::Result<()> {
     /// let (page, _more) = client.list_located_page("/logs", "", 100).await?;
     /// for entry in page.into_iter().filter(|e| !e.status().is_dir()) {
-    ///     let mut reader = client.open_located(entry)?;
+    ///     let mut reader = client.open_located(entry).await?;
     ///     let mut buf = vec![0u8; 4096];
     ///     let n = reader.read_at(0, &mut buf).await?;
     ///     println!("{} bytes", n);

@@ -54,7 +54,7 @@ mod replica_io;
 mod scan;
 mod spares;
 
-pub use replica_io::{ReplicaReader, ReplicaWriter};
+pub use replica_io::{AckedLength, ReplicaReader, ReplicaWriter};
 
 /// Name of the file holding the node's UUID, in the data directory.
 pub const NODE_ID_FILE: &str = "node_id";
@@ -127,6 +127,10 @@ struct ReplicaMeta {
     state: ReplicaState,
     /// Bytes whose data and checksums are both on disk.
     len: u64,
+    /// Of a replica being written: bytes this node and every node after
+    /// it in the pipeline acknowledged, which readers may see (HDFS's
+    /// bytesAcked). At most `len`.
+    acked: u64,
     /// Token of the writer allowed to change the replica; 0 = none.
     writer: u64,
     /// Recovery id of the last `init_recovery`; 0 = none.
@@ -448,6 +452,7 @@ impl BlockStore {
                 gs,
                 state,
                 len: 0,
+                acked: 0,
                 writer: token,
                 recovery_id: 0,
                 removed: false,
@@ -579,6 +584,36 @@ impl BlockStore {
             header_checked: false,
             behind: None,
         })
+    }
+
+    /// How many bytes of replica `id` readers may see (HDFS's visible
+    /// length): all of a finalized replica; of one being written, the bytes
+    /// acknowledged by this node and every node after it in its pipeline.
+    /// A replica found being written at start-up shows none until a
+    /// recovery settles its length (its unsynced bytes may be gone).
+    /// Fails with a stale-block error when its generation stamp is older
+    /// than `min_gs`.
+    pub fn visible_length(&self, id: u64, min_gs: u64) -> Result<u64> {
+        let replica = self.get(id).ok_or(Error::ReplicaNotFound { block: id })?;
+        let m = replica.meta.lock();
+        if m.removed || m.state == ReplicaState::Temporary {
+            return Err(Error::ReplicaNotFound { block: id });
+        }
+        if m.gs < min_gs {
+            return Err(Error::GenerationStamp {
+                block: id,
+                have: m.gs,
+                reason: format!("generation stamp {min_gs} or newer was asked"),
+            });
+        }
+        match m.state {
+            ReplicaState::Finalized => Ok(m.len),
+            _ if m.restarted => Err(Error::NotVisible {
+                block: id,
+                reason: "it was being written when this datanode restarted and awaits recovery",
+            }),
+            _ => Ok(m.acked.min(m.len)),
+        }
     }
 
     /// Drops finalized replica `id`_`gs` whose file `missing` is gone from

@@ -89,6 +89,7 @@ impl BlockStore {
         let meta_file = open_rw(&self.meta_path(ReplicaState::Rbw, id, new_gs))?;
         truncate_files(id, &data, &meta_file, m.len, bytes_acked)?;
         m.len = bytes_acked;
+        m.acked = bytes_acked;
         drop(m);
         Ok(ReplicaWriter {
             store: self.clone(),
@@ -190,6 +191,7 @@ impl BlockStore {
         data.sync_all().map_err(sync_err)?;
         meta_file.sync_all().map_err(sync_err)?;
         m.len = new_len;
+        m.acked = m.acked.min(new_len);
         // The meta file takes the new stamp first, so a crash between the
         // renames leaves a replica that the start-up scan completes.
         rename(

@@ -38,7 +38,35 @@ pub struct ReplicaWriter {
     pub(super) behind: DropBehind,
 }
 
+/// What the pipeline acknowledged of a replica being written, kept for
+/// readers ([`BlockStore::visible_length`]): held by the node's responder,
+/// which acknowledges packets while the writer writes them.
+#[derive(Debug, Clone)]
+pub struct AckedLength {
+    replica: Arc<Replica>,
+    token: u64,
+}
+
+impl AckedLength {
+    /// Bytes `[0, end)` are acknowledged by this node and every node after
+    /// it. Ignored once another writer or a recovery took the replica over.
+    pub fn advance(&self, end: u64) {
+        let mut m = self.replica.meta.lock();
+        if m.writer == self.token && !m.removed {
+            m.acked = m.acked.max(end.min(m.len));
+        }
+    }
+}
+
 impl ReplicaWriter {
+    /// A handle to record what the pipeline acknowledged of this replica.
+    pub fn acked_length(&self) -> AckedLength {
+        AckedLength {
+            replica: self.replica.clone(),
+            token: self.token,
+        }
+    }
+
     /// The replica with its current length.
     pub fn block(&self) -> ExtendedBlock {
         ExtendedBlock {

@@ -201,6 +201,7 @@ impl BlockStore {
                 gs,
                 state: ReplicaState::Finalized,
                 len: data_len,
+                acked: data_len,
                 writer: 0,
                 recovery_id: 0,
                 removed: false,
@@ -267,6 +268,8 @@ impl BlockStore {
             gs,
             state: ReplicaState::Rbw,
             len,
+            // Nothing is visible until a recovery settles its length.
+            acked: 0,
             writer: 0,
             recovery_id: 0,
             removed: false,

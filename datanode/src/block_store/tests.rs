@@ -648,3 +648,63 @@ fn a_capacity_limit_caps_what_is_reported_and_stored() {
     store.limit_capacity(0);
     assert!(store.stats().capacity > 3 << 20);
 }
+
+#[test]
+fn readers_see_what_the_pipeline_acknowledged_of_a_replica_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let data = payload(5000, 3);
+    let mut w = s.create(4, 10, ReplicaState::Rbw).unwrap();
+    let acked = w.acked_length();
+    assert_eq!(s.visible_length(4, 10).unwrap(), 0);
+    write_all(&mut w, &data[..4000], 1024);
+    // Written here but not yet acknowledged downstream: not visible.
+    assert_eq!(s.visible_length(4, 10).unwrap(), 0);
+    acked.advance(3072);
+    assert_eq!(s.visible_length(4, 10).unwrap(), 3072);
+    // Never beyond the bytes on disk, never backwards.
+    acked.advance(9000);
+    assert_eq!(s.visible_length(4, 10).unwrap(), 4000);
+    acked.advance(1024);
+    assert_eq!(s.visible_length(4, 10).unwrap(), 4000);
+    // An older stamp than the replica's is fine; a newer one is refused.
+    assert_eq!(s.visible_length(4, 9).unwrap(), 4000);
+    assert!(matches!(
+        s.visible_length(4, 11),
+        Err(Error::GenerationStamp { .. })
+    ));
+    // A pipeline recovery restarts from what the writer saw acknowledged;
+    // the old pipeline's acks no longer count.
+    let mut w2 = s.recover(4, 11, 2048).unwrap();
+    assert_eq!(s.visible_length(4, 11).unwrap(), 2048);
+    acked.advance(4000);
+    assert_eq!(s.visible_length(4, 11).unwrap(), 2048);
+    w2.write_packet(2048, &data[2048..], &checksum::compute(&data[2048..]))
+        .unwrap();
+    w2.finalize(ReplicaState::Finalized).unwrap();
+    assert_eq!(s.visible_length(4, 11).unwrap(), 5000);
+    drop(w);
+    // Unknown replicas and temporary copies are not found.
+    assert!(matches!(
+        s.visible_length(5, 1),
+        Err(Error::ReplicaNotFound { block: 5 })
+    ));
+    let mut copy = s.create(6, 1, ReplicaState::Temporary).unwrap();
+    write_all(&mut copy, &data, 1024);
+    assert!(matches!(
+        s.visible_length(6, 1),
+        Err(Error::ReplicaNotFound { block: 6 })
+    ));
+    // A replica found being written at start-up shows nothing until a
+    // recovery settles it: its unsynced bytes may be gone.
+    let mut w = s.create(7, 1, ReplicaState::Rbw).unwrap();
+    write_all(&mut w, &data, 1024);
+    w.acked_length().advance(5000);
+    drop((w, copy, s));
+    let s = store(dir.path());
+    assert!(matches!(
+        s.visible_length(7, 1),
+        Err(Error::NotVisible { block: 7, .. })
+    ));
+    assert_eq!(s.visible_length(4, 11).unwrap(), 5000);
+}

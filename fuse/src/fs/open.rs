@@ -78,10 +78,12 @@ impl DfsFs {
         let looked_up = self
             .lookups
             .take(ino)
-            .filter(|l| l.path() == path && known != 0 && l.status().inode == known)
-            .and_then(|l| self.client.open_located(l).ok());
+            .filter(|l| l.path() == path && known != 0 && l.status().inode == known);
         let file = match looked_up {
-            Some(file) => file,
+            Some(l) => match self.client.open_located(l).await {
+                Ok(file) => file,
+                Err(_) => self.call("open", &path, self.client.open(&path)).await?,
+            },
             None => self.call("open", &path, self.client.open(&path)).await?,
         };
         if !self.inodes.confirm(ino, file.status().inode) {

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use dfs_proto::image::BlockRecord;
 use dfs_proto::{
     ExtendedBlock, FileStatus, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock,
 };
@@ -92,7 +93,6 @@ impl State {
         } else {
             offset.saturating_add(length).min(file_length)
         };
-        let mut rng = rand::rng();
         let mut blocks = Vec::new();
         let mut off = 0u64;
         for b in &inode.rec.blocks {
@@ -107,38 +107,66 @@ impl State {
             let Some(info) = self.blocks.get(b.id) else {
                 continue;
             };
-            let uc = info.state == BlockState::UnderConstruction;
-            let (nodes, corrupt) = self.read_replicas(info, uc);
-            let mut keyed: Vec<((u8, u8, u32), NodeIdx)> = nodes
-                .into_iter()
-                .map(|n| {
-                    let d = self.dns.get(n);
-                    let late = u8::from(self.dns.is_stale(n, now) || d.decommissioning());
-                    let dist = placement::distance(reader.host, &reader.racks, &d.host, &d.rack);
-                    ((late, dist, rng.random::<u32>()), n)
-                })
-                .collect();
-            keyed.sort_unstable_by_key(|k| k.0);
-            blocks.push(LocatedBlock {
-                block: Some(ExtendedBlock {
-                    id: b.id,
-                    generation_stamp: b.generation_stamp,
-                    length: b.length,
-                }),
-                offset: start,
-                locations: keyed
-                    .into_iter()
-                    .map(|(_, n)| self.dns.get(n).info())
-                    .collect(),
-                corrupt,
-                under_construction: uc,
-            });
+            blocks.push(self.located_block(b, info, start, reader, now));
         }
+        // The block being written, which the namenode knows only as long as
+        // the last fsync: readers ask its pipeline how much is acknowledged.
+        let last_block = inode
+            .under_construction()
+            .then(|| inode.rec.blocks.last())
+            .flatten()
+            .and_then(|b| {
+                let info = self.blocks.get(b.id)?;
+                (info.state == BlockState::UnderConstruction).then(|| {
+                    let start = file_length.saturating_sub(b.length);
+                    self.located_block(b, info, start, reader, now)
+                })
+            });
         GetBlockLocationsResponse {
             file_length,
             blocks,
             under_construction: inode.under_construction(),
             status: Some(status),
+            last_block,
+        }
+    }
+
+    /// Block `b` of a file, at file offset `offset`, with its replicas
+    /// nearest to `reader` first (stale and decommissioning nodes last).
+    fn located_block(
+        &self,
+        b: &BlockRecord,
+        info: &BlockInfo,
+        offset: u64,
+        reader: &ReaderSite<'_>,
+        now: Instant,
+    ) -> LocatedBlock {
+        let mut rng = rand::rng();
+        let uc = info.state == BlockState::UnderConstruction;
+        let (nodes, corrupt) = self.read_replicas(info, uc);
+        let mut keyed: Vec<((u8, u8, u32), NodeIdx)> = nodes
+            .into_iter()
+            .map(|n| {
+                let d = self.dns.get(n);
+                let late = u8::from(self.dns.is_stale(n, now) || d.decommissioning());
+                let dist = placement::distance(reader.host, &reader.racks, &d.host, &d.rack);
+                ((late, dist, rng.random::<u32>()), n)
+            })
+            .collect();
+        keyed.sort_unstable_by_key(|k| k.0);
+        LocatedBlock {
+            block: Some(ExtendedBlock {
+                id: b.id,
+                generation_stamp: b.generation_stamp,
+                length: b.length,
+            }),
+            offset,
+            locations: keyed
+                .into_iter()
+                .map(|(_, n)| self.dns.get(n).info())
+                .collect(),
+            corrupt,
+            under_construction: uc,
         }
     }
 

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dfs_tests::{random_bytes, sha256_file, Cluster, Mount};
+use dfs_tests::{random_bytes, sha256, sha256_file, Cluster, Mount};
 
 const MIB: usize = 1024 * 1024;
 

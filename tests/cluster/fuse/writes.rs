@@ -137,6 +137,37 @@ fn closed_file_survives_the_mount_being_killed() {
     assert_eq!(fs::read(&back).unwrap(), data);
 }
 
+/// The bytes of a file whose `close()` returned on a mount are readable by
+/// every other client at once, before the mount's commit lands: a reader
+/// asks the pipeline how much of the block being written is acknowledged
+/// (as HDFS readers do), so `dfs get` and another mount read the whole
+/// file, not the namenode's length of it (0 here).
+#[test]
+fn bytes_closed_on_a_mount_are_readable_by_other_clients_before_the_commit() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    let data = random_bytes(MIB + 4321, 31);
+    let mut f = fs::File::create(m.dir.join("c")).unwrap();
+    // A second descriptor keeps the file open: the first one's close()
+    // returns at FLUSH, and no RELEASE, so no commit, follows.
+    let keep = f.try_clone().unwrap();
+    f.write_all(&data).unwrap();
+    drop(f);
+    let st = c.dfs_json(&["stat", "--json", "/c"]);
+    assert_eq!(st["under_construction"], true, "{st}");
+    assert!(st["length"].as_u64() < Some(data.len() as u64), "{st}");
+    let back = c.dir.path().join("c-back");
+    c.dfs_ok(&["get", "/c", back.to_str().unwrap()]);
+    assert_eq!(sha256_file(&back), sha256(&data), "dfs get");
+    let other = Mount::new(&c, &[]);
+    assert_eq!(
+        sha256(&fs::read(other.dir.join("c")).unwrap()),
+        sha256(&data),
+        "another mount"
+    );
+    drop(keep);
+}
+
 /// Attributes set on a file while it is written (tar sets mode and times
 /// before close) are on the namenode when close() returns: the mount
 /// SIGKILLed before the file's commit loses neither them nor the bytes,

@@ -74,3 +74,75 @@ async fn fsck_pages_add_up_to_the_whole_tree() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     h.close().await;
 }
+
+#[tokio::test]
+async fn the_block_being_written_is_located_for_readers_to_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let first = h.allocate("/f", "c1").await;
+    let req = GetBlockLocationsRequest {
+        path: "/f".into(),
+        ..Default::default()
+    };
+    let locate = || h.fs.get_block_locations(&req, "").unwrap();
+    // Nothing is known of its length yet: no block listed, but the block
+    // being written with its whole pipeline, for readers to ask.
+    let resp = locate();
+    assert!(resp.under_construction);
+    assert_eq!(resp.file_length, 0);
+    assert!(resp.blocks.is_empty());
+    let last = resp.last_block.expect("the block being written");
+    assert_eq!(last.block, first.block);
+    assert_eq!(last.offset, 0);
+    assert!(last.under_construction);
+    let mut pipeline: Vec<&str> = first.locations.iter().map(|n| n.id.as_str()).collect();
+    let mut located: Vec<&str> = last.locations.iter().map(|n| n.id.as_str()).collect();
+    pipeline.sort_unstable();
+    located.sort_unstable();
+    assert_eq!(located, pipeline);
+    // The next block: the first one's length is known, and the new one is
+    // the block being written, at its offset.
+    let mut b1 = first.block.unwrap();
+    b1.length = 4096;
+    let second =
+        h.fs.add_block(
+            AddBlockRequest {
+                path: "/f".into(),
+                client_name: "c1".into(),
+                previous: Some(b1),
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap();
+    let resp = locate();
+    assert_eq!(resp.file_length, 4096);
+    assert_eq!(resp.blocks.len(), 1);
+    let last = resp.last_block.expect("the second block being written");
+    assert_eq!((last.block, last.offset), (second.block, 4096));
+    // Once complete, nothing is being written.
+    let mut b2 = second.block.unwrap();
+    b2.length = 100;
+    for n in first.locations.iter() {
+        h.received(&n.id, b1);
+    }
+    for n in second.locations.iter() {
+        h.received(&n.id, b2);
+    }
+    let done =
+        h.fs.complete(CompleteRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            last: Some(b2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(done);
+    let resp = locate();
+    assert!(!resp.under_construction && resp.last_block.is_none());
+    assert_eq!((resp.file_length, resp.blocks.len()), (4196, 2));
+    h.close().await;
+}
