@@ -447,7 +447,10 @@ impl Client {
         } = located;
         match locations {
             Some(resp) => FileReader::with_locations(self.inner.clone(), path, status, resp).await,
-            None => Err(Error::IsADirectory { path }),
+            None if status.is_dir() => Err(Error::IsADirectory { path }),
+            // No locations came with a file (the caller may not read it):
+            // an open asks the namenode, which says why not.
+            None => FileReader::open(self.inner.clone(), path).await,
         }
     }
 

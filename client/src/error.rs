@@ -41,6 +41,14 @@ pub enum Error {
         /// The path asked for.
         path: String,
     },
+    /// The namenode refused the caller's user: permission bits, ownership,
+    /// the sticky bit, or an operation for the superuser only.
+    #[error("{message}")]
+    PermissionDenied {
+        /// The namenode's explanation (user, access, inode and its mode,
+        /// as HDFS says it).
+        message: String,
+    },
     /// The path is malformed (checked locally before any call).
     #[error(transparent)]
     InvalidPath(#[from] dfs_proto::path::PathError),
@@ -117,6 +125,7 @@ impl Error {
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
             Error::NotFound { .. } => Some(ErrorKind::NotFound),
+            Error::PermissionDenied { .. } => Some(ErrorKind::PermissionDenied),
             Error::AlreadyExists { .. } => Some(ErrorKind::AlreadyExists),
             Error::NotADirectory { .. } => Some(ErrorKind::NotADirectory),
             Error::IsADirectory { .. } => Some(ErrorKind::IsADirectory),
@@ -184,6 +193,7 @@ impl Error {
                 Error::LeaseHeld { path, message }
             }
             Some(ErrorKind::NotSupported) => Error::NotSupported { message },
+            Some(ErrorKind::PermissionDenied) => Error::PermissionDenied { message },
             Some(ErrorKind::NoDatanodes | ErrorKind::StorageFull) => Error::NoDatanodes { message },
             Some(ErrorKind::Corrupt) => Error::Corrupt { message },
             Some(ErrorKind::Busy) => Error::Unreachable {
@@ -245,6 +255,9 @@ impl Error {
                 message: message.clone(),
             },
             Error::NotSupported { message } => Error::NotSupported {
+                message: message.clone(),
+            },
+            Error::PermissionDenied { message } => Error::PermissionDenied {
                 message: message.clone(),
             },
             Error::NoDatanodes { message } => Error::NoDatanodes {
@@ -329,6 +342,7 @@ impl From<Error> for std::io::Error {
             Error::SafeMode { .. } => K::ReadOnlyFilesystem,
             Error::LeaseHeld { .. } => K::ResourceBusy,
             Error::NotSupported { .. } => K::Unsupported,
+            Error::PermissionDenied { .. } => K::PermissionDenied,
             Error::NoDatanodes { .. } => K::StorageFull,
             Error::Corrupt { .. } => K::InvalidData,
             Error::Unreachable { .. } => K::NotConnected,

@@ -22,6 +22,7 @@ pub fn errno(err: &Error) -> Errno {
         Error::LeaseHeld { .. } => Errno::EBUSY,
         // Write-once files: the operation is not permitted on this file.
         Error::NotSupported { .. } => Errno::EPERM,
+        Error::PermissionDenied { .. } => Errno::EACCES,
         Error::NoDatanodes { .. } => Errno::EIO,
         Error::Corrupt { .. } => Errno::EIO,
         Error::Unreachable { .. } => Errno::EIO,
@@ -130,6 +131,10 @@ mod tests {
             Errno::EBUSY
         );
         assert_eq!(errno(&Error::NotSupported { message: s() }), Errno::EPERM);
+        assert_eq!(
+            errno(&Error::PermissionDenied { message: s() }),
+            Errno::EACCES
+        );
     }
 
     #[test]

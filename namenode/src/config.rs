@@ -54,6 +54,17 @@ pub struct Args {
     /// After this long without renewal the namenode recovers the file by itself.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20m")]
     pub lease_hard_limit: Duration,
+    /// Check permissions (mode bits, owners, the sticky bit, superuser-only
+    /// administration), as HDFS's dfs.permissions.enabled.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub permissions: bool,
+    /// The superuser, who passes every permission check [default: the user
+    /// the namenode runs as].
+    #[arg(long, value_name = "USER")]
+    pub superuser: Option<String>,
+    /// Members of this group (on the namenode's host) are superusers too.
+    #[arg(long, default_value = "supergroup", value_name = "GROUP")]
+    pub supergroup: String,
 }
 
 /// Everything the namenode needs to run, besides its listener.
@@ -92,6 +103,12 @@ pub struct Config {
     /// Least time between two balancer steps (each looks at every
     /// replica under the namespace lock).
     pub balance_every: Duration,
+    /// Whether permissions are checked.
+    pub permissions: bool,
+    /// The superuser's name.
+    pub superuser: String,
+    /// The group whose members are superusers.
+    pub supergroup: String,
 }
 
 impl Config {
@@ -114,6 +131,9 @@ impl Config {
             recovery_timeout: Duration::from_secs(30),
             deletes_per_heartbeat: 1000,
             balance_every: defaults::HEARTBEAT_INTERVAL,
+            permissions: true,
+            superuser: dfs_proto::principal::process_user(),
+            supergroup: "supergroup".into(),
         }
     }
 
@@ -184,6 +204,11 @@ impl From<Args> for Config {
             recovery_timeout: (hb * 10).clamp(Duration::from_secs(10), Duration::from_secs(120)),
             deletes_per_heartbeat: 1000,
             balance_every: hb,
+            permissions: a.permissions,
+            superuser: a
+                .superuser
+                .unwrap_or_else(dfs_proto::principal::process_user),
+            supergroup: a.supergroup,
         }
     }
 }

@@ -107,7 +107,14 @@ pub enum Error {
         /// Node id or address.
         node: String,
     },
-    /// The operation does not apply to a write-once file.
+    /// The caller's user may not do this.
+    #[error("{message}")]
+    PermissionDenied {
+        /// As HDFS says it: `Permission denied: user=U, access=A,
+        /// inode="P":owner:group:mode`, or what needs a superuser.
+        message: String,
+    },
+    /// The operation does not fit the write-once model.
     #[error("{message}")]
     NotSupported {
         /// What is not supported.
@@ -176,6 +183,7 @@ impl Error {
             Error::NoDatanodes { .. } => ErrorKind::NoDatanodes,
             Error::StaleBlock { .. } => ErrorKind::StaleBlock,
             Error::NotSupported { .. } => ErrorKind::NotSupported,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::Store { .. }
             | Error::CorruptStore { .. }
             | Error::StoreFailed { .. }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod leases;
 pub mod namespace;
 pub mod namesystem;
+pub mod permission;
 pub mod placement;
 pub mod replication;
 pub mod safemode;

@@ -18,9 +18,12 @@ use dfs_proto::path as dpath;
 use crate::error::{Error, Result};
 use crate::store::{Change, Counters, Image, ROOT_ID};
 
+mod access;
 mod attrs;
 mod plan;
 mod queries;
+
+pub use access::Need;
 
 use attrs::or_root;
 pub use attrs::{stamp_mtime, AttrChange, NewAttrs};

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::namenode::{ClientProtocol, DatanodeProtocol};
+use dfs_proto::principal::USER_KEY;
 use dfs_proto::*;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::error::Error;
 use crate::namesystem::Namesystem;
+use crate::permission::Caller;
 
 /// Both namenode services over one namesystem.
 #[derive(Clone)]
@@ -41,6 +43,20 @@ fn ok<T>(r: Result<T, Error>) -> Reply<T> {
     r.map(Response::new).map_err(fail)
 }
 
+impl NamenodeService {
+    /// The caller a request acts for: the user its metadata names
+    /// ([`USER_KEY`]), resolved to groups and superuser.
+    fn caller<T>(&self, req: &Request<T>) -> Caller {
+        let user = req
+            .metadata()
+            .get_bin(USER_KEY)
+            .and_then(|v| v.to_bytes().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        self.fs.caller(&user)
+    }
+}
+
 fn peer_host<T>(req: &Request<T>) -> String {
     req.remote_addr()
         .map(|a| a.ip().to_string())
@@ -53,13 +69,14 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<GetFileInfoRequest>,
     ) -> Reply<GetFileInfoResponse> {
+        let caller = self.caller(&request);
         if request.get_ref().with_locations {
             let peer = peer_host(&request);
             let r = request.into_inner();
             let _s = tracing::debug_span!("get_file_info", path = %r.path).entered();
             return ok(self
                 .fs
-                .located_file_info(&r.path, &r.client_host, &peer)
+                .located_file_info(&caller, &r.path, &r.client_host, &peer)
                 .map(|(s, locations)| GetFileInfoResponse {
                     status: Some(s),
                     locations,
@@ -67,13 +84,17 @@ impl ClientProtocol for NamenodeService {
         }
         let r = request.into_inner();
         let _s = tracing::debug_span!("get_file_info", path = %r.path).entered();
-        ok(self.fs.get_file_info(&r.path).map(|s| GetFileInfoResponse {
-            status: Some(s),
-            locations: None,
-        }))
+        ok(self
+            .fs
+            .get_file_info(&caller, &r.path)
+            .map(|s| GetFileInfoResponse {
+                status: Some(s),
+                locations: None,
+            }))
     }
 
     async fn list_status(&self, request: Request<ListStatusRequest>) -> Reply<ListStatusResponse> {
+        let caller = self.caller(&request);
         let peer = peer_host(&request);
         let r = request.into_inner();
         let _s = tracing::debug_span!("list_status", path = %r.path, located = r.with_locations)
@@ -81,7 +102,14 @@ impl ClientProtocol for NamenodeService {
         if r.with_locations {
             return ok(self
                 .fs
-                .list_located(&r.path, &r.start_after, r.limit, &r.client_host, &peer)
+                .list_located(
+                    &caller,
+                    &r.path,
+                    &r.start_after,
+                    r.limit,
+                    &r.client_host,
+                    &peer,
+                )
                 .map(|(entries, locations, has_more)| ListStatusResponse {
                     entries,
                     has_more,
@@ -90,7 +118,7 @@ impl ClientProtocol for NamenodeService {
         }
         ok(self
             .fs
-            .list_status(&r.path, &r.start_after, r.limit)
+            .list_status(&caller, &r.path, &r.start_after, r.limit)
             .map(|(entries, has_more)| ListStatusResponse {
                 entries,
                 has_more,
@@ -99,40 +127,44 @@ impl ClientProtocol for NamenodeService {
     }
 
     async fn mkdirs(&self, request: Request<MkdirsRequest>) -> Reply<MkdirsResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
-        let span = tracing::info_span!("mkdirs", path = %r.path);
-        let res = self.fs.mkdirs(r).instrument(span).await;
+        let span = tracing::info_span!("mkdirs", path = %r.path, user = %caller.user);
+        let res = self.fs.mkdirs(&caller, r).instrument(span).await;
         ok(res.map(|s| MkdirsResponse { status: Some(s) }))
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Reply<DeleteResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
-        let span = tracing::info_span!("delete", path = %r.path);
+        let span = tracing::info_span!("delete", path = %r.path, user = %caller.user);
         ok(self
             .fs
-            .delete(&r.path, r.recursive)
+            .delete(&caller, &r.path, r.recursive)
             .instrument(span)
             .await
             .map(|_| DeleteResponse {}))
     }
 
     async fn rename(&self, request: Request<RenameRequest>) -> Reply<RenameResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
-        let span = tracing::info_span!("rename", src = %r.src, dst = %r.dst);
+        let span = tracing::info_span!("rename", src = %r.src, dst = %r.dst, user = %caller.user);
         ok(self
             .fs
-            .rename(&r.src, &r.dst, r.overwrite)
+            .rename(&caller, &r.src, &r.dst, r.overwrite)
             .instrument(span)
             .await
             .map(|_| RenameResponse {}))
     }
 
     async fn set_attr(&self, request: Request<SetAttrRequest>) -> Reply<SetAttrResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
-        let span = tracing::info_span!("set_attr", path = %r.path);
+        let span = tracing::info_span!("set_attr", path = %r.path, user = %caller.user);
         ok(self
             .fs
-            .set_attr(r)
+            .set_attr(&caller, r)
             .instrument(span)
             .await
             .map(|s| SetAttrResponse { status: Some(s) }))
@@ -142,12 +174,13 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<SetReplicationRequest>,
     ) -> Reply<SetReplicationResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
         let span =
             tracing::info_span!("set_replication", path = %r.path, replication = r.replication);
         ok(self
             .fs
-            .set_replication(&r.path, r.replication)
+            .set_replication(&caller, &r.path, r.replication)
             .instrument(span)
             .await
             .map(|_| SetReplicationResponse {}))
@@ -157,11 +190,12 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<ContentSummaryRequest>,
     ) -> Reply<ContentSummaryResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
         let _s = tracing::debug_span!("content_summary", path = %r.path).entered();
         ok(self
             .fs
-            .content_summary(&r.path)
+            .content_summary(&caller, &r.path)
             .map(|s| ContentSummaryResponse {
                 length: s.length,
                 files: s.files,
@@ -171,12 +205,13 @@ impl ClientProtocol for NamenodeService {
     }
 
     async fn create(&self, request: Request<CreateRequest>) -> Reply<CreateResponse> {
+        let caller = self.caller(&request);
         let peer = peer_host(&request);
         let r = request.into_inner();
         let span = tracing::debug_span!("create", path = %r.path, client = %r.client_name);
         ok(self
             .fs
-            .create_located(r, &peer)
+            .create_located(&caller, r, &peer)
             .instrument(span)
             .await
             .map(|(s, block)| CreateResponse {
@@ -287,11 +322,12 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<RecoverLeaseRequest>,
     ) -> Reply<RecoverLeaseResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("recover_lease", path = %r.path, client = %r.client_name, force = r.force);
         ok(self
             .fs
-            .recover_lease(r)
+            .recover_lease(&caller, r)
             .instrument(span)
             .await
             .map(|closed| RecoverLeaseResponse { closed }))
@@ -301,10 +337,11 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<GetBlockLocationsRequest>,
     ) -> Reply<GetBlockLocationsResponse> {
+        let caller = self.caller(&request);
         let peer = peer_host(&request);
         let r = request.into_inner();
         let _s = tracing::debug_span!("get_block_locations", path = %r.path).entered();
-        ok(self.fs.get_block_locations(&r, &peer))
+        ok(self.fs.get_block_locations(&caller, &r, &peer))
     }
 
     async fn report_bad_blocks(
@@ -321,12 +358,16 @@ impl ClientProtocol for NamenodeService {
 
     async fn cluster_report(
         &self,
-        _request: Request<ClusterReportRequest>,
+        request: Request<ClusterReportRequest>,
     ) -> Reply<ClusterReportResponse> {
+        self.caller(&request)
+            .require_superuser("read the datanode report")
+            .map_err(fail)?;
         Ok(Response::new(self.fs.cluster_report()))
     }
 
     async fn fsck(&self, request: Request<FsckRequest>) -> Reply<FsckResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
         let path = if r.path.is_empty() {
             "/".to_string()
@@ -334,13 +375,16 @@ impl ClientProtocol for NamenodeService {
             r.path
         };
         let _s = tracing::info_span!("fsck", path = %path).entered();
-        ok(self.fs.fsck(&path, &r.start_after))
+        ok(self.fs.fsck(&caller, &path, &r.start_after))
     }
 
     async fn decommission(
         &self,
         request: Request<DecommissionRequest>,
     ) -> Reply<DecommissionResponse> {
+        self.caller(&request)
+            .require_superuser("decommission or recommission a datanode")
+            .map_err(fail)?;
         let r = request.into_inner();
         let _s = tracing::info_span!("decommission", node = %r.node, decommission = r.decommission)
             .entered();
@@ -354,6 +398,7 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<SetSafeModeRequest>,
     ) -> Reply<SetSafeModeResponse> {
+        let caller = self.caller(&request);
         let action = request.into_inner().action();
         let _s = tracing::info_span!("set_safe_mode", action = action.as_str_name()).entered();
         let enter = match action {
@@ -361,11 +406,19 @@ impl ClientProtocol for NamenodeService {
             SafeModeAction::SafeModeEnter => Some(true),
             SafeModeAction::SafeModeLeave => Some(false),
         };
+        if enter.is_some() {
+            caller
+                .require_superuser("enter or leave safe mode")
+                .map_err(fail)?;
+        }
         let (on, status) = self.fs.set_safe_mode(enter);
         Ok(Response::new(SetSafeModeResponse { on, status }))
     }
 
     async fn balance(&self, request: Request<BalanceRequest>) -> Reply<BalanceResponse> {
+        self.caller(&request)
+            .require_superuser("run the balancer")
+            .map_err(fail)?;
         let r = request.into_inner();
         let _s =
             tracing::info_span!("balance", threshold = r.start_threshold, stop = r.stop).entered();

@@ -16,6 +16,9 @@ pub const ERROR_KIND_KEY: &str = "dfs-error-kind";
 pub enum ErrorKind {
     /// The path or block does not exist.
     NotFound,
+    /// The caller's user may not do this (permission bits, ownership,
+    /// sticky bit, or superuser only).
+    PermissionDenied,
     /// The path exists already.
     AlreadyExists,
     /// A path component that must be a directory is a file.
@@ -60,6 +63,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NotFound => "not_found",
+            ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::AlreadyExists => "already_exists",
             ErrorKind::NotADirectory => "not_a_directory",
             ErrorKind::IsADirectory => "is_a_directory",
@@ -84,6 +88,7 @@ impl ErrorKind {
     pub fn parse(s: &str) -> Option<ErrorKind> {
         Some(match s {
             "not_found" => ErrorKind::NotFound,
+            "permission_denied" => ErrorKind::PermissionDenied,
             "already_exists" => ErrorKind::AlreadyExists,
             "not_a_directory" => ErrorKind::NotADirectory,
             "is_a_directory" => ErrorKind::IsADirectory,
@@ -109,6 +114,7 @@ impl ErrorKind {
     pub fn code(self) -> Code {
         match self {
             ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
             ErrorKind::AlreadyExists => Code::AlreadyExists,
             ErrorKind::NotADirectory
             | ErrorKind::IsADirectory
@@ -161,6 +167,7 @@ mod tests {
     fn kinds_roundtrip_through_status() {
         for kind in [
             ErrorKind::NotFound,
+            ErrorKind::PermissionDenied,
             ErrorKind::SafeMode,
             ErrorKind::AdminSafeMode,
             ErrorKind::LeaseHeld,

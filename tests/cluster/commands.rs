@@ -564,3 +564,95 @@ fn destinations_patterns_and_modes_behave_as_hdfs_and_gnu_tools() {
     let err = c.dfs_fails(&["rm", "/e/gone1", "/e/one"], &["/e/gone1"]);
     assert!(!err.contains("/e/one"), "{err}");
 }
+
+/// The namenode checks permissions for the user a client names, as HDFS
+/// does (simple authentication): mode bits, ownership, superuser-only
+/// administration; a refusal is one line in HDFS's words, exit 1, and
+/// changes nothing. With `--permissions false` nothing is checked.
+#[test]
+fn permissions_are_checked_for_the_user_a_client_names() {
+    let c = Cluster::builder().start();
+    let refused = |user: &str, args: &[&str], expect: &str| {
+        let out = c.dfs_as(user, args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{user} {args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{user} {args:?}: {err}");
+        assert!(
+            err.contains(expect),
+            "{user} {args:?}: {err}\nexpected: {expect}"
+        );
+    };
+    let ok = |user: &str, args: &[&str]| {
+        let out = c.dfs_as(user, args);
+        assert!(
+            out.status.success(),
+            "{user} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    c.dfs_ok(&["mkdir", "-p", "/user/alice"]);
+    c.dfs_ok(&["chown", "alice", "/user/alice"]);
+    let local = c.local_file("mine", 3000, 1);
+    let local = local.to_str().unwrap();
+    ok("alice", &["put", local, "/user/alice/f"]);
+    assert_eq!(stat(&c, "/user/alice/f")["owner"], "alice");
+    refused(
+        "bob",
+        &["put", local, "/user/alice/g"],
+        "Permission denied: user=bob, access=WRITE, inode=\"/user/alice\":alice:root:drwxr-xr-x",
+    );
+    refused("bob", &["mkdir", "/user/alice/d"], "user=bob, access=WRITE");
+    refused("bob", &["rm", "/user/alice/f"], "user=bob, access=WRITE");
+    refused(
+        "bob",
+        &["chmod", "777", "/user/alice/f"],
+        "is not the owner",
+    );
+    refused(
+        "alice",
+        &["chown", "bob", "/user/alice/f"],
+        "only the superuser",
+    );
+    // Readable by others until its owner says otherwise.
+    assert_eq!(ok("bob", &["cat", "/user/alice/f"]).len(), 3000);
+    ok("alice", &["chmod", "600", "/user/alice/f"]);
+    refused(
+        "bob",
+        &["cat", "/user/alice/f"],
+        "user=bob, access=READ, inode=\"/user/alice/f\":alice:root:-rw-------",
+    );
+    refused(
+        "bob",
+        &["get", "/user/alice/f", "/tmp/never"],
+        "access=READ",
+    );
+    // Administration is the superuser's (here root, who runs the namenode).
+    refused(
+        "bob",
+        &["admin", "safemode", "enter"],
+        "Superuser privilege is required",
+    );
+    refused("bob", &["report"], "Superuser privilege is required");
+    ok("bob", &["admin", "safemode", "get"]);
+    assert!(c.dfs_ok(&["admin", "safemode", "get"]).contains("OFF"));
+    // Nothing changed, nothing was left behind; the superuser reads all.
+    let names: Vec<String> = c
+        .tree()
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .filter(|p| p.starts_with("/user/alice/"))
+        .collect();
+    assert_eq!(names, ["/user/alice/f"]);
+    assert_eq!(cat(&c, "/user/alice/f").len(), 3000);
+
+    let open = Cluster::builder()
+        .datanodes(1)
+        .replication(1)
+        .namenode_args(&["--permissions", "false"])
+        .start();
+    open.dfs_ok(&["mkdir", "/alice"]);
+    open.dfs_ok(&["chmod", "700", "/alice"]);
+    let out = open.dfs_as("bob", &["put", local, "/alice/g"]);
+    assert!(out.status.success(), "{out:?}");
+}

@@ -223,6 +223,16 @@ impl Cluster {
         cmd
     }
 
+    /// Runs `dfs` as `user` (`DFS_USER`, as HDFS's `HADOOP_USER_NAME`),
+    /// whose permissions the namenode checks.
+    pub fn dfs_as(&self, user: &str, args: &[&str]) -> Output {
+        self.dfs_command(args)
+            .env("DFS_USER", user)
+            .stdin(Stdio::null())
+            .output()
+            .expect("dfs output")
+    }
+
     /// Runs `dfs` with bytes on standard input.
     pub fn dfs_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut cmd = self.dfs_command(args);

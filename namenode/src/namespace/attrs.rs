@@ -12,7 +12,7 @@ pub struct NewAttrs {
     pub mode: u32,
     /// Owner (empty = `root`).
     pub owner: String,
-    /// Group (empty = `root`).
+    /// Group (empty = the nearest existing directory's).
     pub group: String,
 }
 

@@ -31,6 +31,28 @@ impl Namespace {
         }
     }
 
+    /// The group a new inode below `dirs` takes when none is given: the
+    /// nearest existing directory's (as HDFS, and BSD).
+    fn inherited_group(&self, dirs: &[&str]) -> String {
+        let mut cur = ROOT_ID;
+        for name in dirs {
+            match self.inodes[&cur].children.get(*name) {
+                Some(c) if self.inodes[c].is_dir() => cur = *c,
+                _ => break,
+            }
+        }
+        self.inodes[&cur].rec.group.clone()
+    }
+
+    /// `attrs` with the inherited group when they name none.
+    fn with_group(&self, attrs: &NewAttrs, dirs: &[&str]) -> NewAttrs {
+        let mut attrs = attrs.clone();
+        if attrs.group.is_empty() {
+            attrs.group = self.inherited_group(dirs);
+        }
+        attrs
+    }
+
     fn check_attrs(attrs: &NewAttrs) -> Result<()> {
         check_principal("owner", &attrs.owner)?;
         check_principal("group", &attrs.group)
@@ -111,6 +133,7 @@ impl Namespace {
     ) -> Result<(Batch, u64, String)> {
         let (comps, norm) = parse(path)?;
         Self::check_attrs(attrs)?;
+        let attrs = &self.with_group(attrs, &comps);
         let mut c = self.counters;
         let mut batch = Batch::new();
         match self.walk(&comps) {
@@ -181,14 +204,15 @@ impl Namespace {
         let mut c = self.counters;
         let mut batch = Batch::new();
         let name = comps[comps.len() - 1];
+        let attrs = self.with_group(&args.attrs, &comps[..comps.len() - 1]);
         let parent = if args.create_parents {
-            self.plan_dirs(
-                &comps[..comps.len() - 1],
-                &NewAttrs::default(),
-                &mut c,
-                &mut batch,
-                now,
-            )?
+            // Missing parents belong to the file's owner, as HDFS.
+            let dirs = NewAttrs {
+                owner: attrs.owner.clone(),
+                group: attrs.group.clone(),
+                mode: 0,
+            };
+            self.plan_dirs(&comps[..comps.len() - 1], &dirs, &mut c, &mut batch, now)?
         } else {
             self.resolve_parent(&comps)?
         };
@@ -227,8 +251,8 @@ impl Namespace {
             } else {
                 args.attrs.mode & 0o7777
             },
-            owner: or_root(&args.attrs.owner),
-            group: or_root(&args.attrs.group),
+            owner: or_root(&attrs.owner),
+            group: or_root(&attrs.group),
             mtime_ms: now,
             atime_ms: now,
             replication,

@@ -14,6 +14,8 @@ use super::{Namesystem, State};
 use crate::blocks::BlockState;
 use crate::datanodes::{AdminState, NodeIdx};
 use crate::error::{Error, Result};
+use crate::namespace::Need;
+use crate::permission::{Access, Caller};
 
 impl Namesystem {
     /// Safe mode and every datanode.
@@ -21,11 +23,13 @@ impl Namesystem {
         self.read(|st| st.cluster_report(Instant::now()))
     }
 
-    /// Block health of every file under `path`.
     /// One page of the health of the files under `path`, starting after
     /// `start_after` (empty: from the start).
-    pub fn fsck(&self, path: &str, start_after: &str) -> Result<FsckResponse> {
+    /// The caller needs read and execute on every directory of the subtree.
+    pub fn fsck(&self, caller: &Caller, path: &str, start_after: &str) -> Result<FsckResponse> {
         self.read(|st| {
+            st.ns
+                .check(caller, path, &Need::sub(Access::READ_EXECUTE))?;
             st.fsck_page(
                 path,
                 start_after,

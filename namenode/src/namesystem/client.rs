@@ -13,25 +13,36 @@ use dfs_proto::{
 
 use dfs_proto::defaults::{LOCATED_LIST_BLOCKS, LOCATED_LIST_PAGE};
 
-use super::Namesystem;
+use super::{Namesystem, State};
 use crate::error::{Error, Result};
-use crate::namespace::{now_ms, AttrChange, NewAttrs, Summary};
+use crate::namespace::{now_ms, AttrChange, Need, NewAttrs, Summary};
+use crate::permission::{Access, Caller};
 
 impl Namesystem {
     /// Status of a path.
-    pub fn get_file_info(&self, path: &str) -> Result<FileStatus> {
-        self.read(|st| st.ns.get_file_info(path))
+    pub fn get_file_info(&self, caller: &Caller, path: &str) -> Result<FileStatus> {
+        self.read(|st| {
+            st.ns.check(caller, path, &Need::default())?;
+            st.ns.get_file_info(path)
+        })
     }
 
     /// Status of a path and, for a file, the locations of all its blocks,
     /// read under one lock so the two agree.
+    /// A file the caller may not read comes without its locations.
     pub fn located_file_info(
         &self,
+        caller: &Caller,
         path: &str,
         client_host: &str,
         peer_host: &str,
     ) -> Result<(FileStatus, Option<GetBlockLocationsResponse>)> {
         self.read(|st| {
+            st.ns.check(caller, path, &Need::default())?;
+            let readable = st.ns.check(caller, path, &Need::target(Access::READ));
+            if let Err(Error::PermissionDenied { .. }) = readable {
+                return Ok((st.ns.get_file_info(path)?, None));
+            }
             let req = GetBlockLocationsRequest {
                 path: path.to_string(),
                 offset: 0,
@@ -53,18 +64,24 @@ impl Namesystem {
     /// One page of a listing.
     pub fn list_status(
         &self,
+        caller: &Caller,
         path: &str,
         start_after: &str,
         limit: u32,
     ) -> Result<(Vec<FileStatus>, bool)> {
-        self.read(|st| st.ns.list(path, start_after, limit))
+        self.read(|st| {
+            st.check_listing(caller, path)?;
+            st.ns.list(path, start_after, limit)
+        })
     }
 
     /// One page of a listing with, for each file, the locations of its
     /// first blocks (at most [`LOCATED_LIST_BLOCKS`]), read under one lock
-    /// so the two agree. A directory's locations are empty.
+    /// so the two agree. A directory's locations are empty, and so are
+    /// those of a file the caller may not read.
     pub fn list_located(
         &self,
+        caller: &Caller,
         path: &str,
         start_after: &str,
         limit: u32,
@@ -76,13 +93,16 @@ impl Namesystem {
             n => n.min(LOCATED_LIST_PAGE),
         };
         self.read(|st| {
+            st.check_listing(caller, path)?;
             let (entries, has_more) = st.ns.list(path, start_after, limit)?;
             let reader = st.reader_site(client_host, peer_host);
             let now = Instant::now();
             let located = entries
                 .iter()
                 .map(|e| match st.ns.inode(e.inode) {
-                    Some(inode) if !inode.is_dir() => {
+                    Some(inode)
+                        if !inode.is_dir() && st.ns.allows(caller, e.inode, Access::READ) =>
+                    {
                         st.located(inode, e.clone(), 0, 0, &reader, now, LOCATED_LIST_BLOCKS)
                     }
                     _ => GetBlockLocationsResponse::default(),
@@ -93,18 +113,30 @@ impl Namesystem {
     }
 
     /// Totals of a subtree.
-    pub fn content_summary(&self, path: &str) -> Result<Summary> {
-        self.read(|st| st.ns.content_summary(path))
+    pub fn content_summary(&self, caller: &Caller, path: &str) -> Result<Summary> {
+        self.read(|st| {
+            st.ns
+                .check(caller, path, &Need::sub(Access::READ_EXECUTE))?;
+            st.ns.content_summary(path)
+        })
     }
 
     /// `mkdir` / `mkdir -p`.
-    pub async fn mkdirs(&self, req: MkdirsRequest) -> Result<FileStatus> {
+    pub async fn mkdirs(&self, caller: &Caller, req: MkdirsRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("create a directory"), |st, store| {
-            let attrs = NewAttrs {
-                mode: req.mode,
-                owner: req.owner,
-                group: req.group,
+            let need = Need {
+                ancestor: Some(Access::WRITE),
+                ..Need::default()
             };
+            st.ns.check(caller, &req.path, &need)?;
+            let attrs = owned_by(
+                caller,
+                NewAttrs {
+                    mode: req.mode,
+                    owner: req.owner,
+                    group: req.group,
+                },
+            )?;
             let (batch, id, path) = st
                 .ns
                 .plan_mkdirs(&req.path, req.parents, &attrs, now_ms())?;
@@ -116,8 +148,16 @@ impl Namesystem {
     }
 
     /// Deletes a file or a directory (recursively if asked).
-    pub async fn delete(&self, path: &str, recursive: bool) -> Result<()> {
+    pub async fn delete(&self, caller: &Caller, path: &str, recursive: bool) -> Result<()> {
         let seq = self.mutate(Some("delete"), |st, store| {
+            let need = Need {
+                parent: Some(Access::WRITE),
+                sticky: true,
+                sub: recursive.then_some(Access::ALL),
+                sub_skips_empty: true,
+                ..Need::default()
+            };
+            st.ns.check(caller, path, &need)?;
             let (batch, removed) = st.ns.plan_delete(path, recursive, now_ms())?;
             let seq = st.commit(store, batch)?;
             let blocks: usize = removed.iter().map(|f| f.blocks.len()).sum();
@@ -136,8 +176,21 @@ impl Namesystem {
     }
 
     /// POSIX rename.
-    pub async fn rename(&self, src: &str, dst: &str, overwrite: bool) -> Result<()> {
+    pub async fn rename(
+        &self,
+        caller: &Caller,
+        src: &str,
+        dst: &str,
+        overwrite: bool,
+    ) -> Result<()> {
         let seq = self.mutate(Some("rename"), |st, store| {
+            let need = Need {
+                parent: Some(Access::WRITE),
+                sticky: true,
+                ..Need::default()
+            };
+            st.ns.check(caller, src, &need)?;
+            st.ns.check(caller, dst, &need)?;
             let (batch, removed) = st.ns.plan_rename(src, dst, overwrite, now_ms())?;
             let seq = st.commit(store, batch)?;
             for f in &removed {
@@ -149,12 +202,13 @@ impl Namesystem {
     }
 
     /// chmod / chown / utimes.
-    pub async fn set_attr(&self, req: SetAttrRequest) -> Result<FileStatus> {
+    pub async fn set_attr(&self, caller: &Caller, req: SetAttrRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("change attributes"), |st, store| {
+            st.check_set_attr(caller, &req)?;
             let change = AttrChange {
                 mode: req.mode,
-                owner: req.owner,
-                group: req.group,
+                owner: req.owner.clone(),
+                group: req.group.clone(),
                 mtime_ms: req.mtime_ms,
                 atime_ms: req.atime_ms,
             };
@@ -167,8 +221,14 @@ impl Namesystem {
     }
 
     /// Changes a file's replication; the monitor adds or trims replicas.
-    pub async fn set_replication(&self, path: &str, replication: u32) -> Result<()> {
+    pub async fn set_replication(
+        &self,
+        caller: &Caller,
+        path: &str,
+        replication: u32,
+    ) -> Result<()> {
         let seq = self.mutate(Some("change replication"), |st, store| {
+            st.ns.check(caller, path, &Need::target(Access::WRITE))?;
             let (batch, id) = st.ns.plan_set_replication(path, replication)?;
             let seq = st.commit(store, batch)?;
             let ids: Vec<u64> = st
@@ -188,8 +248,8 @@ impl Namesystem {
     }
 
     /// Creates a file under construction, leased to the client.
-    pub async fn create(&self, req: CreateRequest) -> Result<FileStatus> {
-        Ok(self.create_located(req, "").await?.0)
+    pub async fn create(&self, caller: &Caller, req: CreateRequest) -> Result<FileStatus> {
+        Ok(self.create_located(caller, req, "").await?.0)
     }
 
     /// Creates a file under construction, leased to the client, and when
@@ -198,10 +258,28 @@ impl Namesystem {
     /// out (the writer's `AddBlock` then says why); the create stands.
     pub async fn create_located(
         &self,
-        req: CreateRequest,
+        caller: &Caller,
+        mut req: CreateRequest,
         peer_host: &str,
     ) -> Result<(FileStatus, Option<LocatedBlock>)> {
         let ((status, block), seq) = self.mutate(Some("create a file"), |st, store| {
+            let need = Need {
+                ancestor: Some(Access::WRITE),
+                parent: Some(Access::WRITE),
+                target: req.overwrite.then_some(Access::WRITE),
+                sticky: true,
+                ..Need::default()
+            };
+            st.ns.check(caller, &req.path, &need)?;
+            let attrs = owned_by(
+                caller,
+                NewAttrs {
+                    mode: 0,
+                    owner: std::mem::take(&mut req.owner),
+                    group: std::mem::take(&mut req.group),
+                },
+            )?;
+            (req.owner, req.group) = (attrs.owner, attrs.group);
             let now = Instant::now();
             let first = req.allocate_block.then(|| AddBlockRequest {
                 path: req.path.clone(),
@@ -278,10 +356,15 @@ impl Namesystem {
     /// Block locations of a byte range.
     pub fn get_block_locations(
         &self,
+        caller: &Caller,
         req: &GetBlockLocationsRequest,
         peer_host: &str,
     ) -> Result<GetBlockLocationsResponse> {
-        self.read(|st| st.block_locations(req, peer_host, Instant::now()))
+        self.read(|st| {
+            st.ns
+                .check(caller, &req.path, &Need::target(Access::READ))?;
+            st.block_locations(req, peer_host, Instant::now())
+        })
     }
 
     /// Marks replicas corrupt as reported by a client or a datanode.
@@ -294,6 +377,117 @@ impl Namesystem {
             Ok(())
         })?;
         self.kick.notify_one();
+        Ok(())
+    }
+}
+
+/// The attributes of a new inode created by `caller`: its owner unless it
+/// names one (only the superuser may name another), and a group it
+/// belongs to (or any, for the superuser; empty takes the parent's).
+fn owned_by(caller: &Caller, mut attrs: NewAttrs) -> Result<NewAttrs> {
+    if attrs.owner.is_empty() {
+        attrs.owner = caller.user.clone();
+    }
+    if caller.superuser {
+        return Ok(attrs);
+    }
+    if attrs.owner != caller.user {
+        return Err(Error::PermissionDenied {
+            message: format!(
+                "Permission denied: user={} cannot create an inode owned by {} (only the superuser can)",
+                crate::permission::shown(&caller.user),
+                attrs.owner
+            ),
+        });
+    }
+    if !attrs.group.is_empty() && !caller.is_member(&attrs.group) {
+        return Err(Error::PermissionDenied {
+            message: format!(
+                "Permission denied: user={} does not belong to group {}",
+                crate::permission::shown(&caller.user),
+                attrs.group
+            ),
+        });
+    }
+    Ok(attrs)
+}
+
+impl State {
+    /// A listing of `path` needs read and execute on it when it is a
+    /// directory (a file lists as itself).
+    fn check_listing(&self, caller: &Caller, path: &str) -> Result<()> {
+        let is_dir = self
+            .ns
+            .resolve(path)
+            .ok()
+            .and_then(|(id, _)| self.ns.inode(id))
+            .is_some_and(|i| i.is_dir());
+        let need = if is_dir {
+            Need::target(Access::READ_EXECUTE)
+        } else {
+            Need::default()
+        };
+        self.ns.check(caller, path, &need)
+    }
+
+    /// What a SetAttr needs, as HDFS's setPermission, setOwner and
+    /// setTimes: the owner changes the mode; only the superuser gives an
+    /// inode to another user; the owner changes the group to one it belongs
+    /// to; times need the owner or write access.
+    fn check_set_attr(&self, caller: &Caller, req: &SetAttrRequest) -> Result<()> {
+        // A writer names its file by inode: check the path it has now.
+        let path = match req.inode {
+            Some(id) if id != 0 => self.ns.path_of(id).unwrap_or_else(|| req.path.clone()),
+            _ => req.path.clone(),
+        };
+        self.ns.check(caller, &path, &Need::default())?;
+        if caller.superuser {
+            return Ok(());
+        }
+        let Ok((id, _)) = self.ns.resolve(&path) else {
+            // The change itself says what is missing.
+            return Ok(());
+        };
+        if req.mode.is_some() {
+            self.ns.check_owner(caller, id)?;
+        }
+        let owner = self
+            .ns
+            .inode(id)
+            .map(|i| i.rec.owner.clone())
+            .unwrap_or_default();
+        if let Some(new_owner) = &req.owner {
+            if *new_owner != owner || caller.user != owner {
+                return Err(Error::PermissionDenied {
+                    message: format!(
+                        "Permission denied: user={} is not the superuser; only the superuser can change the owner of {path}",
+                        crate::permission::shown(&caller.user)
+                    ),
+                });
+            }
+        }
+        if let Some(group) = &req.group {
+            self.ns.check_owner(caller, id)?;
+            if !caller.is_member(group) {
+                return Err(Error::PermissionDenied {
+                    message: format!(
+                        "Permission denied: user={} does not belong to group {group}",
+                        crate::permission::shown(&caller.user)
+                    ),
+                });
+            }
+        }
+        if (req.mtime_ms.is_some() || req.atime_ms.is_some())
+            && caller.user != owner
+            && !self.ns.allows(caller, id, Access::WRITE)
+        {
+            return Err(Error::PermissionDenied {
+                message: format!(
+                    "Permission denied: user={}, access=WRITE, inode=\"{path}\" (times are set by the owner or with write access)",
+                    crate::permission::shown(&caller.user)
+                ),
+            });
+        }
         Ok(())
     }
 }

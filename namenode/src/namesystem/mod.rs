@@ -40,6 +40,7 @@ use crate::decommissions::Decommissions;
 use crate::error::{Error, Result};
 use crate::leases::LeaseManager;
 use crate::namespace::{Namespace, RemovedFile};
+use crate::permission::{Caller, Permissions};
 use crate::replication::ReplicationQueues;
 use crate::safemode::SafeMode;
 use crate::store::{Batch, Store};
@@ -73,6 +74,8 @@ pub struct Namesystem {
     cfg: Arc<Config>,
     /// Wakes the monitor early (a node died, safe mode ended).
     kick: Notify,
+    /// Who callers are and whether their permissions are checked.
+    perms: Permissions,
 }
 
 impl Namesystem {
@@ -148,12 +151,24 @@ impl Namesystem {
             balancer: None,
             cfg: cfg.clone(),
         };
+        let perms = Permissions::new(
+            cfg.permissions,
+            cfg.superuser.clone(),
+            cfg.supergroup.clone(),
+        );
         Ok(Namesystem {
             state: RwLock::new(state),
             store: Arc::new(store),
             cfg,
             kick: Notify::new(),
+            perms,
         })
+    }
+
+    /// The caller a request naming `user` acts for (its groups, and
+    /// whether it is the superuser).
+    pub fn caller(&self, user: &str) -> Caller {
+        self.perms.caller(user)
     }
 
     /// The store (to run its flusher).

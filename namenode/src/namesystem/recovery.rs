@@ -14,14 +14,18 @@ use super::{Namesystem, State};
 use crate::blocks::{BlockState, Recovery, Replica, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
-use crate::namespace::{now_ms, stamp_mtime, AttrChange, RECOVERY_HOLDER};
+use crate::namespace::{now_ms, stamp_mtime, AttrChange, Need, RECOVERY_HOLDER};
+use crate::permission::{Access, Caller};
 use crate::placement::{choose_targets, Request};
 use crate::store::{Change, Store};
 
 impl Namesystem {
-    /// Starts (or checks) lease recovery of a file; true once it is closed.
-    pub async fn recover_lease(&self, req: RecoverLeaseRequest) -> Result<bool> {
+    /// Starts (or checks) lease recovery of a file; true once it is
+    /// closed. The caller needs write access to the file.
+    pub async fn recover_lease(&self, caller: &Caller, req: RecoverLeaseRequest) -> Result<bool> {
         let (closed, seq) = self.mutate(Some("recover a lease"), |st, store| {
+            st.ns
+                .check(caller, &req.path, &Need::target(Access::WRITE))?;
             st.recover_lease(store, &req, Instant::now())
         })?;
         self.durable(seq).await?;

@@ -89,7 +89,7 @@ impl Sim {
 async fn fill(h: &Harness, sim: &mut Sim, files: usize) {
     for i in 0..files {
         let b = h.write(&format!("/f{i}"), 1, 0).await[0];
-        for f in h.fs.fsck("/", "").unwrap().files {
+        for f in h.fs.fsck(&Caller::superuser(), "/", "").unwrap().files {
             for fb in f.blocks.iter().filter(|fb| fb.id == b.id) {
                 for r in &fb.replicas {
                     sim.held.entry(r.node_id.clone()).or_default().insert(b);
@@ -142,7 +142,7 @@ async fn replicas_move_from_full_nodes_to_new_ones_until_balanced() {
         assert!((1..=7).contains(&c), "{n} holds {c}: {:?}", sim.held);
     }
     // Every block still has exactly one replica, where the namenode says.
-    let report = h.fs.fsck("/", "").unwrap();
+    let report = h.fs.fsck(&Caller::superuser(), "/", "").unwrap();
     assert_eq!(report.files.len(), 16);
     for f in &report.files {
         assert_eq!(f.blocks[0].replicas.len(), 1, "{f:?}");
@@ -169,7 +169,7 @@ async fn moves_keep_replication_and_never_lower_a_blocks_racks() {
         ("dn3", "/r1"),
         ("dn4", "/r1"),
     ]);
-    let report = h.fs.fsck("/", "").unwrap();
+    let report = h.fs.fsck(&Caller::superuser(), "/", "").unwrap();
     for f in &report.files {
         let reps = &f.blocks[0].replicas;
         assert_eq!(reps.len(), 2, "{f:?}");

@@ -36,11 +36,14 @@ async fn lease_recovery_after_hard_limit() {
     let b = lb.block.unwrap();
     // Within the soft limit another client may not recover without force.
     let err =
-        h.fs.recover_lease(RecoverLeaseRequest {
-            path: "/f".into(),
-            client_name: "other".into(),
-            force: false,
-        })
+        h.fs.recover_lease(
+            &Caller::superuser(),
+            RecoverLeaseRequest {
+                path: "/f".into(),
+                client_name: "other".into(),
+                force: false,
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseHeld);
@@ -71,16 +74,19 @@ async fn lease_recovery_after_hard_limit() {
     })
     .await
     .unwrap();
-    let st = h.fs.get_file_info("/f").unwrap();
+    let st = h.fs.get_file_info(&Caller::superuser(), "/f").unwrap();
     assert!(!st.under_construction);
     assert_eq!(st.length, 1234);
     assert!(h
         .fs
-        .recover_lease(RecoverLeaseRequest {
-            path: "/f".into(),
-            client_name: "other".into(),
-            force: false,
-        })
+        .recover_lease(
+            &Caller::superuser(),
+            RecoverLeaseRequest {
+                path: "/f".into(),
+                client_name: "other".into(),
+                force: false,
+            }
+        )
         .await
         .unwrap());
     h.close().await;
@@ -96,11 +102,14 @@ async fn lease_recovery_waits_for_the_dead_datanodes_of_the_last_block() {
     let dir = tempfile::tempdir().unwrap();
     let h = short_leases(dir.path());
     h.register("dn4", "127.0.0.4:9101", "/r1");
-    h.fs.create(CreateRequest {
-        path: "/f".into(),
-        client_name: "gone".into(),
-        ..Default::default()
-    })
+    h.fs.create(
+        &Caller::superuser(),
+        CreateRequest {
+            path: "/f".into(),
+            client_name: "gone".into(),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     let lb =
@@ -125,17 +134,22 @@ async fn lease_recovery_waits_for_the_dead_datanodes_of_the_last_block() {
     }
     h.fs.tick(later);
     let closed =
-        h.fs.recover_lease(RecoverLeaseRequest {
-            path: "/f".into(),
-            client_name: "admin".into(),
-            force: true,
-        })
+        h.fs.recover_lease(
+            &Caller::superuser(),
+            RecoverLeaseRequest {
+                path: "/f".into(),
+                client_name: "admin".into(),
+                force: true,
+            },
+        )
         .await
         .unwrap();
     assert!(!closed, "closed while the last block's datanodes are down");
-    let st = h.fs.get_file_info("/f").unwrap();
+    let st = h.fs.get_file_info(&Caller::superuser(), "/f").unwrap();
     assert!(st.under_construction);
-    let blocks = h.fs.fsck("/", "").unwrap().files[0].blocks.len();
+    let blocks = h.fs.fsck(&Caller::superuser(), "/", "").unwrap().files[0]
+        .blocks
+        .len();
     assert_eq!(blocks, 1, "the last block was dropped");
     // dn1 comes back: the monitor orders the block recovery from it.
     h.register("dn1", "127.0.0.1:9101", "/r1");

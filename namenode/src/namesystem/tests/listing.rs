@@ -41,7 +41,7 @@ async fn fsck_pages_add_up_to_the_whole_tree() {
     for i in 0..4 {
         h.write(&format!("/d{}/f{i}", i % 2), 2, 0).await;
     }
-    let whole = h.fs.fsck("/", "").unwrap();
+    let whole = h.fs.fsck(&Caller::superuser(), "/", "").unwrap();
     assert!(!whole.has_more);
     assert_eq!((whole.total_files, whole.total_blocks), (4, 8));
     for (inodes, blocks) in [(1, 100), (2, 100), (100, 2), (3, 3)] {
@@ -70,7 +70,9 @@ async fn fsck_pages_add_up_to_the_whole_tree() {
         let whole_paths: Vec<String> = whole.files.iter().map(|f| f.path.clone()).collect();
         assert_eq!(paths, whole_paths);
     }
-    let err = h.fs.fsck("/d0", "/d1/f1").unwrap_err();
+    let err =
+        h.fs.fsck(&Caller::superuser(), "/d0", "/d1/f1")
+            .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     h.close().await;
 }
@@ -85,7 +87,10 @@ async fn the_block_being_written_is_located_for_readers_to_measure() {
         path: "/f".into(),
         ..Default::default()
     };
-    let locate = || h.fs.get_block_locations(&req, "").unwrap();
+    let locate = || {
+        h.fs.get_block_locations(&Caller::superuser(), &req, "")
+            .unwrap()
+    };
     // Nothing is known of its length yet: no block listed, but the block
     // being written with its whole pipeline, for readers to ask.
     let resp = locate();

@@ -10,10 +10,12 @@ use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::*;
 
 use super::*;
+use crate::permission::Caller;
 
 mod balance;
 mod leases;
 mod listing;
+mod permissions;
 mod placement;
 mod replication;
 mod restart;
@@ -121,11 +123,14 @@ impl Harness {
     /// Creates `path` for writer `client` and allocates its first block.
     async fn allocate(&self, path: &str, client: &str) -> LocatedBlock {
         self.fs
-            .create(CreateRequest {
-                path: path.into(),
-                client_name: client.into(),
-                ..Default::default()
-            })
+            .create(
+                &Caller::superuser(),
+                CreateRequest {
+                    path: path.into(),
+                    client_name: client.into(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         self.fs
@@ -145,12 +150,15 @@ impl Harness {
     /// every replica, and closes it. Returns its blocks.
     async fn write(&self, path: &str, blocks: usize, tail: u64) -> Vec<ExtendedBlock> {
         self.fs
-            .create(CreateRequest {
-                path: path.into(),
-                client_name: "c1".into(),
-                create_parents: true,
-                ..Default::default()
-            })
+            .create(
+                &Caller::superuser(),
+                CreateRequest {
+                    path: path.into(),
+                    client_name: "c1".into(),
+                    create_parents: true,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         let mut prev: Option<ExtendedBlock> = None;

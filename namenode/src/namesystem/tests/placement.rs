@@ -19,6 +19,7 @@ async fn a_datanode_at_its_transfer_limit_gets_no_new_blocks() {
         async move {
             let (_, lb) =
                 h.fs.create_located(
+                    &Caller::superuser(),
                     CreateRequest {
                         path: path.clone(),
                         client_name: "c1".into(),

@@ -11,7 +11,7 @@ async fn dead_node_blocks_are_re_replicated_and_extra_replicas_trimmed() {
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let blocks = h.write("/f", 1, 0).await;
     let b = blocks[0];
-    let holders: Vec<String> = h.fs.fsck("/", "").unwrap().files[0].blocks[0]
+    let holders: Vec<String> = h.fs.fsck(&Caller::superuser(), "/", "").unwrap().files[0].blocks[0]
         .replicas
         .iter()
         .map(|r| r.node_id.clone())
@@ -28,7 +28,7 @@ async fn dead_node_blocks_are_re_replicated_and_extra_replicas_trimmed() {
         }
     }
     h.fs.tick(later);
-    let fsck = h.fs.fsck("/", "").unwrap();
+    let fsck = h.fs.fsck(&Caller::superuser(), "/", "").unwrap();
     assert_eq!(fsck.under_replicated, 1);
     // A surviving holder was told to copy to the spare node.
     let survivors: Vec<&String> = holders.iter().filter(|n| **n != lost).collect();
@@ -46,13 +46,13 @@ async fn dead_node_blocks_are_re_replicated_and_extra_replicas_trimmed() {
     let target = t.targets[0].id.clone();
     assert!(!holders.contains(&target));
     h.received(&target, b);
-    let fsck = h.fs.fsck("/", "").unwrap();
+    let fsck = h.fs.fsck(&Caller::superuser(), "/", "").unwrap();
     assert_eq!((fsck.under_replicated, fsck.missing), (0, 0));
     // The dead node comes back with its replica: one too many, trimmed.
     h.register(&lost, &format!("{lost}-addr:1"), "/r9");
     h.received(&lost, b);
     h.fs.tick(Instant::now());
-    let fsck = h.fs.fsck("/", "").unwrap();
+    let fsck = h.fs.fsck(&Caller::superuser(), "/", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 3, "{fsck:?}");
     assert_eq!(fsck.over_replicated, 0);
     h.close().await;
@@ -65,7 +65,7 @@ async fn corrupt_replica_is_replaced_then_deleted() {
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let b = h.write("/f", 1, 0).await[0];
-    let fsck = h.fs.fsck("/f", "").unwrap();
+    let fsck = h.fs.fsck(&Caller::superuser(), "/f", "").unwrap();
     let bad = fsck.files[0].blocks[0].replicas[0].node_id.clone();
     h.fs.report_bad_blocks(ReportBadBlocksRequest {
         replicas: vec![BadReplica {
@@ -77,6 +77,7 @@ async fn corrupt_replica_is_replaced_then_deleted() {
     .unwrap();
     let loc =
         h.fs.get_block_locations(
+            &Caller::superuser(),
             &GetBlockLocationsRequest {
                 path: "/f".into(),
                 ..Default::default()
@@ -112,7 +113,7 @@ async fn decommission_drains_then_reports_decommissioned() {
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let b = h.write("/f", 1, 0).await[0];
-    let holder = h.fs.fsck("/", "").unwrap().files[0].blocks[0].replicas[0]
+    let holder = h.fs.fsck(&Caller::superuser(), "/", "").unwrap().files[0].blocks[0].replicas[0]
         .node_id
         .clone();
     let r = h.fs.decommission(&holder, true).unwrap();
@@ -131,6 +132,7 @@ async fn decommission_drains_then_reports_decommissioned() {
     // Still readable meanwhile.
     let loc =
         h.fs.get_block_locations(
+            &Caller::superuser(),
             &GetBlockLocationsRequest {
                 path: "/f".into(),
                 ..Default::default()
@@ -163,11 +165,15 @@ async fn setrep_adds_and_removes_replicas() {
     three_nodes(&h);
     h.register("dn4", "127.0.0.4:9101", "/r1");
     let b = h.write("/f", 1, 0).await[0];
-    h.fs.set_replication("/f", 1).await.unwrap();
+    h.fs.set_replication(&Caller::superuser(), "/f", 1)
+        .await
+        .unwrap();
     h.fs.tick(Instant::now());
-    let fsck = h.fs.fsck("/f", "").unwrap();
+    let fsck = h.fs.fsck(&Caller::superuser(), "/f", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 1);
-    h.fs.set_replication("/f", 2).await.unwrap();
+    h.fs.set_replication(&Caller::superuser(), "/f", 2)
+        .await
+        .unwrap();
     h.fs.tick(Instant::now());
     let mut copied = false;
     for n in ["dn1", "dn2", "dn3", "dn4"] {
@@ -179,7 +185,7 @@ async fn setrep_adds_and_removes_replicas() {
         }
     }
     assert!(copied);
-    let fsck = h.fs.fsck("/f", "").unwrap();
+    let fsck = h.fs.fsck(&Caller::superuser(), "/f", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 2);
     assert_eq!(fsck.under_replicated, 0);
     h.close().await;
@@ -196,7 +202,9 @@ async fn heartbeats_speed_up_while_copies_run() {
     let b = h.write("/f", 1, 0).await[0];
     let beat = |n: &str| h.beat(n, 0, 0);
     assert_eq!(beat("dn4").next_heartbeat_ms, 0, "nothing to copy yet");
-    h.fs.set_replication("/f", 4).await.unwrap();
+    h.fs.set_replication(&Caller::superuser(), "/f", 4)
+        .await
+        .unwrap();
     h.fs.tick(Instant::now());
     let mut target = None;
     for n in ["dn1", "dn2", "dn3", "dn4"] {
@@ -220,7 +228,7 @@ async fn no_copy_goes_to_a_node_that_still_has_to_delete_the_block() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     let b = h.write("/f", 1, 0).await[0];
-    let holders: Vec<String> = h.fs.fsck("/", "").unwrap().files[0].blocks[0]
+    let holders: Vec<String> = h.fs.fsck(&Caller::superuser(), "/", "").unwrap().files[0].blocks[0]
         .replicas
         .iter()
         .map(|r| r.node_id.clone())

@@ -11,32 +11,52 @@ async fn restart_keeps_namespace_and_enters_safe_mode() {
         let h = Harness::open(config(dir.path()));
         three_nodes(&h);
         blocks = h.write("/d/f", 1, 1).await;
-        h.fs.mkdirs(MkdirsRequest {
-            path: "/empty".into(),
-            ..Default::default()
-        })
+        h.fs.mkdirs(
+            &Caller::superuser(),
+            MkdirsRequest {
+                path: "/empty".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-        h.fs.rename("/d/f", "/d/g", false).await.unwrap();
-        h.fs.create(CreateRequest {
-            path: "/open".into(),
-            client_name: "writer".into(),
-            ..Default::default()
-        })
+        h.fs.rename(&Caller::superuser(), "/d/f", "/d/g", false)
+            .await
+            .unwrap();
+        h.fs.create(
+            &Caller::superuser(),
+            CreateRequest {
+                path: "/open".into(),
+                client_name: "writer".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
         h.close().await;
     }
     let h = Harness::open(config(dir.path()));
     assert!(h.fs.in_safe_mode());
-    assert_eq!(h.fs.get_file_info("/d/g").unwrap().length, 4097);
-    assert!(h.fs.get_file_info("/d/f").is_err());
-    assert!(h.fs.get_file_info("/open").unwrap().under_construction);
+    assert_eq!(
+        h.fs.get_file_info(&Caller::superuser(), "/d/g")
+            .unwrap()
+            .length,
+        4097
+    );
+    assert!(h.fs.get_file_info(&Caller::superuser(), "/d/f").is_err());
+    assert!(
+        h.fs.get_file_info(&Caller::superuser(), "/open")
+            .unwrap()
+            .under_construction
+    );
     let err =
-        h.fs.mkdirs(MkdirsRequest {
-            path: "/x".into(),
-            ..Default::default()
-        })
+        h.fs.mkdirs(
+            &Caller::superuser(),
+            MkdirsRequest {
+                path: "/x".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SafeMode);
@@ -76,12 +96,15 @@ async fn restart_keeps_namespace_and_enters_safe_mode() {
     assert!(cmds.iter().any(|c| matches!(c, datanode_command::Command::Delete(d) if d.blocks.iter().any(|b| b.id == 999))));
     // The writer's lease survived the restart.
     let err =
-        h.fs.create(CreateRequest {
-            path: "/open".into(),
-            client_name: "other".into(),
-            overwrite: true,
-            ..Default::default()
-        })
+        h.fs.create(
+            &Caller::superuser(),
+            CreateRequest {
+                path: "/open".into(),
+                client_name: "other".into(),
+                overwrite: true,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseHeld);
@@ -95,7 +118,7 @@ async fn a_block_report_in_parts_drops_only_what_no_part_names() {
     three_nodes(&h);
     let blocks = h.write("/f", 3, 0).await;
     let holders = |h: &Harness| -> Vec<usize> {
-        h.fs.fsck("/", "").unwrap().files[0]
+        h.fs.fsck(&Caller::superuser(), "/", "").unwrap().files[0]
             .blocks
             .iter()
             .map(|b| b.replicas.iter().filter(|r| r.node_id == "dn1").count())
@@ -185,10 +208,12 @@ async fn a_replica_reported_while_its_deletion_is_held_is_not_counted() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     let block = h.write("/f", 1, 0).await[0];
-    h.fs.set_replication("/f", 1).await.unwrap();
+    h.fs.set_replication(&Caller::superuser(), "/f", 1)
+        .await
+        .unwrap();
     h.fs.tick(Instant::now());
     let holders = |h: &Harness| -> Vec<String> {
-        h.fs.fsck("/", "").unwrap().files[0].blocks[0]
+        h.fs.fsck(&Caller::superuser(), "/", "").unwrap().files[0].blocks[0]
             .replicas
             .iter()
             .map(|r| r.node_id.clone())

@@ -14,11 +14,12 @@ async fn write_read_delete_cycle() {
     );
     three_nodes(&h);
     let blocks = h.write("/a/f", 2, 100).await;
-    let st = h.fs.get_file_info("/a/f").unwrap();
+    let st = h.fs.get_file_info(&Caller::superuser(), "/a/f").unwrap();
     assert_eq!(st.length, 2 * 4096 + 100);
     assert!(!st.under_construction);
     let loc =
         h.fs.get_block_locations(
+            &Caller::superuser(),
             &GetBlockLocationsRequest {
                 path: "/a/f".into(),
                 offset: 4000,
@@ -51,7 +52,7 @@ async fn write_read_delete_cycle() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseExpired);
 
-    h.fs.delete("/a", true).await.unwrap();
+    h.fs.delete(&Caller::superuser(), "/a", true).await.unwrap();
     let cmds = h.commands("dn1");
     let deleted: Vec<u64> = cmds
         .iter()
@@ -70,20 +71,26 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
-    h.fs.create(CreateRequest {
-        path: "/f".into(),
-        client_name: "c1".into(),
-        ..Default::default()
-    })
+    h.fs.create(
+        &Caller::superuser(),
+        CreateRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     let err =
-        h.fs.create(CreateRequest {
-            path: "/f".into(),
-            client_name: "c2".into(),
-            overwrite: true,
-            ..Default::default()
-        })
+        h.fs.create(
+            &Caller::superuser(),
+            CreateRequest {
+                path: "/f".into(),
+                client_name: "c2".into(),
+                overwrite: true,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseHeld);
@@ -113,6 +120,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     .unwrap();
     let loc =
         h.fs.get_block_locations(
+            &Caller::superuser(),
             &GetBlockLocationsRequest {
                 path: "/f".into(),
                 ..Default::default()
@@ -137,7 +145,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     };
     let e = h.fs.complete(bad).await.unwrap_err();
     assert!(e.to_string().contains("empty owner"), "{e}");
-    let before = h.fs.get_file_info("/f").unwrap();
+    let before = h.fs.get_file_info(&Caller::superuser(), "/f").unwrap();
     assert!(before.under_construction);
     let complete = CompleteRequest {
         file_id: 0,
@@ -156,7 +164,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     assert!(h.fs.complete(complete.clone()).await.unwrap());
     // A retry of the same complete is fine.
     assert!(h.fs.complete(complete.clone()).await.unwrap());
-    let st = h.fs.get_file_info("/f").unwrap();
+    let st = h.fs.get_file_info(&Caller::superuser(), "/f").unwrap();
     assert_eq!(st.length, 10);
     // Stored in the close's edit: the mode (permission bits only), the
     // owner and the mtime given (not the close's); the group unchanged.
@@ -167,11 +175,14 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     assert_eq!(st.group, before.group);
     // A retry that finds the file closed without its attributes (as lease
     // recovery closes it) is not told they were stored.
-    h.fs.set_attr(SetAttrRequest {
-        path: "/f".into(),
-        mode: Some(0o600),
-        ..Default::default()
-    })
+    h.fs.set_attr(
+        &Caller::superuser(),
+        SetAttrRequest {
+            path: "/f".into(),
+            mode: Some(0o600),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     let e = h.fs.complete(complete).await.unwrap_err();
@@ -183,11 +194,14 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
 async fn no_datanodes_error_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::open(config(dir.path()));
-    h.fs.create(CreateRequest {
-        path: "/f".into(),
-        client_name: "c1".into(),
-        ..Default::default()
-    })
+    h.fs.create(
+        &Caller::superuser(),
+        CreateRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     let add = || AddBlockRequest {
@@ -278,7 +292,7 @@ async fn pipeline_recovery_bumps_generation_stamp() {
             if d.blocks.iter().any(|x| x.id == b.id && x.generation_stamp == b.generation_stamp))),
         "the stale replica is deleted: {cmds:?}"
     );
-    let fsck = h.fs.fsck("/f", "").unwrap();
+    let fsck = h.fs.fsck(&Caller::superuser(), "/f", "").unwrap();
     assert_eq!(fsck.files[0].blocks[0].replicas.len(), 3);
     h.close().await;
 }
@@ -303,14 +317,19 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
         ..Default::default()
     };
     for (path, client) in [("/closed", "c1"), ("/recovered", "gone")] {
-        h.fs.create(CreateRequest {
-            path: path.into(),
-            client_name: client.into(),
-            ..Default::default()
-        })
+        h.fs.create(
+            &Caller::superuser(),
+            CreateRequest {
+                path: path.into(),
+                client_name: client.into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-        h.fs.set_attr(set_attrs(path)).await.unwrap();
+        h.fs.set_attr(&Caller::superuser(), set_attrs(path))
+            .await
+            .unwrap();
     }
 
     // Closed by its writer, with a block added after the mtime was set.
@@ -330,7 +349,7 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
         attrs: None,
     };
     assert!(h.fs.complete(close).await.unwrap());
-    let st = h.fs.get_file_info("/closed").unwrap();
+    let st = h.fs.get_file_info(&Caller::superuser(), "/closed").unwrap();
     assert_eq!((st.mtime_ms, st.mode), (SET, 0o751));
 
     // Closed by lease recovery after its writer went away.
@@ -353,25 +372,36 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
     })
     .await
     .unwrap();
-    let st = h.fs.get_file_info("/recovered").unwrap();
+    let st =
+        h.fs.get_file_info(&Caller::superuser(), "/recovered")
+            .unwrap();
     assert!(!st.under_construction);
     assert_eq!((st.mtime_ms, st.mode, st.length), (SET, 0o751, 99));
 
     // Without an mtime set, the close stamps its own time as before.
-    h.fs.create(CreateRequest {
-        path: "/mode-only".into(),
-        client_name: "c1".into(),
-        ..Default::default()
-    })
+    h.fs.create(
+        &Caller::superuser(),
+        CreateRequest {
+            path: "/mode-only".into(),
+            client_name: "c1".into(),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
-    let created = h.fs.get_file_info("/mode-only").unwrap().mtime_ms;
+    let created =
+        h.fs.get_file_info(&Caller::superuser(), "/mode-only")
+            .unwrap()
+            .mtime_ms;
     tokio::time::sleep(Duration::from_millis(5)).await;
-    h.fs.set_attr(SetAttrRequest {
-        path: "/mode-only".into(),
-        mode: Some(0o700),
-        ..Default::default()
-    })
+    h.fs.set_attr(
+        &Caller::superuser(),
+        SetAttrRequest {
+            path: "/mode-only".into(),
+            mode: Some(0o700),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     let close = CompleteRequest {
@@ -382,23 +412,36 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
         attrs: None,
     };
     assert!(h.fs.complete(close).await.unwrap());
-    let st = h.fs.get_file_info("/mode-only").unwrap();
+    let st =
+        h.fs.get_file_info(&Caller::superuser(), "/mode-only")
+            .unwrap();
     assert_eq!(st.mode, 0o700);
     assert!(st.mtime_ms > created, "{} <= {created}", st.mtime_ms);
 
     // A change bound to an inode leaves another file at the path alone.
-    let id = h.fs.get_file_info("/closed").unwrap().inode;
+    let id =
+        h.fs.get_file_info(&Caller::superuser(), "/closed")
+            .unwrap()
+            .inode;
     let e =
-        h.fs.set_attr(SetAttrRequest {
-            path: "/mode-only".into(),
-            mode: Some(0o777),
-            inode: Some(id),
-            ..Default::default()
-        })
+        h.fs.set_attr(
+            &Caller::superuser(),
+            SetAttrRequest {
+                path: "/mode-only".into(),
+                mode: Some(0o777),
+                inode: Some(id),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
-    assert_eq!(h.fs.get_file_info("/mode-only").unwrap().mode, 0o700);
+    assert_eq!(
+        h.fs.get_file_info(&Caller::superuser(), "/mode-only")
+            .unwrap()
+            .mode,
+        0o700
+    );
     h.close().await;
 }
 
@@ -408,12 +451,15 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     let st =
-        h.fs.create(CreateRequest {
-            path: "/d/f".into(),
-            client_name: "c1".into(),
-            create_parents: true,
-            ..Default::default()
-        })
+        h.fs.create(
+            &Caller::superuser(),
+            CreateRequest {
+                path: "/d/f".into(),
+                client_name: "c1".into(),
+                create_parents: true,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let file_id = st.inode;
@@ -435,7 +481,9 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
 
     // Another client renames the directory while the file is written: the
     // writer's calls, still naming the old path, reach the file by its id.
-    h.fs.rename("/d", "/e", false).await.unwrap();
+    h.fs.rename(&Caller::superuser(), "/d", "/e", false)
+        .await
+        .unwrap();
     let by_path =
         h.fs.add_block(
             AddBlockRequest {
@@ -462,7 +510,12 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
     })
     .await
     .unwrap();
-    assert_eq!(h.fs.get_file_info("/e/f").unwrap().length, 4096 + 7);
+    assert_eq!(
+        h.fs.get_file_info(&Caller::superuser(), "/e/f")
+            .unwrap()
+            .length,
+        4096 + 7
+    );
     h.received("dn1", b2);
     let close = CompleteRequest {
         path: "/d/f".into(),
@@ -474,7 +527,7 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
     assert!(h.fs.complete(close.clone()).await.unwrap());
     // A retry of the close finds the closed file by its id too.
     assert!(h.fs.complete(close).await.unwrap());
-    let st = h.fs.get_file_info("/e/f").unwrap();
+    let st = h.fs.get_file_info(&Caller::superuser(), "/e/f").unwrap();
     assert!(!st.under_construction);
     assert_eq!(st.length, 4096 + 10);
 
@@ -482,19 +535,27 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
     // so, naming the path it knows and the inode, and a new file created
     // at that path is not taken for it.
     let st =
-        h.fs.create(CreateRequest {
+        h.fs.create(
+            &Caller::superuser(),
+            CreateRequest {
+                path: "/g".into(),
+                client_name: "c1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    h.fs.delete(&Caller::superuser(), "/g", false)
+        .await
+        .unwrap();
+    h.fs.create(
+        &Caller::superuser(),
+        CreateRequest {
             path: "/g".into(),
             client_name: "c1".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    h.fs.delete("/g", false).await.unwrap();
-    h.fs.create(CreateRequest {
-        path: "/g".into(),
-        client_name: "c1".into(),
-        ..Default::default()
-    })
+        },
+    )
     .await
     .unwrap();
     let gone =
@@ -513,6 +574,10 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
             .contains(&format!("/g (inode {}: deleted or replaced", st.inode)),
         "{gone}"
     );
-    assert!(h.fs.get_file_info("/g").unwrap().under_construction);
+    assert!(
+        h.fs.get_file_info(&Caller::superuser(), "/g")
+            .unwrap()
+            .under_construction
+    );
     h.close().await;
 }
