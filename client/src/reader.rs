@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
+use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::{
     ExtendedBlock, GetBlockLocationsRequest, GetBlockLocationsResponse,
     GetReplicaVisibleLengthRequest, LocatedBlock,
@@ -87,28 +88,36 @@ pub(crate) async fn settle_last_block(
 async fn visible_length(ctx: &Inner, path: &str, lb: &LocatedBlock) -> Option<u64> {
     let block = lb.block?;
     let timeout = ctx.data_timeout();
-    for node in &lb.locations {
+    let pool = &ctx.datanodes;
+    // Nodes that failed lately (for any reader of this client) last, as
+    // the block's read will order them.
+    let mut nodes: Vec<&dfs_proto::DatanodeInfo> = lb.locations.iter().collect();
+    nodes.sort_by_key(|n| pool.recently_failed(&n.address));
+    for node in nodes {
         let req = GetReplicaVisibleLengthRequest { block: Some(block) };
+        // Err((reason, the node itself is unreachable or hung)).
         let asked = async {
-            let mut dn = ctx
-                .datanodes
+            let mut dn = pool
                 .get(&node.address)
                 .await
-                .map_err(|e| e.to_string())?;
-            dn.get_replica_visible_length(req)
-                .await
-                .map_err(|s| s.message().to_string())
+                .map_err(|e| (e.to_string(), true))?;
+            dn.get_replica_visible_length(req).await.map_err(|s| {
+                let down = ErrorKind::of(&s).is_none();
+                (s.message().to_string(), down)
+            })
         };
-        match tokio::time::timeout(timeout, asked).await {
+        let (reason, down) = match tokio::time::timeout(timeout, asked).await {
             Ok(Ok(r)) => return Some(r.into_inner().length),
-            Ok(Err(reason)) => tracing::debug!(
-                path = %path, block = %block.name(), node = %node.address, reason = %reason,
-                "a datanode of the block being written could not tell its visible length"
-            ),
-            Err(_) => tracing::debug!(
-                path = %path, block = %block.name(), node = %node.address,
-                "no answer for the visible length of the block being written within {timeout:?}"
-            ),
+            Ok(Err(e)) => e,
+            Err(_) => (format!("no answer within {timeout:?}"), true),
+        };
+        tracing::debug!(
+            path = %path, block = %block.name(), node = %node.address, reason = %reason,
+            "a datanode of the block being written could not tell its visible length"
+        );
+        if down {
+            // The read that follows tries its other replicas first.
+            pool.mark_failed(&node.address);
         }
     }
     if !lb.locations.is_empty() {

@@ -90,6 +90,10 @@ impl BlockStore {
         truncate_files(id, &data, &meta_file, m.len, bytes_acked)?;
         m.len = bytes_acked;
         m.acked = bytes_acked;
+        // A replica found being written at start-up that a live pipeline
+        // takes over is being written again: its bytes up to the
+        // acknowledged length are the writer's, and readers may see them.
+        m.restarted = false;
         drop(m);
         Ok(ReplicaWriter {
             store: self.clone(),

@@ -707,4 +707,9 @@ fn readers_see_what_the_pipeline_acknowledged_of_a_replica_being_written() {
         Err(Error::NotVisible { block: 7, .. })
     ));
     assert_eq!(s.visible_length(4, 11).unwrap(), 5000);
+    // Once a live pipeline takes it over, it is being written again.
+    let w = s.recover(7, 2, 4096).unwrap();
+    assert_eq!(s.visible_length(7, 2).unwrap(), 4096);
+    w.acked_length().advance(4096);
+    drop(w);
 }
