@@ -102,7 +102,9 @@ async fn visible_length(ctx: &Inner, path: &str, lb: &LocatedBlock) -> Option<u6
                 .await
                 .map_err(|e| (e.to_string(), true))?;
             dn.get_replica_visible_length(req).await.map_err(|s| {
-                let down = ErrorKind::of(&s).is_none();
+                // A refusal, or a datanode too old to know the call, is
+                // not a node down.
+                let down = ErrorKind::of(&s).is_none() && s.code() != tonic::Code::Unimplemented;
                 (s.message().to_string(), down)
             })
         };
@@ -155,10 +157,30 @@ impl Shared {
         self.len.load(Ordering::Acquire)
     }
 
+    /// Takes the locations of a (re)located file. The length never goes
+    /// down: an answer that could not measure the block being written
+    /// again (its datanodes busy or gone) keeps the bytes already seen
+    /// readable, rather than ending a sequential read early.
     fn store(&self, resp: GetBlockLocationsResponse) {
-        self.len.store(resp.file_length, Ordering::Release);
         let mut loc = self.locations.lock();
-        loc.blocks = resp.blocks;
+        let seen = self.len();
+        let mut blocks = resp.blocks;
+        if resp.file_length < seen {
+            let covered = |id: u64| blocks.iter().any(|lb| lb.block.is_some_and(|b| b.id == id));
+            let kept: Vec<LocatedBlock> = loc
+                .blocks
+                .iter()
+                .filter(|lb| {
+                    lb.block.is_some_and(|b| !covered(b.id))
+                        && lb.offset.saturating_add(block_len(lb)) > resp.file_length
+                })
+                .cloned()
+                .collect();
+            blocks.extend(kept);
+        }
+        self.len
+            .store(resp.file_length.max(seen), Ordering::Release);
+        loc.blocks = blocks;
         loc.under_construction = resp.under_construction;
     }
 

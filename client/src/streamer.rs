@@ -188,7 +188,12 @@ impl Streamer {
         match self.serve(&mut rx).await {
             Ok(()) => {}
             Err(e) => {
-                tracing::warn!(path = %self.path, error = %e, "write failed");
+                if matches!(e, Error::PermissionDenied { .. }) {
+                    // A refusal of the close's attributes: the caller says it.
+                    tracing::debug!(path = %self.path, error = %e, "close refused");
+                } else {
+                    tracing::warn!(path = %self.path, error = %e, "write failed");
+                }
                 let reply = e.duplicate();
                 *self.error.lock() = Some(e);
                 // Answer whoever waits, then go.

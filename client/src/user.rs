@@ -18,8 +18,10 @@ pub(crate) fn current_user() -> String {
 }
 
 fn look_up_user() -> String {
-    match std::env::var(USER_ENV) {
-        Ok(u) if !u.is_empty() => u,
+    // A name that is not UTF-8 is used as given (lossily), never swapped
+    // for the login name: that could be the superuser's.
+    match std::env::var_os(USER_ENV) {
+        Some(u) if !u.is_empty() => u.to_string_lossy().into_owned(),
         _ => dfs_proto::principal::process_user(),
     }
 }

@@ -82,6 +82,9 @@ pub struct FileWriter {
     path: String,
     /// The namenode's inode id of the file.
     inode: u64,
+    /// Owner and group as the namenode created the file.
+    owner: String,
+    group: String,
     /// The streamer, until something needs its task.
     idle: Option<Streamer>,
     running: Option<Running>,
@@ -135,6 +138,8 @@ impl FileWriter {
         let mut writer = FileWriter {
             path,
             inode: status.inode,
+            owner: status.owner,
+            group: status.group,
             idle: Some(streamer),
             running: None,
             buf: BytesMut::new(),
@@ -182,6 +187,13 @@ impl FileWriter {
     /// again under the same path gets a new one).
     pub fn inode(&self) -> u64 {
         self.inode
+    }
+
+    /// The owner and group the namenode gave the file: those asked for,
+    /// or, for a caller who is not the superuser, the caller and (unless
+    /// it asked for one of its own groups) the directory's group.
+    pub fn owner_and_group(&self) -> (&str, &str) {
+        (&self.owner, &self.group)
     }
 
     /// Bytes accepted so far: the offset the next write lands at.

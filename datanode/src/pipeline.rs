@@ -630,14 +630,16 @@ fn write_loop(
             Err(e) => Err(e),
         };
         let failed = result.is_err();
-        if done
-            .blocking_send(LocalDone {
-                seqno: p.seqno,
-                result,
-            })
-            .is_err()
-            || failed
-        {
+        // Once the responder is gone (the writer died, or a node
+        // downstream), the packets already queued are still written: each
+        // was forwarded downstream, where it may have been acknowledged,
+        // and a recovery relies on every node holding what any node after
+        // it acknowledged.
+        let _ = done.blocking_send(LocalDone {
+            seqno: p.seqno,
+            result,
+        });
+        if failed {
             return;
         }
     }

@@ -1,9 +1,11 @@
 //! File attributes: a namenode `FileStatus` as the kernel's `FileAttr`.
 //!
-//! Owners and groups are stored in the namespace as strings. Files made
-//! through the mount store the numeric uid/gid (`"1000"`), which map back
-//! exactly; names set by other clients (`"alice"`) are resolved through
-//! `/etc/passwd` and `/etc/group`, and unknown names show as `nobody`.
+//! Owners and groups are stored in the namespace as names, which the
+//! namenode's permission checks compare with its callers'. Files made
+//! through the mount store the local caller's user and group names from
+//! `/etc/passwd` and `/etc/group` (the numeric id, `"1000"`, for an id those
+//! do not name); stored names are resolved back the same way, numbers map
+//! to themselves, and unknown names show as `nobody`.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,21 +19,60 @@ pub const NOBODY: u32 = 65534;
 /// `st_blksize`: the I/O size tools like `cp` pick for their buffers.
 pub const IO_BLOCK_SIZE: u32 = 1024 * 1024;
 
-/// Resolves stored owner and group strings to numeric ids.
+/// Resolves stored owner and group strings to numeric ids and back.
 #[derive(Debug, Default)]
 pub struct Owners {
     users: HashMap<String, u32>,
     groups: HashMap<String, u32>,
+    user_names: HashMap<u32, String>,
+    group_names: HashMap<u32, String>,
 }
 
 impl Owners {
     /// Reads the local user and group databases (missing files mean no names).
     pub fn load() -> Owners {
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        Owners::from_files(&read("/etc/passwd"), &read("/etc/group"))
+    }
+
+    /// From the texts of a passwd and a group file.
+    pub fn from_files(passwd: &str, group: &str) -> Owners {
+        let users = parse_id_file(passwd);
+        let groups = parse_id_file(group);
+        // The first name of an id wins, as getpwuid's.
+        let by_id = |names: &HashMap<String, u32>, text: &str| {
+            let mut out = HashMap::new();
+            for line in text.lines() {
+                if let Some(name) = line.split(':').next() {
+                    if let Some(&id) = names.get(name) {
+                        out.entry(id).or_insert_with(|| name.to_string());
+                    }
+                }
+            }
+            out
+        };
         Owners {
-            users: parse_id_file(&read("/etc/passwd")),
-            groups: parse_id_file(&read("/etc/group")),
+            user_names: by_id(&users, passwd),
+            group_names: by_id(&groups, group),
+            users,
+            groups,
         }
+    }
+
+    /// The name to store for a local uid: its login name, else the number.
+    pub fn user_name(&self, uid: u32) -> String {
+        self.user_names
+            .get(&uid)
+            .cloned()
+            .unwrap_or_else(|| uid.to_string())
+    }
+
+    /// The name to store for a local gid: its group name, else the number.
+    pub fn group_name(&self, gid: u32) -> String {
+        self.group_names
+            .get(&gid)
+            .cloned()
+            .unwrap_or_else(|| gid.to_string())
     }
 
     /// The uid of a stored owner.
@@ -131,18 +172,24 @@ mod tests {
 
     #[test]
     fn owners_numeric_named_and_unknown() {
-        let owners = Owners {
-            users: parse_id_file(
-                "root:x:0:0:root:/root:/bin/sh\nalice:x:1001:1001::/home/alice:/bin/sh\n",
-            ),
-            groups: parse_id_file("root:x:0:\nstaff:x:50:\n"),
-        };
+        let owners = Owners::from_files(
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:1001:1001::/home/alice:/bin/sh\n\
+             toor:x:0:0::/:/bin/sh\n",
+            "root:x:0:\nstaff:x:50:\n",
+        );
         assert_eq!(owners.uid("1000"), 1000);
         assert_eq!(owners.uid("alice"), 1001);
         assert_eq!(owners.uid("root"), 0);
         assert_eq!(owners.uid("nosuchuser"), NOBODY);
         assert_eq!(owners.gid("staff"), 50);
         assert_eq!(owners.gid(""), NOBODY);
+        // What the mount stores for a local caller: names, the first of an
+        // id, else the number.
+        assert_eq!(owners.user_name(0), "root");
+        assert_eq!(owners.user_name(1001), "alice");
+        assert_eq!(owners.user_name(1234), "1234");
+        assert_eq!(owners.group_name(50), "staff");
+        assert_eq!(owners.group_name(7), "7");
     }
 
     #[test]

@@ -60,12 +60,12 @@ impl Caller {
     }
 }
 
-/// A user name as messages show it.
-pub(crate) fn shown(user: &str) -> &str {
+/// A user name as messages show it: on one line, whatever it contains.
+pub(crate) fn shown(user: &str) -> String {
     if user.is_empty() {
-        "(none)"
+        "(none)".to_string()
     } else {
-        user
+        user.escape_debug().to_string()
     }
 }
 
@@ -168,11 +168,6 @@ impl Permissions {
             group,
             groups: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Whether permissions are checked.
-    pub fn enabled(&self) -> bool {
-        self.enabled
     }
 
     /// The caller a request naming `user` acts for.

@@ -286,11 +286,12 @@ impl ClientProtocol for NamenodeService {
     }
 
     async fn complete(&self, request: Request<CompleteRequest>) -> Reply<CompleteResponse> {
+        let caller = self.caller(&request);
         let r = request.into_inner();
         let span = tracing::debug_span!("complete", path = %r.path, client = %r.client_name);
         ok(self
             .fs
-            .complete(r)
+            .complete(&caller, r)
             .instrument(span)
             .await
             .map(|completed| CompleteResponse { completed }))

@@ -636,6 +636,38 @@ fn permissions_are_checked_for_the_user_a_client_names() {
     refused("bob", &["report"], "Superuser privilege is required");
     ok("bob", &["admin", "safemode", "get"]);
     assert!(c.dfs_ok(&["admin", "safemode", "get"]).contains("OFF"));
+    // cp -p keeps the owner only for the superuser: bob's copy of root's
+    // file is refused at its close, and nothing is left behind.
+    c.dfs_ok(&["mkdir", "-p", "/user/bob"]);
+    c.dfs_ok(&["chown", "bob", "/user/bob"]);
+    c.dfs_ok(&["put", local, "/public"]);
+    refused(
+        "bob",
+        &["cp", "-p", "/public", "/user/bob/copy"],
+        "only the superuser can change the owner",
+    );
+    ok("bob", &["cp", "/public", "/user/bob/copy"]);
+    assert_eq!(stat(&c, "/user/bob/copy")["owner"], "bob");
+    // A recursive listing goes on past a directory it may not read, and
+    // names it.
+    c.dfs_ok(&["chmod", "750", "/user/bob"]);
+    let out = c.dfs_as("alice", &["ls", "-R", "/"]);
+    let (listed, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        listed.contains("/user/alice/f") && listed.contains("/public"),
+        "{listed}"
+    );
+    assert!(!listed.contains("/user/bob/copy"), "{listed}");
+    assert!(
+        err.contains("/user/bob") && err.contains("access=READ_EXECUTE"),
+        "{err}"
+    );
+    c.dfs_ok(&["rm", "-r", "/user/bob", "/public"]);
+
     // Nothing changed, nothing was left behind; the superuser reads all.
     let names: Vec<String> = c
         .tree()

@@ -32,8 +32,29 @@ impl Mount {
         Mount::at(cluster, dir, extra, log)
     }
 
+    /// A mount whose calls act as `user` (`DFS_USER`): the namenode checks
+    /// that user's permissions (the kernel checks the local caller's first).
+    pub fn as_user(cluster: &Cluster, user: &str) -> Mount {
+        let dir = cluster
+            .dir
+            .path()
+            .join(format!("mnt-{user}-{}", rand::random::<u32>()));
+        fs::create_dir_all(&dir).unwrap();
+        Mount::start(cluster, dir, &[], "info", Some(user))
+    }
+
     /// [`Mount::with_log`] at the existing folder `dir`.
     pub fn at(cluster: &Cluster, dir: PathBuf, extra: &[&str], log: &str) -> Mount {
+        Mount::start(cluster, dir, extra, log, None)
+    }
+
+    fn start(
+        cluster: &Cluster,
+        dir: PathBuf,
+        extra: &[&str],
+        log: &str,
+        user: Option<&str>,
+    ) -> Mount {
         let mut args = vec![
             "--namenode".to_string(),
             cluster.addr().to_string(),
@@ -55,9 +76,12 @@ impl Mount {
         let offset = 0;
         let out = fs::File::create(&proc.log).unwrap();
         let err = out.try_clone().unwrap();
+        let mut cmd = Command::new(&proc.program);
+        if let Some(user) = user {
+            cmd.env("DFS_USER", user);
+        }
         proc.child = Some(
-            Command::new(&proc.program)
-                .args(&proc.args)
+            cmd.args(&proc.args)
                 .env("RUST_LOG", log)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())

@@ -1,9 +1,10 @@
 //! Attribute commands: `chmod`, `chown`, `chgrp`, `touchz`, `touch`.
 //!
 //! Like `hdfs dfs`, each takes several paths (every one is tried) and
-//! `-R` for whole trees. The namenode stores what it is given and checks
-//! no permissions (README), so these are also how an administrator fixes
-//! ownership after a copy.
+//! `-R` for whole trees (an entry that cannot be changed or listed is a
+//! failure of its own; the others are still changed). The namenode checks
+//! the caller's permissions: the owner changes the mode, the superuser the
+//! owner (README).
 
 use super::format::days_from_civil;
 use super::glob::{expand_all, expand_or_literal};
@@ -37,7 +38,7 @@ where
         let root = st.path.clone();
         failures.note_path(&root, change(st).await)?;
         if tree {
-            match collect(client, &root, true).await {
+            match collect(client, &root, true, &mut failures).await {
                 Ok(entries) => {
                     for e in entries {
                         let path = e.path.clone();

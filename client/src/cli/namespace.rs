@@ -13,12 +13,16 @@ pub(crate) async fn collect(
     client: &Client,
     path: &str,
     recursive: bool,
+    failures: &mut Failures,
 ) -> CliResult<Vec<FileStatus>> {
     let st = client.status(path).await?;
     if !st.is_dir() {
         return Ok(vec![st]);
     }
     // Depth first, in name order: each directory is followed by its tree.
+    // A directory below that cannot be listed (no permission, removed
+    // meanwhile) is a failure of its own; the rest is still listed, as
+    // `hdfs dfs -ls -R` does.
     let mut out = Vec::new();
     let mut stack = vec![client.list(&st.path).await?.into_iter()];
     while let Some(top) = stack.last_mut() {
@@ -27,7 +31,10 @@ pub(crate) async fn collect(
                 let subdir = (recursive && e.is_dir()).then(|| e.path.clone());
                 out.push(e);
                 if let Some(d) = subdir {
-                    stack.push(client.list(&d).await?.into_iter());
+                    match client.list(&d).await {
+                        Ok(entries) => stack.push(entries.into_iter()),
+                        Err(err) => failures.note_path(&d, Err(err.into()))?,
+                    }
                 }
             }
             None => {
@@ -43,7 +50,7 @@ pub(crate) async fn ls(client: &Client, args: LsArgs) -> CliResult {
     let mut failures = Failures::default();
     let mut entries = Vec::new();
     for p in expand_all(client, &args.paths, &mut failures).await? {
-        match collect(client, &p, args.recursive).await {
+        match collect(client, &p, args.recursive, &mut failures).await {
             Ok(e) => entries.extend(e),
             Err(e) => failures.note_path(&p, Err(e))?,
         }
@@ -249,7 +256,7 @@ pub(crate) async fn setrep(
     let mut failures = Failures::default();
     let mut files: Vec<FileStatus> = Vec::new();
     for p in expand_all(client, paths, &mut failures).await? {
-        match collect(client, &p, true).await {
+        match collect(client, &p, true, &mut failures).await {
             Ok(entries) => files.extend(entries.into_iter().filter(|s| !s.is_dir())),
             Err(e) => failures.note_path(&p, Err(e))?,
         }

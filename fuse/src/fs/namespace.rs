@@ -28,17 +28,43 @@ impl DfsFs {
             .call("mkdir", &path, self.client.mkdirs(&path, false))
             .await?;
         let mode = mode & 0o7777;
-        let fix = SetAttr {
+        let mut fix = SetAttr {
             mode: (status.mode & 0o7777 != mode).then_some(mode),
-            owner: (self.owners.uid(&status.owner) != req_uid).then(|| req_uid.to_string()),
-            group: (self.owners.gid(&status.group) != req_gid).then(|| req_gid.to_string()),
+            owner: (self.owners.uid(&status.owner) != req_uid)
+                .then(|| self.owners.user_name(req_uid)),
+            group: (self.owners.gid(&status.group) != req_gid)
+                .then(|| self.owners.group_name(req_gid)),
             mtime: None,
             atime: None,
         };
         if !fix.is_empty() {
-            status = self
-                .call("mkdir", &path, self.client.set_attr(&path, fix))
-                .await?;
+            let limit = self.opts.rpc_timeout + super::RPC_SLACK;
+            let first = tokio::time::timeout(limit, self.client.set_attr(&path, fix.clone()));
+            match first.await.unwrap_or_else(|_| {
+                Err(dfs_client::Error::Timeout {
+                    what: format!("the namenode's answer to setting {path}'s attributes"),
+                })
+            }) {
+                Ok(s) => status = s,
+                // A mount that is not the superuser cannot give the
+                // directory to the local caller: it stays the mount's
+                // user's (as every inode it creates), with the mode asked.
+                Err(dfs_client::Error::PermissionDenied { message })
+                    if fix.owner.is_some() || fix.group.is_some() =>
+                {
+                    debug!(path = %path, reason = %message, "directory kept by the mount's user");
+                    (fix.owner, fix.group) = (None, None);
+                    if !fix.is_empty() {
+                        status = self
+                            .call("mkdir", &path, self.client.set_attr(&path, fix))
+                            .await?;
+                    }
+                }
+                Err(e) => {
+                    warn!(op = "mkdir", path = %path, error = %e, "failed");
+                    return Err(crate::errno::errno(&e));
+                }
+            }
         }
         let ino = self.inodes.remember(parent, name, status.inode);
         self.inodes.cache_dir(ino, &status);
@@ -58,11 +84,10 @@ impl DfsFs {
         flags: i32,
     ) -> Result<(FileAttr, u64), Errno> {
         let path = self.child_path(parent, name)?;
-        let (owner, group) = (req.0.to_string(), req.1.to_string());
         let opts = CreateOptions {
             mode: Some(mode & 0o7777),
-            owner: Some(owner.clone()),
-            group: Some(group.clone()),
+            owner: Some(self.owners.user_name(req.0)),
+            group: Some(self.owners.group_name(req.1)),
             ..CreateOptions::default()
         };
         match self
@@ -70,7 +95,10 @@ impl DfsFs {
             .await
         {
             Ok(fw) => {
-                let status = new_file_status(&path, mode, owner, group);
+                // The namenode's owner and group: the local caller's, or the
+                // mount's user's when it is not the superuser.
+                let (owner, group) = fw.owner_and_group();
+                let status = new_file_status(&path, mode, owner.to_string(), group.to_string());
                 // Whatever the table knew under this name is gone.
                 self.inodes.unlink(parent, name);
                 let ino = self.inodes.remember(parent, name, fw.inode());

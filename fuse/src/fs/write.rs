@@ -323,8 +323,8 @@ impl DfsFs {
         }
         let attrs = SetAttr {
             mode: mode.map(|m| m & 0o7777),
-            owner: uid.map(|u| u.to_string()),
-            group: gid.map(|g| g.to_string()),
+            owner: uid.map(|u| self.owners.user_name(u)),
+            group: gid.map(|g| self.owners.group_name(g)),
             mtime: mtime.map(time_ms),
             atime: atime.map(time_ms),
         };

@@ -26,9 +26,6 @@ pub struct Need {
     /// `sub` skips empty directories (a delete may remove an empty
     /// directory it cannot write, as HDFS).
     pub sub_skips_empty: bool,
-    /// The caller must own the inode (chmod, and times and group for
-    /// non-owners are refused by the bits instead).
-    pub owner: bool,
     /// In a sticky directory, only the owner of the entry or of the
     /// directory may remove or rename the entry.
     pub sticky: bool,
@@ -81,11 +78,16 @@ impl Namespace {
                 self.need(caller, id, Access::EXECUTE)?;
             }
         }
+        // A file where a directory should be is the operation's to say.
+        let is_dir = |id: u64| self.inodes[&id].is_dir();
         if let (Some(a), Some(&id), false) = (need.ancestor, ancestors.last(), exists) {
-            self.need(caller, id, a)?;
+            if is_dir(id) {
+                self.need(caller, id, a)?;
+            }
         }
-        let parent =
-            (!comps.is_empty() && chain.len() >= comps.len()).then(|| chain[comps.len() - 1]);
+        let parent = (!comps.is_empty() && chain.len() >= comps.len())
+            .then(|| chain[comps.len() - 1])
+            .filter(|&p| is_dir(p));
         if let (Some(a), Some(id)) = (need.parent, parent) {
             self.need(caller, id, a)?;
         }
@@ -93,9 +95,6 @@ impl Namespace {
             return Ok(());
         }
         let id = chain[comps.len()];
-        if need.owner {
-            self.need_owner(caller, id)?;
-        }
         if let Some(a) = need.target {
             self.need(caller, id, a)?;
         }

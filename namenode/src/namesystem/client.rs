@@ -204,7 +204,6 @@ impl Namesystem {
     /// chmod / chown / utimes.
     pub async fn set_attr(&self, caller: &Caller, req: SetAttrRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("change attributes"), |st, store| {
-            st.check_set_attr(caller, &req)?;
             let change = AttrChange {
                 mode: req.mode,
                 owner: req.owner.clone(),
@@ -212,6 +211,12 @@ impl Namesystem {
                 mtime_ms: req.mtime_ms,
                 atime_ms: req.atime_ms,
             };
+            // A writer names its file by inode: check the path it has now.
+            let path = match req.inode {
+                Some(id) if id != 0 => st.ns.path_of(id).unwrap_or_else(|| req.path.clone()),
+                _ => req.path.clone(),
+            };
+            st.check_attr_change(caller, &path, &change)?;
             let (batch, id, path) = st.ns.plan_set_attr(&req.path, change, req.inode)?;
             let seq = st.commit(store, batch)?;
             Ok((st.ns.status(id, path), seq))
@@ -267,7 +272,8 @@ impl Namesystem {
                 ancestor: Some(Access::WRITE),
                 parent: Some(Access::WRITE),
                 target: req.overwrite.then_some(Access::WRITE),
-                sticky: true,
+                // Replacing another's file in a sticky directory is removing it.
+                sticky: req.overwrite,
                 ..Need::default()
             };
             st.ns.check(caller, &req.path, &need)?;
@@ -325,9 +331,11 @@ impl Namesystem {
 
     /// Commits the last block and closes the file once every block has a
     /// finalized replica; `false` means "not yet, retry".
-    pub async fn complete(&self, req: CompleteRequest) -> Result<bool> {
+    /// Attributes stored with the close are checked as a SetAttr by
+    /// `caller` would be.
+    pub async fn complete(&self, caller: &Caller, req: CompleteRequest) -> Result<bool> {
         let (done, seq) = self.mutate(Some("complete a file"), |st, store| {
-            st.complete(store, req, Instant::now())
+            st.complete(store, caller, req, Instant::now())
         })?;
         self.durable(seq).await?;
         if done {
@@ -381,33 +389,33 @@ impl Namesystem {
     }
 }
 
-/// The attributes of a new inode created by `caller`: its owner unless it
-/// names one (only the superuser may name another), and a group it
-/// belongs to (or any, for the superuser; empty takes the parent's).
+/// The attributes of a new inode created by `caller`. The superuser
+/// gets what it asks for (its own name when it names no owner). Anyone
+/// else owns what it creates, as in HDFS, whatever owner it names (a
+/// mount passes the local caller's), and gets the group it names only if
+/// it belongs to it, else the directory's.
 fn owned_by(caller: &Caller, mut attrs: NewAttrs) -> Result<NewAttrs> {
-    if attrs.owner.is_empty() {
-        attrs.owner = caller.user.clone();
-    }
     if caller.superuser {
+        if attrs.owner.is_empty() {
+            attrs.owner = caller.user.clone();
+        }
         return Ok(attrs);
     }
-    if attrs.owner != caller.user {
+    if caller.user.is_empty() {
         return Err(Error::PermissionDenied {
-            message: format!(
-                "Permission denied: user={} cannot create an inode owned by {} (only the superuser can)",
-                crate::permission::shown(&caller.user),
-                attrs.owner
-            ),
+            message: "Permission denied: the call names no user (set DFS_USER), so nothing can be created for it".into(),
         });
     }
+    if attrs.owner != caller.user && !attrs.owner.is_empty() {
+        tracing::debug!(
+            user = %caller.user,
+            asked = %attrs.owner,
+            "only the superuser creates inodes for others; the caller owns it"
+        );
+    }
+    attrs.owner = caller.user.clone();
     if !attrs.group.is_empty() && !caller.is_member(&attrs.group) {
-        return Err(Error::PermissionDenied {
-            message: format!(
-                "Permission denied: user={} does not belong to group {}",
-                crate::permission::shown(&caller.user),
-                attrs.group
-            ),
-        });
+        attrs.group.clear();
     }
     Ok(attrs)
 }
@@ -430,63 +438,56 @@ impl State {
         self.ns.check(caller, path, &need)
     }
 
-    /// What a SetAttr needs, as HDFS's setPermission, setOwner and
-    /// setTimes: the owner changes the mode; only the superuser gives an
-    /// inode to another user; the owner changes the group to one it belongs
-    /// to; times need the owner or write access.
-    fn check_set_attr(&self, caller: &Caller, req: &SetAttrRequest) -> Result<()> {
-        // A writer names its file by inode: check the path it has now.
-        let path = match req.inode {
-            Some(id) if id != 0 => self.ns.path_of(id).unwrap_or_else(|| req.path.clone()),
-            _ => req.path.clone(),
-        };
-        self.ns.check(caller, &path, &Need::default())?;
+    /// What an attribute change of `path` needs, as HDFS's setPermission,
+    /// setOwner and setTimes: the owner changes the mode; only the
+    /// superuser gives an inode to another user; the owner changes the
+    /// group to one it belongs to; times need the owner or write access.
+    /// For a SetAttr, and for the attributes a writer stores with its
+    /// close.
+    pub(super) fn check_attr_change(
+        &self,
+        caller: &Caller,
+        path: &str,
+        change: &AttrChange,
+    ) -> Result<()> {
+        self.ns.check(caller, path, &Need::default())?;
         if caller.superuser {
             return Ok(());
         }
-        let Ok((id, _)) = self.ns.resolve(&path) else {
+        let Ok((id, _)) = self.ns.resolve(path) else {
             // The change itself says what is missing.
             return Ok(());
         };
-        if req.mode.is_some() {
-            self.ns.check_owner(caller, id)?;
-        }
         let owner = self
             .ns
             .inode(id)
             .map(|i| i.rec.owner.clone())
             .unwrap_or_default();
-        if let Some(new_owner) = &req.owner {
+        let user = crate::permission::shown(&caller.user);
+        if change.mode.is_some() {
+            self.ns.check_owner(caller, id)?;
+        }
+        if let Some(new_owner) = &change.owner {
             if *new_owner != owner || caller.user != owner {
                 return Err(Error::PermissionDenied {
                     message: format!(
-                        "Permission denied: user={} is not the superuser; only the superuser can change the owner of {path}",
-                        crate::permission::shown(&caller.user)
+                        "Permission denied: user={user} is not the superuser; only the superuser can change the owner of {path}"
                     ),
                 });
             }
         }
-        if let Some(group) = &req.group {
+        if let Some(group) = &change.group {
             self.ns.check_owner(caller, id)?;
             if !caller.is_member(group) {
                 return Err(Error::PermissionDenied {
                     message: format!(
-                        "Permission denied: user={} does not belong to group {group}",
-                        crate::permission::shown(&caller.user)
+                        "Permission denied: user={user} does not belong to group {group}"
                     ),
                 });
             }
         }
-        if (req.mtime_ms.is_some() || req.atime_ms.is_some())
-            && caller.user != owner
-            && !self.ns.allows(caller, id, Access::WRITE)
-        {
-            return Err(Error::PermissionDenied {
-                message: format!(
-                    "Permission denied: user={}, access=WRITE, inode=\"{path}\" (times are set by the owner or with write access)",
-                    crate::permission::shown(&caller.user)
-                ),
-            });
+        if (change.mtime_ms.is_some() || change.atime_ms.is_some()) && caller.user != owner {
+            self.ns.check(caller, path, &Need::target(Access::WRITE))?;
         }
         Ok(())
     }

@@ -107,10 +107,14 @@ impl State {
             let Some(info) = self.blocks.get(b.id) else {
                 continue;
             };
-            blocks.push(self.located_block(b, info, start, reader, now));
+            blocks.push(self.located_block(b, info, start, Some((reader, now))));
         }
         // The block being written, which the namenode knows only as long as
-        // the last fsync: readers ask its pipeline how much is acknowledged.
+        // the last fsync: readers ask its pipeline how much is acknowledged,
+        // in pipeline order. The head's answer is the one every replica
+        // holds (a node acknowledges only what it and every node after it
+        // wrote); a node further down may have acknowledged bytes the head
+        // has not written yet, which a lease recovery could cut.
         let last_block = inode
             .under_construction()
             .then(|| inode.rec.blocks.last())
@@ -119,7 +123,7 @@ impl State {
                 let info = self.blocks.get(b.id)?;
                 (info.state == BlockState::UnderConstruction).then(|| {
                     let start = file_length.saturating_sub(b.length);
-                    self.located_block(b, info, start, reader, now)
+                    self.located_block(b, info, start, None)
                 })
             });
         GetBlockLocationsResponse {
@@ -132,28 +136,32 @@ impl State {
     }
 
     /// Block `b` of a file, at file offset `offset`, with its replicas
-    /// nearest to `reader` first (stale and decommissioning nodes last).
+    /// nearest to the reader first (stale and decommissioning nodes last)
+    /// when `nearest_to` is given, else in pipeline order.
     fn located_block(
         &self,
         b: &BlockRecord,
         info: &BlockInfo,
         offset: u64,
-        reader: &ReaderSite<'_>,
-        now: Instant,
+        nearest_to: Option<(&ReaderSite<'_>, Instant)>,
     ) -> LocatedBlock {
         let mut rng = rand::rng();
         let uc = info.state == BlockState::UnderConstruction;
         let (nodes, corrupt) = self.read_replicas(info, uc);
         let mut keyed: Vec<((u8, u8, u32), NodeIdx)> = nodes
             .into_iter()
-            .map(|n| {
-                let d = self.dns.get(n);
-                let late = u8::from(self.dns.is_stale(n, now) || d.decommissioning());
-                let dist = placement::distance(reader.host, &reader.racks, &d.host, &d.rack);
-                ((late, dist, rng.random::<u32>()), n)
+            .map(|n| match nearest_to {
+                Some((reader, now)) => {
+                    let d = self.dns.get(n);
+                    let late = u8::from(self.dns.is_stale(n, now) || d.decommissioning());
+                    let dist = placement::distance(reader.host, &reader.racks, &d.host, &d.rack);
+                    ((late, dist, rng.random::<u32>()), n)
+                }
+                None => ((0, 0, 0), n),
             })
             .collect();
-        keyed.sort_unstable_by_key(|k| k.0);
+        // Stable: without a reader, the order stays the pipeline's.
+        keyed.sort_by_key(|k| k.0);
         LocatedBlock {
             block: Some(ExtendedBlock {
                 id: b.id,

@@ -15,6 +15,7 @@ use crate::blocks::{BlockInfo, BlockState, ReplicaKind};
 use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
 use crate::namespace::{now_ms, stamp_mtime, AttrChange, CreateArgs, NewAttrs, RECOVERY_HOLDER};
+use crate::permission::Caller;
 use crate::placement::{choose_targets, Request};
 use crate::store::{Change, Store};
 
@@ -336,6 +337,7 @@ impl State {
     pub(crate) fn complete(
         &mut self,
         store: &Store,
+        caller: &Caller,
         req: CompleteRequest,
         now: Instant,
     ) -> Result<(bool, u64)> {
@@ -368,6 +370,7 @@ impl State {
         }
         let attrs = req.attrs.map(AttrChange::from).unwrap_or_default();
         attrs.check(&w.path)?;
+        self.check_attr_change(caller, &w.path, &attrs)?;
         match (rec.blocks.last_mut(), &req.last) {
             (None, None) => {}
             (Some(b), Some(l)) if b.id == l.id => {

@@ -392,3 +392,48 @@ fn a_lazily_unmounted_mount_leaves_the_next_one_at_its_path_alone() {
         old.log()
     );
 }
+
+/// A mount acts as the user it runs for (`DFS_USER` here, as HDFS's
+/// fuse-dfs acts as its user): what the namenode refuses that user comes
+/// back as EACCES, changes nothing, is logged, and the mount goes on
+/// working where the user may write.
+#[test]
+fn a_mount_acting_as_a_user_gets_eacces_for_what_the_namenode_refuses() {
+    let c = Cluster::builder().start();
+    let src = c.local_file("secret", 5000, 3);
+    c.dfs_ok(&["mkdir", "-p", "/alice", "/bob"]);
+    c.dfs_ok(&["chown", "alice", "/alice"]);
+    c.dfs_ok(&["chown", "bob", "/bob"]);
+    c.dfs_ok(&["put", src.to_str().unwrap(), "/alice/secret"]);
+    c.dfs_ok(&["chmod", "600", "/alice/secret"]);
+    let before = c.tree();
+    let m = Mount::as_user(&c, "bob");
+    #[track_caller]
+    fn eacces<T: std::fmt::Debug>(r: std::io::Result<T>, what: &str) {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{what}: {e}");
+    }
+    eacces(fs::write(m.dir.join("alice/new"), b"x"), "create");
+    eacces(fs::create_dir(m.dir.join("alice/d")), "mkdir");
+    eacces(fs::read(m.dir.join("alice/secret")), "read");
+    eacces(fs::remove_file(m.dir.join("alice/secret")), "unlink");
+    eacces(
+        fs::rename(m.dir.join("alice/secret"), m.dir.join("bob/taken")),
+        "rename",
+    );
+    assert_eq!(c.tree(), before, "a refusal changed the namespace");
+    assert!(m.log().contains("Permission denied"), "{}", m.log());
+    // bob's own directory: as on any mount, and what the mount creates is
+    // bob's (the mount is not the superuser: it cannot give it to the
+    // local caller, root here).
+    fs::create_dir(m.dir.join("bob/sub")).unwrap();
+    fs::write(m.dir.join("bob/sub/f"), b"hello").unwrap();
+    assert_eq!(fs::read(m.dir.join("bob/sub/f")).unwrap(), b"hello");
+    for path in ["/bob/sub", "/bob/sub/f"] {
+        let st = c.dfs_json(&["stat", "--json", path]);
+        assert_eq!(st["owner"], "bob", "{st}");
+        assert_eq!(st["group"], "root", "the group of its directory: {st}");
+    }
+    let mode = fs::metadata(m.dir.join("bob/sub")).unwrap().permissions();
+    assert_eq!(mode.mode() & 0o7777, 0o755);
+}

@@ -137,12 +137,15 @@ async fn the_block_being_written_is_located_for_readers_to_measure() {
         h.received(&n.id, b2);
     }
     let done =
-        h.fs.complete(CompleteRequest {
-            path: "/f".into(),
-            client_name: "c1".into(),
-            last: Some(b2),
-            ..Default::default()
-        })
+        h.fs.complete(
+            &Caller::superuser(),
+            CompleteRequest {
+                path: "/f".into(),
+                client_name: "c1".into(),
+                last: Some(b2),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(done);

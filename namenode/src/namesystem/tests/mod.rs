@@ -188,12 +188,15 @@ impl Harness {
         }
         let done = self
             .fs
-            .complete(CompleteRequest {
-                path: path.into(),
-                client_name: "c1".into(),
-                last: prev,
-                ..Default::default()
-            })
+            .complete(
+                &Caller::superuser(),
+                CompleteRequest {
+                    path: path.into(),
+                    client_name: "c1".into(),
+                    last: prev,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         assert!(done);

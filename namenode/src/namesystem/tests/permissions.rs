@@ -90,23 +90,27 @@ async fn owners_groups_and_others_get_what_the_mode_bits_give() {
         create(&h, &bob, "/user/alice/g").await,
         "user=bob, access=WRITE, inode=\"/user/alice\":alice:root:drwxr-xr-x",
     );
-    // Nobody creates an inode for someone else but the superuser.
+    // Nobody creates an inode for someone else but the superuser: what
+    // another creates is its own, in a group it belongs to.
     let mut as_bob = CreateRequest {
         path: "/user/alice/h".into(),
         client_name: "c-alice".into(),
         owner: "bob".into(),
+        group: "staff".into(),
         ..Default::default()
     };
-    denied(
-        h.fs.create(&alice, as_bob.clone()).await,
-        "cannot create an inode owned by bob",
-    );
-    as_bob.owner.clear();
-    as_bob.group = "staff".into();
-    denied(
-        h.fs.create(&alice, as_bob).await,
-        "user=alice does not belong to group staff",
-    );
+    let h1 = h.fs.create(&alice, as_bob.clone()).await.unwrap();
+    assert_eq!((h1.owner.as_str(), h1.group.as_str()), ("alice", "root"));
+    as_bob.path = "/user/alice/h2".into();
+    as_bob.group = "alice".into();
+    let h2 = h.fs.create(&alice, as_bob.clone()).await.unwrap();
+    assert_eq!(h2.group, "alice");
+    as_bob.path = "/h3".into();
+    let h3 = h.fs.create(&su(), as_bob).await.unwrap();
+    assert_eq!((h3.owner.as_str(), h3.group.as_str()), ("bob", "alice"));
+    for f in ["/user/alice/h", "/user/alice/h2"] {
+        h.fs.delete(&alice, f, false).await.unwrap();
+    }
 
     // Reading needs READ of the file; its status only passing through.
     let req = GetBlockLocationsRequest {
@@ -294,5 +298,55 @@ async fn new_inodes_take_the_group_of_their_directory_and_parents_their_owner() 
     assert_eq!((f.owner.as_str(), f.group.as_str()), ("alice", "staff"));
     let d = h.fs.get_file_info(&alice, "/proj/new/deep").unwrap();
     assert_eq!((d.owner.as_str(), d.group.as_str()), ("alice", "staff"));
+    h.close().await;
+}
+
+#[tokio::test]
+async fn attributes_stored_with_a_close_are_checked_as_a_set_attr() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let alice = user("alice", &["alice"]);
+    mkdir(&h, &su(), "/home", 0o777, "").await.unwrap();
+    create(&h, &alice, "/home/w").await.unwrap();
+    let close = |attrs: FileAttrs| CompleteRequest {
+        path: "/home/w".into(),
+        client_name: "client-alice".into(),
+        attrs: Some(attrs),
+        ..Default::default()
+    };
+    let give_away = FileAttrs {
+        owner: Some("bob".into()),
+        ..Default::default()
+    };
+    denied(
+        h.fs.complete(&alice, close(give_away)).await,
+        "only the superuser can change the owner of /home/w",
+    );
+    let foreign_group = FileAttrs {
+        group: Some("staff".into()),
+        ..Default::default()
+    };
+    denied(
+        h.fs.complete(&alice, close(foreign_group)).await,
+        "does not belong to group staff",
+    );
+    assert!(
+        h.fs.get_file_info(&su(), "/home/w")
+            .unwrap()
+            .under_construction
+    );
+    let own = FileAttrs {
+        mode: Some(0o600),
+        group: Some("alice".into()),
+        mtime_ms: Some(5000),
+        ..Default::default()
+    };
+    assert!(h.fs.complete(&alice, close(own)).await.unwrap());
+    let st = h.fs.get_file_info(&su(), "/home/w").unwrap();
+    assert_eq!(
+        (st.owner.as_str(), st.group.as_str(), st.mode, st.mtime_ms),
+        ("alice", "alice", 0o600, 5000)
+    );
     h.close().await;
 }

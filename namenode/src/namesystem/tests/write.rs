@@ -143,7 +143,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
             ..Default::default()
         }),
     };
-    let e = h.fs.complete(bad).await.unwrap_err();
+    let e = h.fs.complete(&Caller::superuser(), bad).await.unwrap_err();
     assert!(e.to_string().contains("empty owner"), "{e}");
     let before = h.fs.get_file_info(&Caller::superuser(), "/f").unwrap();
     assert!(before.under_construction);
@@ -159,11 +159,23 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
             ..Default::default()
         }),
     };
-    assert!(!h.fs.complete(complete.clone()).await.unwrap());
+    assert!(!h
+        .fs
+        .complete(&Caller::superuser(), complete.clone())
+        .await
+        .unwrap());
     h.received("dn1", b);
-    assert!(h.fs.complete(complete.clone()).await.unwrap());
+    assert!(h
+        .fs
+        .complete(&Caller::superuser(), complete.clone())
+        .await
+        .unwrap());
     // A retry of the same complete is fine.
-    assert!(h.fs.complete(complete.clone()).await.unwrap());
+    assert!(h
+        .fs
+        .complete(&Caller::superuser(), complete.clone())
+        .await
+        .unwrap());
     let st = h.fs.get_file_info(&Caller::superuser(), "/f").unwrap();
     assert_eq!(st.length, 10);
     // Stored in the close's edit: the mode (permission bits only), the
@@ -185,7 +197,10 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     )
     .await
     .unwrap();
-    let e = h.fs.complete(complete).await.unwrap_err();
+    let e =
+        h.fs.complete(&Caller::superuser(), complete)
+            .await
+            .unwrap_err();
     assert!(e.to_string().contains("without the attributes"), "{e}");
     h.close().await;
 }
@@ -276,12 +291,15 @@ async fn pipeline_recovery_bumps_generation_stamp() {
     h.received(&nodes[0], ExtendedBlock { length: 200, ..b });
     assert!(h
         .fs
-        .complete(CompleteRequest {
-            path: "/f".into(),
-            client_name: "c1".into(),
-            last: Some(fin),
-            ..Default::default()
-        })
+        .complete(
+            &Caller::superuser(),
+            CompleteRequest {
+                path: "/f".into(),
+                client_name: "c1".into(),
+                last: Some(fin),
+                ..Default::default()
+            }
+        )
         .await
         .unwrap());
     h.fs.tick(Instant::now());
@@ -348,7 +366,7 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
         last: Some(b),
         attrs: None,
     };
-    assert!(h.fs.complete(close).await.unwrap());
+    assert!(h.fs.complete(&Caller::superuser(), close).await.unwrap());
     let st = h.fs.get_file_info(&Caller::superuser(), "/closed").unwrap();
     assert_eq!((st.mtime_ms, st.mode), (SET, 0o751));
 
@@ -411,7 +429,7 @@ async fn an_mtime_set_while_writing_survives_blocks_close_and_lease_recovery() {
         last: None,
         attrs: None,
     };
-    assert!(h.fs.complete(close).await.unwrap());
+    assert!(h.fs.complete(&Caller::superuser(), close).await.unwrap());
     let st =
         h.fs.get_file_info(&Caller::superuser(), "/mode-only")
             .unwrap();
@@ -524,9 +542,13 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
         file_id,
         ..Default::default()
     };
-    assert!(h.fs.complete(close.clone()).await.unwrap());
+    assert!(h
+        .fs
+        .complete(&Caller::superuser(), close.clone())
+        .await
+        .unwrap());
     // A retry of the close finds the closed file by its id too.
-    assert!(h.fs.complete(close).await.unwrap());
+    assert!(h.fs.complete(&Caller::superuser(), close).await.unwrap());
     let st = h.fs.get_file_info(&Caller::superuser(), "/e/f").unwrap();
     assert!(!st.under_construction);
     assert_eq!(st.length, 4096 + 10);
