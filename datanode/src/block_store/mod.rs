@@ -161,6 +161,23 @@ impl Replica {
     }
 }
 
+/// Fails unless replica `id` (its metadata `m`) is one readers may use: not
+/// removed, not a temporary copy, and with generation stamp `min_gs` or
+/// newer.
+fn readable(id: u64, m: &ReplicaMeta, min_gs: u64) -> Result<()> {
+    if m.removed || m.state == ReplicaState::Temporary {
+        return Err(Error::ReplicaNotFound { block: id });
+    }
+    if m.gs < min_gs {
+        return Err(Error::GenerationStamp {
+            block: id,
+            have: m.gs,
+            reason: format!("generation stamp {min_gs} or newer was asked"),
+        });
+    }
+    Ok(())
+}
+
 /// The replicas of this node and the files behind them.
 #[derive(Debug)]
 pub struct BlockStore {
@@ -547,16 +564,7 @@ impl BlockStore {
     pub fn open_reader(&self, id: u64, min_gs: u64) -> Result<ReplicaReader> {
         let replica = self.get(id).ok_or(Error::ReplicaNotFound { block: id })?;
         let m = replica.meta.lock();
-        if m.removed || m.state == ReplicaState::Temporary {
-            return Err(Error::ReplicaNotFound { block: id });
-        }
-        if m.gs < min_gs {
-            return Err(Error::GenerationStamp {
-                block: id,
-                have: m.gs,
-                reason: format!("generation stamp {min_gs} or newer was asked"),
-            });
-        }
+        readable(id, &m, min_gs)?;
         let open = |p: PathBuf| File::open(&p).map_err(|e| (p, e));
         let opened = open(self.data_path(m.state, id))
             .and_then(|d| Ok((d, open(self.meta_path(m.state, id, m.gs))?)));
@@ -596,16 +604,7 @@ impl BlockStore {
     pub fn visible_length(&self, id: u64, min_gs: u64) -> Result<u64> {
         let replica = self.get(id).ok_or(Error::ReplicaNotFound { block: id })?;
         let m = replica.meta.lock();
-        if m.removed || m.state == ReplicaState::Temporary {
-            return Err(Error::ReplicaNotFound { block: id });
-        }
-        if m.gs < min_gs {
-            return Err(Error::GenerationStamp {
-                block: id,
-                have: m.gs,
-                reason: format!("generation stamp {min_gs} or newer was asked"),
-            });
-        }
+        readable(id, &m, min_gs)?;
         match m.state {
             ReplicaState::Finalized => Ok(m.len),
             _ if m.restarted => Err(Error::NotVisible {
