@@ -132,13 +132,17 @@ pub async fn read_block(node: Arc<Node>, req: ReadBlockRequest) -> Result<Answer
 }
 
 /// Handles a `GetReplicaVisibleLength` call: the bytes of the replica
-/// readers may see ([`crate::block_store::BlockStore::visible_length`]).
-pub fn visible_length(node: &Node, req: GetReplicaVisibleLengthRequest) -> Result<u64> {
+/// readers may see ([`crate::block_store::BlockStore::visible_length`]),
+/// on a blocking thread (the replica's writer may hold it during a write).
+pub async fn visible_length(node: Arc<Node>, req: GetReplicaVisibleLengthRequest) -> Result<u64> {
     let block = req
         .block
         .ok_or_else(|| Error::invalid(0, "visible length asked without a block"))?;
     tracing::Span::current().record("block", tracing::field::display(&block));
-    node.store.visible_length(block.id, block.generation_stamp)
+    node.blocking("visible length", move |s| {
+        s.visible_length(block.id, block.generation_stamp)
+    })
+    .await
 }
 
 /// Handles a `ReadSmallBlocks` call: each whole block read and verified

@@ -106,8 +106,9 @@ impl DataTransfer for DataTransferService {
         req: Request<GetReplicaVisibleLengthRequest>,
     ) -> Result<Response<GetReplicaVisibleLengthResponse>, Status> {
         let span = call_span!("get_replica_visible_length", req);
-        let _enter = span.enter();
-        reader::visible_length(&self.node, req.into_inner())
+        reader::visible_length(self.node.clone(), req.into_inner())
+            .instrument(span)
+            .await
             .map(|length| Response::new(GetReplicaVisibleLengthResponse { length }))
             .map_err(Status::from)
     }

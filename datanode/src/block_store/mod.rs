@@ -127,10 +127,6 @@ struct ReplicaMeta {
     state: ReplicaState,
     /// Bytes whose data and checksums are both on disk.
     len: u64,
-    /// Of a replica being written: bytes this node and every node after
-    /// it in the pipeline acknowledged, which readers may see (HDFS's
-    /// bytesAcked). At most `len`.
-    acked: u64,
     /// Token of the writer allowed to change the replica; 0 = none.
     writer: u64,
     /// Recovery id of the last `init_recovery`; 0 = none.
@@ -146,6 +142,19 @@ struct ReplicaMeta {
 struct Replica {
     id: u64,
     meta: Mutex<ReplicaMeta>,
+    /// Apart from `meta`, whose lock the writer holds while it writes to
+    /// the disk: the pipeline's responder records acknowledgements here
+    /// without waiting for a write.
+    acked: Mutex<Acked>,
+}
+
+/// Of a replica being written: the bytes this node and every node after
+/// it in the pipeline acknowledged, which readers may see (HDFS's
+/// bytesAcked), recorded for writer `writer` (a token; 0 = none).
+#[derive(Debug, Default)]
+struct Acked {
+    writer: u64,
+    bytes: u64,
 }
 
 impl Replica {
@@ -469,11 +478,14 @@ impl BlockStore {
                 gs,
                 state,
                 len: 0,
-                acked: 0,
                 writer: token,
                 recovery_id: 0,
                 removed: false,
                 restarted: false,
+            }),
+            acked: Mutex::new(Acked {
+                writer: token,
+                bytes: 0,
             }),
         });
         let replaced = {
@@ -611,7 +623,7 @@ impl BlockStore {
                 block: id,
                 reason: "it was being written when this datanode restarted and awaits recovery",
             }),
-            _ => Ok(m.acked.min(m.len)),
+            _ => Ok(replica.acked.lock().bytes.min(m.len)),
         }
     }
 

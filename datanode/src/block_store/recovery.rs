@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dfs_proto::ExtendedBlock;
 
 use super::files::{fsync_dir, open_rw, rename, truncate_files};
-use super::{BlockStore, ReplicaInfo, ReplicaState, ReplicaWriter, FINALIZED_DIR, RBW_DIR};
+use super::{Acked, BlockStore, ReplicaInfo, ReplicaState, ReplicaWriter, FINALIZED_DIR, RBW_DIR};
 use crate::error::{Error, Result};
 use crate::page_cache::DropBehind;
 
@@ -89,7 +89,10 @@ impl BlockStore {
         let meta_file = open_rw(&self.meta_path(ReplicaState::Rbw, id, new_gs))?;
         truncate_files(id, &data, &meta_file, m.len, bytes_acked)?;
         m.len = bytes_acked;
-        m.acked = bytes_acked;
+        *replica.acked.lock() = Acked {
+            writer: token,
+            bytes: bytes_acked,
+        };
         // A replica found being written at start-up that a live pipeline
         // takes over is being written again: its bytes up to the
         // acknowledged length are the writer's, and readers may see them.
@@ -195,7 +198,11 @@ impl BlockStore {
         data.sync_all().map_err(sync_err)?;
         meta_file.sync_all().map_err(sync_err)?;
         m.len = new_len;
-        m.acked = m.acked.min(new_len);
+        {
+            let mut acked = replica.acked.lock();
+            acked.bytes = acked.bytes.min(new_len);
+            acked.writer = 0;
+        }
         // The meta file takes the new stamp first, so a crash between the
         // renames leaves a replica that the start-up scan completes.
         rename(

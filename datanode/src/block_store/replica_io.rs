@@ -50,10 +50,12 @@ pub struct AckedLength {
 impl AckedLength {
     /// Bytes `[0, end)` are acknowledged by this node and every node after
     /// it. Ignored once another writer or a recovery took the replica over.
+    /// Never waits for a disk write (the writer holds the replica's other
+    /// lock while it writes).
     pub fn advance(&self, end: u64) {
-        let mut m = self.replica.meta.lock();
-        if m.writer == self.token && !m.removed {
-            m.acked = m.acked.max(end.min(m.len));
+        let mut acked = self.replica.acked.lock();
+        if acked.writer == self.token {
+            acked.bytes = acked.bytes.max(end);
         }
     }
 }

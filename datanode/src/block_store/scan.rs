@@ -23,7 +23,8 @@ use tracing::{info, warn};
 
 use super::files::{check_header, meta_name, open_rw, parse_name, remove_if_exists, rename};
 use super::{
-    BlockStore, Replica, ReplicaMeta, ReplicaState, CHUNK, CORRUPT_DIR, FINALIZED_DIR, RBW_DIR,
+    Acked, BlockStore, Replica, ReplicaMeta, ReplicaState, CHUNK, CORRUPT_DIR, FINALIZED_DIR,
+    RBW_DIR,
 };
 use crate::error::{Error, Result};
 use crate::meta;
@@ -147,6 +148,7 @@ impl BlockStore {
                     Arc::new(Replica {
                         id,
                         meta: Mutex::new(m),
+                        acked: Mutex::new(Acked::default()),
                     }),
                 );
             }
@@ -201,7 +203,6 @@ impl BlockStore {
                 gs,
                 state: ReplicaState::Finalized,
                 len: data_len,
-                acked: data_len,
                 writer: 0,
                 recovery_id: 0,
                 removed: false,
@@ -268,8 +269,6 @@ impl BlockStore {
             gs,
             state: ReplicaState::Rbw,
             len,
-            // Nothing is visible until a recovery settles its length.
-            acked: 0,
             writer: 0,
             recovery_id: 0,
             removed: false,
