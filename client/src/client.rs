@@ -489,7 +489,14 @@ impl Client {
                 break;
             };
             let next = last.offset + last.block.as_ref().map_or(0, |b| b.length);
-            out.extend(resp.blocks.iter().map(BlockLocation::from));
+            // The block being written comes whole: kept if the range
+            // reaches it.
+            out.extend(
+                resp.blocks
+                    .iter()
+                    .filter(|lb| lb.offset < end)
+                    .map(BlockLocation::from),
+            );
             if next >= end || next <= from {
                 break;
             }

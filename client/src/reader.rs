@@ -79,7 +79,16 @@ pub(crate) async fn settle_last_block(
     resp.file_length = resp.file_length.max(last.offset.saturating_add(visible));
     resp.blocks
         .retain(|lb| lb.block.is_none_or(|b| b.id != block.id));
-    resp.blocks.push(last);
+    // Listed only where the listing reaches it: a page that ends earlier
+    // (the namenode lists a bounded number of blocks) is followed by a
+    // request from where it ends, whose answer has it.
+    let reaches = resp
+        .blocks
+        .last()
+        .is_none_or(|lb| lb.offset.saturating_add(block_len(lb)) >= last.offset);
+    if reaches {
+        resp.blocks.push(last);
+    }
 }
 
 /// How many bytes of block `lb`, being written, its first datanode that

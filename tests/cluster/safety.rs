@@ -139,6 +139,43 @@ async fn readers_see_hflushed_bytes_the_namenode_has_no_length_for() {
     assert_eq!(sha256(&read_all(&b, "/tail").await.unwrap()), sha256(&data));
 }
 
+/// A file being written with more blocks than the namenode lists in one
+/// answer: its block being written is listed where the listing reaches
+/// it, so block locations cover every block once and a reader reads every
+/// acknowledged byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_block_being_written_of_a_long_file_is_listed_where_the_listing_reaches_it() {
+    let c = Cluster::builder()
+        .datanodes(1)
+        .replication(1)
+        .block_size(4096)
+        .start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    // 1001 full blocks (the namenode lists 1000 at a time) and 100 bytes.
+    let data = random_bytes(1001 * 4096 + 100, 11);
+    let mut w = client
+        .create("/long", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(&data).await.unwrap();
+    w.hflush_data().await.unwrap();
+    let reader = Client::connect(c.addr()).await.unwrap();
+    let blocks = reader.block_locations("/long", 0, 0).await.unwrap();
+    assert_eq!(blocks.len(), 1002);
+    for (i, b) in blocks.iter().enumerate() {
+        assert_eq!(b.offset, i as u64 * 4096, "block {i}");
+    }
+    assert_eq!(blocks[1001].length, 100);
+    let tail = reader
+        .block_locations("/long", 1000 * 4096, 4096)
+        .await
+        .unwrap();
+    assert_eq!(tail.len(), 1, "{tail:?}");
+    let got = read_all(&reader, "/long").await.unwrap();
+    assert_eq!(sha256(&got), sha256(&data));
+    w.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_writer_is_recovered_by_dfs_recover_and_by_the_hard_limit() {
     let c = Cluster::builder().namenode_args(LEASES).start();
