@@ -14,6 +14,7 @@
 //! decommission), `balance` (the balancer's moves) and `monitor` (the
 //! background loop).
 
+mod access;
 mod admin;
 mod balance;
 mod client;
