@@ -50,7 +50,14 @@ async fn fsck_pages_add_up_to_the_whole_tree() {
         let mut after = String::new();
         loop {
             let page = st
-                .fsck_page("/", &after, inodes, blocks, Instant::now())
+                .fsck_page(
+                    &Caller::superuser(),
+                    "/",
+                    &after,
+                    inodes,
+                    blocks,
+                    Instant::now(),
+                )
                 .unwrap();
             files += page.total_files;
             dirs += page.total_dirs;

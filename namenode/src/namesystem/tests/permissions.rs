@@ -202,6 +202,17 @@ async fn owners_groups_and_others_get_what_the_mode_bits_give() {
         h.fs.content_summary(&bob, "/user"),
         "access=READ_EXECUTE, inode=\"/user/alice\"",
     );
+    // fsck shows no entry of a directory the caller may not list, whatever
+    // page it asks for; the owner's fsck of its own tree works.
+    denied(
+        h.fs.fsck(&bob, "/user", ""),
+        "access=READ_EXECUTE, inode=\"/user/alice\"",
+    );
+    denied(
+        h.fs.fsck(&bob, "/user", "/user/alice/e"),
+        "access=READ_EXECUTE, inode=\"/user/alice\"",
+    );
+    assert_eq!(h.fs.fsck(&alice, "/user/alice", "").unwrap().total_files, 1);
     denied(
         h.fs.delete(&bob, "/user/alice/f", false).await,
         "access=EXECUTE",
