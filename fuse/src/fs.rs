@@ -189,19 +189,32 @@ impl DfsFs {
         path: &str,
         fut: impl Future<Output = dfs_client::Result<T>>,
     ) -> Result<T, Errno> {
+        self.bounded(op, path, fut).await?.map_err(|e| {
+            if is_expected(&e) {
+                debug!(op = %op, path = %path, error = %e, "refused");
+            } else {
+                warn!(op = %op, path = %path, error = %e, "failed");
+            }
+            errno(&e)
+        })
+    }
+
+    /// [`call`](Self::call) for a caller that handles the client's answer,
+    /// errors included, itself: bounded the same way; only no answer in
+    /// time is logged here (and is `EIO`).
+    async fn bounded<T>(
+        &self,
+        op: &str,
+        path: &str,
+        fut: impl Future<Output = dfs_client::Result<T>>,
+    ) -> Result<dfs_client::Result<T>, Errno> {
         let started = Instant::now();
         match tokio::time::timeout(self.opts.rpc_timeout + RPC_SLACK, fut).await {
-            Ok(Ok(v)) => {
-                debug!(op = %op, path = %path, elapsed = ?started.elapsed(), "done");
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                if is_expected(&e) {
-                    debug!(op = %op, path = %path, error = %e, "refused");
-                } else {
-                    warn!(op = %op, path = %path, error = %e, "failed");
+            Ok(r) => {
+                if r.is_ok() {
+                    debug!(op = %op, path = %path, elapsed = ?started.elapsed(), "done");
                 }
-                Err(errno(&e))
+                Ok(r)
             }
             Err(_) => {
                 warn!(

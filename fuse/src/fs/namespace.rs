@@ -38,13 +38,8 @@ impl DfsFs {
             atime: None,
         };
         if !fix.is_empty() {
-            let limit = self.opts.rpc_timeout + super::RPC_SLACK;
-            let first = tokio::time::timeout(limit, self.client.set_attr(&path, fix.clone()));
-            match first.await.unwrap_or_else(|_| {
-                Err(dfs_client::Error::Timeout {
-                    what: format!("the namenode's answer to setting {path}'s attributes"),
-                })
-            }) {
+            let set = self.client.set_attr(&path, fix.clone());
+            match self.bounded("mkdir", &path, set).await? {
                 Ok(s) => status = s,
                 // A mount that is not the superuser cannot give the
                 // directory to the local caller: it stays the mount's
