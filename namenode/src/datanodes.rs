@@ -77,8 +77,9 @@ pub struct Datanode {
     /// A full block report was processed since the node last registered:
     /// until then the namenode does not know all the replicas it holds.
     pub reported: bool,
-    /// Blocks to delete, sent in the next heartbeat replies.
-    deletes: VecDeque<ExtendedBlock>,
+    /// Blocks to delete, sent in the next heartbeat replies once the edit
+    /// that made each one unneeded is durable.
+    deletes: VecDeque<QueuedDelete>,
     /// The queued deletes by block id, with their generation stamps (a
     /// node holds one replica of a block at most).
     delete_ids: HashMap<u64, u64>,
@@ -158,6 +159,18 @@ pub struct DatanodeManager {
     topology: Topology,
     stale_after: Duration,
     dead_after: Duration,
+    /// The edit log sequence number every delete queued from now on waits
+    /// for (see [`DatanodeManager::set_delete_barrier`]).
+    barrier: u64,
+}
+
+/// A replica to delete, and the edit that must be durable first.
+#[derive(Debug, Clone, Copy)]
+struct QueuedDelete {
+    block: ExtendedBlock,
+    /// The edit log sequence number of the last edit applied when the
+    /// delete was queued.
+    after: u64,
 }
 
 impl DatanodeManager {
@@ -169,7 +182,20 @@ impl DatanodeManager {
             topology,
             stale_after,
             dead_after,
+            barrier: 0,
         }
+    }
+
+    /// Deletes queued from now on are sent only once the edit with
+    /// sequence number `seq` is durable. The namespace applies an edit in
+    /// memory (and forgets a deleted file's blocks) before the edit
+    /// reaches the disk; a replica deleted in that window would be lost
+    /// for good if the edit never did (the namenode killed, its disk
+    /// full), and the file would come back without its data. HDFS removes
+    /// a deleted file's blocks only after its `logSync` for the same
+    /// reason.
+    pub fn set_delete_barrier(&mut self, seq: u64) {
+        self.barrier = self.barrier.max(seq);
     }
 
     /// Registers (or re-registers) a node. Its address and rack may change.
@@ -393,18 +419,22 @@ impl DatanodeManager {
         if n.dead {
             return;
         }
+        let queued = QueuedDelete {
+            block,
+            after: self.barrier,
+        };
         match n.delete_ids.get(&block.id) {
             Some(&gs) if gs == block.generation_stamp => {}
             Some(_) => {
                 // A delete of another stamp of the same replica is queued:
                 // the newer order replaces it.
-                n.deletes.retain(|b| b.id != block.id);
+                n.deletes.retain(|d| d.block.id != block.id);
                 n.delete_ids.insert(block.id, block.generation_stamp);
-                n.deletes.push_back(block);
+                n.deletes.push_back(queued);
             }
             None => {
                 n.delete_ids.insert(block.id, block.generation_stamp);
-                n.deletes.push_back(block);
+                n.deletes.push_back(queued);
             }
         }
     }
@@ -436,21 +466,36 @@ impl DatanodeManager {
         if n.delete_ids.get(&block_id) == Some(&gs) {
             n.delete_ids.remove(&block_id);
             n.deletes
-                .retain(|b| !(b.id == block_id && b.generation_stamp == gs));
+                .retain(|d| !(d.block.id == block_id && d.block.generation_stamp == gs));
         }
     }
 
     /// Takes the commands for a heartbeat reply: queued transfers and
-    /// recoveries, and at most `max_deletes` deletions.
-    pub fn take_commands(&mut self, idx: NodeIdx, max_deletes: usize) -> Vec<DatanodeCommand> {
+    /// recoveries, and at most `max_deletes` deletions among those whose
+    /// edit is durable (sequence number up to `durable`).
+    pub fn take_commands(
+        &mut self,
+        idx: NodeIdx,
+        max_deletes: usize,
+        durable: u64,
+    ) -> Vec<DatanodeCommand> {
         let n = &mut self.nodes[idx as usize];
         let mut out: Vec<DatanodeCommand> = n.commands.drain(..).collect();
-        if !n.deletes.is_empty() && max_deletes > 0 {
-            let k = n.deletes.len().min(max_deletes);
-            let blocks: Vec<ExtendedBlock> = n.deletes.drain(..k).collect();
-            for b in &blocks {
-                n.delete_ids.remove(&b.id);
+        let mut blocks = Vec::new();
+        // Queued in edit order but for the few re-queued ones, so the
+        // durable ones are at the front nearly always.
+        let mut i = 0;
+        while i < n.deletes.len() && blocks.len() < max_deletes {
+            if n.deletes[i].after <= durable {
+                if let Some(d) = n.deletes.remove(i) {
+                    n.delete_ids.remove(&d.block.id);
+                    blocks.push(d.block);
+                }
+            } else {
+                i += 1;
             }
+        }
+        if !blocks.is_empty() {
             out.push(DatanodeCommand {
                 command: Some(datanode_command::Command::Delete(DeleteBlocks { blocks })),
             });
@@ -575,12 +620,50 @@ mod tests {
             m.queue_delete(r.idx, b);
             m.queue_delete(r.idx, b);
         }
-        let cmds = m.take_commands(r.idx, 3);
+        let cmds = m.take_commands(r.idx, 3, 0);
         assert_eq!(cmds.len(), 1);
         let Some(datanode_command::Command::Delete(d)) = &cmds[0].command else {
             panic!()
         };
         assert_eq!(d.blocks.len(), 3);
         assert_eq!(m.get(r.idx).pending_deletes(), 2);
+    }
+
+    #[test]
+    fn deletes_wait_for_the_edit_that_made_them() {
+        let t0 = Instant::now();
+        let mut m = DatanodeManager::new(
+            Topology::default(),
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        );
+        let r = m.register(&info("a", "h:1"), &StorageReport::default(), t0);
+        let b = |id| ExtendedBlock {
+            id,
+            generation_stamp: 1,
+            length: 0,
+        };
+        m.queue_delete(r.idx, b(1));
+        m.set_delete_barrier(7);
+        m.queue_delete(r.idx, b(2));
+        m.set_delete_barrier(5); // never goes back
+        m.queue_delete(r.idx, b(3));
+        let sent = |cmds: Vec<DatanodeCommand>| -> Vec<u64> {
+            cmds.into_iter()
+                .filter_map(|c| match c.command {
+                    Some(datanode_command::Command::Delete(d)) => Some(d.blocks),
+                    _ => None,
+                })
+                .flatten()
+                .map(|b| b.id)
+                .collect()
+        };
+        assert_eq!(sent(m.take_commands(r.idx, 10, 6)), vec![1]);
+        assert_eq!(m.get(r.idx).pending_deletes(), 2);
+        assert_eq!(sent(m.take_commands(r.idx, 10, 6)), Vec::<u64>::new());
+        // Still refused to a new block: the delete is only waiting.
+        assert_eq!(m.deleting(2).count(), 1);
+        assert_eq!(sent(m.take_commands(r.idx, 10, 7)), vec![2, 3]);
+        assert_eq!(m.get(r.idx).pending_deletes(), 0);
     }
 }

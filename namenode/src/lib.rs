@@ -80,6 +80,20 @@ pub async fn run(
     // Small replies (a status, then the trailers in a second write) must
     // not wait for Nagle's algorithm: that cost 40 ms per call.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // A failed store stops the namenode, as HDFS terminates when it cannot
+    // write its edit log: edits are applied in memory before they are
+    // durable, so the namespace served from then on could show changes
+    // that a restart will not have (a refused mkdir listed, say).
+    let store = fs.store().clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            reason = store.wait_failed() => {
+                tracing::error!(error = %reason,
+                    "stopping: the namespace in memory may hold changes that are not on disk; a restart loads every acknowledged one");
+            }
+        }
+    };
     let served = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .add_service(client)

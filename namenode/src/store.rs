@@ -443,12 +443,34 @@ impl Store {
         let mut f = self.failed.lock();
         if f.is_none() {
             tracing::error!(store = %self.path.display(), error = %message,
-                "metadata store failed; every later mutation is refused until the namenode restarts");
+                "metadata store failed; every later mutation is refused, and the namenode stops");
             *f = Some(message);
         }
         drop(f);
         // Wake waiters so that they see the failure.
         self.durable.send_modify(|_| {});
+    }
+
+    /// Completes, with the reason, once the store has failed (a write,
+    /// sync or checkpoint): the namespace in memory may then hold changes
+    /// that will never be on disk.
+    pub async fn wait_failed(&self) -> String {
+        let mut rx = self.durable.subscribe();
+        loop {
+            if let Some(message) = self.failed.lock().clone() {
+                return message;
+            }
+            if rx.changed().await.is_err() {
+                // The store is gone; it can no longer fail.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Txid of the last batch on disk: it and every batch before it
+    /// survive a crash.
+    pub fn durable_seq(&self) -> u64 {
+        *self.durable.borrow()
     }
 
     /// Txid of the last accepted batch.

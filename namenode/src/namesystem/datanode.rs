@@ -27,8 +27,11 @@ impl Namesystem {
 
     /// Records a heartbeat and returns the node's pending commands.
     pub fn heartbeat(&self, req: HeartbeatRequest) -> HeartbeatResponse {
+        // Read before the lock: an edit applied meanwhile is not counted
+        // durable early.
+        let durable = self.store.durable_seq();
         let mut st = self.state.write();
-        st.heartbeat(req, Instant::now())
+        st.heartbeat(req, Instant::now(), durable)
     }
 
     /// Reconciles a node's full block report.
@@ -156,7 +159,14 @@ impl State {
         })
     }
 
-    pub(crate) fn heartbeat(&mut self, req: HeartbeatRequest, now: Instant) -> HeartbeatResponse {
+    /// Records a heartbeat; the reply carries the node's queued commands,
+    /// with the deletes whose edit is durable (up to sequence `durable`).
+    pub(crate) fn heartbeat(
+        &mut self,
+        req: HeartbeatRequest,
+        now: Instant,
+        durable: u64,
+    ) -> HeartbeatResponse {
         let storage = req.storage.unwrap_or_default();
         match self.dns.heartbeat(
             &req.node_id,
@@ -187,6 +197,7 @@ impl State {
                     } else {
                         self.cfg.deletes_per_heartbeat
                     },
+                    durable,
                 ),
                 reregister: false,
                 next_heartbeat_ms: self.fast_heartbeat_ms(),

@@ -239,7 +239,10 @@ impl State {
         }
         store.check()?;
         self.ns.apply(&batch);
-        store.apply(batch)
+        let seq = store.apply(batch)?;
+        // Replicas this edit makes unneeded are deleted once it is durable.
+        self.dns.set_delete_barrier(seq);
+        Ok(seq)
     }
 
     /// Drops a deleted or replaced file from the block map and leases, and

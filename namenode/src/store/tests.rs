@@ -349,3 +349,29 @@ async fn group_commit_wakes_waiters() {
     s.close();
     flusher.await.unwrap();
 }
+
+/// `wait_failed` (which stops the namenode) completes once a write fails,
+/// with the reason, and not before; later mutations and waits are refused
+/// and nothing becomes durable.
+#[tokio::test]
+async fn a_failure_is_announced_to_whoever_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(dir.path()).unwrap();
+    let s = Arc::new(s);
+    let waiting = tokio::spawn({
+        let s = s.clone();
+        async move { s.wait_failed().await }
+    });
+    let seq = s.apply(vec![Change::RemoveInode(1000)]).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "no failure yet");
+    s.fail("cannot append to the edit log: No space left on device".into());
+    let reason = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the failure is announced")
+        .unwrap();
+    assert!(reason.contains("No space left"), "{reason}");
+    assert!(s.apply(vec![Change::RemoveInode(1001)]).is_err());
+    assert!(s.wait_durable(seq).await.is_err());
+    assert!(s.durable_seq() < seq);
+}
