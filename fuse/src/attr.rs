@@ -105,9 +105,16 @@ fn parse_id_file(text: &str) -> HashMap<String, u32> {
         .collect()
 }
 
-/// Milliseconds since the epoch as a `SystemTime` (negative clamps to the epoch).
+/// Milliseconds since the epoch as a `SystemTime` (negative: before it, as
+/// `touch -d 1969-...` and tarballs of old files store).
 pub fn time_from_ms(ms: i64) -> SystemTime {
-    u64::try_from(ms).map_or(UNIX_EPOCH, |ms| UNIX_EPOCH + Duration::from_millis(ms))
+    let d = Duration::from_millis(ms.unsigned_abs());
+    let t = if ms < 0 {
+        UNIX_EPOCH.checked_sub(d)
+    } else {
+        UNIX_EPOCH.checked_add(d)
+    };
+    t.unwrap_or(UNIX_EPOCH)
 }
 
 /// A `SystemTime` as milliseconds since the epoch (before it: negative).
@@ -211,9 +218,10 @@ mod tests {
     }
 
     #[test]
-    fn times_roundtrip_and_clamp() {
+    fn times_roundtrip_before_and_after_the_epoch() {
         assert_eq!(ms_from_time(time_from_ms(5)), 5);
-        assert_eq!(time_from_ms(-5), UNIX_EPOCH);
+        assert_eq!(ms_from_time(time_from_ms(-3_600_250)), -3_600_250);
+        assert_eq!(time_from_ms(-5), UNIX_EPOCH - Duration::from_millis(5));
         assert_eq!(ms_from_time(UNIX_EPOCH - Duration::from_millis(3)), -3);
     }
 }

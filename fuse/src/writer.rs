@@ -325,9 +325,17 @@ impl Writer {
         let mut info = self.info.lock();
         match res {
             Ok(()) => {
+                let grew = bytes > info.bytes;
                 info.bytes = bytes;
                 info.last_write_ms = now_ms();
                 info.flushed = false;
+                // A write after an explicit utimens moves the mtime on, as
+                // on a local disk (the namenode keeps a time a client set
+                // through the close, so the new one must be sent).
+                if grew && info.pending.mtime.is_some() {
+                    info.pending.mtime = Some(info.last_write_ms);
+                    info.pending_gen += 1;
+                }
             }
             Err(e) => {
                 info.failed = Some(e);

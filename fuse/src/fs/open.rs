@@ -138,6 +138,19 @@ impl DfsFs {
             }
             (None, None) => return Err(Errno::EBADF),
         };
+        // The kernel keeps one page cache per inode. Once this mount has
+        // replaced the file (O_TRUNC, or a truncate to 0) the inode stands
+        // for the new file, and the old file's bytes read through a handle
+        // opened before would land in the new file's cache, where every
+        // later reader of the inode would get them.
+        let now = self.inodes.nn_id(file.ino);
+        if now != 0 && now != reader.status().inode {
+            warn!(
+                path = %reader.path(),
+                "read refused: the file was replaced on this mount after this descriptor opened it; open it again to read the new file"
+            );
+            return Err(Errno::ESTALE);
+        }
         reader.read(offset, size).await
     }
 }

@@ -175,7 +175,8 @@ fn statvfs_bytes(path: &Path) -> (u64, u64) {
 /// statfs shows the cluster's capacity and free space; reads at any
 /// offset, and several files read at once, return the right bytes; chown,
 /// chmod and utimes, set after close (as rsync does) and on a file still
-/// being written (as tar does), are stored and come back from getattr.
+/// being written (as tar does), are stored and come back from getattr,
+/// times before the epoch included; a write after utimes moves the mtime on.
 #[test]
 fn statfs_random_and_parallel_reads_and_stored_attributes() {
     use std::os::unix::fs::FileExt;
@@ -269,9 +270,54 @@ fn statfs_random_and_parallel_reads_and_stored_attributes() {
         f.set_times(fs::FileTimes::new().set_modified(t1 + Duration::from_secs(7)))
             .unwrap();
     }
+    // A time before the epoch (tarballs of old files, `touch -d 1969-...`).
+    let old = m.dir.join("old");
+    fs::write(&old, b"old").unwrap();
+    std::os::unix::fs::chown(&old, Some(1111), Some(2222)).unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .and_then(|f| {
+            f.set_times(
+                fs::FileTimes::new()
+                    .set_modified(std::time::UNIX_EPOCH - Duration::from_secs(3600)),
+            )
+        })
+        .unwrap_or_else(|e| panic!("utimes before the epoch: {e}"));
+    // A write after an explicit time moves the mtime on, as on a local disk.
+    let rewritten = m.dir.join("written-after-utimes");
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    {
+        let mut f = fs::File::create(&rewritten).unwrap();
+        f.write_all(b"first ").unwrap();
+        f.set_times(fs::FileTimes::new().set_modified(t1)).unwrap();
+        f.write_all(b"then more").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let meta = fs::metadata(&rewritten).unwrap();
+    assert!(
+        meta.mtime() * 1000 + 1000 >= before_ms,
+        "mtime after a write that followed utimes, through the mount: {}",
+        meta.mtime()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut st = c.dfs_json(&["stat", "--json", "/written-after-utimes"]);
+    while st["under_construction"] != false && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        st = c.dfs_json(&["stat", "--json", "/written-after-utimes"]);
+    }
+    assert!(
+        st["mtime"].as_i64().is_some_and(|t| t >= before_ms - 1000),
+        "mtime after a write that followed utimes, at the namenode: {st}"
+    );
     for (name, uid, gid, mode, mtime) in [
         ("after", 1234, 5678, 0o640, 1_600_000_000),
         ("during", 4321, 8765, 0o600, 1_600_000_007),
+        ("old", 1111, 2222, 0o644, -3600),
     ] {
         // From the mount, once the kernel's cached attributes expired
         // (1 s), and from the namenode.
@@ -402,4 +448,56 @@ fn open_files_read_only_written_bytes_and_outlive_their_name() {
             Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "after {how}: {e}"),
         }
     }
+}
+
+/// The kernel keeps one page cache per inode, and a file replaced on the
+/// same mount (O_TRUNC, or a truncate to 0 as `cp` sends) keeps its inode.
+/// A descriptor opened on the old file can no longer read: the old bytes
+/// would land in the new file's page cache and every later reader would
+/// get them (found by an explorer: `cmp` of the new file differed from
+/// byte 1 until the pages were evicted).
+#[test]
+fn a_file_replaced_on_this_mount_is_not_read_through_descriptors_of_the_old_one() {
+    use std::os::fd::AsRawFd;
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    let p = m.dir.join("replaced");
+    for (round, how) in ["O_TRUNC", "truncate to 0"].into_iter().enumerate() {
+        let old = random_bytes(3 * MIB + 7, 90 + round as u64);
+        let new = random_bytes(3 * MIB + 7, 95 + round as u64);
+        fs::write(&p, &old).unwrap();
+        let mut reader = fs::File::open(&p).unwrap();
+        let mut head = vec![0u8; 4096];
+        reader.read_exact(&mut head).unwrap();
+        assert!(head[..] == old[..4096], "{how}: the old file's first bytes");
+        if how == "O_TRUNC" {
+            fs::write(&p, &new).unwrap();
+        } else {
+            let mut w = fs::OpenOptions::new().write(true).open(&p).unwrap();
+            w.set_len(0).unwrap();
+            w.write_all(&new).unwrap();
+        }
+        // Drop the new file's pages, so reads go to the mount again.
+        let f = fs::File::open(&p).unwrap();
+        // SAFETY: a valid descriptor, and advice changes no memory of ours.
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+        drop(f);
+        let mut rest = Vec::new();
+        let e = reader.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::ESTALE),
+            "{how}: old descriptor: {e}"
+        );
+        drop(reader);
+        assert!(
+            fs::read(&p).unwrap() == new,
+            "{how}: the new file reads back whole"
+        );
+    }
+    assert!(
+        m.log().contains("the file was replaced on this mount"),
+        "the mount says why"
+    );
 }
