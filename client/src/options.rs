@@ -34,6 +34,47 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// The base of a writer's ack timeouts, sent to its pipeline (each node
+    /// adds [`defaults::ACK_TIMEOUT_PER_NODE`] per node after it).
+    pub(crate) fn ack_timeout_base(&self) -> Duration {
+        self.rpc_timeout.max(Duration::from_secs(20))
+    }
+
+    /// How long a writer waits for a packet's ack from a pipeline of
+    /// `nodes` datanodes before it takes one of them for failed.
+    pub(crate) fn ack_timeout(&self, nodes: usize) -> Duration {
+        let base = u64::try_from(self.ack_timeout_base().as_millis()).unwrap_or(u64::MAX);
+        defaults::ack_timeout(base, nodes)
+    }
+
+    /// How long a writer waits for a pipeline to be set up.
+    pub(crate) fn setup_timeout(&self) -> Duration {
+        self.rpc_timeout.max(Duration::from_secs(10))
+    }
+
+    /// How long a write may wait when a datanode of a pipeline of `nodes`
+    /// stops answering without closing its connection (a hung process or
+    /// host): until the writer's ack timeout gives up on it, then a
+    /// pipeline recovery (namenode calls and a new pipeline's setup). A
+    /// caller that bounds its own wait on a writer (as `dfs-fuse` does)
+    /// should wait at least this long, or it fails writes the writer would
+    /// have finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = dfs_client::ClientOptions {
+    ///     rpc_timeout: Duration::from_secs(5),
+    ///     ..Default::default()
+    /// };
+    /// // 20 s + 5 s per node to notice, 10 s to set up, 5 s of calls.
+    /// assert_eq!(opts.pipeline_stall_limit(3), Duration::from_secs(50));
+    /// ```
+    pub fn pipeline_stall_limit(&self, nodes: usize) -> Duration {
+        self.ack_timeout(nodes) + self.setup_timeout() + self.rpc_timeout
+    }
+}
+
 /// How [`Client::create`](crate::Client::create) makes a file. Unset fields
 /// take the namenode's defaults.
 #[derive(Debug, Clone, Default)]

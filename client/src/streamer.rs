@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT};
+use dfs_proto::defaults::MAX_PACKETS_IN_FLIGHT;
 use dfs_proto::{DatanodeInfo, ExtendedBlock, WriteStage};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -146,19 +146,18 @@ impl Streamer {
 
     /// The base of this writer's ack timeouts, sent to the pipeline.
     fn ack_timeout_base(&self) -> Duration {
-        self.ctx.opts.rpc_timeout.max(Duration::from_secs(20))
+        self.ctx.opts.ack_timeout_base()
     }
 
     /// How long to wait for a packet's ack: longer than any pipeline
     /// node's wait for its downstream (see `defaults::ack_timeout`).
     fn ack_timeout(&self) -> Duration {
         let nodes = self.cur.as_ref().map_or(1, |b| b.nodes.len());
-        let base = u64::try_from(self.ack_timeout_base().as_millis()).unwrap_or(u64::MAX);
-        defaults::ack_timeout(base, nodes)
+        self.ctx.opts.ack_timeout(nodes)
     }
 
     fn setup_timeout(&self) -> Duration {
-        self.ctx.opts.rpc_timeout.max(Duration::from_secs(10))
+        self.ctx.opts.setup_timeout()
     }
 
     /// The pipeline setup of a block just allocated on `nodes`.

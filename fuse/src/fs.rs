@@ -69,9 +69,19 @@ pub struct FsOptions {
 
 impl FsOptions {
     /// Bound on one data wait (a write accepted, a chunk read, a commit):
-    /// longer than an RPC, as it may include a pipeline recovery.
+    /// longer than an RPC, and than a writer's recovery from a datanode
+    /// of a 3-node pipeline that hangs (its ack timeout, then the
+    /// recovery), with a namenode call to spare; shorter, the mount failed
+    /// writes with EIO that the client library was about to finish.
     pub fn data_timeout(&self) -> Duration {
-        (self.rpc_timeout * 6).max(Duration::from_secs(30))
+        let client = dfs_client::ClientOptions {
+            rpc_timeout: self.rpc_timeout,
+            ..Default::default()
+        };
+        let stall = client.pipeline_stall_limit(dfs_proto::defaults::REPLICATION as usize);
+        (self.rpc_timeout * 6)
+            .max(Duration::from_secs(30))
+            .max(stall + self.rpc_timeout)
     }
 }
 
@@ -400,13 +410,17 @@ mod tests {
     }
 
     #[test]
-    fn data_timeout_is_longer_than_rpc() {
-        let opts = FsOptions {
+    fn data_timeout_outlasts_a_pipeline_recovery() {
+        let opts = |rpc| FsOptions {
             attr_ttl: Duration::from_secs(1),
             entry_ttl: Duration::from_secs(1),
             read_ahead: 4 << 20,
-            rpc_timeout: Duration::from_secs(10),
+            rpc_timeout: Duration::from_secs(rpc),
         };
-        assert_eq!(opts.data_timeout(), Duration::from_secs(60));
+        // Ack timeout 20 s + 3 × 5 s, setup 10 s, then two calls of 5 s.
+        assert_eq!(opts(5).data_timeout(), Duration::from_secs(55));
+        // 20 + 15, 10, 10 + 10.
+        assert_eq!(opts(10).data_timeout(), Duration::from_secs(65));
+        assert_eq!(opts(30).data_timeout(), Duration::from_secs(180));
     }
 }

@@ -97,6 +97,78 @@ fn a_request_waiting_for_the_namenode_holds_up_no_other() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e:?}");
 }
 
+/// A datanode of the pipeline that hangs (SIGSTOP: its connections stay
+/// open, nothing answers) while `dd` writes through a mount with the
+/// default timeouts: the writer's ack timeout gives up on it and the
+/// pipeline goes on without it, and the mount waits that long rather than
+/// failing the write with EIO (found by an explorer: the mount gave up
+/// after 30 s, 5 s before the pipeline would have recovered).
+#[test]
+fn a_hung_datanode_during_a_write_is_dropped_from_the_pipeline_before_the_mount_gives_up() {
+    // One block, so the node stopped is the head of the pipeline dd
+    // writes to: only the writer's own ack timeout (35 s) notices it.
+    let c = Cluster::builder().block_size(64 * MIB as u64).start();
+    let m = Mount::with_log(&c, &[], "info,dfs_client::streamer=debug");
+    let src = c.local_file("big", 24 * MIB, 41);
+    let dst = m.dir.join("big");
+    let mut dd = Command::new("dd")
+        .arg(format!("if={}", src.display()))
+        .arg(format!("of={}", dst.display()))
+        .args(["bs=1M", "status=none"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = format!("/proc/{}/fd/1", dd.id());
+    let pos = format!("/proc/{}/fdinfo/1", dd.id());
+    dfs_tests::wait_until(Duration::from_secs(30), "the first 2 MiB written", || {
+        fs::read_link(&out).is_ok_and(|p| p == dst)
+            && fs::read_to_string(&pos).is_ok_and(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("pos:"))
+                    .and_then(|p| p.trim().parse::<usize>().ok())
+                    .is_some_and(|p| p >= 2 * MIB)
+            })
+    });
+    let log = m.log();
+    let head = log
+        .lines()
+        .find_map(|l| {
+            l.contains("block started")
+                .then(|| l.split("pipeline=[\"").nth(1))?
+        })
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no pipeline logged: {log}"))
+        .to_string();
+    let hung = c
+        .datanodes
+        .iter()
+        .find(|d| d.addr == head)
+        .unwrap_or_else(|| panic!("no datanode at {head}"));
+    hung.signal(libc::SIGSTOP);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = dd.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "dd still running 150 s after the datanode hung"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    hung.signal(libc::SIGCONT);
+    let mut err = String::new();
+    if let Some(mut e) = dd.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "dd failed: {err}\n{}", m.log());
+    assert_eq!(
+        sha256_file(&dst),
+        sha256_file(&src),
+        "the file came back different"
+    );
+}
+
 /// A WRITE waiting for a datanode that does not answer holds no FUSE
 /// worker thread: with a single one, and every datanode stopped (SIGSTOP)
 /// while `dd` writes a large file, a mkdir (served by the namenode)
