@@ -10,6 +10,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dfs_proto::accept::Acceptor;
 use dfs_proto::defaults;
 use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::xfer::{self, FrameReader, FrameWriter, Reply};
@@ -35,9 +36,6 @@ const REQUEST_TIMEOUT: Duration = defaults::RPC_TIMEOUT;
 const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 /// Refusals for want of a transfer slot are logged at most this often.
 const BUSY_LOG_EVERY: Duration = Duration::from_secs(1);
-/// Pause after a failed accept (out of file descriptors, say) so the loop
-/// does not spin.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Accepts connections on `listener` until the node shuts down; gRPC
 /// connections go to `grpc` (the server's incoming stream).
@@ -46,21 +44,12 @@ pub async fn run(
     node: Arc<Node>,
     grpc: mpsc::Sender<io::Result<TcpStream>>,
 ) {
+    let mut acceptor = Acceptor::new(listener);
     loop {
         let (stream, peer) = tokio::select! {
             _ = node.shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!(error = %e, "cannot accept a connection; retrying");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    continue;
-                }
-            },
+            c = acceptor.accept() => c,
         };
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!(node = %peer, error = %e, "cannot set TCP_NODELAY");
-        }
         let node = node.clone();
         let grpc = grpc.clone();
         // Tracked, so shutdown also waits for a transfer accepted just

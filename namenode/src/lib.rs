@@ -78,8 +78,15 @@ pub async fn run(
         "listening on {addr}"
     );
     // Small replies (a status, then the trailers in a second write) must
-    // not wait for Nagle's algorithm: that cost 40 ms per call.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // not wait for Nagle's algorithm (that cost 40 ms per call), and a
+    // failed accept must not spin (tonic's own loop retries at once).
+    let incoming = futures::stream::unfold(
+        dfs_proto::accept::Acceptor::new(listener),
+        |mut acceptor| async move {
+            let (stream, _) = acceptor.accept().await;
+            Some((Ok::<_, std::io::Error>(stream), acceptor))
+        },
+    );
     // A failed store stops the namenode, as HDFS terminates when it cannot
     // write its edit log: edits are applied in memory before they are
     // durable, so the namespace served from then on could show changes

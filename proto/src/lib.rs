@@ -6,6 +6,7 @@
 //! purpose: [`namenode`] and [`datanode`] hold the service clients and
 //! servers, [`image`] the namenode's persistent records.
 
+pub mod accept;
 pub mod checksum;
 pub mod defaults;
 pub mod error_kind;
