@@ -34,13 +34,16 @@ use super::files::open_rw;
 use crate::error::{Error, Result};
 use crate::meta;
 
-/// Pairs kept ready.
+/// Pairs kept ready, at most (each holds two open descriptors).
 const STOCK: usize = 64;
+/// At most this share of the process's descriptor limit is held by the
+/// stock: 64 pairs at the usual 1024, fewer under a lower limit (found
+/// by an explorer: under `ulimit -n 64` the stock took 52 of 64
+/// descriptors, and the node could no longer accept connections).
+const STOCK_SHARE_OF_LIMIT: u64 = 8;
 /// At most this many pairs in the stock, recycled ones included (a
 /// recycled pair is two empty files in `tmp/` and no open descriptor).
 const RECYCLE_CAP: usize = 4096;
-/// The filler wakes when fewer than this many pairs are left.
-const LOW_WATER: usize = STOCK / 2;
 /// How long the filler sleeps between checks, and after a failure.
 const PAUSE: Duration = Duration::from_secs(1);
 
@@ -96,6 +99,8 @@ struct Stock {
 pub(super) struct Spares {
     dir: PathBuf,
     stock: Mutex<Stock>,
+    /// Pairs kept ready (see [`stock_for`]).
+    full: usize,
     low: Condvar,
     /// Names of the pairs made or recycled so far.
     named: AtomicU64,
@@ -108,6 +113,7 @@ impl Spares {
         let spares = Arc::new(Spares {
             dir: dir.to_path_buf(),
             stock: Mutex::new(Stock::default()),
+            full: stock_for(descriptor_limit()),
             low: Condvar::new(),
             named: AtomicU64::new(0),
         });
@@ -127,10 +133,15 @@ impl Spares {
     pub(super) fn take(&self) -> Option<Spare> {
         let mut stock = self.stock.lock();
         let spare = stock.ready.pop();
-        if stock.ready.len() < LOW_WATER {
+        if stock.ready.len() < self.low_water() {
             self.low.notify_one();
         }
         spare
+    }
+
+    /// The filler wakes when fewer than this many pairs are left.
+    fn low_water(&self) -> usize {
+        self.full.div_ceil(2)
     }
 
     /// Paths for the next pair.
@@ -214,20 +225,34 @@ impl Spares {
 
 /// The filler: tops the stock up whenever it runs low, until the store is
 /// gone.
+/// The soft limit on this process's open descriptors (`ulimit -n`).
+fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
+}
+
+/// Pairs to keep ready under a descriptor limit of `limit`: at most
+/// 1/[`STOCK_SHARE_OF_LIMIT`] of it (two descriptors a pair), at least one.
+fn stock_for(limit: u64) -> usize {
+    let pairs = limit / STOCK_SHARE_OF_LIMIT / 2;
+    usize::try_from(pairs).unwrap_or(STOCK).clamp(1, STOCK)
+}
+
 fn fill(spares: Weak<Spares>) {
     loop {
         let Some(s) = spares.upgrade() else { return };
         {
             let mut stock = s.stock.lock();
-            if stock.ready.len() >= LOW_WATER {
+            if stock.ready.len() >= s.low_water() {
                 s.low.wait_for(&mut stock, PAUSE);
             }
-            if stock.ready.len() >= LOW_WATER {
+            if stock.ready.len() >= s.low_water() {
                 continue;
             }
         }
         let mut failed = false;
-        while !failed && s.stock.lock().ready.len() < STOCK {
+        while !failed && s.stock.lock().ready.len() < s.full {
             match s.make() {
                 Some(spare) => s.stock.lock().ready.push(spare),
                 None => failed = true,
@@ -245,16 +270,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_stock_holds_a_share_of_the_descriptor_limit() {
+        assert_eq!(stock_for(1024), 64);
+        assert_eq!(stock_for(1 << 20), 64);
+        assert_eq!(stock_for(64), 4);
+        assert_eq!(stock_for(10), 1);
+        assert_eq!(stock_for(u64::MAX), 64);
+        assert!(descriptor_limit() > 0);
+    }
+
+    #[test]
     fn stock_is_filled_and_refilled_with_empty_pairs() {
         let dir = tempfile::tempdir().unwrap();
         let spares = Spares::start(dir.path());
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while spares.stock.lock().ready.len() < STOCK {
+        while spares.stock.lock().ready.len() < spares.full {
             assert!(std::time::Instant::now() < deadline, "stock never filled");
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut taken = Vec::new();
-        for _ in 0..STOCK {
+        for _ in 0..spares.full {
             taken.push(spares.take().expect("a spare while the stock lasts"));
         }
         for s in &taken {
@@ -264,7 +299,7 @@ mod tests {
             meta.read_exact_at(&mut header, 0).unwrap();
             assert_eq!(header, meta::encode_header());
         }
-        while spares.stock.lock().ready.len() < LOW_WATER {
+        while spares.stock.lock().ready.len() < spares.low_water() {
             assert!(std::time::Instant::now() < deadline, "stock never refilled");
             std::thread::sleep(Duration::from_millis(5));
         }
