@@ -26,7 +26,7 @@ mod queries;
 pub use access::Need;
 
 use attrs::or_root;
-pub use attrs::{stamp_mtime, AttrChange, NewAttrs};
+pub use attrs::{stamp_mtime, AttrChange, NewAttrs, MODE_BITS};
 
 pub use plan::{check_block_size, check_principal};
 

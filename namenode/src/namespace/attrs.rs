@@ -5,6 +5,14 @@ use dfs_proto::image::InodeRecord;
 
 use crate::error::{Error, Result};
 
+/// The mode bits an inode keeps, as HDFS's `FsPermission`: read, write and
+/// execute for owner, group and others, and the sticky bit. setuid and
+/// setgid are dropped (nothing runs from here as its owner), whoever sets
+/// them: `dfs chmod` refuses them, and a `chmod 4755` or a setuid file
+/// through the mount (tar, rsync -a) is stored as 0755, so every client
+/// shows the same mode.
+pub const MODE_BITS: u32 = 0o1777;
+
 /// Who asks for a new inode and with which attributes.
 #[derive(Debug, Clone, Default)]
 pub struct NewAttrs {
@@ -46,7 +54,7 @@ impl AttrChange {
 
     /// True if `rec` has every attribute given.
     pub fn stored_in(&self, rec: &InodeRecord) -> bool {
-        self.mode.is_none_or(|m| rec.mode == m & 0o7777)
+        self.mode.is_none_or(|m| rec.mode == m & MODE_BITS)
             && self.owner.as_ref().is_none_or(|o| rec.owner == *o)
             && self.group.as_ref().is_none_or(|g| rec.group == *g)
             && self.mtime_ms.is_none_or(|t| rec.mtime_ms == t)
@@ -56,7 +64,7 @@ impl AttrChange {
     /// Sets the attributes given on `rec` (checked with [`check`](Self::check)).
     pub fn apply(self, rec: &mut InodeRecord) {
         if let Some(m) = self.mode {
-            rec.mode = m & 0o7777;
+            rec.mode = m & MODE_BITS;
         }
         if let Some(o) = self.owner {
             rec.owner = o;

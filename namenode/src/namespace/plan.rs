@@ -10,6 +10,7 @@ use dfs_proto::image::InodeRecord;
 
 use super::{
     or_root, parse, prefix, AttrChange, CreateArgs, Created, Namespace, NewAttrs, RemovedFile,
+    MODE_BITS,
 };
 use crate::error::{Error, Result};
 use crate::store::{Batch, Change, Counters, ROOT_ID};
@@ -76,7 +77,7 @@ impl Namespace {
             mode: if attrs.mode == 0 {
                 0o755
             } else {
-                attrs.mode & 0o7777
+                attrs.mode & MODE_BITS
             },
             owner: or_root(&attrs.owner),
             group: or_root(&attrs.group),
@@ -249,7 +250,7 @@ impl Namespace {
             mode: if args.attrs.mode == 0 {
                 0o644
             } else {
-                args.attrs.mode & 0o7777
+                args.attrs.mode & MODE_BITS
             },
             owner: or_root(&attrs.owner),
             group: or_root(&attrs.group),

@@ -651,3 +651,49 @@ async fn replicas_are_deleted_only_once_the_edit_that_drops_them_is_durable() {
     want.sort_unstable();
     assert_eq!(sent, want);
 }
+
+/// setuid and setgid are not kept (HDFS's `FsPermission` has the sticky
+/// bit and rwx only), whether set at create, by mkdir or by a chmod; the
+/// mount stored them before while `dfs chmod` refused them.
+#[tokio::test]
+async fn setuid_and_setgid_are_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    let su = Caller::superuser();
+    h.fs.create(
+        &su,
+        CreateRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            mode: 0o4755,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.fs.get_file_info(&su, "/f").unwrap().mode, 0o755);
+    h.fs.mkdirs(
+        &su,
+        MkdirsRequest {
+            path: "/d".into(),
+            mode: 0o3775,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.fs.get_file_info(&su, "/d").unwrap().mode, 0o1775);
+    let st =
+        h.fs.set_attr(
+            &su,
+            SetAttrRequest {
+                path: "/d".into(),
+                mode: Some(0o6751),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.mode, 0o751);
+    h.close().await;
+}
