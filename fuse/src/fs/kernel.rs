@@ -298,12 +298,15 @@ impl Filesystem for Kernel {
     fn symlink(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
+        parent: INodeNo,
+        link_name: &OsStr,
         _target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        // dfs has no symbolic links.
+        info!(
+            path = %self.entry_path(parent, link_name),
+            "symlink refused: dfs has no symbolic links"
+        );
         reply.error(Errno::EPERM);
     }
 
@@ -311,25 +314,32 @@ impl Filesystem for Kernel {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        // dfs has no hard links.
+        info!(
+            path = %self.entry_path(newparent, newname),
+            "hard link refused: dfs has no hard links"
+        );
         reply.error(Errno::EPERM);
     }
 
     fn mknod(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        // Regular files come through create; devices, fifos and sockets do not exist in dfs.
+        // Regular files come through create.
+        info!(
+            path = %self.entry_path(parent, name),
+            "mknod refused: dfs has no devices, fifos or sockets"
+        );
         reply.error(Errno::EPERM);
     }
 
@@ -760,6 +770,16 @@ impl Kernel {
             Err(e) => return reply.error(e),
         };
         self.serve(|fs| async move { answer(reply, fs.remove(parent.0, &name, dir).await) });
+    }
+
+    /// The path of `name` in `parent`, for a log line (lossy: a refused
+    /// request may name anything).
+    fn entry_path(&self, parent: INodeNo, name: &OsStr) -> String {
+        let name = name.to_string_lossy();
+        self.fs
+            .inodes
+            .child_path(parent.0, &name)
+            .unwrap_or_else(|_| format!("<inode {}>/{name}", parent.0))
     }
 }
 

@@ -291,3 +291,60 @@ fn the_next_open_after_close_sees_the_complete_file() {
         assert_eq!(fs::read(&f).unwrap(), b"from the first", "round {i}");
     }
 }
+
+/// What dfs does not have is refused with a clear errno and a log line:
+/// symbolic and hard links and special files (EPERM), extended
+/// attributes (EOPNOTSUPP, which programs such as `cp --preserve=all`
+/// skip); setuid and setgid are dropped, as HDFS keeps only rwx and the
+/// sticky bit.
+#[test]
+fn links_special_files_xattrs_and_setuid_are_refused_or_dropped() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    let f = m.dir.join("f");
+    fs::write(&f, b"data").unwrap();
+    let eperm = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{what}: {e}");
+    };
+    eperm(
+        std::os::unix::fs::symlink("f", m.dir.join("sym")),
+        "symlink",
+    );
+    eperm(fs::hard_link(&f, m.dir.join("hard")), "hard link");
+    let fifo = std::ffi::CString::new(m.dir.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) };
+    assert_eq!(rc, -1);
+    eperm(Err(std::io::Error::last_os_error()), "mkfifo");
+    let path = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+    // SAFETY: valid NUL-terminated strings and a valid buffer.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"user.test".as_ptr(),
+            b"v".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(rc, -1);
+    let e = std::io::Error::last_os_error();
+    assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "setxattr: {e}");
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o4755)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o755);
+    let st = c.dfs_json(&["stat", "--json", "/f"]);
+    assert_eq!(st["mode"].as_u64().map(|m| m & 0o7777), Some(0o755), "{st}");
+    let log = m.log();
+    for why in [
+        "no symbolic links",
+        "no hard links",
+        "no devices, fifos or sockets",
+    ] {
+        assert!(log.contains(why), "the mount logs '{why}': {log}");
+    }
+    assert!(
+        !m.dir.join("sym").exists() && !m.dir.join("hard").exists() && !m.dir.join("fifo").exists()
+    );
+}
