@@ -482,17 +482,12 @@ impl DatanodeManager {
         let n = &mut self.nodes[idx as usize];
         let mut out: Vec<DatanodeCommand> = n.commands.drain(..).collect();
         let mut blocks = Vec::new();
-        // Queued in edit order but for the few re-queued ones, so the
-        // durable ones are at the front nearly always.
-        let mut i = 0;
-        while i < n.deletes.len() && blocks.len() < max_deletes {
-            if n.deletes[i].after <= durable {
-                if let Some(d) = n.deletes.remove(i) {
-                    n.delete_ids.remove(&d.block.id);
-                    blocks.push(d.block);
-                }
-            } else {
-                i += 1;
+        // In the order of their edits (the barrier only grows and every
+        // delete is queued at the back), so the durable ones come first.
+        while blocks.len() < max_deletes && n.deletes.front().is_some_and(|d| d.after <= durable) {
+            if let Some(d) = n.deletes.pop_front() {
+                n.delete_ids.remove(&d.block.id);
+                blocks.push(d.block);
             }
         }
         if !blocks.is_empty() {

@@ -120,6 +120,9 @@ pub async fn run(
             })
         }
     }
+    // Stopped by a failure (whose final checkpoint may still succeed:
+    // it merges only what was durable): not a clean stop.
+    fs.store().check()?;
     tracing::info!("namenode stopped; metadata flushed and merged into the image");
     served.map_err(Error::from)
 }

@@ -309,10 +309,17 @@ impl Store {
     /// permanent.
     pub fn apply(&self, batch: Batch) -> Result<u64> {
         self.check()?;
-        let mut q = self.queue.lock();
-        q.last += 1;
-        q.batches.push(batch);
-        Ok(q.last)
+        let seq = {
+            let mut q = self.queue.lock();
+            q.last += 1;
+            q.batches.push(batch);
+            q.last
+        };
+        // Durable soon even if nobody waits for it (an edit of the
+        // monitor's, say): replica deletes wait for the last edit applied.
+        // Batches accepted while the flusher writes still go out together.
+        self.kick.notify_one();
+        Ok(seq)
     }
 
     /// Fails if an earlier write, sync or checkpoint failed.

@@ -697,3 +697,45 @@ async fn setuid_and_setgid_are_not_kept() {
     assert_eq!(st.mode, 0o751);
     h.close().await;
 }
+
+/// An edit nobody waits for (the monitor's lease recovery commits without
+/// waiting) is flushed all the same, so the replica deletes queued after it
+/// are not held back until some client's call happens to flush (found by
+/// the reviewer of the delete barrier).
+#[tokio::test]
+async fn deletes_queued_after_an_edit_nobody_waits_for_are_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    // The flusher idle, with no wake-up left over from the set-up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    {
+        let mut st = h.fs.state.write();
+        let (batch, _, _) = st
+            .ns
+            .plan_mkdirs("/unwaited", false, &Default::default(), 0)
+            .unwrap();
+        st.commit(h.fs.store(), batch).unwrap();
+        let node = st.dns.lookup("dn1").unwrap();
+        st.dns.queue_delete(
+            node,
+            ExtendedBlock {
+                id: 77,
+                generation_stamp: 1,
+                length: 0,
+            },
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sent = h.commands("dn1").into_iter().any(|c| {
+            matches!(c, datanode_command::Command::Delete(d) if d.blocks.iter().any(|b| b.id == 77))
+        });
+        if sent {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the delete was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.close().await;
+}
