@@ -74,14 +74,21 @@ impl FsOptions {
     /// recovery), with a namenode call to spare; shorter, the mount failed
     /// writes with EIO that the client library was about to finish.
     pub fn data_timeout(&self) -> Duration {
+        self.write_timeout(dfs_proto::defaults::REPLICATION)
+    }
+
+    /// Bound on a data wait of a writer whose pipeline has up to
+    /// `replication` nodes: the data timeout, longer for more than 3 (each
+    /// node adds to the time a hung one takes to be noticed).
+    pub fn write_timeout(&self, replication: u32) -> Duration {
         let client = dfs_client::ClientOptions {
             rpc_timeout: self.rpc_timeout,
             ..Default::default()
         };
-        let stall = client.pipeline_stall_limit(dfs_proto::defaults::REPLICATION as usize);
+        let nodes = replication.max(dfs_proto::defaults::REPLICATION) as usize;
         (self.rpc_timeout * 6)
             .max(Duration::from_secs(30))
-            .max(stall + self.rpc_timeout)
+            .max(client.pipeline_stall_limit(nodes) + self.rpc_timeout)
     }
 }
 
@@ -422,5 +429,8 @@ mod tests {
         // 20 + 15, 10, 10 + 10.
         assert_eq!(opts(10).data_timeout(), Duration::from_secs(65));
         assert_eq!(opts(30).data_timeout(), Duration::from_secs(180));
+        // A pipeline of 5: 20 + 25, 10, 5 + 5.
+        assert_eq!(opts(5).write_timeout(5), Duration::from_secs(65));
+        assert_eq!(opts(5).write_timeout(1), Duration::from_secs(55));
     }
 }

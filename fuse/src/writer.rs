@@ -163,6 +163,15 @@ impl Writer {
         self.info.lock().path.clone()
     }
 
+    /// Replicas of the file being written (0 when not writing a new file).
+    pub fn replication(&self) -> u32 {
+        self.info
+            .lock()
+            .status
+            .as_ref()
+            .map_or(0, |s| s.replication)
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         *self.phase.borrow()

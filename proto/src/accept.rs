@@ -63,6 +63,11 @@ impl Acceptor {
                     }
                     return (stream, peer);
                 }
+                // A connection that died before it was accepted: nothing
+                // to wait for.
+                Err(e) if per_connection(&e) => {
+                    tracing::debug!(error = %e, "a connection failed before it was accepted");
+                }
                 Err(e) => {
                     self.failures += 1;
                     if self.warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
@@ -81,9 +86,32 @@ impl Acceptor {
     }
 }
 
+/// Whether a failed accept concerns only the connection it would have
+/// returned (reset or aborted by the peer, a protocol error), rather than
+/// the process (out of descriptors or memory).
+fn per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    ) || e.raw_os_error() == Some(EPROTO)
+}
+
+/// `EPROTO` on Linux (not in `std::io::ErrorKind`).
+const EPROTO: i32 = 71;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_process_wide_failures_pause() {
+        assert!(per_connection(&io::Error::from(
+            io::ErrorKind::ConnectionAborted
+        )));
+        assert!(per_connection(&io::Error::from_raw_os_error(EPROTO)));
+        // EMFILE
+        assert!(!per_connection(&io::Error::from_raw_os_error(24)));
+    }
 
     #[tokio::test]
     async fn accepts_with_nodelay() {

@@ -223,8 +223,6 @@ impl Spares {
     }
 }
 
-/// The filler: tops the stock up whenever it runs low, until the store is
-/// gone.
 /// The soft limit on this process's open descriptors (`ulimit -n`).
 fn descriptor_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
@@ -239,6 +237,8 @@ fn stock_for(limit: u64) -> usize {
     usize::try_from(pairs).unwrap_or(STOCK).clamp(1, STOCK)
 }
 
+/// The filler: tops the stock up whenever it runs low, until the store is
+/// gone.
 fn fill(spares: Weak<Spares>) {
     loop {
         let Some(s) = spares.upgrade() else { return };

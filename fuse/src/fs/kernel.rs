@@ -330,16 +330,19 @@ impl Filesystem for Kernel {
         _req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        // Regular files come through create.
-        info!(
-            path = %self.entry_path(parent, name),
-            "mknod refused: dfs has no devices, fifos or sockets"
-        );
+        let path = self.entry_path(parent, name);
+        if mode & libc::S_IFMT == libc::S_IFREG {
+            // The kernel sends CREATE for open(O_CREAT); mknod(2) of a
+            // regular file comes here.
+            info!(path = %path, "mknod of a regular file refused: create it with open(O_CREAT)");
+        } else {
+            info!(path = %path, "mknod refused: dfs has no devices, fifos or sockets");
+        }
         reply.error(Errno::EPERM);
     }
 
@@ -425,7 +428,10 @@ impl Filesystem for Kernel {
             Ok(Ok(n)) if n == data.len() => reply.written(len),
             Ok(Ok(n)) => {
                 let rest = data[n..].to_vec();
-                let (at, limit) = (offset + n as u64, fs.opts.data_timeout());
+                let (at, limit) = (
+                    offset + n as u64,
+                    fs.opts.write_timeout(writer.replication()),
+                );
                 self.serve(move |fs| async move {
                     let mut guard = FailUnlessDone(Some(writer.clone()));
                     let res = writer.write(at, &rest, limit).await;

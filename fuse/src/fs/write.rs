@@ -56,7 +56,9 @@ impl DfsFs {
         if w.phase() == Phase::Open && w.all_flushed() {
             w.wait_released(RELEASE_GRACE).await;
         }
-        if w.phase() == Phase::Committing && !w.wait_done(self.opts.data_timeout()).await {
+        if w.phase() == Phase::Committing
+            && !w.wait_done(self.opts.write_timeout(w.replication())).await
+        {
             warn!(path = %w.path(), "commit still running; going on without it");
         }
         w.phase() == Phase::Open
@@ -69,7 +71,7 @@ impl DfsFs {
         let Some(w) = self.handles.file(fh).and_then(|f| f.writer.clone()) else {
             return Ok(());
         };
-        let limit = self.opts.data_timeout();
+        let limit = self.opts.write_timeout(w.replication());
         // The bytes go to the datanodes and the attributes set while
         // writing, if any, to the namenode (`Writer::store_deferred_attrs`)
         // at once; with none, the store is an immediate Ok.
@@ -139,7 +141,7 @@ impl DfsFs {
             }
             if open {
                 // Released just now: its commit has not been waited for.
-                w.wait_done(self.opts.data_timeout()).await;
+                w.wait_done(self.opts.write_timeout(w.replication())).await;
             }
         }
         let path = self.path_of(ino)?;
@@ -166,7 +168,10 @@ impl DfsFs {
             return;
         }
         let commits = w.is_writing().then(|| self.commits.clone());
-        let (client, limit) = (self.client.clone(), self.opts.data_timeout());
+        let (client, limit) = (
+            self.client.clone(),
+            self.opts.write_timeout(w.replication()),
+        );
         self.rt.spawn(async move {
             let _slot = match commits {
                 Some(commits) => commits.acquire_owned().await.ok(),
@@ -322,7 +327,9 @@ impl DfsFs {
             self.truncate(ino, size).await?;
         }
         let attrs = SetAttr {
-            mode: mode.map(|m| m & 0o7777),
+            // What the namenode keeps (rwx and the sticky bit), so a file
+            // being written shows the mode it will have.
+            mode: mode.map(|m| m & 0o1777),
             owner: uid.map(|u| self.owners.user_name(u)),
             group: gid.map(|g| self.owners.group_name(g)),
             mtime: mtime.map(time_ms),
