@@ -566,14 +566,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lifecycle() {
-        let t0 = Instant::now();
-        let mut m = DatanodeManager::new(
+    /// A manager with no topology, stale after 3 s, dead after 10 s.
+    fn manager() -> DatanodeManager {
+        DatanodeManager::new(
             Topology::default(),
             Duration::from_secs(3),
             Duration::from_secs(10),
-        );
+        )
+    }
+
+    #[test]
+    fn lifecycle() {
+        let t0 = Instant::now();
+        let mut m = manager();
         let r = m.register(&info("a", "127.0.0.1:1"), &StorageReport::default(), t0);
         assert!(r.new);
         assert_eq!(m.get(r.idx).rack, crate::topology::DEFAULT_RACK);
@@ -600,11 +605,7 @@ mod tests {
     #[test]
     fn deletes_are_batched_and_deduplicated() {
         let t0 = Instant::now();
-        let mut m = DatanodeManager::new(
-            Topology::default(),
-            Duration::from_secs(3),
-            Duration::from_secs(10),
-        );
+        let mut m = manager();
         let r = m.register(&info("a", "h:1"), &StorageReport::default(), t0);
         for i in 0..5 {
             let b = ExtendedBlock {
@@ -627,11 +628,7 @@ mod tests {
     #[test]
     fn deletes_wait_for_the_edit_that_made_them() {
         let t0 = Instant::now();
-        let mut m = DatanodeManager::new(
-            Topology::default(),
-            Duration::from_secs(3),
-            Duration::from_secs(10),
-        );
+        let mut m = manager();
         let r = m.register(&info("a", "h:1"), &StorageReport::default(), t0);
         let b = |id| ExtendedBlock {
             id,

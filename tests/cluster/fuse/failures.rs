@@ -97,6 +97,35 @@ fn a_request_waiting_for_the_namenode_holds_up_no_other() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e:?}");
 }
 
+/// `dd` copying `src` to `dst` in 1 MiB writes, its stderr piped.
+fn spawn_dd(src: &Path, dst: &Path) -> std::process::Child {
+    Command::new("dd")
+        .arg(format!("if={}", src.display()))
+        .arg(format!("of={}", dst.display()))
+        .args(["bs=1M", "status=none"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Bytes the `dd` of process `dd` has written to `dst` so far (the offset of its output
+/// descriptor); `u64::MAX` until it has opened `dst` (fd 1 is the test's
+/// own stdout until then) or after it exited.
+fn dd_written(dd: u32, dst: &Path) -> u64 {
+    let fd = format!("/proc/{dd}/fd/1");
+    if !fs::read_link(&fd).is_ok_and(|p| p == dst) {
+        return u64::MAX;
+    }
+    fs::read_to_string(format!("/proc/{dd}/fdinfo/1"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("pos:").map(|p| p.trim().parse::<u64>()))
+        })
+        .and_then(Result::ok)
+        .unwrap_or(u64::MAX)
+}
+
 /// A datanode of the pipeline that hangs (SIGSTOP: its connections stay
 /// open, nothing answers) while `dd` writes through a mount with the
 /// default timeouts: the writer's ack timeout gives up on it and the
@@ -111,23 +140,9 @@ fn a_hung_datanode_during_a_write_is_dropped_from_the_pipeline_before_the_mount_
     let m = Mount::with_log(&c, &[], "info,dfs_client::streamer=debug");
     let src = c.local_file("big", 24 * MIB, 41);
     let dst = m.dir.join("big");
-    let mut dd = Command::new("dd")
-        .arg(format!("if={}", src.display()))
-        .arg(format!("of={}", dst.display()))
-        .args(["bs=1M", "status=none"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = format!("/proc/{}/fd/1", dd.id());
-    let pos = format!("/proc/{}/fdinfo/1", dd.id());
+    let mut dd = spawn_dd(&src, &dst);
     dfs_tests::wait_until(Duration::from_secs(30), "the first 2 MiB written", || {
-        fs::read_link(&out).is_ok_and(|p| p == dst)
-            && fs::read_to_string(&pos).is_ok_and(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("pos:"))
-                    .and_then(|p| p.trim().parse::<usize>().ok())
-                    .is_some_and(|p| p >= 2 * MIB)
-            })
+        (2 * MIB as u64..u64::MAX).contains(&dd_written(dd.id(), &dst))
     });
     let log = m.log();
     let head = log
@@ -192,29 +207,11 @@ fn a_write_waiting_for_a_hung_datanode_holds_up_no_other() {
     );
     let src = c.local_file("big", 64 * MIB, 31);
     let dst = m.dir.join("big");
-    let mut dd = Command::new("dd")
-        .arg(format!("if={}", src.display()))
-        .arg(format!("of={}", dst.display()))
-        .args(["bs=1M", "status=none"])
-        .spawn()
-        .unwrap();
-    // Bytes dd has written so far: the offset of its output descriptor.
-    let fdinfo = format!("/proc/{}/fdinfo/1", dd.id());
-    let written = || {
-        fs::read_to_string(&fdinfo)
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("pos:").map(|p| p.trim().parse::<u64>()))
-            })
-            .and_then(Result::ok)
-            .unwrap_or(u64::MAX)
-    };
-    // fd 1 is the test's own stdout until dd has opened its output.
-    let out = format!("/proc/{}/fd/1", dd.id());
+    let mut dd = spawn_dd(&src, &dst);
+    let (pid, dst_path) = (dd.id(), dst.clone());
+    let written = move || dd_written(pid, &dst_path);
     dfs_tests::wait_until(Duration::from_secs(30), "the first 4 MiB written", || {
-        fs::read_link(&out).is_ok_and(|p| p == dst)
-            && (4 * MIB as u64..u64::MAX).contains(&written())
+        (4 * MIB as u64..u64::MAX).contains(&written())
     });
     for dn in &c.datanodes {
         dn.signal(libc::SIGSTOP);
