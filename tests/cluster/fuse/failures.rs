@@ -108,15 +108,15 @@ fn spawn_dd(src: &Path, dst: &Path) -> std::process::Child {
         .unwrap()
 }
 
-/// Bytes the `dd` of process `dd` has written to `dst` so far (the offset of its output
-/// descriptor); `u64::MAX` until it has opened `dst` (fd 1 is the test's
-/// own stdout until then) or after it exited.
-fn dd_written(dd: u32, dst: &Path) -> u64 {
-    let fd = format!("/proc/{dd}/fd/1");
+/// Bytes the `dd` process `pid` has written to `dst` so far (the offset
+/// of its output descriptor); `u64::MAX` until it has opened `dst` (fd 1
+/// is the test's own stdout until then) or after it exited.
+fn dd_written(pid: u32, dst: &Path) -> u64 {
+    let fd = format!("/proc/{pid}/fd/1");
     if !fs::read_link(&fd).is_ok_and(|p| p == dst) {
         return u64::MAX;
     }
-    fs::read_to_string(format!("/proc/{dd}/fdinfo/1"))
+    fs::read_to_string(format!("/proc/{pid}/fdinfo/1"))
         .ok()
         .and_then(|s| {
             s.lines()
