@@ -190,13 +190,24 @@ impl Client {
             owner: crate::user::current_user(),
             group: String::new(),
         };
-        let resp = self
-            .nn()
-            .call_retrying_unsent("Mkdirs", &path, self.inner.opts.rpc_timeout, |mut c| {
-                let req = req.clone();
-                async move { c.mkdirs(req).await }
-            })
-            .await?;
+        let call = |mut c: crate::namenode::NnClient| {
+            let req = req.clone();
+            async move { c.mkdirs(req).await }
+        };
+        let budget = self.inner.opts.rpc_timeout;
+        // With `parents`, a mkdirs applied twice answers the same (HDFS
+        // marks it idempotent), so one whose connection broke is retried
+        // too; without, only one that surely never reached the namenode,
+        // since a second try would find the directory it made.
+        let resp = if parents {
+            self.nn()
+                .call_retrying("Mkdirs", &path, budget, call)
+                .await?
+        } else {
+            self.nn()
+                .call_retrying_unsent("Mkdirs", &path, budget, call)
+                .await?
+        };
         match resp.status {
             Some(st) => Ok(st.into()),
             None => self.status(&path).await,

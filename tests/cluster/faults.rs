@@ -62,6 +62,11 @@ async fn creates_and_new_blocks_wait_out_a_short_namenode_restart() {
     w.write_all(&data[..MIB]).await.unwrap();
     w.hflush().await.unwrap();
     c.namenode.kill();
+    // The calls below are made while the namenode is down, not in the
+    // instant it dies: a call written on the old connection just then
+    // fails with a broken pipe, which cannot tell whether the namenode
+    // ran it, and a create is not retried on that (a mkdirs -p is).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let rest = data[MIB..].to_vec();
     let writer = tokio::spawn(async move {
         w.write_all(&rest).await?;
