@@ -12,8 +12,8 @@
 //! | `v` | format marker [`FORMAT`] |
 //!
 //! Every mutation is one [`Batch`], accepted in order with [`Store::apply`],
-//! which only queues it and gives it the next transaction id. Durability is
-//! a separate step: [`Store::wait_durable`] waits until the group-commit
+//! which queues it, gives it the next transaction id and wakes the flusher.
+//! Durability is a separate step: [`Store::wait_durable`] waits until the group-commit
 //! flusher (one task, [`Store::run_flusher`]) has appended every batch
 //! queued up to it to the edit log ([`crate::edits`]) with one write and one
 //! `fdatasync`, so N concurrent mutations cost one sync.
@@ -491,7 +491,7 @@ impl Store {
         if *rx.borrow() >= seq {
             return Ok(());
         }
-        self.kick.notify_one();
+        // No wake-up of the flusher here: `apply` gave one for the batch.
         loop {
             if *rx.borrow_and_update() >= seq {
                 return Ok(());
@@ -508,7 +508,7 @@ impl Store {
     }
 
     /// The group-commit loop: whenever batches were accepted since the
-    /// last write and somebody waits, appends them all to the edit log with
+    /// last write, appends them all to the edit log with
     /// one sync, then wakes every waiter it covers; starts a checkpoint when
     /// a segment fills up. Returns after [`Store::close`], once everything
     /// is durable.

@@ -302,17 +302,6 @@ fn a_node_that_cannot_start_fails_cleanly_even_when_its_log_cannot_be_written() 
     }
 }
 
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the command name, which is in parentheses.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line.
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
 /// A namenode at its file-descriptor limit cannot accept connections:
 /// new clients wait in its backlog while it pauses between tries and says
 /// why, and once descriptors are freed it serves them. (Found by an
@@ -344,9 +333,10 @@ fn a_namenode_out_of_file_descriptors_waits_without_spinning_and_serves_again() 
                 .contains("cannot accept a connection")
         },
     );
-    let before = cpu_secs(pid);
+    let cpu = || dfs_tests::cpu_time(&pid.to_string()).unwrap().as_secs_f64();
+    let before = cpu();
     std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_secs(pid) - before;
+    let used = cpu() - before;
     assert!(
         used < 0.5,
         "the namenode used {used:.2} s of CPU in 2 s while out of descriptors"

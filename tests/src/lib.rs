@@ -94,3 +94,15 @@ pub fn replica_files(data_dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat` (`self` for this process); `None` where unavailable.
+pub fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, in USER_HZ (100/s) ticks.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}

@@ -184,18 +184,6 @@ async fn tcp(bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// CPU time (user + system) a process has used so far, from
-/// `/proc/<pid>/stat` (`self` for this process); `None` where unavailable.
-fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, in USER_HZ (100/s) ticks.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// CPU used by this process and by the namenode (if its pid is known).
 #[derive(Clone, Copy)]
 struct Cpu {
@@ -206,8 +194,8 @@ struct Cpu {
 impl Cpu {
     fn now(namenode_pid: Option<u32>) -> Cpu {
         Cpu {
-            bench: cpu_time("self"),
-            namenode: namenode_pid.and_then(|p| cpu_time(&p.to_string())),
+            bench: dfs_tests::cpu_time("self"),
+            namenode: namenode_pid.and_then(|p| dfs_tests::cpu_time(&p.to_string())),
         }
     }
 

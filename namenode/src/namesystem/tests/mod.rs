@@ -13,6 +13,7 @@ use super::*;
 use crate::permission::Caller;
 
 mod balance;
+mod deletes;
 mod leases;
 mod listing;
 mod permissions;
@@ -117,6 +118,17 @@ impl Harness {
             .commands
             .into_iter()
             .filter_map(|c| c.command)
+            .collect()
+    }
+
+    /// The ids of the blocks a heartbeat of `node` now tells it to delete.
+    fn deletes(&self, node: &str) -> Vec<u64> {
+        self.commands(node)
+            .into_iter()
+            .flat_map(|c| match c {
+                datanode_command::Command::Delete(d) => d.blocks.iter().map(|b| b.id).collect(),
+                _ => vec![],
+            })
             .collect()
     }
 

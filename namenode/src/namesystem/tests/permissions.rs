@@ -1,5 +1,6 @@
 //! Permission checks of the namespace operations, for callers who are
-//! not the superuser (HDFS's FSPermissionChecker cases).
+//! not the superuser (HDFS's FSPermissionChecker cases), and the mode bits
+//! an inode keeps.
 
 use super::*;
 use crate::permission::Caller;
@@ -359,5 +360,51 @@ async fn attributes_stored_with_a_close_are_checked_as_a_set_attr() {
         (st.owner.as_str(), st.group.as_str(), st.mode, st.mtime_ms),
         ("alice", "alice", 0o600, 5000)
     );
+    h.close().await;
+}
+
+/// setuid and setgid are not kept (HDFS's `FsPermission` has the sticky
+/// bit and rwx only), whether set at create, by mkdir or by a chmod; the
+/// mount stored them before while `dfs chmod` refused them.
+#[tokio::test]
+async fn setuid_and_setgid_are_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    let su = Caller::superuser();
+    h.fs.create(
+        &su,
+        CreateRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            mode: 0o4755,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.fs.get_file_info(&su, "/f").unwrap().mode, 0o755);
+    h.fs.mkdirs(
+        &su,
+        MkdirsRequest {
+            path: "/d".into(),
+            mode: 0o3775,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.fs.get_file_info(&su, "/d").unwrap().mode, 0o1775);
+    let st =
+        h.fs.set_attr(
+            &su,
+            SetAttrRequest {
+                path: "/d".into(),
+                mode: Some(0o6751),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.mode, 0o751);
     h.close().await;
 }

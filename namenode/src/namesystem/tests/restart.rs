@@ -183,19 +183,11 @@ async fn no_replica_is_deleted_in_safe_mode() {
         ..Default::default()
     })
     .unwrap();
-    let deletes = |cmds: Vec<datanode_command::Command>| -> Vec<u64> {
-        cmds.into_iter()
-            .flat_map(|c| match c {
-                datanode_command::Command::Delete(d) => d.blocks.iter().map(|b| b.id).collect(),
-                _ => vec![],
-            })
-            .collect()
-    };
-    assert_eq!(deletes(h.commands("dn1")), Vec::<u64>::new());
-    assert_eq!(deletes(h.commands("dn1")), Vec::<u64>::new());
+    assert_eq!(h.deletes("dn1"), Vec::<u64>::new());
+    assert_eq!(h.deletes("dn1"), Vec::<u64>::new());
     // Once it is left, the orphan's deletion is handed out.
     assert_eq!(h.fs.set_safe_mode(Some(false)), (false, String::new()));
-    assert_eq!(deletes(h.commands("dn1")), vec![999]);
+    assert_eq!(h.deletes("dn1"), vec![999]);
     h.close().await;
 }
 
@@ -241,14 +233,7 @@ async fn a_replica_reported_while_its_deletion_is_held_is_not_counted() {
     h.fs.set_safe_mode(Some(false));
     h.fs.tick(Instant::now());
     for node in ["dn1", "dn2", "dn3"] {
-        let deleted: Vec<u64> = h
-            .commands(node)
-            .into_iter()
-            .flat_map(|c| match c {
-                datanode_command::Command::Delete(d) => d.blocks.iter().map(|b| b.id).collect(),
-                _ => vec![],
-            })
-            .collect();
+        let deleted = h.deletes(node);
         if kept[0] == node {
             assert!(deleted.is_empty(), "the kept replica on {node} was deleted");
         } else {
