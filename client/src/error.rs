@@ -87,6 +87,13 @@ pub enum Error {
         /// Why each class of node was skipped.
         message: String,
     },
+    /// The cluster is out of space: every datanode that could take a new
+    /// block is full (ENOSPC on the mount).
+    #[error("{message}")]
+    NoSpace {
+        /// The file, and which nodes are full.
+        message: String,
+    },
     /// Every replica of a block is bad; no byte of it is returned.
     #[error("{message}")]
     Corrupt {
@@ -137,6 +144,7 @@ impl Error {
             Error::LeaseHeld { .. } => Some(ErrorKind::LeaseHeld),
             Error::NotSupported { .. } => Some(ErrorKind::NotSupported),
             Error::NoDatanodes { .. } => Some(ErrorKind::NoDatanodes),
+            Error::NoSpace { .. } => Some(ErrorKind::StorageFull),
             Error::Corrupt { .. } => Some(ErrorKind::Corrupt),
             Error::Unreachable { .. }
             | Error::Timeout { .. }
@@ -194,7 +202,8 @@ impl Error {
             }
             Some(ErrorKind::NotSupported) => Error::NotSupported { message },
             Some(ErrorKind::PermissionDenied) => Error::PermissionDenied { message },
-            Some(ErrorKind::NoDatanodes | ErrorKind::StorageFull) => Error::NoDatanodes { message },
+            Some(ErrorKind::NoDatanodes) => Error::NoDatanodes { message },
+            Some(ErrorKind::StorageFull) => Error::NoSpace { message },
             Some(ErrorKind::Corrupt) => Error::Corrupt { message },
             Some(ErrorKind::Busy) => Error::Unreachable {
                 addr: addr.to_string(),
@@ -261,6 +270,9 @@ impl Error {
                 message: message.clone(),
             },
             Error::NoDatanodes { message } => Error::NoDatanodes {
+                message: message.clone(),
+            },
+            Error::NoSpace { message } => Error::NoSpace {
                 message: message.clone(),
             },
             Error::Corrupt { message } => Error::Corrupt {
@@ -343,7 +355,8 @@ impl From<Error> for std::io::Error {
             Error::LeaseHeld { .. } => K::ResourceBusy,
             Error::NotSupported { .. } => K::Unsupported,
             Error::PermissionDenied { .. } => K::PermissionDenied,
-            Error::NoDatanodes { .. } => K::StorageFull,
+            Error::NoDatanodes { .. } => K::Other,
+            Error::NoSpace { .. } => K::StorageFull,
             Error::Corrupt { .. } => K::InvalidData,
             Error::Unreachable { .. } => K::NotConnected,
             Error::Timeout { .. } => K::TimedOut,

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use dfs_proto::defaults::{MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
+use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::xfer::{self, FrameReader, SendTask, WriteBlockStream};
 use dfs_proto::{
     write_block_request, write_block_response, AckStatus, DatanodeInfo, ExtendedBlock, Packet,
@@ -25,14 +26,24 @@ pub(crate) struct NodeFailure {
     pub(crate) index: usize,
     /// What happened.
     pub(crate) reason: String,
+    /// The node refused for lack of space (error kind `storage_full`).
+    pub(crate) no_space: bool,
 }
 
 impl NodeFailure {
-    fn first(reason: impl Into<String>) -> Self {
+    /// A failure of the first node (or of the stream to it).
+    pub(crate) fn first(reason: impl Into<String>) -> Self {
         NodeFailure {
             index: 0,
             reason: reason.into(),
+            no_space: false,
         }
+    }
+
+    /// Marks the failure as a lack of space when `kind` says so.
+    fn of_kind(mut self, kind: Option<ErrorKind>) -> Self {
+        self.no_space = kind == Some(ErrorKind::StorageFull);
+        self
     }
 }
 
@@ -130,7 +141,8 @@ impl Pipeline {
                         "{}: {}",
                         first.address,
                         status.message()
-                    )))
+                    ))
+                    .of_kind(ErrorKind::of(&status)))
                 }
                 Err(_) => {
                     return Err(NodeFailure::first(format!(
@@ -155,15 +167,17 @@ impl Pipeline {
                             if ack.message.is_empty() { "" } else { ": " },
                             ack.message
                         ),
-                    });
+                        no_space: false,
+                    }
+                    .of_kind(ErrorKind::parse(&ack.kind)));
                 }
                 // The reader turns an error frame into an error; never
                 // seen here.
                 Some(write_block_response::Msg::Error(e)) => {
-                    return Err(NodeFailure::first(format!(
-                        "{}: {}",
-                        first.address, e.message
-                    )))
+                    return Err(
+                        NodeFailure::first(format!("{}: {}", first.address, e.message))
+                            .of_kind(ErrorKind::parse(&e.kind)),
+                    )
                 }
                 None => continue,
             }
@@ -205,6 +219,7 @@ impl Pipeline {
                     msg: Some(write_block_response::Msg::Ack(ack)),
                 })) => {
                     if let Some(index) = failed_index(&ack) {
+                        let kind = ErrorKind::parse(&ack.kind);
                         return Err(NodeFailure {
                             index: index.min(self.nodes.saturating_sub(1)),
                             reason: if ack.message.is_empty() {
@@ -212,7 +227,9 @@ impl Pipeline {
                             } else {
                                 ack.message
                             },
-                        });
+                            no_space: false,
+                        }
+                        .of_kind(kind));
                     }
                     if ack.seqno == SETUP_ACK_SEQNO {
                         continue;
@@ -221,7 +238,10 @@ impl Pipeline {
                 }
                 Ok(Some(_)) => continue,
                 Ok(None) => return Err(NodeFailure::first("the first datanode closed the stream")),
-                Err(status) => return Err(NodeFailure::first(status.message().to_string())),
+                Err(status) => {
+                    return Err(NodeFailure::first(status.message().to_string())
+                        .of_kind(ErrorKind::of(&status)))
+                }
             }
         }
     }
@@ -250,6 +270,7 @@ mod tests {
             seqno: 1,
             statuses: s.iter().map(|x| *x as i32).collect(),
             message: String::new(),
+            kind: String::new(),
         };
         assert_eq!(failed_index(&ack(&[AckStatus::Success; 3])), None);
         assert_eq!(

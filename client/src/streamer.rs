@@ -95,12 +95,21 @@ pub(crate) struct Streamer {
     prev: Option<ExtendedBlock>,
     cur: Option<BlockState>,
     /// Nodes that failed during this write; not chosen again.
-    excluded: Vec<DatanodeInfo>,
+    excluded: Vec<Excluded>,
     /// The first block, allocated with the create: its pipeline is opened
     /// as soon as the task starts, before any data.
     first: Option<dfs_proto::LocatedBlock>,
     error: ErrorSlot,
     _lease: LeaseGuard,
+}
+
+/// A node left out of a write, and why.
+struct Excluded {
+    node: DatanodeInfo,
+    /// What it failed with.
+    reason: String,
+    /// It refused for lack of space.
+    no_space: bool,
 }
 
 impl std::fmt::Debug for Streamer {
@@ -190,6 +199,9 @@ impl Streamer {
                 if matches!(e, Error::PermissionDenied { .. }) {
                     // A refusal of the close's attributes: the caller says it.
                     tracing::debug!(path = %self.path, error = %e, "close refused");
+                } else if matches!(e, Error::NoSpace { .. }) {
+                    // Not a fault of the cluster; the caller says it.
+                    tracing::debug!(path = %self.path, error = %e, "write refused: no space");
                 } else {
                     tracing::warn!(path = %self.path, error = %e, "write failed");
                 }
@@ -379,14 +391,11 @@ impl Streamer {
                         }
                         return Ok(());
                     }
-                    Some(front) => NodeFailure {
-                        index: 0,
-                        reason: format!("ack {seqno} arrived while {} was expected", front.seqno),
-                    },
-                    None => NodeFailure {
-                        index: 0,
-                        reason: format!("ack {seqno} arrived for no packet"),
-                    },
+                    Some(front) => NodeFailure::first(format!(
+                        "ack {seqno} arrived while {} was expected",
+                        front.seqno
+                    )),
+                    None => NodeFailure::first(format!("ack {seqno} arrived for no packet")),
                 }
             }
             Err(f) => f,
@@ -430,10 +439,7 @@ impl Streamer {
                 });
                 let failure = match b.pipeline.as_mut() {
                     Some(p) => p.failure(timeout).await,
-                    None => NodeFailure {
-                        index: 0,
-                        reason: "no pipeline".into(),
-                    },
+                    None => NodeFailure::first("no pipeline"),
                 };
                 self.recover(failure).await
             }
@@ -457,9 +463,9 @@ impl Streamer {
 
     fn excluded_keys(&self) -> Vec<String> {
         let mut keys = Vec::new();
-        for n in &self.excluded {
-            keys.push(n.id.clone());
-            keys.push(n.address.clone());
+        for x in &self.excluded {
+            keys.push(x.node.id.clone());
+            keys.push(x.node.address.clone());
         }
         keys.sort();
         keys.dedup();
@@ -487,7 +493,8 @@ impl Streamer {
                     async move { c.add_block(req).await }
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| self.no_target(e))?;
         match resp.block {
             Some(lb) if lb.block.is_some() && !lb.locations.is_empty() => Ok(lb),
             _ => Err(Error::NoDatanodes {
@@ -496,6 +503,49 @@ impl Streamer {
                     self.path
                 ),
             }),
+        }
+    }
+
+    /// Leaves `node` out of this write's pipelines from now on.
+    pub(super) fn exclude(&mut self, node: DatanodeInfo, failure: &NodeFailure) {
+        self.excluded.push(Excluded {
+            node,
+            reason: failure.reason.clone(),
+            no_space: failure.no_space,
+        });
+    }
+
+    /// True when this write excluded nodes, all for lack of space.
+    pub(super) fn all_excluded_for_space(&self) -> bool {
+        !self.excluded.is_empty() && self.excluded.iter().all(|x| x.no_space)
+    }
+
+    /// The namenode found no datanode for a new block: adds what this
+    /// write saw of the nodes it excluded, and calls it a lack of space
+    /// when it is one. The namenode cannot tell why the client excluded
+    /// a node, so a cluster whose nodes all refused for lack of space
+    /// would otherwise read as "0 of 3 datanodes, 3 excluded".
+    fn no_target(&self, e: Error) -> Error {
+        let (Error::NoDatanodes { message } | Error::NoSpace { message }) = &e else {
+            return e;
+        };
+        if self.excluded.is_empty() {
+            return e;
+        }
+        // Each reason names its node.
+        let why: Vec<&str> = self.excluded.iter().map(|x| x.reason.as_str()).collect();
+        let why = why.join("; ");
+        if self.all_excluded_for_space() {
+            Error::NoSpace {
+                message: format!(
+                    "no space for a new block of {}: the datanodes refused it ({why}); namenode: {message}",
+                    self.path
+                ),
+            }
+        } else {
+            Error::NoDatanodes {
+                message: format!("{message}; excluded by this write: {why}"),
+            }
         }
     }
 
@@ -534,13 +584,16 @@ impl Streamer {
                 Err(reason) => failures.push(reason),
             }
         }
-        Err(Error::NoDatanodes {
-            message: format!(
-                "could not write a block of {}: no pipeline could be set up after {MAX_BLOCK_ATTEMPTS} attempts ({})",
-                self.path,
-                failures.join("; ")
-            ),
-        })
+        let message = format!(
+            "could not write a block of {}: no pipeline could be set up after {MAX_BLOCK_ATTEMPTS} attempts ({})",
+            self.path,
+            failures.join("; ")
+        );
+        if self.all_excluded_for_space() {
+            Err(Error::NoSpace { message })
+        } else {
+            Err(Error::NoDatanodes { message })
+        }
     }
 
     /// Opens the pipeline of a block just allocated and makes it the
@@ -578,12 +631,21 @@ impl Streamer {
             }
             Err(f) => {
                 let bad = lb.locations[f.index.min(lb.locations.len() - 1)].clone();
-                tracing::warn!(
-                    path = %self.path, block = %block, node = %bad.address, reason = %f.reason,
-                    "could not set up the write pipeline; abandoning the block and excluding the node"
-                );
+                if f.no_space {
+                    // A full node is not a fault; if every node is full,
+                    // the caller gets "no space" naming them.
+                    tracing::info!(
+                        path = %self.path, block = %block, node = %bad.address, reason = %f.reason,
+                        "datanode full; trying another for the block"
+                    );
+                } else {
+                    tracing::warn!(
+                        path = %self.path, block = %block, node = %bad.address, reason = %f.reason,
+                        "could not set up the write pipeline; abandoning the block and excluding the node"
+                    );
+                }
                 let reason = format!("{}: {}", bad.address, f.reason);
-                self.excluded.push(bad);
+                self.exclude(bad, &f);
                 self.abandon(&block).await;
                 Err(reason)
             }
@@ -594,16 +656,10 @@ impl Streamer {
 /// Waits for the current pipeline's next ack, at most `timeout`.
 async fn next_ack(cur: Option<&mut BlockState>, timeout: Duration) -> Result<u64, NodeFailure> {
     let Some(p) = cur.and_then(|b| b.pipeline.as_mut()) else {
-        return Err(NodeFailure {
-            index: 0,
-            reason: "no pipeline".into(),
-        });
+        return Err(NodeFailure::first("no pipeline"));
     };
     match tokio::time::timeout(timeout, p.next_ack()).await {
         Ok(r) => r,
-        Err(_) => Err(NodeFailure {
-            index: 0,
-            reason: format!("no ack within {timeout:?}"),
-        }),
+        Err(_) => Err(NodeFailure::first(format!("no ack within {timeout:?}"))),
     }
 }

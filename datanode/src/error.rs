@@ -254,11 +254,12 @@ impl Error {
             | Error::ChecksumMismatch { .. }
             | Error::BadMeta { .. }
             | Error::ReplicaShort { .. } => ErrorKind::Corrupt,
-            Error::StorageFull { .. } | Error::StorageFailed { .. } => ErrorKind::StorageFull,
+            Error::StorageFull { .. } => ErrorKind::StorageFull,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
                 ErrorKind::StorageFull
             }
             Error::Io { .. }
+            | Error::StorageFailed { .. }
             | Error::BadNodeId { .. }
             | Error::WrongCluster { .. }
             | Error::BadClusterId { .. }
@@ -297,7 +298,7 @@ mod tests {
                 Error::StorageFailed {
                     reason: "gone".into(),
                 },
-                ErrorKind::StorageFull,
+                ErrorKind::Internal,
             ),
             (
                 Error::io("write", io::Error::from(io::ErrorKind::StorageFull)),

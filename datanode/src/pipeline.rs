@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use dfs_proto::checksum;
 use dfs_proto::defaults::{self, MAX_PACKETS_IN_FLIGHT, SETUP_ACK_SEQNO};
+use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::write_block_request::Msg as ReqMsg;
 use dfs_proto::write_block_response::Msg as RespMsg;
 use dfs_proto::xfer::{FrameReader, SendTask, WriteBlockStream};
@@ -80,11 +81,23 @@ fn all_success(statuses: &[i32]) -> bool {
 }
 
 fn ack(seqno: u64, statuses: Vec<i32>, message: impl Into<String>) -> WriteBlockResponse {
+    failed_ack(seqno, statuses, message, String::new())
+}
+
+/// An ack reporting a failure of error kind `kind` (the wire name, empty
+/// if none), so the client can tell a full node from a broken one.
+fn failed_ack(
+    seqno: u64,
+    statuses: Vec<i32>,
+    message: impl Into<String>,
+    kind: String,
+) -> WriteBlockResponse {
     WriteBlockResponse {
         msg: Some(RespMsg::Ack(PacketAck {
             seqno,
             statuses,
             message: message.into(),
+            kind,
         })),
     }
 }
@@ -103,6 +116,8 @@ struct SetupFailure {
     /// One status per downstream node.
     statuses: Vec<i32>,
     message: String,
+    /// The error kind of the failure, if known (wire name).
+    kind: String,
 }
 
 /// Handles a block write stream: reads the header, prepares the local
@@ -195,7 +210,12 @@ pub async fn write_block(node: Arc<Node>, mut upstream: FrameReader) -> Result<W
             }
             let mut statuses = vec![AckStatus::Success as i32];
             statuses.extend(failure.statuses);
-            let _ = resp_tx.try_send(Ok(ack(SETUP_ACK_SEQNO, statuses, failure.message)));
+            let _ = resp_tx.try_send(Ok(failed_ack(
+                SETUP_ACK_SEQNO,
+                statuses,
+                failure.message,
+                failure.kind,
+            )));
             return Ok(ReceiverStream::new(resp_rx));
         }
     };
@@ -287,9 +307,10 @@ async fn connect_downstream(
     let n = header.targets.len();
     let next = &header.targets[0];
     let addr = next.address.clone();
-    let fail_next = |reason: String| SetupFailure {
+    let fail_next = |reason: String, kind: Option<ErrorKind>| SetupFailure {
         statuses: failed_at(0, n),
         message: format!("datanode {addr} could not join the pipeline of {block}: {reason}"),
+        kind: kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
     };
     let setup = async {
         let WriteBlockStream {
@@ -298,7 +319,7 @@ async fn connect_downstream(
             sender,
         } = net::open_write_block(&addr, DOWNSTREAM_QUEUE)
             .await
-            .map_err(|e| fail_next(e.to_string()))?;
+            .map_err(|e| fail_next(e.to_string(), None))?;
         let next_header = WriteHeader {
             block: Some(*block),
             targets: header.targets[1..].to_vec(),
@@ -311,7 +332,7 @@ async fn connect_downstream(
             msg: Some(ReqMsg::Header(next_header)),
         })
         .await
-        .map_err(|_| fail_next("request stream closed".to_string()))?;
+        .map_err(|_| fail_next("request stream closed".to_string(), None))?;
         match acks.message::<WriteBlockResponse>().await {
             Ok(Some(WriteBlockResponse {
                 msg: Some(RespMsg::Ready(_)),
@@ -326,14 +347,18 @@ async fn connect_downstream(
             })) => Err(SetupFailure {
                 statuses: normalize(a.statuses, n, true),
                 message: a.message,
+                kind: a.kind,
             }),
-            Ok(_) => Err(fail_next("it closed the stream during setup".to_string())),
-            Err(s) => Err(fail_next(s.message().to_string())),
+            Ok(_) => Err(fail_next(
+                "it closed the stream during setup".to_string(),
+                None,
+            )),
+            Err(s) => Err(fail_next(s.message().to_string(), ErrorKind::of(&s))),
         }
     };
     match timeout(SETUP_TIMEOUT_PER_HOP * n as u32, setup).await {
         Ok(r) => r,
-        Err(_) => Err(fail_next("timed out".to_string())),
+        Err(_) => Err(fail_next("timed out".to_string(), None)),
     }
 }
 
@@ -530,10 +555,11 @@ impl Pipeline {
                 }
                 Some(LocalDone { result: Err(e), .. }) => {
                     warn!(seqno, error = %e, "local write failed");
-                    break Some(ack(
+                    break Some(failed_ack(
                         seqno,
                         failed_at(0, n),
                         format!("datanode {}: {e}", self.node.address),
+                        e.kind().as_str().to_string(),
                     ));
                 }
                 _ => {
@@ -559,7 +585,7 @@ impl Pipeline {
                         let ok = all_success(&ds);
                         statuses.extend(ds);
                         if !ok {
-                            break Some(ack(seqno, statuses, a.message));
+                            break Some(failed_ack(seqno, statuses, a.message, a.kind));
                         }
                         None
                     }

@@ -24,6 +24,7 @@ pub fn errno(err: &Error) -> Errno {
         Error::NotSupported { .. } => Errno::EPERM,
         Error::PermissionDenied { .. } => Errno::EACCES,
         Error::NoDatanodes { .. } => Errno::EIO,
+        Error::NoSpace { .. } => Errno::ENOSPC,
         Error::Corrupt { .. } => Errno::EIO,
         Error::Unreachable { .. } => Errno::EIO,
         Error::Timeout { .. } => Errno::EIO,
@@ -147,6 +148,7 @@ mod tests {
         assert_eq!(errno(&Error::Timeout { what: s() }), Errno::EIO);
         assert_eq!(errno(&Error::Corrupt { message: s() }), Errno::EIO);
         assert_eq!(errno(&Error::NoDatanodes { message: s() }), Errno::EIO);
+        assert_eq!(errno(&Error::NoSpace { message: s() }), Errno::ENOSPC);
         assert_eq!(errno(&Error::Server { message: s() }), Errno::EIO);
         let io = std::io::Error::from_raw_os_error(libc::ENOSPC);
         assert_eq!(errno(&Error::Io(io)), Errno::ENOSPC);

@@ -89,6 +89,12 @@ pub enum Error {
         /// Why each class of node was skipped.
         message: String,
     },
+    /// Every datanode that could take a new block is full.
+    #[error("{message}")]
+    StorageFull {
+        /// The file and what each class of node was skipped for.
+        message: String,
+    },
     /// A block with an older generation stamp, or one that was replaced.
     #[error("{message}")]
     StaleBlock {
@@ -181,6 +187,7 @@ impl Error {
             Error::LeaseHeld { .. } => ErrorKind::LeaseHeld,
             Error::LeaseExpired { .. } => ErrorKind::LeaseExpired,
             Error::NoDatanodes { .. } => ErrorKind::NoDatanodes,
+            Error::StorageFull { .. } => ErrorKind::StorageFull,
             Error::StaleBlock { .. } => ErrorKind::StaleBlock,
             Error::NotSupported { .. } => ErrorKind::NotSupported,
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,

@@ -330,6 +330,30 @@ fn pick_least_loaded<'a, 'b, R: Rng + ?Sized>(
     )
 }
 
+/// True when space is what stops a new block: some datanode in service is
+/// full (or has less room than one block) and every other one in service
+/// is full too or was excluded by the client. Dead, stale, failed and
+/// decommissioning nodes do not count: the cluster would be out of space
+/// without them as well.
+pub fn out_of_space(cands: &[Candidate<'_>], req: &Request<'_>) -> bool {
+    let mut full = 0;
+    for c in cands {
+        match c.skip {
+            Some(Skip::Full | Skip::NoSpace) => full += 1,
+            Some(
+                Skip::Dead
+                | Skip::Stale
+                | Skip::Failed
+                | Skip::Decommissioning
+                | Skip::Decommissioned,
+            ) => {}
+            _ if req.excluded.contains(&c.idx) => {}
+            _ => return false,
+        }
+    }
+    full > 0
+}
+
 /// Says why fewer nodes than needed could be chosen, per class of node.
 pub fn explain(cands: &[Candidate<'_>], req: &Request<'_>, usable: usize, chosen: usize) -> String {
     if cands.is_empty() {

@@ -49,7 +49,8 @@ pub enum ErrorKind {
     Corrupt,
     /// A write-once file cannot be changed this way.
     NotSupported,
-    /// The node's storage is full or failed.
+    /// The node's storage, or every datanode's, has no room for a new
+    /// block.
     StorageFull,
     /// The datanode already serves as many block transfers as it may
     /// (`--max-xceivers`): try another replica, or this one again later.

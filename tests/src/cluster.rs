@@ -141,6 +141,26 @@ impl ClusterBuilder {
     }
 }
 
+/// Appends `extra` to `args`, except that a `--flag value` pair whose
+/// flag `args` has already replaces that value (clap refuses a flag given
+/// twice), so a test can change the harness's own defaults.
+fn override_args(args: &mut Vec<String>, extra: &[String]) {
+    let mut i = 0;
+    while i < extra.len() {
+        let pos = args.iter().position(|a| *a == extra[i]);
+        match (pos, extra.get(i + 1)) {
+            (Some(p), Some(value)) if extra[i].starts_with("--") && p + 1 < args.len() => {
+                args[p + 1] = value.clone();
+                i += 2;
+            }
+            _ => {
+                args.push(extra[i].clone());
+                i += 1;
+            }
+        }
+    }
+}
+
 /// A running cluster of real processes. Killed when dropped.
 pub struct Cluster {
     /// The namenode process.
@@ -182,8 +202,13 @@ impl Cluster {
             args.push("--rack".into());
             args.push(r.clone());
         }
-        args.extend(self.datanode_args.iter().cloned());
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let extra: Vec<String> = self
+            .datanode_args
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect();
+        override_args(&mut args, &extra);
         let mut p = Proc::spawn(
             &format!("datanode-{i}"),
             bin("datanode"),

@@ -49,16 +49,21 @@ impl Streamer {
                 acked = b.acked, "datanode failed in the write pipeline; recovering"
             );
             if b.nodes.is_empty() {
+                let message = format!(
+                    "every datanode of the pipeline of block {} of {} failed; last: {}",
+                    b.block, self.path, failure.reason
+                );
+                self.exclude(bad.clone(), &failure);
+                if self.all_excluded_for_space() {
+                    return Err(Error::NoSpace { message });
+                }
                 return Err(Error::Unreachable {
                     addr: bad.address,
-                    message: format!(
-                        "every datanode of the pipeline of block {} of {} failed; last: {}",
-                        b.block, self.path, failure.reason
-                    ),
+                    message,
                 });
             }
             let any_acked = b.any_acked;
-            self.excluded.push(bad);
+            self.exclude(bad, &failure);
             let result = if any_acked {
                 self.rebuild_pipeline().await
             } else {

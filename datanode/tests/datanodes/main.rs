@@ -530,6 +530,35 @@ async fn full_node_refuses_new_blocks_but_serves_reads() {
     .unwrap_err();
     assert_eq!(ErrorKind::of(&err), Some(ErrorKind::StorageFull));
     assert_eq!(read(&n, blk(6001, 1, 0), 0, 0).await.unwrap(), data);
+    // Downstream in a pipeline, the full node's refusal reaches the client
+    // as a failed setup ack naming it, with the kind, so the client can
+    // tell "out of space" from a broken node.
+    let head = TestNode::start(&nn_addr, |_| {}).await;
+    let resps = write(
+        &head,
+        header(blk(6004, 1, 0), &[&n], WriteStage::Create, 0),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let acks = acks_of(&resps);
+    assert_eq!(acks.len(), 1, "{resps:?}");
+    assert_eq!(
+        acks[0].statuses,
+        [AckStatus::Success as i32, AckStatus::Error as i32]
+    );
+    assert_eq!(
+        acks[0].kind,
+        ErrorKind::StorageFull.as_str(),
+        "{:?}",
+        acks[0]
+    );
+    assert!(
+        acks[0].message.contains("storage full"),
+        "{}",
+        acks[0].message
+    );
+    head.stop().await;
     nn.wait("a heartbeat saying full", |s| {
         s.heartbeats
             .iter()
@@ -551,7 +580,7 @@ async fn full_node_refuses_new_blocks_but_serves_reads() {
     )
     .await
     .unwrap_err();
-    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::StorageFull));
+    assert_eq!(ErrorKind::of(&err), Some(ErrorKind::Internal));
     n.stop().await;
 }
 

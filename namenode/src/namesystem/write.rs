@@ -16,7 +16,7 @@ use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
 use crate::namespace::{now_ms, stamp_mtime, AttrChange, CreateArgs, NewAttrs, RECOVERY_HOLDER};
 use crate::permission::Caller;
-use crate::placement::{choose_targets, Request};
+use crate::placement::{choose_targets, out_of_space, Request};
 use crate::store::{Change, Store};
 
 /// The caller's view of a file it writes.
@@ -186,16 +186,13 @@ impl State {
         };
         let excluded = self.node_set(&req.excluded_nodes);
         let cands = self.dns.candidates(now, rec.block_size);
-        let placement = choose_targets(
-            &cands,
-            &Request {
-                needed: rec.replication as usize,
-                existing: &[],
-                writer_host: Some(writer),
-                excluded: &excluded,
-            },
-            &mut rand::rng(),
-        );
+        let request = Request {
+            needed: rec.replication as usize,
+            existing: &[],
+            writer_host: Some(writer),
+            excluded: &excluded,
+        };
+        let placement = choose_targets(&cands, &request, &mut rand::rng());
         if placement.targets.is_empty()
             && self.dns.all().is_empty()
             && now < self.replication_ready_at
@@ -210,12 +207,19 @@ impl State {
             });
         }
         if placement.targets.is_empty() {
+            let why = placement.shortfall.unwrap_or_default();
+            if out_of_space(&cands, &request) {
+                return Err(Error::StorageFull {
+                    message: format!(
+                        "no space for a new block of {}: every datanode in service is full ({why})",
+                        w.path
+                    ),
+                });
+            }
             return Err(Error::NoDatanodes {
                 message: format!(
-                    "cannot allocate a block for {} (replication {}): {}",
-                    w.path,
-                    rec.replication,
-                    placement.shortfall.unwrap_or_default()
+                    "cannot allocate a block for {} (replication {}): {why}",
+                    w.path, rec.replication,
                 ),
             });
         }

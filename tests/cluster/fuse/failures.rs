@@ -506,3 +506,92 @@ fn a_mount_acting_as_a_user_gets_eacces_for_what_the_namenode_refuses() {
     let mode = fs::metadata(m.dir.join("bob/sub")).unwrap().permissions();
     assert_eq!(mode.mode() & 0o7777, 0o755);
 }
+
+/// The capacity (`--capacity`) of each datanode in the full-cluster tests:
+/// room for two 1 MiB replicas and their checksums, not three.
+const FULL_CAPACITY: &str = "3145728";
+
+/// Every datanode is full, and the namenode knows it from their
+/// heartbeats: `dfs put` says "no space" in one line and leaves nothing
+/// behind, a `cp` onto the mount fails with ENOSPC ("No space left on
+/// device", not EIO), what is stored reads back intact, and once a file is
+/// deleted and its replicas are gone, writes work again.
+#[test]
+fn a_full_cluster_answers_no_space_and_takes_writes_again_once_space_is_freed() {
+    let c = Cluster::builder()
+        .datanode_args(&["--capacity", FULL_CAPACITY])
+        .start();
+    let a = c.local_file("a", 2 * MIB, 1);
+    let b = c.local_file("b", 3 * MIB, 2);
+    c.dfs_ok(&["put", a.to_str().unwrap(), "/a"]);
+    dfs_tests::wait_until(
+        Duration::from_secs(20),
+        "heartbeats saying the datanodes are full",
+        || {
+            let r = c.dfs_json(&["report", "--json"]);
+            r["datanodes"].as_array().is_some_and(|nodes| {
+                nodes
+                    .iter()
+                    .all(|n| n["remaining"].as_u64().unwrap_or(u64::MAX) < MIB as u64)
+            })
+        },
+    );
+    let err = c.dfs_fails(&["put", b.to_str().unwrap(), "/b"], &["no space"]);
+    assert!(
+        err.contains("no space for a new block of /b")
+            && err.contains("every datanode in service is full"),
+        "{err}"
+    );
+    let m = Mount::new(&c, &[]);
+    let copy = fs::copy(&b, m.dir.join("b")).unwrap_err();
+    assert_eq!(copy.raw_os_error(), Some(libc::ENOSPC), "{copy}");
+    assert!(
+        m.log().contains("no space for a new block of /b"),
+        "the mount's log does not say why"
+    );
+    let got = c.dir.path().join("a.out");
+    c.dfs_ok(&["get", "/a", got.to_str().unwrap()]);
+    assert_eq!(sha256_file(&got), sha256_file(&a));
+
+    // Freeing space: the replicas of /a are deleted, heartbeats say so.
+    c.dfs_ok(&["rm", "/a", "/b"]);
+    dfs_tests::wait_until(Duration::from_secs(30), "writes to work again", || {
+        c.dfs(&["put", b.to_str().unwrap(), "/b"]).status.success()
+    });
+    let got = c.dir.path().join("b.out");
+    c.dfs_ok(&["get", "/b", got.to_str().unwrap()]);
+    assert_eq!(sha256_file(&got), sha256_file(&b));
+}
+
+/// Every datanode is full before the namenode hears of it (heartbeats an
+/// hour apart): each node refuses the new block's pipeline as full, the
+/// writer excludes it, and the namenode has no other node. The writer
+/// knows why it excluded them, so `dfs put` and the mount still say "no
+/// space" (ENOSPC), naming the nodes and their free bytes, rather than
+/// "0 of 3 datanodes, 3 excluded".
+#[test]
+fn datanodes_that_refuse_new_blocks_as_full_give_no_space_before_the_namenode_knows() {
+    let c = Cluster::builder()
+        .namenode_args(&["--stale-after", "10m"])
+        .datanode_args(&["--capacity", FULL_CAPACITY, "--heartbeat-interval", "1h"])
+        .start();
+    let a = c.local_file("a", 2 * MIB, 3);
+    let b = c.local_file("b", 3 * MIB, 4);
+    c.dfs_ok(&["put", a.to_str().unwrap(), "/a"]);
+    let err = c.dfs_fails(&["put", b.to_str().unwrap(), "/b"], &["no space"]);
+    assert!(
+        err.contains("the datanodes refused it") && err.matches("storage full").count() == 3,
+        "{err}"
+    );
+    assert_eq!(
+        c.tree(),
+        [("/a".to_string(), "file".to_string(), 2 * MIB as u64)],
+        "put left something behind"
+    );
+    let m = Mount::new(&c, &[]);
+    let copy = fs::copy(&b, m.dir.join("b")).unwrap_err();
+    assert_eq!(copy.raw_os_error(), Some(libc::ENOSPC), "{copy}");
+    let got = c.dir.path().join("a.out");
+    c.dfs_ok(&["get", "/a", got.to_str().unwrap()]);
+    assert_eq!(sha256_file(&got), sha256_file(&a));
+}

@@ -235,6 +235,77 @@ async fn no_datanodes_error_says_why() {
     h.close().await;
 }
 
+/// A cluster whose datanodes in service are all full says so, as
+/// `StorageFull` (ENOSPC on the mount), not as a generic lack of nodes;
+/// a dead or excluded node does not change that, a node with room does.
+#[tokio::test]
+async fn a_full_cluster_is_reported_as_out_of_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    h.fs.create(
+        &Caller::superuser(),
+        CreateRequest {
+            path: "/f".into(),
+            client_name: "c1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let add = |excluded: &[&str]| AddBlockRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        excluded_nodes: excluded.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let full = |node: &str| {
+        h.fs.heartbeat(HeartbeatRequest {
+            node_id: node.into(),
+            storage: Some(StorageReport {
+                capacity: 1 << 30,
+                remaining: 1 << 10,
+                full: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    };
+    for (id, addr) in [
+        ("dn1", "127.0.0.1:1"),
+        ("dn2", "127.0.0.1:2"),
+        ("dn3", "127.0.0.1:3"),
+    ] {
+        h.register(id, addr, "");
+    }
+    full("dn1");
+    full("dn2");
+    // One node with room: a block, on it alone.
+    let lb = h.fs.add_block(add(&[]), "").await.unwrap();
+    assert_eq!(lb.locations.len(), 1);
+    assert_eq!(lb.locations[0].id, "dn3");
+    h.fs.abandon_block(AbandonBlockRequest {
+        path: "/f".into(),
+        client_name: "c1".into(),
+        block: lb.block,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // The client excluded the node with room: the namenode leaves it out
+    // of the count (the client, which knows why, has the last word).
+    let err = h.fs.add_block(add(&["127.0.0.1:3"]), "").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+    full("dn3");
+    let err = h.fs.add_block(add(&[]), "").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no space for a new block of /f") && msg.contains("3 full"),
+        "{msg}"
+    );
+    h.close().await;
+}
+
 #[tokio::test]
 async fn pipeline_recovery_bumps_generation_stamp() {
     let dir = tempfile::tempdir().unwrap();
