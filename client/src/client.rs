@@ -103,14 +103,15 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with(addr: &str, opts: ClientOptions) -> Result<Client> {
+        let client_name = format!("dfs-client-{}", uuid::Uuid::new_v4());
         let namenode = NameNode::connect(
             addr,
+            &client_name,
             opts.namenode_connections.max(1),
             opts.connect_timeout,
             opts.rpc_timeout,
         )
         .await?;
-        let client_name = format!("dfs-client-{}", uuid::Uuid::new_v4());
         let leases = LeaseRenewer::new(namenode.clone(), client_name.clone());
         Ok(Client {
             inner: Arc::new(Inner {
@@ -205,7 +206,7 @@ impl Client {
                 .await?
         } else {
             self.nn()
-                .call_retrying_unsent("Mkdirs", &path, budget, call)
+                .call_at_most_once("Mkdirs", &path, budget, call)
                 .await?
         };
         match resp.status {
@@ -223,7 +224,7 @@ impl Client {
             recursive,
         };
         self.nn()
-            .call_retrying_unsent("Delete", &path, self.inner.opts.rpc_timeout, |mut c| {
+            .call_at_most_once("Delete", &path, self.inner.opts.rpc_timeout, |mut c| {
                 let req = req.clone();
                 async move { c.delete(req).await }
             })
@@ -242,7 +243,7 @@ impl Client {
             overwrite,
         };
         self.nn()
-            .call_paths_retrying_unsent(
+            .call_paths_at_most_once(
                 "Rename",
                 &[&src, &dst],
                 self.inner.opts.rpc_timeout,
@@ -293,7 +294,7 @@ impl Client {
         };
         let resp = self
             .nn()
-            .call_retrying_unsent("SetAttr", &path, self.inner.opts.rpc_timeout, |mut c| {
+            .call_at_most_once("SetAttr", &path, self.inner.opts.rpc_timeout, |mut c| {
                 let req = req.clone();
                 async move { c.set_attr(req).await }
             })
@@ -313,7 +314,7 @@ impl Client {
             replication,
         };
         self.nn()
-            .call_retrying_unsent(
+            .call_at_most_once(
                 "SetReplication",
                 &path,
                 self.inner.opts.rpc_timeout,
@@ -380,7 +381,7 @@ impl Client {
         };
         let resp = self
             .nn()
-            .call_retrying_unsent("Create", &path, self.inner.opts.rpc_timeout, |mut c| {
+            .call_at_most_once("Create", &path, self.inner.opts.rpc_timeout, |mut c| {
                 let req = req.clone();
                 async move { c.create(req).await }
             })

@@ -2,14 +2,15 @@
 //! timeout, and every failure becomes a typed [`Error`] in one place.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dfs_proto::call::CALL_ID_KEY;
 use dfs_proto::defaults;
 use dfs_proto::namenode::ClientProtocolClient;
 use dfs_proto::principal::USER_KEY;
-use tonic::metadata::{Binary, MetadataValue};
+use tonic::metadata::{Ascii, Binary, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
@@ -30,6 +31,16 @@ pub(crate) struct NameNode {
     next: Arc<AtomicUsize>,
     addr: String,
     rpc_timeout: Duration,
+    /// Prefix of this client's call ids (its name).
+    call_prefix: Arc<str>,
+    /// The sequence number of the last call id.
+    calls: Arc<AtomicU64>,
+}
+
+tokio::task_local! {
+    /// The id of the at-most-once call being sent, which the interceptor
+    /// puts in its metadata ([`CALL_ID_KEY`]).
+    static CALL_ID: MetadataValue<Ascii>;
 }
 
 /// Names the client's user on every namenode call ([`USER_KEY`]), whose
@@ -48,6 +59,9 @@ impl UserHeader {
 impl Interceptor for UserHeader {
     fn call(&mut self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
         req.metadata_mut().insert_bin(USER_KEY, self.0.clone());
+        if let Ok(id) = CALL_ID.try_with(|id| id.clone()) {
+            req.metadata_mut().insert(CALL_ID_KEY, id);
+        }
         Ok(req)
     }
 }
@@ -65,8 +79,10 @@ impl NameNode {
     /// Connects to the namenode at `addr` with `connections` connections
     /// (at least one); fails within `connect_timeout` naming the address.
     /// The first connection is made now; the others when first used.
+    /// `client_name` prefixes the ids of its at-most-once calls.
     pub(crate) async fn connect(
         addr: &str,
+        client_name: &str,
         connections: usize,
         connect_timeout: Duration,
         rpc_timeout: Duration,
@@ -93,6 +109,8 @@ impl NameNode {
             next: Arc::new(AtomicUsize::new(0)),
             addr: addr.to_string(),
             rpc_timeout,
+            call_prefix: client_name.into(),
+            calls: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -163,12 +181,15 @@ impl NameNode {
         }
     }
 
-    /// Like [`call`](Self::call) for any call, also one that is not safe
-    /// to repeat (create, add a block): retried, up to `budget`, only
+    /// Like [`call`](Self::call) for a call that is not safe to run twice
+    /// (create, delete, rename, add a block): it carries a call id
+    /// ([`CALL_ID_KEY`]) and is retried with the same id, up to `budget`,
     /// while the namenode refuses connections (the request never left: a
-    /// namenode restarting) or answers that it is in safe mode (refused
-    /// before any change), as HDFS's client retries connection failures.
-    pub(crate) async fn call_retrying_unsent<T, F, Fut>(
+    /// namenode restarting), answers that it is in safe mode (refused
+    /// before any change), or could not be reached or did not answer (the
+    /// request may have run: the namenode's retry cache then answers the
+    /// retry with the first run's answer, as HDFS's `@AtMostOnce` calls).
+    pub(crate) async fn call_at_most_once<T, F, Fut>(
         &self,
         op: &str,
         path: &str,
@@ -179,13 +200,12 @@ impl NameNode {
         F: FnMut(NnClient) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
-        self.call_paths_retrying_unsent(op, &[path], budget, f)
-            .await
+        self.call_paths_at_most_once(op, &[path], budget, f).await
     }
 
-    /// [`call_retrying_unsent`](Self::call_retrying_unsent) for a call
-    /// about several paths (rename).
-    pub(crate) async fn call_paths_retrying_unsent<T, F, Fut>(
+    /// [`call_at_most_once`](Self::call_at_most_once) for a call about
+    /// several paths (rename).
+    pub(crate) async fn call_paths_at_most_once<T, F, Fut>(
         &self,
         op: &str,
         paths: &[&str],
@@ -203,10 +223,34 @@ impl NameNode {
                     Error::SafeMode {
                         by_admin: false,
                         ..
-                    }
+                    } | Error::Unreachable { .. }
+                        | Error::Timeout { .. }
                 )
         };
-        self.retry_while(op, paths, budget, retry, f).await
+        let seq = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = format!("{}:{seq}", self.call_prefix);
+        match MetadataValue::try_from(id.as_str()) {
+            Ok(id) => {
+                CALL_ID
+                    .scope(id, self.retry_while(op, paths, budget, retry, f))
+                    .await
+            }
+            // A client name that is not ASCII: no retries of calls that
+            // may have run.
+            Err(_) => {
+                let unsent = |e: &Error, unsent: bool| {
+                    unsent
+                        || matches!(
+                            e,
+                            Error::SafeMode {
+                                by_admin: false,
+                                ..
+                            }
+                        )
+                };
+                self.retry_while(op, paths, budget, unsent, f).await
+            }
+        }
     }
 
     /// Like [`call`](Self::call) for calls that are safe to repeat: retries

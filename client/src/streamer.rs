@@ -484,7 +484,7 @@ impl Streamer {
         let resp = self
             .ctx
             .namenode
-            .call_retrying_unsent(
+            .call_at_most_once(
                 "AddBlock",
                 &self.path,
                 self.ctx.opts.rpc_timeout,

@@ -26,6 +26,7 @@ pub mod namesystem;
 pub mod permission;
 pub mod placement;
 pub mod replication;
+pub mod retry_cache;
 pub mod safemode;
 pub mod server;
 pub mod store;

@@ -1,8 +1,10 @@
 //! The gRPC services: thin adapters from ClientProtocol and
 //! DatanodeProtocol to the [`Namesystem`], one span per call.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use dfs_proto::call::CALL_ID_KEY;
 use dfs_proto::error_kind::ErrorKind;
 use dfs_proto::namenode::{ClientProtocol, DatanodeProtocol};
 use dfs_proto::principal::USER_KEY;
@@ -13,17 +15,23 @@ use tracing::Instrument;
 use crate::error::Error;
 use crate::namesystem::Namesystem;
 use crate::permission::Caller;
+use crate::retry_cache::{CallKey, RetryCache};
 
 /// Both namenode services over one namesystem.
 #[derive(Clone)]
 pub struct NamenodeService {
     fs: Arc<Namesystem>,
+    /// Answers of the calls that run at most once.
+    retries: Arc<RetryCache>,
 }
 
 impl NamenodeService {
     /// Services over `fs`.
     pub fn new(fs: Arc<Namesystem>) -> NamenodeService {
-        NamenodeService { fs }
+        NamenodeService {
+            fs,
+            retries: Arc::new(RetryCache::new()),
+        }
     }
 }
 
@@ -54,6 +62,34 @@ impl NamenodeService {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         self.fs.caller(&user)
+    }
+}
+
+/// The retry-cache key of a call: its user and the call id the client
+/// sent ([`CALL_ID_KEY`]), if it sent one.
+fn call_key<T>(req: &Request<T>) -> Option<CallKey> {
+    let id = req.metadata().get(CALL_ID_KEY)?.to_str().ok()?;
+    let user = req
+        .metadata()
+        .get_bin(USER_KEY)
+        .and_then(|v| v.to_bytes().ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    Some(CallKey::new(user, id))
+}
+
+impl NamenodeService {
+    /// Runs a call that must run at most once through the retry cache: a
+    /// retry with the same call id gets the first run's answer.
+    async fn at_most_once<T, F>(&self, key: Option<CallKey>, op: F) -> Reply<T>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        self.retries
+            .run(key, async move { op.await.map_err(fail) })
+            .await
+            .map(Response::new)
     }
 }
 
@@ -128,46 +164,58 @@ impl ClientProtocol for NamenodeService {
 
     async fn mkdirs(&self, request: Request<MkdirsRequest>) -> Reply<MkdirsResponse> {
         let caller = self.caller(&request);
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("mkdirs", path = %r.path, user = %caller.user);
-        let res = self.fs.mkdirs(&caller, r).instrument(span).await;
-        ok(res.map(|s| MkdirsResponse { status: Some(s) }))
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            let s = fs.mkdirs(&caller, r).instrument(span).await?;
+            Ok(MkdirsResponse { status: Some(s) })
+        })
+        .await
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Reply<DeleteResponse> {
         let caller = self.caller(&request);
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("delete", path = %r.path, user = %caller.user);
-        ok(self
-            .fs
-            .delete(&caller, &r.path, r.recursive)
-            .instrument(span)
-            .await
-            .map(|_| DeleteResponse {}))
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            fs.delete(&caller, &r.path, r.recursive)
+                .instrument(span)
+                .await?;
+            Ok(DeleteResponse {})
+        })
+        .await
     }
 
     async fn rename(&self, request: Request<RenameRequest>) -> Reply<RenameResponse> {
         let caller = self.caller(&request);
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("rename", src = %r.src, dst = %r.dst, user = %caller.user);
-        ok(self
-            .fs
-            .rename(&caller, &r.src, &r.dst, r.overwrite)
-            .instrument(span)
-            .await
-            .map(|_| RenameResponse {}))
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            fs.rename(&caller, &r.src, &r.dst, r.overwrite)
+                .instrument(span)
+                .await?;
+            Ok(RenameResponse {})
+        })
+        .await
     }
 
     async fn set_attr(&self, request: Request<SetAttrRequest>) -> Reply<SetAttrResponse> {
         let caller = self.caller(&request);
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("set_attr", path = %r.path, user = %caller.user);
-        ok(self
-            .fs
-            .set_attr(&caller, r)
-            .instrument(span)
-            .await
-            .map(|s| SetAttrResponse { status: Some(s) }))
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            let s = fs.set_attr(&caller, r).instrument(span).await?;
+            Ok(SetAttrResponse { status: Some(s) })
+        })
+        .await
     }
 
     async fn set_replication(
@@ -207,29 +255,34 @@ impl ClientProtocol for NamenodeService {
     async fn create(&self, request: Request<CreateRequest>) -> Reply<CreateResponse> {
         let caller = self.caller(&request);
         let peer = peer_host(&request);
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::debug_span!("create", path = %r.path, client = %r.client_name);
-        ok(self
-            .fs
-            .create_located(&caller, r, &peer)
-            .instrument(span)
-            .await
-            .map(|(s, block)| CreateResponse {
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            let (s, block) = fs
+                .create_located(&caller, r, &peer)
+                .instrument(span)
+                .await?;
+            Ok(CreateResponse {
                 status: Some(s),
                 block,
-            }))
+            })
+        })
+        .await
     }
 
     async fn add_block(&self, request: Request<AddBlockRequest>) -> Reply<AddBlockResponse> {
         let peer = peer_host(&request);
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::debug_span!("add_block", path = %r.path, client = %r.client_name);
-        ok(self
-            .fs
-            .add_block(r, &peer)
-            .instrument(span)
-            .await
-            .map(|b| AddBlockResponse { block: Some(b) }))
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            let b = fs.add_block(r, &peer).instrument(span).await?;
+            Ok(AddBlockResponse { block: Some(b) })
+        })
+        .await
     }
 
     async fn get_additional_datanodes(
@@ -264,14 +317,15 @@ impl ClientProtocol for NamenodeService {
         &self,
         request: Request<UpdatePipelineRequest>,
     ) -> Reply<UpdatePipelineResponse> {
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::info_span!("update_pipeline", client = %r.client_name);
-        ok(self
-            .fs
-            .update_pipeline(r)
-            .instrument(span)
-            .await
-            .map(|_| UpdatePipelineResponse {}))
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            fs.update_pipeline(r).instrument(span).await?;
+            Ok(UpdatePipelineResponse {})
+        })
+        .await
     }
 
     async fn fsync(&self, request: Request<FsyncRequest>) -> Reply<FsyncResponse> {
@@ -287,14 +341,15 @@ impl ClientProtocol for NamenodeService {
 
     async fn complete(&self, request: Request<CompleteRequest>) -> Reply<CompleteResponse> {
         let caller = self.caller(&request);
+        let key = call_key(&request);
         let r = request.into_inner();
         let span = tracing::debug_span!("complete", path = %r.path, client = %r.client_name);
-        ok(self
-            .fs
-            .complete(&caller, r)
-            .instrument(span)
-            .await
-            .map(|completed| CompleteResponse { completed }))
+        let fs = self.fs.clone();
+        self.at_most_once(key, async move {
+            let completed = fs.complete(&caller, r).instrument(span).await?;
+            Ok(CompleteResponse { completed })
+        })
+        .await
     }
 
     async fn abandon_block(

@@ -7,6 +7,7 @@
 //! servers, [`image`] the namenode's persistent records.
 
 pub mod accept;
+pub mod call;
 pub mod checksum;
 pub mod defaults;
 pub mod error_kind;

@@ -62,10 +62,8 @@ async fn creates_and_new_blocks_wait_out_a_short_namenode_restart() {
     w.write_all(&data[..MIB]).await.unwrap();
     w.hflush().await.unwrap();
     c.namenode.kill();
-    // The calls below are made while the namenode is down, not in the
-    // instant it dies: a call written on the old connection just then
-    // fails with a broken pipe, which cannot tell whether the namenode
-    // ran it, and a create is not retried on that (a mkdirs -p is).
+    // The calls below are made while the namenode is down (those caught
+    // in the instant it dies are the next test's concern).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rest = data[MIB..].to_vec();
     let writer = tokio::spawn(async move {
@@ -106,6 +104,137 @@ async fn creates_and_new_blocks_wait_out_a_short_namenode_restart() {
     let back = c.dir.path().join("a-back");
     c.dfs_ok(&["get", "/a", back.to_str().unwrap()]);
     assert!(fs::read(&back).unwrap() == data, "wrong bytes in /a");
+}
+
+/// Calls that change the namespace and were sent just before the
+/// namenode died (stopped, then killed, so they reached its socket and got
+/// no answer) are retried once it is back, instead of failing with "broken
+/// pipe": the client cannot know whether they ran, and sends them again
+/// with the same call id, which the namenode's retry cache recognises.
+/// Before, each failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_caught_by_the_namenode_dying_are_retried_once_it_is_back() {
+    let mut c = Cluster::builder().start();
+    let client = Client::connect(c.addr()).await.unwrap();
+    for p in ["/r", "/d"] {
+        let mut w = client.create(p, Default::default()).await.unwrap();
+        w.write_all(p.as_bytes()).await.unwrap();
+        w.close().await.unwrap();
+    }
+    c.namenode.signal(libc::SIGSTOP);
+    let c2 = client.clone();
+    let calls = tokio::spawn(async move {
+        let (mkdir, rename, delete, create) = tokio::join!(
+            c2.mkdirs("/m", false),
+            c2.rename("/r", "/r2", false),
+            c2.delete("/d", false),
+            async {
+                let mut w = c2.create("/c", Default::default()).await?;
+                w.write_all(b"created across the namenode's death").await?;
+                w.close().await
+            }
+        );
+        [
+            ("mkdir", mkdir.map(|_| ())),
+            ("rename", rename),
+            ("delete", delete.map(|_| ())),
+            ("create", create),
+        ]
+    });
+    // The calls reach the stopped namenode and wait unanswered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.namenode.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| c.namenode.restart());
+    for (op, result) in calls.await.unwrap() {
+        if let Err(e) = result {
+            panic!("{op} caught by the namenode's death failed: {e}");
+        }
+    }
+    assert!(client.status("/m").await.unwrap().is_dir());
+    assert!(client.status("/r").await.is_err());
+    assert!(client.status("/d").await.is_err());
+    assert_eq!(c.dfs_ok(&["cat", "/r2"]), "/r");
+    assert_eq!(
+        c.dfs_ok(&["cat", "/c"]),
+        "created across the namenode's death"
+    );
+}
+
+/// The namenode runs a call that must run at most once (create, delete,
+/// rename, mkdir) once per call id: the same call sent again with the same
+/// id, as a client does when its connection broke, gets the first answer
+/// instead of "already exists" or "not found"; the same call with a new id
+/// runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_sent_twice_with_the_same_call_id_runs_once() {
+    use dfs_proto::call::CALL_ID_KEY;
+    use dfs_proto::namenode::ClientProtocolClient;
+    use dfs_proto::{CreateRequest, DeleteRequest, MkdirsRequest, RenameRequest};
+    let c = Cluster::builder().start();
+    let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr()))
+        .await
+        .unwrap();
+    fn with_id<T>(msg: T, id: &str) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert(CALL_ID_KEY, id.parse().unwrap());
+        r.metadata_mut().insert_bin(
+            dfs_proto::principal::USER_KEY,
+            tonic::metadata::MetadataValue::from_bytes(b"root"),
+        );
+        r
+    }
+    let mkdir = || MkdirsRequest {
+        path: "/m".into(),
+        mode: 0o755,
+        ..Default::default()
+    };
+    nn.mkdirs(with_id(mkdir(), "test:1")).await.unwrap();
+    nn.mkdirs(with_id(mkdir(), "test:1"))
+        .await
+        .expect("a retried mkdir must get the first answer");
+    let again = nn.mkdirs(with_id(mkdir(), "test:2")).await.unwrap_err();
+    assert!(again.message().contains("exists"), "{again:?}");
+
+    let create = || CreateRequest {
+        path: "/m/f".into(),
+        client_name: "test".into(),
+        replication: 3,
+        block_size: MIB as u64,
+        mode: 0o644,
+        ..Default::default()
+    };
+    let first = nn.create(with_id(create(), "test:3")).await.unwrap();
+    let retry = nn.create(with_id(create(), "test:3")).await.unwrap();
+    assert_eq!(first.into_inner(), retry.into_inner());
+    assert!(nn.create(with_id(create(), "test:4")).await.is_err());
+
+    let rename = || RenameRequest {
+        src: "/m/f".into(),
+        dst: "/m/g".into(),
+        ..Default::default()
+    };
+    nn.rename(with_id(rename(), "test:5")).await.unwrap();
+    nn.rename(with_id(rename(), "test:5"))
+        .await
+        .expect("a retried rename must get the first answer");
+    assert!(nn.rename(with_id(rename(), "test:6")).await.is_err());
+
+    let delete = || DeleteRequest {
+        path: "/m/g".into(),
+        ..Default::default()
+    };
+    nn.delete(with_id(delete(), "test:7")).await.unwrap();
+    nn.delete(with_id(delete(), "test:7"))
+        .await
+        .expect("a retried delete must get the first answer");
+    let gone = nn.delete(with_id(delete(), "test:8")).await.unwrap_err();
+    assert!(gone.message().contains("/m/g"), "{gone:?}");
+    assert_eq!(
+        c.tree(),
+        [("/m".to_string(), "dir".to_string(), 0)],
+        "the namespace after the retries"
+    );
 }
 
 #[test]

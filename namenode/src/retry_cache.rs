@@ -1,0 +1,182 @@
+//! The retry cache: a call that changes the namespace and is not safe to
+//! run twice (create, delete, rename, mkdir, add a block...) is run at most
+//! once per call id, as HDFS's `RetryCache` does for its `@AtMostOnce`
+//! calls.
+//!
+//! A client cannot tell whether a call caught by a broken connection ran:
+//! the namenode may have applied it and died, or been slow, before
+//! answering. The client sends such a call again with the same call id
+//! ([`dfs_proto::call::CALL_ID_KEY`]); here the second one gets the first
+//! one's answer (waiting for it if it is still running) instead of running
+//! again and failing with "already exists" or "not found". A call that
+//! failed is forgotten, so its retry runs afresh.
+//!
+//! The call runs in a task of its own, so it completes, and its answer is
+//! kept, even when the connection that asked for it is gone. Answers are
+//! kept for [`EXPIRY`] (HDFS's default too), at most [`CAPACITY`] of them,
+//! oldest first out. They live in memory only: after a restart, a retry
+//! runs again (see ARCHITECTURE.md).
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tonic::Status;
+
+/// How long an answer is kept for a retry.
+pub const EXPIRY: Duration = Duration::from_secs(600);
+
+/// The most answers kept; the oldest go first. At 10,000 creates/s that
+/// is about 25 s of answers, far more than a client's retry budget.
+pub const CAPACITY: usize = 1 << 18;
+
+/// Identifies one call: the caller's user and the call id it sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallKey {
+    user: String,
+    id: String,
+}
+
+impl CallKey {
+    /// The key of call `id` made by `user`. Keyed by user too, so nobody
+    /// can read another user's answer by guessing a call id.
+    pub fn new(user: impl Into<String>, id: impl Into<String>) -> CallKey {
+        CallKey {
+            user: user.into(),
+            id: id.into(),
+        }
+    }
+}
+
+enum Slot {
+    /// The first call is running; its end is announced by dropping the
+    /// sender of this channel.
+    Running(watch::Receiver<()>),
+    /// Its answer.
+    Done(Arc<dyn Any + Send + Sync>),
+}
+
+#[derive(Default)]
+struct Entries {
+    slots: HashMap<CallKey, Slot>,
+    /// Finished calls, oldest first, for expiry.
+    order: VecDeque<(Instant, CallKey)>,
+}
+
+impl Entries {
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, key)) = self.order.front() {
+            if now.duration_since(*at) < EXPIRY && self.order.len() <= CAPACITY {
+                break;
+            }
+            if matches!(self.slots.get(key), Some(Slot::Done(_))) {
+                self.slots.remove(key);
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
+/// Answers of at-most-once calls, by call.
+#[derive(Default)]
+pub struct RetryCache {
+    entries: Mutex<Entries>,
+}
+
+impl RetryCache {
+    /// An empty cache.
+    pub fn new() -> RetryCache {
+        RetryCache::default()
+    }
+
+    /// Runs `op` unless the call `key` already ran: then returns its
+    /// answer, after waiting for it if it is still running. Without a key
+    /// (an older client) `op` just runs. `op` runs in a task of its own.
+    pub async fn run<T, F>(self: &Arc<Self>, key: Option<CallKey>, op: F) -> Result<T, Status>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<T, Status>> + Send + 'static,
+    {
+        let Some(key) = key else {
+            return join(tokio::spawn(op)).await;
+        };
+        let done = loop {
+            let mut running = {
+                let mut e = self.entries.lock();
+                e.expire(Instant::now());
+                match e.slots.get(&key) {
+                    Some(Slot::Done(answer)) => {
+                        return match answer.downcast_ref::<T>() {
+                            Some(a) => {
+                                tracing::debug!(call = %key.id, "retried call answered with its first answer");
+                                Ok(a.clone())
+                            }
+                            None => Err(Status::invalid_argument(format!(
+                                "call id {} was already used for another kind of call",
+                                key.id
+                            ))),
+                        };
+                    }
+                    // Its first run went away without an answer (its
+                    // task panicked): this one runs it.
+                    Some(Slot::Running(rx)) if rx.has_changed().is_ok() => rx.clone(),
+                    _ => {
+                        let (tx, rx) = watch::channel(());
+                        e.slots.insert(key.clone(), Slot::Running(rx));
+                        break tx;
+                    }
+                }
+            };
+            tracing::debug!(call = %key.id, "retried call waits for its first run");
+            // Ends when the first run's sender is dropped.
+            while running.changed().await.is_ok() {}
+        };
+        let cache = self.clone();
+        join(tokio::spawn(async move {
+            let result = op.await;
+            cache.finish(key, &result);
+            drop(done);
+            result
+        }))
+        .await
+    }
+
+    /// Keeps a success for retries; forgets a failure, so a retry runs.
+    fn finish<T: Clone + Send + Sync + 'static>(&self, key: CallKey, result: &Result<T, Status>) {
+        let mut e = self.entries.lock();
+        match result {
+            Ok(answer) => {
+                e.slots
+                    .insert(key.clone(), Slot::Done(Arc::new(answer.clone())));
+                e.order.push_back((Instant::now(), key));
+            }
+            Err(_) => {
+                e.slots.remove(&key);
+            }
+        }
+    }
+
+    /// Calls whose answer is kept or which are running.
+    pub fn len(&self) -> usize {
+        self.entries.lock().slots.len()
+    }
+
+    /// True when no call is kept or running.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+async fn join<T>(task: tokio::task::JoinHandle<Result<T, Status>>) -> Result<T, Status> {
+    match task.await {
+        Ok(r) => r,
+        Err(e) => Err(Status::internal(format!("the call's task failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests;
