@@ -31,6 +31,10 @@ mod recovery;
 
 /// Attempts to allocate a block whose pipeline cannot be set up.
 const MAX_BLOCK_ATTEMPTS: usize = 4;
+/// The most datanodes a new block may be refused by as full before the
+/// writer gives up (each is excluded, so the namenode runs out first on any
+/// cluster of fewer nodes).
+const MAX_FULL_REFUSALS: usize = 64;
 /// How long `Complete` is retried while the last block has no finalized
 /// replica yet.
 const COMPLETE_BUDGET: Duration = Duration::from_secs(30);
@@ -462,8 +466,13 @@ impl Streamer {
     }
 
     fn excluded_keys(&self) -> Vec<String> {
+        self.keys_of(|_| true)
+    }
+
+    /// The id and address of every excluded node `pick` chooses.
+    fn keys_of(&self, pick: impl Fn(&Excluded) -> bool) -> Vec<String> {
         let mut keys = Vec::new();
-        for x in &self.excluded {
+        for x in self.excluded.iter().filter(|x| pick(x)) {
             keys.push(x.node.id.clone());
             keys.push(x.node.address.clone());
         }
@@ -480,6 +489,7 @@ impl Streamer {
             excluded_nodes: self.excluded_keys(),
             client_host: self.ctx.client_host(),
             file_id: self.file_id,
+            full_nodes: self.keys_of(|x| x.no_space),
         };
         let resp = self
             .ctx
@@ -515,37 +525,37 @@ impl Streamer {
         });
     }
 
-    /// True when this write excluded nodes, all for lack of space.
-    pub(super) fn all_excluded_for_space(&self) -> bool {
-        !self.excluded.is_empty() && self.excluded.iter().all(|x| x.no_space)
-    }
-
     /// The namenode found no datanode for a new block: adds what this
-    /// write saw of the nodes it excluded, and calls it a lack of space
-    /// when it is one. The namenode cannot tell why the client excluded
-    /// a node, so a cluster whose nodes all refused for lack of space
-    /// would otherwise read as "0 of 3 datanodes, 3 excluded".
+    /// write saw of the nodes it excluded. Whether it is a lack of space is
+    /// the namenode's call, told which nodes refused as full
+    /// (`full_nodes`).
     fn no_target(&self, e: Error) -> Error {
-        let (Error::NoDatanodes { message } | Error::NoSpace { message }) = &e else {
-            return e;
-        };
-        if self.excluded.is_empty() {
-            return e;
-        }
-        // Each reason names its node.
-        let why: Vec<&str> = self.excluded.iter().map(|x| x.reason.as_str()).collect();
-        let why = why.join("; ");
-        if self.all_excluded_for_space() {
-            Error::NoSpace {
-                message: format!(
-                    "no space for a new block of {}: the datanodes refused it ({why}); namenode: {message}",
-                    self.path
-                ),
+        match e {
+            Error::NoSpace { message } => {
+                let full: Vec<&str> = self
+                    .excluded
+                    .iter()
+                    .filter(|x| x.no_space)
+                    .map(|x| x.node.address.as_str())
+                    .collect();
+                if full.is_empty() {
+                    return Error::NoSpace { message };
+                }
+                Error::NoSpace {
+                    message: format!(
+                        "{message}; full when this write tried them: {}",
+                        full.join(", ")
+                    ),
+                }
             }
-        } else {
-            Error::NoDatanodes {
-                message: format!("{message}; excluded by this write: {why}"),
+            Error::NoDatanodes { message } if !self.excluded.is_empty() => {
+                // Each reason names its node.
+                let why: Vec<&str> = self.excluded.iter().map(|x| x.reason.as_str()).collect();
+                Error::NoDatanodes {
+                    message: format!("{message}; excluded by this write: {}", why.join("; ")),
+                }
             }
+            e => e,
         }
     }
 
@@ -577,23 +587,28 @@ impl Streamer {
     /// that cannot be reached.
     async fn start_block(&mut self) -> Result<()> {
         let mut failures = Vec::new();
-        for _ in 0..MAX_BLOCK_ATTEMPTS {
+        // A node that refuses as full is excluded and not counted against
+        // the attempts: the namenode says when no node is left.
+        for _ in 0..MAX_BLOCK_ATTEMPTS + MAX_FULL_REFUSALS {
             let lb = self.add_block().await?;
+            let excluded = self.excluded.len();
             match self.open_block(lb).await {
                 Ok(()) => return Ok(()),
+                Err(_) if self.excluded.len() > excluded && self.excluded[excluded].no_space => {}
                 Err(reason) => failures.push(reason),
             }
+            if failures.len() == MAX_BLOCK_ATTEMPTS {
+                break;
+            }
         }
-        let message = format!(
-            "could not write a block of {}: no pipeline could be set up after {MAX_BLOCK_ATTEMPTS} attempts ({})",
-            self.path,
-            failures.join("; ")
-        );
-        if self.all_excluded_for_space() {
-            Err(Error::NoSpace { message })
-        } else {
-            Err(Error::NoDatanodes { message })
-        }
+        Err(Error::NoDatanodes {
+            message: format!(
+                "could not write a block of {}: no pipeline could be set up after {} attempts ({})",
+                self.path,
+                failures.len(),
+                failures.join("; ")
+            ),
+        })
     }
 
     /// Opens the pipeline of a block just allocated and makes it the

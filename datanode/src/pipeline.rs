@@ -204,7 +204,11 @@ pub async fn write_block(node: Arc<Node>, mut upstream: FrameReader) -> Result<W
         None => None,
         Some(Ok(d)) => Some(d),
         Some(Err(failure)) => {
-            warn!(reason = %failure.message, "pipeline setup failed downstream");
+            if failure.kind == ErrorKind::StorageFull.as_str() {
+                info!(reason = %failure.message, "downstream datanode full; pipeline not set up");
+            } else {
+                warn!(reason = %failure.message, "pipeline setup failed downstream");
+            }
             if stage != WriteStage::Recover {
                 let _ = tokio::task::spawn_blocking(move || writer.abandon()).await;
             }

@@ -330,24 +330,17 @@ fn pick_least_loaded<'a, 'b, R: Rng + ?Sized>(
     )
 }
 
-/// True when space is what stops a new block: some datanode in service is
-/// full (or has less room than one block) and every other one in service
-/// is full too or was excluded by the client. Dead, stale, failed and
-/// decommissioning nodes do not count: the cluster would be out of space
-/// without them as well.
-pub fn out_of_space(cands: &[Candidate<'_>], req: &Request<'_>) -> bool {
+/// True when space is what stops a new block: some datanode is full (or
+/// has less room than one block) and every other one is full too, failed
+/// or leaving the cluster. A dead or stale node, or one the client excluded
+/// for another reason than space, may come back with room: then the
+/// cluster is not (only) out of space.
+pub fn out_of_space(cands: &[Candidate<'_>]) -> bool {
     let mut full = 0;
     for c in cands {
         match c.skip {
             Some(Skip::Full | Skip::NoSpace) => full += 1,
-            Some(
-                Skip::Dead
-                | Skip::Stale
-                | Skip::Failed
-                | Skip::Decommissioning
-                | Skip::Decommissioned,
-            ) => {}
-            _ if req.excluded.contains(&c.idx) => {}
+            Some(Skip::Failed | Skip::Decommissioning | Skip::Decommissioned) => {}
             _ => return false,
         }
     }

@@ -44,22 +44,32 @@ impl Streamer {
             }
             let index = failure.index.min(b.nodes.len().saturating_sub(1));
             let bad = b.nodes.remove(index);
-            tracing::warn!(
-                path = %self.path, block = %b.block, node = %bad.address, reason = %failure.reason,
-                acked = b.acked, "datanode failed in the write pipeline; recovering"
-            );
-            if b.nodes.is_empty() {
-                let message = format!(
-                    "every datanode of the pipeline of block {} of {} failed; last: {}",
-                    b.block, self.path, failure.reason
+            if failure.no_space {
+                tracing::info!(
+                    path = %self.path, block = %b.block, node = %bad.address, reason = %failure.reason,
+                    acked = b.acked, "datanode full in the write pipeline; going on without it"
                 );
-                self.exclude(bad.clone(), &failure);
-                if self.all_excluded_for_space() {
-                    return Err(Error::NoSpace { message });
+            } else {
+                tracing::warn!(
+                    path = %self.path, block = %b.block, node = %bad.address, reason = %failure.reason,
+                    acked = b.acked, "datanode failed in the write pipeline; recovering"
+                );
+            }
+            if b.nodes.is_empty() {
+                if failure.no_space {
+                    return Err(Error::NoSpace {
+                        message: format!(
+                            "no space to go on writing block {} of {}: the last datanode of its pipeline is full ({})",
+                            b.block, self.path, failure.reason
+                        ),
+                    });
                 }
                 return Err(Error::Unreachable {
                     addr: bad.address,
-                    message,
+                    message: format!(
+                        "every datanode of the pipeline of block {} of {} failed; last: {}",
+                        b.block, self.path, failure.reason
+                    ),
                 });
             }
             let any_acked = b.any_acked;

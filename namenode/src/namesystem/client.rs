@@ -295,6 +295,7 @@ impl Namesystem {
                 excluded_nodes: Vec::new(),
                 client_host: req.client_host.clone(),
                 file_id: 0,
+                full_nodes: Vec::new(),
             });
             let (status, seq) = st.create(store, req, now)?;
             let Some(first) = first else {

@@ -16,7 +16,7 @@ use crate::datanodes::NodeIdx;
 use crate::error::{Error, Result};
 use crate::namespace::{now_ms, stamp_mtime, AttrChange, CreateArgs, NewAttrs, RECOVERY_HOLDER};
 use crate::permission::Caller;
-use crate::placement::{choose_targets, out_of_space, Request};
+use crate::placement::{choose_targets, out_of_space, Request, Skip};
 use crate::store::{Change, Store};
 
 /// The caller's view of a file it writes.
@@ -185,7 +185,15 @@ impl State {
             req.client_host.as_str()
         };
         let excluded = self.node_set(&req.excluded_nodes);
-        let cands = self.dns.candidates(now, rec.block_size);
+        let mut cands = self.dns.candidates(now, rec.block_size);
+        // Nodes that refused this client's block as full are full, whatever
+        // their last heartbeat said.
+        let refused_full = self.node_set(&req.full_nodes);
+        for c in &mut cands {
+            if c.skip.is_none() && refused_full.contains(&c.idx) {
+                c.skip = Some(Skip::Full);
+            }
+        }
         let request = Request {
             needed: rec.replication as usize,
             existing: &[],
@@ -208,10 +216,10 @@ impl State {
         }
         if placement.targets.is_empty() {
             let why = placement.shortfall.unwrap_or_default();
-            if out_of_space(&cands, &request) {
+            if out_of_space(&cands) {
                 return Err(Error::StorageFull {
                     message: format!(
-                        "no space for a new block of {}: every datanode in service is full ({why})",
+                        "no space for a new block of {}: every datanode is full ({why})",
                         w.path
                     ),
                 });

@@ -235,9 +235,11 @@ async fn no_datanodes_error_says_why() {
     h.close().await;
 }
 
-/// A cluster whose datanodes in service are all full says so, as
-/// `StorageFull` (ENOSPC on the mount), not as a generic lack of nodes;
-/// a dead or excluded node does not change that, a node with room does.
+/// A cluster whose datanodes are all full says so, as `StorageFull`
+/// (ENOSPC on the mount), not as a generic lack of nodes: full by their
+/// heartbeats, or by the client's word that they refused its block as full.
+/// A node the client excluded for another reason, or a dead one, may come
+/// back with room: then it is the generic error.
 #[tokio::test]
 async fn a_full_cluster_is_reported_as_out_of_space() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,10 +254,11 @@ async fn a_full_cluster_is_reported_as_out_of_space() {
     )
     .await
     .unwrap();
-    let add = |excluded: &[&str]| AddBlockRequest {
+    let add = |excluded: &[&str], full: &[&str]| AddBlockRequest {
         path: "/f".into(),
         client_name: "c1".into(),
         excluded_nodes: excluded.iter().map(|s| s.to_string()).collect(),
+        full_nodes: full.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     };
     let full = |node: &str| {
@@ -280,7 +283,7 @@ async fn a_full_cluster_is_reported_as_out_of_space() {
     full("dn1");
     full("dn2");
     // One node with room: a block, on it alone.
-    let lb = h.fs.add_block(add(&[]), "").await.unwrap();
+    let lb = h.fs.add_block(add(&[], &[]), "").await.unwrap();
     assert_eq!(lb.locations.len(), 1);
     assert_eq!(lb.locations[0].id, "dn3");
     h.fs.abandon_block(AbandonBlockRequest {
@@ -291,18 +294,35 @@ async fn a_full_cluster_is_reported_as_out_of_space() {
     })
     .await
     .unwrap();
-    // The client excluded the node with room: the namenode leaves it out
-    // of the count (the client, which knows why, has the last word).
-    let err = h.fs.add_block(add(&["127.0.0.1:3"]), "").await.unwrap_err();
+    // The client could not reach the node with room: not a lack of space.
+    let err =
+        h.fs.add_block(add(&["127.0.0.1:3"], &[]), "")
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoDatanodes, "{err}");
+    // It refused the client's block as full before its heartbeat said so.
+    let err =
+        h.fs.add_block(add(&["127.0.0.1:3"], &["127.0.0.1:3"]), "")
+            .await
+            .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
     full("dn3");
-    let err = h.fs.add_block(add(&[]), "").await.unwrap_err();
+    let err = h.fs.add_block(add(&[], &[]), "").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
     let msg = err.to_string();
     assert!(
         msg.contains("no space for a new block of /f") && msg.contains("3 full"),
         "{msg}"
     );
+    // A fourth node, dead: it may come back with room.
+    h.register("dn4", "127.0.0.1:4", "");
+    {
+        let mut st = h.fs.state.write();
+        let idx = st.dns.lookup("dn4").unwrap();
+        st.dns.get_mut(idx).dead = true;
+    }
+    let err = h.fs.add_block(add(&[], &[]), "").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoDatanodes, "{err}");
     h.close().await;
 }
 
