@@ -14,8 +14,8 @@ use crate::namenode::NameNode;
 use crate::options::{ClientOptions, CreateOptions, SetAttr};
 use crate::reader::FileReader;
 use crate::types::{
-    BalancerStatus, BlockLocation, ClusterReport, ContentSummary, FileStatus, FsStats, FsckReport,
-    SafeModeAction, SafeModeState,
+    BalancerStatus, BlockLocation, ClusterReport, ContentSummary, FileStatus, FileType, FsStats,
+    FsckReport, SafeModeAction, SafeModeState,
 };
 use crate::writer::FileWriter;
 
@@ -218,10 +218,34 @@ impl Client {
     /// Deletes a file, or a directory (which must be empty unless
     /// `recursive`).
     pub async fn delete(&self, path: &str, recursive: bool) -> Result<()> {
+        self.delete_as(path, recursive, dfs_proto::EntryKind::Any)
+            .await
+    }
+
+    /// Deletes `path` only if it is a `kind`: a directory where a file is
+    /// expected fails with [`Error::IsADirectory`], a file where a
+    /// directory is expected with [`Error::NotADirectory`], as unlink(2)
+    /// and rmdir(2) do. For a caller whose view of the path may be stale
+    /// (another client replaced the file by a directory meanwhile).
+    pub async fn delete_kind(&self, path: &str, recursive: bool, kind: FileType) -> Result<()> {
+        let expect = match kind {
+            FileType::File => dfs_proto::EntryKind::File,
+            FileType::Dir => dfs_proto::EntryKind::Directory,
+        };
+        self.delete_as(path, recursive, expect).await
+    }
+
+    async fn delete_as(
+        &self,
+        path: &str,
+        recursive: bool,
+        expect: dfs_proto::EntryKind,
+    ) -> Result<()> {
         let path = path_of(path)?;
         let req = dfs_proto::DeleteRequest {
             path: path.clone(),
             recursive,
+            expect: expect as i32,
         };
         self.nn()
             .call_at_most_once("Delete", &path, self.inner.opts.rpc_timeout, |mut c| {
@@ -393,6 +417,13 @@ impl Client {
                     message: format!("namenode created {path} without returning its status"),
                 })
             }
+        };
+        // The file's real path, also when it was named by an inode path
+        // (`/.reserved/.inodes/ID/NAME`): the writer's messages name it.
+        let path = if status.path.is_empty() {
+            path
+        } else {
+            status.path.clone()
         };
         Ok(FileWriter::start(
             self.inner.clone(),

@@ -59,8 +59,10 @@ const MAX_PENDING_COMMITS: usize = 128;
 pub struct FsOptions {
     /// How long the kernel caches attributes.
     pub attr_ttl: Duration,
-    /// How long the kernel caches names (and the absence of a name).
+    /// How long the kernel caches names.
     pub entry_ttl: Duration,
+    /// How long the kernel, and the statahead, take a name for absent.
+    pub negative_ttl: Duration,
     /// Bytes read ahead of a sequential reader.
     pub read_ahead: u64,
     /// Bound on one namenode call.
@@ -253,6 +255,32 @@ impl DfsFs {
         self.inodes.child_path(parent, name).map_err(stale_errno)
     }
 
+    /// The path of `name` in `parent` (for messages) and how the namenode
+    /// is to find it: through the parent's inode path
+    /// (`/.reserved/.inodes/ID/NAME`), so that a rename of the parent, or
+    /// of a directory above it, by another client cannot make the call act
+    /// on whatever took the old path (an unlink through a directory
+    /// descriptor deleting a file of the new directory of that name).
+    fn child_ref(&self, parent: u64, name: &str) -> Result<(String, String), Errno> {
+        let path = self.child_path(parent, name)?;
+        let target = match self.inodes.nn_id(parent) {
+            0 => path.clone(),
+            id => dfs_proto::path::inode_path(id, Some(name)),
+        };
+        Ok((path, target))
+    }
+
+    /// The path of `ino` (for messages) and its inode path, as
+    /// [`child_ref`](Self::child_ref).
+    fn inode_ref(&self, ino: u64) -> Result<(String, String), Errno> {
+        let path = self.path_of(ino)?;
+        let target = match self.inodes.nn_id(ino) {
+            0 => path.clone(),
+            id => dfs_proto::path::inode_path(id, None),
+        };
+        Ok((path, target))
+    }
+
     fn attr(&self, ino: u64, status: &FileStatus) -> FileAttr {
         match self
             .handles
@@ -288,6 +316,25 @@ impl DfsFs {
     /// the page cache, where every reader would see what was never stored).
     /// Sent from a blocking thread once the refusal is answered: the kernel
     /// waits for the pages' writeback, which waits for that answer.
+    /// Has the kernel drop what it caches of `name` in `parent`, after a
+    /// MKDIR, CREATE or RENAME found it existing: the kernel took it for
+    /// absent (a negative entry, cached for the entry timeout, made before
+    /// another client created it), and would go on answering ENOENT for it
+    /// (`mkdir -p` then fails: EEXIST, and the stat that follows ENOENT).
+    /// Sent from a blocking thread: the kernel holds the directory's lock
+    /// until the call it waits on is answered.
+    fn forget_entry(&self, parent: u64, name: &str) {
+        let Some(notifier) = self.notifier.get().cloned() else {
+            return;
+        };
+        let name = name.to_string();
+        self.rt.spawn_blocking(move || {
+            if let Err(e) = notifier.inval_entry(INodeNo(parent), std::ffi::OsStr::new(&name)) {
+                debug!(parent, name, error = %e, "cannot drop the kernel's cached entry");
+            }
+        });
+    }
+
     fn drop_cached_pages(&self, ino: u64) {
         let Some(notifier) = self.notifier.get().cloned() else {
             return;
@@ -362,15 +409,26 @@ impl DfsFs {
             cookie = FIRST_ENTRY;
         }
         let path = stream.path().to_string();
+        // Listed by inode: a directory renamed by another client is still
+        // the one listed, not whatever took its old path.
+        let target = match self.inodes.nn_id(ino) {
+            0 => path.clone(),
+            id => dfs_proto::path::inode_path(id, None),
+        };
         let mut added = false;
         loop {
             let index = cookie - FIRST_ENTRY;
             let entry = stream
                 .entry(index, |after| {
-                    let (client, path) = (self.client.clone(), path.clone());
+                    let (client, path, target) =
+                        (self.client.clone(), path.clone(), target.clone());
                     async move {
-                        self.call("readdir", &path, client.list_page(&path, &after, LIST_PAGE))
-                            .await
+                        self.call(
+                            "readdir",
+                            &path,
+                            client.list_page(&target, &after, LIST_PAGE),
+                        )
+                        .await
                     }
                 })
                 .await;
@@ -421,6 +479,7 @@ mod tests {
         let opts = |rpc| FsOptions {
             attr_ttl: Duration::from_secs(1),
             entry_ttl: Duration::from_secs(1),
+            negative_ttl: Duration::ZERO,
             read_ahead: 4 << 20,
             rpc_timeout: Duration::from_secs(rpc),
         };

@@ -85,8 +85,10 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     /// How long the kernel caches attributes.
     pub attr_timeout: Duration,
-    /// How long the kernel caches names and their absence.
+    /// How long the kernel caches names.
     pub entry_timeout: Duration,
+    /// How long the kernel caches the absence of a name.
+    pub negative_timeout: Duration,
     /// Bytes read ahead of a sequential reader.
     pub read_ahead: u64,
     /// Bound on one namenode call; operations fail with EIO after it.
@@ -124,6 +126,7 @@ pub fn mount(config: MountConfig) -> Result<()> {
         FsOptions {
             attr_ttl: config.attr_timeout,
             entry_ttl: config.entry_timeout,
+            negative_ttl: config.negative_timeout,
             read_ahead: config.read_ahead,
             rpc_timeout: config.rpc_timeout,
         },

@@ -28,9 +28,13 @@ struct Args {
     /// How long the kernel caches file attributes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     attr_timeout: Duration,
-    /// How long the kernel caches names (and their absence).
+    /// How long the kernel caches names.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     entry_timeout: Duration,
+    /// How long the kernel caches the absence of a name (0, as MooseFS and
+    /// libfuse default to: a name another client creates is seen at once).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    negative_timeout: Duration,
     /// Bytes read ahead of a sequential reader (0 disables read-ahead).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     read_ahead: u64,
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         mountpoint: args.mountpoint,
         attr_timeout: args.attr_timeout,
         entry_timeout: args.entry_timeout,
+        negative_timeout: args.negative_timeout,
         read_ahead: args.read_ahead,
         rpc_timeout: args.rpc_timeout,
         allow_other: args.allow_other,

@@ -405,6 +405,45 @@ impl Namespace {
         Ok(cur)
     }
 
+    /// Turns an inode path (`/.reserved/.inodes/ID[/NAME...]`, see
+    /// [`dpath::INODES_DIR`]) into the inode's current path; any other
+    /// path is returned as is. Anything else under `/.reserved` is
+    /// refused: that name is not for files.
+    pub fn expand<'p>(&self, path: &'p str) -> Result<std::borrow::Cow<'p, str>> {
+        use std::borrow::Cow;
+        let reserved = path
+            .strip_prefix(dpath::RESERVED_DIR)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if !reserved {
+            return Ok(Cow::Borrowed(path));
+        }
+        let rest = path
+            .strip_prefix(dpath::INODES_DIR)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{path}: {} is reserved (only inode paths {}/ID live there)",
+                    dpath::RESERVED_DIR,
+                    dpath::INODES_DIR
+                ))
+            })?;
+        let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        let id: u64 = id.parse().map_err(|_| {
+            Error::invalid(format!(
+                "{path}: '{id}' is not an inode number ({}/ID)",
+                dpath::INODES_DIR
+            ))
+        })?;
+        let base = self.path_of(id).ok_or_else(|| Error::NotFound {
+            path: format!("{path} (inode {id} no longer exists)"),
+        })?;
+        Ok(Cow::Owned(match (tail, base.as_str()) {
+            ("", _) => base,
+            (t, "/") => format!("/{t}"),
+            (t, b) => format!("{b}/{t}"),
+        }))
+    }
+
     /// Resolves a path to its inode id and normal form.
     pub fn resolve(&self, path: &str) -> Result<(u64, String)> {
         let (comps, norm) = parse(path)?;

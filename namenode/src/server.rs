@@ -182,7 +182,8 @@ impl ClientProtocol for NamenodeService {
         let span = tracing::info_span!("delete", path = %r.path, user = %caller.user);
         let fs = self.fs.clone();
         self.at_most_once(key, async move {
-            fs.delete(&caller, &r.path, r.recursive)
+            let expect = EntryKind::try_from(r.expect).unwrap_or(EntryKind::Any);
+            fs.delete(&caller, &r.path, r.recursive, expect)
                 .instrument(span)
                 .await?;
             Ok(DeleteResponse {})

@@ -93,6 +93,25 @@ pub fn join(dir: &str, name: &str) -> String {
     }
 }
 
+/// The reserved top-level name: `/.reserved` holds no files; below it,
+/// [`INODES_DIR`] names inodes by id.
+pub const RESERVED_DIR: &str = "/.reserved";
+
+/// HDFS's inode paths: `/.reserved/.inodes/ID` names inode `ID` wherever
+/// it is now, and `/.reserved/.inodes/ID/NAME` the entry `NAME` of
+/// directory `ID`. A client that knows an inode (the FUSE mount) addresses
+/// it so, and a rename of it or of a directory above it by another client
+/// cannot make the call act on whatever took its old path.
+pub const INODES_DIR: &str = "/.reserved/.inodes";
+
+/// The inode path of inode `id` ([`INODES_DIR`]), or of its entry `name`.
+pub fn inode_path(id: u64, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{INODES_DIR}/{id}/{n}"),
+        None => format!("{INODES_DIR}/{id}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

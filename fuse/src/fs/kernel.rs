@@ -214,9 +214,9 @@ impl Filesystem for Kernel {
         self.serve(|fs| async move {
             match fs.lookup_entry(parent.0, &name).await {
                 Ok(Some(attr)) => entry(&fs, reply, Ok(attr)),
-                // Cache the absence for the entry timeout.
+                // Cache the absence for the negative timeout.
                 Ok(None) => reply.entry(
-                    &fs.opts.entry_ttl,
+                    &fs.opts.negative_ttl,
                     &placeholder_attr(0, FileType::RegularFile),
                     Generation(0),
                 ),
@@ -283,6 +283,9 @@ impl Filesystem for Kernel {
         let (uid, gid) = (req.uid(), req.gid());
         self.serve(|fs| async move {
             let res = fs.mkdir_entry(uid, gid, parent.0, &name, mode).await;
+            if res.as_ref().is_err_and(|e| *e == Errno::EEXIST) {
+                fs.forget_entry(parent.0, &name);
+            }
             entry(&fs, reply, res);
         });
     }
@@ -366,6 +369,9 @@ impl Filesystem for Kernel {
             let res = fs
                 .rename_entry(parent.0, &name, newparent.0, &newname, flags)
                 .await;
+            if res.as_ref().is_err_and(|e| *e == Errno::EEXIST) {
+                fs.forget_entry(newparent.0, &newname);
+            }
             answer(reply, res);
         });
     }
@@ -658,7 +664,12 @@ impl Filesystem for Kernel {
                     FileHandle(fh),
                     FopenFlags::empty(),
                 ),
-                Err(e) => reply.error(e),
+                Err(e) => {
+                    if e == Errno::EEXIST {
+                        fs.forget_entry(parent.0, &name);
+                    }
+                    reply.error(e)
+                }
             }
         });
     }

@@ -18,13 +18,16 @@ impl DfsFs {
         parent: u64,
         name: &str,
     ) -> Result<Option<FileAttr>, Errno> {
-        let path = self.child_path(parent, name)?;
+        let (path, target) = self.child_ref(parent, name)?;
         let list = match self.statahead.lookup(parent, name) {
             Ahead::Hit(located) => return Ok(Some(self.found(parent, name, located))),
-            Ahead::Absent => {
+            // A page may be as old as the entry timeout: it says a name is
+            // absent only where absence may be cached.
+            Ahead::Absent if !self.opts.negative_ttl.is_zero() => {
                 self.inodes.unlink(parent, name);
                 return Ok(None);
             }
+            Ahead::Absent => None,
             Ahead::Miss { list } => list,
         };
         if let Some(from) = list {
@@ -37,7 +40,7 @@ impl DfsFs {
         // With the block locations: the open that usually follows needs
         // no namenode call of its own.
         match self
-            .call("lookup", &path, self.client.located_status(&path))
+            .call("lookup", &path, self.client.located_status(&target))
             .await
         {
             Ok(located) => {
@@ -62,10 +65,10 @@ impl DfsFs {
         name: &str,
         from: &ListFrom,
     ) -> Result<Option<Option<FileAttr>>, Errno> {
-        let dir = self.path_of(parent)?;
+        let (dir, target) = self.inode_ref(parent)?;
         let listing = self
             .client
-            .list_located_page(&dir, &from.after, LOCATED_LIST_PAGE);
+            .list_located_page(&target, &from.after, LOCATED_LIST_PAGE);
         let (page, has_more) = match self.call("statahead", &dir, listing).await {
             Ok(page) => page,
             Err(Errno::EIO) => return Err(Errno::EIO),
@@ -91,11 +94,11 @@ impl DfsFs {
         self.statahead.fill(parent, from, names, has_more);
         Ok(match self.statahead.lookup(parent, name) {
             Ahead::Hit(located) => Some(Some(self.found(parent, name, located))),
-            Ahead::Absent => {
+            Ahead::Absent if !self.opts.negative_ttl.is_zero() => {
                 self.inodes.unlink(parent, name);
                 Some(None)
             }
-            Ahead::Miss { .. } => None,
+            Ahead::Absent | Ahead::Miss { .. } => None,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dfs_client::{CreateOptions, SetAttr};
+use dfs_client::{CreateOptions, FileType, SetAttr};
 use fuser::{Errno, FileAttr, OpenFlags, RenameFlags};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
@@ -23,9 +23,9 @@ impl DfsFs {
         name: &str,
         mode: u32,
     ) -> Result<FileAttr, Errno> {
-        let path = self.child_path(parent, name)?;
+        let (path, target) = self.child_ref(parent, name)?;
         let mut status = self
-            .call("mkdir", &path, self.client.mkdirs(&path, false))
+            .call("mkdir", &path, self.client.mkdirs(&target, false))
             .await?;
         let mode = mode & 0o7777;
         let mut fix = SetAttr {
@@ -38,7 +38,7 @@ impl DfsFs {
             atime: None,
         };
         if !fix.is_empty() {
-            let set = self.client.set_attr(&path, fix.clone());
+            let set = self.client.set_attr(&target, fix.clone());
             match self.bounded("mkdir", &path, set).await? {
                 Ok(s) => status = s,
                 // A mount that is not the superuser cannot give the
@@ -51,7 +51,7 @@ impl DfsFs {
                     (fix.owner, fix.group) = (None, None);
                     if !fix.is_empty() {
                         status = self
-                            .call("mkdir", &path, self.client.set_attr(&path, fix))
+                            .call("mkdir", &path, self.client.set_attr(&target, fix))
                             .await?;
                     }
                 }
@@ -78,7 +78,7 @@ impl DfsFs {
         mode: u32,
         flags: i32,
     ) -> Result<(FileAttr, u64), Errno> {
-        let path = self.child_path(parent, name)?;
+        let (path, target) = self.child_ref(parent, name)?;
         let opts = CreateOptions {
             mode: Some(mode & 0o7777),
             owner: Some(self.owners.user_name(req.0)),
@@ -86,7 +86,7 @@ impl DfsFs {
             ..CreateOptions::default()
         };
         match self
-            .call("create", &path, self.client.create(&path, opts))
+            .call("create", &path, self.client.create(&target, opts))
             .await
         {
             Ok(fw) => {
@@ -111,7 +111,7 @@ impl DfsFs {
                 // The kernel thought the name was free (its cache was stale):
                 // open the existing file as open(2) would.
                 let status = self
-                    .call("create", &path, self.client.status(&path))
+                    .call("create", &path, self.client.status(&target))
                     .await?;
                 if status.is_dir() {
                     return Err(Errno::EISDIR);
@@ -132,13 +132,19 @@ impl DfsFs {
 
     /// UNLINK (`dir` false) or RMDIR (`dir` true) of `name` in `parent`.
     pub(super) async fn remove(&self, parent: u64, name: &str, dir: bool) -> Result<(), Errno> {
-        let path = self.child_path(parent, name)?;
+        let (path, target) = self.child_ref(parent, name)?;
         let open_writer = match self.inodes.find(parent, name) {
             Some(ino) => self.settle(ino).await,
             None => None,
         };
-        let op = if dir { "rmdir" } else { "unlink" };
-        self.call(op, &path, self.client.delete(&path, false))
+        // The namenode refuses another kind of entry than the kernel saw
+        // (another client may have replaced the file by a directory).
+        let (op, kind) = if dir {
+            ("rmdir", FileType::Dir)
+        } else {
+            ("unlink", FileType::File)
+        };
+        self.call(op, &path, self.client.delete_kind(&target, false, kind))
             .await?;
         if let Some(w) = open_writer {
             // Still open: it will be abandoned at release, not completed.
@@ -163,8 +169,8 @@ impl DfsFs {
             return Err(Errno::EINVAL);
         }
         let overwrite = !flags.contains(RenameFlags::RENAME_NOREPLACE);
-        let src = self.child_path(parent, name)?;
-        let dst = self.child_path(new_parent, new_name)?;
+        let (src, src_target) = self.child_ref(parent, name)?;
+        let (dst, dst_target) = self.child_ref(new_parent, new_name)?;
         // Writers address their file by path: let closed ones commit first.
         let mut writers = self.handles.active_writers_under(&src);
         writers.extend(self.handles.active_writers_under(&dst));
@@ -177,8 +183,12 @@ impl DfsFs {
                 return Err(Errno::EBUSY);
             }
         }
-        self.call("rename", &src, self.client.rename(&src, &dst, overwrite))
-            .await?;
+        self.call(
+            "rename",
+            &src,
+            self.client.rename(&src_target, &dst_target, overwrite),
+        )
+        .await?;
         self.inodes.rename(parent, name, new_parent, new_name);
         let now = now_ms();
         self.dir_changed(parent, now);

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use dfs_proto::{
-    AbandonBlockRequest, AddBlockRequest, CompleteRequest, CreateRequest, FileStatus, FsyncRequest,
-    GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
+    AbandonBlockRequest, AddBlockRequest, CompleteRequest, CreateRequest, EntryKind, FileStatus,
+    FsyncRequest, GetBlockLocationsRequest, GetBlockLocationsResponse, LocatedBlock, MkdirsRequest,
     ReportBadBlocksRequest, SetAttrRequest,
 };
 
@@ -23,6 +23,7 @@ impl Namesystem {
     /// Status of a path.
     pub fn get_file_info(&self, caller: &Caller, path: &str) -> Result<FileStatus> {
         self.read(|st| {
+            let path = &*st.ns.expand(path)?;
             st.ns.check(caller, path, &Need::default())?;
             st.ns.get_file_info(path)
         })
@@ -39,6 +40,7 @@ impl Namesystem {
         peer_host: &str,
     ) -> Result<(FileStatus, Option<GetBlockLocationsResponse>)> {
         self.read(|st| {
+            let path = &*st.ns.expand(path)?;
             st.ns.check(caller, path, &Need::default())?;
             let readable = st.ns.check(caller, path, &Need::target(Access::READ));
             if let Err(Error::PermissionDenied { .. }) = readable {
@@ -71,6 +73,7 @@ impl Namesystem {
         limit: u32,
     ) -> Result<(Vec<FileStatus>, bool)> {
         self.read(|st| {
+            let path = &*st.ns.expand(path)?;
             st.check_listing(caller, path)?;
             st.ns.list(path, start_after, limit)
         })
@@ -94,6 +97,7 @@ impl Namesystem {
             n => n.min(LOCATED_LIST_PAGE),
         };
         self.read(|st| {
+            let path = &*st.ns.expand(path)?;
             st.check_listing(caller, path)?;
             let (entries, has_more) = st.ns.list(path, start_after, limit)?;
             let reader = st.reader_site(client_host, peer_host);
@@ -116,6 +120,7 @@ impl Namesystem {
     /// Totals of a subtree.
     pub fn content_summary(&self, caller: &Caller, path: &str) -> Result<Summary> {
         self.read(|st| {
+            let path = &*st.ns.expand(path)?;
             st.ns
                 .check(caller, path, &Need::sub(Access::READ_EXECUTE))?;
             st.ns.content_summary(path)
@@ -123,8 +128,9 @@ impl Namesystem {
     }
 
     /// `mkdir` / `mkdir -p`.
-    pub async fn mkdirs(&self, caller: &Caller, req: MkdirsRequest) -> Result<FileStatus> {
+    pub async fn mkdirs(&self, caller: &Caller, mut req: MkdirsRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("create a directory"), |st, store| {
+            req.path = st.ns.expand(&req.path)?.into_owned();
             let need = Need {
                 ancestor: Some(Access::WRITE),
                 ..Need::default()
@@ -148,9 +154,28 @@ impl Namesystem {
         status.ok_or_else(|| Error::NotFound { path: req.path })
     }
 
-    /// Deletes a file or a directory (recursively if asked).
-    pub async fn delete(&self, caller: &Caller, path: &str, recursive: bool) -> Result<()> {
+    /// Deletes a file or a directory (recursively if asked), refusing
+    /// another kind of entry than `expect`.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        path: &str,
+        recursive: bool,
+        expect: EntryKind,
+    ) -> Result<()> {
         let seq = self.mutate(Some("delete"), |st, store| {
+            let path = &*st.ns.expand(path)?;
+            if expect != EntryKind::Any {
+                let (id, norm) = st.ns.resolve(path)?;
+                let is_dir = st.ns.inode(id).is_some_and(|i| i.is_dir());
+                match (expect, is_dir) {
+                    (EntryKind::File, true) => return Err(Error::IsADirectory { path: norm }),
+                    (EntryKind::Directory, false) => {
+                        return Err(Error::NotADirectory { path: norm })
+                    }
+                    _ => {}
+                }
+            }
             let need = Need {
                 parent: Some(Access::WRITE),
                 sticky: true,
@@ -185,6 +210,7 @@ impl Namesystem {
         overwrite: bool,
     ) -> Result<()> {
         let seq = self.mutate(Some("rename"), |st, store| {
+            let (src, dst) = (&*st.ns.expand(src)?, &*st.ns.expand(dst)?);
             let need = Need {
                 parent: Some(Access::WRITE),
                 sticky: true,
@@ -203,8 +229,9 @@ impl Namesystem {
     }
 
     /// chmod / chown / utimes.
-    pub async fn set_attr(&self, caller: &Caller, req: SetAttrRequest) -> Result<FileStatus> {
+    pub async fn set_attr(&self, caller: &Caller, mut req: SetAttrRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("change attributes"), |st, store| {
+            req.path = st.ns.expand(&req.path)?.into_owned();
             let change = AttrChange {
                 mode: req.mode,
                 owner: req.owner.clone(),
@@ -234,6 +261,7 @@ impl Namesystem {
         replication: u32,
     ) -> Result<()> {
         let seq = self.mutate(Some("change replication"), |st, store| {
+            let path = &*st.ns.expand(path)?;
             st.ns.check(caller, path, &Need::target(Access::WRITE))?;
             let (batch, id) = st.ns.plan_set_replication(path, replication)?;
             let seq = st.commit(store, batch)?;
@@ -269,6 +297,7 @@ impl Namesystem {
         peer_host: &str,
     ) -> Result<(FileStatus, Option<LocatedBlock>)> {
         let ((status, block), seq) = self.mutate(Some("create a file"), |st, store| {
+            req.path = st.ns.expand(&req.path)?.into_owned();
             let need = Need {
                 ancestor: Some(Access::WRITE),
                 parent: Some(Access::WRITE),
@@ -371,6 +400,16 @@ impl Namesystem {
         peer_host: &str,
     ) -> Result<GetBlockLocationsResponse> {
         self.read(|st| {
+            let path = st.ns.expand(&req.path)?;
+            if let std::borrow::Cow::Owned(path) = path {
+                let req = GetBlockLocationsRequest {
+                    path,
+                    ..req.clone()
+                };
+                st.ns
+                    .check(caller, &req.path, &Need::target(Access::READ))?;
+                return st.block_locations(&req, peer_host, Instant::now());
+            }
             st.ns
                 .check(caller, &req.path, &Need::target(Access::READ))?;
             st.block_locations(req, peer_host, Instant::now())

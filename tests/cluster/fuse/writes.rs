@@ -348,3 +348,150 @@ fn links_special_files_xattrs_and_setuid_are_refused_or_dropped() {
         !m.dir.join("sym").exists() && !m.dir.join("hard").exists() && !m.dir.join("fifo").exists()
     );
 }
+
+/// Another client's changes never make the mount act on the wrong entry,
+/// however stale the kernel's view (long entry and attribute timeouts):
+/// - an unlink of a name that another client turned into a directory fails
+///   with EISDIR, an rmdir of one turned into a file with ENOTDIR, and
+///   both entries are kept (the mount used to delete them);
+/// - through a descriptor of a directory that another client renamed (and
+///   replaced by a new one at its old path), unlinkat, openat(O_CREAT) and
+///   mkdirat act in that directory, at its new path, and the new directory
+///   at the old path is untouched (the mount used to act on it).
+#[test]
+fn changes_by_another_client_never_make_the_mount_act_on_the_wrong_entry() {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &["--entry-timeout", "60s", "--attr-timeout", "60s"]);
+    let precious = c.local_file("precious", 5000, 31);
+    let other = c.local_file("other", 3000, 32);
+
+    c.dfs_ok(&["mkdir", "-p", "/t/d"]);
+    c.dfs_ok(&["touchz", "/t/f"]);
+    assert!(fs::metadata(m.dir.join("t/f")).unwrap().is_file());
+    assert!(fs::metadata(m.dir.join("t/d")).unwrap().is_dir());
+    c.dfs_ok(&["rm", "/t/f"]);
+    c.dfs_ok(&["mkdir", "/t/f"]);
+    c.dfs_ok(&["rm", "-r", "/t/d"]);
+    c.dfs_ok(&["put", precious.to_str().unwrap(), "/t/d"]);
+    let unlink = fs::remove_file(m.dir.join("t/f")).unwrap_err();
+    assert_eq!(unlink.raw_os_error(), Some(libc::EISDIR), "{unlink}");
+    let rmdir = fs::remove_dir(m.dir.join("t/d")).unwrap_err();
+    assert_eq!(rmdir.raw_os_error(), Some(libc::ENOTDIR), "{rmdir}");
+    let st = c.dfs_json(&["stat", "--json", "/t/f"]);
+    assert_eq!(st["type"], "dir", "{st}");
+    let got = c.dir.path().join("d.out");
+    c.dfs_ok(&["get", "/t/d", got.to_str().unwrap()]);
+    assert_eq!(sha256_file(&got), sha256_file(&precious));
+
+    c.dfs_ok(&["mkdir", "-p", "/u/a"]);
+    c.dfs_ok(&["put", other.to_str().unwrap(), "/u/a/victim"]);
+    let dir = fs::File::open(m.dir.join("u/a")).unwrap();
+    c.dfs_ok(&["mv", "/u/a", "/u/b"]);
+    c.dfs_ok(&["mkdir", "/u/a"]);
+    c.dfs_ok(&["put", precious.to_str().unwrap(), "/u/a/victim"]);
+    let name = |s: &str| CString::new(s).unwrap();
+    // SAFETY: a valid descriptor and NUL-terminated names.
+    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name("victim").as_ptr(), 0) };
+    assert_eq!(rc, 0, "unlinkat: {}", std::io::Error::last_os_error());
+    // SAFETY: as above; the descriptor returned is closed below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name("created").as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL,
+            0o644,
+        )
+    };
+    assert!(fd >= 0, "openat: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a descriptor openat just returned.
+    let mut created = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    created.write_all(b"in the renamed directory").unwrap();
+    drop(created);
+    // SAFETY: as above.
+    let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), name("sub").as_ptr(), 0o755) };
+    assert_eq!(rc, 0, "mkdirat: {}", std::io::Error::last_os_error());
+    drop(dir);
+    let names = |p: &str| -> Vec<String> {
+        let mut v: Vec<String> = c
+            .dfs_json(&["ls", "--json", p])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names("/u/a"),
+        ["/u/a/victim"],
+        "the new directory was touched"
+    );
+    assert_eq!(names("/u/b"), ["/u/b/created", "/u/b/sub"]);
+    let got = c.dir.path().join("victim.out");
+    c.dfs_ok(&["get", "/u/a/victim", got.to_str().unwrap()]);
+    assert_eq!(sha256_file(&got), sha256_file(&precious));
+    assert_eq!(
+        c.dfs_ok(&["cat", "/u/b/created"]),
+        "in the renamed directory"
+    );
+}
+
+/// A name another client creates is seen at once, though this mount
+/// looked it up as absent just before: the absence is not cached (as in
+/// MooseFS and libfuse, `--negative-timeout 0s`), so `mkdir -p` racing
+/// another client's works, and a mkdir that fails with EEXIST is followed
+/// by a stat that finds the directory. With absence cached
+/// (`--negative-timeout 60s`), a MKDIR, CREATE or RENAME that finds the
+/// name existing has the kernel drop its cached absence.
+#[test]
+fn names_created_by_another_client_are_seen_at_once_and_mkdir_p_races_work() {
+    let c = Cluster::builder().start();
+    c.dfs_ok(&["mkdir", "/n"]);
+    let m = Mount::new(&c, &["--entry-timeout", "60s", "--attr-timeout", "60s"]);
+    let absent = |p: &str| {
+        let e = fs::metadata(m.dir.join(p)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{p}: {e}");
+    };
+    absent("n/f");
+    absent("n/d");
+    c.dfs_ok(&["touchz", "/n/f"]);
+    c.dfs_ok(&["mkdir", "/n/d"]);
+    assert!(fs::metadata(m.dir.join("n/f")).unwrap().is_file());
+    let e = fs::create_dir(m.dir.join("n/d")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}");
+    assert!(fs::metadata(m.dir.join("n/d")).unwrap().is_dir());
+    // Several clients racing on one mkdir -p: each succeeds.
+    let m2 = Mount::new(&c, &[]);
+    for round in 0..5 {
+        let p = format!("r{round}/a/b/c");
+        let mut kids: Vec<std::process::Child> = [&m.dir, &m2.dir]
+            .iter()
+            .map(|d| {
+                Command::new("mkdir")
+                    .arg("-p")
+                    .arg(d.join("n").join(&p))
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let cli = c.dfs(&["mkdir", "-p", &format!("/n/{p}")]);
+        assert!(cli.status.success(), "dfs mkdir -p /n/{p}: {cli:?}");
+        for k in &mut kids {
+            assert!(k.wait().unwrap().success(), "mkdir -p n/{p} failed");
+        }
+    }
+
+    // Absence cached: the kernel's entry is dropped on EEXIST.
+    let m3 = Mount::new(&c, &["--entry-timeout", "60s", "--negative-timeout", "60s"]);
+    let e = fs::metadata(m3.dir.join("n/e")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+    c.dfs_ok(&["mkdir", "/n/e"]);
+    let e = fs::create_dir(m3.dir.join("n/e")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}");
+    dfs_tests::wait_until(Duration::from_secs(5), "n/e to be seen", || {
+        fs::metadata(m3.dir.join("n/e")).is_ok_and(|m| m.is_dir())
+    });
+}

@@ -26,7 +26,7 @@ async fn replicas_are_deleted_only_once_the_edit_that_drops_them_is_durable() {
     };
     let su = Caller::superuser();
     let pending = Duration::from_millis(300);
-    let rm = tokio::time::timeout(pending, h.fs.delete(&su, "/deleted", false));
+    let rm = tokio::time::timeout(pending, h.fs.delete(&su, "/deleted", false, EntryKind::Any));
     assert!(rm.await.is_err(), "the delete waits for its edit");
     let mv = tokio::time::timeout(pending, h.fs.rename(&su, "/new", "/replaced", true));
     assert!(mv.await.is_err(), "the rename waits for its edit");

@@ -110,7 +110,7 @@ async fn owners_groups_and_others_get_what_the_mode_bits_give() {
     let h3 = h.fs.create(&su(), as_bob).await.unwrap();
     assert_eq!((h3.owner.as_str(), h3.group.as_str()), ("bob", "alice"));
     for f in ["/user/alice/h", "/user/alice/h2"] {
-        h.fs.delete(&alice, f, false).await.unwrap();
+        h.fs.delete(&alice, f, false, EntryKind::Any).await.unwrap();
     }
 
     // Reading needs READ of the file; its status only passing through.
@@ -215,11 +215,12 @@ async fn owners_groups_and_others_get_what_the_mode_bits_give() {
     );
     assert_eq!(h.fs.fsck(&alice, "/user/alice", "").unwrap().total_files, 1);
     denied(
-        h.fs.delete(&bob, "/user/alice/f", false).await,
+        h.fs.delete(&bob, "/user/alice/f", false, EntryKind::Any)
+            .await,
         "access=EXECUTE",
     );
     denied(
-        h.fs.delete(&bob, "/user", true).await,
+        h.fs.delete(&bob, "/user", true, EntryKind::Any).await,
         "user=bob, access=WRITE, inode=\"/\"",
     );
     // Administration is for the superuser.
@@ -240,12 +241,17 @@ async fn owners_groups_and_others_get_what_the_mode_bits_give() {
         .unwrap();
     chmod(&h, &alice, "/user/alice/d/e", 0o500).await.unwrap();
     denied(
-        h.fs.delete(&alice, "/user/alice/d", true).await,
+        h.fs.delete(&alice, "/user/alice/d", true, EntryKind::Any)
+            .await,
         "user=alice, access=ALL, inode=\"/user/alice/d/e\"",
     );
     chmod(&h, &alice, "/user/alice/d/e", 0o700).await.unwrap();
-    h.fs.delete(&alice, "/user/alice/d", true).await.unwrap();
-    h.fs.delete(&alice, "/user/alice/f", false).await.unwrap();
+    h.fs.delete(&alice, "/user/alice/d", true, EntryKind::Any)
+        .await
+        .unwrap();
+    h.fs.delete(&alice, "/user/alice/f", false, EntryKind::Any)
+        .await
+        .unwrap();
     h.close().await;
 }
 
@@ -259,7 +265,7 @@ async fn the_sticky_bit_keeps_others_from_removing_or_renaming_entries() {
     create(&h, &alice, "/tmp/a").await.unwrap();
     create(&h, &bob, "/tmp/b").await.unwrap();
     denied(
-        h.fs.delete(&bob, "/tmp/a", false).await,
+        h.fs.delete(&bob, "/tmp/a", false, EntryKind::Any).await,
         "Permission denied by sticky bit: user=bob, path=\"/tmp/a\":alice:root:-rw-r--r--, parent=\"/tmp\":root:root:drwxrwxrwt",
     );
     denied(
@@ -272,8 +278,12 @@ async fn the_sticky_bit_keeps_others_from_removing_or_renaming_entries() {
         "sticky bit",
     );
     h.fs.rename(&bob, "/tmp/b", "/tmp/c", false).await.unwrap();
-    h.fs.delete(&alice, "/tmp/a", false).await.unwrap();
-    h.fs.delete(&bob, "/tmp/c", false).await.unwrap();
+    h.fs.delete(&alice, "/tmp/a", false, EntryKind::Any)
+        .await
+        .unwrap();
+    h.fs.delete(&bob, "/tmp/c", false, EntryKind::Any)
+        .await
+        .unwrap();
     h.close().await;
 }
 

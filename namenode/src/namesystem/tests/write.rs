@@ -52,7 +52,9 @@ async fn write_read_delete_cycle() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseExpired);
 
-    h.fs.delete(&Caller::superuser(), "/a", true).await.unwrap();
+    h.fs.delete(&Caller::superuser(), "/a", true, EntryKind::Any)
+        .await
+        .unwrap();
     assert_eq!(h.deletes("dn1").len(), 3);
     h.close().await;
 }
@@ -649,7 +651,7 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
         )
         .await
         .unwrap();
-    h.fs.delete(&Caller::superuser(), "/g", false)
+    h.fs.delete(&Caller::superuser(), "/g", false, EntryKind::Any)
         .await
         .unwrap();
     h.fs.create(
@@ -683,5 +685,89 @@ async fn a_writer_names_its_file_by_id_so_renames_do_not_lose_it() {
             .unwrap()
             .under_construction
     );
+    h.close().await;
+}
+
+/// Inode paths (`/.reserved/.inodes/ID[/NAME]`, HDFS's) name an inode
+/// wherever it moved, so a client that knows the inode (the mount) acts on
+/// it and not on whatever took its old path; a delete that expects a file
+/// refuses a directory and the reverse; the rest of `/.reserved` is refused.
+#[tokio::test]
+async fn inode_paths_follow_renames_and_deletes_check_the_kind() {
+    use dfs_proto::path::inode_path;
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    let su = Caller::superuser();
+    let mkdir = |path: &str| MkdirsRequest {
+        path: path.into(),
+        parents: true,
+        mode: 0o755,
+        ..Default::default()
+    };
+    h.fs.mkdirs(&su, mkdir("/a/d")).await.unwrap();
+    let d = h.fs.get_file_info(&su, "/a/d").unwrap().inode;
+    // Another client moves the directory and puts a new one at its path.
+    h.fs.rename(&su, "/a", "/b", false).await.unwrap();
+    h.fs.mkdirs(&su, mkdir("/a/d")).await.unwrap();
+    assert_eq!(
+        h.fs.get_file_info(&su, &inode_path(d, None)).unwrap().inode,
+        d
+    );
+    h.fs.mkdirs(&su, mkdir(&inode_path(d, Some("x"))))
+        .await
+        .unwrap();
+    assert!(h.fs.get_file_info(&su, "/b/d/x").is_ok());
+    assert!(h.fs.get_file_info(&su, "/a/d/x").is_err());
+    h.fs.create(
+        &su,
+        CreateRequest {
+            path: inode_path(d, Some("f")),
+            client_name: "c1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(h.fs.get_file_info(&su, "/b/d/f").is_ok());
+    h.fs.rename(
+        &su,
+        &inode_path(d, Some("f")),
+        &inode_path(d, Some("g")),
+        false,
+    )
+    .await
+    .unwrap();
+    let (entries, _) = h.fs.list_status(&su, &inode_path(d, None), "", 0).unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(names, ["/b/d/g", "/b/d/x"]);
+    // unlink of a name that is now a directory, rmdir of one that is a file.
+    let x = inode_path(d, Some("x"));
+    let err =
+        h.fs.delete(&su, &x, false, EntryKind::File)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::IsADirectory, "{err}");
+    let g = inode_path(d, Some("g"));
+    let err =
+        h.fs.delete(&su, &g, false, EntryKind::Directory)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotADirectory, "{err}");
+    h.fs.delete(&su, &x, false, EntryKind::Directory)
+        .await
+        .unwrap();
+    h.fs.delete(&su, &g, false, EntryKind::File).await.unwrap();
+    assert!(
+        h.fs.get_file_info(&su, "/a/d").is_ok(),
+        "the new /a/d was touched"
+    );
+    // A deleted inode, and the rest of /.reserved.
+    h.fs.delete(&su, "/b", true, EntryKind::Any).await.unwrap();
+    let err = h.fs.get_file_info(&su, &inode_path(d, None)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    for bad in ["/.reserved", "/.reserved/x", "/.reserved/.inodes/abc/x"] {
+        let err = h.fs.mkdirs(&su, mkdir(bad)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
+    }
     h.close().await;
 }
