@@ -284,10 +284,23 @@ impl NameNode {
         F: FnMut(NnClient) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
-        let deadline = tokio::time::Instant::now() + budget;
+        let start = tokio::time::Instant::now();
+        let mut deadline = start + budget;
         let mut delay = Duration::from_millis(50);
         loop {
-            match self.call_once(op, paths, &mut f).await {
+            let result = self.call_once(op, paths, &mut f).await;
+            if let Err((
+                Error::SafeMode {
+                    by_admin: false, ..
+                },
+                _,
+            )) = &result
+            {
+                // Start-up safe mode ends by itself within seconds: wait it
+                // out even past a short budget (a restarting namenode).
+                deadline = deadline.max(start + defaults::SAFE_MODE_WAIT);
+            }
+            match result {
                 Ok(v) => return Ok(v),
                 Err((e, unsent))
                     if retry(&e, unsent) && tokio::time::Instant::now() + delay < deadline =>

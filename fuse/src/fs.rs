@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use dfs_client::{Client, FileStatus, FileType as DfsFileType, FsStats, LocatedStatus};
-use dfs_proto::defaults::{LIST_PAGE, MAX_NAME_LEN};
+use dfs_proto::defaults::{self, LIST_PAGE, MAX_NAME_LEN};
 use fuser::{Errno, FileAttr, FileType, INodeNo, Notifier};
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -228,7 +228,10 @@ impl DfsFs {
         fut: impl Future<Output = dfs_client::Result<T>>,
     ) -> Result<dfs_client::Result<T>, Errno> {
         let started = Instant::now();
-        match tokio::time::timeout(self.opts.rpc_timeout + RPC_SLACK, fut).await {
+        // The client bounds each call by the RPC timeout itself, but waits
+        // out a namenode's start-up safe mode longer.
+        let bound = self.opts.rpc_timeout.max(defaults::SAFE_MODE_WAIT) + RPC_SLACK;
+        match tokio::time::timeout(bound, fut).await {
             Ok(r) => {
                 if r.is_ok() {
                     debug!(op = %op, path = %path, elapsed = ?started.elapsed(), "done");

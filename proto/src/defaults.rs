@@ -70,6 +70,10 @@ pub const MAX_PATH_DEPTH: usize = 256;
 pub const SETUP_ACK_SEQNO: u64 = u64::MAX;
 /// How long a client waits for the namenode before giving up on a call.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client call waits out a namenode's start-up safe mode (block
+/// reports, then the extension), whatever its RPC timeout: a restart of a
+/// few seconds fails no change.
+pub const SAFE_MODE_WAIT: Duration = Duration::from_secs(30);
 /// The base of a pipeline's ack timeouts when the writer gives none.
 pub const ACK_TIMEOUT_BASE: Duration = RPC_TIMEOUT;
 /// What each node of a pipeline adds to the ack timeout of the nodes

@@ -114,7 +114,7 @@ impl ClusterBuilder {
             "--safemode-extension".into(),
             "0s".into(),
         ];
-        args.extend(self.namenode_args.iter().cloned());
+        override_args(&mut args, &self.namenode_args);
         let mut namenode = Proc::spawn(
             "namenode",
             bin("namenode"),

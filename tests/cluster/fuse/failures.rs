@@ -600,3 +600,40 @@ fn datanodes_that_refuse_new_blocks_as_full_give_no_space_before_the_namenode_kn
     c.dfs_ok(&["get", "/a", got.to_str().unwrap()]);
     assert_eq!(sha256_file(&got), sha256_file(&a));
 }
+
+/// A namenode restart fails no change on the mount, though its start-up
+/// safe mode (8 s of extension here) outlasts the mount's `--rpc-timeout`
+/// (3 s): a mkdir, a rename, and a write that needs a new block wait it
+/// out (up to 30 s), where they failed with EROFS.
+#[test]
+fn changes_on_the_mount_wait_out_a_namenode_restart_and_its_safe_mode() {
+    let mut c = Cluster::builder()
+        .namenode_args(&["--safemode-extension", "8s"])
+        .start();
+    // A complete block, so that the restarted namenode waits for reports.
+    let kept = c.local_file("kept", 1000, 40);
+    c.dfs_ok(&["put", kept.to_str().unwrap(), "/kept"]);
+    let m = Mount::new(&c, &["--rpc-timeout", "3s"]);
+    fs::create_dir(m.dir.join("d")).unwrap();
+    let data = random_bytes(2 * MIB + 100, 41);
+    let mut w = fs::File::create(m.dir.join("d/f")).unwrap();
+    w.write_all(&data[..MIB]).unwrap();
+    w.flush().unwrap();
+    c.namenode.restart();
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    fs::create_dir(m.dir.join("made-in-safe-mode")).unwrap();
+    fs::rename(m.dir.join("made-in-safe-mode"), m.dir.join("renamed")).unwrap();
+    w.write_all(&data[MIB..]).unwrap();
+    w.sync_all().unwrap();
+    drop(w);
+    let waited = start.elapsed();
+    assert!(
+        waited > Duration::from_secs(3),
+        "the changes did not meet safe mode ({waited:?}): the test proves nothing"
+    );
+    assert!(fs::metadata(m.dir.join("renamed")).unwrap().is_dir());
+    let back = c.dir.path().join("f.back");
+    c.dfs_ok(&["get", "/d/f", back.to_str().unwrap()]);
+    assert!(fs::read(&back).unwrap() == data, "wrong bytes in /d/f");
+}
