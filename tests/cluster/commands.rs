@@ -688,3 +688,86 @@ fn permissions_are_checked_for_the_user_a_client_names() {
     let out = open.dfs_as("bob", &["put", local, "/alice/g"]);
     assert!(out.status.success(), "{out:?}");
 }
+
+/// `dfs get -f` onto something that is not a regular file does what `cp`
+/// does: a device or FIFO is written into and stays what it is (it used to
+/// be replaced by a regular file: `/dev/null` for the whole machine), a
+/// symbolic link is written through (the link stays, its target gets the
+/// bytes), and a dangling link is refused with one line naming it.
+#[test]
+fn get_force_writes_into_devices_fifos_and_through_symlinks_and_never_replaces_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let data = random_bytes(300_000, 51);
+    let local = c.dir.path().join("src");
+    std::fs::write(&local, &data).unwrap();
+    c.dfs_ok(&["put", local.to_str().unwrap(), "/f"]);
+    let dir = c.dir.path();
+
+    // A private null device (never the machine's own).
+    let null = dir.join("null");
+    let ok = std::process::Command::new("mknod")
+        .args([null.to_str().unwrap(), "c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    c.dfs_fails(&["get", "/f", null.to_str().unwrap()], &["use -f"]);
+    c.dfs_ok(&["get", "-f", "/f", null.to_str().unwrap()]);
+    let ft = std::fs::symlink_metadata(&null).unwrap().file_type();
+    assert!(ft.is_char_device(), "the device was replaced: {ft:?}");
+
+    // A FIFO: the bytes come out of it.
+    let fifo = dir.join("fifo");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::fs::File::open(&fifo)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            got
+        })
+    };
+    c.dfs_ok(&["get", "-f", "/f", fifo.to_str().unwrap()]);
+    assert!(
+        reader.join().unwrap() == data,
+        "wrong bytes out of the FIFO"
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // A symbolic link: written through.
+    let real = dir.join("real");
+    std::fs::write(&real, b"old").unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    c.dfs_ok(&["get", "-f", "/f", link.to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(
+        std::fs::read(&real).unwrap() == data,
+        "the link's target was not written"
+    );
+
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+    let err = c.dfs_fails(
+        &["get", "-f", "/f", dangling.to_str().unwrap()],
+        &["symbolic link"],
+    );
+    assert!(err.contains(dangling.to_str().unwrap()), "{err}");
+    assert!(std::fs::symlink_metadata(&dangling)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}

@@ -522,7 +522,8 @@ async fn get_path(client: &Client, remote: &str, local_path: &str, force: bool) 
 
 async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> CliResult {
     let target_str = target.display().to_string();
-    if !force && tokio::fs::symlink_metadata(target).await.is_ok() {
+    let existing = tokio::fs::symlink_metadata(target).await.ok();
+    if !force && existing.is_some() {
         return Err(CliError::Local {
             path: target_str,
             source: std::io::Error::new(
@@ -530,6 +531,50 @@ async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> C
                 "file exists (use -f to replace it)",
             ),
         });
+    }
+    // As cp: a symbolic link is written through (its target replaced, not
+    // the link), and a device, FIFO or socket is written into, never
+    // replaced (`dfs get -f F /dev/null` replaced /dev/null for everyone).
+    let resolved;
+    let target = match &existing {
+        Some(m) if m.file_type().is_symlink() => {
+            resolved = tokio::fs::canonicalize(target)
+                .await
+                .map_err(|e| CliError::Local {
+                    path: target_str.clone(),
+                    source: std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "not writing through a symbolic link whose target is unreachable: {e}"
+                        ),
+                    ),
+                })?;
+            resolved.as_path()
+        }
+        _ => target,
+    };
+    if let Ok(m) = tokio::fs::metadata(target).await {
+        if m.is_dir() {
+            return Err(CliError::Local {
+                path: target_str,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "is a directory (through a symbolic link)",
+                ),
+            });
+        }
+        if !m.is_file() {
+            let reader = client.open(remote).await?;
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(target)
+                .await
+                .map_err(local(&target_str))?
+                .into_std()
+                .await;
+            let bar = progress(reader.len(), remote);
+            return interruptible(copy_to_local(reader, file, bar, &target_str)).await;
+        }
     }
     let reader = client.open(remote).await?;
     let _running = stop::CopyGuard::new();
