@@ -771,3 +771,66 @@ fn get_force_writes_into_devices_fifos_and_through_symlinks_and_never_replaces_t
         .file_type()
         .is_symlink());
 }
+
+/// `dfs put` of a local tree follows symbolic links (as HDFS's put does)
+/// but refuses one that leads back up the tree, where it copied the same
+/// files again and again until the path got too deep; it skips FIFOs,
+/// sockets and devices, where it waited forever for a FIFO's writer, and
+/// dangling links; one line each, exit 1, everything else copied.
+#[test]
+fn put_of_a_tree_copes_with_symlink_loops_fifos_and_dangling_links() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let top = c.dir.path().join("loopdir");
+    std::fs::create_dir_all(top.join("sub")).unwrap();
+    std::fs::write(top.join("sub/file"), b"once").unwrap();
+    std::os::unix::fs::symlink("..", top.join("sub/up")).unwrap();
+    std::os::unix::fs::symlink("sub/file", top.join("linked")).unwrap();
+    std::os::unix::fs::symlink("nowhere", top.join("dangling")).unwrap();
+    let ok = std::process::Command::new("mkfifo")
+        .arg(top.join("fifo"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut child = c
+        .dfs_command(&["put", top.to_str().unwrap(), "/p"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("dfs put of the tree did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for name in ["sub/up", "dangling", "fifo"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(name) && l.contains("skipped")),
+            "no line about {name}: {err}"
+        );
+    }
+    let mut files: Vec<String> = c
+        .tree()
+        .into_iter()
+        .filter(|(_, t, _)| t == "file")
+        .map(|(p, _, _)| p)
+        .collect();
+    files.sort();
+    assert_eq!(files, ["/p/linked", "/p/sub/file"], "{err}");
+    assert_eq!(cat(&c, "/p/linked"), b"once");
+}

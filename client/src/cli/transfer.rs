@@ -120,7 +120,7 @@ async fn put_one(
             .await
             .map_err(local(local_path))?;
         if meta.is_dir() {
-            return put_dir(client, Path::new(local_path), remote, opts).await;
+            return put_dir(client, Path::new(local_path), remote, opts, &mut Vec::new()).await;
         }
     }
     if !opts.overwrite {
@@ -264,7 +264,44 @@ fn rename_path(e: Error, tmp: &str, remote: &str) -> Error {
 }
 
 /// Copies a local directory tree (`hdfs dfs -put DIR`).
-async fn put_dir(client: &Client, dir: &Path, remote: &str, opts: &CreateOptions) -> CliResult {
+/// Copies local directory `dir` to `remote`. Symbolic links are followed
+/// (as HDFS's put does); `ancestors` holds the (device, inode) of each
+/// directory being copied above this one, so a link back up is refused
+/// rather than copied again and again. FIFOs, sockets and devices inside
+/// are skipped, each with a line: reading a FIFO would wait for a writer.
+async fn put_dir(
+    client: &Client,
+    dir: &Path,
+    remote: &str,
+    opts: &CreateOptions,
+    ancestors: &mut Vec<(u64, u64)>,
+) -> CliResult {
+    use std::os::unix::fs::MetadataExt;
+    let dir_str = dir.display().to_string();
+    let meta = tokio::fs::metadata(dir).await.map_err(local(&dir_str))?;
+    let id = (meta.dev(), meta.ino());
+    if ancestors.contains(&id) {
+        return Err(CliError::Local {
+            path: dir_str,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a symbolic link back to a directory being copied; skipped",
+            ),
+        });
+    }
+    ancestors.push(id);
+    let r = put_dir_entries(client, dir, remote, opts, ancestors).await;
+    ancestors.pop();
+    r
+}
+
+async fn put_dir_entries(
+    client: &Client,
+    dir: &Path,
+    remote: &str,
+    opts: &CreateOptions,
+    ancestors: &mut Vec<(u64, u64)>,
+) -> CliResult {
     let dir_str = dir.display().to_string();
     client.mkdirs(remote, true).await?;
     let mut entries = tokio::fs::read_dir(dir).await.map_err(local(&dir_str))?;
@@ -284,10 +321,22 @@ async fn put_dir(client: &Client, dir: &Path, remote: &str, opts: &CreateOptions
         };
         let target = dfs_proto::path::join(remote, name);
         let p_str = p.display().to_string();
-        failures.note_path(
-            &p_str,
-            Box::pin(put_one(client, &p_str, &target, opts)).await,
-        )?;
+        let r = match tokio::fs::metadata(&p).await {
+            Err(e) => Err(CliError::Local {
+                path: p_str.clone(),
+                source: std::io::Error::new(e.kind(), format!("{e} (a dangling link?); skipped")),
+            }),
+            Ok(m) if m.is_dir() => Box::pin(put_dir(client, &p, &target, opts, ancestors)).await,
+            Ok(m) if m.is_file() => Box::pin(put_one(client, &p_str, &target, opts)).await,
+            Ok(_) => Err(CliError::Local {
+                path: p_str.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file or directory (a FIFO, socket or device); skipped",
+                ),
+            }),
+        };
+        failures.note_path(&p_str, r)?;
     }
     failures.finish()
 }
