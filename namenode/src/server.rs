@@ -491,7 +491,7 @@ impl ClientProtocol for NamenodeService {
                 .into())
             }
         };
-        Ok(Response::new(self.fs.balance(start, r.stop)))
+        ok(self.fs.balance(start, r.stop))
     }
 
     async fn stat_fs(&self, _request: Request<StatFsRequest>) -> Reply<StatFsResponse> {

@@ -13,18 +13,24 @@ use super::{Namesystem, State};
 use crate::balancer::{plan, Balancer, Move, NodeUse, IDLE_TICKS};
 use crate::blocks::BlockState;
 use crate::datanodes::{AdminState, NodeIdx};
+use crate::error::Result;
 use crate::replication::PendingCopy;
 
 impl Namesystem {
     /// Starts a balancing run with threshold `start` (a fraction; a run
     /// going on takes the new threshold), or stops the run (`stop`), and
     /// returns where it stands (with neither, only that).
-    pub fn balance(&self, start: Option<f64>, stop: bool) -> BalanceResponse {
+    /// A start in safe mode is refused: no replica moves then, and the run
+    /// would wait, reporting nothing, until safe mode ends.
+    pub fn balance(&self, start: Option<f64>, stop: bool) -> Result<BalanceResponse> {
         let now = Instant::now();
         if start.is_none() && !stop {
-            return self.read(|st| st.balance_report(now));
+            return Ok(self.read(|st| st.balance_report(now)));
         }
         let mut st = self.state.write();
+        if start.is_some() {
+            st.check_safemode("start the balancer")?;
+        }
         if let Some(threshold) = start {
             match &mut st.balancer {
                 Some(b) if b.running() => b.threshold = threshold,
@@ -47,7 +53,7 @@ impl Namesystem {
         let resp = st.balance_report(now);
         drop(st);
         self.kick.notify_one();
-        resp
+        Ok(resp)
     }
 }
 

@@ -114,11 +114,11 @@ async fn balance(replication: u32, racks: [&str; 4]) -> (Harness, Sim) {
     h.register("dn3", "127.0.0.3:9101", racks[2]);
     h.register("dn4", "127.0.0.4:9101", racks[3]);
     sim.round(&h, &nodes);
-    let before = h.fs.balance(Some(0.05), false);
+    let before = h.fs.balance(Some(0.05), false).unwrap();
     assert!(before.running);
     for _ in 0..200 {
         sim.round(&h, &nodes);
-        if !h.fs.balance(None, false).running {
+        if !h.fs.balance(None, false).unwrap().running {
             break;
         }
     }
@@ -132,7 +132,7 @@ async fn balance(replication: u32, racks: [&str; 4]) -> (Harness, Sim) {
 #[tokio::test]
 async fn replicas_move_from_full_nodes_to_new_ones_until_balanced() {
     let (h, sim) = balance(1, ["/r1", "/r2", "/r1", "/r2"]).await;
-    let r = h.fs.balance(None, false);
+    let r = h.fs.balance(None, false).unwrap();
     assert!(!r.running);
     assert!(r.outcome.starts_with("balanced"), "{r:?}");
     assert!(r.blocks_moved >= 2, "{r:?}");
@@ -160,7 +160,7 @@ async fn moves_keep_replication_and_never_lower_a_blocks_racks() {
     // Old nodes on two racks, both new ones on the first rack: a replica
     // may leave /r2 only if the block keeps a replica on /r2.
     let (h, sim) = balance(2, ["/r1", "/r2", "/r1", "/r1"]).await;
-    let r = h.fs.balance(None, false);
+    let r = h.fs.balance(None, false).unwrap();
     assert!(!r.running, "{r:?}");
     assert!(r.blocks_moved > 0, "{r:?}");
     let rack: HashMap<&str, &str> = HashMap::from([
@@ -185,12 +185,22 @@ async fn a_run_is_stopped_by_hand_and_rejects_nothing_it_started() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
-    let r = h.fs.balance(Some(0.1), false);
+    let r = h.fs.balance(Some(0.1), false).unwrap();
     assert!(r.running);
-    let r = h.fs.balance(None, true);
+    let r = h.fs.balance(None, true).unwrap();
     assert!(!r.running);
     assert_eq!(r.outcome, "stopped by an administrator");
     // A new start is a new run.
-    assert!(h.fs.balance(Some(0.2), false).running);
+    assert!(h.fs.balance(Some(0.2), false).unwrap().running);
+    h.fs.balance(None, true).unwrap();
+    // In safe mode no replica moves: a start is refused, saying so,
+    // where the run used to wait, reporting nothing, until it ended.
+    h.fs.set_safe_mode(Some(true));
+    let err = h.fs.balance(Some(0.1), false).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AdminSafeMode, "{err}");
+    assert!(err.to_string().contains("balancer"), "{err}");
+    assert!(!h.fs.balance(None, false).unwrap().running);
+    h.fs.set_safe_mode(Some(false));
+    assert!(h.fs.balance(Some(0.1), false).unwrap().running);
     h.close().await;
 }
