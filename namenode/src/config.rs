@@ -201,7 +201,13 @@ impl From<Args> for Config {
             // Long enough for a block copy, short enough that a lost copy is
             // retried soon (HDFS: 5 min).
             replication_timeout: (hb * 20).clamp(Duration::from_secs(20), Duration::from_secs(300)),
-            recovery_timeout: (hb * 10).clamp(Duration::from_secs(10), Duration::from_secs(120)),
+            // Longer than a recovery that waits out one hung replica (the
+            // primary gives each replica an RPC timeout): shorter, the
+            // namenode gave up on a recovery about to succeed and started
+            // another, which met the same hung node.
+            recovery_timeout: (hb * 10)
+                .clamp(Duration::from_secs(10), Duration::from_secs(120))
+                .max(defaults::RPC_TIMEOUT + Duration::from_secs(15)),
             deletes_per_heartbeat: 1000,
             balance_every: hb,
             permissions: a.permissions,

@@ -745,3 +745,42 @@ fn datanodes_refuse_a_namenode_of_another_cluster_and_keep_their_replicas() {
     c.dfs_ok(&["get", "/f", back.to_str().unwrap()]);
     assert_eq!(sha256_file(&back), sha256_file(&local));
 }
+
+/// Lease recovery of a file one of whose replicas hangs (SIGSTOP) finishes
+/// in one attempt: the primary datanode gives the hung replica its RPC
+/// timeout (30 s) and goes on with the others, and the namenode waits
+/// longer than that before it calls the attempt stuck. Before, it gave up
+/// after 10 s (30 s with 3 s heartbeats) and started again, to meet the
+/// same hung node (explorer: 31 s one time, 62 s the next).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_recovery_with_a_hung_replica_finishes_in_one_attempt() {
+    let c = Cluster::builder().namenode_args(LEASES).start();
+    let writer = Client::connect(c.addr()).await.unwrap();
+    let data = random_bytes(MIB + 4321, 61);
+    let mut w = writer
+        .create("/stuck", CreateOptions::default())
+        .await
+        .unwrap();
+    w.write_all(&data).await.unwrap();
+    w.hflush().await.unwrap();
+    let hosts = writer
+        .block_locations("/stuck", MIB as u64, 1)
+        .await
+        .unwrap()[0]
+        .hosts
+        .clone();
+    assert_eq!(hosts.len(), 3);
+    let hung = c.datanodes.iter().find(|d| d.addr == hosts[1]).unwrap();
+    w.abort().await;
+    drop(writer);
+    hung.signal(libc::SIGSTOP);
+    let reader = recovered(&c, "/stuck", true).await;
+    hung.signal(libc::SIGCONT);
+    let got = read_all(&reader, "/stuck").await.unwrap();
+    assert!(got == data, "wrong bytes after the recovery");
+    let log = std::fs::read_to_string(&c.namenode.log).unwrap_or_default();
+    assert!(
+        !log.contains("block recovery did not finish; retrying"),
+        "the namenode gave up on the first attempt"
+    );
+}
