@@ -103,6 +103,26 @@ pub struct MountConfig {
 /// Mounts the cluster and serves it until unmounted; returns `Ok` after a
 /// clean unmount (`fusermount3 -u`, `umount`, SIGINT or SIGTERM).
 pub fn mount(config: MountConfig) -> Result<()> {
+    // The kernel mounts a directory filesystem on a file too, and every
+    // use of the path then fails with EIO: refuse it, saying why.
+    match std::fs::metadata(&config.mountpoint) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::Mount {
+                mountpoint: config.mountpoint.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "not a directory (mount on an empty directory)",
+                ),
+            })
+        }
+        Err(e) => {
+            return Err(Error::Mount {
+                mountpoint: config.mountpoint.display().to_string(),
+                source: e,
+            })
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dfs-fuse-io")

@@ -637,3 +637,27 @@ fn changes_on_the_mount_wait_out_a_namenode_restart_and_its_safe_mode() {
     c.dfs_ok(&["get", "/d/f", back.to_str().unwrap()]);
     assert!(fs::read(&back).unwrap() == data, "wrong bytes in /d/f");
 }
+
+/// dfs-fuse refuses a mountpoint that is not a directory, in one line
+/// naming it, and exits 1: the kernel mounted on a regular file, and every
+/// use of the path then failed with EIO until it was unmounted.
+#[test]
+fn a_mountpoint_that_is_not_a_directory_is_refused() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let file = c.dir.path().join("a-file");
+    fs::write(&file, b"keep").unwrap();
+    for target in [file.clone(), c.dir.path().join("missing")] {
+        let out = Command::new(dfs_tests::bin("dfs-fuse"))
+            .args(["--namenode", c.addr()])
+            .arg(&target)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(target.to_str().unwrap()) && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"keep");
+}
