@@ -402,3 +402,43 @@ fn the_balancer_gives_new_datanodes_their_share() {
         "{out}"
     );
 }
+
+/// `setrep -w` for more replicas than the cluster has datanodes says what
+/// it waits for (a block with 3 of 5 replicas, and why it may never come)
+/// instead of waiting in silence; the replication stays set.
+#[test]
+fn setrep_wait_beyond_the_datanodes_says_what_it_waits_for() {
+    use std::io::Read;
+    let c = Cluster::builder().start();
+    let files = put_files(&c, 1, 1000);
+    let path = files[0].1.clone();
+    let mut child = c
+        .dfs_command(&["setrep", "-w", "5", &path])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while stderr.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    });
+    let line = {
+        let started = std::time::Instant::now();
+        while !reader.is_finished() && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        reader.join().unwrap()
+    };
+    assert!(
+        line.contains(&format!("still waiting for {path}")) && line.contains("3 of 5 replicas"),
+        "{line}"
+    );
+    assert_eq!(c.dfs_json(&["stat", "--json", &path])["replication"], 5);
+}

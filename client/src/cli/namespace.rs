@@ -277,14 +277,40 @@ async fn setrep_files(
     }
     if wait {
         for f in files {
+            let mut next_note = std::time::Instant::now() + SETREP_FIRST_NOTE;
             loop {
                 let blocks = client.block_locations(&f.path, 0, 0).await?;
-                if blocks.iter().all(|b| b.hosts.len() == replication as usize) {
+                let Some(short) = blocks
+                    .iter()
+                    .map(|b| b.hosts.len())
+                    .filter(|n| *n != replication as usize)
+                    .min()
+                else {
                     break;
+                };
+                // HDFS's -w waits silently, forever if the cluster has fewer
+                // datanodes than the replication: say what is awaited.
+                if std::time::Instant::now() >= next_note {
+                    setrep_note(&f.path, short, replication);
+                    next_note = std::time::Instant::now() + SETREP_NOTE_EVERY;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }
     Ok(())
+}
+
+/// When `setrep -w` first says what it still waits for, then how often.
+const SETREP_FIRST_NOTE: Duration = Duration::from_secs(3);
+const SETREP_NOTE_EVERY: Duration = Duration::from_secs(30);
+
+fn setrep_note(path: &str, have: usize, want: u32) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "dfs: setrep: still waiting for {path}: a block has {have} of {want} replicas \
+         (with fewer than {want} live datanodes it never will; Ctrl-C stops waiting, \
+         the replication stays set)"
+    );
 }
