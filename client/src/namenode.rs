@@ -87,7 +87,7 @@ impl NameNode {
         connect_timeout: Duration,
         rpc_timeout: Duration,
     ) -> Result<NameNode> {
-        let channel = crate::conn::connect(addr, "namenode", connect_timeout)
+        let channel = crate::conn::connect_waiting(addr, "namenode", connect_timeout, rpc_timeout)
             .await
             .map_err(|e| match e {
                 Error::Unreachable { addr, message } => Error::Unreachable {
@@ -186,9 +186,10 @@ impl NameNode {
     /// ([`CALL_ID_KEY`]) and is retried with the same id, up to `budget`,
     /// while the namenode refuses connections (the request never left: a
     /// namenode restarting), answers that it is in safe mode (refused
-    /// before any change), or could not be reached or did not answer (the
-    /// request may have run: the namenode's retry cache then answers the
-    /// retry with the first run's answer, as HDFS's `@AtMostOnce` calls).
+    /// before any change), or the connection broke (the request may have
+    /// run: the namenode's retry cache then answers the retry with the
+    /// first run's answer, as HDFS's `@AtMostOnce` calls). A call that got
+    /// no answer within the RPC timeout is not retried: it used the budget.
     pub(crate) async fn call_at_most_once<T, F, Fut>(
         &self,
         op: &str,
@@ -224,7 +225,6 @@ impl NameNode {
                         by_admin: false,
                         ..
                     } | Error::Unreachable { .. }
-                        | Error::Timeout { .. }
                 )
         };
         let seq = self.calls.fetch_add(1, Ordering::Relaxed) + 1;

@@ -295,12 +295,19 @@ impl DfsFs {
         }
     }
 
-    /// The path and namenode status of `ino`, checked to still be the same file.
+    /// The path and namenode status of `ino`, checked to still be the same
+    /// file. Asked by inode: after another client renamed it (or a
+    /// directory above it), this is still the file, at its current path.
     async fn stat(&self, ino: u64) -> Result<(String, FileStatus), Errno> {
-        let path = self.path_of(ino)?;
+        let (path, target) = self.inode_ref(ino)?;
         let status = self
-            .call("getattr", &path, self.client.status(&path))
+            .call("getattr", &path, self.client.status(&target))
             .await?;
+        let path = if status.path.is_empty() {
+            path
+        } else {
+            status.path.clone()
+        };
         if !self.inodes.confirm(ino, status.inode) {
             debug!(path = %path, "inode replaced by another client");
             return Err(Errno::ESTALE);
@@ -314,11 +321,6 @@ impl DfsFs {
         let _ = self.notifier.set(notifier);
     }
 
-    /// Has the kernel drop the pages it caches of `ino` (after a write the
-    /// mount refused: a write through a shared mapping leaves its bytes in
-    /// the page cache, where every reader would see what was never stored).
-    /// Sent from a blocking thread once the refusal is answered: the kernel
-    /// waits for the pages' writeback, which waits for that answer.
     /// Has the kernel drop what it caches of `name` in `parent`, after a
     /// MKDIR, CREATE or RENAME found it existing: the kernel took it for
     /// absent (a negative entry, cached for the entry timeout, made before
@@ -338,6 +340,11 @@ impl DfsFs {
         });
     }
 
+    /// Has the kernel drop the pages it caches of `ino` (after a write the
+    /// mount refused: a write through a shared mapping leaves its bytes in
+    /// the page cache, where every reader would see what was never stored).
+    /// Sent from a blocking thread once the refusal is answered: the kernel
+    /// waits for the pages' writeback, which waits for that answer.
     fn drop_cached_pages(&self, ino: u64) {
         let Some(notifier) = self.notifier.get().cloned() else {
             return;

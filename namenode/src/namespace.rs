@@ -411,12 +411,15 @@ impl Namespace {
     /// refused: that name is not for files.
     pub fn expand<'p>(&self, path: &'p str) -> Result<std::borrow::Cow<'p, str>> {
         use std::borrow::Cow;
-        let reserved = path
-            .strip_prefix(dpath::RESERVED_DIR)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        if !reserved {
+        if !path.contains(".reserved") {
             return Ok(Cow::Borrowed(path));
         }
+        // On the normal form: `//.reserved` is `/.reserved` too.
+        let (comps, norm) = parse(path)?;
+        if comps.first() != Some(&".reserved") {
+            return Ok(Cow::Borrowed(path));
+        }
+        let path = norm.as_str();
         let rest = path
             .strip_prefix(dpath::INODES_DIR)
             .and_then(|r| r.strip_prefix('/'))
@@ -428,12 +431,17 @@ impl Namespace {
                 ))
             })?;
         let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        let id: u64 = id.parse().map_err(|_| {
-            Error::invalid(format!(
-                "{path}: '{id}' is not an inode number ({}/ID)",
-                dpath::INODES_DIR
-            ))
-        })?;
+        // Digits only, as printed: not `+7` or `007`.
+        let id: u64 = id
+            .parse()
+            .ok()
+            .filter(|n: &u64| n.to_string() == id)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{path}: '{id}' is not an inode number ({}/ID)",
+                    dpath::INODES_DIR
+                ))
+            })?;
         let base = self.path_of(id).ok_or_else(|| Error::NotFound {
             path: format!("{path} (inode {id} no longer exists)"),
         })?;
@@ -442,6 +450,22 @@ impl Namespace {
             (t, "/") => format!("/{t}"),
             (t, b) => format!("{b}/{t}"),
         }))
+    }
+
+    /// Refuses a new entry at or under `/.reserved` (an expanded inode
+    /// path may name it): that name belongs to inode paths, so whatever
+    /// were created there could not be named again. One that exists (made
+    /// before inode paths were) can still be reached, renamed or removed
+    /// through its inode path.
+    pub fn check_creatable(&self, path: &str) -> Result<()> {
+        let (comps, norm) = parse(path)?;
+        if comps.first() == Some(&".reserved") {
+            return Err(Error::invalid(format!(
+                "{norm}: {} is reserved for inode paths; nothing can be created there",
+                dpath::RESERVED_DIR
+            )));
+        }
+        Ok(())
     }
 
     /// Resolves a path to its inode id and normal form.

@@ -65,10 +65,17 @@ impl NamenodeService {
     }
 }
 
+/// The longest call id kept in the retry cache.
+const MAX_CALL_ID_LEN: usize = 128;
+
 /// The retry-cache key of a call: its user and the call id the client
 /// sent ([`CALL_ID_KEY`]), if it sent one.
 fn call_key<T>(req: &Request<T>) -> Option<CallKey> {
     let id = req.metadata().get(CALL_ID_KEY)?.to_str().ok()?;
+    // A client name and a number; a longer id would only fill the cache.
+    if id.len() > MAX_CALL_ID_LEN {
+        return None;
+    }
     let user = req
         .metadata()
         .get_bin(USER_KEY)

@@ -71,20 +71,21 @@ impl DfsFs {
 
     /// A reader of `ino` and whether the file is still being written.
     async fn new_reader(&self, ino: u64) -> Result<(Reader, bool), Errno> {
-        let path = self.path_of(ino)?;
+        // By inode: a file another client moved is still this one.
+        let (path, target) = self.inode_ref(ino)?;
         // The lookup's answer only if it is of the file the inode stands for
         // now (not one this mount has replaced since).
         let known = self.inodes.nn_id(ino);
         let looked_up = self
             .lookups
             .take(ino)
-            .filter(|l| l.path() == path && known != 0 && l.status().inode == known);
+            .filter(|l| known != 0 && l.status().inode == known);
         let file = match looked_up {
             Some(l) => match self.client.open_located(l).await {
                 Ok(file) => file,
-                Err(_) => self.call("open", &path, self.client.open(&path)).await?,
+                Err(_) => self.call("open", &path, self.client.open(&target)).await?,
             },
-            None => self.call("open", &path, self.client.open(&path)).await?,
+            None => self.call("open", &path, self.client.open(&target)).await?,
         };
         if !self.inodes.confirm(ino, file.status().inode) {
             return Err(Errno::ESTALE);

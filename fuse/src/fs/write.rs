@@ -217,10 +217,17 @@ impl DfsFs {
 
     /// Re-creates the file at `path` empty, keeping its attributes.
     async fn recreate(&self, ino: u64, path: &str) -> Result<(FileWriter, FileStatus), Errno> {
-        let (_, old) = self.stat(ino).await?;
+        // The file as it is now, at its current path (another client may
+        // have moved it): what takes the path it had is not replaced.
+        let (current, old) = self.stat(ino).await?;
         if old.is_dir() {
             return Err(Errno::EISDIR);
         }
+        let path = if current.is_empty() {
+            path
+        } else {
+            current.as_str()
+        };
         let fw = self
             .call(
                 "truncate",
@@ -347,9 +354,10 @@ impl DfsFs {
                 }
             }
         }
-        let path = self.path_of(ino)?;
+        // By inode: a chmod never lands on what took a moved file's path.
+        let (path, target) = self.inode_ref(ino)?;
         let status = self
-            .call("setattr", &path, self.client.set_attr(&path, attrs))
+            .call("setattr", &path, self.client.set_attr(&target, attrs))
             .await?;
         // A listed page may hold the old attributes.
         self.statahead.forget_dir(self.inodes.parent(ino));

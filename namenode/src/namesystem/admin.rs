@@ -28,6 +28,7 @@ impl Namesystem {
     /// execute on every directory whose entries the page shows.
     pub fn fsck(&self, caller: &Caller, path: &str, start_after: &str) -> Result<FsckResponse> {
         self.read(|st| {
+            let path = &*st.ns.expand(path)?;
             st.ns.check(caller, path, &Need::default())?;
             st.fsck_page(
                 caller,

@@ -131,6 +131,7 @@ impl Namesystem {
     pub async fn mkdirs(&self, caller: &Caller, mut req: MkdirsRequest) -> Result<FileStatus> {
         let (status, seq) = self.mutate(Some("create a directory"), |st, store| {
             req.path = st.ns.expand(&req.path)?.into_owned();
+            st.ns.check_creatable(&req.path)?;
             let need = Need {
                 ancestor: Some(Access::WRITE),
                 ..Need::default()
@@ -165,6 +166,16 @@ impl Namesystem {
     ) -> Result<()> {
         let seq = self.mutate(Some("delete"), |st, store| {
             let path = &*st.ns.expand(path)?;
+            let need = Need {
+                parent: Some(Access::WRITE),
+                sticky: true,
+                sub: recursive.then_some(Access::ALL),
+                sub_skips_empty: true,
+                ..Need::default()
+            };
+            // First: the kind of an entry the caller may not delete is
+            // none of its business.
+            st.ns.check(caller, path, &need)?;
             if expect != EntryKind::Any {
                 let (id, norm) = st.ns.resolve(path)?;
                 let is_dir = st.ns.inode(id).is_some_and(|i| i.is_dir());
@@ -176,14 +187,6 @@ impl Namesystem {
                     _ => {}
                 }
             }
-            let need = Need {
-                parent: Some(Access::WRITE),
-                sticky: true,
-                sub: recursive.then_some(Access::ALL),
-                sub_skips_empty: true,
-                ..Need::default()
-            };
-            st.ns.check(caller, path, &need)?;
             let (batch, removed) = st.ns.plan_delete(path, recursive, now_ms())?;
             let seq = st.commit(store, batch)?;
             let blocks: usize = removed.iter().map(|f| f.blocks.len()).sum();
@@ -211,6 +214,7 @@ impl Namesystem {
     ) -> Result<()> {
         let seq = self.mutate(Some("rename"), |st, store| {
             let (src, dst) = (&*st.ns.expand(src)?, &*st.ns.expand(dst)?);
+            st.ns.check_creatable(dst)?;
             let need = Need {
                 parent: Some(Access::WRITE),
                 sticky: true,
@@ -298,6 +302,7 @@ impl Namesystem {
     ) -> Result<(FileStatus, Option<LocatedBlock>)> {
         let ((status, block), seq) = self.mutate(Some("create a file"), |st, store| {
             req.path = st.ns.expand(&req.path)?.into_owned();
+            st.ns.check_creatable(&req.path)?;
             let need = Need {
                 ancestor: Some(Access::WRITE),
                 parent: Some(Access::WRITE),

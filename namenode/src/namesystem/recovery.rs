@@ -22,8 +22,13 @@ use crate::store::{Change, Store};
 impl Namesystem {
     /// Starts (or checks) lease recovery of a file; true once it is
     /// closed. The caller needs write access to the file.
-    pub async fn recover_lease(&self, caller: &Caller, req: RecoverLeaseRequest) -> Result<bool> {
+    pub async fn recover_lease(
+        &self,
+        caller: &Caller,
+        mut req: RecoverLeaseRequest,
+    ) -> Result<bool> {
         let (closed, seq) = self.mutate(Some("recover a lease"), |st, store| {
+            req.path = st.ns.expand(&req.path)?.into_owned();
             st.ns
                 .check(caller, &req.path, &Need::target(Access::WRITE))?;
             st.recover_lease(store, &req, Instant::now())

@@ -495,3 +495,43 @@ fn names_created_by_another_client_are_seen_at_once_and_mkdir_p_races_work() {
         fs::metadata(m3.dir.join("n/e")).is_ok_and(|m| m.is_dir())
     });
 }
+
+/// A directory that another client renamed (and replaced by a new one at
+/// its old path) stays usable through a descriptor opened before, after
+/// the attribute timeout too: fstat works, a file opened in it is the one
+/// that moved with it, and a chmod of that file changes it, not the file
+/// that took its old path (the mount used its old path: ENOENT, or the
+/// other file).
+#[test]
+fn a_directory_renamed_by_another_client_stays_usable_through_open_descriptors() {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    let orig = c.local_file("orig", 3000, 81);
+    let other = c.local_file("other", 2000, 82);
+    c.dfs_ok(&["mkdir", "-p", "/t1/d1/s"]);
+    c.dfs_ok(&["put", orig.to_str().unwrap(), "/t1/d1/s/f"]);
+    let dir = fs::File::open(m.dir.join("t1/d1/s")).unwrap();
+    c.dfs_ok(&["mv", "/t1/d1", "/t1/d2"]);
+    c.dfs_ok(&["mkdir", "-p", "/t1/d1/s"]);
+    c.dfs_ok(&["put", other.to_str().unwrap(), "/t1/d1/s/f"]);
+    // Past the attribute and entry timeouts (1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(dir.metadata().unwrap().is_dir());
+    let name = CString::new("f").unwrap();
+    // SAFETY: a valid descriptor and a NUL-terminated name.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY) };
+    assert!(fd >= 0, "openat: {}", std::io::Error::last_os_error());
+    // SAFETY: fd was just returned by openat.
+    let mut f = unsafe { fs::File::from_raw_fd(fd) };
+    let mut got = Vec::new();
+    f.read_to_end(&mut got).unwrap();
+    assert_eq!(sha256(&got), sha256_file(&orig), "read the wrong file");
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .unwrap();
+    let moved = c.dfs_json(&["stat", "--json", "/t1/d2/s/f"]);
+    let stayed = c.dfs_json(&["stat", "--json", "/t1/d1/s/f"]);
+    assert_eq!(moved["mode"], 0o600, "{moved}");
+    assert_ne!(stayed["mode"], 0o600, "chmod hit the other file: {stayed}");
+}

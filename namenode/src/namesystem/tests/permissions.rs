@@ -418,3 +418,39 @@ async fn setuid_and_setgid_are_not_kept() {
     assert_eq!(st.mode, 0o751);
     h.close().await;
 }
+
+/// Inode paths and a delete's expected kind tell a user nothing that the
+/// plain path would not: the permission checks come first, on the path
+/// the inode has now, so walking inode ids maps no directory the user may
+/// not enter.
+#[tokio::test]
+async fn inode_paths_and_expected_kinds_reveal_nothing_past_the_permissions() {
+    use dfs_proto::path::inode_path;
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    let su = Caller::superuser();
+    let bob = user("bob", &["bob"]);
+    mkdir(&h, &su, "/secret", 0o700, "root").await.unwrap();
+    mkdir(&h, &su, "/secret/hidden-dir", 0o755, "root")
+        .await
+        .unwrap();
+    create(&h, &su, "/secret/hidden-file").await.unwrap();
+    let file =
+        h.fs.get_file_info(&su, "/secret/hidden-file")
+            .unwrap()
+            .inode;
+    let sub = h.fs.get_file_info(&su, "/secret/hidden-dir").unwrap().inode;
+    for (path, expect) in [
+        (inode_path(file, None), EntryKind::Directory),
+        (inode_path(sub, None), EntryKind::File),
+        ("/secret/hidden-dir".to_string(), EntryKind::File),
+        ("/secret/nothing".to_string(), EntryKind::File),
+        (inode_path(sub, Some("x")), EntryKind::Any),
+    ] {
+        let err = h.fs.delete(&bob, &path, false, expect).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{path}: {err}");
+        let err = h.fs.get_file_info(&bob, &path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{path}: {err}");
+    }
+    h.close().await;
+}

@@ -765,9 +765,28 @@ async fn inode_paths_follow_renames_and_deletes_check_the_kind() {
     h.fs.delete(&su, "/b", true, EntryKind::Any).await.unwrap();
     let err = h.fs.get_file_info(&su, &inode_path(d, None)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    for bad in ["/.reserved", "/.reserved/x", "/.reserved/.inodes/abc/x"] {
+    // fsck and lease recovery take inode paths too.
+    let e = h.fs.get_file_info(&su, "/a/d").unwrap().inode;
+    assert!(h.fs.fsck(&su, &inode_path(e, None), "").is_ok());
+    for bad in [
+        "/.reserved",
+        "/.reserved/x",
+        "/.reserved/.inodes/abc/x",
+        "//.reserved/.inodes",
+        "/.reserved//x",
+        "/.reserved/.inodes/1/.reserved",
+        "/.reserved/.inodes/1/.reserved/x",
+        "/.reserved/.inodes/+1/x",
+        "/.reserved/.inodes/01/x",
+    ] {
         let err = h.fs.mkdirs(&su, mkdir(bad)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
     }
+    h.fs.mkdirs(&su, mkdir("/m")).await.unwrap();
+    let err =
+        h.fs.rename(&su, "/m", "/.reserved/.inodes/1/.reserved", false)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     h.close().await;
 }
