@@ -81,8 +81,10 @@ fn path_of(path: &str) -> Result<String> {
 
 impl Client {
     /// Connects to the namenode at `addr` (`host:port`) with default
-    /// options. Fails within seconds, naming the address, when it cannot be
-    /// reached.
+    /// options. A namenode that refuses connections (restarting) is waited
+    /// for up to the RPC timeout (30 s); one that cannot be reached
+    /// otherwise fails within the connect timeout. The error names the
+    /// address.
     ///
     /// ```no_run
     /// # async fn f() -> dfs_client::Result<()> {
@@ -758,14 +760,20 @@ mod tests {
         assert!(check_block_size(4096 + 100).is_err());
     }
 
+    /// A namenode that refuses connections is waited for (it may be
+    /// restarting) up to the RPC timeout, then named in the error.
     #[tokio::test]
-    async fn unreachable_namenode_fails_fast_naming_the_address() {
+    async fn unreachable_namenode_fails_within_the_rpc_timeout_naming_the_address() {
         // A port nobody listens on (bound then released).
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
         let start = std::time::Instant::now();
-        let err = Client::connect(&addr).await.unwrap_err();
+        let opts = ClientOptions {
+            rpc_timeout: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let err = Client::connect_with(&addr, opts).await.unwrap_err();
         assert!(start.elapsed() < Duration::from_secs(5));
         assert!(matches!(err, Error::Unreachable { .. }));
         assert!(err.to_string().contains(&addr), "{err}");

@@ -62,6 +62,64 @@ pub(crate) async fn connect(addr: &str, role: &str, connect_timeout: Duration) -
     }
 }
 
+/// [`connect`], retried while the server refuses connections (it is
+/// restarting), up to `budget`, as HDFS's client retries a refused
+/// connection: a command started while the namenode restarts waits for
+/// it, as its calls would.
+pub(crate) async fn connect_waiting(
+    addr: &str,
+    role: &str,
+    connect_timeout: Duration,
+    budget: Duration,
+) -> Result<Channel> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut delay = Duration::from_millis(100);
+    let mut told = false;
+    loop {
+        let ep = endpoint(addr, connect_timeout)?;
+        let e = match tokio::time::timeout(connect_timeout + Duration::from_secs(1), ep.connect())
+            .await
+        {
+            Ok(Ok(channel)) => return Ok(channel),
+            Ok(Err(e)) => e,
+            Err(_) => {
+                return Err(Error::Unreachable {
+                    addr: format!("{role} at {addr}"),
+                    message: format!("no connection within {connect_timeout:?}"),
+                })
+            }
+        };
+        if !refused(&e) || tokio::time::Instant::now() + delay >= deadline {
+            return Err(Error::Unreachable {
+                addr: format!("{role} at {addr}"),
+                message: deepest_cause(&e),
+            });
+        }
+        if !told {
+            tracing::warn!(
+                "{role} at {addr} refuses connections; waiting up to {budget:?} for it (is it running?)"
+            );
+            told = true;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Whether a connection failed because nothing listens at the address.
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// The innermost cause of an error chain (e.g. "Connection refused").
 pub(crate) fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur: &(dyn std::error::Error + 'static) = e;

@@ -108,10 +108,11 @@ async fn creates_and_new_blocks_wait_out_a_short_namenode_restart() {
 
 /// Calls that change the namespace and were sent just before the
 /// namenode died (stopped, then killed, so they reached its socket and got
-/// no answer) are retried once it is back, instead of failing with "broken
-/// pipe": the client cannot know whether they ran, and sends them again
-/// with the same call id, which the namenode's retry cache recognises.
-/// Before, each failed.
+/// no answer) are retried once it is back, instead of failing with
+/// "connection reset": the client cannot know whether they ran, and sends
+/// them again with the same call id. Here they never ran, so the restarted
+/// namenode runs them; a call that did run is answered from the retry
+/// cache (next test). Before, each failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_caught_by_the_namenode_dying_are_retried_once_it_is_back() {
     let mut c = Cluster::builder().start();
@@ -508,4 +509,29 @@ async fn small_files_read_together_are_verified_and_fail_over() {
     c.datanodes[victim].kill();
     let fresh = Client::connect(c.addr()).await.unwrap();
     check(read(fresh.read_small_files(&page).await));
+}
+
+/// A `dfs` command started while the namenode is down (restarting) waits
+/// for it, as its calls would, instead of failing at its first connection
+/// ("Connection refused"); it says once that it waits.
+#[test]
+fn a_command_started_while_the_namenode_restarts_waits_for_it() {
+    let mut c = Cluster::builder().start();
+    c.namenode.kill();
+    let child = c
+        .dfs_command(&["mkdir", "-p", "/made/while/down"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    c.namenode.restart();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("refuses connections; waiting"), "{err}");
+    assert_eq!(
+        c.dfs_json(&["stat", "--json", "/made/while/down"])["type"],
+        "dir"
+    );
 }
