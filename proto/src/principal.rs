@@ -10,14 +10,22 @@ pub const USER_KEY: &str = "dfs-user-bin";
 pub const MAX_PRINCIPAL_LEN: usize = 256;
 
 /// Checks an owner or group name (`what` says which): at most
-/// [`MAX_PRINCIPAL_LEN`] bytes without NUL, and not empty unless
-/// `empty_ok` (a create without an owner gets the default). The error
-/// says what is wrong.
+/// [`MAX_PRINCIPAL_LEN`] bytes without control characters or `:` (which
+/// separates owner and group, and no Unix name holds), and not empty
+/// unless `empty_ok` (a create without an owner gets the default). Spaces
+/// are kept: directory services have group names such as "domain users".
+/// The error says what is wrong.
 pub fn check_principal(what: &str, name: &str, empty_ok: bool) -> Result<(), String> {
-    if name.len() > MAX_PRINCIPAL_LEN || name.contains('\0') {
+    if name.len() > MAX_PRINCIPAL_LEN {
         return Err(format!(
-            "{what} must be at most {MAX_PRINCIPAL_LEN} bytes without NUL (got {} bytes)",
+            "{what} must be at most {MAX_PRINCIPAL_LEN} bytes (got {} bytes)",
             name.len()
+        ));
+    }
+    if name.chars().any(|c| c.is_control() || c == ':') {
+        return Err(format!(
+            "{what} '{}' has a control character or ':'",
+            name.escape_debug()
         ));
     }
     if name.is_empty() && !empty_ok {
@@ -111,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn names_too_long_with_nul_or_empty_are_refused() {
+    fn names_too_long_with_control_characters_colons_or_empty_are_refused() {
         assert!(check_principal("owner", "alice", false).is_ok());
         assert!(check_principal("owner", "", true).is_ok());
         assert_eq!(
@@ -119,6 +127,12 @@ mod tests {
             "empty group"
         );
         assert!(check_principal("owner", "a\0b", true).is_err());
+        // A newline broke `dfs ls -l`; `a:b` read as owner a, group b.
+        for bad in ["a\nb", "a\tb", "a:b", "\u{7f}"] {
+            let e = check_principal("owner", bad, false).unwrap_err();
+            assert!(e.contains("control character or ':'"), "{e}");
+        }
+        assert!(check_principal("group", "domain users", false).is_ok());
         assert!(check_principal("owner", &"x".repeat(256), false).is_ok());
         let e = check_principal("owner", &"x".repeat(257), false).unwrap_err();
         assert!(e.contains("257 bytes"), "{e}");

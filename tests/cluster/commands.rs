@@ -834,3 +834,45 @@ fn put_of_a_tree_copes_with_symlink_loops_fifos_and_dangling_links() {
     assert_eq!(files, ["/p/linked", "/p/sub/file"], "{err}");
     assert_eq!(cat(&c, "/p/linked"), b"once");
 }
+
+/// A `put` whose destination directory another client moves during the
+/// copy fails in one line saying so, and leaves no `._COPYING_` file: the
+/// partial copy is removed by its inode where its directory went. Before,
+/// it said the destination did not exist and left the whole copy behind.
+#[test]
+fn put_into_a_directory_moved_during_the_copy_says_so_and_leaves_nothing() {
+    use std::io::Write;
+    let c = Cluster::builder().start();
+    c.dfs_ok(&["mkdir", "-p", "/W/w", "/S"]);
+    let mut child = c
+        .dfs_command(&["put", "-", "/W/w/file"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&random_bytes(1_500_000, 71)).unwrap();
+    // The temporary file exists once the first bytes went out.
+    let started = Instant::now();
+    while !c.tree().iter().any(|(p, _, _)| p.contains("._COPYING_")) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no copy began");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.dfs_ok(&["mv", "/W", "/S/"]);
+    stdin.write_all(&random_bytes(1_500_000, 72)).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/W/w/file") && err.contains("moved or removed during the copy"),
+        "{err}"
+    );
+    let tree = c.tree();
+    assert!(
+        !tree.iter().any(|(p, _, _)| p.contains("._COPYING_")),
+        "a partial copy was left: {tree:?}"
+    );
+}

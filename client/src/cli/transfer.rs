@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::glob::{expand, expand_all};
 use super::{local, stop, CliError, CliResult, CpArgs, Failures, GetArgs, PutArgs};
-use crate::{Client, CreateOptions, Error, FileReader, FileStatus, FileWriter, SetAttr};
+use crate::{Client, CreateOptions, Error, FileReader, FileStatus, FileType, FileWriter, SetAttr};
 
 /// Files at least this large get a progress bar (on a terminal).
 const PROGRESS_MIN: u64 = 32 << 20;
@@ -178,17 +178,23 @@ where
         .create(&tmp, tmp_opts)
         .await
         .map_err(|e| untemp(e.into(), &tmp, remote))?;
+    let tmp_id = writer.inode();
     let copied = interruptible(fill(writer)).await;
     let renamed = match copied {
-        Ok(()) => client
-            .rename(&tmp, remote, opts.overwrite)
-            .await
-            .map_err(CliError::from),
+        Ok(()) => match client.rename(&tmp, remote, opts.overwrite).await {
+            // The copy is gone from its name: its directory was moved or
+            // removed meanwhile (the copy is removed by inode below).
+            Err(Error::NotFound { path }) if path == tmp => Err(CliError::Told(format!(
+                "{remote}: its directory was moved or removed during the copy; \
+                 the copy is not kept"
+            ))),
+            r => r.map_err(CliError::from),
+        },
         Err(e) => Err(e),
     };
     if let Err(e) = renamed {
         let e = untemp(e, &tmp, remote);
-        return match remove_partial(client, &tmp).await {
+        return match remove_partial(client, &tmp, tmp_id).await {
             Ok(()) => Err(e),
             Err(cleanup) => Err(CliError::Told(format!(
                 "{e}; the partial copy {tmp} is left behind ({cleanup}): remove it with dfs rm"
@@ -204,12 +210,15 @@ const PARTIAL_CLEANUP: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Removes a failed copy's temporary file, retrying while the namenode
 /// is unreachable (the failure may have been its absence).
-async fn remove_partial(client: &Client, tmp: &str) -> Result<(), Error> {
+async fn remove_partial(client: &Client, tmp: &str, tmp_id: u64) -> Result<(), Error> {
     let deadline = tokio::time::Instant::now() + PARTIAL_CLEANUP;
     let mut delay = std::time::Duration::from_millis(200);
+    // By inode: a copy whose directory was moved meanwhile is still found.
+    let by_inode = dfs_proto::path::inode_path(tmp_id, None);
+    let target = if tmp_id == 0 { tmp } else { by_inode.as_str() };
     loop {
-        match client.delete(tmp, false).await {
-            // Gone with its directory (removed or moved meanwhile).
+        match client.delete_kind(target, false, FileType::File).await {
+            // Gone (its directory removed meanwhile).
             Ok(()) | Err(Error::NotFound { .. }) => return Ok(()),
             Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < deadline => {
                 tracing::debug!(path = %tmp, error = %e, "retrying the removal of a partial copy");

@@ -41,7 +41,7 @@ pub struct AttrChange {
 
 impl AttrChange {
     /// Checks the names, before anything is changed: a new owner or group
-    /// is not empty, at most 256 bytes and without NUL.
+    /// is not empty, at most 256 bytes, without control characters or ':'.
     pub fn check(&self, path: &str) -> Result<()> {
         for (what, name) in [("owner", &self.owner), ("group", &self.group)] {
             if let Some(n) = name {

@@ -357,6 +357,9 @@ impl Namespace {
             a = self.inodes[&a].rec.parent;
         }
         let src_inode = &self.inodes[&src_id];
+        if src_inode.is_dir() {
+            self.check_moved_paths(src_id, &src_norm, dst_comps.len(), &dst_norm)?;
+        }
         let dst_name = dst_comps[dst_comps.len() - 1];
         let mut batch = Batch::new();
         let mut removed = Vec::new();
@@ -391,6 +394,42 @@ impl Namespace {
         self.touch(&mut batch, src_parent, now);
         self.touch(&mut batch, dst_parent, now);
         Ok((batch, removed))
+    }
+
+    /// Refuses a rename of directory `src` to `dst` that would put a path
+    /// below it deeper than [`defaults::MAX_PATH_DEPTH`] components or
+    /// longer than [`defaults::MAX_PATH_LEN`] bytes: such a path could no
+    /// longer be named (HDFS checks the destination's length too). Walks
+    /// the subtree only when the move makes its paths deeper or longer,
+    /// and stops at the first path over a limit.
+    fn check_moved_paths(
+        &self,
+        src: u64,
+        src_norm: &str,
+        dst_depth: usize,
+        dst_norm: &str,
+    ) -> Result<()> {
+        let src_depth = src_norm.split('/').filter(|c| !c.is_empty()).count();
+        if dst_depth <= src_depth && dst_norm.len() <= src_norm.len() {
+            return Ok(());
+        }
+        let mut stack = vec![(src, dst_depth, dst_norm.len())];
+        while let Some((id, depth, len)) = stack.pop() {
+            if depth > defaults::MAX_PATH_DEPTH || len > defaults::MAX_PATH_LEN {
+                return Err(Error::invalid(format!(
+                    "cannot move {src_norm} to {dst_norm}: a path below it would be deeper than \
+                     {} components or longer than {} bytes",
+                    defaults::MAX_PATH_DEPTH,
+                    defaults::MAX_PATH_LEN
+                )));
+            }
+            if let Some(inode) = self.inodes.get(&id) {
+                for (name, child) in &inode.children {
+                    stack.push((*child, depth + 1, len + 1 + name.len()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Plans a change of attributes (chmod, chown, utimes).

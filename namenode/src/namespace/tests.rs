@@ -207,6 +207,42 @@ fn listing_pages() {
     assert!(!more);
 }
 
+/// A rename that would put paths below the moved directory past the
+/// depth or length limits is refused (they could no longer be named);
+/// one that stays within them, or moves a tree higher, is not.
+#[test]
+fn renames_never_make_paths_deeper_or_longer_than_the_limits() {
+    let mut n = ns();
+    let deep = |c: &str, k: usize| format!("/{}", vec![c; k].join("/"));
+    let a = deep("a", 200);
+    let b = format!("/B{}", deep("b", 99));
+    mkdir(&mut n, &a, true).unwrap();
+    mkdir(&mut n, &b, true).unwrap();
+    let rn = |n: &mut Namespace, s: &str, d: &str| {
+        let mut fake = FakeStore::new(n);
+        let r = n.plan_rename(s, d, false, 1).map(|x| x.0);
+        run(n, &mut fake, r)
+    };
+    // 200 + 1 + 100 components below /B would be 301.
+    let err = rn(&mut n, "/B", &format!("{a}/B")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("deeper than 256"), "{err}");
+    assert!(n.resolve(&b).is_ok(), "the refused rename changed the tree");
+    // 50 + 1 + 100 fits.
+    let mid = deep("a", 50);
+    rn(&mut n, "/B", &format!("{mid}/B")).unwrap();
+    assert!(n.resolve(&format!("{mid}{b}")).is_ok());
+    // Length: a 2,202-byte tree moved under another one.
+    let long = |c: char| format!("/{}", vec![c.to_string().repeat(199); 11].join("/"));
+    let (l1, l2) = (format!("/L{}", long('x')), format!("/M{}", long('y')));
+    mkdir(&mut n, &l1, true).unwrap();
+    mkdir(&mut n, &l2, true).unwrap();
+    let err = rn(&mut n, "/L", &format!("{l2}/L")).unwrap_err();
+    assert!(err.to_string().contains("longer than 4096"), "{err}");
+    // Moving a deep tree higher is never refused.
+    rn(&mut n, &format!("{mid}/B"), "/B2").unwrap();
+}
+
 #[test]
 fn rename_rules() {
     let mut n = ns();

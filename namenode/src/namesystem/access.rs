@@ -100,7 +100,7 @@ impl State {
             if !caller.is_member(group) {
                 return Err(Error::PermissionDenied {
                     message: format!(
-                        "Permission denied: user={user} does not belong to group {group}"
+                        "Permission denied: user={user} does not belong to group {group}, so cannot give {path} to it"
                     ),
                 });
             }
