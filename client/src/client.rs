@@ -82,7 +82,7 @@ fn path_of(path: &str) -> Result<String> {
 impl Client {
     /// Connects to the namenode at `addr` (`host:port`) with default
     /// options. A namenode that refuses connections (restarting) is waited
-    /// for up to the RPC timeout (30 s); one that cannot be reached
+    /// for up to 5 s (at most the RPC timeout); one that cannot be reached
     /// otherwise fails within the connect timeout. The error names the
     /// address.
     ///
@@ -761,7 +761,7 @@ mod tests {
     }
 
     /// A namenode that refuses connections is waited for (it may be
-    /// restarting) up to the RPC timeout, then named in the error.
+    /// restarting) up to 5 s or the RPC timeout, then named in the error.
     #[tokio::test]
     async fn unreachable_namenode_fails_within_the_rpc_timeout_naming_the_address() {
         // A port nobody listens on (bound then released).

@@ -18,6 +18,10 @@ use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Result};
 
+/// How long a client's first connection waits for a namenode that refuses
+/// it (restarting) before failing, naming the address.
+const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
+
 /// The longest wait between retries of an idempotent call.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -87,7 +91,10 @@ impl NameNode {
         connect_timeout: Duration,
         rpc_timeout: Duration,
     ) -> Result<NameNode> {
-        let channel = crate::conn::connect_waiting(addr, "namenode", connect_timeout, rpc_timeout)
+        // A namenode restarting takes a second or two to listen again; one
+        // that is not running is reported within seconds (issue 2).
+        let wait = rpc_timeout.min(FIRST_CONNECT_WAIT);
+        let channel = crate::conn::connect_waiting(addr, "namenode", connect_timeout, wait)
             .await
             .map_err(|e| match e {
                 Error::Unreachable { addr, message } => Error::Unreachable {

@@ -130,6 +130,19 @@ fn name_of(name: &OsStr) -> Result<&str, Errno> {
     Ok(name)
 }
 
+/// The errno for a call on an inode (through its inode path `target`)
+/// that failed: ENOENT means the inode is gone (deleted, or replaced by
+/// another client), and ESTALE has the kernel look the name up afresh,
+/// where ENOENT would end an open or stat of a path that names a new file.
+pub(crate) fn stale_if_gone(e: Errno, path: &str, target: &str) -> Errno {
+    if e == Errno::ENOENT && path != target {
+        debug!(path = %path, "inode removed or replaced by another client");
+        Errno::ESTALE
+    } else {
+        e
+    }
+}
+
 fn stale_errno(stale: Stale) -> Errno {
     match stale {
         Stale::Unknown => Errno::ESTALE,
@@ -274,7 +287,8 @@ impl DfsFs {
     }
 
     /// The path of `ino` (for messages) and its inode path, as
-    /// [`child_ref`](Self::child_ref).
+    /// [`child_ref`](Self::child_ref). A call through the inode path that
+    /// finds it gone goes through [`stale_if_gone`].
     fn inode_ref(&self, ino: u64) -> Result<(String, String), Errno> {
         let path = self.path_of(ino)?;
         let target = match self.inodes.nn_id(ino) {
@@ -300,9 +314,16 @@ impl DfsFs {
     /// directory above it), this is still the file, at its current path.
     async fn stat(&self, ino: u64) -> Result<(String, FileStatus), Errno> {
         let (path, target) = self.inode_ref(ino)?;
-        let status = self
+        let status = match self
             .call("getattr", &path, self.client.status(&target))
-            .await?;
+            .await
+        {
+            Ok(s) => s,
+            // The inode is gone (deleted, or replaced by another client):
+            // ESTALE has the kernel look the name up afresh, where ENOENT
+            // would end an open or stat of a path that names a new file.
+            Err(e) => return Err(stale_if_gone(e, &path, &target)),
+        };
         let path = if status.path.is_empty() {
             path
         } else {

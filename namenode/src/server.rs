@@ -55,14 +55,17 @@ impl NamenodeService {
     /// The caller a request acts for: the user its metadata names
     /// ([`USER_KEY`]), resolved to groups and superuser.
     fn caller<T>(&self, req: &Request<T>) -> Caller {
-        let user = req
-            .metadata()
-            .get_bin(USER_KEY)
-            .and_then(|v| v.to_bytes().ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        self.fs.caller(&user)
+        self.fs.caller(&user_of(req))
     }
+}
+
+/// The user a request's metadata names ([`USER_KEY`]); empty if none.
+fn user_of<T>(req: &Request<T>) -> String {
+    req.metadata()
+        .get_bin(USER_KEY)
+        .and_then(|v| v.to_bytes().ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// The longest call id kept in the retry cache.
@@ -76,13 +79,7 @@ fn call_key<T>(req: &Request<T>) -> Option<CallKey> {
     if id.len() > MAX_CALL_ID_LEN {
         return None;
     }
-    let user = req
-        .metadata()
-        .get_bin(USER_KEY)
-        .and_then(|v| v.to_bytes().ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    Some(CallKey::new(user, id))
+    Some(CallKey::new(user_of(req), id))
 }
 
 impl NamenodeService {

@@ -10,7 +10,7 @@ use fuser::{Errno, FopenFlags, OpenAccMode, OpenFlags};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
-use super::DfsFs;
+use super::{stale_if_gone, DfsFs};
 use crate::handles::OpenFile;
 use crate::prefetch::Key;
 use crate::reader::Reader;
@@ -83,9 +83,15 @@ impl DfsFs {
         let file = match looked_up {
             Some(l) => match self.client.open_located(l).await {
                 Ok(file) => file,
-                Err(_) => self.call("open", &path, self.client.open(&target)).await?,
+                Err(_) => self
+                    .call("open", &path, self.client.open(&target))
+                    .await
+                    .map_err(|e| stale_if_gone(e, &path, &target))?,
             },
-            None => self.call("open", &path, self.client.open(&target)).await?,
+            None => self
+                .call("open", &path, self.client.open(&target))
+                .await
+                .map_err(|e| stale_if_gone(e, &path, &target))?,
         };
         if !self.inodes.confirm(ino, file.status().inode) {
             return Err(Errno::ESTALE);

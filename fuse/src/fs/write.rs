@@ -12,7 +12,7 @@ use dfs_client::{CreateOptions, FileStatus, FileWriter, SetAttr};
 use fuser::{Errno, FileAttr, TimeOrNow};
 use tracing::{info, warn};
 
-use super::{new_file_status, DfsFs, MAX_PENDING_COMMITS};
+use super::{new_file_status, stale_if_gone, DfsFs, MAX_PENDING_COMMITS};
 use crate::attr::{file_attr, ms_from_time, now_ms};
 use crate::errno::errno;
 use crate::writer::{Phase, Writer};
@@ -29,6 +29,9 @@ fn time_ms(t: TimeOrNow) -> i64 {
 }
 
 /// Options that re-create `old` empty with its attributes.
+/// How long a replace waits for another client's file to be committed.
+const COMMIT_GRACE: Duration = Duration::from_secs(2);
+
 fn replace_options(old: &FileStatus) -> CreateOptions {
     CreateOptions {
         overwrite: true,
@@ -215,6 +218,32 @@ impl DfsFs {
         self.statahead.forget_dir(self.inodes.parent(ino));
     }
 
+    /// Replaces the file at `path` by an empty one with the attributes of
+    /// `old`. A file another client is still committing (its `close()`
+    /// returned, its completion is in flight: a few ms) is waited for, up to
+    /// [`COMMIT_GRACE`], rather than refused with EBUSY at once; one still
+    /// open for writing elsewhere is refused after that.
+    async fn replace(&self, path: &str, old: &FileStatus) -> Result<FileWriter, Errno> {
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(10);
+        loop {
+            let create = self.client.create(path, replace_options(old));
+            match self.bounded("truncate", path, create).await? {
+                Ok(fw) => return Ok(fw),
+                Err(dfs_client::Error::LeaseHeld { .. })
+                    if started.elapsed() + delay < COMMIT_GRACE =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    warn!(op = "truncate", path = %path, error = %e, "failed");
+                    return Err(errno(&e));
+                }
+            }
+        }
+    }
+
     /// Re-creates the file at `path` empty, keeping its attributes.
     async fn recreate(&self, ino: u64, path: &str) -> Result<(FileWriter, FileStatus), Errno> {
         // The file as it is now, at its current path (another client may
@@ -228,13 +257,7 @@ impl DfsFs {
         } else {
             current.as_str()
         };
-        let fw = self
-            .call(
-                "truncate",
-                path,
-                self.client.create(path, replace_options(&old)),
-            )
-            .await?;
+        let fw = self.replace(path, &old).await?;
         let status = new_file_status(path, old.mode, old.owner, old.group);
         self.replaced(ino, fw.inode());
         Ok((fw, status))
@@ -296,13 +319,7 @@ impl DfsFs {
         if size != 0 || status.length == 0 {
             return self.truncate_refused(&path, size, status.length);
         }
-        let fw = self
-            .call(
-                "truncate",
-                &path,
-                self.client.create(&path, replace_options(&status)),
-            )
-            .await?;
+        let fw = self.replace(&path, &status).await?;
         self.replaced(ino, fw.inode());
         match tokio::time::timeout(self.opts.data_timeout(), fw.close()).await {
             Ok(Ok(())) => Ok(()),
@@ -358,7 +375,8 @@ impl DfsFs {
         let (path, target) = self.inode_ref(ino)?;
         let status = self
             .call("setattr", &path, self.client.set_attr(&target, attrs))
-            .await?;
+            .await
+            .map_err(|e| stale_if_gone(e, &path, &target))?;
         // A listed page may hold the old attributes.
         self.statahead.forget_dir(self.inodes.parent(ino));
         if !self.inodes.confirm(ino, status.inode) {
