@@ -46,20 +46,7 @@ pub(crate) fn endpoint(addr: &str, connect_timeout: Duration) -> Result<Endpoint
 /// that names `role` ("namenode", "datanode") and the address
 /// ("cannot reach namenode at 127.0.0.1:9000: ...").
 pub(crate) async fn connect(addr: &str, role: &str, connect_timeout: Duration) -> Result<Channel> {
-    let ep = endpoint(addr, connect_timeout)?;
-    // The endpoint's own timeout covers the TCP connect; this one also
-    // covers name resolution and the HTTP/2 handshake.
-    match tokio::time::timeout(connect_timeout + Duration::from_secs(1), ep.connect()).await {
-        Ok(Ok(channel)) => Ok(channel),
-        Ok(Err(e)) => Err(Error::Unreachable {
-            addr: format!("{role} at {addr}"),
-            message: deepest_cause(&e),
-        }),
-        Err(_) => Err(Error::Unreachable {
-            addr: format!("{role} at {addr}"),
-            message: format!("no connection within {connect_timeout:?}"),
-        }),
-    }
+    connect_waiting(addr, role, connect_timeout, Duration::ZERO).await
 }
 
 /// [`connect`], retried while the server refuses connections (it is
@@ -77,6 +64,8 @@ pub(crate) async fn connect_waiting(
     let mut told = false;
     loop {
         let ep = endpoint(addr, connect_timeout)?;
+        // The endpoint's own timeout covers the TCP connect; this one also
+        // covers name resolution and the HTTP/2 handshake.
         let e = match tokio::time::timeout(connect_timeout + Duration::from_secs(1), ep.connect())
             .await
         {
@@ -106,8 +95,9 @@ pub(crate) async fn connect_waiting(
     }
 }
 
-/// Whether a connection failed because nothing listens at the address.
-fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether a connection, or a call on it, failed because nothing listens
+/// at the address (the request was never sent).
+pub(crate) fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {

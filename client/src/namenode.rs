@@ -168,7 +168,7 @@ impl NameNode {
                 Ok(resp.into_inner())
             }
             Ok(Err(status)) => {
-                let unsent = connection_refused(&status);
+                let unsent = crate::conn::refused(&status);
                 let err = Error::from_status_paths(status, paths, &self.namenode_name());
                 tracing::debug!(op, path, error = %err, "namenode call failed");
                 Err((err, unsent))
@@ -224,39 +224,26 @@ impl NameNode {
         F: FnMut(NnClient) -> Fut,
         Fut: Future<Output = std::result::Result<Response<T>, Status>>,
     {
-        let retry = |e: &Error, unsent: bool| {
+        let seq = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = MetadataValue::try_from(format!("{}:{seq}", self.call_prefix)).ok();
+        // Without an id (a client name that is not ASCII) a call that may
+        // have run is not sent again.
+        let identified = id.is_some();
+        let retry = move |e: &Error, unsent: bool| {
             unsent
                 || matches!(
                     e,
                     Error::SafeMode {
                         by_admin: false,
                         ..
-                    } | Error::Unreachable { .. }
+                    }
                 )
+                || (identified && matches!(e, Error::Unreachable { .. }))
         };
-        let seq = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = format!("{}:{seq}", self.call_prefix);
-        match MetadataValue::try_from(id.as_str()) {
-            Ok(id) => {
-                CALL_ID
-                    .scope(id, self.retry_while(op, paths, budget, retry, f))
-                    .await
-            }
-            // A client name that is not ASCII: no retries of calls that
-            // may have run.
-            Err(_) => {
-                let unsent = |e: &Error, unsent: bool| {
-                    unsent
-                        || matches!(
-                            e,
-                            Error::SafeMode {
-                                by_admin: false,
-                                ..
-                            }
-                        )
-                };
-                self.retry_while(op, paths, budget, unsent, f).await
-            }
+        let call = self.retry_while(op, paths, budget, retry, f);
+        match id {
+            Some(id) => CALL_ID.scope(id, call).await,
+            None => call.await,
         }
     }
 
@@ -324,19 +311,4 @@ impl NameNode {
     fn namenode_name(&self) -> String {
         format!("namenode at {}", self.addr)
     }
-}
-
-/// Whether a failed call's connection was refused (the namenode is not
-/// listening: the request was never sent).
-fn connection_refused(status: &Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return true;
-            }
-        }
-        source = e.source();
-    }
-    false
 }

@@ -291,11 +291,16 @@ impl DfsFs {
     /// finds it gone goes through [`stale_if_gone`].
     fn inode_ref(&self, ino: u64) -> Result<(String, String), Errno> {
         let path = self.path_of(ino)?;
-        let target = match self.inodes.nn_id(ino) {
-            0 => path.clone(),
-            id => dfs_proto::path::inode_path(id, None),
-        };
+        let target = self.inode_target(ino, &path);
         Ok((path, target))
+    }
+
+    /// The inode path of `ino`, or `path` while its namenode id is unknown.
+    fn inode_target(&self, ino: u64, path: &str) -> String {
+        match self.inodes.nn_id(ino) {
+            0 => path.to_string(),
+            id => dfs_proto::path::inode_path(id, None),
+        }
     }
 
     fn attr(&self, ino: u64, status: &FileStatus) -> FileAttr {
@@ -442,10 +447,7 @@ impl DfsFs {
         let path = stream.path().to_string();
         // Listed by inode: a directory renamed by another client is still
         // the one listed, not whatever took its old path.
-        let target = match self.inodes.nn_id(ino) {
-            0 => path.clone(),
-            id => dfs_proto::path::inode_path(id, None),
-        };
+        let target = self.inode_target(ino, &path);
         let mut added = false;
         loop {
             let index = cookie - FIRST_ENTRY;
