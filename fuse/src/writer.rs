@@ -163,6 +163,19 @@ impl Writer {
         self.info.lock().path.clone()
     }
 
+    /// The file was renamed, or a directory above it, from `from` to `to`:
+    /// its messages name the new path. (Its namenode calls name the file
+    /// by inode, so a rename never loses it.)
+    pub fn moved(&self, from: &str, to: &str) {
+        let mut info = self.info.lock();
+        // (The root is never renamed.)
+        if let Some(rest) = info.path.strip_prefix(from) {
+            if rest.is_empty() || rest.starts_with('/') {
+                info.path = format!("{to}{rest}");
+            }
+        }
+    }
+
     /// Replicas of the file being written (0 when not writing a new file).
     pub fn replication(&self) -> u32 {
         self.info
@@ -577,6 +590,19 @@ mod tests {
         assert_eq!(w.phase(), Phase::Done);
         assert!(w.wait_done(Duration::from_millis(10)).await);
         assert!(w.done_at().is_some());
+    }
+
+    #[test]
+    fn a_rename_above_the_file_moves_its_path() {
+        let w = Writer::existing(2, "/d/f".into());
+        w.moved("/dx", "/y");
+        assert_eq!(w.path(), "/d/f");
+        w.moved("/d", "/e");
+        assert_eq!(w.path(), "/e/f");
+        w.moved("/e/f", "/g");
+        assert_eq!(w.path(), "/g");
+        w.moved("/g/", "/h");
+        assert_eq!(w.path(), "/g");
     }
 
     #[tokio::test]

@@ -88,6 +88,10 @@ pub struct CreateArgs {
     pub block_size: u64,
     /// Attributes.
     pub attrs: NewAttrs,
+    /// With `overwrite`, the lease holder whose file being written may be
+    /// replaced all the same: its lease is past the soft limit (the writer
+    /// is gone), as HDFS lets a create recover such a file.
+    pub lapsed_holder: Option<String>,
 }
 
 /// A file taken out of the namespace (deleted or replaced).

@@ -171,16 +171,20 @@ impl DfsFs {
         let overwrite = !flags.contains(RenameFlags::RENAME_NOREPLACE);
         let (src, src_target) = self.child_ref(parent, name)?;
         let (dst, dst_target) = self.child_ref(new_parent, new_name)?;
-        // Writers address their file by path: let closed ones commit first.
-        let mut writers = self.handles.active_writers_under(&src);
-        writers.extend(self.handles.active_writers_under(&dst));
-        for w in writers {
+        // Files being written under the source go on being written: their
+        // namenode calls name them by inode. A file being written that the
+        // rename replaces is abandoned at its release, as after an unlink;
+        // one closed and being committed is waited for, so the rename
+        // replaces the complete file.
+        let moved = self.handles.active_writers_under(&src);
+        let mut replaced = Vec::new();
+        for w in self.handles.active_writers_under(&dst) {
+            // (A rename onto itself moves and replaces nothing.)
+            if moved.iter().any(|m| Arc::ptr_eq(m, &w)) {
+                continue;
+            }
             if self.settle_writer(&w).await {
-                warn!(
-                    path = %w.path(),
-                    "rename refused: the file is still open for writing; close it first"
-                );
-                return Err(Errno::EBUSY);
+                replaced.push(w);
             }
         }
         self.call(
@@ -189,6 +193,13 @@ impl DfsFs {
             self.client.rename(&src_target, &dst_target, overwrite),
         )
         .await?;
+        for w in moved {
+            w.moved(&src, &dst);
+        }
+        for w in replaced {
+            debug!(path = %w.path(), "file being written replaced by a rename: it will be abandoned");
+            w.mark_unlinked();
+        }
         self.inodes.rename(parent, name, new_parent, new_name);
         let now = now_ms();
         self.dir_changed(parent, now);

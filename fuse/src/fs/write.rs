@@ -28,10 +28,10 @@ fn time_ms(t: TimeOrNow) -> i64 {
     }
 }
 
-/// Options that re-create `old` empty with its attributes.
 /// How long a replace waits for another client's file to be committed.
 const COMMIT_GRACE: Duration = Duration::from_secs(2);
 
+/// Options that re-create `old` empty with its attributes.
 fn replace_options(old: &FileStatus) -> CreateOptions {
     CreateOptions {
         overwrite: true,
@@ -97,8 +97,8 @@ impl DfsFs {
             match &stored {
                 Err(e) if !fsync && *e == Errno::ENOENT => warn!(
                     path = %path,
-                    "the file being written is no longer at its path (renamed or replaced by another client): \
-                     its attributes are not stored and it will not be completed under this name"
+                    "the file being written was deleted by another client (or another file was renamed over it): \
+                     its attributes are not stored and it will not be completed"
                 ),
                 // The bytes are safe and the commit still carries the attributes.
                 Err(_) if !fsync => warn!(

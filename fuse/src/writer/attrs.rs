@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use dfs_client::{Client, FileStatus, FileWriter, SetAttr};
+use dfs_proto::path::inode_path;
 use tracing::warn;
 
 use super::{Info, Phase, Writer};
@@ -30,27 +31,25 @@ impl Writer {
     /// stored, so that a close() or fsync that returns keeps them even if
     /// this process dies before the commit (lease recovery then completes
     /// the file, and the namenode keeps an mtime set this way). They stay
-    /// deferred too: the commit carries them in its edit as ever. Bound to
-    /// the file's namenode inode, so a file another client put at this
+    /// deferred too: the commit carries them in its edit as ever. Sent to
+    /// the file's namenode inode (its inode path), so they reach it
+    /// wherever it was renamed, and a file another client put at its old
     /// path is left alone. One namenode call when there is something new.
     pub async fn store_deferred_attrs(&self, client: &Client) -> dfs_client::Result<()> {
         if !self.attrs_due() {
             return Ok(());
         }
         let _in_order = self.storing_attrs.lock().await;
-        let (path, inode, attrs, gen) = {
+        let (inode, attrs, gen) = {
             let info = self.info.lock();
             match info.nn_inode {
-                Some(inode) if self.due(&info) => (
-                    info.path.clone(),
-                    inode,
-                    info.pending.clone(),
-                    info.pending_gen,
-                ),
+                Some(inode) if self.due(&info) => (inode, info.pending.clone(), info.pending_gen),
                 _ => return Ok(()),
             }
         };
-        client.set_attr_of(&path, inode, attrs).await?;
+        client
+            .set_attr_of(&inode_path(inode, None), inode, attrs)
+            .await?;
         let mut info = self.info.lock();
         info.stored_gen = info.stored_gen.max(gen);
         Ok(())
@@ -133,7 +132,9 @@ impl Writer {
                 info.applying.merge(pending.clone());
                 pending
             };
-            match tokio::time::timeout(timeout, client.set_attr_of(path, inode, pending)).await {
+            let target = inode_path(inode, None);
+            let store = client.set_attr_of(&target, inode, pending);
+            match tokio::time::timeout(timeout, store).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     warn!(path = %path, error = %e, "storing attributes after close failed")

@@ -231,7 +231,11 @@ impl Namespace {
             if o.is_dir() {
                 return Err(Error::IsADirectory { path: norm });
             }
-            if o.under_construction() && o.rec.lease_holder != args.client_name {
+            let holder = &o.rec.lease_holder;
+            if o.under_construction()
+                && *holder != args.client_name
+                && args.lapsed_holder.as_ref() != Some(holder)
+            {
                 return Err(Error::LeaseHeld {
                     path: norm,
                     holder: o.rec.lease_holder.clone(),

@@ -84,8 +84,26 @@ impl State {
                 owner: req.owner,
                 group: req.group,
             },
+            lapsed_holder: None,
         };
-        let (batch, created) = self.ns.plan_create(&args, now_ms())?;
+        let args = CreateArgs {
+            lapsed_holder: self.lapsed_holder(&args, now),
+            ..args
+        };
+        let (batch, created) = self
+            .ns
+            .plan_create(&args, now_ms())
+            .map_err(|e| self.explain_held(e, now))?;
+        if let Some(old) = &created.replaced {
+            if !old.lease_holder.is_empty() && old.lease_holder != args.client_name {
+                tracing::info!(
+                    path = %created.path,
+                    holder = %old.lease_holder,
+                    client = %args.client_name,
+                    "replacing a file whose writer stopped renewing its lease (past the soft limit)"
+                );
+            }
+        }
         let seq = self.commit(store, batch)?;
         if let Some(old) = &created.replaced {
             self.forget_file(old);
@@ -96,6 +114,45 @@ impl State {
             .status(created.id, created.path.clone())
             .ok_or(Error::NotFound { path: created.path })?;
         Ok((status, seq))
+    }
+
+    /// For a create that replaces a file: the holder of the file's lease
+    /// when another client's lease is past the soft limit (or the file is
+    /// being recovered), so the create may replace it, as HDFS's create
+    /// recovers such a file rather than wait for the hard limit.
+    fn lapsed_holder(&self, args: &CreateArgs, now: Instant) -> Option<String> {
+        if !args.overwrite {
+            return None;
+        }
+        let (_, _, inode) = self.ns.resolve_file(&args.path).ok()?;
+        let holder = &inode.rec.lease_holder;
+        if !inode.under_construction() || *holder == args.client_name {
+            return None;
+        }
+        let lapsed = holder == RECOVERY_HOLDER
+            || self
+                .leases
+                .age(holder, now)
+                .is_some_and(|age| age > self.cfg.lease_soft_limit);
+        lapsed.then(|| holder.clone())
+    }
+
+    /// Says, for a file another client writes, when it may be replaced.
+    fn explain_held(&self, e: Error, now: Instant) -> Error {
+        match e {
+            Error::LeaseHeld { path, holder } => {
+                let age = self.leases.age(&holder, now).unwrap_or_default();
+                Error::LeaseHeld {
+                    path: format!(
+                        "{path} (lease renewed {}s ago: it may be replaced once the writer has not renewed it for {}s)",
+                        age.as_secs(),
+                        self.cfg.lease_soft_limit.as_secs()
+                    ),
+                    holder,
+                }
+            }
+            e => e,
+        }
     }
 
     /// Maps client-given node names (ids or addresses) to nodes.

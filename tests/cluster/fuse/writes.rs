@@ -113,6 +113,71 @@ fn a_file_whose_directory_is_renamed_while_written_is_closed_at_its_new_path() {
     );
 }
 
+/// On the mount itself, a file may be renamed while it is written, and so
+/// may a directory above it (logrotate renames a log its program keeps
+/// writing): the writer goes on, attributes set after the rename are
+/// stored, and the file is closed at its new path with every byte. A file
+/// being written that a rename replaces is abandoned, as after an unlink.
+/// Before, each of these renames failed with EBUSY.
+#[test]
+fn files_being_written_can_be_renamed_on_the_mount() {
+    let c = Cluster::builder().start();
+    let m = Mount::new(&c, &[]);
+    fs::create_dir(m.dir.join("d")).unwrap();
+    let data = random_bytes(3 * MIB + 77, 41);
+    let mut log = fs::File::create(m.dir.join("d/app.log")).unwrap();
+    log.write_all(&data[..MIB]).unwrap();
+    // logrotate: the log moves aside, a new one takes its name.
+    fs::rename(m.dir.join("d/app.log"), m.dir.join("d/app.log.1")).unwrap();
+    let mut fresh = fs::File::create(m.dir.join("d/app.log")).unwrap();
+    fresh.write_all(b"after the rotation\n").unwrap();
+    log.write_all(&data[MIB..2 * MIB]).unwrap();
+    // The directory moves too, while both are open.
+    fs::rename(m.dir.join("d"), m.dir.join("e")).unwrap();
+    log.write_all(&data[2 * MIB..]).unwrap();
+    let mtime = std::time::UNIX_EPOCH + Duration::from_secs(978_307_200);
+    log.set_permissions(fs::Permissions::from_mode(0o640))
+        .unwrap();
+    log.set_times(fs::FileTimes::new().set_modified(mtime))
+        .unwrap();
+    log.sync_all().unwrap();
+    drop(log);
+    drop(fresh);
+    let length = wait_closed(&c, "/e/app.log.1", Duration::from_secs(20), "the mount");
+    assert_eq!(length, data.len() as u64);
+    let got = c.dfs(&["cat", "/e/app.log.1"]);
+    assert!(got.status.success(), "{got:?}");
+    assert!(got.stdout == data, "wrong bytes at /e/app.log.1");
+    let st = c.dfs_json(&["stat", "--json", "/e/app.log.1"]);
+    assert_eq!(st["mode"].as_u64(), Some(0o640), "{st}");
+    assert_eq!(st["mtime"].as_i64(), Some(978_307_200_000), "{st}");
+    wait_closed(&c, "/e/app.log", Duration::from_secs(20), "the mount");
+    assert_eq!(
+        fs::read(m.dir.join("e/app.log")).unwrap(),
+        b"after the rotation\n"
+    );
+
+    // A rename onto a file being written replaces it: the writer's bytes
+    // are abandoned, the renamed file is what the name holds.
+    let mut open = fs::File::create(m.dir.join("e/target")).unwrap();
+    open.write_all(&random_bytes(200_000, 42)).unwrap();
+    fs::write(m.dir.join("e/new"), b"the new target").unwrap();
+    fs::rename(m.dir.join("e/new"), m.dir.join("e/target")).unwrap();
+    open.write_all(b"more").unwrap();
+    drop(open);
+    assert_eq!(fs::read(m.dir.join("e/target")).unwrap(), b"the new target");
+    let got = c.dfs(&["cat", "/e/target"]);
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(got.stdout, b"the new target");
+    let st = c.dfs_json(&["stat", "--json", "/e/target"]);
+    assert_eq!(st["under_construction"], false, "{st}");
+    let names: Vec<String> = fs::read_dir(m.dir.join("e"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
 /// `close()` returns once the pipeline acknowledged every byte: a file
 /// closed just before the mount is SIGKILLed (its commit still pending)
 /// keeps all its bytes, and lease recovery completes it.
@@ -560,6 +625,66 @@ fn a_file_closed_on_one_mount_is_replaced_from_another_at_once() {
         assert!(got.status.success(), "round {round}: {got:?}");
         assert!(got.stdout == second, "round {round}: wrong bytes");
     }
+}
+
+/// A file whose writer died (its mount killed before close) is refused to
+/// another mount's `cp` while the writer's lease may still be renewed, and
+/// replaced once it is past the soft limit, without waiting for the hard
+/// limit (20 min by default) to close it.
+#[test]
+fn a_file_whose_writer_died_is_replaced_after_the_soft_limit() {
+    let c = Cluster::builder()
+        .namenode_args(&["--lease-soft-limit", "8s", "--lease-hard-limit", "10m"])
+        .start();
+    let mut a = Mount::new(&c, &[]);
+    let b = Mount::new(&c, &[]);
+    let mut f = fs::File::create(a.dir.join("f")).unwrap();
+    f.write_all(&random_bytes(100_000, 31)).unwrap();
+    f.sync_all().unwrap();
+    a.proc.kill();
+    let killed = Instant::now();
+    drop(f);
+    a.unmount();
+    let new = c.local_file("new", 70_000, 32);
+    let cp = |dst: &Path| {
+        Command::new("cp")
+            .arg(&new)
+            .arg(dst)
+            .output()
+            .expect("run cp")
+    };
+    let early = cp(&b.dir.join("f"));
+    assert!(
+        killed.elapsed() < Duration::from_secs(8),
+        "too slow to try within the soft limit"
+    );
+    assert!(
+        !early.status.success(),
+        "replaced a file whose writer may be alive"
+    );
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(err.contains("Device or resource busy"), "{err}");
+    assert!(
+        b.log()
+            .contains("it may be replaced once the writer has not renewed it for 8s"),
+        "{}",
+        b.log()
+    );
+    let st = c.dfs_json(&["stat", "--json", "/f"]);
+    assert_eq!(st["under_construction"], true, "{st}");
+    // Past the soft limit.
+    std::thread::sleep(Duration::from_secs(9).saturating_sub(killed.elapsed()));
+    let late = cp(&b.dir.join("f"));
+    assert!(late.status.success(), "{late:?}");
+    assert_eq!(
+        sha256(&fs::read(b.dir.join("f")).unwrap()),
+        sha256_file(&new)
+    );
+    let got = c.dfs(&["cat", "/f"]);
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(sha256(&got.stdout), sha256_file(&new));
+    let st = c.dfs_json(&["stat", "--json", "/f"]);
+    assert_eq!(st["under_construction"], false, "{st}");
 }
 
 /// A file another client replaced is opened, and changed, as the new one

@@ -166,3 +166,74 @@ async fn lease_recovery_waits_for_the_dead_datanodes_of_the_last_block() {
     assert!(ordered, "no block recovery ordered from the returning node");
     h.close().await;
 }
+
+#[tokio::test]
+async fn a_create_replaces_a_file_whose_writer_is_past_the_soft_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = short_leases(dir.path());
+    let lb = h.allocate("/f", "gone").await;
+    let old_id =
+        h.fs.get_file_info(&Caller::superuser(), "/f")
+            .unwrap()
+            .inode;
+    let replace = |client: &str| CreateRequest {
+        path: "/f".into(),
+        client_name: client.into(),
+        overwrite: true,
+        ..Default::default()
+    };
+    // Within the soft limit the writer may still be alive: refused, saying when.
+    let err =
+        h.fs.create(&Caller::superuser(), replace("c2"))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseHeld);
+    assert!(
+        err.to_string()
+            .contains("it may be replaced once the writer has not renewed it for 1s"),
+        "{err}"
+    );
+    // A create without overwrite is refused whatever the lease's age.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut keep = replace("c2");
+    keep.overwrite = false;
+    let err = h.fs.create(&Caller::superuser(), keep).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    // Past the soft limit the file is replaced; its writer lost it.
+    let st =
+        h.fs.create(&Caller::superuser(), replace("c2"))
+            .await
+            .unwrap();
+    assert_ne!(st.inode, old_id);
+    assert!(st.under_construction);
+    let err =
+        h.fs.add_block(
+            AddBlockRequest {
+                path: "/f".into(),
+                client_name: "gone".into(),
+                file_id: old_id,
+                previous: lb.block,
+                ..Default::default()
+            },
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    // The new writer holds the file; the lease manager knows only it.
+    h.fs.complete(
+        &Caller::superuser(),
+        CompleteRequest {
+            path: "/f".into(),
+            client_name: "c2".into(),
+            file_id: st.inode,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let st = h.fs.get_file_info(&Caller::superuser(), "/f").unwrap();
+    assert!(!st.under_construction);
+    assert_eq!(h.fs.state.read().leases.file_count(), 0);
+    h.close().await;
+}
