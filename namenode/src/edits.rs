@@ -17,7 +17,8 @@
 //! A change is a tag byte followed by its fields (integers LE, strings and
 //! inode records as a u32 LE length and the bytes): 1 put inode (prost
 //! `InodeRecord`), 2 remove inode (id), 3 put entry (parent, child, name),
-//! 4 remove entry (parent, name), 5 counters (three u64).
+//! 4 remove entry (parent, name), 5 counters (three u64), 6 the call that
+//! made the batch (user, call id, time in ms as i64).
 //!
 //! Segments are filled with zeros ahead of the records, a chunk at a time,
 //! and synced, so that appending a group usually only overwrites allocated
@@ -39,7 +40,7 @@ use dfs_proto::image::InodeRecord;
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::store::{Batch, Change, Counters};
+use crate::store::{Batch, CallRecord, Change, Counters};
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DFSEDIT1";
@@ -57,6 +58,7 @@ const TAG_REMOVE_INODE: u8 = 2;
 const TAG_PUT_DIRENT: u8 = 3;
 const TAG_REMOVE_DIRENT: u8 = 4;
 const TAG_COUNTERS: u8 = 5;
+const TAG_CALL: u8 = 6;
 
 fn corrupt(message: impl Into<String>) -> Error {
     Error::CorruptStore {
@@ -113,6 +115,12 @@ pub fn encode_record(txid: u64, batch: &[Change], out: &mut Vec<u8>) {
                 out.extend_from_slice(&c.next_inode.to_le_bytes());
                 out.extend_from_slice(&c.next_block.to_le_bytes());
                 out.extend_from_slice(&c.generation_stamp.to_le_bytes());
+            }
+            Change::Call(call) => {
+                out.push(TAG_CALL);
+                put_bytes(out, call.user.as_bytes());
+                put_bytes(out, call.id.as_bytes());
+                out.extend_from_slice(&call.at_ms.to_le_bytes());
             }
         }
     }
@@ -196,6 +204,11 @@ fn decode_payload(payload: &[u8]) -> std::result::Result<Record, String> {
                 next_inode: c.u64()?,
                 next_block: c.u64()?,
                 generation_stamp: c.u64()?,
+            }),
+            TAG_CALL => Change::Call(CallRecord {
+                user: c.string()?,
+                id: c.string()?,
+                at_ms: c.u64()? as i64,
             }),
             t => return Err(format!("unknown change tag {t}")),
         };
@@ -499,6 +512,11 @@ mod tests {
                 next_inode: 10,
                 next_block: 11,
                 generation_stamp: 12,
+            }),
+            Change::Call(CallRecord {
+                user: "u".into(),
+                id: "c:1".into(),
+                at_ms: -5,
             }),
         ]
     }

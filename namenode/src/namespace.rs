@@ -343,6 +343,7 @@ impl Namespace {
                     }
                 }
                 Change::Counters(c) => self.counters = *c,
+                Change::Call(_) => {}
             }
         }
     }

@@ -10,7 +10,8 @@
 //! The scheduling itself, which needs the datanodes and placement, is the
 //! namesystem's monitor.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::datanodes::NodeIdx;
@@ -120,6 +121,8 @@ pub struct ReplicationQueues {
     cursors: [u64; LEVELS],
     pending: HashMap<u64, PendingCopy>,
     check: HashSet<u64>,
+    /// Checks due later, the soonest first.
+    later: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl ReplicationQueues {
@@ -138,8 +141,21 @@ impl ReplicationQueues {
         self.check.extend(ids);
     }
 
-    /// Takes the blocks to re-evaluate.
-    pub fn take_checks(&mut self) -> Vec<u64> {
+    /// Asks the monitor to re-evaluate a block once `at` has passed (not
+    /// at every round until then).
+    pub fn check_at(&mut self, id: u64, at: Instant) {
+        self.later.push(Reverse((at, id)));
+    }
+
+    /// Takes the blocks to re-evaluate now, with those due by `now`.
+    pub fn take_checks(&mut self, now: Instant) -> Vec<u64> {
+        while let Some(&Reverse((at, id))) = self.later.peek() {
+            if at > now {
+                break;
+            }
+            self.check.insert(id);
+            self.later.pop();
+        }
         self.check.drain().collect()
     }
 
@@ -360,6 +376,20 @@ mod tests {
             racks: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_check_asked_for_later_comes_due_once() {
+        let mut q = ReplicationQueues::new();
+        let t0 = Instant::now();
+        q.check_at(7, t0 + Duration::from_secs(2));
+        q.check_at(8, t0 + Duration::from_secs(1));
+        q.check(9);
+        assert_eq!(q.take_checks(t0), vec![9]);
+        assert!(q.take_checks(t0).is_empty());
+        assert_eq!(q.take_checks(t0 + Duration::from_secs(1)), vec![8]);
+        assert_eq!(q.take_checks(t0 + Duration::from_secs(3)), vec![7]);
+        assert!(q.take_checks(t0 + Duration::from_secs(4)).is_empty());
     }
 
     #[test]

@@ -14,8 +14,15 @@
 //! The call runs in a task of its own, so it completes, and its answer is
 //! kept, even when the connection that asked for it is gone. Answers are
 //! kept for [`EXPIRY`] (HDFS's default too), at most [`CAPACITY`] of them,
-//! oldest first out. They live in memory only: after a restart, a retry
-//! runs again (see ARCHITECTURE.md).
+//! oldest first out.
+//!
+//! A call that changes the namespace records its key in the edit it
+//! commits ([`current_call`], [`crate::store::CallRecord`]), as HDFS logs
+//! RPC ids with its edits. The namenode that replays the edit after a
+//! restart knows the call ran, though not its answer
+//! ([`RetryCache::restore`]): a retry then gets an answer made from the
+//! namespace as it is (the file created, the path deleted), where running
+//! it again would fail with "already exists" or "not found".
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +33,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tonic::Status;
+
+use crate::store::CallRecord;
 
 /// How long an answer is kept for a retry.
 pub const EXPIRY: Duration = Duration::from_secs(600);
@@ -50,7 +59,34 @@ impl CallKey {
             id: id.into(),
         }
     }
+
+    /// The record of this call for the edit log, made at `at_ms`.
+    pub fn record(&self, at_ms: i64) -> CallRecord {
+        CallRecord {
+            user: self.user.clone(),
+            id: self.id.clone(),
+            at_ms,
+        }
+    }
 }
+
+tokio::task_local! {
+    /// The at-most-once call the current task runs.
+    static CALL: CallKey;
+}
+
+/// The at-most-once call this task runs, if any: the edits it commits
+/// record it.
+pub fn current_call() -> Option<CallKey> {
+    CALL.try_with(CallKey::clone).ok()
+}
+
+/// What a retry runs when its call ran before the namenode restarted: an
+/// answer made from the namespace as it is now, or `None` to run the call
+/// again (for a call that is safe to repeat).
+pub type Replayed<T> = Option<BoxFuture<T>>;
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, Status>> + Send>>;
 
 enum Slot {
     /// The first call is running; its end is announced by dropping the
@@ -58,6 +94,9 @@ enum Slot {
     Running(watch::Receiver<()>),
     /// Its answer.
     Done(Arc<dyn Any + Send + Sync>),
+    /// It ran before the namenode restarted (its edit was replayed); its
+    /// answer is not known.
+    Replayed,
 }
 
 #[derive(Default)]
@@ -73,7 +112,7 @@ impl Entries {
             if now.duration_since(*at) < EXPIRY && self.order.len() <= CAPACITY {
                 break;
             }
-            if matches!(self.slots.get(key), Some(Slot::Done(_))) {
+            if matches!(self.slots.get(key), Some(Slot::Done(_) | Slot::Replayed)) {
                 self.slots.remove(key);
             }
             self.order.pop_front();
@@ -93,10 +132,39 @@ impl RetryCache {
         RetryCache::default()
     }
 
+    /// Restores the calls the edit log recorded (oldest first), those
+    /// within [`EXPIRY`] of `now_ms`.
+    pub fn restore(&self, calls: Vec<CallRecord>, now_ms: i64) {
+        let mut e = self.entries.lock();
+        let now = Instant::now();
+        let expiry = EXPIRY.as_millis() as i64;
+        for c in calls {
+            let age = now_ms.saturating_sub(c.at_ms);
+            if !(0..expiry).contains(&age) {
+                continue;
+            }
+            let key = CallKey::new(c.user, c.id);
+            if e.slots.insert(key.clone(), Slot::Replayed).is_none() {
+                let at = now
+                    .checked_sub(Duration::from_millis(age as u64))
+                    .unwrap_or(now);
+                e.order.push_back((at, key));
+            }
+        }
+        e.expire(now);
+    }
+
     /// Runs `op` unless the call `key` already ran: then returns its
-    /// answer, after waiting for it if it is still running. Without a key
-    /// (an older client) `op` just runs. `op` runs in a task of its own.
-    pub async fn run<T, F>(self: &Arc<Self>, key: Option<CallKey>, op: F) -> Result<T, Status>
+    /// answer, after waiting for it if it is still running; one that ran
+    /// before a restart runs `replayed` instead (if given). Without a key
+    /// (an older client) `op` just runs. `op` runs in a task of its own,
+    /// in which [`current_call`] is `key`.
+    pub async fn run<T, F>(
+        self: &Arc<Self>,
+        key: Option<CallKey>,
+        op: F,
+        replayed: Replayed<T>,
+    ) -> Result<T, Status>
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = Result<T, Status>> + Send + 'static,
@@ -104,6 +172,7 @@ impl RetryCache {
         let Some(key) = key else {
             return join(tokio::spawn(op)).await;
         };
+        let mut ran_before_restart = false;
         let done = loop {
             let mut running = {
                 let mut e = self.entries.lock();
@@ -124,6 +193,12 @@ impl RetryCache {
                     // Its first run went away without an answer (its
                     // task panicked): this one runs it.
                     Some(Slot::Running(rx)) if rx.has_changed().is_ok() => rx.clone(),
+                    Some(Slot::Replayed) => {
+                        ran_before_restart = true;
+                        let (tx, rx) = watch::channel(());
+                        e.slots.insert(key.clone(), Slot::Running(rx));
+                        break tx;
+                    }
                     _ => {
                         let (tx, rx) = watch::channel(());
                         e.slots.insert(key.clone(), Slot::Running(rx));
@@ -136,23 +211,40 @@ impl RetryCache {
             while running.changed().await.is_ok() {}
         };
         let cache = self.clone();
-        join(tokio::spawn(async move {
+        let op: BoxFuture<T> = match replayed {
+            Some(answer) if ran_before_restart => {
+                tracing::info!(call = %key.id, user = %key.user,
+                    "a call that ran before the namenode restarted was sent again: answered from the namespace, not run twice");
+                answer
+            }
+            _ => Box::pin(op),
+        };
+        join(tokio::spawn(CALL.scope(key.clone(), async move {
             let result = op.await;
-            cache.finish(key, &result);
+            cache.finish(key, &result, ran_before_restart);
             drop(done);
             result
-        }))
+        })))
         .await
     }
 
-    /// Keeps a success for retries; forgets a failure, so a retry runs.
-    fn finish<T: Clone + Send + Sync + 'static>(&self, key: CallKey, result: &Result<T, Status>) {
+    /// Keeps a success for retries; forgets a failure, so a retry runs
+    /// (one of a call that ran before a restart is kept as such).
+    fn finish<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: CallKey,
+        result: &Result<T, Status>,
+        ran_before_restart: bool,
+    ) {
         let mut e = self.entries.lock();
         match result {
             Ok(answer) => {
                 e.slots
                     .insert(key.clone(), Slot::Done(Arc::new(answer.clone())));
                 e.order.push_back((Instant::now(), key));
+            }
+            Err(_) if ran_before_restart => {
+                e.slots.insert(key, Slot::Replayed);
             }
             Err(_) => {
                 e.slots.remove(&key);

@@ -28,9 +28,11 @@ pub struct NamenodeService {
 impl NamenodeService {
     /// Services over `fs`.
     pub fn new(fs: Arc<Namesystem>) -> NamenodeService {
+        let retries = RetryCache::new();
+        retries.restore(fs.take_replayed_calls(), crate::namespace::now_ms());
         NamenodeService {
             fs,
-            retries: Arc::new(RetryCache::new()),
+            retries: Arc::new(retries),
         }
     }
 }
@@ -84,14 +86,32 @@ fn call_key<T>(req: &Request<T>) -> Option<CallKey> {
 
 impl NamenodeService {
     /// Runs a call that must run at most once through the retry cache: a
-    /// retry with the same call id gets the first run's answer.
+    /// retry with the same call id gets the first run's answer. A call
+    /// that is safe to repeat runs again when its first run was before a
+    /// restart (its answer was lost with the namenode).
     async fn at_most_once<T, F>(&self, key: Option<CallKey>, op: F) -> Reply<T>
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
         self.retries
-            .run(key, async move { op.await.map_err(fail) })
+            .run(key, async move { op.await.map_err(fail) }, None)
+            .await
+            .map(Response::new)
+    }
+
+    /// [`at_most_once`](Self::at_most_once) for a call that must not run
+    /// again after a restart: `replayed` makes its answer from the
+    /// namespace as it is then (see [`crate::retry_cache`]).
+    async fn at_most_once_or<T, F, R>(&self, key: Option<CallKey>, op: F, replayed: R) -> Reply<T>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+        R: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let replayed = Box::pin(async move { replayed.await.map_err(fail) });
+        self.retries
+            .run(key, async move { op.await.map_err(fail) }, Some(replayed))
             .await
             .map(Response::new)
     }
@@ -172,10 +192,19 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::info_span!("mkdirs", path = %r.path, user = %caller.user);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
-            let s = fs.mkdirs(&caller, r).instrument(span).await?;
-            Ok(MkdirsResponse { status: Some(s) })
-        })
+        let now = (self.fs.clone(), caller.clone(), r.path.clone());
+        self.at_most_once_or(
+            key,
+            async move {
+                let s = fs.mkdirs(&caller, r).instrument(span).await?;
+                Ok(MkdirsResponse { status: Some(s) })
+            },
+            async move {
+                let (fs, caller, path) = now;
+                let s = fs.get_file_info(&caller, &path)?;
+                Ok(MkdirsResponse { status: Some(s) })
+            },
+        )
         .await
     }
 
@@ -185,13 +214,17 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::info_span!("delete", path = %r.path, user = %caller.user);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
-            let expect = EntryKind::try_from(r.expect).unwrap_or(EntryKind::Any);
-            fs.delete(&caller, &r.path, r.recursive, expect)
-                .instrument(span)
-                .await?;
-            Ok(DeleteResponse {})
-        })
+        self.at_most_once_or(
+            key,
+            async move {
+                let expect = EntryKind::try_from(r.expect).unwrap_or(EntryKind::Any);
+                fs.delete(&caller, &r.path, r.recursive, expect)
+                    .instrument(span)
+                    .await?;
+                Ok(DeleteResponse {})
+            },
+            async { Ok(DeleteResponse {}) },
+        )
         .await
     }
 
@@ -201,12 +234,16 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::info_span!("rename", src = %r.src, dst = %r.dst, user = %caller.user);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
-            fs.rename(&caller, &r.src, &r.dst, r.overwrite)
-                .instrument(span)
-                .await?;
-            Ok(RenameResponse {})
-        })
+        self.at_most_once_or(
+            key,
+            async move {
+                fs.rename(&caller, &r.src, &r.dst, r.overwrite)
+                    .instrument(span)
+                    .await?;
+                Ok(RenameResponse {})
+            },
+            async { Ok(RenameResponse {}) },
+        )
         .await
     }
 
@@ -216,10 +253,19 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::info_span!("set_attr", path = %r.path, user = %caller.user);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
-            let s = fs.set_attr(&caller, r).instrument(span).await?;
-            Ok(SetAttrResponse { status: Some(s) })
-        })
+        let now = (self.fs.clone(), caller.clone(), r.path.clone());
+        self.at_most_once_or(
+            key,
+            async move {
+                let s = fs.set_attr(&caller, r).instrument(span).await?;
+                Ok(SetAttrResponse { status: Some(s) })
+            },
+            async move {
+                let (fs, caller, path) = now;
+                let s = fs.get_file_info(&caller, &path)?;
+                Ok(SetAttrResponse { status: Some(s) })
+            },
+        )
         .await
     }
 
@@ -264,16 +310,31 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::debug_span!("create", path = %r.path, client = %r.client_name);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
-            let (s, block) = fs
-                .create_located(&caller, r, &peer)
-                .instrument(span)
-                .await?;
-            Ok(CreateResponse {
-                status: Some(s),
-                block,
-            })
-        })
+        let now = (self.fs.clone(), caller.clone(), r.path.clone());
+        self.at_most_once_or(
+            key,
+            async move {
+                let (s, block) = fs
+                    .create_located(&caller, r, &peer)
+                    .instrument(span)
+                    .await?;
+                Ok(CreateResponse {
+                    status: Some(s),
+                    block,
+                })
+            },
+            // The file as it is, without its first block: the writer's
+            // AddBlock then gets the block the create allocated (an
+            // AddBlock retried after a lost answer gets the same block).
+            async move {
+                let (fs, caller, path) = now;
+                let s = fs.get_file_info(&caller, &path)?;
+                Ok(CreateResponse {
+                    status: Some(s),
+                    block: None,
+                })
+            },
+        )
         .await
     }
 

@@ -104,6 +104,23 @@ pub enum Change {
     },
     /// Replace the counters.
     Counters(Counters),
+    /// The batch is the work of this at-most-once call: it changes nothing
+    /// in the namespace, and lets the retry cache know the call ran after a
+    /// restart (HDFS logs its RPC ids with its edits for this).
+    Call(CallRecord),
+}
+
+/// An at-most-once call that changed the namespace
+/// ([`crate::retry_cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The caller's user.
+    pub user: String,
+    /// The call id the client sent.
+    pub id: String,
+    /// When it ran (ms since the epoch): an entry older than the retry
+    /// cache's expiry is not restored.
+    pub at_ms: i64,
 }
 
 /// Changes applied atomically together.
@@ -118,6 +135,8 @@ pub struct Image {
     pub dirents: Vec<(u64, String, u64)>,
     /// The counters.
     pub counters: Counters,
+    /// The at-most-once calls of the edits replayed at start, oldest first.
+    pub calls: Vec<CallRecord>,
 }
 
 /// Batches accepted but not yet in the edit log.

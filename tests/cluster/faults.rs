@@ -162,6 +162,130 @@ async fn calls_caught_by_the_namenode_dying_are_retried_once_it_is_back() {
     );
 }
 
+/// `msg` sent by `root` with call id `id`.
+fn with_id<T>(msg: T, id: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert(dfs_proto::call::CALL_ID_KEY, id.parse().unwrap());
+    r.metadata_mut().insert_bin(
+        dfs_proto::principal::USER_KEY,
+        tonic::metadata::MetadataValue::from_bytes(b"root"),
+    );
+    r
+}
+
+/// A call that ran, and reached the edit log, just before the namenode
+/// was killed is not run again when its client sends it again (same call
+/// id) to the restarted namenode: the call id was logged with the edit,
+/// so the retry gets an answer made from the namespace, where running it
+/// again failed with "already exists" or "not found". A retried create
+/// gets the file without its block, and the writer's AddBlock then gets
+/// the block the create allocated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_retried_after_a_namenode_restart_is_not_run_again() {
+    use dfs_proto::namenode::ClientProtocolClient;
+    use dfs_proto::{AddBlockRequest, CreateRequest, DeleteRequest, MkdirsRequest, RenameRequest};
+    let mut c = Cluster::builder().start();
+    let connect = |addr: String| async move {
+        ClientProtocolClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+    };
+    let mut nn = connect(c.addr().to_string()).await;
+    let mkdir = || MkdirsRequest {
+        path: "/m".into(),
+        mode: 0o755,
+        ..Default::default()
+    };
+    let create = |path: &str, allocate_block: bool| CreateRequest {
+        path: path.into(),
+        client_name: "test".into(),
+        replication: 3,
+        block_size: MIB as u64,
+        mode: 0o644,
+        allocate_block,
+        ..Default::default()
+    };
+    let rename = || RenameRequest {
+        src: "/m/h".into(),
+        dst: "/m/h2".into(),
+        ..Default::default()
+    };
+    let delete = || DeleteRequest {
+        path: "/m/x".into(),
+        ..Default::default()
+    };
+    nn.mkdirs(with_id(mkdir(), "r:1")).await.unwrap();
+    let first = nn
+        .create(with_id(create("/m/f", true), "r:2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let block = first.block.and_then(|b| b.block).expect("a first block");
+    let inode = first.status.as_ref().unwrap().inode;
+    nn.create(with_id(create("/m/h", false), "r:10"))
+        .await
+        .unwrap();
+    nn.rename(with_id(rename(), "r:3")).await.unwrap();
+    nn.create(with_id(create("/m/x", false), "r:11"))
+        .await
+        .unwrap();
+    nn.delete(with_id(delete(), "r:4")).await.unwrap();
+
+    tokio::task::block_in_place(|| c.restart_namenode(3));
+    let mut nn = connect(c.addr().to_string()).await;
+    let dir = nn
+        .mkdirs(with_id(mkdir(), "r:1"))
+        .await
+        .expect("a retried mkdir after a restart must succeed");
+    assert_eq!(
+        dir.into_inner().status.unwrap().file_type(),
+        dfs_proto::FileType::Dir
+    );
+    let again = nn
+        .create(with_id(create("/m/f", true), "r:2"))
+        .await
+        .expect("a retried create after a restart must succeed")
+        .into_inner();
+    assert_eq!(again.status.unwrap().inode, inode, "the same file");
+    assert!(again.block.is_none());
+    let added = nn
+        .add_block(with_id(
+            AddBlockRequest {
+                path: "/m/f".into(),
+                client_name: "test".into(),
+                file_id: inode,
+                ..Default::default()
+            },
+            "r:12",
+        ))
+        .await
+        .expect("the writer's AddBlock after the retried create")
+        .into_inner();
+    assert_eq!(
+        added.block.and_then(|b| b.block).map(|b| b.id),
+        Some(block.id),
+        "the block the create allocated"
+    );
+    nn.rename(with_id(rename(), "r:3"))
+        .await
+        .expect("a retried rename after a restart must succeed");
+    nn.delete(with_id(delete(), "r:4"))
+        .await
+        .expect("a retried delete after a restart must succeed");
+    // A new call id runs: the file is really gone.
+    let gone = nn.delete(with_id(delete(), "r:5")).await.unwrap_err();
+    assert!(gone.message().contains("/m/x"), "{gone:?}");
+    let names: Vec<String> = c.tree().into_iter().map(|(p, _, _)| p).collect();
+    assert_eq!(names, ["/m", "/m/f", "/m/h2"]);
+    assert!(
+        fs::read_to_string(&c.namenode.log)
+            .unwrap()
+            .contains("answered from the namespace, not run twice"),
+        "the namenode should say so"
+    );
+}
+
 /// The namenode runs a call that must run at most once (create, delete,
 /// rename, mkdir) once per call id: the same call sent again with the same
 /// id, as a client does when its connection broke, gets the first answer
@@ -169,22 +293,12 @@ async fn calls_caught_by_the_namenode_dying_are_retried_once_it_is_back() {
 /// runs again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_sent_twice_with_the_same_call_id_runs_once() {
-    use dfs_proto::call::CALL_ID_KEY;
     use dfs_proto::namenode::ClientProtocolClient;
     use dfs_proto::{CreateRequest, DeleteRequest, MkdirsRequest, RenameRequest};
     let c = Cluster::builder().start();
     let mut nn = ClientProtocolClient::connect(format!("http://{}", c.addr()))
         .await
         .unwrap();
-    fn with_id<T>(msg: T, id: &str) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert(CALL_ID_KEY, id.parse().unwrap());
-        r.metadata_mut().insert_bin(
-            dfs_proto::principal::USER_KEY,
-            tonic::metadata::MetadataValue::from_bytes(b"root"),
-        );
-        r
-    }
     let mkdir = || MkdirsRequest {
         path: "/m".into(),
         mode: 0o755,

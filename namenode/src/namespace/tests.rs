@@ -50,6 +50,7 @@ impl FakeStore {
                     self.dirents.remove(&(*parent, name.clone()));
                 }
                 Change::Counters(c) => self.counters = *c,
+                Change::Call(_) => {}
             }
         }
     }
@@ -62,6 +63,7 @@ impl FakeStore {
                 .map(|((p, n), c)| (*p, n.clone(), *c))
                 .collect(),
             counters: self.counters,
+            calls: Vec::new(),
         }
     }
 }

@@ -40,11 +40,11 @@ use crate::datanodes::{DatanodeManager, NodeIdx};
 use crate::decommissions::Decommissions;
 use crate::error::{Error, Result};
 use crate::leases::LeaseManager;
-use crate::namespace::{Namespace, RemovedFile};
+use crate::namespace::{now_ms, Namespace, RemovedFile};
 use crate::permission::{Caller, Permissions};
 use crate::replication::ReplicationQueues;
 use crate::safemode::SafeMode;
-use crate::store::{Batch, Store};
+use crate::store::{Batch, CallRecord, Change, Store};
 use crate::topology::Topology;
 
 /// Everything in memory, behind the namesystem lock.
@@ -77,6 +77,9 @@ pub struct Namesystem {
     kick: Notify,
     /// Who callers are and whether their permissions are checked.
     perms: Permissions,
+    /// The at-most-once calls of the edits replayed at start, until the
+    /// retry cache takes them.
+    replayed_calls: parking_lot::Mutex<Vec<CallRecord>>,
 }
 
 impl Namesystem {
@@ -87,7 +90,8 @@ impl Namesystem {
             Some(p) => Topology::load(p)?,
             None => Topology::default(),
         };
-        let (store, image) = Store::open(&cfg.data_dir)?;
+        let (store, mut image) = Store::open(&cfg.data_dir)?;
+        let replayed_calls = std::mem::take(&mut image.calls);
         let decommissions = Decommissions::load(&cfg.data_dir)?;
         let ns = Namespace::from_image(image, cfg.block_size, cfg.replication)?;
         let cfg = Arc::new(cfg);
@@ -163,7 +167,14 @@ impl Namesystem {
             cfg,
             kick: Notify::new(),
             perms,
+            replayed_calls: parking_lot::Mutex::new(replayed_calls),
         })
+    }
+
+    /// Takes the at-most-once calls of the edits replayed at start, for
+    /// the retry cache.
+    pub fn take_replayed_calls(&self) -> Vec<CallRecord> {
+        std::mem::take(&mut *self.replayed_calls.lock())
     }
 
     /// The caller a request naming `user` acts for (its groups, and
@@ -233,9 +244,14 @@ impl State {
     /// Persists a planned batch and applies it in memory. An empty batch
     /// still waits for whatever was applied before it (the state it
     /// observed may not be durable yet).
-    pub(crate) fn commit(&mut self, store: &Store, batch: Batch) -> Result<u64> {
+    pub(crate) fn commit(&mut self, store: &Store, mut batch: Batch) -> Result<u64> {
         if batch.is_empty() {
             return Ok(store.last_applied());
+        }
+        // The edit names the at-most-once call that made it, so a retry
+        // after a restart is not run again.
+        if let Some(call) = crate::retry_cache::current_call() {
+            batch.push(Change::Call(call.record(now_ms())));
         }
         store.check()?;
         self.ns.apply(&batch);

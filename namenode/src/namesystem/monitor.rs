@@ -124,7 +124,7 @@ impl State {
     }
 
     fn process_checks(&mut self, now: Instant) {
-        let mut ids = self.repl.take_checks();
+        let mut ids = self.repl.take_checks(now);
         if ids.len() > CHECKS_PER_TICK {
             let rest = ids.split_off(CHECKS_PER_TICK);
             self.repl.check_all(rest);
@@ -148,8 +148,11 @@ impl State {
                         b.pipeline = Vec::new();
                     });
                 } else {
-                    // Look again once the grace period is over.
-                    self.repl.check(id);
+                    // Look again once the grace period is over (not at
+                    // every round until then: at a few hundred blocks
+                    // committed a second, that was thousands of checks
+                    // a round, under the namespace's lock).
+                    self.repl.check_at(id, t + grace);
                 }
             }
             self.delete_stale_replicas(id);

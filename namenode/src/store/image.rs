@@ -8,7 +8,7 @@ use std::path::Path;
 use dfs_proto::image::InodeRecord;
 use prost::Message;
 
-use super::{corrupt, Change, Counters, Image, FORMAT, ROOT_ID};
+use super::{corrupt, CallRecord, Change, Counters, Image, FORMAT, ROOT_ID};
 use crate::edits::{self, Segment};
 use crate::error::{Error, Result};
 
@@ -63,6 +63,7 @@ pub(super) struct Loading {
     inodes: HashMap<u64, InodeRecord>,
     dirents: HashMap<(u64, String), u64>,
     counters: Option<Counters>,
+    calls: Vec<CallRecord>,
     /// Txid of the last transaction in the image, if it records one.
     pub(super) txid: Option<u64>,
 }
@@ -88,6 +89,7 @@ impl Loading {
                     self.dirents.remove(&(*parent, name.clone()));
                 }
                 Change::Counters(c) => self.counters = Some(*c),
+                Change::Call(call) => self.calls.push(call.clone()),
             }
         }
     }
@@ -103,13 +105,15 @@ impl Loading {
             counters: self
                 .counters
                 .ok_or_else(|| corrupt("the counters record is missing"))?,
+            calls: self.calls,
         })
     }
 }
 
-/// The sled key a change writes and the value it leaves (`None`: removed).
-pub(super) fn key_value(change: &Change) -> (Vec<u8>, Option<Vec<u8>>) {
-    match change {
+/// The sled key a change writes and the value it leaves (`None`:
+/// removed); no key for a change the image does not keep (a call record).
+pub(super) fn key_value(change: &Change) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    Some(match change {
         Change::PutInode(rec) => (inode_key(rec.id).to_vec(), Some(rec.encode_to_vec())),
         Change::RemoveInode(id) => (inode_key(*id).to_vec(), None),
         Change::PutDirent {
@@ -122,7 +126,8 @@ pub(super) fn key_value(change: &Change) -> (Vec<u8>, Option<Vec<u8>>) {
         ),
         Change::RemoveDirent { parent, name } => (dirent_key(*parent, name), None),
         Change::Counters(c) => (KEY_COUNTERS.to_vec(), Some(c.encode().to_vec())),
-    }
+        Change::Call(_) => return None,
+    })
 }
 
 pub(super) fn decode_u64(v: &[u8], what: &str) -> Result<u64> {
@@ -274,8 +279,7 @@ impl<'a> ImageWriter<'a> {
     }
 
     pub(super) fn add(&mut self, batch: &[Change]) {
-        for change in batch {
-            let (k, v) = key_value(change);
+        for (k, v) in batch.iter().filter_map(key_value) {
             self.last.insert(k, v);
         }
     }
