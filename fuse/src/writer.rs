@@ -176,6 +176,12 @@ impl Writer {
         }
     }
 
+    /// The namenode's inode id of the file written (none for an existing
+    /// file opened for writing and not replaced).
+    pub fn nn_inode(&self) -> Option<u64> {
+        self.info.lock().nn_inode
+    }
+
     /// Replicas of the file being written (0 when not writing a new file).
     pub fn replication(&self) -> u32 {
         self.info

@@ -18,7 +18,7 @@
 //! inode records as a u32 LE length and the bytes): 1 put inode (prost
 //! `InodeRecord`), 2 remove inode (id), 3 put entry (parent, child, name),
 //! 4 remove entry (parent, name), 5 counters (three u64), 6 the call that
-//! made the batch (user, call id, time in ms as i64).
+//! made the batch (user, call id, kind, time in ms as i64).
 //!
 //! Segments are filled with zeros ahead of the records, a chunk at a time,
 //! and synced, so that appending a group usually only overwrites allocated
@@ -120,6 +120,7 @@ pub fn encode_record(txid: u64, batch: &[Change], out: &mut Vec<u8>) {
                 out.push(TAG_CALL);
                 put_bytes(out, call.user.as_bytes());
                 put_bytes(out, call.id.as_bytes());
+                put_bytes(out, call.kind.as_bytes());
                 out.extend_from_slice(&call.at_ms.to_le_bytes());
             }
         }
@@ -208,6 +209,7 @@ fn decode_payload(payload: &[u8]) -> std::result::Result<Record, String> {
             TAG_CALL => Change::Call(CallRecord {
                 user: c.string()?,
                 id: c.string()?,
+                kind: c.string()?,
                 at_ms: c.u64()? as i64,
             }),
             t => return Err(format!("unknown change tag {t}")),
@@ -516,6 +518,7 @@ mod tests {
             Change::Call(CallRecord {
                 user: "u".into(),
                 id: "c:1".into(),
+                kind: "create".into(),
                 at_ms: -5,
             }),
         ]

@@ -90,7 +90,8 @@ pub struct CreateArgs {
     pub attrs: NewAttrs,
     /// With `overwrite`, the lease holder whose file being written may be
     /// replaced all the same: its lease is past the soft limit (the writer
-    /// is gone), as HDFS lets a create recover such a file.
+    /// is gone). (HDFS's overwrite replaces such a file whatever its
+    /// lease; dfs refuses while the writer may be alive.)
     pub lapsed_holder: Option<String>,
 }
 

@@ -1,7 +1,9 @@
-//! The retry cache: a call that changes the namespace and is not safe to
-//! run twice (create, delete, rename, mkdir, add a block...) is run at most
-//! once per call id, as HDFS's `RetryCache` does for its `@AtMostOnce`
-//! calls.
+//! The retry cache: a call that changes the namespace (create, delete,
+//! rename, mkdir, add a block...) is run at most once per call id, as
+//! HDFS's `RetryCache` does for its `@AtMostOnce` calls. (Add-block,
+//! complete and update-pipeline are also idempotent by design: a retried
+//! AddBlock gets the block it allocated, a retried Complete of a file it
+//! closed succeeds. The others are not.)
 //!
 //! A client cannot tell whether a call caught by a broken connection ran:
 //! the namenode may have applied it and died, or been slow, before
@@ -60,25 +62,26 @@ impl CallKey {
         }
     }
 
-    /// The record of this call for the edit log, made at `at_ms`.
-    pub fn record(&self, at_ms: i64) -> CallRecord {
+    /// The record of this call, of `kind`, for the edit log, made at `at_ms`.
+    pub fn record(&self, kind: &str, at_ms: i64) -> CallRecord {
         CallRecord {
             user: self.user.clone(),
             id: self.id.clone(),
+            kind: kind.to_string(),
             at_ms,
         }
     }
 }
 
 tokio::task_local! {
-    /// The at-most-once call the current task runs.
-    static CALL: CallKey;
+    /// The at-most-once call the current task runs, and its kind.
+    static CALL: (CallKey, &'static str);
 }
 
-/// The at-most-once call this task runs, if any: the edits it commits
-/// record it.
-pub fn current_call() -> Option<CallKey> {
-    CALL.try_with(CallKey::clone).ok()
+/// The at-most-once call this task runs, and its kind, if any: the edits
+/// it commits record it.
+pub fn current_call() -> Option<(CallKey, &'static str)> {
+    CALL.try_with(Clone::clone).ok()
 }
 
 /// What a retry runs when its call ran before the namenode restarted: an
@@ -95,8 +98,8 @@ enum Slot {
     /// Its answer.
     Done(Arc<dyn Any + Send + Sync>),
     /// It ran before the namenode restarted (its edit was replayed); its
-    /// answer is not known.
-    Replayed,
+    /// answer is not known. The call's kind.
+    Replayed(String),
 }
 
 #[derive(Default)]
@@ -112,7 +115,7 @@ impl Entries {
             if now.duration_since(*at) < EXPIRY && self.order.len() <= CAPACITY {
                 break;
             }
-            if matches!(self.slots.get(key), Some(Slot::Done(_) | Slot::Replayed)) {
+            if matches!(self.slots.get(key), Some(Slot::Done(_) | Slot::Replayed(_))) {
                 self.slots.remove(key);
             }
             self.order.pop_front();
@@ -139,12 +142,16 @@ impl RetryCache {
         let now = Instant::now();
         let expiry = EXPIRY.as_millis() as i64;
         for c in calls {
-            let age = now_ms.saturating_sub(c.at_ms);
-            if !(0..expiry).contains(&age) {
+            // (A record from the future: the clock stepped back.)
+            let age = now_ms.saturating_sub(c.at_ms).max(0);
+            if age >= expiry {
                 continue;
             }
             let key = CallKey::new(c.user, c.id);
-            if e.slots.insert(key.clone(), Slot::Replayed).is_none() {
+            if e.slots
+                .insert(key.clone(), Slot::Replayed(c.kind))
+                .is_none()
+            {
                 let at = now
                     .checked_sub(Duration::from_millis(age as u64))
                     .unwrap_or(now);
@@ -154,14 +161,15 @@ impl RetryCache {
         e.expire(now);
     }
 
-    /// Runs `op` unless the call `key` already ran: then returns its
-    /// answer, after waiting for it if it is still running; one that ran
-    /// before a restart runs `replayed` instead (if given). Without a key
-    /// (an older client) `op` just runs. `op` runs in a task of its own,
-    /// in which [`current_call`] is `key`.
+    /// Runs `op`, a call of `kind`, unless the call `key` already ran:
+    /// then returns its answer, after waiting for it if it is still
+    /// running; one that ran before a restart runs `replayed` instead (if
+    /// given). Without a key (an older client) `op` just runs. `op` runs in
+    /// a task of its own, in which [`current_call`] is `key` and `kind`.
     pub async fn run<T, F>(
         self: &Arc<Self>,
         key: Option<CallKey>,
+        kind: &'static str,
         op: F,
         replayed: Replayed<T>,
     ) -> Result<T, Status>
@@ -193,7 +201,13 @@ impl RetryCache {
                     // Its first run went away without an answer (its
                     // task panicked): this one runs it.
                     Some(Slot::Running(rx)) if rx.has_changed().is_ok() => rx.clone(),
-                    Some(Slot::Replayed) => {
+                    Some(Slot::Replayed(k)) if k != kind => {
+                        return Err(Status::invalid_argument(format!(
+                            "call id {} was already used for another kind of call ({k})",
+                            key.id
+                        )));
+                    }
+                    Some(Slot::Replayed(_)) => {
                         ran_before_restart = true;
                         let (tx, rx) = watch::channel(());
                         e.slots.insert(key.clone(), Slot::Running(rx));
@@ -219,9 +233,9 @@ impl RetryCache {
             }
             _ => Box::pin(op),
         };
-        join(tokio::spawn(CALL.scope(key.clone(), async move {
+        join(tokio::spawn(CALL.scope((key.clone(), kind), async move {
             let result = op.await;
-            cache.finish(key, &result, ran_before_restart);
+            cache.finish(key, kind, &result, ran_before_restart);
             drop(done);
             result
         })))
@@ -229,10 +243,12 @@ impl RetryCache {
     }
 
     /// Keeps a success for retries; forgets a failure, so a retry runs
-    /// (one of a call that ran before a restart is kept as such).
+    /// (one of a call that ran before a restart is kept as such). A call
+    /// restored from the edit log expires when its record does.
     fn finish<T: Clone + Send + Sync + 'static>(
         &self,
         key: CallKey,
+        kind: &str,
         result: &Result<T, Status>,
         ran_before_restart: bool,
     ) {
@@ -241,10 +257,12 @@ impl RetryCache {
             Ok(answer) => {
                 e.slots
                     .insert(key.clone(), Slot::Done(Arc::new(answer.clone())));
-                e.order.push_back((Instant::now(), key));
+                if !ran_before_restart {
+                    e.order.push_back((Instant::now(), key));
+                }
             }
             Err(_) if ran_before_restart => {
-                e.slots.insert(key, Slot::Replayed);
+                e.slots.insert(key, Slot::Replayed(kind.to_string()));
             }
             Err(_) => {
                 e.slots.remove(&key);

@@ -87,15 +87,15 @@ fn call_key<T>(req: &Request<T>) -> Option<CallKey> {
 impl NamenodeService {
     /// Runs a call that must run at most once through the retry cache: a
     /// retry with the same call id gets the first run's answer. A call
-    /// that is safe to repeat runs again when its first run was before a
-    /// restart (its answer was lost with the namenode).
-    async fn at_most_once<T, F>(&self, key: Option<CallKey>, op: F) -> Reply<T>
+    /// that is idempotent by design runs again when its first run was
+    /// before a restart (its answer was lost with the namenode).
+    async fn at_most_once<T, F>(&self, key: Option<CallKey>, kind: &'static str, op: F) -> Reply<T>
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
         self.retries
-            .run(key, async move { op.await.map_err(fail) }, None)
+            .run(key, kind, async move { op.await.map_err(fail) }, None)
             .await
             .map(Response::new)
     }
@@ -103,7 +103,13 @@ impl NamenodeService {
     /// [`at_most_once`](Self::at_most_once) for a call that must not run
     /// again after a restart: `replayed` makes its answer from the
     /// namespace as it is then (see [`crate::retry_cache`]).
-    async fn at_most_once_or<T, F, R>(&self, key: Option<CallKey>, op: F, replayed: R) -> Reply<T>
+    async fn at_most_once_or<T, F, R>(
+        &self,
+        key: Option<CallKey>,
+        kind: &'static str,
+        op: F,
+        replayed: R,
+    ) -> Reply<T>
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
@@ -111,7 +117,12 @@ impl NamenodeService {
     {
         let replayed = Box::pin(async move { replayed.await.map_err(fail) });
         self.retries
-            .run(key, async move { op.await.map_err(fail) }, Some(replayed))
+            .run(
+                key,
+                kind,
+                async move { op.await.map_err(fail) },
+                Some(replayed),
+            )
             .await
             .map(Response::new)
     }
@@ -195,6 +206,7 @@ impl ClientProtocol for NamenodeService {
         let now = (self.fs.clone(), caller.clone(), r.path.clone());
         self.at_most_once_or(
             key,
+            "mkdirs",
             async move {
                 let s = fs.mkdirs(&caller, r).instrument(span).await?;
                 Ok(MkdirsResponse { status: Some(s) })
@@ -216,6 +228,7 @@ impl ClientProtocol for NamenodeService {
         let fs = self.fs.clone();
         self.at_most_once_or(
             key,
+            "delete",
             async move {
                 let expect = EntryKind::try_from(r.expect).unwrap_or(EntryKind::Any);
                 fs.delete(&caller, &r.path, r.recursive, expect)
@@ -236,6 +249,7 @@ impl ClientProtocol for NamenodeService {
         let fs = self.fs.clone();
         self.at_most_once_or(
             key,
+            "rename",
             async move {
                 fs.rename(&caller, &r.src, &r.dst, r.overwrite)
                     .instrument(span)
@@ -256,6 +270,7 @@ impl ClientProtocol for NamenodeService {
         let now = (self.fs.clone(), caller.clone(), r.path.clone());
         self.at_most_once_or(
             key,
+            "set_attr",
             async move {
                 let s = fs.set_attr(&caller, r).instrument(span).await?;
                 Ok(SetAttrResponse { status: Some(s) })
@@ -310,9 +325,15 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::debug_span!("create", path = %r.path, client = %r.client_name);
         let fs = self.fs.clone();
-        let now = (self.fs.clone(), caller.clone(), r.path.clone());
+        let now = (
+            self.fs.clone(),
+            caller.clone(),
+            r.path.clone(),
+            r.client_name.clone(),
+        );
         self.at_most_once_or(
             key,
+            "create",
             async move {
                 let (s, block) = fs
                     .create_located(&caller, r, &peer)
@@ -323,15 +344,14 @@ impl ClientProtocol for NamenodeService {
                     block,
                 })
             },
-            // The file as it is, without its first block: the writer's
-            // AddBlock then gets the block the create allocated (an
-            // AddBlock retried after a lost answer gets the same block).
+            // The file the create made, with the block it allocated, if
+            // the client still holds it.
             async move {
-                let (fs, caller, path) = now;
-                let s = fs.get_file_info(&caller, &path)?;
+                let (fs, caller, path, client) = now;
+                let (s, block) = fs.created(&caller, &path, &client)?;
                 Ok(CreateResponse {
                     status: Some(s),
-                    block: None,
+                    block,
                 })
             },
         )
@@ -344,7 +364,7 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::debug_span!("add_block", path = %r.path, client = %r.client_name);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
+        self.at_most_once(key, "add_block", async move {
             let b = fs.add_block(r, &peer).instrument(span).await?;
             Ok(AddBlockResponse { block: Some(b) })
         })
@@ -387,7 +407,7 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::info_span!("update_pipeline", client = %r.client_name);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
+        self.at_most_once(key, "update_pipeline", async move {
             fs.update_pipeline(r).instrument(span).await?;
             Ok(UpdatePipelineResponse {})
         })
@@ -411,7 +431,7 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::debug_span!("complete", path = %r.path, client = %r.client_name);
         let fs = self.fs.clone();
-        self.at_most_once(key, async move {
+        self.at_most_once(key, "complete", async move {
             let completed = fs.complete(&caller, r).instrument(span).await?;
             Ok(CompleteResponse { completed })
         })

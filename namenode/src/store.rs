@@ -55,7 +55,7 @@ const MARKER: &str = "meta.initialized";
 /// Directory of the edit log segments, beside the sled directory.
 const EDITS_DIR: &str = "edits";
 /// A segment is closed, and merged into the image in the background, once
-/// it holds this many bytes (some 50,000 file creations).
+/// it holds this many bytes (some 40,000 file creations).
 pub const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// The persisted id counters.
@@ -118,6 +118,9 @@ pub struct CallRecord {
     pub user: String,
     /// The call id the client sent.
     pub id: String,
+    /// The call's kind (`create`, `delete`...): a retry of another kind
+    /// with the same id is refused.
+    pub kind: String,
     /// When it ran (ms since the epoch): an entry older than the retry
     /// cache's expiry is not restored.
     pub at_ms: i64,

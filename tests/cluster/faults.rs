@@ -179,8 +179,9 @@ fn with_id<T>(msg: T, id: &str) -> tonic::Request<T> {
 /// id) to the restarted namenode: the call id was logged with the edit,
 /// so the retry gets an answer made from the namespace, where running it
 /// again failed with "already exists" or "not found". A retried create
-/// gets the file without its block, and the writer's AddBlock then gets
-/// the block the create allocated.
+/// gets the file and the block it allocated (the writer's AddBlock would
+/// get it too). The records survive a second restart, and a call id
+/// reused for another kind of call is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_retried_after_a_namenode_restart_is_not_run_again() {
     use dfs_proto::namenode::ClientProtocolClient;
@@ -248,7 +249,11 @@ async fn a_call_retried_after_a_namenode_restart_is_not_run_again() {
         .expect("a retried create after a restart must succeed")
         .into_inner();
     assert_eq!(again.status.unwrap().inode, inode, "the same file");
-    assert!(again.block.is_none());
+    assert_eq!(
+        again.block.and_then(|b| b.block).map(|b| b.id),
+        Some(block.id),
+        "the block the create allocated"
+    );
     let added = nn
         .add_block(with_id(
             AddBlockRequest {
@@ -273,6 +278,14 @@ async fn a_call_retried_after_a_namenode_restart_is_not_run_again() {
     nn.delete(with_id(delete(), "r:4"))
         .await
         .expect("a retried delete after a restart must succeed");
+    let other = nn.rename(with_id(rename(), "r:4")).await.unwrap_err();
+    assert_eq!(other.code(), tonic::Code::InvalidArgument, "{other:?}");
+    // A second restart soon after still knows the calls.
+    tokio::task::block_in_place(|| c.restart_namenode(3));
+    let mut nn = connect(c.addr().to_string()).await;
+    nn.delete(with_id(delete(), "r:4"))
+        .await
+        .expect("a retried delete after a second restart must succeed");
     // A new call id runs: the file is really gone.
     let gone = nn.delete(with_id(delete(), "r:5")).await.unwrap_err();
     assert!(gone.message().contains("/m/x"), "{gone:?}");

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use dfs_client::{CreateOptions, FileType, SetAttr};
+use dfs_proto::path::inode_path;
 use fuser::{Errno, FileAttr, OpenFlags, RenameFlags};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
@@ -155,6 +156,22 @@ impl DfsFs {
         Ok(())
     }
 
+    /// Marks `w` unlinked (abandoned at its release) if its file is gone
+    /// from the namenode: the kernel's name for it may be stale (another
+    /// client may have moved it), so only the namenode says whether a
+    /// rename replaced it.
+    async fn abandon_if_deleted(&self, w: &Writer) {
+        let Some(id) = w.nn_inode() else { return };
+        let target = inode_path(id, None);
+        let status = self.client.status(&target);
+        if let Ok(Err(dfs_client::Error::NotFound { .. })) =
+            tokio::time::timeout(self.opts.rpc_timeout, status).await
+        {
+            debug!(path = %w.path(), "file being written replaced by a rename: it will be abandoned");
+            w.mark_unlinked();
+        }
+    }
+
     /// RENAME of `name` in `parent` to `new_name` in `new_parent`.
     pub(super) async fn rename_entry(
         &self,
@@ -172,21 +189,21 @@ impl DfsFs {
         let (src, src_target) = self.child_ref(parent, name)?;
         let (dst, dst_target) = self.child_ref(new_parent, new_name)?;
         // Files being written under the source go on being written: their
-        // namenode calls name them by inode. A file being written that the
-        // rename replaces is abandoned at its release, as after an unlink;
-        // one closed and being committed is waited for, so the rename
-        // replaces the complete file.
+        // namenode calls name them by inode (the path they keep is for
+        // messages). A file being written at the destination, found by
+        // the inode the kernel knows there, is waited for if it is being
+        // committed, so the rename replaces the complete file; if it is
+        // still open and the rename deleted it, it is abandoned at its
+        // release, as after an unlink.
         let moved = self.handles.active_writers_under(&src);
-        let mut replaced = Vec::new();
-        for w in self.handles.active_writers_under(&dst) {
-            // (A rename onto itself moves and replaces nothing.)
-            if moved.iter().any(|m| Arc::ptr_eq(m, &w)) {
-                continue;
-            }
-            if self.settle_writer(&w).await {
-                replaced.push(w);
-            }
-        }
+        let src_ino = self.inodes.find(parent, name);
+        let replaced = match self.inodes.find(new_parent, new_name) {
+            Some(ino) if Some(ino) != src_ino => match self.handles.active_writer(ino) {
+                Some(w) if self.settle_writer(&w).await => Some(w),
+                _ => None,
+            },
+            _ => None,
+        };
         self.call(
             "rename",
             &src,
@@ -196,9 +213,8 @@ impl DfsFs {
         for w in moved {
             w.moved(&src, &dst);
         }
-        for w in replaced {
-            debug!(path = %w.path(), "file being written replaced by a rename: it will be abandoned");
-            w.mark_unlinked();
+        if let Some(w) = replaced {
+            self.abandon_if_deleted(&w).await;
         }
         self.inodes.rename(parent, name, new_parent, new_name);
         let now = now_ms();

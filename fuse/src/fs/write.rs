@@ -222,7 +222,8 @@ impl DfsFs {
     /// `old`. A file another client is still committing (its `close()`
     /// returned, its completion is in flight: a few ms) is waited for, up to
     /// [`COMMIT_GRACE`], rather than refused with EBUSY at once; one still
-    /// open for writing elsewhere is refused after that.
+    /// open for writing elsewhere is refused (EBUSY) after that, until its
+    /// writer's lease is past the soft limit (the writer is gone).
     async fn replace(&self, path: &str, old: &FileStatus) -> Result<FileWriter, Errno> {
         let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(10);

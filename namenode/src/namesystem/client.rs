@@ -29,6 +29,37 @@ impl Namesystem {
         })
     }
 
+    /// The answer to a create that ran before the namenode restarted (its
+    /// answer was lost, see [`crate::retry_cache`]): the file at `path`
+    /// and its first block, if `client` still holds it and has not written
+    /// it. Refused if the file is no longer the one that create made (it
+    /// was closed, or replaced by another client's).
+    pub fn created(
+        &self,
+        caller: &Caller,
+        path: &str,
+        client: &str,
+    ) -> Result<(FileStatus, Option<LocatedBlock>)> {
+        self.read(|st| {
+            let path = &*st.ns.expand(path)?;
+            st.ns.check(caller, path, &Need::default())?;
+            let (_, norm, inode) = st.ns.resolve_file(path)?;
+            if inode.rec.lease_holder != client {
+                return Err(Error::LeaseExpired {
+                    path: norm,
+                    message: "the file this create made before the namenode restarted was \
+                              closed or replaced since"
+                        .into(),
+                });
+            }
+            let block = st
+                .unwritten_last_block(&inode.rec)
+                .then(|| st.located_new(&inode.rec, 0))
+                .filter(|_| inode.rec.blocks.len() == 1);
+            Ok((st.ns.get_file_info(path)?, block))
+        })
+    }
+
     /// Status of a path and, for a file, the locations of all its blocks,
     /// read under one lock so the two agree.
     /// A file the caller may not read comes without its locations.

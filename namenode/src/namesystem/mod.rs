@@ -91,7 +91,15 @@ impl Namesystem {
             None => Topology::default(),
         };
         let (store, mut image) = Store::open(&cfg.data_dir)?;
-        let replayed_calls = std::mem::take(&mut image.calls);
+        // The replayed edits are merged into the image now: the calls they
+        // recorded (those the retry cache would still keep) go into the
+        // new edit log, so a second restart soon after knows them too.
+        let expiry = crate::retry_cache::EXPIRY.as_millis() as i64;
+        let mut replayed_calls = std::mem::take(&mut image.calls);
+        replayed_calls.retain(|c| now_ms().saturating_sub(c.at_ms) < expiry);
+        if !replayed_calls.is_empty() {
+            store.apply(replayed_calls.iter().cloned().map(Change::Call).collect())?;
+        }
         let decommissions = Decommissions::load(&cfg.data_dir)?;
         let ns = Namespace::from_image(image, cfg.block_size, cfg.replication)?;
         let cfg = Arc::new(cfg);
@@ -250,8 +258,8 @@ impl State {
         }
         // The edit names the at-most-once call that made it, so a retry
         // after a restart is not run again.
-        if let Some(call) = crate::retry_cache::current_call() {
-            batch.push(Change::Call(call.record(now_ms())));
+        if let Some((call, kind)) = crate::retry_cache::current_call() {
+            batch.push(Change::Call(call.record(kind, now_ms())));
         }
         store.check()?;
         self.ns.apply(&batch);

@@ -118,8 +118,8 @@ impl State {
 
     /// For a create that replaces a file: the holder of the file's lease
     /// when another client's lease is past the soft limit (or the file is
-    /// being recovered), so the create may replace it, as HDFS's create
-    /// recovers such a file rather than wait for the hard limit.
+    /// being recovered), so the create may replace it rather than wait for
+    /// the hard limit. (HDFS's overwrite replaces it whatever its lease.)
     fn lapsed_holder(&self, args: &CreateArgs, now: Instant) -> Option<String> {
         if !args.overwrite {
             return None;
@@ -183,16 +183,7 @@ impl State {
                 .fold(0u64, |a, b| a.saturating_add(b.length))
         };
         // A retried call whose answer was lost: hand out the same block again.
-        let retry_of_last = |rec: &InodeRecord, this: &Self| {
-            rec.blocks.last().is_some_and(|last| {
-                last.under_construction
-                    && last.length == 0
-                    && this
-                        .blocks
-                        .get(last.id)
-                        .is_some_and(|b| b.replicas.is_empty())
-            })
-        };
+        let retry_of_last = |rec: &InodeRecord, this: &Self| this.unwritten_last_block(rec);
         match (&req.previous, rec.blocks.last()) {
             (None, None) => {}
             (None, Some(_)) if n == 1 && retry_of_last(&rec, self) => {
@@ -334,7 +325,22 @@ impl State {
     }
 
     /// The located form of the file's last (new) block with its pipeline.
-    fn located_new(&self, rec: &InodeRecord, offset: u64) -> LocatedBlock {
+    /// True if the file's last block was allocated and never written (no
+    /// length, no replica): a call that allocated it and lost its answer
+    /// may be given it again.
+    pub(crate) fn unwritten_last_block(&self, rec: &InodeRecord) -> bool {
+        rec.blocks.last().is_some_and(|last| {
+            last.under_construction
+                && last.length == 0
+                && self
+                    .blocks
+                    .get(last.id)
+                    .is_some_and(|b| b.replicas.is_empty())
+        })
+    }
+
+    /// The last block of `rec`, being written, at `offset`, with its pipeline.
+    pub(crate) fn located_new(&self, rec: &InodeRecord, offset: u64) -> LocatedBlock {
         let last = rec.blocks.last().cloned().unwrap_or_default();
         LocatedBlock {
             block: Some(ExtendedBlock {

@@ -74,6 +74,7 @@ fn calls_recorded_with_batches_come_back_at_the_next_start() {
     let call = CallRecord {
         user: "alice".into(),
         id: "client-1:7".into(),
+        kind: "delete".into(),
         at_ms: 1_700_000_000_123,
     };
     {

@@ -171,11 +171,31 @@ fn files_being_written_can_be_renamed_on_the_mount() {
     assert_eq!(got.stdout, b"the new target");
     let st = c.dfs_json(&["stat", "--json", "/e/target"]);
     assert_eq!(st["under_construction"], false, "{st}");
+
+    // Another client moves a file the mount writes (logrotate on another
+    // host); the mount's rename onto the old name then replaces nothing of
+    // it, though the kernel still caches that name for it.
+    let data = random_bytes(300_000, 43);
+    let mut w = fs::File::create(m.dir.join("e/w")).unwrap();
+    w.write_all(&data[..100_000]).unwrap();
+    c.dfs_ok(&["mv", "/e/w", "/e/w.1"]);
+    fs::write(m.dir.join("e/tmp"), b"tmp").unwrap();
+    fs::rename(m.dir.join("e/tmp"), m.dir.join("e/w")).unwrap();
+    w.write_all(&data[100_000..]).unwrap();
+    drop(w);
+    let length = wait_closed(&c, "/e/w.1", Duration::from_secs(20), "the mount");
+    assert_eq!(length, data.len() as u64, "the moved file was abandoned");
+    let got = c.dfs(&["cat", "/e/w.1"]);
+    assert!(
+        got.status.success() && got.stdout == data,
+        "wrong bytes at /e/w.1"
+    );
+    assert_eq!(c.dfs_ok(&["cat", "/e/w"]), "tmp");
     let names: Vec<String> = fs::read_dir(m.dir.join("e"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
 }
 
 /// `close()` returns once the pipeline acknowledged every byte: a file
