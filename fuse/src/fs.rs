@@ -310,7 +310,11 @@ impl DfsFs {
             .and_then(|w| w.overlay(Some(status)))
         {
             Some(s) => file_attr(ino, &s, &self.owners),
-            None => file_attr(ino, status, &self.owners),
+            None => {
+                self.inodes
+                    .tell_growing(ino, status.under_construction && !status.is_dir());
+                file_attr(ino, status, &self.owners)
+            }
         }
     }
 

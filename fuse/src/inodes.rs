@@ -50,6 +50,10 @@ struct Node {
     /// drops a directory's attributes whenever an entry in it changes and
     /// asks again before the next permission check; this answers that.
     dir_status: Option<(Instant, FileStatus)>,
+    /// The kernel was last told this file's size while another client
+    /// wrote it: a size it may keep (its attribute timeout) after the
+    /// file is complete and longer.
+    told_growing: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +90,7 @@ impl InodeTable {
                 children: 0,
                 linked: true,
                 dir_status: None,
+                told_growing: false,
             },
         );
         InodeTable {
@@ -187,6 +192,24 @@ impl InodeTable {
         if let Some(node) = self.inner.lock().nodes.get_mut(&ino) {
             node.dir_status = Some((Instant::now(), status.clone()));
         }
+    }
+
+    /// Notes whether the size the kernel is being told for `ino` is that
+    /// of a file another client is still writing.
+    pub fn tell_growing(&self, ino: u64, growing: bool) {
+        if let Some(node) = self.inner.lock().nodes.get_mut(&ino) {
+            node.told_growing = growing;
+        }
+    }
+
+    /// True if the kernel was last told `ino`'s size while another client
+    /// wrote it (see [`InodeTable::tell_growing`]).
+    pub fn told_growing(&self, ino: u64) -> bool {
+        self.inner
+            .lock()
+            .nodes
+            .get(&ino)
+            .is_some_and(|n| n.told_growing)
     }
 
     /// A directory's status fetched less than `ttl` ago.
@@ -323,6 +346,7 @@ impl Inner {
                 children: 0,
                 linked: true,
                 dir_status: None,
+                told_growing: false,
             },
         );
         if let Some(p) = self.nodes.get_mut(&parent) {

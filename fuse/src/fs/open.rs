@@ -57,6 +57,13 @@ impl DfsFs {
             // later readers of the complete file; read directly, a read
             // just ends there.
             FopenFlags::FOPEN_DIRECT_IO
+        } else if self.inodes.told_growing(ino) {
+            // Complete now, but the kernel may still hold the size it was
+            // told while another client wrote it (until its attribute
+            // timeout): through the page cache it would end reads there,
+            // short of bytes that client's close() returned for. Read
+            // directly, the reader's length counts.
+            FopenFlags::FOPEN_DIRECT_IO
         } else {
             // Complete files never change, so cached pages stay good.
             FopenFlags::FOPEN_KEEP_CACHE

@@ -114,14 +114,24 @@ impl State {
         // in pipeline order. The head's answer is the one every replica
         // holds (a node acknowledges only what it and every node after it
         // wrote); a node further down may have acknowledged bytes the head
-        // has not written yet, which a lease recovery could cut.
+        // has not written yet, which a lease recovery could cut. Also a
+        // last block a Complete committed while it waits for a finalized
+        // replica to be reported (the file is not closed yet, and the
+        // block is still the record's block being written): left out, it
+        // made the file read short of bytes its writer's close() had
+        // returned for.
         let last_block = inode
             .under_construction()
             .then(|| inode.rec.blocks.last())
             .flatten()
+            .filter(|b| b.under_construction)
             .and_then(|b| {
                 let info = self.blocks.get(b.id)?;
-                (info.state == BlockState::UnderConstruction).then(|| {
+                matches!(
+                    info.state,
+                    BlockState::UnderConstruction | BlockState::Committed
+                )
+                .then(|| {
                     let start = file_length.saturating_sub(b.length);
                     self.located_block(b, info, start, None)
                 })
@@ -146,7 +156,9 @@ impl State {
         nearest_to: Option<(&ReaderSite<'_>, Instant)>,
     ) -> LocatedBlock {
         let mut rng = rand::rng();
-        let uc = info.state == BlockState::UnderConstruction;
+        // (A block a Complete committed that is still the record's block
+        // being written is read from its pipeline too.)
+        let uc = info.state == BlockState::UnderConstruction || b.under_construction;
         let (nodes, corrupt) = self.read_replicas(info, uc);
         let mut keyed: Vec<((u8, u8, u32), NodeIdx)> = nodes
             .into_iter()
