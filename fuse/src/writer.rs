@@ -508,9 +508,16 @@ impl Writer {
         // before the close's edit, never after it.
         let _attrs_in_order = self.storing_attrs.lock().await;
         let state = std::mem::replace(&mut *self.state.lock().await, State::Finished);
-        let (path, unlinked, failed) = {
+        let (path, unlinked, failed, nn_inode) = {
             let info = self.info.lock();
-            (info.path.clone(), info.unlinked, info.failed)
+            (info.path.clone(), info.unlinked, info.failed, info.nn_inode)
+        };
+        // A file this mount gives up on is closed by lease recovery now,
+        // not at the hard limit.
+        let give_up = |path: &str| {
+            if let Some(inode) = nn_inode {
+                recover_in_background(client.clone(), path.to_string(), inode);
+            }
         };
         // Marked failed by `fail` while its state was still open.
         let state = match (state, failed) {
@@ -533,24 +540,31 @@ impl Writer {
                         debug!(path = %path, elapsed = ?started.elapsed(), "file committed");
                         self.store_pending(client, &path, inode, timeout).await;
                     }
-                    Ok(Err(e)) => error!(
-                        path = %path,
-                        error = %e,
-                        "completing the file failed; it stays under construction until the namenode recovers its lease"
-                    ),
-                    Err(_) => error!(
-                        path = %path,
-                        ?timeout,
-                        "completing the file timed out; it stays under construction until the namenode recovers its lease"
-                    ),
+                    Ok(Err(e)) => {
+                        error!(
+                            path = %path,
+                            error = %e,
+                            "completing the file failed; it stays under construction until lease recovery closes it (asked for now)"
+                        );
+                        give_up(&path);
+                    }
+                    Err(_) => {
+                        error!(
+                            path = %path,
+                            ?timeout,
+                            "completing the file timed out; it stays under construction until lease recovery closes it (asked for now)"
+                        );
+                        give_up(&path);
+                    }
                 }
             }
             State::Failed(e) => {
                 warn!(
                     path = %path,
                     errno = e.code(),
-                    "file not completed because an earlier write failed"
+                    "file not completed because an earlier write failed; lease recovery closes it with the bytes its datanodes hold"
                 );
+                give_up(&path);
             }
             State::Existing | State::Finished => {}
         }
@@ -565,6 +579,45 @@ impl Writer {
         }
         self.phase.send_replace(Phase::Done);
     }
+}
+
+/// Longest wait between two asks of [`recover_in_background`].
+const RECOVER_PAUSE_MAX: Duration = Duration::from_secs(30);
+/// How long [`recover_in_background`] keeps asking (the namenode's own
+/// hard limit is 20 minutes by default; a namenode away longer than this
+/// recovers the file itself once this mount stops renewing).
+const RECOVER_FOR: Duration = Duration::from_secs(3600);
+
+/// Asks the namenode, until it is done, to recover the lease of file
+/// `inode`, which this mount will not complete (its close failed or timed
+/// out, or a write failed): lease recovery closes it with the bytes its
+/// replicas hold. Otherwise it would stay under construction until the
+/// lease's hard limit, which this mount's renewals for its other open
+/// files put off for as long as it writes any.
+fn recover_in_background(client: Client, path: String, inode: u64) {
+    tokio::spawn(async move {
+        let target = dfs_proto::path::inode_path(inode, None);
+        let started = Instant::now();
+        let mut pause = Duration::from_secs(1);
+        while started.elapsed() < RECOVER_FOR {
+            let asked =
+                tokio::time::timeout(RECOVER_PAUSE_MAX, client.recover_lease(&target, false)).await;
+            match asked {
+                Ok(Ok(true)) => {
+                    warn!(path = %path, "closed by lease recovery with the bytes its datanodes hold");
+                    return;
+                }
+                // Deleted, or closed by then.
+                Ok(Err(dfs_client::Error::NotFound { .. })) => return,
+                Ok(Ok(false)) => debug!(path = %path, "lease recovery under way"),
+                Ok(Err(e)) => debug!(path = %path, error = %e, "lease recovery not started yet"),
+                Err(_) => debug!(path = %path, "lease recovery: no answer yet"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RECOVER_PAUSE_MAX);
+        }
+        error!(path = %path, "gave up asking for lease recovery; the namenode closes the file at the lease's hard limit");
+    });
 }
 
 /// The errno of an I/O error from the writer, logging it once.

@@ -193,7 +193,13 @@ fn no_trailing_slash(path: &str) -> CliResult {
 }
 
 async fn create_empty(client: &Client, path: &str) -> CliResult {
-    let writer = client.create(path, CreateOptions::default()).await?;
+    // No first block: allocated with the create, it would only be given
+    // back at the close (two namenode calls, and datanode work, per file).
+    let opts = CreateOptions {
+        lazy_first_block: true,
+        ..CreateOptions::default()
+    };
+    let writer = client.create(path, opts).await?;
     writer.close().await?;
     Ok(())
 }
