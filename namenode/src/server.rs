@@ -100,6 +100,17 @@ impl NamenodeService {
             .map(Response::new)
     }
 
+    /// The status of `path` when awaited: the answer to a mkdir or a
+    /// set-attributes that ran before a restart.
+    fn status_now(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> impl Future<Output = Result<FileStatus, Error>> + Send + 'static {
+        let (fs, caller, path) = (self.fs.clone(), caller.clone(), path.to_string());
+        async move { fs.get_file_info(&caller, &path) }
+    }
+
     /// [`at_most_once`](Self::at_most_once) for a call that must not run
     /// again after a restart: `replayed` makes its answer from the
     /// namespace as it is then (see [`crate::retry_cache`]).
@@ -203,7 +214,7 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::info_span!("mkdirs", path = %r.path, user = %caller.user);
         let fs = self.fs.clone();
-        let now = (self.fs.clone(), caller.clone(), r.path.clone());
+        let now = self.status_now(&caller, &r.path);
         self.at_most_once_or(
             key,
             "mkdirs",
@@ -212,9 +223,9 @@ impl ClientProtocol for NamenodeService {
                 Ok(MkdirsResponse { status: Some(s) })
             },
             async move {
-                let (fs, caller, path) = now;
-                let s = fs.get_file_info(&caller, &path)?;
-                Ok(MkdirsResponse { status: Some(s) })
+                Ok(MkdirsResponse {
+                    status: Some(now.await?),
+                })
             },
         )
         .await
@@ -267,7 +278,7 @@ impl ClientProtocol for NamenodeService {
         let r = request.into_inner();
         let span = tracing::info_span!("set_attr", path = %r.path, user = %caller.user);
         let fs = self.fs.clone();
-        let now = (self.fs.clone(), caller.clone(), r.path.clone());
+        let now = self.status_now(&caller, &r.path);
         self.at_most_once_or(
             key,
             "set_attr",
@@ -276,9 +287,9 @@ impl ClientProtocol for NamenodeService {
                 Ok(SetAttrResponse { status: Some(s) })
             },
             async move {
-                let (fs, caller, path) = now;
-                let s = fs.get_file_info(&caller, &path)?;
-                Ok(SetAttrResponse { status: Some(s) })
+                Ok(SetAttrResponse {
+                    status: Some(now.await?),
+                })
             },
         )
         .await
