@@ -309,7 +309,10 @@ impl DfsFs {
             .writer(ino)
             .and_then(|w| w.overlay(Some(status)))
         {
-            Some(s) => file_attr(ino, &s, &self.owners),
+            Some(s) => {
+                self.inodes.tell_growing(ino, false);
+                file_attr(ino, &s, &self.owners)
+            }
             None => {
                 self.inodes
                     .tell_growing(ino, status.under_construction && !status.is_dir());

@@ -610,6 +610,13 @@ fn recover_in_background(client: Client, path: String, inode: u64) {
                 // Deleted, or closed by then.
                 Ok(Err(dfs_client::Error::NotFound { .. })) => return,
                 Ok(Ok(false)) => debug!(path = %path, "lease recovery under way"),
+                Ok(Err(
+                    e @ (dfs_client::Error::PermissionDenied { .. }
+                    | dfs_client::Error::LeaseHeld { .. }),
+                )) => {
+                    warn!(path = %path, error = %e, "lease recovery refused; the namenode closes the file at the lease's hard limit");
+                    return;
+                }
                 Ok(Err(e)) => debug!(path = %path, error = %e, "lease recovery not started yet"),
                 Err(_) => debug!(path = %path, "lease recovery: no answer yet"),
             }

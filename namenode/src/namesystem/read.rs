@@ -115,11 +115,13 @@ impl State {
         // holds (a node acknowledges only what it and every node after it
         // wrote); a node further down may have acknowledged bytes the head
         // has not written yet, which a lease recovery could cut. Also a
-        // last block a Complete committed while it waits for a finalized
-        // replica to be reported (the file is not closed yet, and the
-        // block is still the record's block being written): left out, it
+        // last block a Complete committed (and a replica report may have
+        // completed in the block map) while the file is not closed yet,
+        // its Complete waiting for that report: the record still has it as
+        // the block being written, at its last fsync length. Left out, it
         // made the file read short of bytes its writer's close() had
-        // returned for.
+        // returned for. (A finalized replica's visible length is its
+        // length.)
         let last_block = inode
             .under_construction()
             .then(|| inode.rec.blocks.last())
@@ -127,14 +129,8 @@ impl State {
             .filter(|b| b.under_construction)
             .and_then(|b| {
                 let info = self.blocks.get(b.id)?;
-                matches!(
-                    info.state,
-                    BlockState::UnderConstruction | BlockState::Committed
-                )
-                .then(|| {
-                    let start = file_length.saturating_sub(b.length);
-                    self.located_block(b, info, start, None)
-                })
+                let start = file_length.saturating_sub(b.length);
+                Some(self.located_block(b, info, start, None))
             });
         GetBlockLocationsResponse {
             file_length,

@@ -21,7 +21,9 @@ use crate::store::{Change, Store};
 
 impl Namesystem {
     /// Starts (or checks) lease recovery of a file; true once it is
-    /// closed. The caller needs write access to the file.
+    /// closed. The caller needs write access to the file, unless it holds
+    /// the file's lease (a writer giving up its own file, which may have
+    /// been made read-only while written, as tar does).
     pub async fn recover_lease(
         &self,
         caller: &Caller,
@@ -29,8 +31,16 @@ impl Namesystem {
     ) -> Result<bool> {
         let (closed, seq) = self.mutate(Some("recover a lease"), |st, store| {
             req.path = st.ns.expand(&req.path)?.into_owned();
-            st.ns
-                .check(caller, &req.path, &Need::target(Access::WRITE))?;
+            let own = st
+                .ns
+                .resolve_file(&req.path)
+                .is_ok_and(|(_, _, i)| i.rec.lease_holder == req.client_name);
+            let need = if own {
+                Need::default()
+            } else {
+                Need::target(Access::WRITE)
+            };
+            st.ns.check(caller, &req.path, &need)?;
             st.recover_lease(store, &req, Instant::now())
         })?;
         self.durable(seq).await?;

@@ -161,3 +161,66 @@ async fn the_block_being_written_is_located_for_readers_to_measure() {
     assert_eq!((resp.file_length, resp.blocks.len()), (4196, 2));
     h.close().await;
 }
+
+/// A file whose Complete committed its last block but waits for a
+/// finalized replica report is not closed yet: readers get that block as
+/// the block being written (its datanodes answer its length), before the
+/// report and after it until the writer's next Complete. Before, it was
+/// left out of the answer and the file read short.
+#[tokio::test]
+async fn a_committed_last_block_of_a_file_not_closed_yet_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(config(dir.path()));
+    three_nodes(&h);
+    let lb = h.allocate("/f", "c").await;
+    let id =
+        h.fs.get_file_info(&Caller::superuser(), "/f")
+            .unwrap()
+            .inode;
+    let block = ExtendedBlock {
+        length: 1234,
+        ..lb.block.unwrap()
+    };
+    let complete = || CompleteRequest {
+        path: "/f".into(),
+        client_name: "c".into(),
+        last: Some(block),
+        file_id: id,
+        ..Default::default()
+    };
+    let closed =
+        h.fs.complete(&Caller::superuser(), complete())
+            .await
+            .unwrap();
+    assert!(!closed, "closed without a finalized replica");
+    let locate = || {
+        h.fs.get_block_locations(
+            &Caller::superuser(),
+            &GetBlockLocationsRequest {
+                path: "/f".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .unwrap()
+    };
+    for when in ["committed", "reported"] {
+        let r = locate();
+        assert!(r.under_construction, "{when}");
+        let last = r
+            .last_block
+            .unwrap_or_else(|| panic!("{when}: no last block"));
+        assert_eq!(last.block.map(|b| b.id), Some(block.id), "{when}");
+        assert!(!last.locations.is_empty(), "{when}: no datanode to ask");
+        h.received("dn1", block);
+    }
+    assert!(h
+        .fs
+        .complete(&Caller::superuser(), complete())
+        .await
+        .unwrap());
+    let r = locate();
+    assert!(r.last_block.is_none());
+    assert_eq!(r.file_length, 1234);
+    h.close().await;
+}
