@@ -44,11 +44,11 @@ pub const EXPIRY: Duration = Duration::from_secs(600);
 /// The most answers kept; the oldest go first. At 10,000 creates/s that
 /// is about 6 s of answers: a client retries a call that broke at once,
 /// within its RPC timeout (5 s by default); under such a load a longer
-/// timeout may outlast the answer, and the retry then runs again. An answer (a create's: the file's status and its first
-/// block with its pipeline) and its keys take about 1 KiB, so this bounds
-/// the cache near 64 MiB, as HDFS bounds its own by a share of the heap
-/// (3 %). With 2^18 answers a namenode under steady creates and deletes
-/// grew by some 250 MiB.
+/// timeout may outlast the answer, and the retry then runs again. An
+/// answer (a create's: the file's status and its first block with its
+/// pipeline) and its keys take about 1 KiB, so this bounds the cache near
+/// 64 MiB, as HDFS bounds its own by a share of the heap (3 %); at 2^18
+/// it could take some 250 MiB.
 pub const CAPACITY: usize = 1 << 16;
 
 /// Identifies one call: the caller's user and the call id it sent.

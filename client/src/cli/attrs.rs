@@ -192,14 +192,18 @@ fn no_trailing_slash(path: &str) -> CliResult {
     Ok(())
 }
 
-async fn create_empty(client: &Client, path: &str) -> CliResult {
-    // No first block: allocated with the create, it would only be given
-    // back at the close (two namenode calls, and datanode work, per file).
-    let opts = CreateOptions {
+/// Options for a file created empty (touchz, touch): no first block,
+/// which the create would allocate and the close give back (two namenode
+/// calls, and datanode work, per file).
+fn empty_file() -> CreateOptions {
+    CreateOptions {
         lazy_first_block: true,
         ..CreateOptions::default()
-    };
-    let writer = client.create(path, opts).await?;
+    }
+}
+
+async fn create_empty(client: &Client, path: &str) -> CliResult {
+    let writer = client.create(path, empty_file()).await?;
     writer.close().await?;
     Ok(())
 }
@@ -244,7 +248,7 @@ pub(crate) async fn touch(
                 Err(Error::NotFound { .. }) if how.no_create => Ok(()),
                 Err(Error::NotFound { .. }) => {
                     no_trailing_slash(p)?;
-                    let mut writer = client.create(p, CreateOptions::default()).await?;
+                    let mut writer = client.create(p, empty_file()).await?;
                     if time.is_some() {
                         writer.set_attrs_on_close(&attr)?;
                     }

@@ -52,10 +52,8 @@ impl Namesystem {
                         .into(),
                 });
             }
-            let block = st
-                .unwritten_last_block(&inode.rec)
-                .then(|| st.located_new(&inode.rec, 0))
-                .filter(|_| inode.rec.blocks.len() == 1);
+            let block = (inode.rec.blocks.len() == 1 && st.unwritten_last_block(&inode.rec))
+                .then(|| st.located_new(&inode.rec, 0));
             Ok((st.ns.get_file_info(path)?, block))
         })
     }

@@ -96,7 +96,8 @@ impl Namesystem {
         // new edit log, so a second restart soon after knows them too.
         let expiry = crate::retry_cache::EXPIRY.as_millis() as i64;
         let mut replayed_calls = std::mem::take(&mut image.calls);
-        replayed_calls.retain(|c| now_ms().saturating_sub(c.at_ms) < expiry);
+        let started_ms = now_ms();
+        replayed_calls.retain(|c| started_ms.saturating_sub(c.at_ms) < expiry);
         if !replayed_calls.is_empty() {
             store.apply(replayed_calls.iter().cloned().map(Change::Call).collect())?;
         }

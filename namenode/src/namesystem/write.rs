@@ -72,7 +72,7 @@ impl State {
         req: CreateRequest,
         now: Instant,
     ) -> Result<(FileStatus, u64)> {
-        let args = CreateArgs {
+        let mut args = CreateArgs {
             path: req.path,
             client_name: req.client_name,
             overwrite: req.overwrite,
@@ -86,10 +86,7 @@ impl State {
             },
             lapsed_holder: None,
         };
-        let args = CreateArgs {
-            lapsed_holder: self.lapsed_holder(&args, now),
-            ..args
-        };
+        args.lapsed_holder = self.lapsed_holder(&args, now);
         let (batch, created) = self
             .ns
             .plan_create(&args, now_ms())
@@ -183,14 +180,13 @@ impl State {
                 .fold(0u64, |a, b| a.saturating_add(b.length))
         };
         // A retried call whose answer was lost: hand out the same block again.
-        let retry_of_last = |rec: &InodeRecord, this: &Self| this.unwritten_last_block(rec);
         match (&req.previous, rec.blocks.last()) {
             (None, None) => {}
-            (None, Some(_)) if n == 1 && retry_of_last(&rec, self) => {
+            (None, Some(_)) if n == 1 && self.unwritten_last_block(&rec) => {
                 return Ok((self.located_new(&rec, 0), store.last_applied()));
             }
             (Some(p), Some(_))
-                if n >= 2 && rec.blocks[n - 2].id == p.id && retry_of_last(&rec, self) =>
+                if n >= 2 && rec.blocks[n - 2].id == p.id && self.unwritten_last_block(&rec) =>
             {
                 return Ok((
                     self.located_new(&rec, offset_of(n - 1, &rec)),
@@ -324,7 +320,6 @@ impl State {
         Ok((self.located_new(&rec, offset_of(n, &rec)), seq))
     }
 
-    /// The located form of the file's last (new) block with its pipeline.
     /// True if the file's last block was allocated and never written (no
     /// length, no replica): a call that allocated it and lost its answer
     /// may be given it again.

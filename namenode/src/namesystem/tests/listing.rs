@@ -193,19 +193,8 @@ async fn a_committed_last_block_of_a_file_not_closed_yet_is_listed() {
             .await
             .unwrap();
     assert!(!closed, "closed without a finalized replica");
-    let locate = || {
-        h.fs.get_block_locations(
-            &Caller::superuser(),
-            &GetBlockLocationsRequest {
-                path: "/f".into(),
-                ..Default::default()
-            },
-            "",
-        )
-        .unwrap()
-    };
     for when in ["committed", "reported"] {
-        let r = locate();
+        let r = h.locations("/f");
         assert!(r.under_construction, "{when}");
         let last = r
             .last_block
@@ -219,7 +208,7 @@ async fn a_committed_last_block_of_a_file_not_closed_yet_is_listed() {
         .complete(&Caller::superuser(), complete())
         .await
         .unwrap());
-    let r = locate();
+    let r = h.locations("/f");
     assert!(r.last_block.is_none());
     assert_eq!(r.file_length, 1234);
     h.close().await;

@@ -132,6 +132,21 @@ impl Harness {
             .collect()
     }
 
+    /// Where every block of `path` is, as the superuser reading from
+    /// nowhere in particular sees it.
+    fn locations(&self, path: &str) -> GetBlockLocationsResponse {
+        self.fs
+            .get_block_locations(
+                &Caller::superuser(),
+                &GetBlockLocationsRequest {
+                    path: path.into(),
+                    ..Default::default()
+                },
+                "",
+            )
+            .unwrap()
+    }
+
     /// Creates `path` for writer `client` and allocates its first block.
     async fn allocate(&self, path: &str, client: &str) -> LocatedBlock {
         self.fs

@@ -75,16 +75,7 @@ async fn corrupt_replica_is_replaced_then_deleted() {
         }],
     })
     .unwrap();
-    let loc =
-        h.fs.get_block_locations(
-            &Caller::superuser(),
-            &GetBlockLocationsRequest {
-                path: "/f".into(),
-                ..Default::default()
-            },
-            "",
-        )
-        .unwrap();
+    let loc = h.locations("/f");
     assert_eq!(loc.blocks[0].locations.len(), 2);
     assert!(loc.blocks[0].locations.iter().all(|l| l.id != bad));
     h.fs.tick(Instant::now());
@@ -130,16 +121,7 @@ async fn decommission_drains_then_reports_decommissioned() {
     let target = target.expect("a copy off the draining node");
     assert_ne!(target, holder);
     // Still readable meanwhile.
-    let loc =
-        h.fs.get_block_locations(
-            &Caller::superuser(),
-            &GetBlockLocationsRequest {
-                path: "/f".into(),
-                ..Default::default()
-            },
-            "",
-        )
-        .unwrap();
+    let loc = h.locations("/f");
     assert_eq!(loc.blocks[0].locations.len(), 3);
     assert_eq!(
         loc.blocks[0].locations[2].id, holder,

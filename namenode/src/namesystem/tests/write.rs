@@ -111,16 +111,7 @@ async fn complete_waits_for_a_finalized_replica_and_leases_exclude() {
     })
     .await
     .unwrap();
-    let loc =
-        h.fs.get_block_locations(
-            &Caller::superuser(),
-            &GetBlockLocationsRequest {
-                path: "/f".into(),
-                ..Default::default()
-            },
-            "",
-        )
-        .unwrap();
+    let loc = h.locations("/f");
     assert!(loc.under_construction);
     assert_eq!(loc.file_length, 7);
     assert!(loc.blocks[0].under_construction);
