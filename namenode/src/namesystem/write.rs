@@ -173,26 +173,35 @@ impl State {
     ) -> Result<(LocatedBlock, u64)> {
         let w = self.writing(&req.path, req.file_id, &req.client_name, now)?;
         let mut rec = w.rec;
-        let n = rec.blocks.len();
+        let mut n = rec.blocks.len();
         let offset_of = |k: usize, rec: &InodeRecord| {
             rec.blocks[..k]
                 .iter()
                 .fold(0u64, |a, b| a.saturating_add(b.length))
         };
-        // A retried call whose answer was lost: hand out the same block again.
-        match (&req.previous, rec.blocks.last()) {
-            (None, None) => {}
-            (None, Some(_)) if n == 1 && self.unwritten_last_block(&rec) => {
-                return Ok((self.located_new(&rec, 0), store.last_applied()));
-            }
-            (Some(p), Some(_))
-                if n >= 2 && rec.blocks[n - 2].id == p.id && self.unwritten_last_block(&rec) =>
-            {
+        // A retried call whose answer was lost: hand out the same block
+        // again, if its datanodes are all registered. After a restart they
+        // may not be yet (or no longer be); the block was never written, so
+        // it is replaced by a new one on nodes that are here.
+        let retried = match (&req.previous, rec.blocks.last()) {
+            (None, Some(_)) => n == 1,
+            (Some(p), Some(_)) => n >= 2 && rec.blocks[n - 2].id == p.id,
+            _ => false,
+        } && self.unwritten_last_block(&rec);
+        let mut replaced = None;
+        if retried {
+            if self.infos(&rec.pipeline).len() == rec.pipeline.len() && !rec.pipeline.is_empty() {
                 return Ok((
                     self.located_new(&rec, offset_of(n - 1, &rec)),
                     store.last_applied(),
                 ));
             }
+            replaced = rec.blocks.pop().map(|b| b.id);
+            rec.pipeline.clear();
+            n -= 1;
+        }
+        match (&req.previous, rec.blocks.last()) {
+            (None, None) => {}
             (Some(p), Some(last)) if p.id == last.id => {
                 if p.generation_stamp != last.generation_stamp {
                     return Err(Error::StaleBlock {
@@ -311,6 +320,11 @@ impl State {
         )?;
         if let Some(p) = previous {
             self.commit_block_in_map(p.id, p.length, now);
+        }
+        if let Some(old) = replaced {
+            self.forget_block(old);
+            tracing::info!(path = %w.path, old, new = block_id,
+                "a retried block allocation got a new block: the datanodes of the one allocated before the namenode restarted have not registered");
         }
         let mut info = BlockInfo::new(w.id, gs, 0, BlockState::UnderConstruction, rec.replication);
         info.pipeline = pipeline;

@@ -242,3 +242,87 @@ async fn a_replica_reported_while_its_deletion_is_held_is_not_counted() {
     }
     h.close().await;
 }
+
+/// A block allocation retried after a restart (its answer was lost) gets
+/// the same block while its datanodes are registered, and a new block on
+/// the nodes that are here when they are not: never a block without one.
+#[tokio::test]
+async fn a_retried_allocation_after_a_restart_never_gets_a_block_without_datanodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second);
+    {
+        let h = Harness::open(config(dir.path()));
+        three_nodes(&h);
+        first = h.allocate("/f", "w").await.block.unwrap();
+        let mut written = first;
+        written.length = 4096;
+        for n in ["dn1", "dn2", "dn3"] {
+            h.received(n, written);
+        }
+        let next = AddBlockRequest {
+            path: "/f".into(),
+            client_name: "w".into(),
+            previous: Some(written),
+            ..Default::default()
+        };
+        second = h.fs.add_block(next.clone(), "").await.unwrap();
+        // Retried before a restart: the same block.
+        let again = h.fs.add_block(next, "").await.unwrap();
+        assert_eq!(again.block, second.block);
+        assert_eq!(again.locations.len(), 3);
+        h.close().await;
+    }
+    let h = Harness::open(config(dir.path()));
+    // dn1 reports the first block, which ends safe mode; the pipeline's
+    // other two nodes have not registered yet, and a new node has.
+    let mut written = first;
+    written.length = 4096;
+    h.register_only("dn1", "127.0.0.1:9101", "/r1");
+    h.fs.block_report(BlockReportRequest {
+        node_id: "dn1".into(),
+        replicas: vec![ReplicaReport {
+            block: Some(written),
+            state: ReplicaState::Finalized as i32,
+        }],
+        ..Default::default()
+    })
+    .unwrap();
+    h.register("dn4", "127.0.0.4:9101", "/r3");
+    assert!(!h.fs.in_safe_mode());
+    let retry = AddBlockRequest {
+        path: "/f".into(),
+        client_name: "w".into(),
+        previous: Some(written),
+        ..Default::default()
+    };
+    let got = h.fs.add_block(retry.clone(), "").await.unwrap();
+    let old = second.block.unwrap();
+    let new = got.block.unwrap();
+    assert_ne!(
+        new.id, old.id,
+        "the unregistered pipeline's block is replaced"
+    );
+    assert_eq!(got.offset, 4096);
+    let mut ids: Vec<_> = got.locations.iter().map(|l| l.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["dn1", "dn4"]);
+    // The file holds the first block and the new one; the old is gone.
+    let blocks: Vec<u64> = h
+        .locations("/f")
+        .blocks
+        .iter()
+        .filter_map(|b| b.block.map(|b| b.id))
+        .chain(
+            h.locations("/f")
+                .last_block
+                .and_then(|b| b.block)
+                .map(|b| b.id),
+        )
+        .collect();
+    assert!(!blocks.contains(&old.id), "{blocks:?}");
+    assert!(blocks.contains(&new.id), "{blocks:?}");
+    // With its datanode here, a further retry gets that same new block.
+    let again = h.fs.add_block(retry, "").await.unwrap();
+    assert_eq!(again.block.map(|b| b.id), Some(new.id));
+    h.close().await;
+}
