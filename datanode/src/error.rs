@@ -98,6 +98,20 @@ pub enum Error {
         /// Offset of the read that came up short.
         offset: u64,
     },
+    /// A replica's file could not be read: a failing disk, or a file
+    /// replaced by something that cannot be read as one. As HDFS's block
+    /// scanner does, the replica counts as bad (see
+    /// [`Error::is_corruption`]) unless the failure was the node's own
+    /// (out of descriptors or memory, interrupted).
+    #[error("replica blk_{block}: cannot read its {what}: {source}")]
+    ReplicaUnreadable {
+        /// Block id.
+        block: u64,
+        /// What was read, e.g. `data at 65536`.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
     /// Not enough free space for a new block.
     #[error("storage full: {remaining} bytes free beyond the {reserved}-byte reserve, a block needs {needed}")]
     StorageFull {
@@ -235,10 +249,13 @@ impl Error {
 
     /// True when stored data was found corrupt (the replica must be moved aside).
     pub fn is_corruption(&self) -> bool {
-        matches!(
-            self,
-            Error::ChecksumMismatch { .. } | Error::BadMeta { .. } | Error::ReplicaShort { .. }
-        )
+        match self {
+            Error::ChecksumMismatch { .. } | Error::BadMeta { .. } | Error::ReplicaShort { .. } => {
+                true
+            }
+            Error::ReplicaUnreadable { source, .. } => !is_transient(source),
+            _ => false,
+        }
     }
 
     /// The wire class of the error.
@@ -254,6 +271,8 @@ impl Error {
             | Error::ChecksumMismatch { .. }
             | Error::BadMeta { .. }
             | Error::ReplicaShort { .. } => ErrorKind::Corrupt,
+            Error::ReplicaUnreadable { .. } if self.is_corruption() => ErrorKind::Corrupt,
+            Error::ReplicaUnreadable { .. } => ErrorKind::Internal,
             Error::StorageFull { .. } => ErrorKind::StorageFull,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
                 ErrorKind::StorageFull
@@ -277,6 +296,17 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> tonic::Status {
         e.kind().status(e.to_string())
     }
+}
+
+/// True for a read failure that says nothing about the file read: the
+/// node ran out of descriptors or memory, or the call was interrupted.
+fn is_transient(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::OutOfMemory
+    ) || Errno::from_io_error(e)
+        .is_some_and(|n| [Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::INTR].contains(&n))
 }
 
 #[cfg(test)]
@@ -305,6 +335,22 @@ mod tests {
                 ErrorKind::StorageFull,
             ),
             (Error::invalid(1, "bad"), ErrorKind::InvalidArgument),
+            (
+                Error::ReplicaUnreadable {
+                    block: 7,
+                    what: "data at 0".into(),
+                    source: io::Error::from_raw_os_error(rustix::io::Errno::ISDIR.raw_os_error()),
+                },
+                ErrorKind::Corrupt,
+            ),
+            (
+                Error::ReplicaUnreadable {
+                    block: 7,
+                    what: "data at 0".into(),
+                    source: io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error()),
+                },
+                ErrorKind::Internal,
+            ),
         ];
         for (err, kind) in cases {
             let msg = err.to_string();

@@ -192,7 +192,11 @@ pub(super) fn check_header(id: u64, meta_file: &File) -> Result<()> {
     }
     meta_file
         .read_exact_at(&mut header, 0)
-        .map_err(|e| Error::io(format!("cannot read the checksums of blk_{id}"), e))?;
+        .map_err(|e| Error::ReplicaUnreadable {
+            block: id,
+            what: "checksum header".into(),
+            source: e,
+        })?;
     meta::decode_header(&header).map_err(|source| Error::BadMeta { block: id, source })
 }
 

@@ -681,7 +681,12 @@ impl BlockStore {
             m.writer = 0;
             (replica.info(&m).block, m.state)
         };
-        self.move_to_corrupt(state, id, true, Some(gs))?;
+        // Out of the map, the replica is no longer served: the namenode is
+        // told (by the caller) even when its files cannot be moved.
+        if let Err(e) = self.move_to_corrupt(state, id, true, Some(gs)) {
+            warn!(block = %block, error = %e,
+                "cannot move a corrupt replica's files to corrupt/; it is no longer served and is reported all the same");
+        }
         Ok(Some(block))
     }
 

@@ -358,10 +358,11 @@ impl ReplicaReader {
                         offset: start,
                     }
                 } else {
-                    Error::io(
-                        format!("cannot read the checksums of blk_{id} at {start}"),
-                        e,
-                    )
+                    Error::ReplicaUnreadable {
+                        block: id,
+                        what: format!("checksums at {start}"),
+                        source: e,
+                    }
                 }
             })?;
         Ok(sums)
@@ -413,7 +414,11 @@ impl ReplicaReader {
                     offset: start,
                 }
             } else {
-                Error::io(format!("cannot read the {what} of blk_{id} at {start}"), e)
+                Error::ReplicaUnreadable {
+                    block: id,
+                    what: format!("{what} at {start}"),
+                    source: e,
+                }
             }
         };
         // Read into fresh capacity: no zeroing of a buffer about to be
@@ -482,11 +487,10 @@ impl ReplicaReader {
                     self.meta
                         .read_exact_at(&mut stored, meta::checksum_offset(from))
                 });
-            read.map_err(|e| {
-                Error::io(
-                    format!("cannot read the last chunk of blk_{id} at {from}"),
-                    e,
-                )
+            read.map_err(|e| Error::ReplicaUnreadable {
+                block: id,
+                what: format!("last chunk at {from}"),
+                source: e,
             })?;
             now
         };

@@ -158,6 +158,16 @@ impl BlockStore {
         Ok(())
     }
 
+    /// Moves a bad replica found at start-up to `corrupt/`. A replica
+    /// whose files cannot be moved is left where it is, unloaded (so not
+    /// served or reported): one bad file does not keep the node down.
+    fn set_aside(&self, state: ReplicaState, id: u64, gs: u64) {
+        if let Err(e) = self.move_to_corrupt(state, id, true, Some(gs)) {
+            warn!(block = id, error = %e,
+                "cannot move a bad replica's files to corrupt/; leaving them, the replica is not loaded");
+        }
+    }
+
     pub(super) fn move_to_corrupt(
         &self,
         state: ReplicaState,
@@ -210,7 +220,7 @@ impl BlockStore {
             })),
             Err(e) if e.is_corruption() => {
                 warn!(block = id, error = %e, "moving a finalized replica to corrupt/");
-                self.move_to_corrupt(ReplicaState::Finalized, id, true, Some(gs))?;
+                self.set_aside(ReplicaState::Finalized, id, gs);
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -226,7 +236,7 @@ impl BlockStore {
         if let Err(e) = check_header(id, &meta_file) {
             if e.is_corruption() {
                 warn!(block = id, error = %e, "moving a replica being written to corrupt/");
-                self.move_to_corrupt(ReplicaState::Rbw, id, true, Some(gs))?;
+                self.set_aside(ReplicaState::Rbw, id, gs);
                 return Ok(None);
             }
             return Err(e);

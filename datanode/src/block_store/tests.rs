@@ -160,6 +160,56 @@ fn damaged_meta_is_corruption() {
     assert!(dir.path().join("current/corrupt/blk_4_1.meta").exists());
 }
 
+/// A replica whose file cannot be read (here a directory where the file
+/// was, as a failing disk's EIO) is bad, as HDFS's scanner counts it; at
+/// start it is set aside, and a replica whose files cannot be moved is
+/// left unloaded instead of stopping the node.
+#[test]
+fn unreadable_replicas_are_bad_and_never_stop_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    for id in [5, 6, 7] {
+        let mut w = s.create(id, 1, ReplicaState::Rbw).unwrap();
+        write_all(&mut w, &payload(3000, id as u8), 65536);
+        w.finalize(ReplicaState::Finalized).unwrap();
+    }
+    let fin = dir.path().join("current/finalized");
+    let swap_for_dir = |name: &str| {
+        fs::remove_file(fin.join(name)).unwrap();
+        fs::create_dir(fin.join(name)).unwrap();
+    };
+    swap_for_dir("blk_5");
+    let err = read_all(&s, 5, 1).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("blk_5"), "{err}");
+    // Found bad while running, with corrupt/ unusable: the replica leaves
+    // the map (so it is reported) although its files stay.
+    fs::remove_dir(dir.path().join("current/corrupt")).unwrap();
+    fs::write(dir.path().join("current/corrupt"), b"not a directory").unwrap();
+    assert_eq!(s.mark_corrupt(5, 1).unwrap().map(|b| b.id), Some(5));
+    assert!(s.replica(5).is_none());
+    fs::remove_file(dir.path().join("current/corrupt")).unwrap();
+    fs::create_dir(dir.path().join("current/corrupt")).unwrap();
+    drop(s);
+    // At start: a checksum file that cannot be read is set aside, and one
+    // that cannot be moved either leaves its replica unloaded.
+    swap_for_dir("blk_6_1.meta");
+    fs::remove_dir(fin.join("blk_5")).unwrap();
+    fs::write(fin.join("blk_5"), payload(3000, 5)).unwrap();
+    let s = store(dir.path());
+    assert!(s.replica(6).is_none());
+    assert!(dir.path().join("current/corrupt/blk_6_1.meta").is_dir());
+    assert_eq!(read_all(&s, 7, 1).unwrap(), payload(3000, 7));
+    assert_eq!(read_all(&s, 5, 1).unwrap(), payload(3000, 5));
+    drop(s);
+    swap_for_dir("blk_7_1.meta");
+    // A non-empty directory in the way: the move fails.
+    fs::create_dir_all(dir.path().join("current/corrupt/blk_7_1.meta/x")).unwrap();
+    let s = store(dir.path());
+    assert!(s.replica(7).is_none());
+    assert_eq!(read_all(&s, 5, 1).unwrap(), payload(3000, 5));
+}
+
 #[test]
 fn a_resent_partial_chunk_never_cuts_acknowledged_bytes() {
     let dir = tempfile::tempdir().unwrap();

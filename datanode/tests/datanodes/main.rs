@@ -454,6 +454,55 @@ async fn corruption_is_refused_moved_aside_and_reported() {
     sc.stop().await;
 }
 
+/// A replica whose file fails to read (a directory where it was, as a
+/// failing disk's EIO) is reported by the scanner and by a read, as bad,
+/// even when its files cannot be moved to `corrupt/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_replicas_are_reported_by_reads_and_the_scanner() {
+    let (nn, nn_addr) = FakeNamenode::start().await;
+    let sc = TestNode::start(&nn_addr, |c| c.scan_rate = 64 * 1024 * 1024).await;
+    let data = payload(100 * 1024, 7);
+    for id in [5201, 5202] {
+        write(
+            &sc,
+            header(blk(id, 1, 0), &[], WriteStage::Create, 0),
+            packets(&data, 0, 0, true),
+        )
+        .await
+        .unwrap();
+    }
+    // A read's failure reports it at once, with corrupt/ unusable.
+    std::fs::remove_dir(sc.path("current/corrupt")).unwrap();
+    std::fs::write(sc.path("current/corrupt"), b"in the way").unwrap();
+    let path = sc.path("current/finalized/blk_5201");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = read(&sc, blk(5201, 1, 0), 0, 4096).await.unwrap_err();
+    assert_eq!(
+        ErrorKind::of(&err),
+        Some(ErrorKind::Corrupt),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("blk_5201"), "{}", err.message());
+    nn.wait("the read's CORRUPT report", |s| {
+        received(s, &sc, 5201, ReplicaState::Corrupt)
+    })
+    .await;
+    std::fs::remove_file(sc.path("current/corrupt")).unwrap();
+    std::fs::create_dir(sc.path("current/corrupt")).unwrap();
+    // The scanner finds the other by itself.
+    let path = sc.path("current/finalized/blk_5202");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    nn.wait("the scanner's CORRUPT report", |s| {
+        received(s, &sc, 5202, ReplicaState::Corrupt)
+    })
+    .await;
+    assert!(sc.path("current/corrupt/blk_5202_1").is_dir());
+    sc.stop().await;
+}
+
 /// A long range is sent from the replica's file, in frames of at most
 /// 256 KiB: a replica whose file is shorter than the replica (damaged on
 /// disk) is refused before any frame, as corrupt, and moved aside.
