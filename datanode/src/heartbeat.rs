@@ -253,6 +253,7 @@ async fn heartbeat(node: &Node, stats: &StorageStats) -> Result<HeartbeatRespons
         active_transfers: node.active_transfers(),
         xceivers: node.xceiver_count(),
         max_xceivers: node.config.max_xceivers,
+        address: node.info().address,
     };
     node.namenode
         .clone()

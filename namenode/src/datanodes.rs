@@ -279,6 +279,7 @@ impl DatanodeManager {
     pub fn heartbeat(
         &mut self,
         id: &str,
+        address: &str,
         storage: &StorageReport,
         load: NodeLoad,
         now: Instant,
@@ -288,12 +289,26 @@ impl DatanodeManager {
         if n.dead {
             return None;
         }
+        if !address.is_empty() && address != n.address {
+            tracing::warn!(node = %id, from = %address, registered = %n.address,
+                "heartbeat from another address than the node registered with (two datanodes with one node id: a copied data directory?); asking it to register");
+            return None;
+        }
         n.last_heartbeat = now;
         n.active_transfers = load.transfers;
         n.xceivers = load.xceivers;
         n.max_xceivers = load.max_xceivers;
         apply_storage(n, storage);
         Some(idx)
+    }
+
+    /// The address of the live node registered as `id`, if it is not
+    /// `address`: another node holds that id now (heard from within the
+    /// stale limit).
+    pub fn id_held_elsewhere(&self, id: &str, address: &str, now: Instant) -> Option<&str> {
+        let n = &self.nodes[*self.by_id.get(id)? as usize];
+        (!n.dead && n.address != address && n.silence(now) <= self.stale_after)
+            .then_some(n.address.as_str())
     }
 
     /// A registered, not-dead node by id.
@@ -589,10 +604,10 @@ mod tests {
         );
         assert_eq!(m.check_liveness(t0 + Duration::from_secs(11)), vec![r.idx]);
         assert!(m
-            .heartbeat("a", &StorageReport::default(), NodeLoad::default(), t0)
+            .heartbeat("a", "", &StorageReport::default(), NodeLoad::default(), t0)
             .is_none());
         assert!(m
-            .heartbeat("zz", &StorageReport::default(), NodeLoad::default(), t0)
+            .heartbeat("zz", "", &StorageReport::default(), NodeLoad::default(), t0)
             .is_none());
         let r2 = m.register(&info("a", "127.0.0.1:2"), &StorageReport::default(), t0);
         assert!(r2.revived && !r2.new);

@@ -442,3 +442,50 @@ fn setrep_wait_beyond_the_datanodes_says_what_it_waits_for() {
     );
     assert_eq!(c.dfs_json(&["stat", "--json", &path])["replication"], 5);
 }
+
+/// A datanode started on a copy of a live datanode's data directory has
+/// that node's id: it is refused (saying which node holds the id) instead
+/// of taking over the id, so the live node's replicas stay counted where
+/// they are and are never attributed to an address nobody serves.
+#[test]
+fn a_copied_data_directory_cannot_take_a_live_nodes_identity() {
+    let mut c = Cluster::builder()
+        .nodes(nodes(&["/r1", "/r2", "/r2"], 111))
+        .namenode_args(FAST)
+        .start();
+    let files = put_files(&c, 2, MIB);
+    let copy = c.datanode_dir(0).with_extension("copy");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(c.datanode_dir(0))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let copy_arg = copy.display().to_string();
+    let i = c.add_datanode_with(
+        NodeSpec {
+            host: "127.0.0.114".into(),
+            rack: Some("/r3".into()),
+        },
+        &["--data", &copy_arg],
+    );
+    let log = c.datanodes[i].log.clone();
+    wait_until(Duration::from_secs(20), "the copy's refusal", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("has this node id"))
+    });
+    let report = c.dfs_json(&["report", "--json"]);
+    let addrs: Vec<&str> = report["datanodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addrs.len(), 3, "{report}");
+    assert!(
+        !addrs.iter().any(|a| a.starts_with("127.0.0.114:")),
+        "{report}"
+    );
+    assert!(healthy_and_placed(&c, 3));
+    all_read_back(&c, &files);
+}

@@ -128,6 +128,16 @@ impl State {
                 node.id, node.address
             )));
         }
+        if let Some(holder) = self.dns.id_held_elsewhere(&node.id, &node.address, now) {
+            tracing::error!(node = %node.id, address = %node.address, registered = %holder,
+                "datanode refused: its node id is held by a live datanode at another address (a copied data directory?)");
+            return Err(Error::invalid(format!(
+                "datanode {} at {}: the live datanode at {holder} has this node id (is this node's \
+                 data directory a copy of its?); not joining while it is live, so that neither \
+                 node's replicas are counted on the other (give this node its own data directory)",
+                node.id, node.address
+            )));
+        }
         let storage = req.storage.unwrap_or_default();
         let r = self.dns.register(&node, &storage, now);
         for d in r.displaced.clone() {
@@ -170,6 +180,7 @@ impl State {
         let storage = req.storage.unwrap_or_default();
         match self.dns.heartbeat(
             &req.node_id,
+            &req.address,
             &storage,
             NodeLoad {
                 transfers: req.active_transfers,

@@ -344,3 +344,51 @@ async fn decommission_waits_for_full_replication_and_survives_a_restart() {
     assert_eq!(state("dn2"), NodeState::Live as i32);
     h.close().await;
 }
+
+/// Two datanodes with one node id (a copied data directory): the second
+/// is refused while the first is live, and a heartbeat from an address
+/// the id is not registered at is told to register; once the first is
+/// silent past the stale limit, the second may take the id (a node that
+/// moved).
+#[tokio::test]
+async fn a_node_id_held_by_a_live_node_is_refused_to_another_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.stale_after = Duration::from_millis(400);
+    let h = Harness::open(cfg);
+    h.register("dn1", "127.0.0.1:9101", "/r1");
+    let copy = RegisterRequest {
+        node: Some(DatanodeInfo {
+            id: "dn1".into(),
+            address: "127.0.0.9:9101".into(),
+            rack: "/r4".into(),
+        }),
+        ..Default::default()
+    };
+    let err = h.fs.register_datanode(copy.clone()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("127.0.0.1:9101") && msg.contains("127.0.0.9:9101"),
+        "{msg}"
+    );
+    let beat = |address: &str| {
+        h.fs.heartbeat(HeartbeatRequest {
+            node_id: "dn1".into(),
+            address: address.into(),
+            ..Default::default()
+        })
+        .reregister
+    };
+    assert!(beat("127.0.0.9:9101"), "the copy is told to register");
+    assert!(!beat("127.0.0.1:9101"));
+    assert!(!beat(""), "an old datanode's heartbeat is not checked");
+    let report = h.fs.cluster_report().datanodes;
+    assert_eq!(report.len(), 1);
+    assert_eq!(report[0].node.as_ref().unwrap().address, "127.0.0.1:9101");
+    // Silent past the stale limit: the id may move.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.fs.register_datanode(copy).unwrap();
+    assert!(beat("127.0.0.1:9101"));
+    assert!(!beat("127.0.0.9:9101"));
+    h.close().await;
+}
