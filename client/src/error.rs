@@ -52,6 +52,13 @@ pub enum Error {
     /// The path is malformed (checked locally before any call).
     #[error(transparent)]
     InvalidPath(#[from] dfs_proto::path::PathError),
+    /// A name over 255 bytes, or a path the namenode found over 4096
+    /// bytes or 256 components once expanded (a name given by inode path).
+    #[error("{message}")]
+    NameTooLong {
+        /// The namenode's explanation, naming the path.
+        message: String,
+    },
     /// An argument is out of range or inconsistent.
     #[error("{message}")]
     InvalidArgument {
@@ -138,6 +145,7 @@ impl Error {
             Error::IsADirectory { .. } => Some(ErrorKind::IsADirectory),
             Error::DirectoryNotEmpty { .. } => Some(ErrorKind::DirectoryNotEmpty),
             Error::InvalidPath(_) => Some(ErrorKind::InvalidPath),
+            Error::NameTooLong { .. } => Some(ErrorKind::NameTooLong),
             Error::InvalidArgument { .. } => Some(ErrorKind::InvalidArgument),
             Error::SafeMode { by_admin: true, .. } => Some(ErrorKind::AdminSafeMode),
             Error::SafeMode { .. } => Some(ErrorKind::SafeMode),
@@ -186,6 +194,7 @@ impl Error {
                 | ErrorKind::IsADirectory
                 | ErrorKind::DirectoryNotEmpty,
             ) => Error::Server { message },
+            Some(ErrorKind::NameTooLong) => Error::NameTooLong { message },
             Some(ErrorKind::InvalidPath | ErrorKind::InvalidArgument) => {
                 Error::InvalidArgument { message }
             }
@@ -252,6 +261,9 @@ impl Error {
             Error::IsADirectory { path } => Error::IsADirectory { path: path.clone() },
             Error::DirectoryNotEmpty { path } => Error::DirectoryNotEmpty { path: path.clone() },
             Error::InvalidPath(e) => Error::InvalidPath(e.clone()),
+            Error::NameTooLong { message } => Error::NameTooLong {
+                message: message.clone(),
+            },
             Error::InvalidArgument { message } => Error::InvalidArgument {
                 message: message.clone(),
             },
@@ -350,7 +362,9 @@ impl From<Error> for std::io::Error {
             Error::NotADirectory { .. } => K::NotADirectory,
             Error::IsADirectory { .. } => K::IsADirectory,
             Error::DirectoryNotEmpty { .. } => K::DirectoryNotEmpty,
-            Error::InvalidPath(_) | Error::InvalidArgument { .. } => K::InvalidInput,
+            Error::InvalidPath(_) | Error::InvalidArgument { .. } | Error::NameTooLong { .. } => {
+                K::InvalidInput
+            }
             Error::SafeMode { .. } => K::ReadOnlyFilesystem,
             Error::LeaseHeld { .. } => K::ResourceBusy,
             Error::NotSupported { .. } => K::Unsupported,

@@ -16,6 +16,7 @@ pub fn errno(err: &Error) -> Errno {
         Error::IsADirectory { .. } => Errno::EISDIR,
         Error::DirectoryNotEmpty { .. } => Errno::ENOTEMPTY,
         Error::InvalidPath(path) => path_errno(path),
+        Error::NameTooLong { .. } => Errno::ENAMETOOLONG,
         Error::InvalidArgument { .. } => Errno::EINVAL,
         // Reads work in safe mode, mutations do not: a read-only file system.
         Error::SafeMode { .. } => Errno::EROFS,
@@ -65,6 +66,7 @@ pub fn is_expected(err: &Error) -> bool {
             | Error::IsADirectory { .. }
             | Error::DirectoryNotEmpty { .. }
             | Error::InvalidPath(_)
+            | Error::NameTooLong { .. }
     )
 }
 

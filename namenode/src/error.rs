@@ -51,6 +51,13 @@ pub enum Error {
         /// The directory.
         path: String,
     },
+    /// A change that would leave a path over the length or depth limits
+    /// (a tree moved deeper): ENAMETOOLONG on a mount.
+    #[error("{message}")]
+    PathTooLong {
+        /// What would be too long, naming the paths.
+        message: String,
+    },
     /// An argument is out of range or inconsistent.
     #[error("{message}")]
     InvalidArgument {
@@ -174,6 +181,8 @@ impl Error {
     /// The wire class of the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Error::InvalidPath(PathError::NameTooLong { .. } | PathError::TooLong(_))
+            | Error::PathTooLong { .. } => ErrorKind::NameTooLong,
             Error::InvalidPath(_) => ErrorKind::InvalidPath,
             Error::NotFound { .. } | Error::ParentNotFound { .. } => ErrorKind::NotFound,
             Error::BlockNotFound { .. } | Error::UnknownDatanode { .. } => ErrorKind::NotFound,

@@ -27,8 +27,11 @@ pub enum ErrorKind {
     IsADirectory,
     /// A directory to delete or replace is not empty.
     DirectoryNotEmpty,
-    /// The path is malformed (relative, NUL, `.`/`..`, too long).
+    /// The path is malformed (relative, NUL, `.`/`..`).
     InvalidPath,
+    /// A name is over 255 bytes, or the whole path (an inode path once
+    /// expanded, say) over 4096 bytes or 256 components: ENAMETOOLONG.
+    NameTooLong,
     /// An argument is out of range or inconsistent.
     InvalidArgument,
     /// The namenode is in safe mode and refuses mutations; it ends by
@@ -70,6 +73,7 @@ impl ErrorKind {
             ErrorKind::IsADirectory => "is_a_directory",
             ErrorKind::DirectoryNotEmpty => "directory_not_empty",
             ErrorKind::InvalidPath => "invalid_path",
+            ErrorKind::NameTooLong => "name_too_long",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::SafeMode => "safe_mode",
             ErrorKind::AdminSafeMode => "admin_safe_mode",
@@ -95,6 +99,7 @@ impl ErrorKind {
             "is_a_directory" => ErrorKind::IsADirectory,
             "directory_not_empty" => ErrorKind::DirectoryNotEmpty,
             "invalid_path" => ErrorKind::InvalidPath,
+            "name_too_long" => ErrorKind::NameTooLong,
             "invalid_argument" => ErrorKind::InvalidArgument,
             "safe_mode" => ErrorKind::SafeMode,
             "admin_safe_mode" => ErrorKind::AdminSafeMode,
@@ -124,7 +129,9 @@ impl ErrorKind {
             | ErrorKind::LeaseExpired
             | ErrorKind::StaleBlock
             | ErrorKind::NotSupported => Code::FailedPrecondition,
-            ErrorKind::InvalidPath | ErrorKind::InvalidArgument => Code::InvalidArgument,
+            ErrorKind::InvalidPath | ErrorKind::NameTooLong | ErrorKind::InvalidArgument => {
+                Code::InvalidArgument
+            }
             ErrorKind::SafeMode
             | ErrorKind::AdminSafeMode
             | ErrorKind::NoDatanodes
@@ -174,6 +181,7 @@ mod tests {
             ErrorKind::LeaseHeld,
             ErrorKind::Corrupt,
             ErrorKind::Busy,
+            ErrorKind::NameTooLong,
             ErrorKind::Internal,
         ] {
             let st = kind.status("x");

@@ -420,12 +420,14 @@ impl Namespace {
         let mut stack = vec![(src, dst_depth, dst_norm.len())];
         while let Some((id, depth, len)) = stack.pop() {
             if depth > defaults::MAX_PATH_DEPTH || len > defaults::MAX_PATH_LEN {
-                return Err(Error::invalid(format!(
+                return Err(Error::PathTooLong {
+                    message: format!(
                     "cannot move {src_norm} to {dst_norm}: a path below it would be deeper than \
                      {} components or longer than {} bytes",
                     defaults::MAX_PATH_DEPTH,
                     defaults::MAX_PATH_LEN
-                )));
+                ),
+                });
             }
             if let Some(inode) = self.inodes.get(&id) {
                 for (name, child) in &inode.children {

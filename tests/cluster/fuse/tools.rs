@@ -177,4 +177,15 @@ fn dd_with_fsync_and_shell_tools() {
     fs::rename(m.dir.join("f1"), m.dir.join("f2")).unwrap();
     assert_eq!(fs::read(m.dir.join("f2")).unwrap(), b"one");
     assert!(!m.dir.join("f1").exists());
+    // A path past the namenode's limit of 256 components (it sees the
+    // whole path; the mount names the parent by inode) is ENAMETOOLONG,
+    // as a name over 255 bytes is, never EINVAL.
+    let deepest = (1..256).fold(m.dir.join("deep"), |p, _| p.join("d"));
+    fs::create_dir_all(&deepest).unwrap();
+    let e = fs::create_dir(deepest.join("d")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e:?}");
+    let e = fs::write(deepest.join("f"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e:?}");
+    let e = fs::create_dir(m.dir.join("n".repeat(256))).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e:?}");
 }
