@@ -303,8 +303,12 @@ pub struct FsckReplica {
     pub rack: String,
     /// This replica is known corrupt.
     pub corrupt: bool,
-    /// Its node is being decommissioned.
+    /// Its node is being decommissioned (draining): readable, not
+    /// counted towards the replication.
     pub decommissioning: bool,
+    /// Its node is decommissioned (drained): readable until it stops, not
+    /// counted towards the replication.
+    pub decommissioned: bool,
 }
 
 /// One block in a [`FsckFile`].
@@ -415,6 +419,7 @@ impl From<dfs_proto::FsckResponse> for FsckReport {
                                 rack: p.rack,
                                 corrupt: p.corrupt,
                                 decommissioning: p.decommissioning,
+                                decommissioned: p.decommissioned,
                             })
                             .collect(),
                     })

@@ -204,6 +204,28 @@ fn decommissioned_node_drains_without_loss() {
             .iter()
             .any(|d| d["address"] == victim.as_str() && d["state"] == "decommissioned")
     });
+    // fsck labels the drained node's replicas as such and counts only the
+    // replicas in service (3 of 3, not 4 of 3).
+    let rep = fsck(&c);
+    let mut on_victim = 0;
+    for f in rep["files"].as_array().unwrap() {
+        for b in f["blocks"].as_array().unwrap() {
+            for r in b["replicas"].as_array().unwrap() {
+                if r["address"] == victim.as_str() {
+                    on_victim += 1;
+                    assert_eq!(r["decommissioned"], true, "{r}");
+                    assert_eq!(r["decommissioning"], false, "{r}");
+                }
+            }
+        }
+    }
+    assert!(on_victim > 0, "{rep}");
+    let text = c.dfs_ok(&["fsck", "/"]);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("{victim} /r1 decommissioned")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("repl=3/3"), "{line}");
     c.datanodes[0].kill();
     wait_until(
         Duration::from_secs(30),

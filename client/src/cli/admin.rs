@@ -148,17 +148,27 @@ pub(crate) fn fsck_text(path: &str, r: &FsckReport) -> String {
                     if p.decommissioning {
                         s.push_str(" decommissioning");
                     }
+                    if p.decommissioned {
+                        s.push_str(" decommissioned");
+                    }
                     s
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // As HDFS's live_repl: replicas in service, not those on
+            // nodes leaving it (listed, with their state).
+            let in_service = b
+                .replicas
+                .iter()
+                .filter(|p| !p.corrupt && !p.decommissioning && !p.decommissioned)
+                .count();
             let _ = writeln!(
                 t,
                 "  {i}. blk_{}_{} len={} repl={}/{} [{replicas}]{}{}",
                 b.id,
                 b.generation_stamp,
                 b.length,
-                b.replicas.len(),
+                in_service,
                 b.expected_replication,
                 if flags.is_empty() { "" } else { " " },
                 flags.join(" ")

@@ -226,7 +226,8 @@ impl State {
                         address: n.address.clone(),
                         rack: n.rack.clone(),
                         corrupt: r.corrupt,
-                        decommissioning: n.decommissioning(),
+                        decommissioning: n.admin == AdminState::Decommissioning,
+                        decommissioned: n.admin == AdminState::Decommissioned,
                     });
                 }
                 if info.state != BlockState::UnderConstruction {
