@@ -886,3 +886,37 @@ fn put_into_a_directory_moved_during_the_copy_says_so_and_leaves_nothing() {
         "a partial copy was left: {tree:?}"
     );
 }
+
+/// `du DIR` goes on past a child the user may not read, as `hdfs dfs -du`
+/// does: one line names it, every other child has its row, and the
+/// command exits 1 at the end. (It used to stop at the first such child,
+/// leaving the later ones out.)
+#[test]
+fn du_goes_on_past_a_child_the_user_may_not_read() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    c.dfs_ok(&["mkdir", "-p", "/q/a", "/q/b", "/q/c"]);
+    let local = c.local_file("q", 1500, 3);
+    let local = local.to_str().unwrap();
+    for p in ["/q/a/f", "/q/b/f", "/q/c/f"] {
+        c.dfs_ok(&["put", local, p]);
+    }
+    // alice may not look into /q/b, which sorts between the others.
+    c.dfs_ok(&["chmod", "700", "/q/b"]);
+    let out = c.dfs_as("alice", &["du", "/q"]);
+    let (rows, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{rows}{err}");
+    let listed: Vec<&str> = rows
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(listed, ["/q/a", "/q/c"], "{rows}");
+    assert!(rows.lines().all(|l| l.starts_with("1500 ")), "{rows}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/q/b") && err.contains("Permission denied"),
+        "{err}"
+    );
+}

@@ -221,20 +221,30 @@ pub(crate) async fn du(client: &Client, paths: &[String], summary: bool, human: 
     let mut failures = Failures::default();
     let mut rows = Vec::new();
     for p in expand_all(client, paths, &mut failures).await? {
-        let one = async {
+        let children = async {
             let st = client.status(&p).await?;
             if summary || !st.is_dir() {
-                let cs = client.content_summary(&st.path).await?;
-                rows.push((cs.length, cs.space_consumed, st.path.clone()));
-            } else {
-                for e in client.list(&st.path).await? {
-                    let cs = client.content_summary(&e.path).await?;
-                    rows.push((cs.length, cs.space_consumed, e.path));
-                }
+                return Ok(vec![st.path]);
             }
-            Ok::<_, Error>(())
+            let entries = client.list(&st.path).await?;
+            Ok::<_, Error>(entries.into_iter().map(|e| e.path).collect())
         };
-        failures.note_path(&p, one.await.map_err(Into::into))?;
+        let children = match children.await {
+            Ok(c) => c,
+            Err(e) => {
+                failures.note_path(&p, Err(e.into()))?;
+                continue;
+            }
+        };
+        // A child that cannot be summarised (a directory below it the user
+        // may not read, one removed meanwhile) is a failure of its own: the
+        // other children still get their rows, as `hdfs dfs -du` does.
+        for child in children {
+            match client.content_summary(&child).await {
+                Ok(cs) => rows.push((cs.length, cs.space_consumed, child)),
+                Err(e) => failures.note_path(&child, Err(e.into()))?,
+            }
+        }
     }
     let w1 = rows.iter().map(|r| fmt(r.0).len()).max().unwrap_or(1);
     let w2 = rows.iter().map(|r| fmt(r.1).len()).max().unwrap_or(1);
