@@ -920,3 +920,47 @@ fn du_goes_on_past_a_child_the_user_may_not_read() {
         "{err}"
     );
 }
+
+/// `setrep` of several files or of a directory sets every file it can, as
+/// `hdfs dfs -setrep` does: one line names each file refused, exit 1 at
+/// the end. (It used to stop at the first refusal, leaving the later
+/// files unchanged.)
+#[test]
+fn setrep_goes_on_past_a_file_the_user_may_not_change() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let local = c.local_file("r", 1500, 4);
+    let local = local.to_str().unwrap();
+    // alice may change her own files, not root's /r/f2, which comes
+    // between them.
+    c.dfs_ok(&["mkdir", "/r"]);
+    c.dfs_ok(&["chown", "alice", "/r"]);
+    for (user, p) in [("alice", "/r/f1"), ("root", "/r/f2"), ("alice", "/r/f3")] {
+        let out = c.dfs_as(user, &["put", local, p]);
+        assert!(out.status.success(), "{user} put {p}: {out:?}");
+    }
+    let replication = |p: &str| stat(&c, p)["replication"].as_u64();
+    for (args, want) in [
+        (vec!["setrep", "2", "/r/f1", "/r/f2", "/r/f3"], 2),
+        (vec!["setrep", "3", "/r"], 3),
+    ] {
+        let out = c.dfs_as("alice", &args);
+        let (said, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}{err}");
+        assert_eq!(
+            said,
+            format!("Replication {want} set: /r/f1\nReplication {want} set: /r/f3\n"),
+            "{args:?}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("/r/f2") && err.contains("Permission denied"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(replication("/r/f1"), Some(want));
+        assert_eq!(replication("/r/f3"), Some(want));
+        assert_eq!(replication("/r/f2"), Some(1));
+    }
+}

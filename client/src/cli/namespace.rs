@@ -271,44 +271,62 @@ pub(crate) async fn setrep(
             Err(e) => failures.note_path(&p, Err(e))?,
         }
     }
-    failures.note(setrep_files(client, replication, &files, wait).await)?;
+    setrep_files(client, replication, &files, wait, &mut failures).await?;
     failures.finish()
 }
 
+/// Sets the replication of each file, then with `wait` waits for the
+/// files it set. A file refused (no permission, removed meanwhile) is a
+/// failure of its own: the others are still set, as `hdfs dfs -setrep`.
 async fn setrep_files(
     client: &Client,
     replication: u32,
     files: &[FileStatus],
     wait: bool,
+    failures: &mut Failures,
 ) -> CliResult {
+    let mut set = Vec::new();
     for f in files {
-        client.set_replication(&f.path, replication).await?;
-        print_out(&format!("Replication {replication} set: {}\n", f.path))?;
+        match client.set_replication(&f.path, replication).await {
+            Ok(()) => {
+                failures.note(print_out(&format!(
+                    "Replication {replication} set: {}\n",
+                    f.path
+                )))?;
+                set.push(&f.path);
+            }
+            Err(e) => failures.note_path(&f.path, Err(e.into()))?,
+        }
     }
     if wait {
-        for f in files {
-            let mut next_note = std::time::Instant::now() + SETREP_FIRST_NOTE;
-            loop {
-                let blocks = client.block_locations(&f.path, 0, 0).await?;
-                let Some(short) = blocks
-                    .iter()
-                    .map(|b| b.hosts.len())
-                    .filter(|n| *n != replication as usize)
-                    .min()
-                else {
-                    break;
-                };
-                // HDFS's -w waits silently, forever if the cluster has fewer
-                // datanodes than the replication: say what is awaited.
-                if std::time::Instant::now() >= next_note {
-                    setrep_note(&f.path, short, replication);
-                    next_note = std::time::Instant::now() + SETREP_NOTE_EVERY;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+        for path in set {
+            failures.note_path(path, setrep_wait(client, path, replication).await)?;
         }
     }
     Ok(())
+}
+
+/// Waits until every block of `path` has `replication` replicas.
+async fn setrep_wait(client: &Client, path: &str, replication: u32) -> CliResult {
+    let mut next_note = std::time::Instant::now() + SETREP_FIRST_NOTE;
+    loop {
+        let blocks = client.block_locations(path, 0, 0).await?;
+        let Some(short) = blocks
+            .iter()
+            .map(|b| b.hosts.len())
+            .filter(|n| *n != replication as usize)
+            .min()
+        else {
+            return Ok(());
+        };
+        // HDFS's -w waits silently, forever if the cluster has fewer
+        // datanodes than the replication: say what is awaited.
+        if std::time::Instant::now() >= next_note {
+            setrep_note(path, short, replication);
+            next_note = std::time::Instant::now() + SETREP_NOTE_EVERY;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// When `setrep -w` first says what it still waits for, then how often.
