@@ -964,3 +964,41 @@ fn setrep_goes_on_past_a_file_the_user_may_not_change() {
         assert_eq!(replication("/r/f2"), Some(1));
     }
 }
+
+/// `\` takes a glob character literally in the names `put`, `cp` and `mv`
+/// create and in `mkdir`, as in `touchz` (README): `'/dq/new\*'` names
+/// `/dq/new*`. (They used to create names with the backslash in them, so
+/// no command but touchz could make a name with `*?[{`.) A name with no
+/// glob characters is taken as it is.
+#[test]
+fn escaped_glob_characters_name_new_files_and_directories() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    let local = c.local_file("small", 700, 5);
+    let local = local.to_str().unwrap();
+    c.dfs_ok(&["mkdir", "/dq"]);
+    c.dfs_ok(&["put", local, "/dq/new\\*"]);
+    c.dfs_ok(&["put", local, "/dq/plain"]);
+    c.dfs_ok(&["cp", "/dq/new\\*", "/dq/c\\?"]);
+    c.dfs_ok(&["mv", "/dq/c\\?", "/dq/m\\[1]"]);
+    c.dfs_ok(&["mkdir", "/dq/d\\*"]);
+    c.dfs_ok(&["mkdir", "-p", "/dq/p\\{a,b}/x"]);
+    // An escaped name that exists is the directory to copy into.
+    c.dfs_ok(&["put", local, "/dq/d\\*"]);
+    // A pattern that matches nothing is still no destination.
+    c.dfs_fails(&["put", local, "/dq/none*"], &["no match"]);
+    let names: Vec<String> = c.tree().into_iter().map(|(p, _, _)| p).collect();
+    assert_eq!(
+        names,
+        [
+            "/dq",
+            "/dq/d*",
+            "/dq/d*/small",
+            "/dq/m[1]",
+            "/dq/new*",
+            "/dq/plain",
+            "/dq/p{a,b}",
+            "/dq/p{a,b}/x",
+        ]
+    );
+    assert_eq!(cat(&c, "/dq/m\\[1]").len(), 700);
+}

@@ -167,9 +167,9 @@ pub(crate) async fn touchz(client: &Client, paths: &[String]) -> CliResult {
     failures.finish()
 }
 
-/// The paths of `touch`/`touchz` arguments: a pattern's matches, or the
-/// argument itself when nothing matches.
-async fn creatable(
+/// The paths of `touch`/`touchz`/`mkdir` arguments: a pattern's matches,
+/// or the argument itself when nothing matches.
+pub(crate) async fn creatable(
     client: &Client,
     args: &[String],
     failures: &mut Failures,

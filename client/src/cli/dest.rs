@@ -2,7 +2,7 @@
 //! one path, an existing directory receives the sources, and `DST/` names
 //! a directory (as GNU cp and mv): never a file to create or replace.
 
-use super::glob::{expand_one, has_glob};
+use super::glob::expand_one;
 use super::{CliError, CliResult};
 use crate::{Client, Error};
 
@@ -17,13 +17,11 @@ pub(crate) struct Dest {
     pub(crate) is_file: bool,
 }
 
-/// Resolves `arg` for `command`.
+/// Resolves `arg` for `command`: a pattern names its one match, and `\`
+/// takes a glob character literally (`/d/new\*` names `/d/new*`, as the
+/// operands of other commands), so a new name may have `*?[{` in it.
 pub(crate) async fn resolve(client: &Client, arg: &str, command: &str) -> CliResult<Dest> {
-    let path = if has_glob(arg) {
-        expand_one(client, arg, command).await?
-    } else {
-        arg.to_string()
-    };
+    let path = expand_one(client, arg, command).await?;
     let slash = path.ends_with('/');
     match client.status(&path).await {
         Ok(st) if st.is_dir() => Ok(Dest {

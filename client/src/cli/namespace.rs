@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::attrs::creatable;
 use super::format::{date_full, human_size, long_lines, permission_string};
 use super::glob::{expand_all, expand_one};
 use super::{print_json, print_out, CliError, CliResult, Failures, LsArgs};
@@ -78,10 +79,12 @@ fn print_listing(args: &LsArgs, entries: &[FileStatus]) -> CliResult {
     print_out(&text)
 }
 
-/// `dfs mkdir`.
+/// `dfs mkdir`: the paths are taken as `touchz` takes them (a pattern's
+/// matches, or the name itself when nothing matches; `\` takes a glob
+/// character literally), so `/d/new\*` makes `/d/new*`.
 pub(crate) async fn mkdir(client: &Client, parents: bool, paths: &[String]) -> CliResult {
     let mut failures = Failures::default();
-    for p in paths {
+    for p in &creatable(client, paths, &mut failures).await? {
         failures.note_path(
             p,
             client
