@@ -612,3 +612,70 @@ fn a_put_stopped_by_sigterm_removes_its_partial_copy() {
     assert!(err.contains("interrupted by SIGTERM"), "{err}");
     assert_eq!(c.dfs_ok(&["ls", "/st"]), "", "the partial copy stayed");
 }
+
+/// Two stop signals that come together are one request: the put still
+/// removes its partial copy, as after one. GNU `timeout -s INT` signals
+/// the command and then its process group, so dfs gets the signal twice
+/// within microseconds; it used to take the second for "exit now" and
+/// leave `NAME.XXXXXXXX._COPYING_` behind without a word.
+#[test]
+fn two_signals_together_stop_a_put_as_one_does() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    c.dfs_ok(&["mkdir", "/st"]);
+    // Two of a kind may merge into one delivery; two kinds never do, and
+    // either may be seen first.
+    let rounds = [
+        (libc::SIGINT, libc::SIGINT, 0),
+        (libc::SIGINT, libc::SIGINT, 20),
+        (libc::SIGTERM, libc::SIGINT, 0),
+    ];
+    for (first, second, gap_ms) in rounds {
+        let mut put = c
+            .dfs_command(&["put", "-", "/st/f"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = put.stdin.take().unwrap();
+        stdin.write_all(&random_bytes(1 << 20, 6)).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !c.dfs_ok(&["ls", "/st"]).contains("._COPYING_") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no partial copy appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let pid = put.id() as i32;
+        // SAFETY: kill(2) on the child this test spawned and has not reaped.
+        unsafe { libc::kill(pid, first) };
+        std::thread::sleep(std::time::Duration::from_millis(gap_ms));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, second) };
+        let out = put.wait_with_output().unwrap();
+        drop(stdin);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let name = if out.status.code() == Some(143) {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        assert!(
+            [Some(130), Some(143)].contains(&out.status.code()),
+            "{first}+{second} +{gap_ms}ms: {:?}: {err}",
+            out.status
+        );
+        assert_eq!(
+            err.trim(),
+            format!("dfs: put: interrupted by {name}"),
+            "{first}+{second} +{gap_ms}ms"
+        );
+        assert_eq!(
+            c.dfs_ok(&["ls", "/st"]),
+            "",
+            "{first}+{second} +{gap_ms}ms: the partial copy stayed: {err}"
+        );
+    }
+}

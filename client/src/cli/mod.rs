@@ -60,7 +60,7 @@ const CLEANUP_BUDGET: Duration = Duration::from_secs(10);
 pub async fn run(cli: Cli) -> ExitCode {
     let name = cli.command.name();
     let is_test = matches!(cli.command, Command::Test(_));
-    stop::watch();
+    stop::watch(name);
     let command = execute(cli);
     tokio::pin!(command);
     let result = tokio::select! {

@@ -4,7 +4,8 @@
 //! several paths starts no other.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -44,12 +45,27 @@ impl Signal {
     }
 }
 
+/// How long after the first stop signal another one means "exit now".
+/// Closer ones are the same request: GNU `timeout` signals the command
+/// and then its process group, so the command gets two within
+/// microseconds, and a shell's Ctrl-C may reach it twice too.
+const REPEAT_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a stop signal at `now` ends the process at once, the first
+/// having come at `first`.
+fn exits_now(first: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(first) >= REPEAT_AFTER
+}
+
 /// Starts watching for the stop signals (once per process; needs a tokio
-/// runtime). A second signal ends the process at once. A signal that
-/// cannot be watched keeps its default action, which ends the process.
-pub(crate) fn watch() {
+/// runtime) for `command` (its name, for messages). A second signal at
+/// least [`REPEAT_AFTER`] after the first ends the process at once,
+/// naming the partial files left behind. A signal that cannot be watched
+/// keeps its default action, which ends the process.
+pub(crate) fn watch(command: &'static str) {
     STOP.get_or_init(|| {
         let (tx, rx) = watch::channel(None);
+        let first_at: Arc<OnceLock<Instant>> = Arc::default();
         let kinds = [
             (SignalKind::interrupt(), Signal::Interrupt),
             (SignalKind::terminate(), Signal::Terminate),
@@ -60,23 +76,43 @@ pub(crate) fn watch() {
                 continue;
             };
             let tx = tx.clone();
+            let first_at = Arc::clone(&first_at);
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
-                    let first = tx.send_if_modified(|s| {
+                    let now = Instant::now();
+                    let first = *first_at.get_or_init(|| now);
+                    tx.send_if_modified(|s| {
                         let first = s.is_none();
                         if first {
                             *s = Some(which);
                         }
                         first
                     });
-                    if !first {
-                        std::process::exit(i32::from(which.exit_code()));
+                    if exits_now(first, now) {
+                        exit_now(command, which);
                     }
                 }
             });
         }
         rx
     });
+}
+
+/// Ends the process at once (a second stop request), naming the partial
+/// files the copies in progress leave behind.
+fn exit_now(command: &str, which: Signal) -> ! {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    for p in partial_copies() {
+        // Never panic on a closed stderr.
+        let _ = writeln!(
+            stderr,
+            "dfs: {command}: {p}: partial copy left behind (stopped at once by a second {}); \
+             remove it with dfs rm",
+            which.name()
+        );
+    }
+    std::process::exit(i32::from(which.exit_code()));
 }
 
 /// The signal that asked to stop, if one came.
@@ -146,4 +182,21 @@ pub(crate) fn partial_copies() -> Vec<String> {
 /// Whether a copy is in progress (its cleanup is worth waiting for).
 pub(crate) fn copies_running() -> bool {
     COPIES.load(Ordering::SeqCst) > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_together_are_one_request_and_a_later_one_exits() {
+        let first = Instant::now();
+        // The first signal itself, and `timeout`'s second to the group.
+        assert!(!exits_now(first, first));
+        assert!(!exits_now(first, first + Duration::from_micros(50)));
+        assert!(!exits_now(first, first + Duration::from_millis(900)));
+        // A user pressing Ctrl-C again.
+        assert!(exits_now(first, first + REPEAT_AFTER));
+        assert!(exits_now(first, first + Duration::from_secs(5)));
+    }
 }
