@@ -647,15 +647,50 @@ fn permissions_are_checked_for_the_user_a_client_names() {
     ok("bob", &["admin", "safemode", "get"]);
     assert!(c.dfs_ok(&["admin", "safemode", "get"]).contains("OFF"));
     // cp -p keeps the owner only for the superuser: bob's copy of root's
-    // file is refused at its close, and nothing is left behind.
-    c.dfs_ok(&["mkdir", "-p", "/user/bob"]);
+    // file or tree is kept with the mode and times, and one warning line
+    // says the owner and group were not (as GNU cp -p; exit 0).
+    c.dfs_ok(&["mkdir", "-p", "/user/bob", "/pubtree/sub"]);
     c.dfs_ok(&["chown", "bob", "/user/bob"]);
     c.dfs_ok(&["put", local, "/public"]);
-    refused(
-        "bob",
-        &["cp", "-p", "/public", "/user/bob/copy"],
-        "only the superuser can change the owner",
+    c.dfs_ok(&["put", local, "/pubtree/sub/f"]);
+    c.dfs_ok(&["chmod", "604", "/public"]);
+    c.dfs_ok(&["touch", "-t", "20000101:000000", "/public"]);
+    let kept_without_owner = |args: &[&str], expect: &str| {
+        let out = c.dfs_as("bob", args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("warning: owner and group not preserved")
+                && err.contains(expect)
+                && err.contains("only the superuser can change the owner")
+                && !err.contains("._COPYING_"),
+            "{args:?}: {err}"
+        );
+    };
+    kept_without_owner(&["cp", "-p", "/public", "/user/bob/copy"], "/user/bob/copy");
+    let copy = stat(&c, "/user/bob/copy");
+    assert_eq!(
+        (
+            &copy["owner"],
+            &copy["mode"],
+            &copy["mtime"],
+            &copy["length"]
+        ),
+        (
+            &"bob".into(),
+            &0o604.into(),
+            &946_684_800_000u64.into(),
+            &3000.into()
+        )
     );
+    kept_without_owner(
+        &["cp", "-p", "/pubtree", "/user/bob/tree"],
+        "for 3 copies, kept with the mode and times (the first: /user/bob/tree/sub/f: ",
+    );
+    assert_eq!(stat(&c, "/user/bob/tree/sub/f")["owner"], "bob");
+    assert_eq!(stat(&c, "/user/bob/tree/sub/f")["length"], 3000);
+    c.dfs_ok(&["rm", "/user/bob/copy"]);
     ok("bob", &["cp", "/public", "/user/bob/copy"]);
     assert_eq!(stat(&c, "/user/bob/copy")["owner"], "bob");
     // A recursive listing goes on past a directory it may not read, and
@@ -676,7 +711,7 @@ fn permissions_are_checked_for_the_user_a_client_names() {
         err.contains("/user/bob") && err.contains("access=READ_EXECUTE"),
         "{err}"
     );
-    c.dfs_ok(&["rm", "-r", "/user/bob", "/public"]);
+    c.dfs_ok(&["rm", "-r", "/user/bob", "/public", "/pubtree"]);
 
     // Nothing changed, nothing was left behind; the superuser reads all.
     let names: Vec<String> = c

@@ -402,9 +402,11 @@ pub(crate) async fn cp(client: &Client, args: CpArgs) -> CliResult {
     if srcs.len() > 1 && dst_dir.is_none() {
         return Err(Error::NotADirectory { path: dst }.into());
     }
+    let unpreserved = Unpreserved::default();
     let how = CopyHow {
         force: args.force,
         preserve: args.preserve,
+        unpreserved: &unpreserved,
     };
     let mut failures = Failures::default();
     let srcs = expand_all(client, &srcs, &mut failures).await?;
@@ -441,28 +443,100 @@ pub(crate) async fn cp(client: &Client, args: CpArgs) -> CliResult {
         };
         failures.note_path(s, one.await)?;
     }
+    unpreserved.warn();
     failures.finish()
 }
 
 /// The options of `dfs cp` every file of a tree gets.
 #[derive(Debug, Clone, Copy)]
-struct CopyHow {
+struct CopyHow<'a> {
     force: bool,
     preserve: bool,
+    /// Where `-p` notes the copies it could not give their source's owner
+    /// and group.
+    unpreserved: &'a Unpreserved,
 }
 
-/// Mode, owner, group and times of `st`, for `cp -p`.
-fn preserved(st: &FileStatus) -> SetAttr {
-    SetAttr {
-        mode: Some(st.mode),
-        owner: Some(st.owner.clone()),
-        group: Some(st.group.clone()),
-        mtime: Some(st.mtime),
-        atime: Some(st.atime),
+/// The copies `cp -p` kept without their source's owner and group: the
+/// namenode lets only the superuser give an inode to another user, and
+/// only a group's members give it to that group. As GNU `cp -p` and
+/// `hdfs dfs -cp -p` by a non-superuser, the copy is kept with what could
+/// be preserved (mode and times) and the command succeeds; one warning
+/// line at the end says so (README).
+#[derive(Debug, Default)]
+struct Unpreserved(std::sync::Mutex<Option<(usize, String)>>);
+
+impl Unpreserved {
+    /// Notes the copy `path`, refused for `reason` (the namenode's words).
+    fn note(&self, path: &str, reason: &str) {
+        if let Ok(mut u) = self.0.lock() {
+            match &mut *u {
+                Some((n, _)) => *n += 1,
+                None => *u = Some((1, format!("{path}: {reason}"))),
+            }
+        }
+    }
+
+    /// Prints the one warning line, if a copy was noted.
+    fn warn(&self) {
+        let Some((n, first)) = self.0.lock().ok().and_then(|mut u| u.take()) else {
+            return;
+        };
+        let text = match n {
+            1 => format!(
+                "owner and group not preserved, the copy is kept with the mode and times ({first})"
+            ),
+            n => format!(
+                "owner and group not preserved for {n} copies, kept with the mode and times \
+                 (the first: {first})"
+            ),
+        };
+        // Never panic on a closed stderr.
+        let _ = writeln!(std::io::stderr().lock(), "dfs: cp: warning: {text}");
     }
 }
 
-async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow) -> CliResult {
+/// Mode and times of `st`, for `cp -p`: what the owner of the copy may
+/// always set.
+fn preserved_mode_and_times(st: &FileStatus) -> SetAttr {
+    SetAttr {
+        mode: Some(st.mode),
+        mtime: Some(st.mtime),
+        atime: Some(st.atime),
+        ..SetAttr::default()
+    }
+}
+
+/// Gives `path` (the copy `shown` of `src`, now owned by `have`) the
+/// owner and group of `src`, for `cp -p`. A refusal is noted in
+/// `unpreserved`, not an error: the copy is kept.
+async fn preserve_owner(
+    client: &Client,
+    path: &str,
+    shown: &str,
+    src: &FileStatus,
+    have: (&str, &str),
+    unpreserved: &Unpreserved,
+) -> CliResult {
+    let attrs = SetAttr {
+        owner: (src.owner != have.0).then(|| src.owner.clone()),
+        group: (src.group != have.1).then(|| src.group.clone()),
+        ..SetAttr::default()
+    };
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    match client.set_attr(path, attrs).await {
+        Ok(_) => Ok(()),
+        Err(Error::PermissionDenied { message }) => {
+            unpreserved.note(shown, &message.replace(path, shown));
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow<'_>) -> CliResult {
     if !how.force {
         must_not_exist(client, target).await?;
     }
@@ -474,8 +548,11 @@ async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow) 
     let bar = progress(reader.len(), &src.path);
     write_via_temp(client, target, &opts, |mut writer| async move {
         if how.preserve {
-            writer.set_attrs_on_close(&preserved(src))?;
+            writer.set_attrs_on_close(&preserved_mode_and_times(src))?;
         }
+        let tmp = writer.path().to_string();
+        let (owner, group) = writer.owner_and_group();
+        let have = (owner.to_string(), group.to_string());
         loop {
             let chunk = match reader.read_bytes().await {
                 Ok(c) if c.is_empty() => break,
@@ -495,19 +572,29 @@ async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow) 
         }
         let r = writer.close().await;
         bar.finish_and_clear();
-        Ok(r?)
+        r?;
+        if how.preserve {
+            // Before the rename, so the copy appears with them. Not with
+            // the close: a refusal there would throw the copy away.
+            let have = (have.0.as_str(), have.1.as_str());
+            preserve_owner(client, &tmp, target, src, have, how.unpreserved).await?;
+        }
+        Ok(())
     })
     .await
 }
 
-async fn cp_dir(client: &Client, src: FileStatus, target: &str, how: CopyHow) -> CliResult {
+async fn cp_dir(client: &Client, src: FileStatus, target: &str, how: CopyHow<'_>) -> CliResult {
     // Its parent must exist (as cp -r); a directory already there is
     // copied into.
-    match client.mkdirs(target, false).await {
-        Ok(_) => {}
-        Err(Error::AlreadyExists { .. }) if client.status(target).await?.is_dir() => {}
+    let made = match client.mkdirs(target, false).await {
+        Ok(st) => st,
+        Err(e @ Error::AlreadyExists { .. }) => match client.status(target).await? {
+            st if st.is_dir() => st,
+            _ => return Err(e.into()),
+        },
         Err(e) => return Err(e.into()),
-    }
+    };
     let mut failures = Failures::default();
     for e in client.list(&src.path).await? {
         let child = dfs_proto::path::join(target, e.name());
@@ -523,11 +610,13 @@ async fn cp_dir(client: &Client, src: FileStatus, target: &str, how: CopyHow) ->
         // Last: adding the children changed the directory's mtime.
         failures.note(
             client
-                .set_attr(target, preserved(&src))
+                .set_attr(target, preserved_mode_and_times(&src))
                 .await
                 .map(drop)
                 .map_err(Into::into),
         )?;
+        let have = (made.owner.as_str(), made.group.as_str());
+        failures.note(preserve_owner(client, target, target, &src, have, how.unpreserved).await)?;
     }
     failures.finish()
 }
