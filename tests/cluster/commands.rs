@@ -761,6 +761,15 @@ fn get_force_writes_into_devices_fifos_and_through_symlinks_and_never_replaces_t
     let ft = std::fs::symlink_metadata(&null).unwrap().file_type();
     assert!(ft.is_char_device(), "the device was replaced: {ft:?}");
 
+    // A directory where the copy would go is refused in one line saying
+    // so; no symbolic link is involved, so none is named (it used to say
+    // "(through a symbolic link)").
+    let gout = dir.join("gout");
+    std::fs::create_dir_all(gout.join("f")).unwrap();
+    let into = format!("{}/", gout.display());
+    let err = c.dfs_fails(&["get", "-f", "/f", &into], &["is a directory"]);
+    assert!(err.trim_end().ends_with("gout/f: is a directory"), "{err}");
+
     // A FIFO: the bytes come out of it.
     let fifo = dir.join("fifo");
     let ok = std::process::Command::new("mkfifo")

@@ -702,12 +702,18 @@ async fn get_one(client: &Client, remote: &str, target: &Path, force: bool) -> C
     };
     if let Ok(m) = tokio::fs::metadata(target).await {
         if m.is_dir() {
+            // Name the link only where there is one.
+            let through_link = existing
+                .as_ref()
+                .is_some_and(|m| m.file_type().is_symlink());
+            let text = if through_link {
+                "is a directory (through a symbolic link)"
+            } else {
+                "is a directory"
+            };
             return Err(CliError::Local {
                 path: target_str,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::IsADirectory,
-                    "is a directory (through a symbolic link)",
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, text),
             });
         }
         if !m.is_file() {
