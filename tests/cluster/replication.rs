@@ -195,6 +195,9 @@ fn decommissioned_node_drains_without_loss() {
         .start();
     let files = put_files(&c, 3, 2 * MIB);
     let victim = c.datanodes[0].addr.clone();
+    // A node in service is not recommissioned: nothing changes, it says so.
+    let out = c.dfs_ok(&["admin", "recommission", &victim]);
+    assert!(out.contains("was not decommissioned"), "{out}");
     c.dfs_ok(&["admin", "decommission", &victim]);
     wait_until(Duration::from_secs(60), "decommission to finish", || {
         let report = c.dfs_json(&["report", "--json"]);

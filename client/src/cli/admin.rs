@@ -234,9 +234,18 @@ pub(crate) async fn recover(client: &Client, path: &str) -> CliResult {
 
 /// `dfs admin decommission|recommission`.
 pub(crate) async fn decommission(client: &Client, node: &str, decommission: bool) -> CliResult {
+    // A recommission of a node seen in service (live or stale; a dead
+    // one's admin state is not shown) changes nothing, and says so.
+    let in_service = !decommission
+        && client.report().await?.datanodes.iter().any(|d| {
+            (d.address == node || d.id == node)
+                && matches!(d.state, NodeState::Live | NodeState::Stale)
+        });
     client.decommission(node, decommission).await?;
     let what = if decommission {
         "decommissioning started (see dfs report)"
+    } else if in_service {
+        "was not decommissioned; nothing changed"
     } else {
         "recommissioned"
     };
