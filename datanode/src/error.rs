@@ -98,11 +98,10 @@ pub enum Error {
         /// Offset of the read that came up short.
         offset: u64,
     },
-    /// A replica's file could not be read: a failing disk, or a file
-    /// replaced by something that cannot be read as one. As HDFS's block
-    /// scanner does, the replica counts as bad (see
-    /// [`Error::is_corruption`]) unless the failure was the node's own
-    /// (out of descriptors or memory, interrupted).
+    /// A replica's file could not be read. When the error says the file
+    /// is bad (a failing disk's EIO, or a directory where the file was)
+    /// the replica counts as corrupt (see [`Error::is_corruption`]);
+    /// other errors are the node's or the volume's, not the replica's.
     #[error("replica blk_{block}: cannot read its {what}: {source}")]
     ReplicaUnreadable {
         /// Block id.
@@ -253,7 +252,7 @@ impl Error {
             Error::ChecksumMismatch { .. } | Error::BadMeta { .. } | Error::ReplicaShort { .. } => {
                 true
             }
-            Error::ReplicaUnreadable { source, .. } => !is_transient(source),
+            Error::ReplicaUnreadable { source, .. } => is_bad_file(source),
             _ => false,
         }
     }
@@ -298,15 +297,16 @@ impl From<Error> for tonic::Status {
     }
 }
 
-/// True for a read failure that says nothing about the file read: the
-/// node ran out of descriptors or memory, or the call was interrupted.
-fn is_transient(e: &io::Error) -> bool {
+/// True for a read failure that says the file itself is bad: the disk
+/// failed under it (EIO, or the file system's own checksums: EUCLEAN,
+/// EBADMSG), or something that is not a file stands in its place
+/// (EISDIR). Anything else (out of descriptors or memory, a network file
+/// system's ESTALE or ENOTCONN, a device gone) is the node's or the
+/// volume's trouble, not this replica's: it is refused, not moved aside.
+fn is_bad_file(e: &io::Error) -> bool {
     use rustix::io::Errno;
-    matches!(
-        e.kind(),
-        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::OutOfMemory
-    ) || Errno::from_io_error(e)
-        .is_some_and(|n| [Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::INTR].contains(&n))
+    Errno::from_io_error(e)
+        .is_some_and(|n| [Errno::IO, Errno::ISDIR, Errno::UCLEAN, Errno::BADMSG].contains(&n))
 }
 
 #[cfg(test)]
@@ -350,6 +350,22 @@ mod tests {
                     source: io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error()),
                 },
                 ErrorKind::Internal,
+            ),
+            (
+                Error::ReplicaUnreadable {
+                    block: 7,
+                    what: "data at 0".into(),
+                    source: io::Error::from_raw_os_error(rustix::io::Errno::STALE.raw_os_error()),
+                },
+                ErrorKind::Internal,
+            ),
+            (
+                Error::ReplicaUnreadable {
+                    block: 7,
+                    what: "data at 0".into(),
+                    source: io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error()),
+                },
+                ErrorKind::Corrupt,
             ),
         ];
         for (err, kind) in cases {

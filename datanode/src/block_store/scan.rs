@@ -97,44 +97,14 @@ impl BlockStore {
         let mut map = HashMap::new();
         let (mut finalized, mut rbw_count) = (0usize, 0usize);
         for id in ids {
-            let fin_meta = fin.newest_meta(&fin_dir, id)?;
-            let rbw_meta = rbw.newest_meta(&rbw_dir, id)?;
-            let fin_data = fin.data.contains(&id);
-            let rbw_data = rbw.data.contains(&id);
-            let found = match (fin_data, fin_meta, rbw_data, rbw_meta) {
-                (true, Some(gs), _, _) => {
-                    if rbw_data || rbw_meta.is_some() {
-                        warn!(
-                            block = id,
-                            "removing leftover files of a finalized replica in rbw/"
-                        );
-                        self.remove_files(ReplicaState::Rbw, id, rbw_data, rbw_meta)?;
-                    }
-                    self.load_finalized(id, gs)?
-                }
-                // A finalization that stopped between its two renames.
-                (true, None, false, Some(gs)) => {
-                    rename(
-                        &self.meta_path(ReplicaState::Rbw, id, gs),
-                        &self.meta_path(ReplicaState::Finalized, id, gs),
-                    )?;
-                    self.load_finalized(id, gs)?
-                }
-                (false, Some(gs), true, None) => {
-                    rename(
-                        &self.data_path(ReplicaState::Rbw, id),
-                        &self.data_path(ReplicaState::Finalized, id),
-                    )?;
-                    self.load_finalized(id, gs)?
-                }
-                (false, None, true, Some(gs)) => self.load_rbw(id, gs)?,
-                _ => {
-                    warn!(
-                        block = id,
-                        "moving a replica with missing files to corrupt/"
-                    );
-                    self.move_to_corrupt(ReplicaState::Finalized, id, fin_data, fin_meta)?;
-                    self.move_to_corrupt(ReplicaState::Rbw, id, rbw_data, rbw_meta)?;
+            // A replica whose files cannot be loaded, moved or removed is
+            // left unloaded (not served, not reported: the namenode copies
+            // it from other replicas); one bad file never stops the node.
+            let found = match self.load_one(id, (&fin_dir, &fin), (&rbw_dir, &rbw)) {
+                Ok(found) => found,
+                Err(e) => {
+                    warn!(block = id, error = %e,
+                        "cannot load a replica; leaving its files as they are, the replica is not loaded");
                     None
                 }
             };
@@ -156,6 +126,58 @@ impl BlockStore {
         *self.replicas.lock() = map;
         info!(finalized, rbw = rbw_count, data = %self.root.display(), "replicas loaded");
         Ok(())
+    }
+
+    /// Loads replica `id` from its files in `finalized/` and `rbw/`,
+    /// finishing an interrupted finalization and moving a bad replica to
+    /// `corrupt/`. `None`: nothing to serve.
+    fn load_one(
+        &self,
+        id: u64,
+        (fin_dir, fin): (&Path, &DirScan),
+        (rbw_dir, rbw): (&Path, &DirScan),
+    ) -> Result<Option<ReplicaMeta>> {
+        let fin_meta = fin.newest_meta(fin_dir, id)?;
+        let rbw_meta = rbw.newest_meta(rbw_dir, id)?;
+        let fin_data = fin.data.contains(&id);
+        let rbw_data = rbw.data.contains(&id);
+        Ok(match (fin_data, fin_meta, rbw_data, rbw_meta) {
+            (true, Some(gs), _, _) => {
+                if rbw_data || rbw_meta.is_some() {
+                    warn!(
+                        block = id,
+                        "removing leftover files of a finalized replica in rbw/"
+                    );
+                    self.remove_files(ReplicaState::Rbw, id, rbw_data, rbw_meta)?;
+                }
+                self.load_finalized(id, gs)?
+            }
+            // A finalization that stopped between its two renames.
+            (true, None, false, Some(gs)) => {
+                rename(
+                    &self.meta_path(ReplicaState::Rbw, id, gs),
+                    &self.meta_path(ReplicaState::Finalized, id, gs),
+                )?;
+                self.load_finalized(id, gs)?
+            }
+            (false, Some(gs), true, None) => {
+                rename(
+                    &self.data_path(ReplicaState::Rbw, id),
+                    &self.data_path(ReplicaState::Finalized, id),
+                )?;
+                self.load_finalized(id, gs)?
+            }
+            (false, None, true, Some(gs)) => self.load_rbw(id, gs)?,
+            _ => {
+                warn!(
+                    block = id,
+                    "moving a replica with missing files to corrupt/"
+                );
+                self.move_to_corrupt(ReplicaState::Finalized, id, fin_data, fin_meta)?;
+                self.move_to_corrupt(ReplicaState::Rbw, id, rbw_data, rbw_meta)?;
+                None
+            }
+        })
     }
 
     /// Moves a bad replica found at start-up to `corrupt/`. A replica

@@ -208,6 +208,12 @@ fn unreadable_replicas_are_bad_and_never_stop_the_node() {
     let s = store(dir.path());
     assert!(s.replica(7).is_none());
     assert_eq!(read_all(&s, 5, 1).unwrap(), payload(3000, 5));
+    drop(s);
+    // The half-moved replica (data in corrupt/, its checksums left behind
+    // and still not movable) stops no later start either.
+    let s = store(dir.path());
+    assert!(s.replica(7).is_none());
+    assert_eq!(read_all(&s, 5, 1).unwrap(), payload(3000, 5));
 }
 
 #[test]
