@@ -600,8 +600,10 @@ impl DatanodeProtocol for NamenodeService {
     async fn register(&self, request: Request<RegisterRequest>) -> Reply<RegisterResponse> {
         let r = request.into_inner();
         let node = r.node.as_ref().map(|n| n.id.clone()).unwrap_or_default();
-        let _s = tracing::info_span!("register", node = %node).entered();
-        ok(self.fs.register_datanode(r))
+        let span = tracing::info_span!("register", node = %node);
+        let holder_gone = self.fs.id_holder_gone(&r).instrument(span.clone()).await;
+        let _s = span.entered();
+        ok(self.fs.register_datanode(r, holder_gone))
     }
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {

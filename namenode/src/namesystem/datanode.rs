@@ -13,16 +13,54 @@ use super::{Namesystem, State};
 
 /// The shortest heartbeat interval asked of a datanode while copies run.
 const FAST_HEARTBEAT_MIN: Duration = Duration::from_millis(200);
+/// How long a registration waits to learn whether the node holding its
+/// id at another address still answers there.
+const HOLDER_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 use crate::blocks::{BlockState, Replica, ReplicaKind};
 use crate::datanodes::{AdminState, NodeIdx, NodeLoad};
 use crate::error::{Error, Result};
 
 impl Namesystem {
-    /// Registers a datanode.
-    pub fn register_datanode(&self, req: RegisterRequest) -> Result<RegisterResponse> {
+    /// Registers a datanode. A node id held by a live node at another
+    /// address is refused (see [`Namesystem::id_holder_gone`]) unless
+    /// `holder_gone` says nothing answers at that address any more.
+    pub fn register_datanode(
+        &self,
+        req: RegisterRequest,
+        holder_gone: bool,
+    ) -> Result<RegisterResponse> {
         self.mutate(None, |st, store| {
-            st.register(req, store.cluster_id(), Instant::now())
+            st.register(req, store.cluster_id(), Instant::now(), holder_gone)
         })
+    }
+
+    /// For a registration of a node id that a live node holds at another
+    /// address: true if nothing accepts a connection at that address (the
+    /// node restarted on a new address, with a port of 0 or a new IP), so
+    /// the id may move at once; false if something answers there (a copy
+    /// of its data directory, most likely) or no other node holds the id.
+    pub async fn id_holder_gone(&self, req: &RegisterRequest) -> bool {
+        let Some(node) = &req.node else {
+            return false;
+        };
+        let holder = self.read(|st| {
+            st.dns
+                .id_held_elsewhere(&node.id, &node.address, Instant::now())
+                .map(str::to_string)
+        });
+        let Some(holder) = holder else {
+            return false;
+        };
+        let connect = tokio::net::TcpStream::connect(holder.as_str());
+        let answered = matches!(
+            tokio::time::timeout(HOLDER_PROBE_TIMEOUT, connect).await,
+            Ok(Ok(_))
+        );
+        if !answered {
+            tracing::info!(node = %node.id, address = %node.address, old = %holder,
+                "nothing answers at the node's previous address: it moved");
+        }
+        !answered
     }
 
     /// Records a heartbeat and returns the node's pending commands.
@@ -102,6 +140,7 @@ impl State {
         req: RegisterRequest,
         cluster_id: &str,
         now: Instant,
+        holder_gone: bool,
     ) -> Result<RegisterResponse> {
         let node = req
             .node
@@ -128,13 +167,15 @@ impl State {
                 node.id, node.address
             )));
         }
-        if let Some(holder) = self.dns.id_held_elsewhere(&node.id, &node.address, now) {
-            tracing::error!(node = %node.id, address = %node.address, registered = %holder,
-                "datanode refused: its node id is held by a live datanode at another address (a copied data directory?)");
+        let held = self.dns.id_held_elsewhere(&node.id, &node.address, now);
+        if let Some(holder) = held.filter(|_| !holder_gone) {
+            tracing::warn!(node = %node.id, address = %node.address, registered = %holder,
+                "datanode refused: its node id is held by a live datanode still answering at another address (a copied data directory?)");
             return Err(Error::invalid(format!(
-                "datanode {} at {}: the live datanode at {holder} has this node id (is this node's \
-                 data directory a copy of its?); not joining while it is live, so that neither \
-                 node's replicas are counted on the other (give this node its own data directory)",
+                "datanode {} at {}: the datanode at {holder}, live and answering there, has this \
+                 node id (is this node's data directory a copy of its?); not joining while it is, \
+                 so that neither node's replicas are counted on the other (give each node its own \
+                 data directory)",
                 node.id, node.address
             )));
         }

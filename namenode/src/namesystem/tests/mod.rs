@@ -67,20 +67,23 @@ impl Harness {
     /// Registers a node that has not sent its full block report yet.
     fn register_only(&self, id: &str, addr: &str, rack: &str) {
         self.fs
-            .register_datanode(RegisterRequest {
-                node: Some(DatanodeInfo {
-                    id: id.into(),
-                    address: addr.into(),
-                    rack: rack.into(),
-                }),
-                storage: Some(StorageReport {
-                    capacity: 1 << 40,
-                    used: 0,
-                    remaining: 1 << 40,
-                    ..Default::default()
-                }),
-                cluster_id: String::new(),
-            })
+            .register_datanode(
+                RegisterRequest {
+                    node: Some(DatanodeInfo {
+                        id: id.into(),
+                        address: addr.into(),
+                        rack: rack.into(),
+                    }),
+                    storage: Some(StorageReport {
+                        capacity: 1 << 40,
+                        used: 0,
+                        remaining: 1 << 40,
+                        ..Default::default()
+                    }),
+                    cluster_id: String::new(),
+                },
+                false,
+            )
             .unwrap();
     }
 

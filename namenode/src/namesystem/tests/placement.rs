@@ -67,20 +67,23 @@ async fn a_node_with_room_for_one_block_is_given_one_until_it_reports_it() {
     let h = Harness::open(config(dir.path()));
     three_nodes(&h);
     let block = h.fs.config().block_size;
-    h.fs.register_datanode(RegisterRequest {
-        node: Some(DatanodeInfo {
-            id: "small".into(),
-            address: "127.0.0.9:9101".into(),
-            rack: "/r3".into(),
-        }),
-        storage: Some(StorageReport {
-            capacity: 1 << 40,
-            used: 0,
-            remaining: block + block / 2,
-            ..Default::default()
-        }),
-        cluster_id: String::new(),
-    })
+    h.fs.register_datanode(
+        RegisterRequest {
+            node: Some(DatanodeInfo {
+                id: "small".into(),
+                address: "127.0.0.9:9101".into(),
+                rack: "/r3".into(),
+            }),
+            storage: Some(StorageReport {
+                capacity: 1 << 40,
+                used: 0,
+                remaining: block + block / 2,
+                ..Default::default()
+            }),
+            cluster_id: String::new(),
+        },
+        false,
+    )
     .unwrap();
     let mut on_small = Vec::new();
     for i in 0..6 {
@@ -104,20 +107,23 @@ async fn an_abandoned_block_gives_back_the_room_placement_counted() {
     cfg.replication = 1;
     let h = Harness::open(cfg);
     let block = h.fs.config().block_size;
-    h.fs.register_datanode(RegisterRequest {
-        node: Some(DatanodeInfo {
-            id: "only".into(),
-            address: "127.0.0.9:9101".into(),
-            rack: "/r1".into(),
-        }),
-        storage: Some(StorageReport {
-            capacity: 1 << 40,
-            used: 0,
-            remaining: 3 * block,
-            ..Default::default()
-        }),
-        cluster_id: String::new(),
-    })
+    h.fs.register_datanode(
+        RegisterRequest {
+            node: Some(DatanodeInfo {
+                id: "only".into(),
+                address: "127.0.0.9:9101".into(),
+                rack: "/r1".into(),
+            }),
+            storage: Some(StorageReport {
+                capacity: 1 << 40,
+                used: 0,
+                remaining: 3 * block,
+                ..Default::default()
+            }),
+            cluster_id: String::new(),
+        },
+        false,
+    )
     .unwrap();
     // Ten writers each get a block and abandon it (as an empty file's
     // close does): the node's room for three stays free.

@@ -283,10 +283,10 @@ async fn a_datanode_of_another_cluster_is_refused() {
         storage: Some(StorageReport::default()),
         cluster_id: cluster_id.into(),
     };
-    let ours = h.fs.register_datanode(req("")).unwrap().cluster_id;
+    let ours = h.fs.register_datanode(req(""), false).unwrap().cluster_id;
     assert!(ours.starts_with("CID-"), "{ours}");
-    assert!(h.fs.register_datanode(req(&ours)).is_ok());
-    let e = h.fs.register_datanode(req("CID-other")).unwrap_err();
+    assert!(h.fs.register_datanode(req(&ours), false).is_ok());
+    let e = h.fs.register_datanode(req("CID-other"), false).unwrap_err();
     let text = e.to_string();
     assert!(text.contains("belong to cluster CID-other"), "{text}");
     assert!(text.contains(&ours), "{text}");
@@ -365,7 +365,7 @@ async fn a_node_id_held_by_a_live_node_is_refused_to_another_address() {
         }),
         ..Default::default()
     };
-    let err = h.fs.register_datanode(copy.clone()).unwrap_err();
+    let err = h.fs.register_datanode(copy.clone(), false).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("127.0.0.1:9101") && msg.contains("127.0.0.9:9101"),
@@ -385,9 +385,22 @@ async fn a_node_id_held_by_a_live_node_is_refused_to_another_address() {
     let report = h.fs.cluster_report().datanodes;
     assert_eq!(report.len(), 1);
     assert_eq!(report[0].node.as_ref().unwrap().address, "127.0.0.1:9101");
-    // Silent past the stale limit: the id may move.
+    // Nothing answers at the holder's address (the server's probe): the
+    // node moved, and the id with it.
+    h.fs.register_datanode(copy.clone(), true).unwrap();
+    assert!(beat("127.0.0.1:9101"));
+    assert!(!beat("127.0.0.9:9101"));
+    // Back to the first address, refused again while the other is live;
+    // silent past the stale limit, the id may move without a probe.
+    let mut back = copy.clone();
+    back.node.as_mut().unwrap().address = "127.0.0.1:9101".into();
+    assert!(h.fs.register_datanode(back.clone(), false).is_err());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    h.fs.register_datanode(copy).unwrap();
+    h.fs.register_datanode(back, false).unwrap();
+    assert!(!beat("127.0.0.1:9101"));
+    h.fs.register_datanode(copy.clone(), false).unwrap_err();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.fs.register_datanode(copy, false).unwrap();
     assert!(beat("127.0.0.1:9101"));
     assert!(!beat("127.0.0.9:9101"));
     h.close().await;
