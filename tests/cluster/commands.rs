@@ -648,7 +648,7 @@ fn permissions_are_checked_for_the_user_a_client_names() {
     assert!(c.dfs_ok(&["admin", "safemode", "get"]).contains("OFF"));
     // cp -p keeps the owner only for the superuser: bob's copy of root's
     // file or tree is kept with the mode and times, and one warning line
-    // says the owner and group were not (as GNU cp -p; exit 0).
+    // says the owner or group were not (as GNU cp -p; exit 0).
     c.dfs_ok(&["mkdir", "-p", "/user/bob", "/pubtree/sub"]);
     c.dfs_ok(&["chown", "bob", "/user/bob"]);
     c.dfs_ok(&["put", local, "/public"]);
@@ -661,7 +661,7 @@ fn permissions_are_checked_for_the_user_a_client_names() {
         assert!(out.status.success(), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(
-            err.contains("warning: owner and group not preserved")
+            err.contains("warning: owner or group not preserved")
                 && err.contains(expect)
                 && err.contains("only the superuser can change the owner")
                 && !err.contains("._COPYING_"),

@@ -236,10 +236,14 @@ pub(crate) async fn recover(client: &Client, path: &str) -> CliResult {
 pub(crate) async fn decommission(client: &Client, node: &str, decommission: bool) -> CliResult {
     // A recommission of a node seen in service (live or stale; a dead
     // one's admin state is not shown) changes nothing, and says so.
+    // Best effort: a report refused or failed only loses the hint, and
+    // the recommission itself says what went wrong.
     let in_service = !decommission
-        && client.report().await?.datanodes.iter().any(|d| {
-            (d.address == node || d.id == node)
-                && matches!(d.state, NodeState::Live | NodeState::Stale)
+        && client.report().await.ok().is_some_and(|r| {
+            r.datanodes.iter().any(|d| {
+                (d.address == node || d.id == node)
+                    && matches!(d.state, NodeState::Live | NodeState::Stale)
+            })
         });
     client.decommission(node, decommission).await?;
     let what = if decommission {

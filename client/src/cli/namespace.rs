@@ -245,6 +245,8 @@ pub(crate) async fn du(client: &Client, paths: &[String], summary: bool, human: 
         for child in children {
             match client.content_summary(&child).await {
                 Ok(cs) => rows.push((cs.length, cs.space_consumed, child)),
+                // The namenode away: every other child would wait for it.
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => failures.note_path(&child, Err(e.into()))?,
             }
         }
@@ -298,6 +300,8 @@ async fn setrep_files(
                 )))?;
                 set.push(&f.path);
             }
+            // The namenode away: every other file would wait for it.
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => failures.note_path(&f.path, Err(e.into()))?,
         }
     }

@@ -484,10 +484,10 @@ impl Unpreserved {
         };
         let text = match n {
             1 => format!(
-                "owner and group not preserved, the copy is kept with the mode and times ({first})"
+                "owner or group not preserved, the copy is kept with the mode and times ({first})"
             ),
             n => format!(
-                "owner and group not preserved for {n} copies, kept with the mode and times \
+                "owner or group not preserved for {n} copies, kept with the mode and times \
                  (the first: {first})"
             ),
         };
@@ -526,14 +526,30 @@ async fn preserve_owner(
     if attrs.is_empty() {
         return Ok(());
     }
-    match client.set_attr(path, attrs).await {
-        Ok(_) => Ok(()),
-        Err(Error::PermissionDenied { message }) => {
-            unpreserved.note(shown, &message.replace(path, shown));
-            Ok(())
+    let group = attrs.group.clone();
+    let message = match client.set_attr(path, attrs.clone()).await {
+        Ok(_) => return Ok(()),
+        Err(Error::PermissionDenied { message }) => message,
+        Err(e) => return Err(e.into()),
+    };
+    // The owner refused (only the superuser gives one away): the group
+    // alone may still be the user's to give, as GNU cp -p falls back to.
+    if attrs.owner.is_some() && group.is_some() {
+        let group_only = SetAttr {
+            group,
+            ..SetAttr::default()
+        };
+        match client.set_attr(path, group_only).await {
+            Ok(_) => {
+                unpreserved.note(shown, &message.replace(path, shown));
+                return Ok(());
+            }
+            Err(Error::PermissionDenied { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(e.into()),
     }
+    unpreserved.note(shown, &message.replace(path, shown));
+    Ok(())
 }
 
 async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow<'_>) -> CliResult {

@@ -52,8 +52,12 @@ impl Namesystem {
                         .into(),
                 });
             }
-            let block = (inode.rec.blocks.len() == 1 && st.unwritten_last_block(&inode.rec))
-                .then(|| st.located_new(&inode.rec, 0));
+            // Without all its datanodes (not registered yet after the
+            // restart), no block: the writer's first write allocates one.
+            let block = (inode.rec.blocks.len() == 1
+                && st.unwritten_last_block(&inode.rec)
+                && st.pipeline_usable(&inode.rec.pipeline, &Default::default()))
+            .then(|| st.located_new(&inode.rec, 0));
             Ok((st.ns.get_file_info(path)?, block))
         })
     }

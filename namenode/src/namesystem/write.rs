@@ -157,6 +157,16 @@ impl State {
         names.iter().filter_map(|n| self.dns.find(n)).collect()
     }
 
+    /// True if every node of `pipeline` is registered and not dead, and
+    /// none is in `excluded`: a never-written block allocated on them may
+    /// be handed out again.
+    pub(crate) fn pipeline_usable(&self, pipeline: &[String], excluded: &HashSet<NodeIdx>) -> bool {
+        !pipeline.is_empty()
+            && pipeline
+                .iter()
+                .all(|id| self.dns.lookup(id).is_some_and(|i| !excluded.contains(&i)))
+    }
+
     fn infos(&self, ids: &[String]) -> Vec<DatanodeInfo> {
         ids.iter()
             .filter_map(|id| self.dns.find(id))
@@ -180,17 +190,19 @@ impl State {
                 .fold(0u64, |a, b| a.saturating_add(b.length))
         };
         // A retried call whose answer was lost: hand out the same block
-        // again, if its datanodes are all registered. After a restart they
-        // may not be yet (or no longer be); the block was never written, so
-        // it is replaced by a new one on nodes that are here.
+        // again, if its datanodes are all registered and alive and the
+        // writer excluded none of them. After a restart they may not be
+        // registered yet (or no longer be); the block was never written,
+        // so it is replaced by a new one on nodes that are here.
         let retried = match (&req.previous, rec.blocks.last()) {
             (None, Some(_)) => n == 1,
             (Some(p), Some(_)) => n >= 2 && rec.blocks[n - 2].id == p.id,
             _ => false,
         } && self.unwritten_last_block(&rec);
+        let excluded = self.node_set(&req.excluded_nodes);
         let mut replaced = None;
         if retried {
-            if self.infos(&rec.pipeline).len() == rec.pipeline.len() && !rec.pipeline.is_empty() {
+            if self.pipeline_usable(&rec.pipeline, &excluded) {
                 return Ok((
                     self.located_new(&rec, offset_of(n - 1, &rec)),
                     store.last_applied(),
@@ -237,7 +249,6 @@ impl State {
         } else {
             req.client_host.as_str()
         };
-        let excluded = self.node_set(&req.excluded_nodes);
         let mut cands = self.dns.candidates(now, rec.block_size);
         // Nodes that refused this client's block as full are full, whatever
         // their last heartbeat said.

@@ -321,8 +321,16 @@ async fn a_retried_allocation_after_a_restart_never_gets_a_block_without_datanod
         .collect();
     assert!(!blocks.contains(&old.id), "{blocks:?}");
     assert!(blocks.contains(&new.id), "{blocks:?}");
-    // With its datanode here, a further retry gets that same new block.
-    let again = h.fs.add_block(retry, "").await.unwrap();
+    // With its datanodes here, a further retry gets that same new block.
+    let again = h.fs.add_block(retry.clone(), "").await.unwrap();
     assert_eq!(again.block.map(|b| b.id), Some(new.id));
+    // A retry that excludes one of them (its setup failed, and so did the
+    // abandon) gets a block without it.
+    h.register("dn5", "127.0.0.5:9101", "/r3");
+    let mut excluding = retry;
+    excluding.excluded_nodes = vec!["127.0.0.4:9101".into()];
+    let other = h.fs.add_block(excluding, "").await.unwrap();
+    assert_ne!(other.block.map(|b| b.id), Some(new.id));
+    assert!(other.locations.iter().all(|l| l.id != "dn4"), "{other:?}");
     h.close().await;
 }
