@@ -624,6 +624,20 @@ fn permissions_are_checked_for_the_user_a_client_names() {
         &["chown", "bob", "/user/alice/f"],
         "only the superuser",
     );
+    // A change that changes nothing is still the owner's (or the
+    // superuser's) to make, as in HDFS: refused, never a silent success.
+    let mode = format!("{:o}", stat(&c, "/user/alice/f")["mode"].as_u64().unwrap());
+    refused(
+        "bob",
+        &["chmod", &mode, "/user/alice/f"],
+        "is not the owner",
+    );
+    refused(
+        "bob",
+        &["chown", "alice", "/user/alice/f"],
+        "only the superuser",
+    );
+    ok("alice", &["chmod", &mode, "/user/alice/f"]);
     // Readable by others until its owner says otherwise.
     assert_eq!(ok("bob", &["cat", "/user/alice/f"]).len(), 3000);
     ok("alice", &["chmod", "600", "/user/alice/f"]);

@@ -62,10 +62,10 @@ pub(crate) async fn chmod(
     let change = super::mode::parse(mode).map_err(CliError::Usage)?;
     let change: &ModeChange = &change;
     for_each(client, paths, recursive, move |st| async move {
+        // Sent even when the mode is unchanged: the namenode says whether
+        // the user may change it (as `hdfs dfs -chmod`), where skipping
+        // the call would report success to anyone.
         let new = change.apply(st.mode, st.is_dir());
-        if new == st.mode & 0o7777 {
-            return Ok(());
-        }
         let attr = SetAttr {
             mode: Some(new),
             ..Default::default()
@@ -116,11 +116,9 @@ pub(crate) async fn chown(
     for_each(client, paths, recursive, move |st| {
         let attr = attr.clone();
         async move {
-            let same_owner = attr.owner.as_ref().is_none_or(|o| *o == st.owner);
-            let same_group = attr.group.as_ref().is_none_or(|g| *g == st.group);
-            if !(same_owner && same_group) {
-                client.set_attr_of(&st.path, st.inode, attr).await?;
-            }
+            // Sent even when nothing changes, for the namenode's check (as
+            // chmod above).
+            client.set_attr_of(&st.path, st.inode, attr).await?;
             Ok(())
         }
     })
