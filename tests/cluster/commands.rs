@@ -473,7 +473,9 @@ fn safe_mode_is_entered_left_and_waited_for_by_hand() {
     );
     assert_eq!(c.dfs_json(&["report", "--json"])["safe_mode"], true);
     c.dfs_fails(&["mkdir", "/no"], &["safe mode"]);
-    c.dfs_fails(&["put", f, "/no"], &["safe mode"]);
+    // The refusal names the remote path it was about, not the source.
+    let err = c.dfs_fails(&["put", f, "/no"], &["safe mode"]);
+    assert!(err.starts_with("dfs: put: /no"), "{err}");
     c.dfs_fails(&["rm", "/kept"], &["safe mode"]);
     assert_eq!(cat(&c, "/kept"), std::fs::read(f).unwrap());
     assert!(c

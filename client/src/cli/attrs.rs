@@ -148,7 +148,11 @@ pub(crate) async fn touchz(client: &Client, paths: &[String]) -> CliResult {
         let one = async {
             match client.status(p).await {
                 Ok(st) if st.is_dir() => Err(Error::IsADirectory { path: st.path }.into()),
-                Ok(st) if st.length > 0 || st.under_construction => Err(CliError::Told(format!(
+                Ok(st) if st.under_construction => Err(CliError::Told(format!(
+                    "{}: is being written (not closed yet), so not a zero-length file",
+                    st.path
+                ))),
+                Ok(st) if st.length > 0 => Err(CliError::Told(format!(
                     "{}: not a zero-length file",
                     st.path
                 ))),

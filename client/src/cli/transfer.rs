@@ -94,17 +94,24 @@ pub(crate) async fn put(client: &Client, args: PutArgs) -> CliResult {
     }
     let mut failures = Failures::default();
     for l in &locals {
-        let one = async {
-            let target = match &remote_dir {
-                Some(dir) if l == "-" => {
-                    return Err(Error::IsADirectory { path: dir.clone() }.into());
-                }
-                Some(dir) => dfs_proto::path::join(dir, &file_name(l)?),
-                None => remote.clone(),
-            };
-            put_one(client, l, &target, &opts).await
+        let target = match &remote_dir {
+            Some(dir) if l == "-" => Err(Error::IsADirectory { path: dir.clone() }.into()),
+            Some(dir) => file_name(l).map(|name| dfs_proto::path::join(dir, &name)),
+            None => Ok(remote.clone()),
         };
-        failures.note_path(l, one.await)?;
+        let (r, target) = match target {
+            Ok(t) => (put_one(client, l, &t, &opts).await, t),
+            Err(e) => (Err(e), String::new()),
+        };
+        // A refusal of the cluster's (safe mode, no datanodes) names the
+        // remote path it was about; a failure of the local file, the
+        // local path.
+        let named = match &r {
+            Err(CliError::Local { .. }) | Err(CliError::Usage(_)) => l.as_str(),
+            _ if target.is_empty() => l.as_str(),
+            _ => target.as_str(),
+        };
+        failures.note_path(named, r)?;
     }
     failures.finish()
 }

@@ -597,15 +597,29 @@ impl State {
                 continue;
             };
             let timeout = self.cfg.recovery_timeout;
-            let stuck = match self.blocks.get(last.id).and_then(|b| b.recovery.as_ref()) {
+            let recovery = self.blocks.get(last.id).and_then(|b| b.recovery.as_ref());
+            let stuck = match recovery {
                 None => self
                     .leases
                     .last_attempt(f)
                     .is_none_or(|t| now.saturating_duration_since(t) > timeout),
                 Some(r) => now.saturating_duration_since(r.started) > timeout,
             };
+            // The primary takes its order with a heartbeat. One not heard
+            // from for three heartbeats since it was chosen (hung: it was
+            // the node heard from last when chosen) never took it, so
+            // another is chosen now rather than at the timeout.
+            let silent = recovery.is_some_and(|r| {
+                now.saturating_duration_since(r.started) > self.cfg.heartbeat_interval * 3
+                    && self.dns.get(r.primary).last_heartbeat <= r.started
+            });
             if stuck {
                 todo.push((f, "block recovery did not finish; retrying".into()));
+            } else if silent {
+                todo.push((
+                    f,
+                    "the block recovery's primary datanode has not been heard from since it was chosen; choosing another".into(),
+                ));
             }
         }
         for (f, why) in todo {
