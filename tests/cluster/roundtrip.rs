@@ -569,37 +569,35 @@ async fn a_reader_never_continues_into_a_file_that_replaced_its_own() {
 /// copy is removed and the exit status says which signal (128 + 15).
 /// Before, SIGTERM left `NAME.XXXXXXXX._COPYING_` under construction,
 /// its lease held, until the hard limit.
-#[test]
-fn a_put_stopped_by_sigterm_removes_its_partial_copy() {
+/// Starts `dfs put - /st/f` (with `/st` made) and feeds it `bytes` bytes,
+/// keeping its input open; returns once its partial copy
+/// (`NAME.XXXXXXXX._COPYING_`) is there, so the copy is running.
+fn running_put_from_stdin(
+    c: &Cluster,
+    bytes: usize,
+    seed: u64,
+) -> (std::process::Child, std::process::ChildStdin) {
     use std::io::Write;
     use std::process::Stdio;
-    let c = Cluster::builder().datanodes(1).replication(1).start();
-    c.dfs_ok(&["mkdir", "/st"]);
     let mut put = c
         .dfs_command(&["put", "-", "/st/f"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Bytes are written, and the input stays open: the copy is running.
     let mut stdin = put.stdin.take().unwrap();
-    stdin.write_all(&random_bytes(3 << 20, 5)).unwrap();
-    let copying = || {
-        c.dfs_json(&["ls", "--json", "/st"])
-            .as_array()
-            .is_some_and(|a| {
-                a.iter()
-                    .any(|e| e["path"].as_str().unwrap().contains("._COPYING_"))
-            })
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !copying() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no partial copy appeared"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    stdin.write_all(&random_bytes(bytes, seed)).unwrap();
+    dfs_tests::wait_until(std::time::Duration::from_secs(20), "a partial copy", || {
+        c.dfs_ok(&["ls", "/st"]).contains("._COPYING_")
+    });
+    (put, stdin)
+}
+
+#[test]
+fn a_put_stopped_by_sigterm_removes_its_partial_copy() {
+    let c = Cluster::builder().datanodes(1).replication(1).start();
+    c.dfs_ok(&["mkdir", "/st"]);
+    let (put, stdin) = running_put_from_stdin(&c, 3 << 20, 5);
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &put.id().to_string()])
         .status()
@@ -620,8 +618,6 @@ fn a_put_stopped_by_sigterm_removes_its_partial_copy() {
 /// leave `NAME.XXXXXXXX._COPYING_` behind without a word.
 #[test]
 fn two_signals_together_stop_a_put_as_one_does() {
-    use std::io::Write;
-    use std::process::Stdio;
     let c = Cluster::builder().datanodes(1).replication(1).start();
     c.dfs_ok(&["mkdir", "/st"]);
     // Two of a kind may merge into one delivery; two kinds never do, and
@@ -632,22 +628,7 @@ fn two_signals_together_stop_a_put_as_one_does() {
         (libc::SIGTERM, libc::SIGINT, 0),
     ];
     for (first, second, gap_ms) in rounds {
-        let mut put = c
-            .dfs_command(&["put", "-", "/st/f"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = put.stdin.take().unwrap();
-        stdin.write_all(&random_bytes(1 << 20, 6)).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !c.dfs_ok(&["ls", "/st"]).contains("._COPYING_") {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no partial copy appeared"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let (put, stdin) = running_put_from_stdin(&c, 1 << 20, 6);
         let pid = put.id() as i32;
         // SAFETY: kill(2) on the child this test spawned and has not reaped.
         unsafe { libc::kill(pid, first) };

@@ -21,6 +21,7 @@ mod format;
 mod glob;
 mod mode;
 mod namespace;
+mod preserve;
 mod query;
 mod stop;
 mod transfer;

@@ -17,8 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::glob::{expand, expand_all};
+use super::preserve::{preserve_owner, preserved_mode_and_times, Unpreserved};
 use super::{local, stop, CliError, CliResult, CpArgs, Failures, GetArgs, PutArgs};
-use crate::{Client, CreateOptions, Error, FileReader, FileStatus, FileType, FileWriter, SetAttr};
+use crate::{Client, CreateOptions, Error, FileReader, FileStatus, FileType, FileWriter};
 
 /// Files at least this large get a progress bar (on a terminal).
 const PROGRESS_MIN: u64 = 32 << 20;
@@ -99,19 +100,17 @@ pub(crate) async fn put(client: &Client, args: PutArgs) -> CliResult {
             Some(dir) => file_name(l).map(|name| dfs_proto::path::join(dir, &name)),
             None => Ok(remote.clone()),
         };
-        let (r, target) = match target {
-            Ok(t) => (put_one(client, l, &t, &opts).await, t),
-            Err(e) => (Err(e), String::new()),
-        };
         // A refusal of the cluster's (safe mode, no datanodes) names the
         // remote path it was about; a failure of the local file, the
         // local path.
-        let named = match &r {
-            Err(CliError::Local { .. }) | Err(CliError::Usage(_)) => l.as_str(),
-            _ if target.is_empty() => l.as_str(),
-            _ => target.as_str(),
+        let (named, r) = match target {
+            Ok(t) => match put_one(client, l, &t, &opts).await {
+                r @ Err(CliError::Local { .. } | CliError::Usage(_)) => (l.clone(), r),
+                r => (t, r),
+            },
+            Err(e) => (l.clone(), Err(e)),
         };
-        failures.note_path(named, r)?;
+        failures.note_path(&named, r)?;
     }
     failures.finish()
 }
@@ -462,101 +461,6 @@ struct CopyHow<'a> {
     /// Where `-p` notes the copies it could not give their source's owner
     /// and group.
     unpreserved: &'a Unpreserved,
-}
-
-/// The copies `cp -p` kept without their source's owner and group: the
-/// namenode lets only the superuser give an inode to another user, and
-/// only a group's members give it to that group. As GNU `cp -p` and
-/// `hdfs dfs -cp -p` by a non-superuser, the copy is kept with what could
-/// be preserved (mode and times) and the command succeeds; one warning
-/// line at the end says so (README).
-#[derive(Debug, Default)]
-struct Unpreserved(std::sync::Mutex<Option<(usize, String)>>);
-
-impl Unpreserved {
-    /// Notes the copy `path`, refused for `reason` (the namenode's words).
-    fn note(&self, path: &str, reason: &str) {
-        if let Ok(mut u) = self.0.lock() {
-            match &mut *u {
-                Some((n, _)) => *n += 1,
-                None => *u = Some((1, format!("{path}: {reason}"))),
-            }
-        }
-    }
-
-    /// Prints the one warning line, if a copy was noted.
-    fn warn(&self) {
-        let Some((n, first)) = self.0.lock().ok().and_then(|mut u| u.take()) else {
-            return;
-        };
-        let text = match n {
-            1 => format!(
-                "owner or group not preserved, the copy is kept with the mode and times ({first})"
-            ),
-            n => format!(
-                "owner or group not preserved for {n} copies, kept with the mode and times \
-                 (the first: {first})"
-            ),
-        };
-        // Never panic on a closed stderr.
-        let _ = writeln!(std::io::stderr().lock(), "dfs: cp: warning: {text}");
-    }
-}
-
-/// Mode and times of `st`, for `cp -p`: what the owner of the copy may
-/// always set.
-fn preserved_mode_and_times(st: &FileStatus) -> SetAttr {
-    SetAttr {
-        mode: Some(st.mode),
-        mtime: Some(st.mtime),
-        atime: Some(st.atime),
-        ..SetAttr::default()
-    }
-}
-
-/// Gives `path` (the copy `shown` of `src`, now owned by `have`) the
-/// owner and group of `src`, for `cp -p`. A refusal is noted in
-/// `unpreserved`, not an error: the copy is kept.
-async fn preserve_owner(
-    client: &Client,
-    path: &str,
-    shown: &str,
-    src: &FileStatus,
-    have: (&str, &str),
-    unpreserved: &Unpreserved,
-) -> CliResult {
-    let attrs = SetAttr {
-        owner: (src.owner != have.0).then(|| src.owner.clone()),
-        group: (src.group != have.1).then(|| src.group.clone()),
-        ..SetAttr::default()
-    };
-    if attrs.is_empty() {
-        return Ok(());
-    }
-    let group = attrs.group.clone();
-    let message = match client.set_attr(path, attrs.clone()).await {
-        Ok(_) => return Ok(()),
-        Err(Error::PermissionDenied { message }) => message,
-        Err(e) => return Err(e.into()),
-    };
-    // The owner refused (only the superuser gives one away): the group
-    // alone may still be the user's to give, as GNU cp -p falls back to.
-    if attrs.owner.is_some() && group.is_some() {
-        let group_only = SetAttr {
-            group,
-            ..SetAttr::default()
-        };
-        match client.set_attr(path, group_only).await {
-            Ok(_) => {
-                unpreserved.note(shown, &message.replace(path, shown));
-                return Ok(());
-            }
-            Err(Error::PermissionDenied { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    unpreserved.note(shown, &message.replace(path, shown));
-    Ok(())
 }
 
 async fn cp_file(client: &Client, src: &FileStatus, target: &str, how: CopyHow<'_>) -> CliResult {

@@ -335,7 +335,7 @@ impl State {
         if let Some(old) = replaced {
             self.forget_block(old);
             tracing::info!(path = %w.path, old, new = block_id,
-                "a retried block allocation got a new block: the datanodes of the one allocated before the namenode restarted have not registered");
+                "a retried block allocation got a new block: a datanode of the one allocated before is not live (not registered since a restart, or dead) or was excluded by the writer");
         }
         let mut info = BlockInfo::new(w.id, gs, 0, BlockState::UnderConstruction, rec.replication);
         info.pipeline = pipeline;
